@@ -1,0 +1,73 @@
+// The one normalized event stream every capture source produces (eBPF probe, strace, VM
+// introspection, replayed recordings, imported traces). Interpretation happens later, in
+// semantics/; a collector only reports what it observed.
+
+export type Abi = 'x86_64' | 'i386';
+
+export type SockAddr =
+  | { family: 'inet' | 'inet6'; address: string; port: number }
+  | { family: 'unix'; path: string; abstract: boolean }
+  | { family: 'netlink' | 'packet' | 'other'; raw: number };
+
+interface EventBase {
+  /** 1-based, strictly increasing within one capture; evidence refers to events by it. */
+  seq: number;
+  /** Nanoseconds since the capture started. */
+  ts: number;
+  /** Process id (thread-group id) as seen inside the sample's own pid namespace or guest. */
+  pid: number;
+  /** Thread id in the same namespace; equals pid for the main thread. */
+  tid: number;
+  /** Kernel task name (comm, at most 15 bytes) when the source knows it. */
+  comm?: string;
+}
+
+/** One completed (or unfinished, ret === null) system call. */
+export interface SyscallEvent extends EventBase {
+  type: 'syscall';
+  abi: Abi;
+  /** Syscall number in `abi` numbering; -1 when the source only knows the name. */
+  nr: number;
+  /** Syscall name from the table for `abi` (e.g. 'openat'); 'syscall_<nr>' when unknown. */
+  name: string;
+  /** Raw register arguments (up to 6). Pointers may lose precision above 2^53; never used as data. */
+  args: number[];
+  /** Return value (negative errno on failure); null when the call never returned (exit, a killed task). */
+  ret: number | null;
+  /** First path argument, read at the call (open*, exec*, unlink*, rename* source, chmod*, mkdir*, ...). */
+  path?: string;
+  /** Second path argument (target of rename, link or symlink). */
+  path2?: string;
+  /** argv of execve/execveat, read at the call. */
+  argv?: string[];
+  /** Socket address of connect/bind/accept/sendto/recvfrom, read at the call (accept: at return). */
+  addr?: SockAddr;
+}
+
+/** A new task: fork, vfork or clone. `thread` is true for CLONE_THREAD. */
+export interface ForkEvent extends EventBase {
+  type: 'fork';
+  childPid: number;
+  childTid: number;
+  thread: boolean;
+}
+
+/** A successful exec: the process now runs `exe`. */
+export interface ExecEvent extends EventBase {
+  type: 'exec';
+  exe: string;
+  argv: string[];
+  uid?: number;
+}
+
+/** A task ended. `thread` is false when the whole process (thread group) ended. */
+export interface ExitEvent extends EventBase {
+  type: 'exit';
+  code: number;
+  /** Terminating signal number when killed by a signal. */
+  signal?: number;
+  thread: boolean;
+}
+
+export type TraceEvent = SyscallEvent | ForkEvent | ExecEvent | ExitEvent;
+export type TraceEventType = TraceEvent['type'];

@@ -1,0 +1,89 @@
+// report.json: the versioned analysis report. Bump REPORT_VERSION's minor for added keys,
+// its major for anything renamed or removed.
+import type { Backend } from '../capture/collector.js';
+import type { Finding, Verdict } from '../engine/types.js';
+
+export const REPORT_SCHEMA = 'sandtrace.report';
+export const REPORT_VERSION = '1.0.0';
+
+export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
+
+export interface ReportProcess {
+  pid: number;
+  ppid: number;
+  exe: string;
+  argv: string[];
+  uid: number;
+  /** Seconds since the analysis started. */
+  start: number;
+  end: number | null;
+  exit: number | null;
+  signal: number | null;
+  syscalls: number;
+}
+
+export interface ReportFile {
+  path: string;
+  ops: FileOp[];
+  pids: number[];
+  /** Target path of a rename, or where a link points. */
+  renamedTo?: string[];
+}
+
+export interface ReportDropped {
+  path: string;
+  sha256: string;
+  size: number;
+  /** Whether the file was created (new) or an existing image file modified. */
+  change: 'created' | 'modified';
+  /** Relative path of the copy inside the analysis directory; absent when over the size cap. */
+  copy?: string;
+  truncated: boolean;
+}
+
+export interface ReportNetwork {
+  op: 'connect' | 'bind' | 'listen' | 'accept' | 'sendto' | 'recvfrom' | 'sendmsg' | 'socket';
+  proto: 'tcp' | 'udp' | 'unix' | 'raw' | 'other';
+  family: 'inet' | 'inet6' | 'unix' | 'netlink' | 'packet' | 'other';
+  address: string;
+  port: number | null;
+  /** 'ok', or the errno name of the failure (ECONNREFUSED, ENETUNREACH, EINPROGRESS, ...). */
+  result: string;
+  pid: number;
+  count: number;
+}
+
+export interface ReportDiagnostic {
+  code: string;
+  message: string;
+  where?: string;
+}
+
+export interface Report {
+  schema: typeof REPORT_SCHEMA;
+  version: string;
+  tool: { name: 'sandtrace'; version: string };
+  analysis: {
+    id: string;
+    started: string;
+    ended: string;
+    duration: number;
+    timeout: number;
+    timedOut: boolean;
+    /** 'completed': the pipeline ran to the end (whatever the sample did). 'partial': something failed; see errors. */
+    status: 'completed' | 'partial';
+    isolation: { kind: 'container' | 'rootless' | 'vm' | 'none'; guarantees: string[]; weaker: string[] };
+    errors: ReportDiagnostic[];
+    warnings: ReportDiagnostic[];
+  };
+  sample: { name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[] };
+  processes: ReportProcess[];
+  files: ReportFile[];
+  dropped: ReportDropped[];
+  deleted: string[];
+  network: ReportNetwork[];
+  syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
+  capture: { backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[] };
+  findings: Finding[];
+  verdict: Verdict;
+}

@@ -1,0 +1,69 @@
+// The sandbox contract: one isolated, disposable run of a sample. Implemented by the runc
+// container sandbox (root) and the rootless sandbox; the VM sandbox follows the same shape.
+
+export interface SandboxLimits {
+  memoryMiB: number;
+  pids: number;
+  /** CPU quota in cores (e.g. 1 = one core). */
+  cpus: number;
+}
+
+export interface SandboxOptions {
+  /** Host path of the sample; copied into the container, never bind-mounted writable. */
+  sample: string;
+  args: string[];
+  /** Seconds before the whole container is frozen and killed. */
+  timeout: number;
+  /** A docker-save or OCI-layout archive to use as the base image instead of the built-in one. */
+  image?: string;
+  limits?: Partial<SandboxLimits>;
+  /** Host directory for this analysis' bundle and overlay (removed by destroy()). */
+  workDir?: string;
+}
+
+export interface SandboxStartInfo {
+  id: string;
+  /** cgroup v2 directory of the container (under the unified hierarchy): the capture filter. */
+  cgroupPath: string;
+  /** Host pid of the container's first process (waiting to start the sample). */
+  hostPid: number;
+  /** Path of the sample inside the container. */
+  samplePath: string;
+}
+
+export interface FileChange {
+  /** Path inside the container. */
+  path: string;
+  change: 'created' | 'modified' | 'deleted';
+  size: number;
+  sha256: string | null;
+  /** Host path of the copy (in the output dir), when copied. */
+  copy?: string;
+  truncated: boolean;
+}
+
+export interface SandboxResult {
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  /** Seconds from start() to the end of the sample. */
+  duration: number;
+  /** Console output of the sample (stdout+stderr), capped. */
+  console: string;
+}
+
+export interface Sandbox {
+  /** Generate the bundle and create the container; the sample has not started yet. */
+  create(): Promise<SandboxStartInfo>;
+  /** Let the sample run. */
+  start(): Promise<void>;
+  /** Resolve when the sample's first process exits, or at the timeout after freezing and killing everything. */
+  wait(): Promise<SandboxResult>;
+  /** Pause and resume every process of the container (cgroup freezer); used by capture back-pressure. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** Files created, modified and deleted, from the overlay upper layer; copies created/modified files to outDir (size-capped). */
+  changes(outDir: string): Promise<FileChange[]>;
+  /** Kill what is left and remove container, mounts, cgroups and bundle. Idempotent. */
+  destroy(): Promise<void>;
+}

@@ -1,0 +1,54 @@
+// What semantic reconstruction adds to a raw event: the process it belongs to (with its
+// ancestry) and, for calls on a file descriptor, what that descriptor refers to.
+import type { TraceEvent } from '../capture/events.js';
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** Executable path from the last exec ('' when the process was never seen exec'ing). */
+  exe: string;
+  /** Kernel task name (comm) or basename of exe. */
+  name: string;
+  argv: string[];
+  uid: number;
+  /** Session id and controlling tty when known (0 otherwise). */
+  sid: number;
+  tty: number;
+  /** ns since capture start. */
+  start: number;
+  end: number | null;
+  /** Exit status; with a signal, 128 + signal. null while running or unknown. */
+  exit: number | null;
+  signal: number | null;
+  parent: ProcessInfo | undefined;
+  /** Container or VM identity of the analysis ('' when outside any). */
+  containerId: string;
+  containerName: string;
+}
+
+export type FdType =
+  | 'file' | 'directory' | 'ipv4' | 'ipv6' | 'unix' | 'netlink' | 'pipe' | 'event'
+  | 'signalfd' | 'timerfd' | 'inotify' | 'memfd' | 'bpf' | 'socket' | 'unknown';
+
+export interface FdInfo {
+  num: number;
+  type: FdType;
+  /** Falco's fd.name: a path, or "sip:sport->dip:dport" for a connected socket. */
+  name: string;
+  path?: string;
+  l4proto?: 'tcp' | 'udp' | 'raw' | 'icmp';
+  sip?: string;
+  sport?: number;
+  dip?: string;
+  dport?: number;
+}
+
+/** A raw event with what semantic reconstruction knows about it. */
+export interface EnrichedEvent {
+  ev: TraceEvent;
+  proc: ProcessInfo;
+  /** The descriptor the call operated on or produced, when there is one. */
+  fd: FdInfo | undefined;
+  /** User name for proc.uid inside the analysed system, when known. */
+  user: string;
+}
