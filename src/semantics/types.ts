@@ -37,10 +37,14 @@ export interface FdInfo {
   name: string;
   path?: string;
   l4proto?: 'tcp' | 'udp' | 'raw' | 'icmp';
-  sip?: string;
-  sport?: number;
-  dip?: string;
-  dport?: number;
+  /** Socket endpoints. 'client' sockets connected out (remote = server); 'server' sockets were
+   *  bound/listened or accepted (local = server). Falco's fd.sip/sport is the server side,
+   *  fd.cip/cport the client side; fd.lip/rip local/remote. */
+  role?: 'client' | 'server';
+  lip?: string;
+  lport?: number;
+  rip?: string;
+  rport?: number;
 }
 
 /** A raw event with what semantic reconstruction knows about it. */
@@ -51,4 +55,7 @@ export interface EnrichedEvent {
   fd: FdInfo | undefined;
   /** User name for proc.uid inside the analysed system, when known. */
   user: string;
+  /** The event's path arguments made absolute (against the cwd or the dirfd), when it has them. */
+  path: string | undefined;
+  path2: string | undefined;
 }

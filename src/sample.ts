@@ -1,0 +1,76 @@
+// Checks a submitted sample before anything runs it, and describes it: size, hashes, type.
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SandtraceError } from './errors.js';
+import type { SampleInfo } from './report/build.js';
+
+export const MAX_SAMPLE_BYTES = 256 * 1024 * 1024;
+
+export async function inspectSample(path: string, args: string[] = []): Promise<SampleInfo> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new SandtraceError('INPUT_MISSING', `sample not found: ${path}`);
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read sample ${path}: ${code ?? String(e)}`);
+  }
+  if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `sample is a directory, not a file: ${path}`);
+  if (!st.isFile()) throw new SandtraceError('INPUT_UNREADABLE', `sample is not a regular file: ${path}`);
+  if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `sample is empty: ${path}`);
+  if (st.size > MAX_SAMPLE_BYTES) {
+    throw new SandtraceError('INPUT_TOO_LARGE', `sample is ${st.size} bytes; the limit is ${MAX_SAMPLE_BYTES}`, { details: { size: st.size } });
+  }
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read sample ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const sha256 = createHash('sha256');
+  const sha1 = createHash('sha1');
+  const md5 = createHash('md5');
+  let head: Buffer | undefined;
+  try {
+    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      if (!head) head = chunk.subarray(0, 512);
+      sha256.update(chunk);
+      sha1.update(chunk);
+      md5.update(chunk);
+    }
+  } catch (e) {
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read sample ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  return {
+    name: basename(path), size: st.size, sha256: sha256.digest('hex'), sha1: sha1.digest('hex'), md5: md5.digest('hex'),
+    type: fileType(head ?? Buffer.alloc(0)), args,
+  };
+}
+
+/** A short description of the content from its first bytes (like file(1), for the common cases). */
+export function fileType(head: Buffer): string {
+  if (head.length >= 20 && head.readUInt32BE(0) === 0x7f454c46) {
+    const bits = head[4] === 2 ? '64-bit' : '32-bit';
+    const endian = head[5] === 1 ? 'LSB' : 'MSB';
+    const etype = head[5] === 1 ? head.readUInt16LE(16) : head.readUInt16BE(16);
+    const kind = etype === 2 ? 'executable' : etype === 3 ? 'shared object or PIE executable' : etype === 1 ? 'relocatable' : 'file';
+    const mach = head[5] === 1 ? head.readUInt16LE(18) : head.readUInt16BE(18);
+    const arch = mach === 62 ? 'x86-64' : mach === 3 ? 'Intel 80386' : mach === 183 ? 'ARM aarch64' : mach === 40 ? 'ARM' : `machine ${mach}`;
+    return `ELF ${bits} ${endian} ${kind}, ${arch}`;
+  }
+  if (head[0] === 0x23 && head[1] === 0x21) {
+    const line = head.subarray(2, head.indexOf(0x0a) > 0 ? head.indexOf(0x0a) : 128).toString('latin1').trim();
+    const interp = line.split(/\s+/);
+    const prog = interp[0]?.endsWith('/env') ? interp[1] : interp[0];
+    return `script, interpreter ${prog ?? 'unknown'}`;
+  }
+  if (head[0] === 0x4d && head[1] === 0x5a) return 'PE/MS-DOS executable';
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip compressed data';
+  if (head.subarray(0, 4).toString('latin1') === 'PK\x03\x04') return 'Zip archive';
+  if (head.length > 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return 'POSIX tar archive';
+  const text = head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
+  return text ? 'text' : 'data';
+}

@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SyscallEvent, TraceEvent } from '../capture/events.js';
+import { syscallNumber } from './syscalls.js';
+import { SemanticState } from './state.js';
+import { decodeArgs } from './args.js';
+
+let seq = 0;
+function sc(pid: number, name: string, args: number[], ret: number | null, extra: Partial<SyscallEvent> = {}): SyscallEvent {
+  return { type: 'syscall', seq: ++seq, ts: seq * 1000, pid, tid: pid, abi: 'x86_64', nr: syscallNumber(name), name, args, ret, ...extra };
+}
+const exec = (pid: number, exe: string, argv: string[]): TraceEvent => ({ type: 'exec', seq: ++seq, ts: seq * 1000, pid, tid: pid, exe, argv });
+const fork = (pid: number, child: number, thread = false): TraceEvent => ({ type: 'fork', seq: ++seq, ts: seq * 1000, pid, tid: pid, childPid: child, childTid: child, thread });
+
+test('process tree: fork inherits exe and parent; exec replaces exe and argv; exit records status', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/bin/sh', ['sh', '-c', 'ls']));
+  s.apply(fork(1, 7));
+  const e = s.apply(exec(7, '/usr/bin/ls', ['ls', '-l']));
+  assert.equal(e.proc.pid, 7);
+  assert.equal(e.proc.ppid, 1);
+  assert.equal(e.proc.exe, '/usr/bin/ls');
+  assert.equal(e.proc.name, 'ls');
+  assert.equal(e.proc.parent?.exe, '/bin/sh');
+  s.apply({ type: 'exit', seq: ++seq, ts: 99_000, pid: 7, tid: 7, code: 0, signal: 9, thread: false });
+  const ls = s.process(7);
+  assert.equal(ls?.exit, 137);
+  assert.equal(ls?.signal, 9);
+  assert.deepEqual(s.processes().map((p) => p.pid), [1, 7]);
+});
+
+test('threads do not create processes', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/bin/app', ['app']));
+  s.apply(fork(1, 2, true));
+  assert.equal(s.processes().length, 1);
+});
+
+test('fd table: open gives read/write events their path; dup copies; close forgets; fork copies', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  s.apply(sc(1, 'openat', [-100, 0, 0o101, 0o644], 3, { path: '/tmp/out.txt' }));
+  assert.equal(s.apply(sc(1, 'write', [3, 0, 5], 5)).fd?.path, '/tmp/out.txt');
+  assert.equal(s.apply(sc(1, 'dup2', [3, 1], 1)).fd?.num, 1);
+  assert.equal(s.apply(sc(1, 'write', [1, 0, 5], 5)).fd?.path, '/tmp/out.txt');
+  s.apply(fork(1, 5));
+  assert.equal(s.apply(sc(5, 'write', [3, 0, 1], 1)).fd?.path, '/tmp/out.txt');
+  s.apply(sc(1, 'close', [3], 0));
+  assert.equal(s.apply(sc(1, 'write', [3, 0, 5], -9)).fd?.type, 'unknown');
+  assert.equal(s.apply(sc(5, 'write', [3, 0, 1], 1)).fd?.path, '/tmp/out.txt', 'the child keeps its own copy');
+});
+
+test('relative paths resolve against chdir and dirfd', () => {
+  const s = new SemanticState({ initialCwd: '/home/user' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  assert.equal(s.apply(sc(1, 'openat', [-100, 0, 0], 3, { path: 'notes.txt' })).path, '/home/user/notes.txt');
+  s.apply(sc(1, 'chdir', [0], 0, { path: '../../etc' }));
+  assert.equal(s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: 'passwd' })).path, '/etc/passwd');
+  s.apply(sc(1, 'openat', [-100, 0, 0o200000], 4, { path: '/var/log' }));
+  assert.equal(s.apply(sc(1, 'unlinkat', [4, 0, 0], 0, { path: 'auth.log' })).path, '/var/log/auth.log');
+  const r = s.apply(sc(1, 'renameat2', [4, 0, -100, 0, 0], 0, { path: 'a', path2: '/tmp/b' }));
+  assert.equal(r.path, '/var/log/a');
+  assert.equal(r.path2, '/tmp/b');
+});
+
+test('sockets: connect gives the fd its remote endpoint and a Falco-style name', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/usr/bin/curl', ['curl']));
+  s.apply(sc(1, 'socket', [2, 1, 0], 3));
+  const c = s.apply(sc(1, 'connect', [3, 0, 16], 0, { addr: { family: 'inet', address: '10.9.8.7', port: 4444 } }));
+  assert.equal(c.fd?.type, 'ipv4');
+  assert.equal(c.fd?.l4proto, 'tcp');
+  assert.equal(c.fd?.rip, '10.9.8.7');
+  assert.equal(c.fd?.rport, 4444);
+  assert.equal(c.fd?.role, 'client');
+  assert.equal(c.fd?.name, '0.0.0.0:0->10.9.8.7:4444');
+  // a reverse shell duplicates the socket onto stdin
+  const d = s.apply(sc(1, 'dup2', [3, 0], 0));
+  assert.equal(d.fd?.rport, 4444);
+});
+
+test('decodeArgs names arguments like Falco', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const e = s.apply(sc(1, 'openat', [-100, 0, 0o1101, 0o600], 3, { path: '/etc/cron.d/x' }));
+  const a = decodeArgs(e);
+  assert.equal(a['name'], '/etc/cron.d/x');
+  assert.equal(a['flags'], 'O_WRONLY|O_CREAT|O_TRUNC');
+  assert.equal(a['mode'], '0600');
+  assert.equal(a['fd'], 3);
+  const failed = decodeArgs(s.apply(sc(1, 'mount', [0, 0, 0, 0], -1, { path: 'none', path2: '/mnt' })));
+  assert.equal(failed['res'], 'EPERM');
+  assert.equal(failed['dir'], '/mnt');
+});

@@ -1,0 +1,357 @@
+// Semantic reconstruction: turns the raw event stream into events that know their process
+// (exe, argv, ancestry, uid) and what their file descriptor refers to (path or socket).
+// One pass, O(1) per event; state is per process and shared by its threads.
+import { posix } from 'node:path';
+import type { SockAddr, SyscallEvent, TraceEvent } from '../capture/events.js';
+import type { EnrichedEvent, FdInfo, FdType, ProcessInfo } from './types.js';
+import {
+  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, O_CLOEXEC, O_DIRECTORY,
+  SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
+} from './flags.js';
+
+export interface SemanticOptions {
+  containerId?: string;
+  containerName?: string;
+  /** uid -> user name inside the analysed system (from its /etc/passwd). */
+  users?: ReadonlyMap<number, string>;
+  /** Working directory of processes first seen without a known one. */
+  initialCwd?: string;
+}
+
+interface ProcState {
+  info: ProcessInfo;
+  fds: Map<number, FdInfo>;
+  cwd: string | undefined;
+  /** Descriptors opened with O_CLOEXEC: closed by the next exec. */
+  cloexec: Set<number>;
+}
+
+/** Syscalls whose first argument is a file descriptor the call operates on. */
+const FD_ARG0 = new Set([
+  'read', 'write', 'pread64', 'pwrite64', 'readv', 'writev', 'preadv', 'pwritev', 'preadv2', 'pwritev2',
+  'close', 'fstat', 'lseek', 'ioctl', 'fcntl', 'flock', 'fsync', 'fdatasync', 'ftruncate', 'getdents',
+  'getdents64', 'fchdir', 'fchmod', 'fchown', 'fstatfs', 'connect', 'accept', 'accept4', 'bind', 'listen',
+  'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'shutdown', 'getsockname', 'getpeername',
+  'setsockopt', 'getsockopt', 'sendfile', 'splice', 'tee', 'fgetxattr', 'fsetxattr', 'flistxattr',
+  'fremovexattr', 'copy_file_range', 'fallocate', 'fadvise64', 'syncfs', 'dup', 'dup2', 'dup3', 'execveat',
+  'readahead', 'sync_file_range', 'vmsplice', 'futimesat', 'fstatat64',
+]);
+
+/** Index of the dirfd argument that relative path arguments are resolved against. */
+const DIRFD: Record<string, [number, number]> = {
+  openat: [0, -1], openat2: [0, -1], unlinkat: [0, -1], mkdirat: [0, -1], renameat: [0, 2], renameat2: [0, 2],
+  linkat: [0, 2], symlinkat: [-1, 1], fchmodat: [0, -1], fchmodat2: [0, -1], fchownat: [0, -1], newfstatat: [0, -1],
+  statx: [0, -1], faccessat: [0, -1], faccessat2: [0, -1], readlinkat: [0, -1], execveat: [0, -1],
+  utimensat: [0, -1], mknodat: [0, -1], name_to_handle_at: [0, -1], open_tree: [0, -1], futimesat: [0, -1],
+};
+
+const OPENERS = new Set(['open', 'openat', 'openat2', 'creat']);
+
+export class SemanticState {
+  private readonly procs = new Map<number, ProcState>();
+  /** Every process ever seen, including ended ones whose pid was reused. */
+  private readonly all: ProcessInfo[] = [];
+  private readonly containerId: string;
+  private readonly containerName: string;
+  private readonly users: ReadonlyMap<number, string>;
+  private readonly initialCwd: string | undefined;
+
+  constructor(opts: SemanticOptions = {}) {
+    this.containerId = opts.containerId ?? '';
+    this.containerName = opts.containerName ?? '';
+    this.users = opts.users ?? new Map([[0, 'root']]);
+    this.initialCwd = opts.initialCwd;
+  }
+
+  /** Every process seen so far, in order of first appearance. */
+  processes(): readonly ProcessInfo[] {
+    return this.all;
+  }
+
+  process(pid: number): ProcessInfo | undefined {
+    return this.procs.get(pid)?.info;
+  }
+
+  userName(uid: number): string {
+    return this.users.get(uid) ?? String(uid);
+  }
+
+  apply(ev: TraceEvent): EnrichedEvent {
+    const st = this.stateOf(ev.pid, ev.ts, ev.comm);
+    switch (ev.type) {
+      case 'fork':
+        if (!ev.thread) this.fork(st, ev.childPid, ev.ts);
+        return this.enriched(ev, st, undefined, undefined, undefined);
+      case 'exec': {
+        const p = st.info;
+        p.exe = ev.exe;
+        p.argv = ev.argv;
+        p.name = ev.comm ?? basename15(ev.exe);
+        if (ev.uid !== undefined) p.uid = ev.uid;
+        for (const fd of st.cloexec) st.fds.delete(fd);
+        st.cloexec.clear();
+        return this.enriched(ev, st, undefined, ev.exe, undefined);
+      }
+      case 'exit':
+        if (!ev.thread) {
+          st.info.end = ev.ts;
+          st.info.signal = ev.signal ?? null;
+          st.info.exit = ev.signal ? 128 + ev.signal : ev.code;
+        }
+        return this.enriched(ev, st, undefined, undefined, undefined);
+      case 'syscall':
+        return this.syscall(ev, st);
+    }
+  }
+
+  private enriched(ev: TraceEvent, st: ProcState, fd: FdInfo | undefined, path: string | undefined, path2: string | undefined): EnrichedEvent {
+    return { ev, proc: st.info, fd, user: this.userName(st.info.uid), path, path2 };
+  }
+
+  private stateOf(pid: number, ts: number, comm: string | undefined): ProcState {
+    let st = this.procs.get(pid);
+    if (!st) {
+      const info = this.newProcess(pid, 0, undefined, ts);
+      if (comm) info.name = comm;
+      st = { info, fds: new Map(), cwd: this.initialCwd, cloexec: new Set() };
+      this.procs.set(pid, st);
+    } else if (comm && st.info.exe === '' && st.info.name !== comm) {
+      st.info.name = comm;
+    }
+    return st;
+  }
+
+  private newProcess(pid: number, ppid: number, parent: ProcessInfo | undefined, ts: number): ProcessInfo {
+    const info: ProcessInfo = {
+      pid, ppid, exe: parent?.exe ?? '', name: parent?.name ?? '', argv: parent?.argv ?? [],
+      uid: parent?.uid ?? 0, sid: parent?.sid ?? 0, tty: parent?.tty ?? 0, start: ts, end: null, exit: null,
+      signal: null, parent, containerId: this.containerId, containerName: this.containerName,
+    };
+    this.all.push(info);
+    return info;
+  }
+
+  private fork(parent: ProcState, childPid: number, ts: number): void {
+    const info = this.newProcess(childPid, parent.info.pid, parent.info, ts);
+    // The child inherits a copy of the descriptor table and the working directory.
+    this.procs.set(childPid, { info, fds: new Map(parent.fds), cwd: parent.cwd, cloexec: new Set(parent.cloexec) });
+  }
+
+  private syscall(ev: SyscallEvent, st: ProcState): EnrichedEvent {
+    const name = ev.name;
+    const a = ev.args;
+    const ret = ev.ret;
+    const ok = ret !== null && ret >= 0;
+    const dirfds = DIRFD[name];
+    let path: string | undefined;
+    let path2: string | undefined;
+    if (ev.path !== undefined) {
+      if (dirfds && dirfds[0] >= 0) {
+        const flagsIdx = name === 'execveat' ? 4 : name === 'statx' || name === 'newfstatat' ? 2 : -1;
+        const emptyPath = ev.path === '' && flagsIdx >= 0 && ((a[flagsIdx] ?? 0) & AT_EMPTY_PATH) !== 0;
+        path = emptyPath ? st.fds.get(a[dirfds[0]] ?? -1)?.path : this.resolve(st, ev.path, a[dirfds[0]]);
+      } else if (name === 'symlink' || name === 'symlinkat') {
+        path = ev.path; // the link's target, kept as written
+      } else {
+        path = this.resolve(st, ev.path, AT_FDCWD);
+      }
+    }
+    if (ev.path2 !== undefined) path2 = this.resolve(st, ev.path2, dirfds && dirfds[1] >= 0 ? a[dirfds[1]] : AT_FDCWD);
+
+    let fd: FdInfo | undefined;
+    if (OPENERS.has(name)) {
+      const flags = name === 'creat' ? 0o1101 : name === 'open' ? (a[1] ?? 0) : name === 'openat' ? (a[2] ?? 0) : 0;
+      const p = path ?? '';
+      fd = { num: ret ?? -1, type: (flags & O_DIRECTORY) !== 0 ? 'directory' : 'file', name: p, path: p };
+      if (ok) {
+        st.fds.set(ret, fd);
+        if (flags & O_CLOEXEC) st.cloexec.add(ret);
+        else st.cloexec.delete(ret);
+      }
+    } else if (FD_ARG0.has(name)) {
+      const num = name === 'execveat' && !(((a[4] ?? 0) & AT_EMPTY_PATH) !== 0) ? -1 : (a[0] ?? -1);
+      fd = num >= 0 ? (st.fds.get(num) ?? unknownFd(num)) : undefined;
+      fd = this.fdEffects(ev, st, fd, ok);
+    } else if (name === 'mmap') {
+      const num = a[4] ?? -1;
+      if (num >= 0 && num < 0x7fffffff) fd = st.fds.get(num);
+    } else if (ok) {
+      fd = this.newFd(ev, st, path);
+    }
+
+    if (ok) {
+      if (name === 'chdir' && path !== undefined) st.cwd = path;
+      else if (name === 'fchdir' && fd?.path) st.cwd = fd.path;
+      else if (name === 'setsid') st.info.sid = ret;
+      else if ((name === 'setuid' || name === 'setresuid' || name === 'setreuid') && ret === 0) {
+        const uid = name === 'setreuid' ? a[1] : a[0];
+        if (uid !== undefined && uid >= 0 && uid < 0xffffffff) st.info.uid = uid;
+      }
+    }
+    return this.enriched(ev, st, fd, path, path2);
+  }
+
+  /** Descriptor-producing calls that are not opens: sockets, memfds, event fds, ... */
+  private newFd(ev: SyscallEvent, st: ProcState, path: string | undefined): FdInfo | undefined {
+    const a = ev.args;
+    const ret = ev.ret as number;
+    let fd: FdInfo | undefined;
+    switch (ev.name) {
+      case 'socket': {
+        const domain = a[0] ?? 0;
+        const stype = (a[1] ?? 0) & 0xf;
+        const type: FdType = domain === AF_INET ? 'ipv4' : domain === AF_INET6 ? 'ipv6' : domain === AF_UNIX ? 'unix'
+          : domain === AF_NETLINK ? 'netlink' : 'socket';
+        fd = { num: ret, type, name: '' };
+        if (type === 'ipv4' || type === 'ipv6') {
+          fd.l4proto = stype === SOCK_STREAM ? 'tcp' : stype === SOCK_DGRAM ? ((a[2] ?? 0) === 1 || (a[2] ?? 0) === 58 ? 'icmp' : 'udp') : stype === SOCK_RAW ? 'raw' : 'tcp';
+        }
+        if ((a[1] ?? 0) & 0o2000000) st.cloexec.add(ret);
+        break;
+      }
+      case 'memfd_create':
+        fd = { num: ret, type: 'memfd', name: `memfd:${path ?? ev.path ?? ''}` };
+        break;
+      case 'eventfd': case 'eventfd2':
+        fd = { num: ret, type: 'event', name: '' };
+        break;
+      case 'signalfd': case 'signalfd4':
+        fd = { num: ret, type: 'signalfd', name: '' };
+        break;
+      case 'timerfd_create':
+        fd = { num: ret, type: 'timerfd', name: '' };
+        break;
+      case 'inotify_init': case 'inotify_init1':
+        fd = { num: ret, type: 'inotify', name: '' };
+        break;
+      case 'bpf':
+        fd = { num: ret, type: 'bpf', name: '' };
+        break;
+      case 'epoll_create': case 'epoll_create1': case 'pidfd_open': case 'userfaultfd': case 'perf_event_open':
+      case 'fanotify_init': case 'io_uring_setup':
+        fd = { num: ret, type: 'unknown', name: ev.name };
+        break;
+      default:
+        return undefined;
+    }
+    st.fds.set(ret, fd);
+    return fd;
+  }
+
+  /** What calls on an existing descriptor change: socket endpoints, duplicates, closes. */
+  private fdEffects(ev: SyscallEvent, st: ProcState, fd: FdInfo | undefined, ok: boolean): FdInfo | undefined {
+    const a = ev.args;
+    switch (ev.name) {
+      case 'close':
+        if (ok) {
+          st.fds.delete(a[0] ?? -1);
+          st.cloexec.delete(a[0] ?? -1);
+        }
+        return fd;
+      case 'dup': case 'dup2': case 'dup3':
+        if (ok && fd) {
+          const copy = { ...fd, num: ev.ret as number };
+          st.fds.set(copy.num, copy);
+          if (ev.name === 'dup3' && ((a[2] ?? 0) & O_CLOEXEC)) st.cloexec.add(copy.num);
+          else st.cloexec.delete(copy.num);
+          return copy;
+        }
+        return fd;
+      case 'fcntl':
+        // F_DUPFD (0) and F_DUPFD_CLOEXEC (1030) duplicate
+        if (ok && fd && (a[1] === 0 || a[1] === 1030)) {
+          const copy = { ...fd, num: ev.ret as number };
+          st.fds.set(copy.num, copy);
+          return copy;
+        }
+        return fd;
+      case 'connect':
+      case 'sendto':
+      case 'sendmsg':
+        if (fd && ev.addr && (ev.name === 'connect' || fd.role === undefined)) {
+          const updated = withRemote(fd, ev.addr);
+          // A failed connect still says where it tried to go; only a success changes the table.
+          if (ok || ev.ret === -115 /* EINPROGRESS */) st.fds.set(updated.num, updated);
+          return updated;
+        }
+        return fd;
+      case 'bind':
+        if (fd && ev.addr) {
+          const updated = withLocal(fd, ev.addr);
+          if (ok) st.fds.set(updated.num, updated);
+          return updated;
+        }
+        return fd;
+      case 'listen':
+        if (fd && ok) {
+          const updated: FdInfo = { ...fd, role: 'server' };
+          updated.name = socketName(updated);
+          st.fds.set(updated.num, updated);
+          return updated;
+        }
+        return fd;
+      case 'accept': case 'accept4':
+        if (ok) {
+          const base = fd ?? unknownFd(a[0] ?? -1);
+          let accepted: FdInfo = { ...base, num: ev.ret as number, role: 'server' };
+          if (ev.addr) accepted = withRemote(accepted, ev.addr, 'server');
+          st.fds.set(accepted.num, accepted);
+          if (ev.name === 'accept4' && ((a[3] ?? 0) & 0o2000000)) st.cloexec.add(accepted.num);
+          return accepted;
+        }
+        return fd;
+      default:
+        return fd;
+    }
+  }
+
+  private resolve(st: ProcState, p: string, dirfd: number | undefined): string {
+    if (p.startsWith('/')) return posix.normalize(p);
+    const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.cwd : st.fds.get(dirfd)?.path;
+    if (base === undefined) return p;
+    return p === '' ? base : posix.join(base, p);
+  }
+}
+
+function unknownFd(num: number): FdInfo {
+  return { num, type: 'unknown', name: '' };
+}
+
+function basename15(exe: string): string {
+  return posix.basename(exe).slice(0, 15);
+}
+
+function addrOf(addr: SockAddr): { ip: string; port: number; type: FdType } {
+  if (addr.family === 'inet' || addr.family === 'inet6') return { ip: addr.address, port: addr.port, type: addr.family === 'inet' ? 'ipv4' : 'ipv6' };
+  if (addr.family === 'unix') return { ip: addr.abstract ? `@${addr.path}` : addr.path, port: 0, type: 'unix' };
+  return { ip: '', port: 0, type: addr.family === 'netlink' ? 'netlink' : 'socket' };
+}
+
+function withRemote(fd: FdInfo, addr: SockAddr, role: 'client' | 'server' = 'client'): FdInfo {
+  const { ip, port, type } = addrOf(addr);
+  const out: FdInfo = { ...fd, role, rip: ip, rport: port };
+  if (out.type === 'unknown' || out.type === 'socket') out.type = type;
+  if (type === 'unix') out.path = ip;
+  out.name = socketName(out);
+  return out;
+}
+
+function withLocal(fd: FdInfo, addr: SockAddr): FdInfo {
+  const { ip, port, type } = addrOf(addr);
+  const out: FdInfo = { ...fd, role: 'server', lip: ip, lport: port };
+  if (out.type === 'unknown' || out.type === 'socket') out.type = type;
+  if (type === 'unix') out.path = ip;
+  out.name = socketName(out);
+  return out;
+}
+
+/** Falco's fd.name for sockets: "cip:cport->sip:sport"; for unix sockets the path. */
+function socketName(fd: FdInfo): string {
+  if (fd.type === 'unix') return fd.path ?? fd.rip ?? fd.lip ?? '';
+  const fmt = (ip: string | undefined, port: number | undefined) =>
+    `${fd.type === 'ipv6' && ip ? `[${ip}]` : (ip ?? '0.0.0.0')}:${port ?? 0}`;
+  if (fd.rip !== undefined) {
+    return fd.role === 'server' ? `${fmt(fd.rip, fd.rport)}->${fmt(fd.lip, fd.lport)}` : `${fmt(fd.lip, fd.lport)}->${fmt(fd.rip, fd.rport)}`;
+  }
+  return fd.lip !== undefined ? fmt(fd.lip, fd.lport) : '';
+}
