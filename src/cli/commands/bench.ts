@@ -1,9 +1,9 @@
 // `sandtrace bench capture|engine|vmi`: each benchmark lives in bench/<name>.ts and exports runBench.
 import { SandtraceError } from '../../errors.js';
 
-export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule throughput), vmi (guest capture)';
+export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule throughput), vmi (guest capture), models (anomaly model training and scoring)';
 
-const BENCHES = ['capture', 'engine', 'vmi'] as const;
+const BENCHES = ['capture', 'engine', 'vmi', 'models'] as const;
 
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

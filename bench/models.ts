@@ -1,0 +1,49 @@
+// `sandtrace bench models`: training time and scoring rate of the anomaly models on ADFA-LD
+// (train on Training_Data_Master, score Validation + Attack), STIDE and VMM side by side in one run.
+import { join } from 'node:path';
+import { parseFlags, numberFlag } from '../src/cli/args.js';
+import { SandtraceError } from '../src/errors.js';
+import { checkAdfaDir, readAdfaFolder } from '../src/engine/models/adfa.js';
+import { ProgramModel, trainProgramModel, type TrainOptions } from '../src/engine/models/model.js';
+
+const USAGE = 'sandtrace bench models DIR [--json] [--runs N]';
+
+interface Row { model: string; train_s: number; calls: number; score_s: number; calls_per_s: number }
+
+export async function runBench(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' }, runs: { type: 'string' } }, USAGE);
+  const dir = positionals[0] ?? process.env['SANDTRACE_ADFA_DIR'];
+  if (!dir) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  const runs = Math.round(numberFlag(values.runs, 'runs', 3));
+  await checkAdfaDir(dir);
+  const train = (await readAdfaFolder(join(dir, 'Training_Data_Master'))).map((t) => t.calls);
+  const test = [...await readAdfaFolder(join(dir, 'Validation_Data_Master')), ...await readAdfaFolder(join(dir, 'Attack_Data_Master'))].map((t) => t.calls);
+  const calls = test.reduce((a, t) => a + t.length, 0);
+  const rows: Row[] = [];
+  const configs: [string, TrainOptions][] = [['stide', { kind: 'stide' }], ['vmm', { kind: 'vmm' }]];
+  for (const [name, opts] of configs) {
+    const trainTimes: number[] = [];
+    const scoreTimes: number[] = [];
+    let model: ProgramModel | undefined;
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      model = new ProgramModel(trainProgramModel(train, { ...opts, abi: 'i386' }));
+      trainTimes.push((performance.now() - t0) / 1000);
+      const t1 = performance.now();
+      let sink = 0;
+      for (const t of test) sink += model.score(t).score;
+      scoreTimes.push((performance.now() - t1) / 1000);
+      if (!Number.isFinite(sink)) throw new SandtraceError('INTERNAL', 'non-finite score');
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+    rows.push({ model: model?.name ?? name, train_s: med(trainTimes), calls, score_s: med(scoreTimes), calls_per_s: calls / med(scoreTimes) });
+  }
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ bench: 'models', runs, trainingTraces: train.length, rows }) + '\n');
+  } else {
+    process.stdout.write(`models on ${dir}: ${train.length} training traces, ${test.length} scored traces (${calls} calls), median of ${runs} runs\n`);
+    process.stdout.write('model      train_s  score_s  calls/s\n');
+    for (const r of rows) process.stdout.write(`${r.model.padEnd(10)} ${r.train_s.toFixed(2).padStart(7)}  ${r.score_s.toFixed(2).padStart(7)}  ${(r.calls_per_s / 1e6).toFixed(2)}M\n`);
+  }
+  return 0;
+}

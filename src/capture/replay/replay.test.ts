@@ -1,0 +1,176 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TraceEvent } from '../events.js';
+import { RecordingCollector, RecordingWriter, readTraces, detectFileFormat } from './index.js';
+import { isSandtraceError } from '../../errors.js';
+
+const FIX = fileURLToPath(new URL('../../../test/fixtures/traces/', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-replay-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+async function collect(c: RecordingCollector): Promise<TraceEvent[]> {
+  await c.start();
+  const out: TraceEvent[] = [];
+  for await (const b of c.events()) out.push(...b);
+  await c.stop();
+  return out;
+}
+
+/** A real capture to record: strace -f of a small shell pipeline, imported through the strace parser. */
+function straceLog(): string {
+  const log = join(tmp, 'strace.log');
+  const r = spawnSync('strace', ['-f', '-ttt', '-o', log, 'sh', '-c', 'cat /etc/hostname > /dev/null; ls / > /dev/null'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `strace failed: ${r.stderr}`);
+  return log;
+}
+
+test('strace -f logs import through the ptrace parser: processes, execs and files', async () => {
+  const log = straceLog();
+  assert.equal(await detectFileFormat(log), 'strace');
+  const r = await readTraces(log, { keepEvents: true });
+  const exes = r.traces.map((t) => t.exe);
+  assert.ok(exes.includes('/usr/bin/cat'), `cat exec seen: ${exes.join(',')}`);
+  assert.ok(exes.includes('/usr/bin/ls'));
+  const cat = r.traces.find((t) => t.exe === '/usr/bin/cat');
+  assert.ok(cat?.events.some((e) => e.type === 'syscall' && e.path === '/etc/hostname' && (e.name === 'openat' || e.name === 'open')));
+  assert.equal(r.issues.length, 0);
+
+  // a garbled line in the middle is reported with its number; the rest still imports
+  const lines = readFileSync(log, 'utf8').split('\n');
+  lines.splice(5, 0, '@@@ garbage @@@');
+  const bad = join(tmp, 'garbled.strace');
+  writeFileSync(bad, lines.join('\n'));
+  const g = await readTraces(bad);
+  assert.deepEqual(g.issues.map((i) => i.line), [6]);
+  assert.deepEqual(g.traces.map((t) => t.exe), r.traces.map((t) => t.exe));
+});
+
+test('a recording round-trips the event stream exactly, with header and trailer', async () => {
+  const log = straceLog();
+  const original = await collect(new RecordingCollector(log));
+  assert.ok(original.length > 50);
+  const path = join(tmp, 'rec.events.gz');
+  const w = await RecordingWriter.create(path, { backend: 'ptrace', sample: 'sh -c ...' });
+  w.write(original.slice(0, 10));
+  w.write(original.slice(10));
+  await w.close();
+  const lines = gunzipSync(readFileSync(path)).toString('utf8').trim().split('\n');
+  const header = JSON.parse(lines[0] as string);
+  assert.equal(header.format, 'sandtrace.events');
+  assert.equal(header.version, 1);
+  assert.equal(header.backend, 'ptrace');
+  assert.equal(JSON.parse(lines[lines.length - 1] as string).events, original.length);
+  const c = new RecordingCollector(path);
+  const replayed = await collect(c);
+  assert.deepEqual(replayed, original);
+  const st = c.stats();
+  assert.equal(st.backend, 'replay');
+  assert.equal(st.events, original.length);
+  assert.equal(st.lost, 0);
+  assert.deepEqual(st.notes, []);
+});
+
+test('a truncated recording replays up to the cut and says so; a corrupt line is reported by number', async () => {
+  const events: TraceEvent[] = [];
+  for (let i = 1; i <= 5000; i++) {
+    events.push({ type: 'syscall', seq: i, ts: i * 1000, pid: 7, tid: 7, abi: 'x86_64', nr: 0, name: 'read', args: [3, 140000000 + i, 4096], ret: i % 97 });
+  }
+  const path = join(tmp, 'cut.events.gz');
+  const w = new RecordingWriter(path, { backend: 'ebpf' });
+  w.write(events);
+  await w.close();
+  truncateSync(path, Math.floor(statSync(path).size / 2));
+  const c = new RecordingCollector(path);
+  const got = await collect(c);
+  assert.ok(got.length > 0 && got.length < events.length, `partial replay: ${got.length}`);
+  assert.deepEqual(got, events.slice(0, got.length));
+  assert.ok(c.stats().notes.some((n) => n.includes('truncated')), c.stats().notes.join('|'));
+
+  // plain JSONL with a broken line in the middle
+  const plain = join(tmp, 'broken.events');
+  const text = [JSON.stringify({ format: 'sandtrace.events', version: 1, created: 'x' }),
+    ...events.slice(0, 3).map((e) => JSON.stringify(e)), '{"type":"syscall","seq":4,', ...events.slice(4, 6).map((e) => JSON.stringify(e))].join('\n') + '\n';
+  writeFileSync(plain, text);
+  const c2 = new RecordingCollector(plain);
+  const got2 = await collect(c2);
+  assert.deepEqual(got2.map((e) => e.seq), [1, 2, 3, 5, 6]);
+  assert.deepEqual(c2.issues().map((i) => i.line), [5]);
+  assert.equal(c2.stats().lost, 1);
+  assert.ok(c2.stats().notes.some((n) => n.startsWith('line 5:')));
+  assert.ok(c2.stats().notes.some((n) => n.includes('no trailer')));
+});
+
+test('ADFA-LD numeric traces use the i386 table; bad tokens are reported with their line', async () => {
+  const r = await readTraces(join(FIX, 'adfa-sample.txt'), { abi: 'i386' });
+  assert.equal(r.format, 'adfa');
+  assert.equal(r.traces.length, 1);
+  assert.deepEqual(r.traces[0]?.calls.slice(0, 8), ['open', 'read', 'read', 'close', 'open', 'read', 'close', 'execve']);
+  const x64 = await readTraces(join(FIX, 'adfa-sample.txt'));
+  assert.deepEqual(x64.traces[0]?.calls.slice(0, 3), ['fstat', 'close', 'close']);
+
+  const bad = await readTraces(join(FIX, 'adfa-corrupt.txt'), { abi: 'i386' });
+  assert.equal(bad.format, 'adfa');
+  assert.deepEqual(bad.issues.map((i) => i.line), [2]);
+  assert.equal(bad.traces[0]?.calls.length, 10);
+});
+
+test('pid/syscall pairs give one trace per pid; sysdig lines give calls, forks, execs and exits', async () => {
+  const p = await readTraces(join(FIX, 'pairs-sample.txt'));
+  assert.equal(p.format, 'pairs');
+  assert.deepEqual(p.traces.map((t) => [t.pid, t.calls]), [[100, ['open', 'read', 'close', 'exit']], [101, ['openat', 'read', 'close']]]);
+  assert.deepEqual(p.issues.map((i) => i.line), [8]);
+
+  const s = await readTraces(join(FIX, 'sysdig-sample.txt'), { keepEvents: true });
+  assert.equal(s.format, 'sysdig');
+  assert.deepEqual(s.issues.map((i) => i.line), [7]);
+  const bash = s.traces.find((t) => t.pid === 4242);
+  // the child's execve belongs to the program it ran before; after the exec it is a new trace of id
+  const child = s.traces.filter((t) => t.pid === 4243);
+  assert.deepEqual(child.map((t) => [t.exe, t.calls]), [['', ['execve']], ['/usr/bin/id', ['close']]]);
+  const id = child[1];
+  assert.deepEqual(bash?.calls, ['openat', 'read', 'clone']);
+  const open = bash?.events.find((e) => e.type === 'syscall' && e.name === 'openat');
+  assert.ok(open && open.type === 'syscall' && open.path === '/etc/passwd' && open.ret === 3);
+  assert.ok(bash?.events.some((e) => e.type === 'fork' && e.childPid === 4243));
+  assert.equal(id?.exe, '/usr/bin/id');
+  assert.ok(id?.events.some((e) => e.type === 'exit' && e.code === 0));
+});
+
+test('unknown formats, missing and empty files fail with their codes', async () => {
+  const junk = join(tmp, 'junk.txt');
+  writeFileSync(junk, 'hello world\nthis is prose, not a trace\n');
+  const empty = join(tmp, 'empty.txt');
+  writeFileSync(empty, '');
+  const code = async (p: string) => {
+    try {
+      await collect(new RecordingCollector(p));
+      return 'ok';
+    } catch (e) {
+      return isSandtraceError(e) ? e.code : String(e);
+    }
+  };
+  assert.equal(await code(junk), 'INPUT_FORMAT_UNKNOWN');
+  assert.equal(await code(join(tmp, 'absent')), 'INPUT_MISSING');
+  assert.equal(await code(empty), 'INPUT_EMPTY');
+  assert.equal(await code(tmp), 'INPUT_IS_DIRECTORY');
+});
+
+test('threads are separate traces of the same process (they interleave arbitrarily)', async () => {
+  const log = join(tmp, 'threads.strace');
+  const py = 'import threading\nt = threading.Thread(target=lambda: open("/etc/hostname").read())\nt.start(); t.join()';
+  const r = spawnSync('strace', ['-f', '-ttt', '-o', log, '/usr/bin/python3', '-c', py], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const traces = (await readTraces(log)).traces.filter((t) => t.calls.length > 0);
+  const pids = new Set(traces.map((t) => t.pid));
+  assert.equal(pids.size, 1, 'one process');
+  assert.equal(traces.length, 2, `main thread and worker: ${traces.map((t) => `${t.pid}/${t.tid}`).join(' ')}`);
+  const worker = traces.find((t) => t.tid !== t.pid);
+  assert.equal(worker?.exe, '/usr/bin/python3', 'the worker runs the program its process exec\'d');
+  assert.ok(worker?.calls.includes('openat'), 'the worker opened the file');
+});

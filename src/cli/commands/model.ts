@@ -1,0 +1,150 @@
+// `sandtrace model train|score|info`: build normal-behaviour models from recorded or imported
+// traces, score traces against them, show what a model file holds.
+import { parseFlags, numberFlag } from '../args.js';
+import { SandtraceError } from '../../errors.js';
+import type { Abi } from '../../capture/events.js';
+import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type TraceFormat } from '../../capture/replay/index.js';
+import { loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+
+export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
+
+const USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm] [--n N] [--far RATE] [--format FMT]\n'
+  + '       sandtrace model score MODEL TRACES... [--json] [--abi i386] [--format FMT]\n'
+  + '       sandtrace model info MODEL';
+
+function abiOf(v: string | undefined): Abi {
+  if (v === undefined || v === 'x86_64') return 'x86_64';
+  if (v === 'i386') return 'i386';
+  throw new SandtraceError('USAGE', `--abi must be x86_64 or i386, got '${v}'`);
+}
+
+function formatOf(v: string | undefined): TraceFormat | undefined {
+  if (v === undefined) return undefined;
+  if (!(TRACE_FORMATS as readonly string[]).includes(v)) throw new SandtraceError('USAGE', `--format must be one of ${TRACE_FORMATS.join(', ')}`);
+  return v as TraceFormat;
+}
+
+/** Read every file; bad lines go to stderr with their file and line number. */
+async function readAll(paths: string[], abi: Abi, format: TraceFormat | undefined): Promise<FileTraces[]> {
+  if (paths.length === 0) throw new SandtraceError('USAGE', `no trace files given; usage: ${USAGE}`);
+  const files = await expandPaths(paths);
+  if (files.length === 0) throw new SandtraceError('INPUT_EMPTY', `no trace files under ${paths.join(' ')}`);
+  const out: FileTraces[] = [];
+  let shown = 0;
+  for (const f of files) {
+    const r = await readTraces(f, { abi, ...(format ? { format } : {}) });
+    for (const i of r.issues) {
+      if (shown++ < 20) process.stderr.write(`${f}:${i.line}: ${i.message}\n`);
+    }
+    out.push(r);
+  }
+  if (shown > 20) process.stderr.write(`(${shown - 20} more bad lines)\n`);
+  return out;
+}
+
+async function train(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    out: { type: 'string', short: 'o' }, abi: { type: 'string' }, kind: { type: 'string' }, n: { type: 'string' },
+    far: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' },
+  }, USAGE);
+  if (!values.out) throw new SandtraceError('USAGE', `--out MODEL is required; usage: ${USAGE}`);
+  const kind = (values.kind ?? 'vmm') as ModelKind;
+  if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
+  const abi = abiOf(values.abi);
+  const n = values.n === undefined ? undefined : numberFlag(values.n, 'n', 0);
+  const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0.01);
+  if (far !== undefined && far >= 1) throw new SandtraceError('USAGE', '--far is a rate below 1 (e.g. 0.01)');
+  const files = await readAll(positionals, abi, formatOf(values.format));
+  const traces: string[][] = [];
+  const byExe = new Map<string, string[][]>();
+  for (const f of files) {
+    for (const t of f.traces) {
+      if (t.calls.length === 0) continue;
+      if (t.exe === '') traces.push(t.calls);
+      else {
+        const l = byExe.get(t.exe) ?? [];
+        l.push(t.calls);
+        byExe.set(t.exe, l);
+      }
+    }
+  }
+  const data = trainModelFile({ traces, byExe, source: positionals.join(' ') }, {
+    kind, abi, ...(n !== undefined ? { n: Math.round(n) } : {}), ...(far !== undefined ? { far } : {}),
+  });
+  await saveModel(values.out, data);
+  const g = data.global;
+  const info = {
+    out: values.out, kind: data.kind, smoothing: g?.smoothing, abi, traces: data.training.traces, calls: data.training.calls,
+    programs: Object.keys(data.programs).length, n: g?.n, threshold: g?.calibration.threshold,
+    calibration: g?.calibration.method, seconds: Math.round(data.training.seconds * 100) / 100,
+  };
+  if (values.json) process.stdout.write(JSON.stringify(info) + '\n');
+  else {
+    process.stdout.write(`trained ${data.kind}${g?.smoothing ? `-${g.smoothing}` : ''} n=${g?.n} on ${info.traces} traces (${info.calls} calls, ${info.programs} program model(s) + global) in ${info.seconds}s\n`);
+    process.stdout.write(`threshold ${g?.calibration.threshold.toFixed(4)} (${g?.calibration.method}); wrote ${values.out}\n`);
+  }
+  return 0;
+}
+
+async function score(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    json: { type: 'boolean' }, abi: { type: 'string' }, format: { type: 'string' },
+  }, USAGE);
+  const [modelPath, ...paths] = positionals;
+  if (!modelPath) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  const model = await loadModel(modelPath);
+  const abi = values.abi === undefined ? model.data.abi : abiOf(values.abi);
+  const files = await readAll(paths, abi, formatOf(values.format));
+  const rows = [];
+  for (const f of files) {
+    for (const t of f.traces) {
+      if (t.calls.length === 0) continue;
+      const m = model.forExe(t.exe);
+      if (!m) {
+        rows.push({ trace: t.id, exe: t.exe, pid: t.pid, calls: t.calls.length, model: null, score: null, threshold: null, anomalous: null, window: [] as string[] });
+        continue;
+      }
+      const s = m.score(t.calls);
+      const unknown = s.ids.reduce((a, x) => a + (x === 0 ? 1 : 0), 0);
+      rows.push({
+        trace: t.id, exe: t.exe, pid: t.pid, calls: t.calls.length, model: `${model.programs.has(t.exe) ? t.exe : 'global'}:${m.name}`,
+        score: Math.round(s.score * 10000) / 10000, threshold: Math.round(m.data.calibration.threshold * 10000) / 10000,
+        windowScore: Math.round(s.windowScore * 10000) / 10000, windowThreshold: Math.round(m.data.calibration.windowThreshold * 10000) / 10000,
+        anomalous: m.isAnomalous(s), unknownCalls: unknown,
+        window: t.calls.slice(s.windowStart, s.windowStart + s.windowLength),
+      });
+    }
+  }
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ model: modelPath, traces: rows }) + '\n');
+  } else {
+    for (const r of rows) {
+      const verdict = r.anomalous === null ? 'no model' : r.anomalous ? 'ANOMALOUS' : 'normal';
+      process.stdout.write(`${verdict.padEnd(9)} score=${r.score ?? '-'} threshold=${r.threshold ?? '-'} calls=${r.calls} ${r.trace}${r.exe ? ` (${r.exe})` : ''}\n`);
+    }
+    const bad = rows.filter((r) => r.anomalous).length;
+    process.stdout.write(`${bad} of ${rows.length} trace(s) anomalous\n`);
+  }
+  return 0;
+}
+
+async function info(argv: string[]): Promise<number> {
+  const { positionals } = parseFlags(argv, {}, USAGE);
+  if (!positionals[0]) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  const m = await loadModel(positionals[0]);
+  const d = m.data;
+  const describe = (p: typeof d.global) => p && ({ kind: p.kind, n: p.n, abi: p.abi, vocabulary: p.vocab.length, ngrams: p.table.length, calibration: p.calibration, training: p.training });
+  process.stdout.write(JSON.stringify({
+    format: d.format, version: d.version, created: d.created, kind: d.kind, abi: d.abi, training: d.training,
+    global: describe(d.global), programs: Object.fromEntries(Object.entries(d.programs).map(([k, v]) => [k, describe(v)])),
+  }, null, 2) + '\n');
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'train') return train(rest);
+  if (sub === 'score') return score(rest);
+  if (sub === 'info') return info(rest);
+  throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+}

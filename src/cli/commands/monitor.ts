@@ -1,0 +1,116 @@
+// `sandtrace monitor`: watch a running workload (cgroup, runc container or a process's cgroup)
+// with the eBPF probe; learn its normal behaviour, or print one JSON alert per line until stopped.
+import { parseFlags, numberFlag } from '../args.js';
+import { SandtraceError } from '../../errors.js';
+import { EbpfCollector } from '../../capture/ebpf/collector.js';
+import { cgroupOfContainer, cgroupOfPid, monitor } from '../../engine/models/monitor.js';
+import { loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import type { Detector, Finding } from '../../engine/types.js';
+import type { ProcessInfo } from '../../semantics/types.js';
+
+export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
+
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N]]';
+
+/** '30s', '5m', '1h', '500ms' or plain seconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new SandtraceError('USAGE', `bad duration '${v}' (e.g. 30s, 5m, 1h)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n * 3_600_000;
+  if (ms <= 0) throw new SandtraceError('USAGE', `duration must be positive, got '${v}'`);
+  return ms;
+}
+
+function alertLine(f: Finding, proc: ProcessInfo | undefined): string {
+  return JSON.stringify({
+    time: new Date().toISOString(),
+    source: f.source,
+    rule: f.rule,
+    severity: f.severity,
+    pid: f.pid,
+    exe: proc?.exe ?? '',
+    name: proc?.name ?? '',
+    ppid: proc?.ppid ?? 0,
+    parent: proc?.parent?.exe ?? '',
+    description: f.description,
+    ...(f.output !== undefined ? { output: f.output } : {}),
+    ...(f.attack.length ? { attack: f.attack } : {}),
+    ...(f.anomaly ? { anomaly: f.anomaly } : {}),
+    evidence: f.evidence.slice(0, 32),
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    cgroup: { type: 'string' }, container: { type: 'string' }, pid: { type: 'string' },
+    model: { type: 'string' }, rules: { type: 'string', multiple: true }, learn: { type: 'string' }, out: { type: 'string' },
+    kind: { type: 'string' }, n: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' },
+  }, USAGE);
+  const targets = [values.cgroup, values.container, values.pid].filter((v) => v !== undefined);
+  if (targets.length !== 1) throw new SandtraceError('USAGE', `give exactly one of --cgroup, --container, --pid; usage: ${USAGE}`);
+  const learnMs = values.learn === undefined ? undefined : parseDuration(values.learn);
+  if (learnMs !== undefined && !values.out) throw new SandtraceError('USAGE', '--learn needs --out MODEL');
+  if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
+  const kind = (values.kind ?? 'vmm') as ModelKind;
+  if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
+
+  let cgroupPath: string;
+  if (values.cgroup !== undefined) cgroupPath = values.cgroup;
+  else if (values.pid !== undefined) cgroupPath = cgroupOfPid(Math.round(numberFlag(values.pid, 'pid', 1)));
+  else {
+    const { runcRoot } = await import('../../sandbox/index.js');
+    cgroupPath = await cgroupOfContainer(values.container as string, [runcRoot()]);
+  }
+
+  const model = values.model ? await loadModel(values.model) : undefined;
+  const detectors: Detector[] = [];
+  if (learnMs === undefined) {
+    const rules = await import('../../engine/rules/index.js');
+    let builtin: string[] = [];
+    if (!values['no-builtin-rules']) {
+      try {
+        builtin = rules.builtinRulePaths();
+      } catch (e) {
+        process.stderr.write(`monitor: built-in rules unavailable (${(e as Error).message}); continuing without them\n`);
+      }
+    }
+    const paths = [...builtin, ...(values.rules ?? [])];
+    if (paths.length) {
+      const loaded = await rules.loadRuleFiles(paths);
+      // the diagnostic's level field has been named both ways while the rule engine settles
+      const errors = loaded.diagnostics.filter((d) => ((d as { severity?: string }).severity ?? (d as { level?: string }).level) === 'error');
+      for (const d of errors.slice(0, 10)) process.stderr.write(`${d.file}:${d.line}: ${d.message}\n`);
+      if (errors.length && values.rules?.length) throw new SandtraceError('RULES_INVALID', `${errors.length} error(s) in the rule files`);
+      detectors.push(rules.createRuleDetector(loaded.ruleset));
+    }
+    if (!model && detectors.length === 0) throw new SandtraceError('USAGE', `nothing to alert on: give --model or --rules; usage: ${USAGE}`);
+  }
+
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const collector = new EbpfCollector({ cgroupPath });
+    process.stderr.write(`monitor: attaching to ${cgroupPath}${learnMs !== undefined ? ` to learn for ${learnMs / 1000}s` : ''}\n`);
+    const r = await monitor({
+      collector,
+      ...(model ? { model } : {}),
+      detectors,
+      ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: Math.round(numberFlag(values.n, 'n', 6)) } : {}) } } : {}),
+      onFinding: (f, proc) => process.stdout.write(alertLine(f, proc) + '\n'),
+      signal: ac.signal,
+    });
+    if (r.model && values.out) {
+      await saveModel(values.out, r.model);
+      process.stderr.write(`monitor: learned ${r.learned?.programs} program(s) from ${r.learned?.traces} process trace(s), ${r.learned?.calls} calls; wrote ${values.out}\n`);
+    }
+    process.stderr.write(`monitor: detached after ${r.events} events, ${r.findings} alert(s); lost ${r.stats.lost}\n`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}

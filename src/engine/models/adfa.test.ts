@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { auc, drAtFar, farAtDr } from './roc.js';
+import { adfaDir, runCli } from './testutil.js';
+
+test('ROC figures: AUC counts ties half; FAR at a detection rate and DR at a false-alarm rate', () => {
+  assert.equal(auc([1, 2, 3], [4, 5]), 1);
+  assert.equal(auc([4, 5], [1, 2, 3]), 0);
+  assert.equal(auc([1, 1], [1, 1]), 0.5);
+  assert.equal(auc([0, 1, 2, 3], [2.5, 0.5]), 0.5);
+  // detecting 90% of attacks [5..14] needs threshold 6, above which normals 7 and 9 lie
+  const normal = [0, 1, 2, 3, 4, 7, 9, 1, 2, 3];
+  const attack = [5, 6, 8, 10, 11, 12, 13, 14, 15, 16];
+  assert.equal(farAtDr(normal, attack, 0.9), 0.2);
+  // one false alarm allowed (9): everything above 7 is flagged, 8 of the 10 attacks
+  assert.equal(drAtFar(normal, attack, 0.1), 0.8);
+});
+
+test('eval adfa-ld: the standard protocol, both models side by side, JSON figures and a ROC SVG', async () => {
+  const dir = adfaDir();
+  const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-eval-'));
+  try {
+    const svg = join(tmp, 'roc.svg');
+    const r = await runCli(['eval', 'adfa-ld', dir, '--json', '--roc', svg]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    for (const k of ['auc', 'far_at_dr90', 'dr_at_far5', 'train_s', 'score_calls_per_s']) assert.equal(typeof j[k], 'number', k);
+    // the dev copy has 371 attack traces of 3 types; the full dataset (other attack types) more
+    assert.equal(j.data.training, 833);
+    assert.equal(j.data.trainingCalls, 308077);
+    assert.equal(j.data.validation, 4372);
+    assert.ok(j.data.attack >= 371, `attack traces: ${j.data.attack}`);
+    assert.equal(j.baseline.name, 'stide-n6');
+    // STIDE n=6 measured here and published: AUC about 0.83
+    assert.ok(j.baseline.auc > 0.8 && j.baseline.auc < 0.87, `baseline AUC ${j.baseline.auc}`);
+    // the Markov model beats the baseline on both figures, side by side in one run
+    assert.ok(j.auc > j.baseline.auc, `model ${j.auc} vs baseline ${j.baseline.auc}`);
+    assert.ok(j.far_at_dr90 < j.baseline.far_at_dr90);
+    // the order was chosen on normal data only, and the threshold too
+    assert.match(j.model.selection, /held-out bits\/call on normal traces/);
+    assert.ok(j.model.far_at_calibrated_threshold < 0.1, `FAR at the calibrated threshold ${j.model.far_at_calibrated_threshold}`);
+    const text = readFileSync(svg, 'utf8');
+    assert.match(text, /^<svg /);
+    assert.equal((text.match(/<polyline /g) ?? []).length, 2);
+    assert.match(text, /stide-n6 \(AUC 0\.\d+\)/);
+    assert.match(text, /vmm-(kn|wb)-n\d \(AUC 0\.\d+\)/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

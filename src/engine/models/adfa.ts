@@ -1,0 +1,162 @@
+// The ADFA-LD evaluation protocol (Kim et al. 2016): train on Training_Data_Master only, score
+// every Validation (normal) and Attack trace, sweep the threshold. Baseline STIDE and the VMM run
+// side by side; no attack trace influences a model, a hyperparameter or a threshold.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SandtraceError } from '../../errors.js';
+import { createImporter } from '../../capture/replay/importers.js';
+import { ProgramModel, trainProgramModel, type TrainOptions } from './model.js';
+import { auc, drAtFar, farAtDr, rocCurve, type RocSeries } from './roc.js';
+
+export const ADFA_DIRS = ['Training_Data_Master', 'Validation_Data_Master', 'Attack_Data_Master'] as const;
+
+export interface AdfaTrace { file: string; calls: string[] }
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of (await readdir(dir)).sort()) {
+    const p = join(dir, n);
+    if ((await stat(p)).isDirectory()) out.push(...await filesUnder(p));
+    else if (n.endsWith('.txt')) out.push(p);
+  }
+  return out;
+}
+
+/** Read one ADFA-LD folder through the numeric importer (i386 numbering). */
+export async function readAdfaFolder(dir: string): Promise<AdfaTrace[]> {
+  const traces: AdfaTrace[] = [];
+  for (const file of await filesUnder(dir)) {
+    const imp = createImporter('adfa', { abi: 'i386' });
+    const text = await readFile(file, 'utf8');
+    const calls: string[] = [];
+    let lineNo = 0;
+    for (const line of text.split('\n')) {
+      lineNo++;
+      for (const e of imp.line(line, lineNo)) if (e.type === 'syscall') calls.push(e.name);
+    }
+    traces.push({ file, calls });
+  }
+  return traces;
+}
+
+export async function checkAdfaDir(dir: string): Promise<void> {
+  for (const d of ADFA_DIRS) {
+    try {
+      if (!(await stat(join(dir, d))).isDirectory()) throw new Error('not a directory');
+    } catch (e) {
+      throw new SandtraceError('INPUT_MISSING', `${dir} is not an ADFA-LD directory: ${d}/ is missing`, { cause: e, details: { dir } });
+    }
+  }
+}
+
+export interface ModelResult {
+  name: string;
+  auc: number;
+  far_at_dr90: number;
+  dr_at_far5: number;
+  /** Share of validation traces above the model's own calibrated threshold (expected near its target). */
+  far_at_calibrated_threshold: number;
+  /** Share of attack traces above that threshold. */
+  dr_at_calibrated_threshold: number;
+  threshold: number;
+  train_s: number;
+  score_calls_per_s: number;
+  selection?: string;
+}
+
+export interface AdfaResult {
+  auc: number;
+  far_at_dr90: number;
+  dr_at_far5: number;
+  baseline: { name: string; auc: number; far_at_dr90: number; dr_at_far5: number };
+  train_s: number;
+  score_calls_per_s: number;
+  model: ModelResult;
+  baselineDetail: ModelResult;
+  data: { training: number; validation: number; attack: number; trainingCalls: number; scoredCalls: number };
+  roc: RocSeries[];
+  /** Report-only figures (AUC of other settings on the dev attacks); never used to choose anything. */
+  ablation?: { name: string; auc: number; far_at_dr90: number }[];
+}
+
+function evaluate(opts: TrainOptions, train: AdfaTrace[], normal: AdfaTrace[], attack: AdfaTrace[]): { r: ModelResult; normalScores: number[]; attackScores: number[] } {
+  const t0 = performance.now();
+  const data = trainProgramModel(train.map((t) => t.calls), { ...opts, abi: 'i386' });
+  const model = new ProgramModel(data);
+  const trainS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  let calls = 0;
+  const scoreAll = (ts: AdfaTrace[]) => ts.map((t) => {
+    calls += t.calls.length;
+    return model.score(t.calls).score;
+  });
+  const normalScores = scoreAll(normal);
+  const attackScores = scoreAll(attack);
+  const scoreS = (performance.now() - t1) / 1000;
+  const th = data.calibration.threshold;
+  const r: ModelResult = {
+    name: model.name,
+    auc: auc(normalScores, attackScores),
+    far_at_dr90: farAtDr(normalScores, attackScores, 0.9),
+    dr_at_far5: drAtFar(normalScores, attackScores, 0.05),
+    far_at_calibrated_threshold: normalScores.filter((s) => s > th).length / normalScores.length,
+    dr_at_calibrated_threshold: attackScores.filter((s) => s > th).length / attackScores.length,
+    threshold: th,
+    train_s: trainS,
+    score_calls_per_s: calls / Math.max(scoreS, 1e-9),
+    ...(data.training.selection ? { selection: data.training.selection } : {}),
+  };
+  return { r, normalScores, attackScores };
+}
+
+const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
+
+export async function evalAdfa(dir: string, opts: { ablation?: boolean } = {}): Promise<AdfaResult> {
+  await checkAdfaDir(dir);
+  const [train, normal, attack] = await Promise.all(ADFA_DIRS.map((d) => readAdfaFolder(join(dir, d)))) as [AdfaTrace[], AdfaTrace[], AdfaTrace[]];
+  if (train.length === 0 || normal.length === 0 || attack.length === 0) {
+    throw new SandtraceError('INPUT_EMPTY', `${dir}: a folder of the ADFA-LD layout holds no .txt traces`);
+  }
+  const base = evaluate({ kind: 'stide' }, train, normal, attack);
+  const best = evaluate({ kind: 'vmm' }, train, normal, attack);
+  const ablation: { name: string; auc: number; far_at_dr90: number }[] = [];
+  if (opts.ablation) {
+    for (const smoothing of ['kn', 'wb'] as const) {
+      for (const n of [2, 3, 4, 5, 6, 7]) {
+        const r = evaluate({ kind: 'vmm', n, smoothing }, train, normal, attack).r;
+        ablation.push({ name: r.name, auc: round(r.auc), far_at_dr90: round(r.far_at_dr90) });
+      }
+    }
+    for (const n of [3, 4, 6]) {
+      const r = evaluate({ kind: 'stide', n }, train, normal, attack).r;
+      ablation.push({ name: r.name, auc: round(r.auc), far_at_dr90: round(r.far_at_dr90) });
+    }
+  }
+  const roundR = (r: ModelResult): ModelResult => ({
+    ...r, auc: round(r.auc), far_at_dr90: round(r.far_at_dr90), dr_at_far5: round(r.dr_at_far5),
+    far_at_calibrated_threshold: round(r.far_at_calibrated_threshold), dr_at_calibrated_threshold: round(r.dr_at_calibrated_threshold),
+    threshold: round(r.threshold), train_s: round(r.train_s, 2), score_calls_per_s: Math.round(r.score_calls_per_s),
+  });
+  const m = roundR(best.r);
+  const b = roundR(base.r);
+  return {
+    auc: m.auc,
+    far_at_dr90: m.far_at_dr90,
+    dr_at_far5: m.dr_at_far5,
+    baseline: { name: b.name, auc: b.auc, far_at_dr90: b.far_at_dr90, dr_at_far5: b.dr_at_far5 },
+    train_s: m.train_s,
+    score_calls_per_s: m.score_calls_per_s,
+    model: m,
+    baselineDetail: b,
+    data: {
+      training: train.length, validation: normal.length, attack: attack.length,
+      trainingCalls: train.reduce((a, t) => a + t.calls.length, 0),
+      scoredCalls: [...normal, ...attack].reduce((a, t) => a + t.calls.length, 0),
+    },
+    roc: [
+      { name: b.name, auc: b.auc, points: rocCurve(base.normalScores, base.attackScores) },
+      { name: m.name, auc: m.auc, points: rocCurve(best.normalScores, best.attackScores) },
+    ],
+    ...(opts.ablation ? { ablation } : {}),
+  };
+}

@@ -1,0 +1,157 @@
+// The anomaly detector: scores every process's calls against its program's normal-behaviour
+// model (by exe, falling back to the global model) and reports processes whose most anomalous
+// window or whole-life score exceeds the calibrated thresholds, with that window as evidence.
+// Each thread is its own sequence (threads interleave arbitrarily); findings name the process.
+import type { Detector, Evidence, Finding, Severity } from '../types.js';
+import type { EnrichedEvent } from '../../semantics/types.js';
+import type { AnomalyModel, ProgramModel } from './model.js';
+import type { ScoreStream } from './scorers.js';
+
+export interface AnomalyDetectorOptions {
+  /** Calls a process must make before its whole-life score is judged (too few say nothing). Default 10. */
+  minCalls?: number;
+  /**
+   * Report programs that have no model of their own when the model file was trained per program
+   * (an operator's "never seen this program during learning"). Default true.
+   */
+  unseenPrograms?: boolean;
+}
+
+interface Call { seq: number; name: string; value: number }
+
+interface Segment {
+  pid: number;
+  tid: number;
+  exe: string;
+  model: ProgramModel;
+  stream: ScoreStream;
+  sum: number;
+  count: number;
+  ring: Call[];
+  ringSum: number;
+  bestSum: number;
+  best: Call[];
+  windowAlerted: boolean;
+}
+
+function severityFor(score: number, threshold: number): Severity {
+  const r = threshold > 0 ? score / threshold : Infinity;
+  if (r >= 3) return 'high';
+  if (r >= 1.5) return 'medium';
+  return 'low';
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetectorOptions = {}): Detector {
+  const minCalls = opts.minCalls ?? 10;
+  const perProgram = model.programs.size > 0;
+  const reportUnseen = (opts.unseenPrograms ?? true) && perProgram;
+  const segments = new Map<number, Segment>();
+  const unseenReported = new Set<string>();
+  const queue: Finding[] = [];
+
+  const open = (e: EnrichedEvent): Segment | undefined => {
+    const exe = e.proc.exe;
+    const m = model.forExe(exe);
+    if (reportUnseen && exe !== '' && !model.programs.has(exe) && !unseenReported.has(exe)) {
+      unseenReported.add(exe);
+      queue.push({
+        rule: 'model.unseen_program',
+        description: `program ${exe} was never seen while the normal-behaviour model was learned`,
+        severity: 'medium',
+        attack: [],
+        pid: e.proc.pid,
+        evidence: [{ seq: e.ev.seq, pid: e.ev.pid, event: e.ev.type === 'syscall' ? e.ev.name : e.ev.type, fields: { 'proc.exe': exe, 'proc.name': e.proc.name, 'proc.pid': e.proc.pid } }],
+        source: 'model',
+        output: `Unseen program (proc.exe=${exe} proc.pid=${e.proc.pid} parent=${e.proc.parent?.exe ?? ''})`,
+        confidence: 0.6,
+        tags: ['anomaly', 'unseen-program'],
+      });
+    }
+    if (!m) return undefined;
+    const s: Segment = {
+      pid: e.proc.pid, tid: e.ev.tid, exe, model: m, stream: m.scorer.stream(), sum: 0, count: 0,
+      ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
+    };
+    segments.set(e.ev.tid, s);
+    return s;
+  };
+
+  const finding = (s: Segment, kind: 'window' | 'process', score: number, threshold: number): Finding => {
+    const c = s.model.data.calibration;
+    const evidence: Evidence[] = s.best.map((x) => ({ seq: x.seq, pid: s.pid, event: x.name, fields: { 'evt.type': x.name, surprise: round(x.value) } }));
+    const what = kind === 'window'
+      ? `${s.best.length} consecutive calls unlike ${s.exe || 'this program'}'s normal behaviour`
+      : `system-call behaviour over the process's life unlike ${s.exe || 'the'} normal model`;
+    return {
+      rule: kind === 'window' ? 'model.anomalous_window' : 'model.anomalous_process',
+      description: what,
+      severity: severityFor(score, threshold),
+      attack: [],
+      pid: s.pid,
+      evidence,
+      source: 'model',
+      output: `Anomalous system calls (proc.exe=${s.exe || '?'} proc.pid=${s.pid} score=${round(score)} threshold=${round(threshold)} model=${s.model.name} calls=${s.count})`,
+      confidence: Math.min(0.95, 0.5 + 0.15 * Math.log2(Math.max(1, score / Math.max(threshold, 1e-9)))),
+      tags: ['anomaly', s.model.data.kind, `far=${c.far}`],
+      anomaly: { score: round(score), threshold: round(threshold), window: s.best.map((x) => x.name), model: s.model.name },
+    };
+  };
+
+  /** End of a process (or of its program, at exec): judge its whole-life score. */
+  const close = (s: Segment): void => {
+    segments.delete(s.tid);
+    if (s.windowAlerted || s.count < minCalls) return;
+    const c = s.model.data.calibration;
+    const score = s.sum / s.count;
+    if (score > c.threshold) queue.push(finding(s, 'process', score, c.threshold));
+  };
+
+  return {
+    name: 'anomaly',
+    onEvent(e: EnrichedEvent): void {
+      const ev = e.ev;
+      if (ev.type === 'exec' || (ev.type === 'exit' && !ev.thread)) {
+        // an exec ends every thread of the process; so does the process's exit
+        for (const s of [...segments.values()]) if (s.pid === e.proc.pid) close(s);
+        return;
+      }
+      if (ev.type === 'exit') {
+        const s = segments.get(ev.tid);
+        if (s) close(s);
+        return;
+      }
+      if (ev.type !== 'syscall') return;
+      let s = segments.get(ev.tid);
+      if (s && (s.exe !== e.proc.exe || s.pid !== e.proc.pid)) { close(s); s = undefined; }
+      s ??= open(e);
+      if (!s) return;
+      const win = s.model.data.calibration.window;
+      const value = s.stream.push(s.model.vocab.id(ev.name, false));
+      s.sum += value;
+      s.count++;
+      s.ring.push({ seq: ev.seq, name: ev.name, value });
+      s.ringSum += value;
+      if (s.ring.length > win) s.ringSum -= (s.ring.shift() as Call).value;
+      if (s.ringSum > s.bestSum + 1e-9 && (s.ring.length === win || s.best.length < win)) {
+        s.bestSum = s.ringSum;
+        s.best = [...s.ring];
+      }
+      const c = s.model.data.calibration;
+      if (!s.windowAlerted && s.ring.length === win && s.ringSum / win > c.windowThreshold) {
+        s.windowAlerted = true;
+        queue.push(finding(s, 'window', s.ringSum / win, c.windowThreshold));
+      }
+    },
+    drain(): Finding[] {
+      return queue.splice(0, queue.length);
+    },
+    finish(): Finding[] {
+      for (const s of [...segments.values()]) close(s);
+      return queue.splice(0, queue.length);
+    },
+  };
+}

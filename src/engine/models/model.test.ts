@@ -1,0 +1,161 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readAdfaFolder } from './adfa.js';
+import { createAnomalyDetector, loadModel, saveModel, trainModelFile, trainProgramModel, ProgramModel } from './index.js';
+import { RecordingCollector, readTraces } from '../../capture/replay/index.js';
+import { SemanticState } from '../../semantics/state.js';
+import { isSandtraceError } from '../../errors.js';
+import type { Finding } from '../types.js';
+import { adfaDir, runCli } from './testutil.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-models-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+
+test('VMM and STIDE on real normal traces: calibrated, saved, reloaded, robust to unknown calls', async () => {
+  const dir = adfaDir();
+  const all = (await readAdfaFolder(join(dir, 'Training_Data_Master'))).map((t) => t.calls);
+  const train = all.filter((_, i) => i % 2 === 0).slice(0, 300);
+  const heldOut = all.filter((_, i) => i % 2 === 1);
+  for (const kind of ['vmm', 'stide'] as const) {
+    const file = trainModelFile({ traces: train, source: 'adfa subset' }, { kind, abi: 'i386' });
+    const g = file.global;
+    assert.ok(g);
+    assert.equal(g.kind, kind);
+    assert.ok(g.calibration.threshold > 0, 'threshold calibrated');
+    assert.equal(g.calibration.heldOut, 300, 'every training trace scored held-out once');
+    if (kind === 'vmm') assert.match(g.training.selection ?? '', /held-out bits\/call/);
+    const path = join(tmp, `${kind}.model.json.gz`);
+    await saveModel(path, file);
+    const loaded = await loadModel(path);
+    const m = loaded.forExe('/any/program');
+    assert.ok(m, 'falls back to the global model');
+    const direct = new ProgramModel(g);
+    for (const t of heldOut.slice(0, 20)) assert.equal(m.score(t).score, direct.score(t).score);
+    // false alarms on normal traces it never saw stay in the range of the target (1%), not 30%
+    const far = heldOut.filter((t) => m.score(t).score > g.calibration.threshold).length / heldOut.length;
+    assert.ok(far < 0.06, `${kind}: false-alarm rate on unseen normal traces ${far}`);
+    // unknown syscalls are scored (as never seen), not crashed on, and raise the score
+    const normal = train[0] as string[];
+    const spliced = [...normal.slice(0, 40), 'no_such_call', 'syscall_999', 'no_such_call', 'syscall_999', ...normal.slice(40)];
+    const s0 = m.score(normal);
+    const s1 = m.score(spliced);
+    assert.ok(s1.windowScore > s0.windowScore, `${kind}: ${s1.windowScore} > ${s0.windowScore}`);
+    assert.ok(s1.windowStart <= 43 && s1.windowStart + s1.windowLength >= 41, 'worst window covers the unknown calls');
+    assert.equal(m.score([]).score, 0);
+  }
+});
+
+test('model files: wrong content is MODEL_INVALID, absent is INPUT_MISSING; empty training is INPUT_EMPTY', async () => {
+  const bad = join(tmp, 'bad.json');
+  writeFileSync(bad, '{"format":"something-else"}');
+  const code = async (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (isSandtraceError(e) ? e.code : String(e)));
+  assert.equal(await code(loadModel(bad)), 'MODEL_INVALID');
+  writeFileSync(bad, 'not json at all');
+  assert.equal(await code(loadModel(bad)), 'MODEL_INVALID');
+  writeFileSync(bad, JSON.stringify({ format: 'sandtrace.model', version: 99, programs: {} }));
+  assert.equal(await code(loadModel(bad)), 'MODEL_INVALID');
+  assert.equal(await code(loadModel(join(tmp, 'absent.json'))), 'INPUT_MISSING');
+  assert.equal(await code(Promise.resolve().then(() => trainProgramModel([[], []]))), 'INPUT_EMPTY');
+});
+
+test('a program seen too briefly to calibrate borrows the global thresholds instead of flagging everything', async () => {
+  const dir = adfaDir();
+  const some = (await readAdfaFolder(join(dir, 'Training_Data_Master'))).slice(0, 40).map((t) => t.calls);
+  const file = trainModelFile({ traces: [], byExe: new Map([['/bin/busy', some], ['/bin/brief', [['read', 'write', 'close']]]]), source: 'test' });
+  const brief = file.programs['/bin/brief'];
+  const busy = file.programs['/bin/busy'];
+  assert.ok(brief && busy && file.global);
+  assert.match(brief.calibration.method, /global model/);
+  assert.equal(brief.calibration.threshold, file.global.calibration.threshold);
+  assert.match(busy.calibration.method, /cross-validated/);
+  assert.ok(busy.calibration.threshold > 0);
+  const m = new ProgramModel(brief);
+  assert.equal(m.isAnomalous(m.score(['read', 'write', 'close'])), false, 'its own behaviour is normal');
+});
+
+/** strace -f of one shell command line into a log file. */
+function strace(name: string, script: string, env: Record<string, string> = {}): string {
+  const log = join(tmp, `${name}.strace`);
+  const r = spawnSync('strace', ['-f', '-ttt', '-o', log, 'sh', '-c', script], { encoding: 'utf8', cwd: tmp, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } });
+  assert.equal(r.status, 0, r.stderr);
+  return log;
+}
+
+test('the anomaly detector flags the process that deviates from its program model, with the window as evidence', async () => {
+  // the shell runs the same script both times; only what ls is asked to do differs
+  const script = 'for i in 1 2 3 4 5 6; do cat /etc/hostname > /dev/null; ls $LSARGS $DIR > /dev/null; done';
+  const normalEnv = { LSARGS: '', DIR: '/' };
+  const logs = [strace('n1', script, normalEnv), strace('n2', script, normalEnv), strace('n3', script, normalEnv)];
+  const byExe = new Map<string, string[][]>();
+  for (const l of logs) {
+    for (const t of (await readTraces(l)).traces) {
+      if (t.exe === '' || t.calls.length === 0) continue;
+      byExe.set(t.exe, [...(byExe.get(t.exe) ?? []), t.calls]);
+    }
+  }
+  assert.ok(byExe.has('/usr/bin/ls') && byExe.has('/usr/bin/cat'));
+  const model = new (await import('./model.js')).AnomalyModel(trainModelFile({ traces: [], byExe, source: 'strace' }));
+
+  const run = async (log: string) => {
+    const semantics = new SemanticState({});
+    const det = createAnomalyDetector(model);
+    const c = new RecordingCollector(log);
+    await c.start();
+    const pids = new Map<number, string>();
+    const seqOwner = new Map<number, number>();
+    for await (const b of c.events()) {
+      for (const ev of b) {
+        const e = semantics.apply(ev);
+        pids.set(e.proc.pid, e.proc.exe);
+        seqOwner.set(ev.seq, ev.pid);
+        det.onEvent(e);
+      }
+    }
+    return { findings: det.finish(), pids, seqOwner };
+  };
+
+  // the same workload again: no anomaly findings
+  const again = await run(strace('n4', script, normalEnv));
+  assert.deepEqual(again.findings.filter((f) => f.rule !== 'model.unseen_program').map((f) => f.output), []);
+
+  // ls suddenly lists a whole tree with details: its processes, and only they, are anomalous
+  const dev = await run(strace('dev', script, { LSARGS: '-laR', DIR: '/etc/apt' }));
+  const anomalies = dev.findings.filter((f: Finding) => f.source === 'model' && f.anomaly);
+  assert.ok(anomalies.length >= 1, 'an anomaly finding');
+  for (const f of anomalies) assert.equal(dev.pids.get(f.pid), '/usr/bin/ls', `only ls is flagged, got ${f.output}`);
+  const f = anomalies[0] as Finding;
+  assert.ok(f.anomaly && f.anomaly.score > f.anomaly.threshold);
+  assert.equal(f.anomaly?.model, model.programs.get('/usr/bin/ls')?.name);
+  assert.ok(f.evidence.length > 0 && f.evidence.length <= 20);
+  for (const ev of f.evidence) assert.equal(dev.seqOwner.get(ev.seq), f.pid, 'evidence events belong to the process');
+  assert.deepEqual(f.anomaly?.window, f.evidence.map((e) => e.event));
+});
+
+test('CLI: model train and score over imported traces; bad input is a one-line error', async () => {
+  const log = strace('cli', 'cat /etc/hostname > /dev/null; ls / > /dev/null');
+  const out = join(tmp, 'cli.model.json');
+  const t = await runCli(['model', 'train', log, '--out', out, '--kind', 'stide', '--json']);
+  assert.equal(t.code, 0, t.stderr);
+  const info = JSON.parse(t.stdout);
+  assert.equal(info.kind, 'stide');
+  assert.equal(info.n, 6);
+  assert.ok(info.programs >= 2);
+  const s = await runCli(['model', 'score', out, log, '--json']);
+  assert.equal(s.code, 0, s.stderr);
+  const rows = JSON.parse(s.stdout).traces as { exe: string; anomalous: boolean; model: string }[];
+  const cat = rows.find((r) => r.exe === '/usr/bin/cat');
+  assert.ok(cat && cat.model.startsWith('/usr/bin/cat:'), 'scored with the program model');
+  assert.equal(cat.anomalous, false, 'the training trace itself is normal');
+  const bad = await runCli(['model', 'score', join(tmp, 'nope.json'), log]);
+  assert.equal(bad.code, 4);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  assert.match(bad.stderr, /INPUT_MISSING/);
+  const usage = await runCli(['model', 'train', log]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--out/);
+});

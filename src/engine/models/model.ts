@@ -1,0 +1,333 @@
+// Normal-behaviour models as files: training (on normal traces only), threshold calibration by
+// cross-validation on those same normal traces, scoring, and the versioned JSON(.gz) format.
+// A model file holds one model per program (keyed by exe path) and/or one global model.
+import { readFile, writeFile } from 'node:fs/promises';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Abi } from '../../capture/events.js';
+import { SandtraceError } from '../../errors.js';
+import { NgramTable, Vocab } from './ngram.js';
+import { MODEL_KINDS, SMOOTHINGS, makeScorer, summarize, type ModelKind, type Scorer, type Smoothing, type TraceScore } from './scorers.js';
+
+export const MODEL_FORMAT = 'sandtrace.model';
+export const MODEL_VERSION = 1;
+
+/** Defaults, chosen from principles rather than from attack data (see README). */
+export const DEFAULTS = {
+  /** STIDE window length of Forrest et al. */
+  stideN: 6,
+  /** Markov orders tried by cross-validated held-out likelihood on the normal traces. */
+  vmmCandidates: [2, 3, 4, 5, 6, 7] as readonly number[],
+  /** Target false-alarm rate per trace (or per process) the threshold is calibrated to. */
+  far: 0.01,
+  folds: 5,
+  /** Locality frame (Forrest et al.: 20 calls) for the window score. */
+  window: 20,
+} as const;
+
+export interface Calibration {
+  /** Anomaly-score threshold (mean over a trace) at the target false-alarm rate. */
+  threshold: number;
+  /** Threshold for the most anomalous window of `window` calls, at the same rate. */
+  windowThreshold: number;
+  window: number;
+  far: number;
+  method: string;
+  /** Held-out normal units scored to set the thresholds. */
+  heldOut: number;
+}
+
+export interface ProgramModelData {
+  kind: ModelKind;
+  n: number;
+  /** VMM smoothing (absent: Kneser-Ney). */
+  smoothing?: Smoothing;
+  abi: Abi;
+  vocab: string[];
+  /** [window key, count] pairs of the n-gram table (see NgramTable). */
+  table: [number, number][];
+  calibration: Calibration;
+  training: { traces: number; calls: number; selection?: string };
+}
+
+export interface ModelFileData {
+  format: typeof MODEL_FORMAT;
+  version: typeof MODEL_VERSION;
+  created: string;
+  kind: ModelKind;
+  abi: Abi;
+  training: { traces: number; calls: number; seconds: number; source: string };
+  programs: Record<string, ProgramModelData>;
+  global: ProgramModelData | null;
+}
+
+export interface TrainOptions {
+  kind?: ModelKind;
+  /** Window length (STIDE) or Markov order + 1 (VMM); chosen by cross-validation when absent (VMM). */
+  n?: number;
+  /** VMM smoothing; chosen with n by cross-validation when absent. */
+  smoothing?: Smoothing;
+  abi?: Abi;
+  far?: number;
+  folds?: number;
+  window?: number;
+}
+
+/** A trained model for one program (or the global one), ready to score. */
+export class ProgramModel {
+  readonly data: ProgramModelData;
+  readonly vocab: Vocab;
+  readonly scorer: Scorer;
+
+  constructor(data: ProgramModelData) {
+    this.data = data;
+    this.vocab = new Vocab(data.vocab);
+    this.scorer = makeScorer(data.kind, NgramTable.fromJSON(data.n, this.vocab.size, data.table), data.smoothing ?? 'kn');
+  }
+
+  get name(): string {
+    return this.data.kind === 'vmm' ? `vmm-${this.data.smoothing ?? 'kn'}-n${this.data.n}` : `${this.data.kind}-n${this.data.n}`;
+  }
+
+  score(calls: readonly string[]): TraceScore & { values: Float64Array; ids: Int32Array } {
+    const ids = this.vocab.encode(calls);
+    const values = this.scorer.values(ids);
+    return { ...summarize(values, this.data.calibration.window), values, ids };
+  }
+
+  /** Whether a scored trace is anomalous by either calibrated threshold. */
+  isAnomalous(s: TraceScore): boolean {
+    const c = this.data.calibration;
+    return s.score > c.threshold || (s.windowLength >= c.window && s.windowScore > c.windowThreshold);
+  }
+}
+
+function buildTable(encoded: Int32Array[], n: number, radix: number): NgramTable {
+  const t = new NgramTable(n, radix);
+  for (const e of encoded) t.add(e);
+  return t;
+}
+
+/** Quantile with linear interpolation; q in [0,1]. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (pos - lo);
+}
+
+/**
+ * Units for cross-validation: the traces themselves, or, with too few traces (a single long
+ * process seen live), contiguous chunks of them.
+ */
+function cvUnits(encoded: Int32Array[], folds: number): Int32Array[] {
+  if (encoded.length >= folds * 2) return encoded;
+  const total = encoded.reduce((a, e) => a + e.length, 0);
+  const chunk = Math.max(20, Math.ceil(total / (folds * 4)));
+  const out: Int32Array[] = [];
+  for (const e of encoded) for (let i = 0; i < e.length; i += chunk) out.push(e.subarray(i, Math.min(e.length, i + chunk)));
+  return out;
+}
+
+interface FoldResult { scores: TraceScore[]; bitsPerCall: number }
+
+function crossValidate(units: Int32Array[], kind: ModelKind, n: number, radix: number, folds: number, window: number, smoothing: Smoothing): FoldResult {
+  const scores: TraceScore[] = [];
+  let bits = 0;
+  let calls = 0;
+  for (let f = 0; f < folds; f++) {
+    const train = units.filter((_, i) => i % folds !== f);
+    const held = units.filter((_, i) => i % folds === f);
+    if (train.length === 0 || held.length === 0) continue;
+    // symbols unseen in the training folds must look unseen: remap them to UNK
+    const seen = new Uint8Array(radix);
+    for (const u of train) for (const s of u) seen[s] = 1;
+    const scorer = makeScorer(kind, buildTable(train, n, radix), smoothing);
+    for (const h of held) {
+      const masked = h.map((s) => (seen[s] ? s : 0));
+      const v = scorer.values(masked);
+      scores.push(summarize(v, window));
+      if (kind === 'vmm') for (const x of v) bits += x;
+      calls += v.length;
+    }
+  }
+  return { scores, bitsPerCall: calls > 0 ? bits / calls : 0 };
+}
+
+/** Held-out units needed to calibrate a program's own thresholds. */
+const MIN_HELD_OUT = 3;
+
+/**
+ * Train one model on normal traces (each a list of syscall names). `fallback`: thresholds to use
+ * when there is too little data to calibrate this model's own (a program seen once, briefly).
+ */
+export function trainProgramModel(traces: readonly (readonly string[])[], opts: TrainOptions = {}, fallback?: Calibration): ProgramModelData {
+  const kind = opts.kind ?? 'vmm';
+  if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `unknown model kind '${kind}' (${MODEL_KINDS.join(', ')})`);
+  if (opts.smoothing !== undefined && !SMOOTHINGS.includes(opts.smoothing)) throw new SandtraceError('USAGE', `unknown smoothing '${opts.smoothing}' (${SMOOTHINGS.join(', ')})`);
+  const far = opts.far ?? DEFAULTS.far;
+  const folds = opts.folds ?? DEFAULTS.folds;
+  const window = opts.window ?? DEFAULTS.window;
+  const nonEmpty = traces.filter((t) => t.length > 0);
+  const calls = nonEmpty.reduce((a, t) => a + t.length, 0);
+  if (calls === 0) throw new SandtraceError('INPUT_EMPTY', 'no system calls to train on');
+  const vocab = new Vocab();
+  const encoded = nonEmpty.map((t) => vocab.encode(t, true));
+  const radix = vocab.size;
+  const units = cvUnits(encoded, folds);
+
+  let n = opts.n ?? (kind === 'stide' ? DEFAULTS.stideN : 0);
+  let smoothing: Smoothing = opts.smoothing ?? 'kn';
+  let cv: FoldResult | undefined;
+  let selection: string | undefined;
+  if (kind === 'vmm' && (opts.n === undefined || opts.smoothing === undefined)) {
+    // choose what best predicts held-out normal calls (cross-entropy), never from attacks
+    const tried: string[] = [];
+    let best = Infinity;
+    for (const sm of opts.smoothing ? [opts.smoothing] : SMOOTHINGS) {
+      for (const cand of opts.n ? [opts.n] : DEFAULTS.vmmCandidates) {
+        if (Math.pow(radix + 1, cand) >= Number.MAX_SAFE_INTEGER) break;
+        const r = crossValidate(units, kind, cand, radix, folds, window, sm);
+        tried.push(`${sm} n=${cand}: ${r.bitsPerCall.toFixed(3)}`);
+        if (r.bitsPerCall < best - 1e-9) { best = r.bitsPerCall; n = cand; smoothing = sm; cv = r; }
+      }
+    }
+    selection = `smoothing and n by ${folds}-fold held-out bits/call on normal traces (${tried.join(', ')})`;
+  }
+  cv ??= crossValidate(units, kind, n, radix, folds, window, smoothing);
+
+  const table = buildTable(encoded, n, radix);
+  let calibration: Calibration;
+  if (cv.scores.length >= MIN_HELD_OUT || !fallback) {
+    let held = cv.scores;
+    let how = `${1 - far} quantile of ${folds}-fold cross-validated scores of held-out normal ${units === encoded ? 'traces' : 'chunks'}`;
+    if (held.length < MIN_HELD_OUT) {
+      // too little data to hold any out: the training units' own (optimistic) scores
+      const scorer = makeScorer(kind, table, smoothing);
+      held = units.map((u) => summarize(scorer.values(u), window));
+      how = `${1 - far} quantile of in-sample scores (too little data to cross-validate)`;
+    }
+    const scores = held.map((x) => x.score).sort((a, b) => a - b);
+    const wscores = held.filter((x) => x.windowLength >= window).map((x) => x.windowScore).sort((a, b) => a - b);
+    calibration = {
+      threshold: quantile(scores, 1 - far),
+      windowThreshold: wscores.length > 0 ? quantile(wscores, 1 - far) : quantile(scores, 1 - far),
+      window, far, method: how, heldOut: cv.scores.length,
+    };
+  } else {
+    calibration = { ...fallback, method: `thresholds of the global model (only ${cv.scores.length} held-out unit(s) of this program)`, heldOut: cv.scores.length };
+  }
+  return {
+    kind, n, ...(kind === 'vmm' ? { smoothing } : {}), abi: opts.abi ?? 'x86_64', vocab: vocab.names, table: table.toJSON(), calibration,
+    training: { traces: nonEmpty.length, calls, ...(selection ? { selection } : {}) },
+  };
+}
+
+/** A whole model file in memory: per-program models and an optional global one. */
+export class AnomalyModel {
+  readonly data: ModelFileData;
+  readonly programs = new Map<string, ProgramModel>();
+  readonly global: ProgramModel | null;
+
+  constructor(data: ModelFileData) {
+    this.data = data;
+    for (const [exe, d] of Object.entries(data.programs)) this.programs.set(exe, new ProgramModel(d));
+    this.global = data.global ? new ProgramModel(data.global) : null;
+  }
+
+  /** The model of a program, falling back to the global model. */
+  forExe(exe: string): ProgramModel | null {
+    return this.programs.get(exe) ?? this.global;
+  }
+
+  get name(): string {
+    return `${this.data.kind}`;
+  }
+}
+
+export interface TrainingSet {
+  /** Traces without a program (imported datasets): they train the global model. */
+  traces: (readonly string[])[];
+  /** Traces per exe path. */
+  byExe?: Map<string, (readonly string[])[]>;
+  source: string;
+}
+
+/**
+ * Train a model file: one model per program with traces, plus a global model over every trace
+ * (the fallback for programs never seen).
+ */
+export function trainModelFile(set: TrainingSet, opts: TrainOptions = {}): ModelFileData {
+  const t0 = performance.now();
+  const programs: Record<string, ProgramModelData> = {};
+  const all: (readonly string[])[] = [...set.traces];
+  for (const traces of set.byExe?.values() ?? []) all.push(...traces);
+  const global = trainProgramModel(all, opts);
+  for (const [exe, traces] of set.byExe ?? []) {
+    if (traces.some((t) => t.length > 0)) programs[exe] = trainProgramModel(traces, opts, global.calibration);
+  }
+  return {
+    format: MODEL_FORMAT,
+    version: MODEL_VERSION,
+    created: new Date().toISOString(),
+    kind: global.kind,
+    abi: opts.abi ?? 'x86_64',
+    training: {
+      traces: all.filter((t) => t.length > 0).length,
+      calls: all.reduce((a, t) => a + t.length, 0),
+      seconds: (performance.now() - t0) / 1000,
+      source: set.source,
+    },
+    programs,
+    global,
+  };
+}
+
+export async function saveModel(path: string, data: ModelFileData): Promise<void> {
+  const text = JSON.stringify(data);
+  await writeFile(path, path.endsWith('.gz') ? gzipSync(text) : text);
+}
+
+export async function loadModel(path: string): Promise<AnomalyModel> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new SandtraceError('INPUT_MISSING', `model file ${path} does not exist`, { cause: e });
+    if (code === 'EISDIR') throw new SandtraceError('INPUT_IS_DIRECTORY', `${path} is a directory, not a model file`, { cause: e });
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read model file ${path}: ${code ?? e}`, { cause: e });
+  }
+  let data: unknown;
+  try {
+    const text = buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf).toString('utf8') : buf.toString('utf8');
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new SandtraceError('MODEL_INVALID', `${path} is not a sandtrace model (not JSON)`, { cause: e });
+  }
+  return new AnomalyModel(validateModel(data, path));
+}
+
+function validateModel(d: unknown, path: string): ModelFileData {
+  const o = d as Partial<ModelFileData> | null;
+  if (!o || typeof o !== 'object' || o.format !== MODEL_FORMAT) {
+    throw new SandtraceError('MODEL_INVALID', `${path} is not a sandtrace model (format field missing)`);
+  }
+  if (o.version !== MODEL_VERSION) {
+    throw new SandtraceError('MODEL_INVALID', `${path} is model format version ${String(o.version)}; this sandtrace reads version ${MODEL_VERSION}`);
+  }
+  const check = (p: unknown, where: string): void => {
+    const m = p as Partial<ProgramModelData> | null;
+    if (!m || !MODEL_KINDS.includes(m.kind as ModelKind) || typeof m.n !== 'number' || !Array.isArray(m.vocab)
+      || !Array.isArray(m.table) || !m.calibration || typeof m.calibration.threshold !== 'number') {
+      throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is incomplete`);
+    }
+  };
+  if (typeof o.programs !== 'object' || o.programs === null) throw new SandtraceError('MODEL_INVALID', `${path}: no programs field`);
+  for (const [exe, p] of Object.entries(o.programs)) check(p, exe);
+  if (o.global) check(o.global, 'the global model');
+  if (!o.global && Object.keys(o.programs).length === 0) throw new SandtraceError('MODEL_INVALID', `${path} holds no model`);
+  return o as ModelFileData;
+}
