@@ -18,6 +18,11 @@ export interface PipelineOptions {
   /** Receives every event the pipeline keeps (e.g. a recording writer). */
   sink?: EventSink;
   /**
+   * Rewrites events in place before anything else sees them, e.g. kernel uids into the uids of
+   * the sandbox's user namespace, so that recordings hold what the sample saw.
+   */
+  normalize?: (ev: TraceEvent) => void;
+  /**
    * Drop events until the first exec: in a container the first process is the runtime's own
    * init until it execs the sample, and its set-up calls are not the sample's behaviour.
    */
@@ -52,6 +57,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       skipped += i;
       kept = batch.slice(i);
     }
+    if (o.normalize) for (const ev of kept) o.normalize(ev);
     o.sink?.write(kept);
     for (const ev of kept) {
       const e = semantics.apply(ev);

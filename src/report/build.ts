@@ -4,7 +4,7 @@ import type { Backend, CaptureStats } from '../capture/collector.js';
 import type { SockAddr } from '../capture/events.js';
 import type { Finding, Verdict } from '../engine/types.js';
 import type { FileChange } from '../sandbox/types.js';
-import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL, O_TRUNC } from '../semantics/flags.js';
+import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
 import type { EnrichedEvent, ProcessInfo } from '../semantics/types.js';
 import {
@@ -82,7 +82,8 @@ export class ReportBuilder {
         const flags = ev.name === 'creat' ? 0o1101 : ev.name === 'open' ? (ev.args[1] ?? 0) : ev.name === 'openat' ? (ev.args[2] ?? 0) : 0;
         if (isOpenRead(flags)) this.file(path, 'read', ev.pid);
         if (isOpenWrite(flags)) this.file(path, 'write', ev.pid);
-        if ((flags & O_CREAT) && (flags & (O_EXCL | O_TRUNC))) this.file(path, 'create', ev.pid);
+        // O_CREAT alone does not say the file was new; O_EXCL does (the overlay diff says the rest).
+        if ((flags & O_CREAT) && (flags & O_EXCL)) this.file(path, 'create', ev.pid);
         return;
       }
       case 'unlink': case 'unlinkat': case 'rmdir':

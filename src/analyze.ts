@@ -1,0 +1,292 @@
+// analyze(): one whole analysis of a sample. Sandbox -> capture -> semantics -> rules and
+// models -> verdict -> report.json, report.html and the ATT&CK layer in the output directory.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type { Backend, CaptureStats, Collector } from './capture/collector.js';
+import { SandtraceError } from './errors.js';
+import type { Detector, Finding } from './engine/types.js';
+import { runPipeline, type EventSink } from './pipeline.js';
+import { ReportBuilder, type ReportContext } from './report/build.js';
+import type { Report, ReportDiagnostic } from './report/schema.js';
+import { inspectSample } from './sample.js';
+import type { FileChange, Sandbox, SandboxResult, SandboxStartInfo } from './sandbox/types.js';
+import { SemanticState } from './semantics/state.js';
+import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
+import { computeVerdict } from './engine/verdict.js';
+import { renderOutputs } from './report/render.js';
+
+export type Stage = 'preparing' | 'starting' | 'running' | 'collecting' | 'reporting' | 'done';
+
+export interface AnalyzeOptions {
+  sample: string;
+  args?: string[];
+  /** Seconds; default 60. */
+  timeout?: number;
+  outDir: string;
+  /** docker-save or OCI archive to use as the base image. */
+  image?: string;
+  backend?: 'auto' | 'ebpf' | 'ptrace';
+  /** Extra (user) rule files, Falco syntax. A broken one is reported; the built-in pack still runs. */
+  rules?: string[];
+  /** Normal-behaviour model file for anomaly findings. */
+  model?: string;
+  /** Write the normalized event stream here (replayable with `sandtrace replay`). */
+  record?: string;
+  /** Run in a QEMU virtual machine instead of a container. */
+  vm?: boolean;
+  onProgress?: (p: { stage: Stage; events: number; elapsed: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface AnalyzeResult {
+  report: Report;
+  outDir: string;
+  reportPath: string;
+  htmlPath: string | undefined;
+}
+
+/** The decoy credentials and escape syscalls of the sandbox, for the report's interpretation. */
+interface SandboxFacts {
+  denied: readonly string[];
+  users: ReadonlyMap<number, string>;
+  cwd: string;
+  uidMap: (kernelUid: number) => number;
+}
+
+export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
+  const t0 = Date.now();
+  let stage: Stage = 'preparing';
+  let events = 0;
+  const progress = (s?: Stage) => {
+    if (s) stage = s;
+    opts.onProgress?.({ stage, events, elapsed: (Date.now() - t0) / 1000 });
+  };
+  const args = opts.args ?? [];
+  const sample = await inspectSample(opts.sample, args);
+  progress('preparing');
+  const timeout = opts.timeout ?? 60;
+  const outDir = resolve(opts.outDir);
+  await mkdir(outDir, { recursive: true });
+
+  const errors: ReportDiagnostic[] = [];
+  const warnings: ReportDiagnostic[] = [];
+  const detectors = await buildDetectors(opts, errors, warnings);
+
+  const started = new Date();
+  const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+  const run = opts.vm ? await vmRun(opts, timeout) : await containerRun(opts, timeout, id);
+  const semantics = new SemanticState({
+    containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
+  });
+  const builder = new ReportBuilder(run.facts.denied);
+  let sink: (EventSink & { close(stats?: CaptureStats): Promise<void> }) | undefined;
+  let result: SandboxResult | undefined;
+  let changes: FileChange[] = [];
+  let stats: CaptureStats | undefined;
+  const droppedDir = join(outDir, 'dropped');
+  const onAbort = () => void run.sandbox.destroy();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    progress('starting');
+    await rm(droppedDir, { recursive: true, force: true });
+    const info = await run.sandbox.create();
+    const collector = await run.collector(info);
+    if (opts.record) {
+      sink = await openRecording(opts.record, { target: sample.name, sample, backend: collector.backend, id, timeout, isolation: run.isolation, reason: run.reason, users: [...run.facts.users], cwd: run.facts.cwd });
+    }
+    await collector.start();
+    const consuming = runPipeline({
+      collector, semantics, report: builder, detectors, startAtFirstExec: true,
+      normalize: (ev) => {
+        if (ev.type === 'exec' && ev.uid !== undefined) ev.uid = run.facts.uidMap(ev.uid);
+      },
+      ...(sink ? { sink } : {}),
+      onProgress: (n) => {
+        events = n;
+        progress();
+      },
+    });
+    // If consuming fails (a collector error), stop the sample instead of waiting for the timeout.
+    consuming.catch(() => void run.sandbox.destroy());
+    await run.sandbox.start();
+    progress('running');
+    result = await run.sandbox.wait();
+    progress('collecting');
+    await collector.stop();
+    try {
+      await consuming;
+    } catch (e) {
+      errors.push(diag(e, 'capture'));
+    }
+    stats = collector.stats();
+    try {
+      changes = await run.sandbox.changes(droppedDir);
+    } catch (e) {
+      errors.push(diag(e, 'changes'));
+    }
+  } catch (e) {
+    if (opts.signal?.aborted) throw new SandtraceError('INTERNAL', 'analysis interrupted', { cause: e });
+    // Environment failures (no root, image missing, probe cannot load) are the user's to fix: no report.
+    if (e instanceof SandtraceError && ['NOT_ROOT', 'SANDBOX_IMAGE_MISSING', 'PROBE_BUILD_MISSING', 'PROBE_LOAD_FAILED', 'DEPENDENCY_MISSING', 'SETUP_INCOMPLETE', 'VM_KERNEL_MISSING', 'VM_UNSUPPORTED'].includes(e.code)) throw e;
+    errors.push(diag(e, 'sandbox'));
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    await sink?.close(stats).catch((e: unknown) => errors.push(diag(e, 'record')));
+    try {
+      await run.sandbox.destroy();
+    } catch (e) {
+      errors.push(diag(e, 'cleanup'));
+    }
+  }
+
+  progress('reporting');
+  if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample was still running after ${timeout} s and was killed` });
+  const out = await finishReport({
+    builder, detectors, semantics, errors, warnings, outDir,
+    context: {
+      id, started, timeout, timedOut: result?.timedOut ?? false, isolation: run.isolation, sample,
+      capture: stats ?? { backend: run.backend, events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] },
+      captureReason: run.reason, backend: run.backend, changes, copyPath: (p) => relative(outDir, p),
+    },
+  });
+  progress('done');
+  return out;
+}
+
+export interface FinishInput {
+  builder: ReportBuilder;
+  detectors: Detector[];
+  semantics: SemanticState;
+  errors: ReportDiagnostic[];
+  warnings: ReportDiagnostic[];
+  outDir: string;
+  context: Omit<ReportContext, 'ended' | 'processes' | 'findings' | 'verdict' | 'errors' | 'warnings'>;
+}
+
+/** Collects the detectors' findings, computes the verdict, and writes report.json and the rendered outputs. */
+export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
+  const { errors, warnings } = i;
+  const findings: Finding[] = [];
+  for (const d of i.detectors) {
+    try {
+      findings.push(...d.drain(), ...d.finish());
+    } catch (e) {
+      errors.push(diag(e, `detector ${d.name}`));
+    }
+  }
+  findings.sort((a, b) => (a.evidence[0]?.seq ?? 0) - (b.evidence[0]?.seq ?? 0));
+  if (i.context.capture.lost > 0) warnings.push({ code: 'EVENTS_LOST', message: `${i.context.capture.lost} events were lost by the capture` });
+  const report = i.builder.build({
+    ...i.context, ended: new Date(), processes: i.semantics.processes(), findings, verdict: computeVerdict(findings), errors, warnings,
+  });
+  const reportPath = join(i.outDir, 'report.json');
+  await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
+  let htmlPath: string | undefined;
+  try {
+    const written = await renderOutputs(report, i.outDir);
+    htmlPath = written.find((p) => p.endsWith('.html'));
+  } catch (e) {
+    report.analysis.errors.push(diag(e, 'render'));
+    report.analysis.status = 'partial';
+    await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
+  }
+  return { report, outDir: i.outDir, reportPath, htmlPath };
+}
+
+export function diag(e: unknown, where: string): ReportDiagnostic {
+  if (e instanceof SandtraceError) return { code: e.code, message: e.message, where };
+  return { code: 'INTERNAL', message: e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e), where };
+}
+
+export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'>, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
+  const detectors: Detector[] = [];
+  const builtin = await loadRuleFiles(builtinRulePaths());
+  for (const d of builtin.diagnostics) if (d.severity === 'error') errors.push({ code: d.code, message: d.message, where: `${d.file}:${d.line}` });
+  if (opts.rules?.length) {
+    // User rules are loaded separately so a broken file cannot take the built-in pack down.
+    const user = await loadRuleFiles(opts.rules);
+    for (const d of user.diagnostics) {
+      const entry = { code: d.code, message: d.rule ? `${d.rule}: ${d.message}` : d.message, where: `${d.file}:${d.line}` };
+      (d.severity === 'error' ? errors : warnings).push(entry);
+    }
+    detectors.push(createRuleDetector(user.ruleset));
+  }
+  detectors.unshift(createRuleDetector(builtin.ruleset));
+  if (opts.model) {
+    const { loadModel, createAnomalyDetector } = await import('./engine/models/index.js');
+    detectors.push(createAnomalyDetector(await loadModel(opts.model)));
+  }
+  return detectors;
+}
+
+async function openRecording(path: string, meta: Record<string, unknown>): Promise<EventSink & { close(stats?: CaptureStats): Promise<void> }> {
+  const { RecordingWriter } = await import('./capture/replay/index.js');
+  return RecordingWriter.create(path, meta);
+}
+
+interface Run {
+  id: string;
+  name: string;
+  sandbox: Sandbox;
+  backend: Backend;
+  reason: string;
+  isolation: Report['analysis']['isolation'];
+  facts: SandboxFacts;
+  collector(info: SandboxStartInfo): Promise<Collector>;
+}
+
+async function containerRun(opts: AnalyzeOptions, timeout: number, id: string): Promise<Run> {
+  const { createSandbox, sandboxFacts } = await import('./sandbox/index.js');
+  const { ID_SHIFT, ID_RANGE } = await import('./sandbox/config.js');
+  const { chooseBackend } = await import('./capture/choose.js');
+  const rootless = process.getuid?.() !== 0;
+  const choice = rootless ? { backend: 'ptrace' as const, reason: 'not root: eBPF needs root; tracing with strace (ptrace)' } : await chooseBackend(opts.backend ?? 'auto');
+  let sandbox: Sandbox;
+  let isolation: Report['analysis']['isolation'];
+  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.image ? { image: opts.image } : {}) };
+  if (rootless) {
+    const { createRootlessSandbox, rootlessGuarantees } = await import('./sandbox/rootless/index.js');
+    sandbox = createRootlessSandbox(sopts);
+    isolation = { kind: 'rootless', ...rootlessGuarantees() };
+  } else {
+    sandbox = createSandbox(sopts);
+    isolation = { kind: 'container', ...sandboxFacts().isolation };
+  }
+  const facts = sandboxFacts();
+  return {
+    id, name: `sandtrace-${id}`, sandbox, backend: choice.backend, reason: choice.reason, isolation,
+    facts: {
+      denied: facts.deniedSyscalls, users: facts.users, cwd: facts.cwd,
+      uidMap: (u) => (u >= ID_SHIFT && u < ID_SHIFT + ID_RANGE ? u - ID_SHIFT : u),
+    },
+    async collector(info) {
+      if (choice.backend === 'ebpf') {
+        const { EbpfCollector } = await import('./capture/ebpf/collector.js');
+        return new EbpfCollector({ cgroupPath: info.cgroupPath, pidNamespaceOf: info.hostPid, ...(info.freezerPath ? { freezerPath: info.freezerPath } : {}) });
+      }
+      const { StraceCollector } = await import('./capture/ptrace/collector.js');
+      return new StraceCollector({ attachPid: info.hostPid });
+    },
+  };
+}
+
+async function vmRun(_opts: AnalyzeOptions, _timeout: number): Promise<Run> {
+  throw new SandtraceError('VM_UNSUPPORTED', 'analysis in a VM is not available in this build');
+}
+
+/** Re-read a saved report (for `sandtrace report DIR`). */
+export async function readReport(dir: string): Promise<Report> {
+  const p = join(dir, 'report.json');
+  let text: string;
+  try {
+    text = await readFile(p, 'utf8');
+  } catch {
+    throw new SandtraceError('INPUT_MISSING', `no report.json in ${dir}`);
+  }
+  try {
+    return JSON.parse(text) as Report;
+  } catch (e) {
+    throw new SandtraceError('INPUT_CORRUPT', `${p} is not valid JSON: ${(e as Error).message}`);
+  }
+}

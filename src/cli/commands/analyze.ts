@@ -1,0 +1,54 @@
+// `sandtrace analyze FILE [-- ARGS...]`: detonate a sample and write its report.
+import { relative } from 'node:path';
+import { analyze, type Stage } from '../../analyze.js';
+import { SandtraceError } from '../../errors.js';
+import { numberFlag, parseFlags, splitDoubleDash } from '../args.js';
+import { progressLine } from '../progress.js';
+
+export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
+
+const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm]';
+
+export async function run(argv: string[]): Promise<number> {
+  const [mine, sampleArgs] = splitDoubleDash(argv);
+  const { values, positionals } = parseFlags(mine, {
+    timeout: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, image: { type: 'string' },
+    backend: { type: 'string' }, rules: { type: 'string', multiple: true }, model: { type: 'string' },
+    record: { type: 'string' }, vm: { type: 'boolean' },
+  }, USAGE);
+  if (positionals.length !== 1) throw new SandtraceError('USAGE', `analyze takes one sample file; usage: ${USAGE}`);
+  const backend = values.backend ?? 'auto';
+  if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'ptrace') throw new SandtraceError('USAGE', `--backend must be auto, ebpf or ptrace, not '${backend}'`);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const line = progressLine(process.stderr);
+  try {
+    const res = await analyze({
+      sample: positionals[0] as string, args: sampleArgs, timeout: numberFlag(values.timeout, 'timeout', 60),
+      outDir: values.out ?? 'analysis', backend,
+      ...(values.image ? { image: values.image } : {}), ...(values.rules ? { rules: values.rules } : {}),
+      ...(values.model ? { model: values.model } : {}), ...(values.record ? { record: values.record } : {}),
+      ...(values.vm ? { vm: true } : {}),
+      signal: controller.signal,
+      onProgress: (p: { stage: Stage; events: number; elapsed: number }) =>
+        line.update(`${p.stage.padEnd(10)} ${p.elapsed.toFixed(1).padStart(6)}s ${p.events.toLocaleString('en-US').padStart(11)} events`),
+    });
+    line.done();
+    const r = res.report;
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    } else {
+      const where = relative(process.cwd(), res.reportPath) || res.reportPath;
+      process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
+        `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls, ${r.capture.lost} lost: ${where}\n`);
+      for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: warning: ${e.where ? `${e.where}: ` : ''}${e.message}\n`);
+    }
+    return 0;
+  } finally {
+    line.done();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,124 @@
+// End to end: real samples analysed in the real sandbox (runc, the eBPF probe); the report must
+// state what each sample did.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { analyze } from '../src/analyze.js';
+import type { Report } from '../src/report/schema.js';
+import { cli, ROOT, tempDir } from './helpers.js';
+
+const sample = (name: string) => join(ROOT, 'test', 'samples', name);
+
+async function run(name: string, args: string[] = [], timeout = 30): Promise<Report> {
+  const t = tempDir();
+  try {
+    const { report } = await analyze({ sample: sample(name), args, outDir: t.path, timeout });
+    return report;
+  } finally {
+    t.cleanup();
+  }
+}
+
+const proc = (r: Report, exe: string) => r.processes.filter((p) => p.exe === exe);
+const file = (r: Report, path: string) => r.files.find((f) => f.path === path);
+
+test('fork/exec chain: the process tree is sample -> sh -> ls with argv, parents and exit codes', async () => {
+  const r = await run('fork_exec_chain.sh');
+  assert.equal(r.capture.backend, 'ebpf');
+  assert.equal(r.capture.lost, 0);
+  const root = r.processes.find((p) => p.pid === 1);
+  assert.ok(root, 'the sample is pid 1 of its namespace');
+  assert.match(root.exe, /\/fork_exec_chain\.sh$/);
+  const ls = proc(r, '/bin/ls').concat(proc(r, '/usr/bin/ls'));
+  assert.equal(ls.length, 1, 'exactly one ls');
+  assert.deepEqual(ls[0]?.argv, ['/bin/ls', '-la', '/etc/hostname']);
+  const sh = r.processes.find((p) => p.pid === ls[0]?.pid);
+  assert.equal(sh?.ppid, 1, 'ls is the exec of the sh that the sample forked');
+  assert.equal(ls[0]?.exit, 0);
+  assert.ok(file(r, '/bin/ls')?.ops.includes('exec'));
+  assert.ok(file(r, '/bin/sh')?.ops.includes('exec'), 'the forked child exec\'d sh before ls');
+  assert.equal(r.analysis.status, 'completed');
+  assert.ok(r.syscalls.total > 100 && r.syscalls.counts['execve']! >= 2);
+});
+
+test('file operations: created, modified, deleted and renamed files are in files[], dropped[] and deleted[]', async () => {
+  const r = await run('file_ops.sh');
+  assert.ok(file(r, '/tmp/created.txt')?.ops.includes('create'));
+  assert.ok(file(r, '/etc/motd')?.ops.includes('write'));
+  assert.ok(file(r, '/etc/issue.net')?.ops.includes('delete'));
+  assert.ok(file(r, '/tmp/a.txt')?.ops.includes('rename'));
+  assert.deepEqual(file(r, '/tmp/a.txt')?.renamedTo, ['/tmp/renamed.txt']);
+  const created = r.dropped.find((d) => d.path === '/tmp/created.txt');
+  assert.equal(created?.change, 'created');
+  assert.equal(created?.sha256, createHash('sha256').update('created\n').digest('hex'));
+  assert.equal(created?.size, 'created\n'.length);
+  assert.equal(r.dropped.find((d) => d.path === '/etc/motd')?.change, 'modified');
+  assert.ok(r.deleted.includes('/etc/issue.net'));
+});
+
+test('network: a connection to a port on the sandbox\'s own loopback is reported with its result', async () => {
+  const r = await run('connect_loopback.sh', ['4444']);
+  const connects = r.network.filter((n) => n.op === 'connect' && n.address === '127.0.0.1' && n.port === 4444);
+  assert.ok(connects.some((c) => c.result === 'ok' || c.result === 'EINPROGRESS'), JSON.stringify(r.network));
+  assert.ok(r.network.some((n) => (n.op === 'bind' || n.op === 'listen') && n.port === 4444));
+  assert.equal(connects[0]?.proto, 'tcp');
+});
+
+test('credential theft: reading /etc/passwd and the decoy SSH key is reported and flagged', async () => {
+  const r = await run('read_secrets.sh');
+  assert.ok(file(r, '/etc/passwd')?.ops.includes('read'));
+  assert.ok(file(r, '/home/user/.ssh/id_rsa')?.ops.includes('read'));
+  const cred = r.findings.filter((f) => f.attack.some((t) => t.startsWith('T1552')));
+  assert.ok(cred.length > 0, 'a credential-access finding');
+  assert.ok(cred.some((f) => f.evidence.some((e) => Object.values(e.fields).includes('/home/user/.ssh/id_rsa'))), 'evidence names the key');
+  assert.notEqual(r.verdict.label, 'benign');
+});
+
+test('self-deletion: the sample unlinking its own file is reported', async () => {
+  const r = await run('self_delete.sh');
+  const self = r.processes.find((p) => p.pid === 1)?.exe;
+  assert.ok(self);
+  assert.ok(file(r, self)?.ops.includes('delete'), `delete of ${self}`);
+  assert.ok(r.deleted.length === 0 || !r.deleted.includes(self), 'the sample was never part of the image');
+});
+
+test('a sample that outlives the timeout is killed: the report says so and lists its sleeping children', async () => {
+  const r = await run('fork_sleep_forever.sh', [], 3);
+  assert.equal(r.analysis.timedOut, true);
+  assert.ok(r.analysis.warnings.some((w) => w.code === 'TIMEOUT'));
+  assert.ok(r.processes.filter((p) => p.exe.endsWith('/sleep')).length >= 2);
+});
+
+test('recording and replay give the same processes, files, network, syscalls and findings', async () => {
+  const t = tempDir();
+  try {
+    const rec = join(t.path, 'trace.jsonl.gz');
+    const live = await analyze({ sample: sample('read_secrets.sh'), outDir: join(t.path, 'live'), timeout: 30, record: rec });
+    assert.ok(existsSync(rec));
+    const r = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
+    assert.equal(r.code, 0, r.stderr);
+    const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
+    const strip = (x: Report) => ({ p: x.processes, f: x.files, n: x.network, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample });
+    assert.deepEqual(strip(again), strip(live.report));
+    assert.equal(again.capture.lost, live.report.capture.lost);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the CLI prints the verdict line and writes report.json, report.html and the ATT&CK layer', () => {
+  const t = tempDir();
+  try {
+    const r = cli(['analyze', join(ROOT, 'examples', 'dropper.sh'), '--out', t.path, '--timeout', '30']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^verdict: malicious \(score \d+\.\d\/10\), \d+ finding\(s\)/);
+    for (const f of ['report.json', 'report.html', 'attack-layer.json']) assert.ok(existsSync(join(t.path, f)), f);
+    const report = JSON.parse(readFileSync(join(t.path, 'report.json'), 'utf8')) as Report;
+    assert.equal(report.schema, 'sandtrace.report');
+    assert.ok(report.dropped.some((d) => d.path === '/etc/cron.d/update' && d.copy && existsSync(join(t.path, d.copy))));
+  } finally {
+    t.cleanup();
+  }
+});

@@ -1,0 +1,33 @@
+// Shared helpers for the end-to-end tests: run the built CLI, make temp dirs.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CLI = join(ROOT, 'bin', 'sandtrace');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs bin/sandtrace (the built dist/; `make test` builds it first). */
+export function cli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd ?? ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 180_000,
+    env: opts.env ?? process.env,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function tempDir(prefix = 'sandtrace-test-'): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A CLI failure is one line (no stack trace) naming the reason. */
+export function assertOneLineError(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  if (lines.length !== 1) throw new Error(`expected a one-line error, got:\n${stderr}`);
+  if (/\n\s+at /.test(stderr)) throw new Error(`stack trace in the error:\n${stderr}`);
+  return lines[0] as string;
+}
