@@ -6,6 +6,8 @@ export interface SandboxLimits {
   pids: number;
   /** CPU quota in cores (e.g. 1 = one core). */
   cpus: number;
+  /** Size of the writable layer in MiB (what the sample can write at most); sandbox default when absent. */
+  diskMiB?: number;
 }
 
 export interface SandboxOptions {
@@ -29,6 +31,8 @@ export interface SandboxStartInfo {
   hostPid: number;
   /** Path of the sample inside the container. */
   samplePath: string;
+  /** cgroup v1 freezer directory of the container, where the host has one (capture back-pressure). */
+  freezerPath?: string;
 }
 
 export interface FileChange {
