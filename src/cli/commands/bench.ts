@@ -3,7 +3,7 @@ import { SandtraceError } from '../../errors.js';
 
 export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule throughput), vmi (guest capture), models (anomaly model training and scoring)';
 
-const BENCHES = ['capture', 'engine', 'vmi', 'models'] as const;
+const BENCHES = ['capture', 'engine', 'vmi', 'models', 'sandbox'] as const;
 
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
