@@ -1,7 +1,7 @@
 // `sandtrace bench capture|engine|vmi`: each benchmark lives in bench/<name>.ts and exports runBench.
 import { SandtraceError } from '../../errors.js';
 
-export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule throughput), vmi (guest capture), models (anomaly model training and scoring)';
+export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule throughput), vmi (guest capture), models (training and scoring), sandbox (start-up)';
 
 const BENCHES = ['capture', 'engine', 'vmi', 'models', 'sandbox'] as const;
 
