@@ -10,6 +10,8 @@ export interface Evidence {
   pid: number;
   /** Syscall or event type name. */
   event: string;
+  /** Nanoseconds since the capture started (TraceEvent.ts), when known. */
+  ts?: number;
   /** The fields the detector matched on, with their values. */
   fields: Record<string, string | number | boolean | null>;
 }
@@ -26,6 +28,8 @@ export interface Finding {
   source: 'rule' | 'model';
   /** Rendered output line (Falco's `output` with %fields filled in). */
   output?: string;
+  /** How many events matched (evidence keeps the first few). */
+  count?: number;
   /** 0..1; defaults to 1 for rules. */
   confidence?: number;
   tags?: string[];

@@ -92,3 +92,12 @@ test('decodeArgs names arguments like Falco', () => {
   assert.equal(failed['res'], 'EPERM');
   assert.equal(failed['dir'], '/mnt');
 });
+
+test('an exec of a relative path gets an absolute exe', () => {
+  const s = new SemanticState({ initialCwd: '/home/user' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/tmp/work' }));
+  const e = s.apply(exec(1, './stage2', ['./stage2']));
+  assert.equal(e.proc.exe, '/tmp/work/stage2');
+  assert.equal(e.path, '/tmp/work/stage2');
+});

@@ -84,13 +84,14 @@ export class SemanticState {
         return this.enriched(ev, st, undefined, undefined, undefined);
       case 'exec': {
         const p = st.info;
-        p.exe = ev.exe;
+        // The kernel reports the path as execve got it (./stage2): make it absolute.
+        p.exe = ev.exe.startsWith('/') ? ev.exe : this.resolve(st, ev.exe, AT_FDCWD);
         p.argv = ev.argv;
         p.name = ev.comm ?? basename15(ev.exe);
         if (ev.uid !== undefined) p.uid = ev.uid;
         for (const fd of st.cloexec) st.fds.delete(fd);
         st.cloexec.clear();
-        return this.enriched(ev, st, undefined, ev.exe, undefined);
+        return this.enriched(ev, st, undefined, p.exe, undefined);
       }
       case 'exit':
         if (!ev.thread) {

@@ -86,7 +86,7 @@ function strace(name: string, script: string, env: Record<string, string> = {}):
   return log;
 }
 
-test('the anomaly detector flags the process that deviates from its program model, with the window as evidence', async () => {
+test('the anomaly detector flags the process that deviates from its program model (vmm and mix), with the window as evidence', async () => {
   // the shell runs the same script both times; only what ls is asked to do differs
   const script = 'for i in 1 2 3 4 5 6; do cat /etc/hostname > /dev/null; ls $LSARGS $DIR > /dev/null; done';
   const normalEnv = { LSARGS: '', DIR: '/' };
@@ -99,41 +99,47 @@ test('the anomaly detector flags the process that deviates from its program mode
     }
   }
   assert.ok(byExe.has('/usr/bin/ls') && byExe.has('/usr/bin/cat'));
-  const model = new (await import('./model.js')).AnomalyModel(trainModelFile({ traces: [], byExe, source: 'strace' }));
+  const { AnomalyModel } = await import('./model.js');
+  const againLog = strace('n4', script, normalEnv);
+  const devLog = strace('dev', script, { LSARGS: '-laR', DIR: '/etc/apt' });
+  for (const kind of ['vmm', 'mix'] as const) {
+    const model = new AnomalyModel(trainModelFile({ traces: [], byExe, source: 'strace' }, { kind }));
+    assert.equal(model.programs.get('/usr/bin/ls')?.data.kind, kind);
 
-  const run = async (log: string) => {
-    const semantics = new SemanticState({});
-    const det = createAnomalyDetector(model);
-    const c = new RecordingCollector(log);
-    await c.start();
-    const pids = new Map<number, string>();
-    const seqOwner = new Map<number, number>();
-    for await (const b of c.events()) {
-      for (const ev of b) {
-        const e = semantics.apply(ev);
-        pids.set(e.proc.pid, e.proc.exe);
-        seqOwner.set(ev.seq, ev.pid);
-        det.onEvent(e);
+    const run = async (log: string) => {
+      const semantics = new SemanticState({});
+      const det = createAnomalyDetector(model);
+      const c = new RecordingCollector(log);
+      await c.start();
+      const pids = new Map<number, string>();
+      const seqOwner = new Map<number, number>();
+      for await (const b of c.events()) {
+        for (const ev of b) {
+          const e = semantics.apply(ev);
+          pids.set(e.proc.pid, e.proc.exe);
+          seqOwner.set(ev.seq, ev.pid);
+          det.onEvent(e);
+        }
       }
-    }
-    return { findings: det.finish(), pids, seqOwner };
-  };
+      return { findings: det.finish(), pids, seqOwner };
+    };
 
-  // the same workload again: no anomaly findings
-  const again = await run(strace('n4', script, normalEnv));
-  assert.deepEqual(again.findings.filter((f) => f.rule !== 'model.unseen_program').map((f) => f.output), []);
+    // the same workload again: no anomaly findings
+    const again = await run(againLog);
+    assert.deepEqual(again.findings.filter((f) => f.rule !== 'model.unseen_program').map((f) => f.output), []);
 
-  // ls suddenly lists a whole tree with details: its processes, and only they, are anomalous
-  const dev = await run(strace('dev', script, { LSARGS: '-laR', DIR: '/etc/apt' }));
-  const anomalies = dev.findings.filter((f: Finding) => f.source === 'model' && f.anomaly);
-  assert.ok(anomalies.length >= 1, 'an anomaly finding');
-  for (const f of anomalies) assert.equal(dev.pids.get(f.pid), '/usr/bin/ls', `only ls is flagged, got ${f.output}`);
-  const f = anomalies[0] as Finding;
-  assert.ok(f.anomaly && f.anomaly.score > f.anomaly.threshold);
-  assert.equal(f.anomaly?.model, model.programs.get('/usr/bin/ls')?.name);
-  assert.ok(f.evidence.length > 0 && f.evidence.length <= 20);
-  for (const ev of f.evidence) assert.equal(dev.seqOwner.get(ev.seq), f.pid, 'evidence events belong to the process');
-  assert.deepEqual(f.anomaly?.window, f.evidence.map((e) => e.event));
+    // ls suddenly lists a whole tree with details: its processes, and only they, are anomalous
+    const dev = await run(devLog);
+    const anomalies = dev.findings.filter((f: Finding) => f.source === 'model' && f.anomaly);
+    assert.ok(anomalies.length >= 1, 'an anomaly finding');
+    for (const f of anomalies) assert.equal(dev.pids.get(f.pid), '/usr/bin/ls', `only ls is flagged, got ${f.output}`);
+    const f = anomalies[0] as Finding;
+    assert.ok(f.anomaly && f.anomaly.score > f.anomaly.threshold);
+    assert.equal(f.anomaly?.model, model.programs.get('/usr/bin/ls')?.name);
+    assert.ok(f.evidence.length > 0 && f.evidence.length <= 20);
+    for (const ev of f.evidence) assert.equal(dev.seqOwner.get(ev.seq), f.pid, 'evidence events belong to the process');
+    assert.deepEqual(f.anomaly?.window, f.evidence.map((e) => e.event));
+  }
 });
 
 test('CLI: model train and score over imported traces; bad input is a one-line error', async () => {
@@ -155,6 +161,15 @@ test('CLI: model train and score over imported traces; bad input is a one-line e
   assert.equal(bad.code, 4);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
   assert.match(bad.stderr, /INPUT_MISSING/);
+  const mixOut = join(tmp, 'cli.mix.model.json');
+  const tm = await runCli(['model', 'train', log, '--out', mixOut, '--kind', 'mix', '--json']);
+  assert.equal(tm.code, 0, tm.stderr);
+  const mixInfo = JSON.parse(tm.stdout);
+  assert.equal(mixInfo.kind, 'mix');
+  assert.equal(typeof mixInfo.lambda, 'number');
+  const sm = await runCli(['model', 'score', mixOut, log, '--json']);
+  assert.equal(sm.code, 0, sm.stderr);
+  assert.ok((JSON.parse(sm.stdout).traces as { model: string }[]).some((r) => /mix-(kn|wb)-n\d\+nlm/.test(r.model)));
   const usage = await runCli(['model', 'train', log]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--out/);

@@ -7,6 +7,7 @@ import type { Abi } from '../../capture/events.js';
 import { SandtraceError } from '../../errors.js';
 import { NgramTable, Vocab } from './ngram.js';
 import { MODEL_KINDS, SMOOTHINGS, makeScorer, summarize, type ModelKind, type Scorer, type Smoothing, type TraceScore } from './scorers.js';
+import { MixScorer, NEURAL_DEFAULTS, NeuralLM, mixBits, type NeuralConfig, type NeuralWeights } from './neural.js';
 
 export const MODEL_FORMAT = 'sandtrace.model';
 export const MODEL_VERSION = 1;
@@ -45,6 +46,9 @@ export interface ProgramModelData {
   vocab: string[];
   /** [window key, count] pairs of the n-gram table (see NgramTable). */
   table: [number, number][];
+  /** kind 'mix': the neural language model and its interpolation weight with the Markov model. */
+  neural?: NeuralWeights;
+  lambda?: number;
   calibration: Calibration;
   training: { traces: number; calls: number; selection?: string };
 }
@@ -70,6 +74,8 @@ export interface TrainOptions {
   far?: number;
   folds?: number;
   window?: number;
+  /** kind 'mix': neural model settings (defaults NEURAL_DEFAULTS). */
+  neural?: Partial<NeuralConfig>;
 }
 
 /** A trained model for one program (or the global one), ready to score. */
@@ -81,11 +87,19 @@ export class ProgramModel {
   constructor(data: ProgramModelData) {
     this.data = data;
     this.vocab = new Vocab(data.vocab);
-    this.scorer = makeScorer(data.kind, NgramTable.fromJSON(data.n, this.vocab.size, data.table), data.smoothing ?? 'kn');
+    const table = NgramTable.fromJSON(data.n, this.vocab.size, data.table);
+    if (data.kind === 'mix') {
+      if (!data.neural || typeof data.lambda !== 'number') throw new SandtraceError('MODEL_INVALID', 'mix model without its neural part');
+      this.scorer = new MixScorer(table, data.smoothing ?? 'kn', NeuralLM.fromJSON(data.neural), data.lambda);
+    } else {
+      this.scorer = makeScorer(data.kind, table, data.smoothing ?? 'kn');
+    }
   }
 
   get name(): string {
-    return this.data.kind === 'vmm' ? `vmm-${this.data.smoothing ?? 'kn'}-n${this.data.n}` : `${this.data.kind}-n${this.data.n}`;
+    const d = this.data;
+    if (d.kind === 'mix') return `mix-${d.smoothing ?? 'kn'}-n${d.n}+nlm`;
+    return d.kind === 'vmm' ? `vmm-${d.smoothing ?? 'kn'}-n${d.n}` : `${d.kind}-n${d.n}`;
   }
 
   score(calls: readonly string[]): TraceScore & { values: Float64Array; ids: Int32Array } {
@@ -156,6 +170,55 @@ function crossValidate(units: Int32Array[], kind: ModelKind, n: number, radix: n
   return { scores, bitsPerCall: calls > 0 ? bits / calls : 0 };
 }
 
+/** Interpolation weights of the neural model tried (held-out bits/call decides). */
+const LAMBDAS = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+
+/**
+ * The neural part of a 'mix' model: trained on all units but one fold (training it once per fold
+ * would not fit the time budget); that fold, unseen by both parts, chooses the interpolation
+ * weight by held-out bits/call and gives the held-out scores the thresholds are calibrated on.
+ */
+function trainNeuralPart(units: Int32Array[], n: number, radix: number, folds: number, window: number, smoothing: Smoothing, cfg: NeuralConfig):
+  { weights: NeuralWeights; lambda: number; cv: FoldResult; selection: string } {
+  let train = units.filter((_, i) => i % folds !== 0);
+  let held = units.filter((_, i) => i % folds === 0);
+  if (train.length === 0 || held.length === 0) { train = units; held = []; }
+  const seen = new Uint8Array(radix);
+  for (const u of train) for (const s of u) seen[s] = 1;
+  const masked = held.map((h) => h.map((s) => (seen[s] ? s : 0)));
+  const lm = new NeuralLM(cfg, radix);
+  lm.train(train);
+  const table = buildTable(train, n, radix);
+  // per-call surprises of both parts on the held-out fold
+  const a: Float64Array[] = [];
+  const b: Float64Array[] = [];
+  const nlmOnly = new MixScorer(table, smoothing, lm, 1);
+  const vmmOnly = new MixScorer(table, smoothing, lm, 0);
+  for (const h of masked) { a.push(vmmOnly.values(h)); b.push(nlmOnly.values(h)); }
+  let lambda = 0;
+  let best = Infinity;
+  const tried: string[] = [];
+  let calls = 0;
+  for (const x of a) calls += x.length;
+  for (const lam of calls > 0 ? LAMBDAS : [0]) {
+    let bits = 0;
+    for (let t = 0; t < a.length; t++) {
+      const x = a[t] as Float64Array;
+      const y = b[t] as Float64Array;
+      for (let i = 0; i < x.length; i++) bits += mixBits(x[i] as number, y[i] as number, lam);
+    }
+    const bpc = calls > 0 ? bits / calls : 0;
+    tried.push(`${lam}: ${bpc.toFixed(3)}`);
+    if (bpc < best - 1e-9) { best = bpc; lambda = lam; }
+  }
+  const scorer = new MixScorer(table, smoothing, lm, lambda);
+  const scores = masked.map((h) => summarize(scorer.values(h), window));
+  return {
+    weights: lm.toJSON(), lambda, cv: { scores, bitsPerCall: best },
+    selection: `neural weight lambda by held-out bits/call on normal fold 1 of ${folds} (${tried.join(', ')}); neural config ${JSON.stringify(cfg)}`,
+  };
+}
+
 /** Held-out units needed to calibrate a program's own thresholds. */
 const MIN_HELD_OUT = 3;
 
@@ -182,19 +245,26 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   let smoothing: Smoothing = opts.smoothing ?? 'kn';
   let cv: FoldResult | undefined;
   let selection: string | undefined;
-  if (kind === 'vmm' && (opts.n === undefined || opts.smoothing === undefined)) {
+  if (kind !== 'stide' && (opts.n === undefined || opts.smoothing === undefined)) {
     // choose what best predicts held-out normal calls (cross-entropy), never from attacks
     const tried: string[] = [];
     let best = Infinity;
     for (const sm of opts.smoothing ? [opts.smoothing] : SMOOTHINGS) {
       for (const cand of opts.n ? [opts.n] : DEFAULTS.vmmCandidates) {
         if (Math.pow(radix + 1, cand) >= Number.MAX_SAFE_INTEGER) break;
-        const r = crossValidate(units, kind, cand, radix, folds, window, sm);
+        const r = crossValidate(units, 'vmm', cand, radix, folds, window, sm);
         tried.push(`${sm} n=${cand}: ${r.bitsPerCall.toFixed(3)}`);
         if (r.bitsPerCall < best - 1e-9) { best = r.bitsPerCall; n = cand; smoothing = sm; cv = r; }
       }
     }
     selection = `smoothing and n by ${folds}-fold held-out bits/call on normal traces (${tried.join(', ')})`;
+  }
+  let neural: { weights: NeuralWeights; lambda: number } | undefined;
+  if (kind === 'mix') {
+    const m = trainNeuralPart(units, n, radix, folds, window, smoothing, { ...NEURAL_DEFAULTS, ...opts.neural });
+    neural = { weights: m.weights, lambda: m.lambda };
+    cv = m.cv;
+    selection = `${selection ? selection + '; ' : ''}${m.selection}`;
   }
   cv ??= crossValidate(units, kind, n, radix, folds, window, smoothing);
 
@@ -202,10 +272,12 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   let calibration: Calibration;
   if (cv.scores.length >= MIN_HELD_OUT || !fallback) {
     let held = cv.scores;
-    let how = `${1 - far} quantile of ${folds}-fold cross-validated scores of held-out normal ${units === encoded ? 'traces' : 'chunks'}`;
+    let how = kind === 'mix'
+      ? `${1 - far} quantile of the scores of the held-out normal ${units === encoded ? 'traces' : 'chunks'} (1 fold of ${folds}) neither part trained on`
+      : `${1 - far} quantile of ${folds}-fold cross-validated scores of held-out normal ${units === encoded ? 'traces' : 'chunks'}`;
     if (held.length < MIN_HELD_OUT) {
       // too little data to hold any out: the training units' own (optimistic) scores
-      const scorer = makeScorer(kind, table, smoothing);
+      const scorer: Scorer = neural ? new MixScorer(table, smoothing, NeuralLM.fromJSON(neural.weights), neural.lambda) : makeScorer(kind, table, smoothing);
       held = units.map((u) => summarize(scorer.values(u), window));
       how = `${1 - far} quantile of in-sample scores (too little data to cross-validate)`;
     }
@@ -220,7 +292,8 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
     calibration = { ...fallback, method: `thresholds of the global model (only ${cv.scores.length} held-out unit(s) of this program)`, heldOut: cv.scores.length };
   }
   return {
-    kind, n, ...(kind === 'vmm' ? { smoothing } : {}), abi: opts.abi ?? 'x86_64', vocab: vocab.names, table: table.toJSON(), calibration,
+    kind, n, ...(kind !== 'stide' ? { smoothing } : {}), abi: opts.abi ?? 'x86_64', vocab: vocab.names, table: table.toJSON(),
+    ...(neural ? { neural: neural.weights, lambda: neural.lambda } : {}), calibration,
     training: { traces: nonEmpty.length, calls, ...(selection ? { selection } : {}) },
   };
 }
@@ -321,7 +394,8 @@ function validateModel(d: unknown, path: string): ModelFileData {
   const check = (p: unknown, where: string): void => {
     const m = p as Partial<ProgramModelData> | null;
     if (!m || !MODEL_KINDS.includes(m.kind as ModelKind) || typeof m.n !== 'number' || !Array.isArray(m.vocab)
-      || !Array.isArray(m.table) || !m.calibration || typeof m.calibration.threshold !== 'number') {
+      || !Array.isArray(m.table) || !m.calibration || typeof m.calibration.threshold !== 'number'
+      || (m.kind === 'mix' && (!m.neural || typeof m.lambda !== 'number' || !Array.isArray(m.neural.w2)))) {
       throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is incomplete`);
     }
   };

@@ -7,10 +7,10 @@
 //    the call's surprise in bits (-log2 P(call | up to n-1 previous calls)).
 import { BOS, NgramTable, decodeKey } from './ngram.js';
 
-export type ModelKind = 'stide' | 'vmm';
+export type ModelKind = 'stide' | 'vmm' | 'mix';
 export type Smoothing = 'kn' | 'wb';
 export const SMOOTHINGS: readonly Smoothing[] = ['kn', 'wb'];
-export const MODEL_KINDS: readonly ModelKind[] = ['stide', 'vmm'];
+export const MODEL_KINDS: readonly ModelKind[] = ['stide', 'vmm', 'mix'];
 
 /** Streaming state for one process: feed symbol ids, get one anomaly value per call. */
 export interface ScoreStream {

@@ -1,0 +1,50 @@
+// `sandtrace report DIR`: re-renders report.html and the ATT&CK layer from DIR/report.json.
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseFlags } from '../args.js';
+import { SandtraceError } from '../../errors.js';
+import { REPORT_SCHEMA, REPORT_VERSION, type Report } from '../../report/schema.js';
+import { renderOutputs } from '../../report/render.js';
+
+export const summary = 'render report.html and the ATT&CK Navigator layer again from a saved report.json (report DIR)';
+
+export async function loadReport(dir: string): Promise<Report> {
+  const st = await stat(dir).catch(() => null);
+  if (!st) throw new SandtraceError('INPUT_MISSING', `${dir}: no such directory`);
+  const file = st.isDirectory() ? join(dir, 'report.json') : dir;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new SandtraceError('INPUT_MISSING', `${file}: cannot read report.json`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new SandtraceError('INPUT_CORRUPT', `${file}: not JSON (${(e as Error).message})`);
+  }
+  const r = data as Partial<Report> | null;
+  if (!r || typeof r !== 'object' || r.schema !== REPORT_SCHEMA) {
+    throw new SandtraceError('INPUT_FORMAT_UNKNOWN', `${file}: not a sandtrace report (schema '${String(r?.schema)}')`);
+  }
+  const obj = r as Record<string, unknown>;
+  const missing: string[] = ['analysis', 'sample', 'capture', 'syscalls', 'verdict'].filter((k) => !obj[k] || typeof obj[k] !== 'object');
+  for (const k of ['processes', 'files', 'dropped', 'deleted', 'network', 'findings']) if (!Array.isArray(obj[k])) missing.push(k);
+  if (missing.length) throw new SandtraceError('INPUT_CORRUPT', `${file}: report.json lacks ${missing.join(', ')}`);
+  const major = String(r.version ?? '').split('.')[0];
+  if (major !== REPORT_VERSION.split('.')[0]) {
+    throw new SandtraceError('INPUT_FORMAT_UNKNOWN', `${file}: report version ${String(r.version)} is not readable by this version (${REPORT_VERSION})`);
+  }
+  return r as Report;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { positionals } = parseFlags(argv, {}, 'sandtrace report DIR');
+  const [dir] = positionals;
+  if (!dir || positionals.length > 1) throw new SandtraceError('USAGE', 'usage: sandtrace report DIR');
+  const report = await loadReport(dir);
+  const outDir = (await stat(dir)).isDirectory() ? dir : dirname(dir);
+  for (const p of await renderOutputs(report, outDir)) process.stdout.write(`${p}\n`);
+  return 0;
+}

@@ -1,0 +1,39 @@
+// `sandtrace rules check FILE... [--json]` validates Falco-format rule files;
+// `sandtrace rules list [--json]` shows the built-in pack.
+import { parseFlags } from '../args.js';
+import { SandtraceError } from '../../errors.js';
+import { builtinRulePaths, loadRuleFiles } from '../../engine/rules/index.js';
+
+export const summary = 'check Falco-format rule files (rules check FILE... [--json]) or list the built-in pack (rules list)';
+
+const USAGE = 'sandtrace rules check FILE... [--json] | sandtrace rules list [--json]';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } }, USAGE);
+  const [sub, ...files] = positionals;
+  if (sub === 'list') {
+    const { ruleset } = await loadRuleFiles(builtinRulePaths());
+    const rows = ruleset.rules.map((r) => ({ id: r.id, name: r.name, severity: r.severity, attack: r.attack, stateful: r.threshold ? 'threshold' : r.sequence ? 'sequence' : undefined }));
+    if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    else for (const r of rows) process.stdout.write(`${r.id.padEnd(11)} ${r.severity.padEnd(8)} ${r.attack.join(',').padEnd(24)} ${r.name}${r.stateful ? ` (${r.stateful})` : ''}\n`);
+    return 0;
+  }
+  if (sub !== 'check' || files.length === 0) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  const { ruleset, diagnostics } = await loadRuleFiles(files);
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  if (values.json) {
+    process.stdout.write(JSON.stringify({
+      rules: ruleset.total,
+      loaded: ruleset.loaded,
+      disabled: ruleset.disabled.map((d) => ({ rule: d.rule, reason: d.reason, code: d.code, file: d.file, line: d.line })),
+      diagnostics,
+    }, null, 2) + '\n');
+  } else {
+    for (const d of diagnostics) {
+      process.stdout.write(`${d.file}:${d.line}: ${d.severity} ${d.code}${d.rule ? ` [${d.rule}]` : ''}: ${d.message}\n`);
+    }
+    const pct = ruleset.total ? ((100 * ruleset.loaded) / ruleset.total).toFixed(1) : '100.0';
+    process.stdout.write(`${ruleset.loaded} of ${ruleset.total} rules loaded (${pct}%), ${ruleset.disabled.length} disabled, ${ruleset.off.length} switched off (enabled: false); ${errors.length} errors\n`);
+  }
+  return errors.length > 0 ? 4 : 0;
+}

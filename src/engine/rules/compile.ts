@@ -1,0 +1,401 @@
+// Compiles a parsed condition into a predicate closure: macros inlined, lists expanded, fields
+// resolved once, and the set of event types the condition can match computed for indexing.
+import type { EnrichedEvent } from '../../semantics/types.js';
+import { parseCondition, type FieldRef, type Node, type Value } from './parse.js';
+import { cidrTest, openFlagTest, resolveField, type EvalCtx, type FieldDef, type Scalar } from './fields.js';
+
+export type Pred = (e: EnrichedEvent, ctx: EvalCtx) => boolean;
+
+/** Why a condition cannot be compiled; `code` is a stable diagnostic code. */
+export class CompileError extends Error {
+  constructor(readonly code: 'UNKNOWN_MACRO' | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'CONDITION_SYNTAX' | 'MACRO_CYCLE' | 'BAD_VALUE', message: string) {
+    super(message);
+  }
+}
+
+export interface MacroDef {
+  condition: string;
+  ast?: Node;
+  error?: string;
+  /** Compiled once and shared by every rule that uses the macro; memoized per event. */
+  compiled?: { pred: Pred; types: Set<string> | null; fields: Map<string, FieldDef> };
+}
+
+export interface Env {
+  macros: Map<string, MacroDef>;
+  lists: Map<string, string[]>;
+}
+
+export interface Compiled {
+  pred: Pred;
+  /** Event types the condition can match; null when it could match any event. */
+  types: Set<string> | null;
+  /** Fields the condition reads (evidence shows their values). */
+  fields: Map<string, FieldDef>;
+}
+
+export function macroAst(env: Env, name: string): Node {
+  const m = env.macros.get(name);
+  if (!m) throw new CompileError('UNKNOWN_MACRO', `unknown macro '${name}'`);
+  if (m.error) throw new CompileError('CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
+  if (!m.ast) {
+    try {
+      m.ast = parseCondition(m.condition);
+    } catch (e) {
+      m.error = (e as Error).message;
+      throw new CompileError('CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
+    }
+  }
+  return m.ast;
+}
+
+/** Expands list names inside a list's items (Falco lets lists include other lists). */
+export function expandItems(env: Env, items: string[], seen = new Set<string>()): string[] {
+  const out: string[] = [];
+  for (const it of items) {
+    const sub = env.lists.get(it);
+    if (sub && !seen.has(it)) {
+      seen.add(it);
+      out.push(...expandItems(env, sub, seen));
+      seen.delete(it);
+    } else out.push(it);
+  }
+  return out;
+}
+
+function intersect(a: Set<string> | null, b: Set<string>): Set<string> {
+  if (a === null) return new Set(b);
+  const out = new Set<string>();
+  for (const t of a) if (b.has(t)) out.add(t);
+  return out;
+}
+
+const TRUE: Pred = () => true;
+const FALSE: Pred = () => false;
+
+function globToRegExp(g: string, flags = ''): RegExp {
+  let re = '';
+  for (let i = 0; i < g.length; i++) {
+    const c = g[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = g.indexOf(']', i);
+      if (end > i) {
+        re += '[' + g.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        i = end;
+      } else re += '\\[';
+    } else re += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, flags);
+}
+
+function valueItems(env: Env, v: Value | undefined): string[] {
+  if (!v) return [];
+  if (v.k === 'list') return expandItems(env, v.items);
+  if (v.k === 'str') return [v.v];
+  return [];
+}
+
+/** A test on one field value. */
+function scalarTest(kind: FieldDef['kind'], op: string, env: Env, v: Value | undefined, fieldName: string): (x: Scalar) => boolean {
+  const items = valueItems(env, v);
+  const one = items[0] ?? '';
+  const bad = (msg: string): never => {
+    throw new CompileError('BAD_VALUE', `${fieldName} ${op}: ${msg}`);
+  };
+  if (op === 'exists') return (x) => x !== null;
+  if (kind === 'bool') {
+    if (op !== '=' && op !== '!=') throw new CompileError('UNSUPPORTED_OPERATOR', `operator '${op}' on boolean field ${fieldName}`);
+    const want = one === 'true' || one === '1';
+    return op === '=' ? (x) => x === want : (x) => x !== null && x !== want;
+  }
+  if (kind === 'net') {
+    const tests = items.map((s) => cidrTest(s) ?? bad(`'${s}' is not an IPv4 network`));
+    if (op === '=' || op === 'in') return (x) => typeof x === 'string' && tests.some((t) => t(x));
+    if (op === '!=') return (x) => typeof x === 'string' && !tests.some((t) => t(x));
+    throw new CompileError('UNSUPPORTED_OPERATOR', `operator '${op}' on network field ${fieldName}`);
+  }
+  if (kind === 'num') {
+    const nums = items.map((s) => {
+      const n = Number(s);
+      return Number.isFinite(n) ? n : bad(`'${s}' is not a number`);
+    });
+    const n = nums[0] ?? 0;
+    switch (op) {
+      case '=': return (x) => x === n;
+      case '!=': return (x) => x !== null && x !== n;
+      case '<': return (x) => x !== null && (x as number) < n;
+      case '<=': return (x) => x !== null && (x as number) <= n;
+      case '>': return (x) => x !== null && (x as number) > n;
+      case '>=': return (x) => x !== null && (x as number) >= n;
+      case 'in': case 'intersects': {
+        const s = new Set(nums);
+        return (x) => s.has(x as number);
+      }
+    }
+    throw new CompileError('UNSUPPORTED_OPERATOR', `operator '${op}' on numeric field ${fieldName}`);
+  }
+  // string fields (numbers from evt.arg.* compare as their decimal text)
+  const str = (x: Scalar): string | null => (x === null ? null : typeof x === 'string' ? x : String(x));
+  switch (op) {
+    case '=': return (x) => str(x) === one;
+    case '!=': return (x) => x !== null && str(x) !== one;
+    case 'contains': case 'bcontains': return (x) => str(x)?.includes(one) ?? false;
+    case 'icontains': {
+      const lo = one.toLowerCase();
+      return (x) => str(x)?.toLowerCase().includes(lo) ?? false;
+    }
+    case 'startswith': case 'bstartswith': return (x) => str(x)?.startsWith(one) ?? false;
+    case 'endswith': return (x) => str(x)?.endsWith(one) ?? false;
+    case 'glob': case 'iglob': {
+      const re = globToRegExp(one, op === 'iglob' ? 'i' : '');
+      // Cheap necessary conditions first: the literal prefix and the longest literal piece.
+      const lits = one.split(/\*|\?|\[[^\]]*\]/);
+      const prefix = op === 'glob' ? lits[0] ?? '' : '';
+      const piece = op === 'glob' ? lits.reduce((a, b) => (b.length > a.length ? b : a), '') : '';
+      return (x) => {
+        const s = str(x);
+        return s !== null && s.startsWith(prefix) && s.includes(piece) && re.test(s);
+      };
+    }
+    case 'regex': {
+      let re: RegExp;
+      try {
+        re = new RegExp(one);
+      } catch {
+        return bad(`bad regular expression '${one}'`);
+      }
+      return (x) => {
+        const s = str(x);
+        return s !== null && re.test(s);
+      };
+    }
+    case 'in': case 'intersects': {
+      const s = new Set(items);
+      return (x) => {
+        const t = str(x);
+        return t !== null && s.has(t);
+      };
+    }
+    case 'pmatch': {
+      const prefixes = items.map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p));
+      return (x) => {
+        const s = str(x);
+        if (s === null) return false;
+        for (const p of prefixes) if (s === p || (s.startsWith(p) && (p === '/' || s[p.length] === '/'))) return true;
+        return false;
+      };
+    }
+    case '<': case '<=': case '>': case '>=': {
+      const n = Number(one);
+      if (!Number.isFinite(n)) return bad(`'${one}' is not a number`);
+      return (x) => {
+        const v = typeof x === 'number' ? x : Number(x);
+        if (x === null || !Number.isFinite(v)) return false;
+        return op === '<' ? v < n : op === '<=' ? v <= n : op === '>' ? v > n : v >= n;
+      };
+    }
+  }
+  throw new CompileError('UNSUPPORTED_OPERATOR', `unsupported operator '${op}'`);
+}
+
+function fieldName(r: FieldRef): string {
+  return r.arg === undefined ? r.name : `${r.name}[${r.arg}]`;
+}
+
+function resolve(r: FieldRef): FieldDef {
+  const res = resolveField(r.name, r.arg);
+  if (!res.ok) throw new CompileError('UNSUPPORTED_FIELD', res.reason);
+  return res.def;
+}
+
+interface Gen {
+  /** Constants the generated code refers to as K[i]: getters, tests, macro predicates. */
+  K: unknown[];
+}
+
+function konst(g: Gen, v: unknown): string {
+  g.K.push(v);
+  return `K[${g.K.length - 1}]`;
+}
+
+function compileMacro(env: Env, name: string, fields: Map<string, FieldDef>, stack: string[]): { pred: Pred; types: Set<string> | null } {
+  if (stack.includes(name)) throw new CompileError('MACRO_CYCLE', `macro cycle through '${name}'`);
+  const def = env.macros.get(name);
+  if (def?.compiled) {
+    for (const [k, v] of def.compiled.fields) fields.set(k, v);
+    return { pred: def.compiled.pred, types: def.compiled.types };
+  }
+  const own = new Map<string, FieldDef>();
+  const c = build(env, macroAst(env, name), own, [...stack, name]);
+  for (const [k, v] of own) fields.set(k, v);
+  // Many rules share a macro (open_write, spawned_process, ...): evaluate it once per event.
+  // Each memo is its own generated function so that its call site stays monomorphic.
+  let pred = c.pred;
+  if (pred !== TRUE && pred !== FALSE) {
+    pred = new Function('inner', `'use strict'; let last = null; let v = false;
+      return function macro(e, x) { if (e === last) return v; v = inner(e, x); last = e; return v; };`)(c.pred) as Pred;
+  }
+  if (def) def.compiled = { pred, types: c.types, fields: own };
+  return { pred, types: c.types };
+}
+
+/** Generates a JS expression for a node; each rule becomes one function with its own call sites. */
+function gen(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[], g: Gen): { src: string; types: Set<string> | null } {
+  switch (node.k) {
+    case 'const':
+      return { src: node.v ? 'true' : 'false', types: null };
+    case 'macro': {
+      const m = compileMacro(env, node.name, fields, stack);
+      if (m.pred === TRUE || m.pred === FALSE) return { src: m.pred === TRUE ? 'true' : 'false', types: m.types };
+      return { src: `${konst(g, m.pred)}(e, x)`, types: m.types };
+    }
+    case 'not': {
+      const c = gen(env, node.item, fields, stack, g);
+      return { src: c.src === 'true' ? 'false' : c.src === 'false' ? 'true' : `!(${c.src})`, types: null };
+    }
+    case 'and': case 'or': {
+      const parts = node.items.map((n) => gen(env, n, fields, stack, g));
+      let types: Set<string> | null = null;
+      if (node.k === 'and') {
+        for (const p of parts) if (p.types) types = intersect(types as Set<string> | null, p.types);
+      } else if (parts.every((p) => p.types)) {
+        types = new Set();
+        for (const p of parts) for (const t of p.types!) types!.add(t);
+      }
+      const isAnd = node.k === 'and';
+      const unit = isAnd ? 'true' : 'false';
+      const zero = isAnd ? 'false' : 'true';
+      const srcs = parts.map((p) => p.src).filter((x) => x !== unit);
+      if (srcs.includes(zero)) return { src: zero, types };
+      if (srcs.length === 0) return { src: unit, types };
+      return { src: srcs.length === 1 ? srcs[0]! : `(${srcs.join(isAnd ? ' && ' : ' || ')})`, types };
+    }
+    case 'cmp': {
+      const name = fieldName(node.field);
+      if (node.field.name === 'evt.dir') {
+        // Our events are complete calls: both directions' arguments are known.
+        return { src: node.op === '!=' ? 'false' : 'true', types: null };
+      }
+      const def = resolve(node.field);
+      fields.set(name, def);
+      let types: Set<string> | null = null;
+      if ((node.field.name === 'evt.type' || node.field.name === 'syscall.type') && (node.op === '=' || node.op === 'in')) {
+        types = new Set(valueItems(env, node.value));
+        // evt.type is computed once per event by the detector (x.type when x.cur is this event).
+        const set = konst(g, types);
+        return { src: `${set}.has(x.cur === e ? x.type : ${konst(g, def.get)}(e, x))`, types };
+      }
+      const get = konst(g, def.get);
+      const inlineRead = INLINE_FIELDS[name];
+      const read = inlineRead ? inlineRead(get) : `${get}(e, x)`;
+      if (node.value?.k === 'field') {
+        const other = resolve(node.value.ref);
+        fields.set(fieldName(node.value.ref), other);
+        const op = node.op;
+        if (!['=', '!=', 'contains', 'startswith', 'endswith'].includes(op)) {
+          throw new CompileError('UNSUPPORTED_OPERATOR', `operator '${op}' with val()`);
+        }
+        const cmp = (a: Scalar, b: Scalar): boolean => {
+          if (a === null || b === null) return false;
+          const sa = String(a);
+          const sb = String(b);
+          return op === '=' ? sa === sb : op === '!=' ? sa !== sb : op === 'contains' ? sa.includes(sb)
+            : op === 'startswith' ? sa.startsWith(sb) : sa.endsWith(sb);
+        };
+        return { src: `${konst(g, cmp)}(${get}(e, x), ${konst(g, other.get)}(e, x))`, types };
+      }
+      if (def.any && node.op !== 'exists') {
+        const neg = node.op === '!=';
+        const test = konst(g, scalarTest(def.kind, neg ? '=' : node.op, env, node.value, name));
+        const any = konst(g, def.any);
+        return { src: `${neg ? '!' : ''}${any}(e, x, ${test})`, types };
+      }
+      const inl = inlineCmp(def, node.field.name, node.op, env, node.value, read, g);
+      if (inl) return { src: inl, types };
+      const test = konst(g, scalarTest(def.kind, node.op, env, node.value, name));
+      if (name === 'evt.arg.flags' && node.op === 'contains' && node.value?.k === 'str') {
+        const bits = openFlagTest(node.value.v);
+        if (bits) {
+          // Opens test the flag bit directly; other calls compare the rendered flags.
+          const b = konst(g, (e: EnrichedEvent, x: EvalCtx, t: (v: Scalar) => boolean, gt: (e: EnrichedEvent, x: EvalCtx) => Scalar) => {
+            const r = bits(e);
+            return r === null ? t(gt(e, x)) : r;
+          });
+          return { src: `${b}(e, x, ${test}, ${get})`, types };
+        }
+      }
+      return { src: `${test}(${get}(e, x))`, types };
+    }
+  }
+}
+
+/** Hot fields read straight from the event in generated code (the getter is the fallback). */
+const INLINE_FIELDS: Record<string, (fallback: string) => string> = {
+  'fd.name': (f) => `(e.fd !== undefined ? e.fd.name : ${f}(e, x))`,
+  'proc.name': () => `(e.proc.name || null)`,
+  'proc.pname': () => `(e.proc.parent !== undefined ? (e.proc.parent.name || null) : null)`,
+  'user.uid': () => `e.proc.uid`,
+  'proc.pid': () => `e.proc.pid`,
+};
+
+/** The common comparisons written straight into the rule's code (one call fewer per test).
+ *  Values are constants in K; `v` is a scratch variable of the generated function. */
+function inlineCmp(def: FieldDef, field: string, op: string, env: Env, value: Value | undefined, read: string, g: Gen): string | null {
+  // evt.arg.* may yield numbers for string comparisons; those keep the generic tests.
+  if (field.startsWith('evt.arg') || field.startsWith('evt.rawarg') || def.kind === 'net') return null;
+  const items = valueItems(env, value);
+  if (def.kind === 'str') {
+    const c = () => konst(g, items[0] ?? '');
+    switch (op) {
+      case '=': return `(${read} === ${c()})`;
+      case '!=': return `((v = ${read}) !== null && v !== ${c()})`;
+      case 'in': case 'intersects': return `${konst(g, new Set(items))}.has(${read})`;
+      case 'startswith': case 'bstartswith': return `((v = ${read}) !== null && v.startsWith(${c()}))`;
+      case 'endswith': return `((v = ${read}) !== null && v.endsWith(${c()}))`;
+      case 'contains': case 'bcontains': return `((v = ${read}) !== null && v.includes(${c()}))`;
+    }
+    return null;
+  }
+  if (def.kind === 'num') {
+    const nums = items.map(Number);
+    if (nums.some((n) => !Number.isFinite(n))) return null; // the generic path reports the bad value
+    const c = () => konst(g, nums[0] ?? 0);
+    switch (op) {
+      case '=': return `(${read} === ${c()})`;
+      case '!=': return `((v = ${read}) !== null && v !== ${c()})`;
+      case '<': case '<=': case '>': case '>=': return `((v = ${read}) !== null && v ${op} ${c()})`;
+      case 'in': case 'intersects': return `${konst(g, new Set(nums))}.has(${read})`;
+    }
+    return null;
+  }
+  if (def.kind === 'bool' && (op === '=' || op === '!=')) {
+    const want = konst(g, items[0] === 'true' || items[0] === '1');
+    return op === '=' ? `(${read} === ${want})` : `((v = ${read}) !== null && v !== ${want})`;
+  }
+  return null;
+}
+
+function build(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[], label = 'rule'): { pred: Pred; types: Set<string> | null } {
+  const g: Gen = { K: [] };
+  const { src, types } = gen(env, node, fields, stack, g);
+  if (src === 'true') return { pred: TRUE, types };
+  if (src === 'false') return { pred: FALSE, types };
+  // Structure only: every value from a rule file is passed in K, never spliced into the source.
+  // The function's name (letters, digits and _ only) makes profiles show which rule costs what.
+  const fname = `rule_${label.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 60)}`;
+  const pred = new Function('K', `'use strict'; return function ${fname}(e, x) { let v; return ${src}; };`)(g.K) as Pred;
+  return { pred, types };
+}
+
+export function compileNode(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[] = [], label = 'rule'): { pred: Pred; types: Set<string> | null } {
+  return build(env, node, fields, stack, label);
+}
+
+export function compileCondition(env: Env, condition: string | Node, label = 'rule'): Compiled {
+  const ast = typeof condition === 'string' ? parseCondition(condition) : condition;
+  const fields = new Map<string, FieldDef>();
+  const { pred, types } = compileNode(env, ast, fields, [], label);
+  return { pred, types, fields };
+}

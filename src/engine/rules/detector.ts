@@ -1,0 +1,276 @@
+// Runs a RuleSet over enriched events: rules indexed by event type, one finding per rule and
+// process (evidence keeps the first matches), and the stateful extension's windows and sequences.
+import type { EnrichedEvent } from '../../semantics/types.js';
+import type { Detector, Evidence, Finding } from '../types.js';
+import { evtType, resolveField, type EvalCtx, type Scalar } from './fields.js';
+import { openFlags } from './args.js';
+import type { CompiledRule, RuleSet } from './load.js';
+
+const MAX_EVIDENCE = 8;
+const MAX_FIELDS = 14;
+const MAX_VALUE = 512;
+const MAX_OUTPUT = 2048;
+const NO_EVIDENCE: Evidence[] = [];
+const WRITES_FILES = new Set(['open', 'openat', 'openat2', 'creat', 'rename', 'renameat', 'renameat2']);
+
+interface Acc {
+  rule: CompiledRule;
+  pid: number;
+  evidence: Evidence[];
+  count: number;
+  output: string;
+  drained: boolean;
+}
+
+interface Index {
+  byType: Map<string, CompiledRule[]>;
+  any: CompiledRule[];
+}
+const indexCache = new WeakMap<RuleSet, Index>();
+
+function indexOf(rs: RuleSet): Index {
+  let ix = indexCache.get(rs);
+  if (ix) return ix;
+  ix = { byType: new Map(), any: [] };
+  for (const r of rs.rules) {
+    if (!r.types) {
+      ix.any.push(r);
+      continue;
+    }
+    for (const t of r.types) {
+      let l = ix.byType.get(t);
+      if (!l) ix.byType.set(t, (l = []));
+      l.push(r);
+    }
+  }
+  // Rules matching any type also run on every typed bucket, in rule order.
+  for (const [t, l] of ix.byType) ix.byType.set(t, [...l, ...ix.any]);
+  indexCache.set(rs, ix);
+  return ix;
+}
+
+function eventName(e: EnrichedEvent): string {
+  return e.ev.type === 'syscall' ? e.ev.name : e.ev.type;
+}
+
+function evidenceOf(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): Evidence {
+  const fields: Record<string, Scalar> = {};
+  let n = 0;
+  for (const [name, def] of rule.fields) {
+    if (n++ >= MAX_FIELDS) break;
+    const v = def.get(e, ctx);
+    // argv and paths come from the sample and can be huge; evidence keeps a readable head.
+    fields[name] = typeof v === 'string' && v.length > MAX_VALUE ? `${v.slice(0, MAX_VALUE)}…` : v;
+  }
+  return { seq: e.ev.seq, pid: e.ev.pid, event: eventName(e), ts: e.ev.ts, fields };
+}
+
+const outputCache = new WeakMap<CompiledRule, ((e: EnrichedEvent, ctx: EvalCtx) => string)[]>();
+function renderOutput(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): string {
+  let parts = outputCache.get(rule);
+  if (!parts) {
+    parts = [];
+    const re = /%([A-Za-z_][\w.]*(?:\[[^\]]*\])?)/g;
+    let last = 0;
+    for (let m = re.exec(rule.output); m; m = re.exec(rule.output)) {
+      const lit = rule.output.slice(last, m.index);
+      parts.push(() => lit);
+      const fm = /^([\w.]+?)(?:\[([^\]]*)\])?$/.exec(m[1]!)!;
+      const res = resolveField(fm[1]!, fm[2]);
+      if (res.ok) {
+        const g = res.def.get;
+        parts.push((ev, c) => {
+          const v = g(ev, c);
+          return v === null ? '<NA>' : String(v);
+        });
+      } else parts.push(() => '<NA>');
+      last = m.index + m[0].length;
+    }
+    const tail = rule.output.slice(last);
+    parts.push(() => tail);
+    outputCache.set(rule, parts);
+  }
+  let s = '';
+  for (const p of parts) s += p(e, ctx);
+  return s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}…` : s;
+}
+
+/** Matches of a threshold rule for one key: timestamps (count) or last-seen per value (distinct). */
+interface Window {
+  times: number[];
+  seen: Map<string, { ts: number; e: EnrichedEvent }>;
+  /** The first matches in the current window, kept as evidence if it fires. */
+  first: EnrichedEvent[];
+  fired: boolean;
+}
+interface SeqState {
+  step: number;
+  t0: number;
+  evidence: Evidence[];
+}
+
+export function createRuleDetector(ruleset: RuleSet): Detector {
+  const ix = indexOf(ruleset);
+  const ctx: EvalCtx = { written: new Set(), cur: null, type: '' };
+  const accs = new Map<CompiledRule, Map<number, Acc>>();
+  const order: Acc[] = [];
+  const windows = new Map<CompiledRule, Map<number, Window>>();
+  const seqs = new Map<CompiledRule, Map<number, SeqState>>();
+  // Sequence rules: their earlier steps must see every event of the types they name.
+  const seqRules = ruleset.rules.filter((r) => r.sequence);
+
+  const report = (rule: CompiledRule, e: EnrichedEvent, ev: Evidence[] | null): void => {
+    let m = accs.get(rule);
+    if (!m) accs.set(rule, (m = new Map()));
+    const pid = rule.threshold?.by === 'sample' || rule.sequence?.by === 'sample' ? 0 : e.ev.pid;
+    let a = m.get(pid);
+    if (!a) {
+      a = { rule, pid: e.ev.pid, evidence: [], count: 0, output: renderOutput(rule, e, ctx), drained: false };
+      m.set(pid, a);
+      order.push(a);
+    }
+    a.count++;
+    if (ev) {
+      for (const x of ev) if (a.evidence.length < MAX_EVIDENCE) a.evidence.push(x);
+    } else if (a.evidence.length < MAX_EVIDENCE) a.evidence.push(evidenceOf(rule, e, ctx));
+  };
+
+  const onThreshold = (rule: CompiledRule, e: EnrichedEvent): void => {
+    const t = rule.threshold!;
+    let m = windows.get(rule);
+    if (!m) windows.set(rule, (m = new Map()));
+    const k = t.by === 'sample' ? 0 : e.ev.pid;
+    let w = m.get(k);
+    if (!w) m.set(k, (w = { times: [], seen: new Map(), first: [], fired: false }));
+    if (w.fired) {
+      report(rule, e, NO_EVIDENCE);
+      return;
+    }
+    const now = e.ev.ts;
+    let n: number;
+    if (t.distinct) {
+      const v = t.distinct.get(e, ctx);
+      if (v === null) return;
+      const key = String(v);
+      const old = w.seen.get(key);
+      if (old) {
+        old.ts = now;
+        return; // a value seen before adds nothing
+      }
+      w.seen.set(key, { ts: now, e });
+      if (w.seen.size < t.count) {
+        if (w.first.length < MAX_EVIDENCE) w.first.push(e);
+        return;
+      }
+      for (const [kk, x] of w.seen) if (now - x.ts > t.withinNs) w.seen.delete(kk);
+      n = w.seen.size;
+      if (n < t.count) {
+        w.first = [...w.seen.values()].slice(0, MAX_EVIDENCE).map((x) => x.e);
+        return;
+      }
+    } else {
+      w.times.push(now);
+      if (w.times.length > t.count) w.times.shift();
+      if (w.first.length < MAX_EVIDENCE) w.first.push(e);
+      n = w.times.length;
+      if (n < t.count) return;
+      if (now - w.times[0]! > t.withinNs) {
+        w.first = [e];
+        return;
+      }
+    }
+    w.fired = true;
+    report(rule, e, w.first.filter((x) => now - x.ev.ts <= t.withinNs).map((x) => evidenceOf(rule, x, ctx)).concat(evidenceOf(rule, e, ctx)).slice(-MAX_EVIDENCE));
+    accs.get(rule)!.get(k)!.count = n;
+    w.times = [];
+    w.seen.clear();
+    w.first = [];
+  };
+
+  const onSequenceStep = (rule: CompiledRule, e: EnrichedEvent): void => {
+    const s = rule.sequence!;
+    if (s.stepTypes && !s.stepTypes.has(ctx.type)) return;
+    let m = seqs.get(rule);
+    const k = s.by === 'sample' ? 0 : e.ev.pid;
+    const st = m?.get(k);
+    if (st && e.ev.ts - st.t0 > s.withinNs) m!.delete(k);
+    const cur = m?.get(k);
+    const step = cur ? cur.step : 0;
+    if (step < s.steps.length && s.steps[step]!(e, ctx)) {
+      if (!m) seqs.set(rule, (m = new Map()));
+      if (!cur) m.set(k, { step: 1, t0: e.ev.ts, evidence: [evidenceOf(rule, e, ctx)] });
+      else {
+        cur.step++;
+        cur.evidence.push(evidenceOf(rule, e, ctx));
+      }
+    }
+  };
+
+  const onSequenceFinal = (rule: CompiledRule, e: EnrichedEvent): void => {
+    const s = rule.sequence!;
+    const k = s.by === 'sample' ? 0 : e.ev.pid;
+    const st = seqs.get(rule)?.get(k);
+    if (!st || st.step < s.steps.length || e.ev.ts - st.t0 > s.withinNs) return;
+    report(rule, e, [...st.evidence, evidenceOf(rule, e, ctx)]);
+    seqs.get(rule)!.delete(k);
+  };
+
+  const toFinding = (a: Acc): Finding => {
+    const f: Finding = {
+      rule: a.rule.id,
+      description: a.rule.description || a.rule.name,
+      severity: a.rule.severity,
+      attack: a.rule.attack,
+      pid: a.pid,
+      evidence: a.evidence,
+      source: 'rule',
+      output: a.output,
+      count: a.count,
+      confidence: a.rule.confidence,
+      tags: a.rule.tags,
+    };
+    return f;
+  };
+
+  const pending = (): Finding[] => {
+    const out: Finding[] = [];
+    for (const a of order) {
+      if (a.drained) continue;
+      a.drained = true;
+      out.push(toFinding(a));
+    }
+    return out;
+  };
+
+  return {
+    name: 'rules',
+    onEvent(e: EnrichedEvent): void {
+      const ev = e.ev;
+      const t = evtType(e);
+      // Remember files written during the capture (proc.is_exe_upper_layer).
+      if (WRITES_FILES.has(t) && ev.type === 'syscall' && ev.ret !== null && ev.ret >= 0) {
+        const f = openFlags(ev);
+        if (f !== null && (f & 3) !== 0) {
+          const p = e.path ?? ev.path;
+          if (p) ctx.written.add(p);
+        } else if (ev.name === 'rename' || ev.name === 'renameat' || ev.name === 'renameat2') {
+          const p = e.path2 ?? ev.path2;
+          if (p) ctx.written.add(p);
+        }
+      }
+      ctx.cur = e;
+      ctx.type = t;
+      for (let i = 0; i < seqRules.length; i++) onSequenceStep(seqRules[i]!, e);
+      const list = ix.byType.get(t) ?? ix.any;
+      for (let i = 0; i < list.length; i++) {
+        const r = list[i]!;
+        if (!r.pred(e, ctx)) continue;
+        if (r.threshold) onThreshold(r, e);
+        else if (r.sequence) onSequenceFinal(r, e);
+        else report(r, e, null);
+      }
+    },
+    drain: pending,
+    finish: pending,
+  };
+}

@@ -1,0 +1,144 @@
+// report.html and the Navigator layer, checked in a real headless Chromium: the verdict, a
+// finding's ATT&CK id and the process tree are visible, and hostile strings from the sample
+// render as text and run nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import { REPORT_SCHEMA, REPORT_VERSION, type Report } from './schema.js';
+import { renderOutputs } from './render.js';
+import { navigatorLayer } from './navigator.js';
+import { computeVerdict } from '../engine/verdict.js';
+import { builtinRulePaths, createRuleDetector, loadRuleFiles } from '../engine/rules/index.js';
+import { O, Sim } from '../../test/rules/sim.js';
+
+const XSS_NAME = '<script>alert(1)</script>';
+const XSS_ARG = '"><img src=x onerror=window.__pwned=1>';
+const XSS_FILE = '/tmp/<script>window.__pwned=2</script>';
+
+/** A report built from a real rule run over a hostile sample's events. */
+async function hostileReport(): Promise<Report> {
+  const s = new Sim();
+  const p = s.run('/tmp/dropper', ['dropper', XSS_ARG]);
+  s.open(p, '/root/.ssh/id_rsa', O.r);
+  s.open(p, XSS_FILE, O.w);
+  const c = s.fork(p);
+  const fd = s.connect(c, '203.0.113.7', 4444, 0);
+  s.dup2(c, fd, 0).dup2(c, fd, 1);
+  s.exec(c, '/bin/sh', ['sh', '-i', XSS_ARG]);
+  const { ruleset } = await loadRuleFiles(builtinRulePaths());
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  const findings = d.finish();
+  const procs = [...new Map(s.events.map((e) => [e.proc.pid, e.proc])).values()];
+  return {
+    schema: REPORT_SCHEMA, version: REPORT_VERSION, tool: { name: 'sandtrace', version: '0.1.0' },
+    analysis: {
+      id: 'test-1', started: '2026-01-01T00:00:00.000Z', ended: '2026-01-01T00:00:02.000Z', duration: 2, timeout: 30, timedOut: false,
+      status: 'completed', isolation: { kind: 'container', guarantees: [], weaker: [] }, errors: [], warnings: [{ code: 'TEST', message: XSS_NAME }],
+    },
+    sample: { name: XSS_NAME, size: 10, sha256: 'a'.repeat(64), sha1: 'b'.repeat(40), md5: 'c'.repeat(32), type: 'ELF', args: [XSS_ARG] },
+    processes: procs.map((q) => ({ pid: q.pid, ppid: q.ppid, exe: q.exe, argv: q.argv, uid: q.uid, start: q.start / 1e9, end: q.end === null ? null : q.end / 1e9, exit: q.exit, signal: q.signal, syscalls: 3 })),
+    files: [{ path: XSS_FILE, ops: ['create', 'write'], pids: [p] }, { path: '/root/.ssh/id_rsa', ops: ['read'], pids: [p] }],
+    dropped: [{ path: XSS_FILE, sha256: 'd'.repeat(64), size: 5, change: 'created', truncated: false }],
+    deleted: [],
+    network: [{ op: 'connect', proto: 'tcp', family: 'inet', address: '203.0.113.7', port: 4444, result: 'ok', pid: p, count: 1 }],
+    syscalls: { total: s.events.length, counts: { openat: 2, connect: 1 }, denied: [] },
+    capture: { backend: 'replay', reason: 'test', events: s.events.length, lost: 0, parseErrors: 0, duration: 2, notes: [] },
+    findings,
+    verdict: computeVerdict(findings),
+  };
+}
+
+test('the Navigator layer lists each technique found, in layer format 4.x', async () => {
+  const r = await hostileReport();
+  const layer = navigatorLayer(r);
+  assert.match(layer.versions.layer, /^4\.\d+$/);
+  assert.equal(layer.domain, 'enterprise-attack');
+  const ids = layer.techniques.map((t) => t.techniqueID);
+  for (const t of r.findings.flatMap((f) => f.attack)) assert.ok(ids.includes(t), t);
+  const rev = layer.techniques.find((t) => t.techniqueID === 'T1059.004');
+  assert.ok(rev && rev.score === 9 && rev.comment.includes('ST-EXE-011'));
+  assert.ok(ids.includes('T1059'), 'the parent of a sub-technique is listed');
+});
+
+test('report.html in headless Chromium: verdict, ATT&CK ids and process tree visible; hostile strings inert', async (t) => {
+  const exe = '/usr/bin/chromium';
+  assert.ok(existsSync(exe), `${exe} is missing: run 'make setup' (scripts/setup.d/60-chromium.sh installs chromium)`);
+  const r = await hostileReport();
+  assert.equal(r.verdict.label, 'malicious');
+  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-html-'));
+  const [htmlPath, layerPath] = await renderOutputs(r, dir);
+  assert.ok(htmlPath && layerPath);
+  assert.equal(JSON.parse(await readFile(layerPath, 'utf8')).versions.layer, '4.5');
+  const html = await readFile(htmlPath, 'utf8');
+  assert.ok(!html.includes(XSS_NAME) && !html.includes('<img'), 'raw markup from the sample must not reach the page');
+
+  const browser = await chromium.launch({
+    executablePath: exe,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  const dialogs: string[] = [];
+  const requests: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  page.on('request', (q) => requests.push(q.url()));
+  await page.goto(`file://${htmlPath}`);
+
+  assert.equal((await page.locator('#verdict .label').innerText()).toLowerCase(), 'malicious');
+  assert.match(await page.locator('#verdict .score').innerText(), /score \d+(\.\d)? \/ 10/);
+  assert.ok(await page.getByText('T1059.004').first().isVisible(), 'ATT&CK id of the reverse shell is shown');
+  assert.ok(await page.getByText('Reverse shell').first().isVisible());
+  assert.ok(await page.locator('.tree').getByText('dropper').first().isVisible(), 'process tree shows the sample');
+  assert.ok(await page.locator('svg.timeline rect').count() >= 2, 'timeline draws one bar per process');
+  assert.ok(await page.locator('svg.timeline g.mark').count() >= 3, 'timeline marks when findings happened');
+  // Hostile strings are shown as text...
+  assert.equal(await page.locator('h1').innerText(), XSS_NAME);
+  assert.ok(await page.getByText(XSS_FILE).first().isVisible());
+  // ...and nothing ran or was injected.
+  assert.deepEqual(dialogs, []);
+  assert.equal(await page.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned), undefined);
+  assert.equal(await page.locator('img').count(), 0);
+  assert.equal(await page.locator('script').count(), 1, 'only the page\'s own script');
+  assert.deepEqual(requests.filter((u) => !u.startsWith('file://')), [], 'no network requests');
+  // The page's own script works under its CSP.
+  const open = await page.locator('details.finding[open]').count();
+  await page.locator('#toggle').click();
+  assert.notEqual(await page.locator('details.finding[open]').count(), open);
+
+  const shot = join(dir, 'report.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  assert.ok((await stat(shot)).size > 10_000);
+  process.stdout.write(`# screenshot: ${shot}\n`);
+});
+
+test('bin/sandtrace report DIR re-renders from report.json; bad input gives one line and a non-zero exit', async () => {
+  const cli = join(import.meta.dirname, '..', '..', 'bin', 'sandtrace');
+  const r = await hostileReport();
+  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rerender-'));
+  await writeFile(join(dir, 'report.json'), JSON.stringify(r));
+  const ok = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.ok(existsSync(join(dir, 'report.html')) && existsSync(join(dir, 'attack-layer.json')));
+  assert.match(await readFile(join(dir, 'report.html'), 'utf8'), /malicious/);
+  await writeFile(join(dir, 'report.json'), '{"not":');
+  const bad = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
+  assert.equal(bad.status, 4);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  assert.match(bad.stderr, /not JSON.*INPUT_CORRUPT/);
+  const missing = spawnSync(cli, ['report', join(dir, 'nope')], { encoding: 'utf8' });
+  assert.equal(missing.status, 4);
+  await writeFile(join(dir, 'report.json'), JSON.stringify({ ...r, processes: undefined }));
+  const partial = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
+  assert.equal(partial.status, 4);
+  assert.match(partial.stderr, /lacks processes/);
+});

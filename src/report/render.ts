@@ -1,0 +1,19 @@
+// Writes the human-facing outputs of a report next to report.json: report.html and the
+// ATT&CK Navigator layer. Used at the end of an analysis and by `sandtrace report DIR`.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Report } from './schema.js';
+import { renderHtml } from './html.js';
+import { navigatorLayer } from './navigator.js';
+
+export const HTML_FILE = 'report.html';
+export const LAYER_FILE = 'attack-layer.json';
+
+export async function renderOutputs(report: Report, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const html = join(dir, HTML_FILE);
+  const layer = join(dir, LAYER_FILE);
+  await writeFile(html, renderHtml(report));
+  await writeFile(layer, JSON.stringify(navigatorLayer(report), null, 2) + '\n');
+  return [html, layer];
+}

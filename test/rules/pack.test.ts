@@ -1,0 +1,133 @@
+// The built-in rule pack: every rule is well-formed, triggers on its malicious sequence and
+// stays silent on a benign look-alike. Sequences run through the real SemanticState.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { builtinRulePaths, createRuleDetector, loadRuleFiles } from '../../src/engine/rules/index.js';
+import type { RuleSet } from '../../src/engine/rules/index.js';
+import { CASES } from './cases.js';
+import { Sim } from './sim.js';
+
+let pack: RuleSet;
+
+function fired(run: (s: Sim) => void): Set<string> {
+  const s = new Sim();
+  run(s);
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  return new Set(d.finish().map((f) => f.rule));
+}
+
+test('the built-in pack loads without diagnostics and has at least 60 rules', async () => {
+  const { ruleset, diagnostics } = await loadRuleFiles(builtinRulePaths());
+  assert.deepEqual(diagnostics, []);
+  assert.ok(ruleset.rules.length >= 60, `only ${ruleset.rules.length} rules`);
+  pack = ruleset;
+});
+
+test('every rule has an id, a description, a severity and ATT&CK technique ids', () => {
+  const ids = new Set<string>();
+  for (const r of pack.rules) {
+    assert.match(r.id, /^ST-[A-Z0-9]+-\d{3}$/, r.name);
+    assert.ok(!ids.has(r.id), `duplicate id ${r.id}`);
+    ids.add(r.id);
+    assert.ok(r.description.length > 20, `${r.id} description`);
+    assert.ok(r.attack.length > 0 && r.attack.every((t) => /^T\d{4}(\.\d{3})?$/.test(t)), `${r.id} ATT&CK ids`);
+  }
+  // And the rule pack covers the tactics the issue names.
+  const tactics = new Set(pack.rules.flatMap((r) => r.tags.filter((t) => t.startsWith('mitre_'))));
+  for (const t of ['mitre_execution', 'mitre_persistence', 'mitre_privilege_escalation', 'mitre_defense_evasion', 'mitre_credential_access',
+    'mitre_discovery', 'mitre_lateral_movement', 'mitre_command_and_control', 'mitre_collection', 'mitre_exfiltration', 'mitre_impact']) {
+    assert.ok(tactics.has(t), `no rule for ${t}`);
+  }
+});
+
+test('every rule has a trigger case and a benign case', () => {
+  const covered = new Set(CASES.map((c) => c.id));
+  const missing = pack.rules.map((r) => r.id).filter((id) => !covered.has(id));
+  assert.deepEqual(missing, []);
+});
+
+for (const c of CASES) {
+  test(`${c.id}: fires on its trigger, not on the benign action`, () => {
+    const hit = fired(c.trigger);
+    assert.ok(hit.has(c.id), `${c.id} did not fire; fired: ${[...hit].join(', ')}`);
+    const quiet = fired(c.benign);
+    assert.ok(!quiet.has(c.id), `${c.id} fired on the benign action`);
+  });
+}
+
+test('findings carry evidence: sequence numbers, pid and the matched fields', () => {
+  const s = new Sim();
+  const p = s.run('/usr/bin/cat', ['cat', '/etc/shadow']);
+  s.open(p, '/etc/shadow');
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  const f = d.finish().find((x) => x.rule === 'ST-CRD-001');
+  assert.ok(f);
+  assert.equal(f.severity, 'high');
+  assert.deepEqual(f.attack, ['T1003.008']);
+  assert.equal(f.pid, p);
+  const ev = f.evidence[0]!;
+  assert.equal(ev.seq, s.events.at(-1)!.ev.seq);
+  assert.equal(ev.event, 'openat');
+  assert.equal(ev.fields['fd.name'], '/etc/shadow');
+  assert.equal(ev.fields['proc.name'], 'cat');
+  assert.match(f.output ?? '', /file=\/etc\/shadow .*command=cat \/etc\/shadow/);
+});
+
+test('a rule matching many events yields one finding per process with a count and capped evidence', () => {
+  const s = new Sim();
+  for (let i = 0; i < 50; i++) s.open(1, '/root/.aws/credentials');
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  const fs = d.finish().filter((x) => x.rule === 'ST-CRD-003');
+  assert.equal(fs.length, 1);
+  assert.equal(fs[0]!.count, 50);
+  assert.ok(fs[0]!.evidence.length <= 8);
+});
+
+test('thresholds honour their time window', () => {
+  const s = new Sim();
+  for (let i = 0; i < 30; i++) {
+    s.rename(1, `/home/user/f${i}`, `/home/user/f${i}.enc`);
+    s.wait(2e9); // one rename every 2 s: never 25 within 30 s
+  }
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  assert.ok(!d.finish().some((f) => f.rule === 'ST-IMP-002'));
+});
+
+test('a program written during the analysis and run by a relative path counts as dropped', () => {
+  const s = new Sim();
+  const ld = s.run('/usr/bin/ld', ['ld', '-o', 'stage2']);
+  s.open(ld, '/tmp/build/stage2', 0o1102);
+  s.run('./stage2', ['./stage2']);
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  assert.ok(d.finish().some((f) => f.rule === 'ST-EXE-005'));
+});
+
+test('evidence and output keep a bounded head of huge sample-controlled strings', () => {
+  const s = new Sim();
+  const big = 'A'.repeat(100_000);
+  const p = s.run('/usr/bin/grep', ['grep', 'password', big]);
+  s.open(p, '/etc/shadow');
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  for (const f of d.finish()) {
+    assert.ok((f.output ?? '').length <= 2049, f.rule);
+    for (const ev of f.evidence) for (const v of Object.values(ev.fields)) assert.ok(typeof v !== 'string' || v.length <= 513, f.rule);
+  }
+});
+
+test('failed exec attempts (a shell searching $PATH) are not program starts', () => {
+  const s = new Sim();
+  const py = s.run('/usr/bin/python3', ['python3', 'a.py']);
+  const sh = s.run('/bin/sh', ['sh', '-c', 'uname'], { ppid: py });
+  s.sys(sh, 'execve', [0, 0, 0], -2, { path: '/usr/local/bin/uname', argv: ['uname'] });
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  const f = d.finish().filter((x) => x.rule === 'ST-EXE-008');
+  assert.equal(f.length, 1, 'the shell start counts once');
+  assert.equal(f[0]!.count, 1);
+});

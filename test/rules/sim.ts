@@ -1,0 +1,115 @@
+// Builds realistic event sequences for rule tests: TraceEvents (as a collector emits them)
+// fed through the real SemanticState, so rules see the same process tree and fd table as in
+// an analysis.
+import type { SockAddr, SyscallEvent, TraceEvent } from '../../src/capture/events.js';
+import type { EnrichedEvent } from '../../src/semantics/types.js';
+import { SemanticState } from '../../src/semantics/state.js';
+import { syscallNumber } from '../../src/semantics/syscalls.js';
+
+export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
+
+export class Sim {
+  readonly events: EnrichedEvent[] = [];
+  private readonly st: SemanticState;
+  private seq = 0;
+  private ts = 0;
+  private nextPid = 100;
+  private readonly fds = new Map<number, number>();
+
+  constructor(opts: { container?: boolean } = {}) {
+    this.st = new SemanticState({
+      ...(opts.container === false ? {} : { containerId: 'c0ffee', containerName: 'sandtrace-test' }),
+      users: new Map([[0, 'root'], [1000, 'user']]),
+      initialCwd: '/root',
+    });
+    // The sample: a shell script run as root in /root.
+    this.push({ type: 'exec', seq: 0, ts: 0, pid: 1, tid: 1, exe: '/bin/sh', argv: ['sh', '/root/sample.sh'], uid: 0 });
+  }
+
+  private push(ev: TraceEvent): void {
+    ev.seq = ++this.seq;
+    this.ts += 1_000_000; // 1 ms apart
+    ev.ts = this.ts;
+    this.events.push(this.st.apply(ev));
+  }
+
+  /** Lets time pass (ns) without events. */
+  wait(ns: number): this {
+    this.ts += ns;
+    return this;
+  }
+
+  /** fork + exec: a new process; returns its pid. */
+  run(exe: string, argv: string[], o: { ppid?: number; uid?: number; comm?: string } = {}): number {
+    const ppid = o.ppid ?? 1;
+    const pid = this.nextPid++;
+    this.push({ type: 'fork', seq: 0, ts: 0, pid: ppid, tid: ppid, childPid: pid, childTid: pid, thread: false });
+    this.push({ type: 'exec', seq: 0, ts: 0, pid, tid: pid, exe, argv, ...(o.uid !== undefined ? { uid: o.uid } : {}), ...(o.comm ? { comm: o.comm } : {}) });
+    return pid;
+  }
+
+  exec(pid: number, exe: string, argv: string[], comm?: string): this {
+    this.push({ type: 'exec', seq: 0, ts: 0, pid, tid: pid, exe, argv, ...(comm ? { comm } : {}) });
+    return this;
+  }
+
+  fork(pid: number): number {
+    const child = this.nextPid++;
+    this.push({ type: 'fork', seq: 0, ts: 0, pid, tid: pid, childPid: child, childTid: child, thread: false });
+    return child;
+  }
+
+  sys(pid: number, name: string, args: number[], ret: number | null, extra: Partial<SyscallEvent> = {}): this {
+    const ev: SyscallEvent = { type: 'syscall', seq: 0, ts: 0, pid, tid: pid, abi: 'x86_64', nr: syscallNumber(name), name, args, ret, ...extra };
+    this.push(ev);
+    return this;
+  }
+
+  private fd(pid: number): number {
+    const n = this.fds.get(pid) ?? 3;
+    this.fds.set(pid, n + 1);
+    return n;
+  }
+
+  /** openat; returns the fd (or the negative errno given). */
+  open(pid: number, path: string, flags: number = O.r, err?: number): number {
+    const ret = err ?? this.fd(pid);
+    this.sys(pid, 'openat', [-100, 0, flags, 0o644], ret, { path });
+    return ret;
+  }
+
+  socket(pid: number, domain = 2, type = 1): number {
+    const fd = this.fd(pid);
+    this.sys(pid, 'socket', [domain, type, 0], fd);
+    return fd;
+  }
+
+  connect(pid: number, address: string, port: number, ret = -101, fd?: number): number {
+    const s = fd ?? this.socket(pid, address.includes(':') ? 10 : 2);
+    const addr: SockAddr = { family: address.includes(':') ? 'inet6' : 'inet', address, port };
+    this.sys(pid, 'connect', [s, 0, 16], ret, { addr });
+    return s;
+  }
+
+  connectUnix(pid: number, path: string, ret = 0): number {
+    const s = this.socket(pid, 1, 1);
+    this.sys(pid, 'connect', [s, 0, 110], ret, { addr: { family: 'unix', path, abstract: false } });
+    return s;
+  }
+
+  dup2(pid: number, oldfd: number, newfd: number): this {
+    return this.sys(pid, 'dup2', [oldfd, newfd], newfd);
+  }
+
+  unlink(pid: number, path: string, ret = 0): this {
+    return this.sys(pid, 'unlinkat', [-100, 0, 0], ret, { path });
+  }
+
+  rename(pid: number, from: string, to: string, ret = 0): this {
+    return this.sys(pid, 'renameat2', [-100, 0, -100, 0, 0], ret, { path: from, path2: to });
+  }
+
+  chmod(pid: number, path: string, mode: number, ret = 0): this {
+    return this.sys(pid, 'fchmodat', [-100, 0, mode], ret, { path });
+  }
+}
