@@ -242,24 +242,27 @@ async function containerRun(opts: AnalyzeOptions, timeout: number, id: string): 
   const { chooseBackend } = await import('./capture/choose.js');
   const rootless = process.getuid?.() !== 0;
   const choice = rootless ? { backend: 'ptrace' as const, reason: 'not root: eBPF needs root; tracing with strace (ptrace)' } : await chooseBackend(opts.backend ?? 'auto');
+  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.image ? { image: opts.image } : {}) };
+  const facts = sandboxFacts();
+  const uidMap = (u: number) => (u >= ID_SHIFT && u < ID_SHIFT + ID_RANGE ? u - ID_SHIFT : u);
   let sandbox: Sandbox;
   let isolation: Report['analysis']['isolation'];
-  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.image ? { image: opts.image } : {}) };
+  let runFacts: SandboxFacts;
   if (rootless) {
-    const { createRootlessSandbox, rootlessGuarantees } = await import('./sandbox/rootless/index.js');
+    const { createRootlessSandbox, rootlessGuarantees, rootlessAvailable, ROOTLESS_CWD } = await import('./sandbox/rootless/index.js');
+    const ok = rootlessAvailable();
+    if (!ok.ok) throw new SandtraceError('NOT_ROOT', `not root, and the rootless sandbox cannot run: ${ok.reason}`);
     sandbox = createRootlessSandbox(sopts);
     isolation = { kind: 'rootless', ...rootlessGuarantees() };
+    // No seccomp deny list there, and the sample starts in the user's home.
+    runFacts = { denied: [], users: facts.users, cwd: ROOTLESS_CWD, uidMap: (u) => u };
   } else {
     sandbox = createSandbox(sopts);
-    isolation = { kind: 'container', ...sandboxFacts().isolation };
+    isolation = { kind: 'container', ...facts.isolation };
+    runFacts = { denied: facts.deniedSyscalls, users: facts.users, cwd: facts.cwd, uidMap };
   }
-  const facts = sandboxFacts();
   return {
-    id, name: `sandtrace-${id}`, sandbox, backend: choice.backend, reason: choice.reason, isolation,
-    facts: {
-      denied: facts.deniedSyscalls, users: facts.users, cwd: facts.cwd,
-      uidMap: (u) => (u >= ID_SHIFT && u < ID_SHIFT + ID_RANGE ? u - ID_SHIFT : u),
-    },
+    id, name: `sandtrace-${id}`, sandbox, backend: choice.backend, reason: choice.reason, isolation, facts: runFacts,
     async collector(info) {
       if (choice.backend === 'ebpf') {
         const { EbpfCollector } = await import('./capture/ebpf/collector.js');

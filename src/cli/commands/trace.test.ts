@@ -1,0 +1,61 @@
+// `sandtrace trace` end to end through the CLI entry: JSON lines on stdout, the command's exit
+// status passed through, a readable line per event, and --record readable by the replay source.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecEvent, TraceEvent } from '../../capture/events.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const script = `import { main } from ${JSON.stringify(join(ROOT, 'src/cli/main.ts'))};
+    process.exitCode = await main(${JSON.stringify(args)});`;
+  return spawnSync(process.execPath, ['--import', join(ROOT, 'node_modules/tsx/dist/esm/index.mjs'), '--input-type=module', '-e', script],
+    { encoding: 'utf8', cwd: tmpdir() });
+}
+
+test('trace --json prints one event per line and passes the exit status through', () => {
+  const r = cli(['trace', '--json', '--', '/bin/sh', '-c', '/bin/echo hello >&2; exit 6']);
+  assert.equal(r.status, 6, r.stderr);
+  const evs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
+  const execs = evs.filter((e): e is ExecEvent => e.type === 'exec');
+  assert.deepEqual(execs.map((e) => e.exe), ['/bin/sh', '/bin/echo']);
+  assert.deepEqual(execs[1]?.argv, ['/bin/echo', 'hello']);
+  assert.match(r.stderr, /hello\n/, 'the command\'s output goes to stderr, not into the event stream');
+  assert.match(r.stderr, /sandtrace trace: \d+ events, 0 parse errors/);
+});
+
+test('trace prints readable lines; usage errors exit 2 with a one-line reason', () => {
+  const r = cli(['trace', '--', '/bin/true']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^\[\d+ true\] exec \/bin\/true \["\/bin\/true"\]$/m);
+  assert.match(r.stdout, /\] exit 0$/m);
+  const u = cli(['trace']);
+  assert.equal(u.status, 2);
+  assert.match(u.stderr, /^sandtrace trace: no command to trace; usage: /);
+  assert.equal(u.stderr.trim().split('\n').length, 1);
+});
+
+test('trace --record writes a recording the replay collector reads back event for event', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-trace-rec-'));
+  try {
+    const file = join(dir, 'run.events.gz');
+    const r = cli(['trace', '--record', file, '--json', '--', '/bin/sh', '-c', '/bin/ls / > /dev/null']);
+    assert.equal(r.status, 0, r.stderr);
+    const printed = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
+    const { RecordingCollector } = await import('../../capture/replay/index.js');
+    const c = new RecordingCollector(file);
+    await c.start();
+    const replayed: TraceEvent[] = [];
+    for await (const b of c.events()) replayed.push(...b);
+    await c.stop();
+    assert.equal(replayed.length, printed.length);
+    assert.deepEqual(replayed.map((e) => [e.seq, e.type, e.pid]), printed.map((e) => [e.seq, e.type, e.pid]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

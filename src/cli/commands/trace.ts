@@ -1,0 +1,73 @@
+// `sandtrace trace [--record FILE] [--json] -- CMD ARGS...`: trace a local command with strace (no
+// sandbox) and print its events, or record them for building normal-behaviour models.
+import { parseFlags, splitDoubleDash } from '../args.js';
+import { SandtraceError } from '../../errors.js';
+import { StraceCollector } from '../../capture/ptrace/collector.js';
+import type { TraceEvent } from '../../capture/events.js';
+
+export const summary = 'trace a local command with strace (no sandbox) and print or record its events';
+
+const USAGE = 'sandtrace trace [--record FILE] [--json] [--quiet] -- CMD ARGS...';
+
+type Writer = { write(events: TraceEvent[]): void; close(): Promise<void> };
+type RecordingModule = { RecordingWriter: { create(path: string, meta: Record<string, unknown>): Promise<Writer> } };
+
+/** One readable line per event. */
+export function formatEvent(e: TraceEvent): string {
+  const who = `${e.pid}${e.tid !== e.pid ? `/${e.tid}` : ''}${e.comm ? ` ${e.comm}` : ''}`;
+  switch (e.type) {
+    case 'exec': return `[${who}] exec ${e.exe} ${JSON.stringify(e.argv)}`;
+    case 'fork': return `[${who}] ${e.thread ? 'thread' : 'fork'} -> ${e.childPid}${e.thread ? `/${e.childTid}` : ''}`;
+    case 'exit': return `[${who}] exit ${e.signal !== undefined ? `killed by signal ${e.signal}` : e.code}${e.thread ? ' (thread)' : ''}`;
+    case 'syscall': {
+      const extra: string[] = [];
+      if (e.path !== undefined) extra.push(JSON.stringify(e.path));
+      if (e.path2 !== undefined) extra.push(JSON.stringify(e.path2));
+      if (e.addr) extra.push(e.addr.family === 'unix' ? `unix:${e.addr.abstract ? '@' : ''}${e.addr.path}` : 'address' in e.addr ? `${e.addr.family}:${e.addr.address}:${e.addr.port}` : e.addr.family);
+      return `[${who}] ${e.name}(${extra.join(', ')}) = ${e.ret === null ? '?' : e.ret}`;
+    }
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [flags, command] = splitDoubleDash(argv);
+  const { values, positionals } = parseFlags(flags, {
+    record: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  }, USAGE);
+  const cmd = command.length > 0 ? command : positionals;
+  if (cmd.length === 0) throw new SandtraceError('USAGE', `no command to trace; usage: ${USAGE}`);
+
+  let writer: Writer | undefined;
+  if (values.record) {
+    const path = '../../capture/replay/index.js';
+    let mod: RecordingModule;
+    try {
+      mod = (await import(path)) as RecordingModule;
+    } catch {
+      throw new SandtraceError('DEPENDENCY_MISSING', 'recording is not available in this build (src/capture/replay)');
+    }
+    writer = await mod.RecordingWriter.create(values.record, { backend: 'ptrace', command: cmd });
+  }
+
+  // The command's own output goes to stderr so that stdout carries only events.
+  const collector = new StraceCollector({ command: cmd, output: 'stderr' });
+  await collector.start();
+  const out: string[] = [];
+  const print = values.quiet !== true && (writer === undefined || values.json === true);
+  for await (const batch of collector.events()) {
+    writer?.write(batch);
+    if (!print) continue;
+    for (const e of batch) out.push(values.json ? JSON.stringify(e) : formatEvent(e));
+    if (out.length > 0) { process.stdout.write(out.join('\n') + '\n'); out.length = 0; }
+  }
+  await collector.stop();
+  await writer?.close();
+  const st = collector.stats();
+  process.stderr.write(`sandtrace trace: ${st.events} events, ${st.parseErrors} parse errors, ${st.duration.toFixed(2)} s${values.record ? `, recorded to ${values.record}` : ''}\n`);
+  for (const n of st.notes) process.stderr.write(`sandtrace trace: note: ${n}\n`);
+  const ex = collector.exitStatus();
+  if (ex?.code === null || ex === undefined) return 1;
+  return ex.code;
+}

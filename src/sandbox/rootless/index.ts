@@ -1,0 +1,365 @@
+// The rootless sandbox: for an analyst without root, runs the sample with unprivileged user
+// namespaces through Debian's bubblewrap (bwrap) over the same base image, captured with ptrace.
+// Where it is weaker than the runc sandbox, rootlessGuarantees() says so for the report.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync, constants as fsc, copyFileSync, chmodSync, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync,
+  openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import type { Writable, Readable } from 'node:stream';
+import { SandtraceError } from '../../errors.js';
+import { baseRootfs } from '../image.js';
+import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
+
+/** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
+const SAMPLE_UID = 1000;
+const HOME = '/home/user';
+/** Working directory the sample starts in (the image's /root is not accessible without root). */
+export const ROOTLESS_CWD = HOME;
+const HOSTNAME = 'devbox';
+/** Largest file the sample may write (RLIMIT_FSIZE): bounds disk filling per file. */
+export const ROOTLESS_FILE_CAP = 256 << 20;
+const CONSOLE_CAP = 256 * 1024;
+/** Default cap on the sandbox's tasks (the runc sandbox's default pids limit). */
+export const ROOTLESS_PIDS = 256;
+const PER_FILE_COPY = 16 << 20;
+const TOTAL_COPY = 64 << 20;
+
+/** Writable places inside the sandbox -> their directory under the work dir. Everything else is the read-only image. */
+const WRITABLE: readonly (readonly [string, string])[] = [['/tmp', 'tmp'], ['/var/tmp', 'vartmp'], [HOME, 'home'], ['/etc', 'etc']];
+/** Writable places that start as a copy of the image's (small) directory, so samples can modify image files there. */
+const SEEDED = new Set(['/etc']);
+
+export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] } {
+  return {
+    guarantees: [
+      'bubblewrap sandbox in unprivileged user, pid, mount, network, ipc, uts and cgroup namespaces; nothing runs as root on the host',
+      'network namespace with loopback only: no route off the machine, host loopback unreachable',
+      'root filesystem is the cached base image, read-only; host files invisible',
+      'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
+      'every process killed at the timeout (SIGKILL to the pid namespace\'s init); work directory removed afterwards',
+    ],
+    weaker: [
+      `no cgroup limits: memory and CPU are not capped; tasks are capped by RLIMIT_NPROC in the sandbox's user namespace (default ${ROOTLESS_PIDS}) instead of a pids cgroup`,
+      `disk use capped per file (RLIMIT_FSIZE ${ROOTLESS_FILE_CAP >> 20} MiB), not in total`,
+      'no eBPF: captured with ptrace (strace), which is slower and detectable by the sample (TracerPid, PTRACE_TRACEME fails)',
+      'no seccomp deny list: mount, bpf, module loading and the like fail only because the user namespace lacks the privilege',
+      `only /etc (a copy of the image's, without the files the user cannot read, e.g. /etc/shadow), /tmp, /var/tmp and ${HOME} are writable; the rest of the image is read-only (not an overlay), and file changes are detected in those places only`,
+      `${HOME} starts empty: the decoy credentials of the image are not planted`,
+      'no freezer: freeze() stops processes with SIGSTOP one by one',
+      'shares the host kernel: a kernel exploit escapes any container',
+    ],
+  };
+}
+
+/** Whether the rootless sandbox can run here: bwrap present and unprivileged user namespaces allowed. */
+export function rootlessAvailable(): { ok: boolean; reason: string } {
+  const v = spawnSync('bwrap', ['--version'], { encoding: 'utf8' });
+  if (v.error || v.status !== 0) return { ok: false, reason: 'bubblewrap (bwrap) is not installed (Debian package bubblewrap; make setup)' };
+  const t = spawnSync('bwrap', ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', '/bin/true'], { encoding: 'utf8' });
+  if (t.status !== 0) return { ok: false, reason: `unprivileged user namespaces unavailable: ${(t.stderr || '').trim().split('\n')[0]}` };
+  return { ok: true, reason: v.stdout.trim() };
+}
+
+type State = 'new' | 'created' | 'started' | 'ended' | 'destroyed';
+
+function safeName(sample: string): string {
+  const n = basename(sample).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '');
+  return n === '' ? 'sample' : n.slice(0, 64);
+}
+
+function sha256File(path: string): string | null {
+  try { return createHash('sha256').update(readFileSync(path)).digest('hex'); } catch { return null; }
+}
+
+/**
+ * Copy an image directory the user may read into a writable place: regular files and symlinks
+ * (never followed), recording each container path with its sha256 (symlinks as `->target`).
+ * Files the user cannot read are left out (the user namespace cannot map the image's owners).
+ */
+function seedCopy(src: string, dst: string, rel: string, seeded: Map<string, string>, inside = '/etc'): void {
+  let names: string[];
+  try { names = readdirSync(src); } catch { return; }
+  for (const n of names) {
+    const s = join(src, n);
+    const d = join(dst, n);
+    const c = `${inside}${rel}/${n}`;
+    let st;
+    try { st = lstatSync(s); } catch { continue; }
+    try {
+      if (st.isDirectory()) {
+        mkdirSync(d, { mode: (st.mode & 0o777) | 0o700 });
+        seedCopy(s, d, `${rel}/${n}`, seeded, inside);
+      } else if (st.isSymbolicLink()) {
+        const target = readlinkSync(s);
+        symlinkSync(target, d);
+        seeded.set(c, `->${target}`);
+      } else if (st.isFile()) {
+        copyFileSync(s, d);
+        chmodSync(d, (st.mode & 0o777) | 0o600);
+        seeded.set(c, sha256File(d) ?? '');
+      }
+    } catch { /* unreadable in the image: not available to the sample either */ }
+  }
+}
+
+class RootlessSandbox implements Sandbox {
+  readonly id = `rl-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  private state: State = 'new';
+  private readonly opts: SandboxOptions;
+  private workDir = '';
+  private ownWorkDir = false;
+  private proc: ChildProcess | undefined;
+  private childPid = 0;
+  private samplePath = '';
+  private sampleHost = '';
+  private sampleSha = '';
+  private console = '';
+  private consoleDropped = 0;
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  private startedAt = 0;
+  private timedOut = false;
+  private result: SandboxResult | undefined;
+  /** Container paths copied from the image into seeded writable places, with their sha256 ('' for non-files). */
+  private readonly seeded = new Map<string, string>();
+
+  constructor(opts: SandboxOptions) {
+    this.opts = opts;
+  }
+
+  async create(): Promise<SandboxStartInfo> {
+    if (this.state !== 'new') throw new SandtraceError('INTERNAL', `create() in state ${this.state}`);
+    let st;
+    try { st = statSync(this.opts.sample); } catch { throw new SandtraceError('INPUT_MISSING', `no sample at ${this.opts.sample}`); }
+    if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `${this.opts.sample} is a directory`);
+    if (this.opts.image) {
+      throw new SandtraceError('SANDBOX_IMAGE_INVALID', 'the rootless sandbox runs only the built-in base image (--image needs root to unpack)');
+    }
+    const { rootfs } = baseRootfs();
+    const avail = rootlessAvailable();
+    if (!avail.ok) throw new SandtraceError('DEPENDENCY_MISSING', avail.reason);
+
+    if (this.opts.workDir) { this.workDir = this.opts.workDir; mkdirSync(this.workDir, { recursive: true, mode: 0o700 }); }
+    else { this.workDir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-')); this.ownWorkDir = true; }
+    for (const [inside, dir] of WRITABLE) {
+      const d = join(this.workDir, dir);
+      mkdirSync(d, { recursive: true, mode: 0o755 });
+      if (SEEDED.has(inside)) seedCopy(join(rootfs, inside), d, '', this.seeded);
+    }
+    chmodSync(join(this.workDir, 'tmp'), 0o1777);
+    const name = safeName(this.opts.sample);
+    this.samplePath = `/tmp/${name}`;
+    this.sampleHost = join(this.workDir, 'tmp', name);
+    copyFileSync(this.opts.sample, this.sampleHost);
+    chmodSync(this.sampleHost, 0o755);
+    this.sampleSha = sha256File(this.sampleHost) ?? '';
+
+    const args = [
+      // RLIMIT_NPROC is counted per user namespace (Linux >= 5.14): it caps the sandbox's own tasks.
+      `--fsize=${ROOTLESS_FILE_CAP}`, `--nproc=${this.opts.limits?.pids ?? ROOTLESS_PIDS}`, '--', 'bwrap',
+      '--unshare-user', '--unshare-pid', '--unshare-net', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
+      '--disable-userns', '--uid', String(SAMPLE_UID), '--gid', String(SAMPLE_UID), '--hostname', HOSTNAME,
+      '--die-with-parent', '--as-pid-1', '--new-session',
+      '--ro-bind', rootfs, '/',
+      '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/run',
+      ...WRITABLE.flatMap(([inside, dir]) => ['--bind', join(this.workDir, dir), inside]),
+      '--chdir', ROOTLESS_CWD, '--clearenv',
+      '--setenv', 'PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      '--setenv', 'HOME', HOME, '--setenv', 'USER', 'user', '--setenv', 'LOGNAME', 'user', '--setenv', 'LANG', 'C.UTF-8',
+      '--info-fd', '3', '--block-fd', '4',
+      '--', this.samplePath, ...this.opts.args,
+    ];
+    const proc = spawn('prlimit', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    this.proc = proc;
+    const onOut = (d: Buffer) => {
+      const s = d.toString('utf8');
+      const room = CONSOLE_CAP - this.console.length;
+      if (room >= s.length) this.console += s;
+      else { this.console += s.slice(0, Math.max(room, 0)); this.consoleDropped += s.length - Math.max(room, 0); }
+    };
+    proc.stdout?.on('data', onOut);
+    proc.stderr?.on('data', onOut);
+    this.exited = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => resolve({ code, signal }));
+      proc.on('error', () => resolve({ code: null, signal: null }));
+    });
+    // bwrap reports the host pid of the sandboxed process (which waits on the block fd) as JSON.
+    const info = proc.stdio[3] as Readable;
+    const childPid = await new Promise<number>((resolve) => {
+      let buf = '';
+      const done = (v: number) => { info.removeAllListeners('data'); resolve(v); };
+      info.on('data', (d: Buffer) => {
+        buf += d.toString('utf8');
+        const m = /"child-pid"\s*:\s*(\d+)/.exec(buf);
+        if (m) done(Number(m[1]));
+      });
+      info.on('end', () => done(0));
+      void this.exited?.then(() => done(0));
+    });
+    if (!childPid) {
+      await this.destroy();
+      throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `bwrap did not start: ${this.console.trim().split('\n').slice(-2).join('; ') || 'no reason given'}`);
+    }
+    this.childPid = childPid;
+    this.state = 'created';
+    return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath };
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new SandtraceError('INTERNAL', `start() in state ${this.state}`);
+    const block = this.proc?.stdio[4] as Writable;
+    block.end('x');
+    this.startedAt = Date.now();
+    this.state = 'started';
+  }
+
+  async wait(): Promise<SandboxResult> {
+    if (this.result) return this.result;
+    if (this.state !== 'started') throw new SandtraceError('INTERNAL', `wait() in state ${this.state}`);
+    const timer = setTimeout(() => {
+      this.timedOut = true;
+      // SIGKILL to the init of a pid namespace kills every process in it.
+      try { process.kill(this.childPid, 'SIGKILL'); } catch { /* already gone */ }
+    }, this.opts.timeout * 1000);
+    const ex = await (this.exited as Promise<{ code: number | null; signal: NodeJS.Signals | null }>);
+    clearTimeout(timer);
+    this.state = 'ended';
+    // bwrap exits with the sample's status, or 128+N when the sample died of signal N.
+    const code = ex.code;
+    const signal = this.timedOut ? 9 : code !== null && code > 128 && code < 160 ? code - 128 : null;
+    this.result = {
+      exitCode: signal === null ? code : null,
+      signal,
+      timedOut: this.timedOut,
+      duration: (Date.now() - this.startedAt) / 1000,
+      console: this.consoleDropped > 0 ? `${this.console}\n[... ${this.consoleDropped} bytes not kept]` : this.console,
+    };
+    return this.result;
+  }
+
+  /** Host pids in the sandbox's pid namespace. */
+  private pids(): number[] {
+    let ns: string;
+    try { ns = readlinkSync(`/proc/${this.childPid}/ns/pid`); } catch { return []; }
+    const out: number[] = [];
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try { if (readlinkSync(`/proc/${p}/ns/pid`) === ns) out.push(Number(p)); } catch { /* gone or not ours */ }
+    }
+    return out;
+  }
+
+  async freeze(): Promise<void> {
+    for (const p of this.pids()) { try { process.kill(p, 'SIGSTOP'); } catch { /* gone */ } }
+  }
+
+  async thaw(): Promise<void> {
+    for (const p of this.pids()) { try { process.kill(p, 'SIGCONT'); } catch { /* gone */ } }
+  }
+
+  async changes(outDir: string): Promise<FileChange[]> {
+    const changes: FileChange[] = [];
+    let budget = TOTAL_COPY;
+    for (const [inside, dir] of WRITABLE) {
+      const walk = (hostDir: string, cdir: string): void => {
+        let names: string[];
+        try { names = readdirSync(hostDir).sort(); } catch { return; }
+        for (const n of names) {
+          const h = join(hostDir, n);
+          const c = `${cdir}/${n}`;
+          let ls;
+          try { ls = lstatSync(h); } catch { continue; }
+          if (ls.isDirectory()) { walk(h, c); continue; }
+          if (!ls.isFile()) {
+            // Symlinks, FIFOs, sockets: listed, never followed or copied (a seeded one still as in the image is no change).
+            if (this.seeded.get(c) === (ls.isSymbolicLink() ? `->${readlinkSync(h)}` : undefined)) continue;
+            changes.push({ path: c, change: 'created', size: 0, sha256: null, truncated: false });
+            continue;
+          }
+          const isSample = c === this.samplePath;
+          const seededSha = this.seeded.get(c);
+          if (isSample || seededSha !== undefined) {
+            // Unchanged copies are not changes: hash before copying anything out.
+            const sha = sha256File(h);
+            if (sha === (isSample ? this.sampleSha : seededSha)) continue;
+          }
+          const copied = this.copyOut(h, c, outDir, budget);
+          budget -= copied.copiedBytes;
+          const change = isSample || seededSha !== undefined ? 'modified' : 'created';
+          const fc: FileChange = { path: c, change, size: copied.size, sha256: copied.sha256, truncated: copied.truncated };
+          if (copied.copy) fc.copy = copied.copy;
+          changes.push(fc);
+        }
+      };
+      walk(join(this.workDir, dir), inside === '/' ? '' : inside);
+    }
+    for (const c of this.seeded.keys()) {
+      const dir = WRITABLE.find(([inside]) => c.startsWith(inside + '/'));
+      if (!dir) continue;
+      const h = join(this.workDir, dir[1], c.slice(dir[0].length));
+      try { lstatSync(h); } catch { changes.push({ path: c, change: 'deleted', size: 0, sha256: null, truncated: false }); }
+    }
+    if (this.sampleHost && !existsSync(this.sampleHost)) {
+      changes.push({ path: this.samplePath, change: 'deleted', size: 0, sha256: null, truncated: false });
+    }
+    return changes;
+  }
+
+  /** Hash a regular file and copy it (capped) without following symlinks. */
+  private copyOut(host: string, cpath: string, outDir: string, budget: number): { size: number; sha256: string | null; truncated: boolean; copy?: string; copiedBytes: number } {
+    let fd: number;
+    try { fd = openSync(host, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK); } catch { return { size: 0, sha256: null, truncated: false, copiedBytes: 0 }; }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) return { size: 0, sha256: null, truncated: false, copiedBytes: 0 };
+      const limit = Math.min(PER_FILE_COPY, Math.max(budget, 0));
+      const dest = join(outDir, cpath);
+      let out = -1;
+      if (limit > 0) {
+        try {
+          mkdirSync(dirname(dest), { recursive: true });
+          out = openSync(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+        } catch { out = -1; }
+      }
+      const h = createHash('sha256');
+      const buf = Buffer.alloc(1 << 16);
+      let copied = 0;
+      let n: number;
+      while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) {
+        h.update(buf.subarray(0, n));
+        if (out >= 0 && copied < limit) {
+          const k = Math.min(n, limit - copied);
+          writeSync(out, buf, 0, k);
+          copied += k;
+        }
+      }
+      if (out >= 0) closeSync(out);
+      const r: { size: number; sha256: string | null; truncated: boolean; copy?: string; copiedBytes: number } = {
+        size: st.size, sha256: h.digest('hex'), truncated: out >= 0 ? copied < st.size : st.size > 0, copiedBytes: copied,
+      };
+      if (out >= 0) r.copy = dest;
+      return r;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.state === 'destroyed') return;
+    this.state = 'destroyed';
+    if (this.childPid) { try { process.kill(this.childPid, 'SIGKILL'); } catch { /* gone */ } }
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGKILL');
+      await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+    }
+    if (this.workDir && (this.ownWorkDir || this.opts.workDir)) rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** A rootless sandbox for one analysis: no root needed, only bubblewrap and the base image. */
+export function createRootlessSandbox(opts: SandboxOptions): Sandbox & { readonly id: string } {
+  return new RootlessSandbox(opts);
+}

@@ -1,0 +1,136 @@
+// The rootless sandbox for real, as an unprivileged user (nobody via setpriv when the test runs as
+// root): host files invisible, host loopback unreachable, the timeout kills everything, and the
+// ptrace capture yields a report-worthy event stream in the sandbox's own pid numbering.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunOnce } from './run-once.js';
+import type { ExecEvent, SyscallEvent } from '../../capture/events.js';
+import { rootlessGuarantees } from './index.js';
+import { baseImageDir } from '../image.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const RUN = join(ROOT, 'src/sandbox/rootless/run-once.ts');
+const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
+
+/** Run one rootless analysis in a child process, as nobody when we are root. */
+function runUnprivileged(sample: string, args: string[], timeout = 20, pids?: number): Promise<RunOnce> {
+  const cmd = process.getuid?.() === 0
+    ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]
+    : [process.execPath];
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd[0] as string, [...cmd.slice(1), '--import', TSX, RUN, `--timeout=${timeout}`, ...(pids ? [`--pids=${pids}`] : []), sample, ...args], {
+      cwd: tmpdir(), env: { ...process.env, HOME: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('exit', (code) => {
+      if (code !== 0) { reject(new Error(`rootless run failed (${code}): ${err.trim()}`)); return; }
+      try { resolve(JSON.parse(out) as RunOnce); } catch (e) { reject(new Error(`bad output: ${(e as Error).message}: ${out.slice(0, 200)} ${err}`)); }
+    });
+  });
+}
+
+test('rootless: as nobody, host files are invisible, host loopback unreachable, events are report-worthy', async () => {
+  assert.ok(existsSync(join(baseImageDir(), 'rootfs', 'bin', 'sh')), `base image missing at ${baseImageDir()}: run make setup`);
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-marker-'));
+  chmodSync(dir, 0o755);
+  const marker = join(dir, 'host-marker');
+  writeFileSync(marker, 'host secret\n', { mode: 0o644 });
+  // A listener on the host's loopback the sample must not reach.
+  const server = createServer((s) => s.end('hello\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const r = await runUnprivileged(join(ROOT, 'test/samples/rootless_probe.sh'), [marker, String(port)]);
+    assert.notEqual(r.uid, 0, 'ran unprivileged');
+    assert.match(r.result.console, /marker: invisible/);
+    assert.match(r.result.console, /net: unreachable/);
+    assert.match(r.result.console, /uid: 1000/, 'the sample runs as the image\'s user');
+    assert.equal(r.result.exitCode, 0);
+    assert.equal(r.result.timedOut, false);
+    assert.equal(r.stats.parseErrors, 0, r.stats.notes.join('\n'));
+    assert.equal(r.stats.lost, 0);
+    const execs = r.events.filter((e): e is ExecEvent => e.type === 'exec');
+    assert.deepEqual(execs[0] && [execs[0].pid, execs[0].exe], [1, r.info.samplePath], 'the sample is pid 1 of its namespace');
+    assert.ok(execs.some((e) => e.exe === '/bin/ls' && e.argv.join(' ') === '/bin/ls /'));
+    const open = r.events.find((e): e is SyscallEvent => e.type === 'syscall' && e.path === marker);
+    assert.equal(open?.ret, -2, 'the marker open failed with ENOENT');
+    const conn = r.events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'connect' && e.addr?.family === 'inet');
+    assert.deepEqual(conn?.addr, { family: 'inet', address: '127.0.0.1', port });
+    assert.ok(r.events.every((e) => e.pid < 100), 'pids are the sandbox\'s, not the host\'s');
+    assert.deepEqual(r.changes.map((c) => [c.path, c.change, c.size]), [['/tmp/probe-out', 'created', 8]]);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootless: a sample that forks children sleeping forever is killed at the timeout, nothing left', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'sleeper.sh');
+  writeFileSync(sample, '#!/bin/sh\nsleep 1000 & sleep 1000 & echo started; wait\n', { mode: 0o755 });
+  try {
+    const t0 = Date.now();
+    const r = await runUnprivileged(sample, [], 2);
+    assert.ok(Date.now() - t0 < 20_000, 'ended soon after the 2 s timeout');
+    assert.equal(r.result.timedOut, true);
+    assert.equal(r.result.signal, 9);
+    const sleepers = r.events.filter((e): e is ExecEvent => e.type === 'exec' && e.argv[0] === 'sleep');
+    assert.equal(sleepers.length, 2);
+    // No process of that run survives: every sleep 1000 on the host is someone else's (none expected).
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u00001000\u0000'; } catch { return false; }
+    });
+    assert.deepEqual(left, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootless: file_ops.sh creates, modifies, deletes and renames; changes() reports it like the root sandbox', async () => {
+  const r = await runUnprivileged(join(ROOT, 'test/samples/file_ops.sh'), []);
+  assert.equal(r.result.exitCode, 0, r.result.console);
+  assert.match(r.result.console, /file ops done/);
+  const ch = r.changes.map((c) => [c.path, c.change]).sort();
+  assert.deepEqual(ch, [
+    ['/etc/issue.net', 'deleted'], ['/etc/motd', 'modified'], ['/tmp/created.txt', 'created'], ['/tmp/renamed.txt', 'created'],
+  ]);
+  const created = r.changes.find((c) => c.path === '/tmp/created.txt');
+  assert.equal(created?.sha256, createHash('sha256').update('created\n').digest('hex'));
+  assert.ok(r.events.some((e) => e.type === 'syscall' && e.name === 'unlinkat' && e.path === '/etc/issue.net' && e.ret === 0));
+});
+
+test('rootless: the task cap stops a fork storm inside the sandbox', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'storm.sh');
+  writeFileSync(sample, '#!/bin/sh\ni=0\nwhile [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null\necho spawned\nexit 0\n', { mode: 0o755 });
+  try {
+    const r = await runUnprivileged(sample, [], 3, 20);
+    const forks = r.events.filter((e) => e.type === 'fork' && !e.thread).length;
+    assert.ok(forks > 0 && forks < 20, `${forks} children with a cap of 20 tasks`);
+    const failed = r.events.filter((e) => e.type === 'syscall' && /^(clone|clone3|fork|vfork)$/.test(e.name) && e.ret === -11);
+    assert.ok(failed.length > 0, 'further forks failed with EAGAIN, visible in the events');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootless guarantees name what is weaker than the root sandbox', () => {
+  const g = rootlessGuarantees();
+  assert.ok(g.weaker.some((w) => /cgroup/.test(w)));
+  assert.ok(g.weaker.some((w) => /eBPF/.test(w)));
+  assert.ok(g.weaker.some((w) => /seccomp/.test(w)));
+  assert.ok(g.guarantees.some((w) => /loopback only/.test(w)));
+});

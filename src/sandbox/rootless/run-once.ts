@@ -1,0 +1,57 @@
+// One rootless analysis run end to end (sandbox + ptrace capture), printed as JSON: used by the
+// rootless tests, which run it as an unprivileged user, and handy to try the sandbox by hand:
+//   node --import tsx src/sandbox/rootless/run-once.ts [--timeout=SECONDS] [--pids=N] SAMPLE [ARGS...]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createRootlessSandbox } from './index.js';
+import { StraceCollector } from '../../capture/ptrace/collector.js';
+import type { TraceEvent } from '../../capture/events.js';
+import type { CaptureStats } from '../../capture/collector.js';
+import type { FileChange, SandboxResult, SandboxStartInfo } from '../types.js';
+
+export interface RunOnce {
+  info: SandboxStartInfo;
+  result: SandboxResult;
+  events: TraceEvent[];
+  stats: CaptureStats;
+  changes: FileChange[];
+  uid: number;
+}
+
+export async function runOnce(sample: string, args: string[], timeout = 20, pids?: number): Promise<RunOnce> {
+  const sb = createRootlessSandbox({ sample, args, timeout, ...(pids ? { limits: { pids } } : {}) });
+  const out = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-out-'));
+  try {
+    const info = await sb.create();
+    const c = new StraceCollector({ attachPid: info.hostPid });
+    await c.start();
+    const events: TraceEvent[] = [];
+    const consuming = (async () => { for await (const b of c.events()) events.push(...b); })();
+    await sb.start();
+    const result = await sb.wait();
+    await c.stop();
+    await consuming;
+    const changes = await sb.changes(out);
+    return { info, result, events, stats: c.stats(), changes, uid: process.getuid?.() ?? -1 };
+  } finally {
+    await sb.destroy();
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  let argv = process.argv.slice(2);
+  let timeout = 20;
+  let pids: number | undefined;
+  for (let m; (m = /^--(timeout|pids)=(\d+(?:\.\d+)?)$/.exec(argv[0] ?? '')); argv = argv.slice(1)) {
+    if (m[1] === 'timeout') timeout = Number(m[2]); else pids = Number(m[2]);
+  }
+  const [sample, ...rest] = argv;
+  if (!sample) { process.stderr.write('usage: run-once.ts [--timeout=SECONDS] [--pids=N] SAMPLE [ARGS...]\n'); process.exit(2); }
+  runOnce(sample, rest, timeout, pids).then(
+    (r) => process.stdout.write(JSON.stringify(r) + '\n'),
+    (e: unknown) => { process.stderr.write(`run-once: ${(e as Error).message}\n`); process.exit(1); },
+  );
+}
