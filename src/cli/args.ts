@@ -1,4 +1,5 @@
 // Flag parsing shared by the commands: node's parseArgs, with usage errors as typed errors.
+import { isAbsolute, relative } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SandtraceError } from '../errors.js';
 
@@ -24,4 +25,10 @@ export function numberFlag(value: string | undefined, name: string, fallback: nu
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new SandtraceError('USAGE', `--${name} needs a positive number, got '${value}'`);
   return n;
+}
+
+/** A path for humans: relative to the working directory when inside it, absolute otherwise. */
+export function displayPath(p: string): string {
+  const rel = relative(process.cwd(), p);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : p;
 }

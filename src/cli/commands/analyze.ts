@@ -1,8 +1,7 @@
 // `sandtrace analyze FILE [-- ARGS...]`: detonate a sample and write its report.
-import { relative } from 'node:path';
 import { analyze, type Stage } from '../../analyze.js';
 import { SandtraceError } from '../../errors.js';
-import { numberFlag, parseFlags, splitDoubleDash } from '../args.js';
+import { numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
 import { progressLine } from '../progress.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
@@ -40,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     } else {
-      const where = relative(process.cwd(), res.reportPath) || res.reportPath;
+      const where = displayPath(res.reportPath);
       process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
         `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls, ${r.capture.lost} lost: ${where}\n`);
       for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: warning: ${e.where ? `${e.where}: ` : ''}${e.message}\n`);

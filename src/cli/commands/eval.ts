@@ -1,5 +1,5 @@
 // `sandtrace eval adfa-ld DIR`: the standard ADFA-LD protocol for the baseline (STIDE) and the
-// Markov model side by side, with a ROC curve of both.
+// chosen model (Markov) side by side (with --ablation also the Markov + neural mixture), with ROC curves.
 import { writeFile } from 'node:fs/promises';
 import { parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
@@ -31,7 +31,11 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(`ADFA-LD ${dir}: trained on ${r.data.training} normal traces (${r.data.trainingCalls} calls); scored ${r.data.validation} normal + ${r.data.attack} attack traces\n`);
   process.stdout.write(line('baseline', r.baselineDetail) + '\n');
   process.stdout.write(line('model', r.model) + '\n');
-  if (r.model.selection) process.stdout.write(`order selection: ${r.model.selection}\n`);
+  if (r.model.selection) process.stdout.write(`selection (normal data only): ${r.model.selection}\n`);
+  for (const m of r.models.slice(2)) {
+    process.stdout.write(line('ablation', m) + '\n');
+    if (m.selection) process.stdout.write(`selection (normal data only): ${m.selection}\n`);
+  }
   for (const a of r.ablation ?? []) process.stdout.write(`ablation (report only, dev attacks) ${a.name}: AUC ${a.auc} FAR@90%DR ${pct(a.far_at_dr90)}\n`);
   if (values.roc) process.stdout.write(`ROC curve: ${values.roc}\n`);
   process.stdout.write(JSON.stringify({ auc: r.auc, far_at_dr90: r.far_at_dr90, dr_at_far5: r.dr_at_far5, baseline: { name: r.baseline.name, auc: r.baseline.auc, far_at_dr90: r.baseline.far_at_dr90 }, train_s: r.train_s, score_calls_per_s: r.score_calls_per_s }) + '\n');

@@ -8,7 +8,7 @@ import { loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } fro
 
 export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
 
-const USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm] [--n N] [--far RATE] [--format FMT]\n'
+const USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm|mix] [--n N] [--far RATE] [--format FMT]\n'
   + '       sandtrace model score MODEL TRACES... [--json] [--abi i386] [--format FMT]\n'
   + '       sandtrace model info MODEL';
 
@@ -74,13 +74,13 @@ async function train(argv: string[]): Promise<number> {
   await saveModel(values.out, data);
   const g = data.global;
   const info = {
-    out: values.out, kind: data.kind, smoothing: g?.smoothing, abi, traces: data.training.traces, calls: data.training.calls,
+    out: values.out, kind: data.kind, smoothing: g?.smoothing, ...(g?.lambda !== undefined ? { lambda: g.lambda } : {}), abi, traces: data.training.traces, calls: data.training.calls,
     programs: Object.keys(data.programs).length, n: g?.n, threshold: g?.calibration.threshold,
     calibration: g?.calibration.method, seconds: Math.round(data.training.seconds * 100) / 100,
   };
   if (values.json) process.stdout.write(JSON.stringify(info) + '\n');
   else {
-    process.stdout.write(`trained ${data.kind}${g?.smoothing ? `-${g.smoothing}` : ''} n=${g?.n} on ${info.traces} traces (${info.calls} calls, ${info.programs} program model(s) + global) in ${info.seconds}s\n`);
+    process.stdout.write(`trained ${data.kind}${g?.smoothing ? `-${g.smoothing}` : ''} n=${g?.n}${g?.lambda !== undefined ? ` (neural weight ${g.lambda})` : ''} on ${info.traces} traces (${info.calls} calls, ${info.programs} program model(s) + global) in ${info.seconds}s\n`);
     process.stdout.write(`threshold ${g?.calibration.threshold.toFixed(4)} (${g?.calibration.method}); wrote ${values.out}\n`);
   }
   return 0;
@@ -133,7 +133,7 @@ async function info(argv: string[]): Promise<number> {
   if (!positionals[0]) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
   const m = await loadModel(positionals[0]);
   const d = m.data;
-  const describe = (p: typeof d.global) => p && ({ kind: p.kind, n: p.n, abi: p.abi, vocabulary: p.vocab.length, ngrams: p.table.length, calibration: p.calibration, training: p.training });
+  const describe = (p: typeof d.global) => p && ({ kind: p.kind, n: p.n, ...(p.neural ? { lambda: p.lambda, neural: p.neural.config } : {}), abi: p.abi, vocabulary: p.vocab.length, ngrams: p.table.length, calibration: p.calibration, training: p.training });
   process.stdout.write(JSON.stringify({
     format: d.format, version: d.version, created: d.created, kind: d.kind, abi: d.abi, training: d.training,
     global: describe(d.global), programs: Object.fromEntries(Object.entries(d.programs).map(([k, v]) => [k, describe(v)])),

@@ -1,8 +1,7 @@
 // `sandtrace replay FILE`: run the engine over a recording or an imported trace and write the report.
-import { relative } from 'node:path';
 import { replay } from '../../replay.js';
 import { SandtraceError } from '../../errors.js';
-import { parseFlags } from '../args.js';
+import { parseFlags, displayPath } from '../args.js';
 
 export const summary = 'run the engine over a recorded (--record) or imported trace and write the same report';
 
@@ -24,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   else {
     process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
-      `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls: ${relative(process.cwd(), res.reportPath) || res.reportPath}\n`);
+      `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls: ${displayPath(res.reportPath)}\n`);
   }
   return 0;
 }
