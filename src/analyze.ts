@@ -75,7 +75,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
 
   const started = new Date();
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
-  const run = opts.vm ? await vmRun(opts, timeout) : await containerRun(opts, timeout, id);
+  const run = opts.vm ? await vmRun(opts, timeout, id) : await containerRun(opts, timeout, id);
   const semantics = new SemanticState({
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });
@@ -274,8 +274,19 @@ async function containerRun(opts: AnalyzeOptions, timeout: number, id: string): 
   };
 }
 
-async function vmRun(_opts: AnalyzeOptions, _timeout: number): Promise<Run> {
-  throw new SandtraceError('VM_UNSUPPORTED', 'analysis in a VM is not available in this build');
+async function vmRun(opts: AnalyzeOptions, timeout: number, id: string): Promise<Run> {
+  if (opts.image) throw new SandtraceError('USAGE', '--image applies to the container sandbox, not to --vm');
+  const { createVmSandbox, vmIsolation } = await import('./vm/index.js');
+  const sandbox = createVmSandbox({ sample: opts.sample, args: opts.args ?? [], timeout });
+  return {
+    id, name: `sandtrace-vm-${id}`, sandbox, backend: 'vmi',
+    reason: 'VM introspection: a QEMU TCG plugin reads syscalls and guest memory; nothing runs in the guest for monitoring',
+    isolation: vmIsolation(),
+    facts: { denied: [], users: new Map([[0, 'root']]), cwd: '/root', uidMap: (u) => u },
+    async collector() {
+      return sandbox.collector();
+    },
+  };
 }
 
 /** Re-read a saved report (for `sandtrace report DIR`). */

@@ -122,3 +122,21 @@ test('the CLI prints the verdict line and writes report.json, report.html and th
     t.cleanup();
   }
 });
+
+test('analyze --vm: the same sample in a QEMU guest gives the same report facts, captured agentlessly', async () => {
+  const t = tempDir();
+  try {
+    const { report: r } = await analyze({ sample: sample('read_secrets.sh'), outDir: t.path, timeout: 60, vm: true });
+    assert.equal(r.capture.backend, 'vmi');
+    assert.equal(r.analysis.isolation.kind, 'vm');
+    assert.equal(r.capture.lost, 0);
+    assert.ok(file(r, '/home/user/.ssh/id_rsa')?.ops.includes('read'), 'the decoy key read is seen from the hypervisor');
+    assert.ok(r.findings.some((f) => f.attack.some((a) => a.startsWith('T1552'))));
+    const root = r.processes.find((p) => p.exe.endsWith('/read_secrets.sh'));
+    assert.ok(root, 'the sample is the root of the reported tree');
+    assert.ok(r.processes.filter((p) => p.ppid === root.pid).some((p) => p.exe === '/usr/bin/cat'), 'its children are attributed to it');
+    assert.ok(!r.processes.some((p) => /init|udev|getty/.test(p.exe)), 'guest boot noise is kept out');
+  } finally {
+    t.cleanup();
+  }
+});

@@ -1,0 +1,586 @@
+/*
+ * sandtrace QEMU TCG plugin: agentless syscall capture for x86_64 Linux guests.
+ * Finds the KASLR slide from entry_SYSCALL_64's first bytes, hooks the first instruction of
+ * do_syscall_64 (pt_regs: number and arguments; current task; pointer arguments) and the
+ * instruction after `call do_syscall_64` (return value); both run on the kernel's page tables
+ * and GS base, so page-table isolation does not matter, and streams compact binary records to a file or
+ * FIFO. It reads memory and registers only; all interpretation is done by sandtrace (TypeScript).
+ * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
+ * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
+ */
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
+#include <time.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- the QEMU plugin API subset (declarations only; QEMU provides the definitions) ---- */
+typedef uint64_t qemu_plugin_id_t;
+typedef struct {
+    const char *target_name;
+    struct { int min; int cur; } version;
+    bool system_emulation;
+    union { struct { int smp_vcpus; int max_vcpus; } system; };
+} qemu_info_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+struct qemu_plugin_register;
+typedef struct { struct qemu_plugin_register *handle; const char *name; const char *feature; } qemu_plugin_reg_descriptor;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
+typedef void (*qemu_plugin_vcpu_simple_cb_t)(qemu_plugin_id_t id, unsigned int vcpu_index);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+/* glib types as QEMU passes them (GArray / GByteArray share this layout) */
+typedef struct { uint8_t *data; unsigned int len; } GByteArray;
+typedef struct { char *data; unsigned int len; } GArray;
+
+void qemu_plugin_register_vcpu_init_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_simple_cb_t cb);
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void *userdata);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
+size_t qemu_plugin_insn_data(const struct qemu_plugin_insn *insn, void *dest, size_t len);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+GArray *qemu_plugin_get_registers(void);
+int qemu_plugin_read_register(struct qemu_plugin_register *handle, GByteArray *buf);
+bool qemu_plugin_read_memory_vaddr(uint64_t addr, GByteArray *data, size_t len);
+void qemu_plugin_outs(const char *string);
+/* glib, already loaded in QEMU */
+GByteArray *g_byte_array_new(void);
+void g_array_free(GArray *a, int free_segment);
+GByteArray *g_byte_array_set_size(GByteArray *a, unsigned int len);
+
+EXPORT int qemu_plugin_version = SANDTRACE_QEMU_PLUGIN_VERSION;
+
+/* ---- configuration (plugin arguments key=value; addresses are link-time, hex) ---- */
+static uint64_t cfg_entry, cfg_after, cfg_cur, cfg_dosys, cfg_init_task;
+static int64_t off_tasks = -1, off_cred = -1, off_uid = -1;
+static uint8_t cfg_entry_bytes[16];
+static size_t cfg_entry_len;
+static int64_t off_pid = -1, off_tgid = -1, off_comm = -1, off_parent = -1, off_mm = -1, off_exe = -1,
+               off_fpath_dentry = -1, off_dname = -1, off_dparent = -1,
+               off_arg_start = -1, off_arg_end = -1, off_env_end = -1;
+static int out_fd = -1;
+
+static volatile int slide_known;
+static int64_t slide;
+
+/* ---- output: buffered records; the reader's pipe applies back-pressure, nothing is dropped ---- */
+#define OUTBUF (256 * 1024)
+static uint8_t outbuf[OUTBUF];
+static size_t outlen;
+static uint64_t last_flush_ns, write_errors;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4 };
+/* ENTER flags for execve: argv could not be read completely (pages not mapped yet) */
+#define ARGV_INCOMPLETE 0x80000000u
+enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9 };
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void flush_locked(void) {
+    size_t off = 0;
+    while (off < outlen && out_fd >= 0) {
+        ssize_t n = write(out_fd, outbuf + off, outlen - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            write_errors++;
+            break;
+        }
+        off += (size_t)n;
+    }
+    outlen = 0;
+}
+
+static void emit(const uint8_t *rec, size_t len, uint64_t ts) {
+    pthread_mutex_lock(&out_lock);
+    if (outlen + len > OUTBUF) flush_locked();
+    memcpy(outbuf + outlen, rec, len);
+    outlen += len;
+    /* stream within ~50 ms so a live monitor sees events while the guest runs */
+    if (outlen > OUTBUF / 2 || ts - last_flush_ns > 50000000ull) {
+        flush_locked();
+        last_flush_ns = ts;
+    }
+    pthread_mutex_unlock(&out_lock);
+}
+
+/* ---- guest access ---- */
+enum { R_RDI, R_RSP, R_GS, R_N };
+static const char *reg_names[R_N] = { "rdi", "rsp", "gs_base" };
+static struct qemu_plugin_register *regs[R_N];
+static __thread GByteArray *rbuf, *mbuf;
+
+static uint64_t reg(int r) {
+    if (!regs[r]) return 0;
+    if (!rbuf) rbuf = g_byte_array_new();
+    g_byte_array_set_size(rbuf, 0); /* reads append to the array */
+    int n = qemu_plugin_read_register(regs[r], rbuf);
+    uint64_t v = 0;
+    if (n > 0) memcpy(&v, rbuf->data, n < 8 ? (size_t)n : 8);
+    return v;
+}
+
+static bool mem(uint64_t addr, void *dst, size_t len) {
+    if (!mbuf) mbuf = g_byte_array_new();
+    if (len == 0 || !qemu_plugin_read_memory_vaddr(addr, mbuf, len)) return false;
+    memcpy(dst, mbuf->data, len);
+    return true;
+}
+
+static uint64_t mem64(uint64_t addr) { uint64_t v = 0; mem(addr, &v, 8); return v; }
+static uint32_t mem32(uint64_t addr) { uint32_t v = 0; mem(addr, &v, 4); return v; }
+
+/* A NUL-terminated string, read page by page so a short string near an unmapped page still reads. */
+static ssize_t mem_str(uint64_t addr, char *dst, size_t max) {
+    size_t got = 0;
+    while (got < max - 1) {
+        size_t chunk = 4096 - ((addr + got) & 4095);
+        if (chunk > max - 1 - got) chunk = max - 1 - got;
+        if (!mem(addr + got, dst + got, chunk)) {
+            if (got == 0) return -1; /* not mapped (yet): the caller may retry at the return */
+            break;
+        }
+        void *z = memchr(dst + got, 0, chunk);
+        if (z) { got = (size_t)((char *)z - dst); dst[got] = 0; return (ssize_t)got; }
+        got += chunk;
+    }
+    dst[got] = 0;
+    return (ssize_t)got;
+}
+
+struct hdr {
+    uint16_t type, len;
+    uint32_t tid, tgid, ppid;
+    uint64_t ts;
+} __attribute__((packed));
+
+/* fill pid/tgid/ppid from a task_struct pointer */
+static void task_ids(uint64_t task, struct hdr *h) {
+    if (!task) return;
+    uint32_t ids[2] = { 0, 0 };
+    mem(task + (uint64_t)off_pid, ids, 8); /* pid, tgid are adjacent */
+    h->tid = ids[0];
+    h->tgid = ids[1];
+    uint64_t parent = mem64(task + (uint64_t)off_parent);
+    if (parent) h->ppid = mem32(parent + (uint64_t)off_tgid);
+}
+
+/*
+ * Per-vCPU cache of parent and comm by (task pointer, pid, tgid): pid/tgid are read on every
+ * call (so a reused task_struct misses), the rest only on a miss. Exec and prctl drop the entry
+ * (comm changes); a re-parented task keeps its old ppid until then.
+ */
+#define TCACHE 4096
+struct tcache { uint64_t task; uint32_t pid, tgid, ppid; char comm[16]; };
+static struct tcache *tcaches;
+static unsigned max_vcpus = 1;
+
+static struct tcache *tslot(unsigned vcpu, uint64_t task) {
+    return &tcaches[(size_t)(vcpu % max_vcpus) * TCACHE + (size_t)((task >> 6) % TCACHE)];
+}
+
+static void task_info(unsigned vcpu, uint64_t task, struct hdr *h, char comm[16]) {
+    if (!task) return;
+    uint32_t ids[2] = { 0, 0 };
+    mem(task + (uint64_t)off_pid, ids, 8);
+    h->tid = ids[0];
+    h->tgid = ids[1];
+    struct tcache *c = tslot(vcpu, task);
+    if (c->task != task || c->pid != ids[0] || c->tgid != ids[1]) {
+        c->task = task; c->pid = ids[0]; c->tgid = ids[1]; c->ppid = 0;
+        uint64_t parent = mem64(task + (uint64_t)off_parent);
+        if (parent) c->ppid = mem32(parent + (uint64_t)off_tgid);
+        memset(c->comm, 0, 16);
+        mem(task + (uint64_t)off_comm, c->comm, 16);
+    }
+    h->ppid = c->ppid;
+    if (comm) memcpy(comm, c->comm, 16);
+}
+
+static uint8_t *blob(uint8_t *p, uint8_t *end, int kind, const void *data, size_t len) {
+    if (p + 4 + len > end) return p;
+    p[0] = (uint8_t)kind; p[1] = 0;
+    uint16_t l = (uint16_t)len;
+    memcpy(p + 2, &l, 2);
+    memcpy(p + 4, data, len);
+    return p + 4 + len;
+}
+
+static uint8_t *blob_str_ok(uint8_t *p, uint8_t *end, int kind, uint64_t addr, bool *ok) {
+    char s[512];
+    *ok = true;
+    if (!addr) return p;
+    ssize_t n = mem_str(addr, s, sizeof s);
+    if (n < 0) { *ok = false; return p; }
+    return blob(p, end, kind, s, (size_t)n);
+}
+
+static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
+    bool ok;
+    return blob_str_ok(p, end, kind, addr, &ok);
+}
+
+/*
+ * Path arguments in pages the task has not touched yet (a forked child's .rodata) cannot be
+ * read at entry; the kernel faults them in while copying, so they are read again at the return.
+ */
+#define RETRY_SLOTS 1024
+struct retry { uint64_t task, nr, path, path2; };
+static struct retry retries[RETRY_SLOTS];
+static int retry_count;
+static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void retry_put(uint64_t task, uint64_t nr, uint64_t path, uint64_t path2) {
+    pthread_mutex_lock(&retry_lock);
+    for (unsigned i = 0; i < 8; i++) {
+        struct retry *r = &retries[((task >> 6) + i) % RETRY_SLOTS];
+        if (r->task == 0 || r->task == task) {
+            if (r->task == 0) retry_count++;
+            *r = (struct retry){ task, nr, path, path2 };
+            break;
+        }
+    }
+    pthread_mutex_unlock(&retry_lock);
+}
+
+static bool retry_take(uint64_t task, uint64_t nr, struct retry *out) {
+    bool found = false;
+    if (__atomic_load_n(&retry_count, __ATOMIC_RELAXED) == 0) return false;
+    pthread_mutex_lock(&retry_lock);
+    for (unsigned i = 0; i < 8; i++) {
+        struct retry *r = &retries[((task >> 6) + i) % RETRY_SLOTS];
+        if (r->task == task) {
+            found = r->nr == nr;
+            *out = *r;
+            r->task = 0;
+            retry_count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&retry_lock);
+    return found;
+}
+
+/* Which arguments carry paths, argv or a sockaddr (x86_64 numbering); index+1, 0 = none. */
+struct argspec { uint8_t path, path2, argv, sa, salen; };
+static struct argspec spec[512];
+
+static void init_specs(void) {
+    static const int p0[] = { 2, 4, 6, 21, 76, 80, 83, 84, 85, 87, 89, 90, 92, 94, 133, 137, 161, 166, 188, 189, 191, 194, 197 };
+    for (size_t i = 0; i < sizeof p0 / sizeof *p0; i++) spec[p0[i]].path = 1;
+    static const int p1[] = { 257, 258, 259, 260, 261, 262, 263, 267, 268, 269, 280, 332, 437, 439, 452 };
+    for (size_t i = 0; i < sizeof p1 / sizeof *p1; i++) spec[p1[i]].path = 2;
+    spec[82] = (struct argspec){ 1, 2, 0, 0, 0 };   /* rename */
+    spec[86] = (struct argspec){ 1, 2, 0, 0, 0 };   /* link */
+    spec[88] = (struct argspec){ 2, 1, 0, 0, 0 };   /* symlink: the new link is the path */
+    spec[264] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat */
+    spec[265] = (struct argspec){ 2, 4, 0, 0, 0 };  /* linkat */
+    spec[266] = (struct argspec){ 3, 1, 0, 0, 0 };  /* symlinkat */
+    spec[316] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat2 */
+    spec[165] = (struct argspec){ 2, 1, 0, 0, 0 };  /* mount: target, source */
+    spec[59] = (struct argspec){ 1, 0, 2, 0, 0 };   /* execve */
+    spec[322] = (struct argspec){ 2, 0, 3, 0, 0 };  /* execveat */
+    spec[42] = (struct argspec){ 0, 0, 0, 2, 3 };   /* connect */
+    spec[49] = (struct argspec){ 0, 0, 0, 2, 3 };   /* bind */
+    spec[44] = (struct argspec){ 0, 0, 0, 5, 6 };   /* sendto */
+}
+
+static uint32_t task_uid(uint64_t task) {
+    uint64_t cred = mem64(task + (uint64_t)off_cred);
+    return cred ? mem32(cred + (uint64_t)off_uid) : 0xffffffffu;
+}
+
+/*
+ * The process list, walked from init_task along task_struct.tasks (one record per thread-group
+ * leader): at the first system call, and whenever sandtrace asks by writing a byte to the socket.
+ */
+static void walk_tasks(void) {
+    uint64_t init = cfg_init_task + (uint64_t)slide;
+    uint64_t t = init;
+    for (int i = 0; i < 32768; i++) {
+        uint8_t rec[sizeof(struct hdr) + 32];
+        struct hdr h = { REC_PROC, sizeof rec, 0, 0, 0, now_ns() };
+        task_ids(t, &h);
+        memcpy(rec, &h, sizeof h);
+        char comm[16] = { 0 };
+        mem(t + (uint64_t)off_comm, comm, 16);
+        uint64_t mm = mem64(t + (uint64_t)off_mm);
+        uint32_t uid = task_uid(t);
+        memcpy(rec + sizeof h, comm, 16);
+        memcpy(rec + sizeof h + 16, &mm, 8);
+        memcpy(rec + sizeof h + 24, &uid, 4);
+        memset(rec + sizeof h + 28, 0, 4);
+        emit(rec, sizeof rec, h.ts);
+        uint64_t next = mem64(t + (uint64_t)off_tasks);
+        if (!next) break;
+        t = next - (uint64_t)off_tasks;
+        if (t == init) break;
+    }
+}
+
+static int walked;
+static uint64_t entry_calls;
+
+static void maybe_walk(void) {
+    if (!walked) { walked = 1; walk_tasks(); return; }
+    if ((++entry_calls & 1023) != 0 || out_fd < 0) return;
+    char c[16];
+    ssize_t n = recv(out_fd, c, sizeof c, MSG_DONTWAIT);
+    if (n > 0) walk_tasks();
+}
+
+static void on_entry(unsigned int vcpu, void *ud) {
+    (void)ud;
+    if (cfg_init_task && off_tasks >= 0) maybe_walk();
+    uint8_t rec[16384];
+    uint8_t *end = rec + sizeof rec;
+    struct hdr h = { REC_ENTER, 0, 0, 0, 0, now_ns() };
+    /* do_syscall_64(struct pt_regs *regs, int nr): user registers as saved on entry */
+    uint64_t pr[21];
+    if (!mem(reg(R_RDI), pr, sizeof pr)) return;
+    uint64_t nr = pr[15]; /* orig_ax */
+    uint64_t a[6] = { pr[14], pr[13], pr[12], pr[7], pr[9], pr[8] }; /* di si dx r10 r8 r9 */
+    uint64_t task = mem64(reg(R_GS) + cfg_cur);
+    char comm[16] = { 0 };
+    task_info(vcpu, task, &h, comm);
+    uint8_t *p = rec + sizeof h;
+    uint32_t nr32 = (uint32_t)nr, flags = 0;
+    /* clone3 keeps its flags in memory: CLONE_THREAD (low 32 bits) tells threads from processes */
+    if (nr == 435 && a[0]) flags = (uint32_t)mem64(a[0]);
+    memcpy(p, &nr32, 4); memcpy(p + 4, &flags, 4); p += 8;
+    memcpy(p, a, sizeof a); p += sizeof a;
+    memcpy(p, comm, 16); p += 16;
+    if (nr < 512) {
+        struct argspec s = spec[nr];
+        bool ok1 = true, ok2 = true;
+        if (s.path) p = blob_str_ok(p, end, BLOB_PATH, a[s.path - 1], &ok1);
+        if (s.path2) p = blob_str_ok(p, end, BLOB_PATH2, a[s.path2 - 1], &ok2);
+        if ((!ok1 || !ok2) && task && nr != 59 && nr != 322)
+            retry_put(task, nr, ok1 ? 0 : a[s.path - 1], ok2 ? 0 : a[s.path2 - 1]);
+        if (s.argv && a[s.argv - 1]) {
+            for (int i = 0; i < 64; i++) {
+                uint64_t ptr = 0;
+                if (!mem(a[s.argv - 1] + 8 * (uint64_t)i, &ptr, 8)) { flags |= ARGV_INCOMPLETE; break; }
+                if (!ptr) break;
+                bool ok;
+                uint8_t *q = blob_str_ok(p, end, BLOB_ARGV, ptr, &ok);
+                if (!ok || q == p) { flags |= ARGV_INCOMPLETE; break; }
+                p = q;
+            }
+            memcpy(rec + sizeof h + 4, &flags, 4);
+        }
+        if (s.sa && a[s.sa - 1]) {
+            uint64_t l = a[s.salen - 1];
+            uint8_t sa[128];
+            if (l > sizeof sa) l = sizeof sa;
+            if (l && mem(a[s.sa - 1], sa, l)) p = blob(p, end, BLOB_SOCKADDR, sa, l);
+        }
+    }
+    h.len = (uint16_t)(p - rec);
+    memcpy(rec, &h, sizeof h);
+    emit(rec, (size_t)(p - rec), h.ts);
+}
+
+static void on_return(unsigned int vcpu, void *ud) {
+    (void)ud;
+    uint8_t rec[8192];
+    uint8_t *end = rec + sizeof rec;
+    struct hdr h = { REC_RET, 0, 0, 0, 0, now_ns() };
+    uint64_t task = mem64(reg(R_GS) + cfg_cur);
+    task_info(vcpu, task, &h, NULL);
+    /* pt_regs is at rsp: ax at 10*8 ... orig_ax at 15*8 */
+    uint64_t pr[6] = { 0 };
+    mem(reg(R_RSP) + 80, pr, sizeof pr);
+    uint64_t ax = pr[0], orig = pr[5];
+    if (task && ((orig == 59 || orig == 322) && ax == 0)) tslot(vcpu, task)->task = 0; /* new comm */
+    if (task && orig == 157) tslot(vcpu, task)->task = 0;                              /* prctl: maybe PR_SET_NAME */
+    uint8_t *p = rec + sizeof h;
+    uint32_t nr32 = (uint32_t)orig, pad = 0;
+    memcpy(p, &nr32, 4); memcpy(p + 4, &pad, 4); p += 8;
+    memcpy(p, &ax, 8); p += 8;
+    struct retry rt;
+    if (task && retry_take(task, orig, &rt)) {
+        if (rt.path) p = blob_str(p, end, BLOB_PATH, rt.path);
+        if (rt.path2) p = blob_str(p, end, BLOB_PATH2, rt.path2);
+    }
+    if ((orig == 59 || orig == 322) && ax == 0 && task) {
+        /* after a successful exec: the new comm and the exe path, dentry by dentry (leaf first) */
+        char comm[16] = { 0 };
+        mem(task + (uint64_t)off_comm, comm, 16);
+        p = blob(p, end, BLOB_COMM, comm, strnlen(comm, 16));
+        if (off_cred >= 0 && off_uid >= 0) { uint32_t uid = task_uid(task); p = blob(p, end, BLOB_UID, &uid, 4); }
+        uint64_t mm = mem64(task + (uint64_t)off_mm);
+        if (mm) {
+            /* the new image's argv and execfn, from its fresh stack (as /proc/PID/cmdline does) */
+            uint64_t as = mem64(mm + (uint64_t)off_arg_start), ae = mem64(mm + (uint64_t)off_arg_end);
+            uint64_t ee = mem64(mm + (uint64_t)off_env_end);
+            uint8_t buf[4096];
+            size_t n = ae > as ? (size_t)(ae - as) : 0;
+            if (n > sizeof buf) n = sizeof buf;
+            if (n && mem(as, buf, n)) p = blob(p, end, BLOB_NEWARGV, buf, n);
+            if (ee) p = blob_str(p, end, BLOB_EXECFN, ee);
+        }
+        uint64_t file = mm ? mem64(mm + (uint64_t)off_exe) : 0;
+        uint64_t d = file ? mem64(file + (uint64_t)off_fpath_dentry) : 0;
+        for (int i = 0; d && i < 32; i++) {
+            uint64_t parent = mem64(d + (uint64_t)off_dparent);
+            if (parent == d) break;
+            p = blob_str(p, end, BLOB_EXE, mem64(d + (uint64_t)off_dname));
+            d = parent;
+        }
+    }
+    h.len = (uint16_t)(p - rec);
+    memcpy(rec, &h, sizeof h);
+    emit(rec, (size_t)(p - rec), h.ts);
+}
+
+static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu) {
+    (void)id; (void)vcpu;
+    GArray *all = qemu_plugin_get_registers();
+    qemu_plugin_reg_descriptor *d = (qemu_plugin_reg_descriptor *)all->data;
+    for (unsigned i = 0; i < all->len; i++)
+        for (int r = 0; r < R_N; r++)
+            if (!regs[r] && strcmp(d[i].name, reg_names[r]) == 0) regs[r] = d[i].handle;
+    g_array_free(all, 1);
+    for (int r = 0; r < R_N; r++)
+        if (!regs[r]) {
+            char m[128];
+            snprintf(m, sizeof m, "sandtrace: guest register %s not available\n", reg_names[r]);
+            qemu_plugin_outs(m);
+        }
+}
+
+static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
+    (void)id;
+    size_t n = qemu_plugin_tb_n_insns(tb);
+    for (size_t i = 0; i < n; i++) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        uint64_t va = qemu_plugin_insn_vaddr(insn);
+        if (!slide_known) {
+            /* KASLR: find entry_SYSCALL_64 by its first bytes at the same 2 MiB alignment */
+            if (va < 0xffffffff80000000ull || ((va ^ cfg_entry) & 0x1fffff) || i + 1 >= n) continue;
+            uint8_t b[16] = { 0 };
+            size_t k = qemu_plugin_insn_data(insn, b, sizeof b);
+            k += qemu_plugin_insn_data(qemu_plugin_tb_get_insn(tb, i + 1), b + k, sizeof b - k);
+            if (k < cfg_entry_len || memcmp(b, cfg_entry_bytes, cfg_entry_len)) continue;
+            slide = (int64_t)(va - cfg_entry);
+            slide_known = 1;
+            uint8_t rec[sizeof(struct hdr) + 8];
+            struct hdr h = { REC_INFO, sizeof rec, 0, 0, 0, now_ns() };
+            memcpy(rec, &h, sizeof h);
+            memcpy(rec + sizeof h, &slide, 8);
+            emit(rec, sizeof rec, h.ts);
+        }
+        if (va == cfg_dosys + (uint64_t)slide)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_R_REGS, NULL);
+        else if (va == cfg_after + (uint64_t)slide)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_return, QEMU_PLUGIN_CB_R_REGS, NULL);
+    }
+}
+
+static void at_exit(qemu_plugin_id_t id, void *ud) {
+    (void)id; (void)ud;
+    pthread_mutex_lock(&out_lock);
+    flush_locked();
+    if (out_fd >= 0) close(out_fd);
+    out_fd = -1;
+    pthread_mutex_unlock(&out_lock);
+}
+
+static int hexbytes(const char *s, uint8_t *out, size_t max) {
+    size_t n = 0;
+    while (s[0] && s[1] && n < max) {
+        unsigned v;
+        if (sscanf(s, "%2x", &v) != 1) return -1;
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return (int)n;
+}
+
+EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv) {
+    if (!info->system_emulation || strcmp(info->target_name, "x86_64") != 0) {
+        qemu_plugin_outs("sandtrace: needs qemu-system-x86_64\n");
+        return -1;
+    }
+    const char *out = NULL, *sock = NULL;
+    for (int i = 0; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq) continue;
+        size_t kl = (size_t)(eq - argv[i]);
+        const char *v = eq + 1;
+#define K(name) (kl == strlen(name) && strncmp(argv[i], name, kl) == 0)
+        if (K("out")) out = v;
+        else if (K("sock")) sock = v;
+        else if (K("entry")) cfg_entry = strtoull(v, NULL, 0);
+        else if (K("dosys")) cfg_dosys = strtoull(v, NULL, 0);
+        else if (K("after")) cfg_after = strtoull(v, NULL, 0);
+        else if (K("cur")) cfg_cur = strtoull(v, NULL, 0);
+        else if (K("bytes")) { int n = hexbytes(v, cfg_entry_bytes, sizeof cfg_entry_bytes); cfg_entry_len = n > 0 ? (size_t)n : 0; }
+        else if (K("pid")) off_pid = strtoll(v, NULL, 0);
+        else if (K("tgid")) off_tgid = strtoll(v, NULL, 0);
+        else if (K("comm")) off_comm = strtoll(v, NULL, 0);
+        else if (K("parent")) off_parent = strtoll(v, NULL, 0);
+        else if (K("mm")) off_mm = strtoll(v, NULL, 0);
+        else if (K("exe")) off_exe = strtoll(v, NULL, 0);
+        else if (K("fdentry")) off_fpath_dentry = strtoll(v, NULL, 0);
+        else if (K("dname")) off_dname = strtoll(v, NULL, 0);
+        else if (K("dparent")) off_dparent = strtoll(v, NULL, 0);
+        else if (K("argstart")) off_arg_start = strtoll(v, NULL, 0);
+        else if (K("argend")) off_arg_end = strtoll(v, NULL, 0);
+        else if (K("envend")) off_env_end = strtoll(v, NULL, 0);
+        else if (K("inittask")) cfg_init_task = strtoull(v, NULL, 0);
+        else if (K("tasks")) off_tasks = strtoll(v, NULL, 0);
+        else if (K("cred")) off_cred = strtoll(v, NULL, 0);
+        else if (K("uid")) off_uid = strtoll(v, NULL, 0);
+#undef K
+    }
+    if ((!out && !sock) || !cfg_entry || !cfg_dosys || !cfg_after || !cfg_cur || !cfg_entry_len || off_pid < 0 || off_tgid != off_pid + 4 ||
+        off_comm < 0 || off_parent < 0 || off_mm < 0 || off_exe < 0 || off_fpath_dentry < 0 || off_dname < 0 || off_dparent < 0 ||
+        off_arg_start < 0 || off_arg_end < 0 || off_env_end < 0) {
+        qemu_plugin_outs("sandtrace: missing or inconsistent plugin arguments (out, entry, after, cur, bytes, offsets)\n");
+        return -1;
+    }
+    if (sock) {
+        /* a unix stream socket sandtrace listens on: blocking writes give back-pressure */
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        strncpy(sa.sun_path, sock, sizeof sa.sun_path - 1);
+        out_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (out_fd >= 0 && connect(out_fd, (struct sockaddr *)&sa, sizeof sa) < 0) { close(out_fd); out_fd = -1; }
+    } else {
+        out_fd = open(out, O_WRONLY | O_CLOEXEC);
+    }
+    if (out_fd < 0) {
+        qemu_plugin_outs("sandtrace: cannot open the output\n");
+        return -1;
+    }
+    init_specs();
+    max_vcpus = info->system.max_vcpus > 0 ? (unsigned)info->system.max_vcpus : 1;
+    tcaches = calloc((size_t)max_vcpus * TCACHE, sizeof *tcaches);
+    if (!tcaches) return -1;
+    last_flush_ns = now_ns();
+    qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
+    qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
+    qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+    return 0;
+}

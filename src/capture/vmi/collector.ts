@@ -1,0 +1,262 @@
+// VmiCollector: turns the QEMU plugin's records (syscall entries and returns read from the
+// guest's registers and memory) into the normalized TraceEvent stream, with guest pids.
+// Entries and returns are paired per thread; fork/exec/exit events are derived from the calls.
+import type { Readable } from 'node:stream';
+import type { Collector, CaptureStats } from '../collector.js';
+import type { TraceEvent, SyscallEvent, SockAddr } from '../events.js';
+import { syscallName } from '../../semantics/syscalls.js';
+import { RecordReader, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+
+export interface VmiCollectorOptions {
+  /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
+  open: () => Promise<Readable>;
+  /** Asks the producer to finish (power the guest off); the stream then ends. */
+  stop?: () => Promise<void>;
+  /**
+   * Report only the process that execs this guest path and its descendants (keeps the guest's
+   * boot out of the capture). Absent: every process of the guest.
+   */
+  rootExe?: string;
+}
+
+/** What introspection read about one guest process (memory, not syscall arguments). */
+export interface VmProcess {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** Path of mm->exe_file, walked dentry by dentry after exec. */
+  exe?: string;
+  argv?: string[];
+  uid?: number;
+}
+
+/** A guest task from the process-list walk (init_task along task_struct.tasks). */
+export interface GuestTask { pid: number; tid: number; ppid: number; comm: string; uid: number; kernelThread: boolean }
+
+const NR = { clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60, exit_group: 231, execveat: 322, clone3: 435 };
+const CLONE_THREAD = 0x10000;
+/** ENTER flag of execve/execveat records (qemu-plugin/sandtrace.c). */
+const ARGV_INCOMPLETE = 0x80000000;
+
+export class VmiCollector implements Collector {
+  readonly backend = 'vmi' as const;
+  private stream: Readable | null = null;
+  private readonly reader = new RecordReader();
+  private readonly pending = new Map<number, EnterRec>();
+  private readonly inScope = new Set<number>();
+  private readonly procs = new Map<number, VmProcess>();
+  private seq = 0;
+  private t0: bigint | null = null;
+  private startedAt = 0;
+  private endedAt = 0;
+  private delivered = 0;
+  private lost = 0;
+  private stopped = false;
+  private readonly notes: string[] = [];
+  /** KASLR slide the plugin derived at run time (null until the first syscall). */
+  slide: bigint | null = null;
+  /** Records seen, in scope or not. */
+  records = 0;
+  private walk: GuestTask[] = [];
+  private lastWalk: GuestTask[] = [];
+
+  constructor(private readonly opts: VmiCollectorOptions) {
+    if (opts.rootExe === undefined) this.notes.push('every guest process is captured');
+  }
+
+  async start(): Promise<void> {
+    this.startedAt = performance.now();
+    this.stream = await this.opts.open();
+  }
+
+  async *events(): AsyncIterable<TraceEvent[]> {
+    if (!this.stream) throw new Error('VmiCollector.events() before start()');
+    for await (const chunk of this.stream as AsyncIterable<Buffer>) {
+      const batch: TraceEvent[] = [];
+      for (const rec of this.reader.push(chunk)) this.handle(rec, batch);
+      if (batch.length) {
+        this.delivered += batch.length;
+        yield batch;
+      }
+    }
+    // Calls still open when the guest stopped never returned (killed, or the guest powered off).
+    const tail: TraceEvent[] = [];
+    for (const e of this.pending.values()) if (this.wanted(e.tgid)) tail.push(this.syscall(e, null));
+    this.pending.clear();
+    if (this.reader.leftover) { this.lost++; this.notes.push(`stream ended inside a record (${this.reader.leftover} bytes)`); }
+    this.endedAt = performance.now();
+    if (tail.length) { this.delivered += tail.length; yield tail; }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.opts.stop?.();
+  }
+
+  stats(): CaptureStats {
+    const end = this.endedAt || performance.now();
+    return {
+      backend: 'vmi', events: this.delivered, lost: this.lost + this.reader.parseErrors, parseErrors: this.reader.parseErrors,
+      duration: this.startedAt ? (end - this.startedAt) / 1000 : 0,
+      notes: [...this.notes, ...(this.slide !== null ? [`guest KASLR slide 0x${this.slide.toString(16)}`] : [])],
+    };
+  }
+
+  /** Processes seen (in scope), with what was read from guest memory. */
+  processes(): VmProcess[] {
+    return [...this.procs.values()].filter((p) => this.wanted(p.pid));
+  }
+
+  /** The guest's process list from the last walk of the kernel's task list. */
+  taskList(): GuestTask[] {
+    return this.lastWalk;
+  }
+
+  /** Ask the plugin for a fresh walk of the task list (served within ~1000 guest syscalls). */
+  requestTaskList(): void {
+    const s = this.stream as (Readable & { write?: (b: Buffer, cb: (e?: Error | null) => void) => boolean; writable?: boolean }) | null;
+    // a guest that already stopped simply gets no request
+    if (s && s.writable && !s.destroyed) s.write?.(Buffer.from('P'), () => undefined);
+  }
+
+  private onProc(r: ProcRec): void {
+    // init_task (pid 0, the idle task) starts every walk; a walk's records arrive together.
+    if (r.tid === 0) { this.walk = []; this.lastWalk = this.walk; }
+    this.walk.push({ pid: r.tgid, tid: r.tid, ppid: r.ppid, comm: r.comm, uid: r.uid, kernelThread: r.mm === 0n });
+  }
+
+  private wanted(tgid: number): boolean {
+    return this.opts.rootExe === undefined || this.inScope.has(tgid);
+  }
+
+  private ts(t: bigint): number {
+    if (this.t0 === null) this.t0 = t;
+    return Number(t - this.t0);
+  }
+
+  private note(r: EnterRec | RetRec, comm?: string): void {
+    let p = this.procs.get(r.tgid);
+    if (!p) { p = { pid: r.tgid, ppid: r.ppid, comm: comm ?? '' }; this.procs.set(r.tgid, p); }
+    if (r.ppid) p.ppid = r.ppid;
+    if (comm && r.tid === r.tgid) p.comm = comm;
+  }
+
+  private handle(rec: PluginRecord, out: TraceEvent[]): void {
+    this.records++;
+    if (rec.kind === 'info') { this.slide = rec.slide; return; }
+    if (rec.kind === 'proc') { this.onProc(rec); return; }
+    if (rec.kind === 'enter') {
+      this.note(rec, rec.comm);
+      if (rec.nr === NR.exit || rec.nr === NR.exit_group) {
+        if (!this.wanted(rec.tgid)) return;
+        out.push(this.syscall(rec, null));
+        const thread = rec.nr === NR.exit && rec.tid !== rec.tgid;
+        out.push({ type: 'exit', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm,
+          code: Number(rec.args[0] ?? 0n) & 0xff, thread });
+        return;
+      }
+      const prev = this.pending.get(rec.tid);
+      // A call left open (its return never came: the task was killed mid-call) ends here.
+      if (prev && this.wanted(prev.tgid)) out.push(this.syscall(prev, null));
+      this.pending.set(rec.tid, rec);
+      return;
+    }
+    this.note(rec, rec.comm);
+    const enter = this.pending.get(rec.tid);
+    // rt_sigreturn restores orig_ax (-1) with the interrupted context, so its return carries no number.
+    if (!enter || (enter.nr !== rec.nr && !(enter.nr === 15 && rec.nr === 0xffffffff))) {
+      // execve from a non-leader thread changes the tid; anything else is a return without entry
+      // (the call started before capture began).
+      return;
+    }
+    this.pending.delete(rec.tid);
+    if (rec.path !== undefined) enter.path = rec.path;
+    if (rec.path2 !== undefined) enter.path2 = rec.path2;
+    const ret = Number(rec.ret);
+    const isExec = (rec.nr === NR.execve || rec.nr === NR.execveat) && ret === 0;
+    if (isExec) {
+      // What the kernel put on the new stack is authoritative (entry reads can miss untouched pages).
+      // (only then: for a script the new stack holds the interpreter's argv, not the one passed)
+      if (rec.newArgv && (enter.argv.length === 0 || (enter.flags & ARGV_INCOMPLETE) !== 0)) enter.argv = rec.newArgv;
+      if (rec.execfn && (enter.path === undefined || enter.path === '')) enter.path = rec.execfn;
+      const p = this.procs.get(rec.tgid);
+      if (p) {
+        if (rec.exeParts.length) p.exe = '/' + [...rec.exeParts].reverse().join('/');
+        p.argv = rec.newArgv ?? enter.argv;
+        if (rec.comm) p.comm = rec.comm;
+        if (rec.uid !== undefined) p.uid = rec.uid;
+      }
+      if (this.opts.rootExe !== undefined && !this.inScope.size && enter.path === this.opts.rootExe) this.inScope.add(rec.tgid);
+    }
+    if (!this.wanted(rec.tgid)) return;
+    const ev = this.syscall(enter, ret, rec.ts);
+    out.push(ev);
+    if (isExec) {
+      const exe = enter.path && enter.path.startsWith('/') ? enter.path : this.procs.get(rec.tgid)?.exe ?? enter.path ?? '';
+      // The exec event carries the argv the kernel built (a script's interpreter first), read from
+      // the new image's stack, as the other sources report it; the execve call keeps what was passed.
+      out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm ?? enter.comm,
+        exe, argv: rec.newArgv ?? enter.argv, ...(rec.uid !== undefined ? { uid: rec.uid } : {}) });
+    }
+    if ((rec.nr === NR.clone || rec.nr === NR.fork || rec.nr === NR.vfork || rec.nr === NR.clone3) && ret > 0) {
+      const flags = rec.nr === NR.clone ? Number((enter.args[0] ?? 0n) & 0xffffffffn) : rec.nr === NR.clone3 ? enter.flags : 0;
+      const thread = (flags & CLONE_THREAD) !== 0;
+      const childPid = thread ? rec.tgid : ret;
+      if (!thread) {
+        this.inScope.add(ret);
+        this.procs.set(ret, { pid: ret, ppid: rec.tgid, comm: enter.comm });
+      }
+      out.push({ type: 'fork', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: enter.comm,
+        childPid, childTid: ret, thread });
+    }
+  }
+
+  /** A completed call is stamped at its return (so ts grows with seq), an unfinished one at entry. */
+  private syscall(e: EnterRec, ret: number | null, at: bigint = e.ts): SyscallEvent {
+    const ev: SyscallEvent = {
+      type: 'syscall', seq: ++this.seq, ts: this.ts(at), pid: e.tgid, tid: e.tid, comm: e.comm, abi: 'x86_64',
+      nr: e.nr, name: syscallName(e.nr, 'x86_64'), args: e.args.map((a) => Number(BigInt.asIntN(64, a))), ret,
+    };
+    if (e.path !== undefined) ev.path = e.path;
+    if (e.path2 !== undefined) ev.path2 = e.path2;
+    if (e.nr === NR.execve || e.nr === NR.execveat) ev.argv = e.argv;
+    if (e.sockaddr) ev.addr = decodeSockaddr(e.sockaddr);
+    return ev;
+  }
+}
+
+export function decodeSockaddr(b: Buffer): SockAddr {
+  const fam = b.length >= 2 ? b.readUInt16LE(0) : -1;
+  if (fam === 2 && b.length >= 8) return { family: 'inet', address: [...b.subarray(4, 8)].join('.'), port: b.readUInt16BE(2) };
+  if (fam === 10 && b.length >= 24) {
+    const parts: string[] = [];
+    for (let i = 8; i < 24; i += 2) parts.push(b.readUInt16BE(i).toString(16));
+    return { family: 'inet6', address: compressV6(parts.join(':')), port: b.readUInt16BE(2) };
+  }
+  if (fam === 1) {
+    const p = b.subarray(2);
+    const abstract = p.length > 0 && p[0] === 0;
+    const body = abstract ? p.subarray(1) : p;
+    const z = body.indexOf(0);
+    return { family: 'unix', path: body.toString('utf8', 0, abstract || z < 0 ? body.length : z), abstract };
+  }
+  if (fam === 16) return { family: 'netlink', raw: fam };
+  if (fam === 17) return { family: 'packet', raw: fam };
+  return { family: 'other', raw: fam };
+}
+
+function compressV6(full: string): string {
+  // the longest run of zero groups becomes '::'
+  const groups = full.split(':');
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < groups.length;) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < groups.length && groups[j] === '0') j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (bestLen < 2) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}

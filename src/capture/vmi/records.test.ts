@@ -1,0 +1,65 @@
+// The plugin's record format (qemu-plugin/sandtrace.c) decoded from byte streams split anywhere.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RecordReader, REC, BLOB } from './records.js';
+import { decodeSockaddr } from './collector.js';
+
+function header(type: number, len: number, tid: number, tgid: number, ppid: number, ts: bigint): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt16LE(type, 0); b.writeUInt16LE(len, 2); b.writeUInt32LE(tid, 4); b.writeUInt32LE(tgid, 8);
+  b.writeUInt32LE(ppid, 12); b.writeBigUInt64LE(ts, 16);
+  return b;
+}
+const blob = (kind: number, data: Buffer) => { const b = Buffer.alloc(4); b[0] = kind; b.writeUInt16LE(data.length, 2); return Buffer.concat([b, data]); };
+
+function enterRec(): Buffer {
+  const body = Buffer.alloc(8 + 48 + 16);
+  body.writeUInt32LE(59, 0);
+  for (let i = 0; i < 6; i++) body.writeBigUInt64LE(BigInt(i + 1) << 40n, 8 + 8 * i);
+  body.write('sh', 56);
+  const tail = Buffer.concat([blob(BLOB.PATH, Buffer.from('/bin/ls')), blob(BLOB.ARGV, Buffer.from('ls')), blob(BLOB.ARGV, Buffer.from('-l'))]);
+  const len = 24 + body.length + tail.length;
+  return Buffer.concat([header(REC.ENTER, len, 7, 7, 1, 100n), body, tail]);
+}
+function retRec(): Buffer {
+  const body = Buffer.alloc(16);
+  body.writeUInt32LE(59, 0);
+  body.writeBigInt64LE(0n, 8);
+  const tail = Buffer.concat([blob(BLOB.COMM, Buffer.from('ls')), blob(BLOB.EXE, Buffer.from('busybox')), blob(BLOB.EXE, Buffer.from('bin')),
+    blob(BLOB.NEWARGV, Buffer.from('ls\0-l\0')), blob(BLOB.EXECFN, Buffer.from('/bin/ls')), blob(BLOB.UID, Buffer.from([0, 0, 0, 0]))]);
+  return Buffer.concat([header(REC.RET, 24 + 16 + tail.length, 7, 7, 1, 200n), body, tail]);
+}
+
+test('records decode the same whatever the chunking', () => {
+  const stream = Buffer.concat([enterRec(), retRec()]);
+  for (const size of [1, 3, 24, 25, 1000]) {
+    const r = new RecordReader();
+    const out = [];
+    for (let o = 0; o < stream.length; o += size) out.push(...r.push(stream.subarray(o, o + size)));
+    assert.equal(out.length, 2, `chunk size ${size}`);
+    assert.equal(r.parseErrors, 0);
+    assert.equal(r.leftover, 0);
+    const [e, x] = out;
+    assert.ok(e?.kind === 'enter' && x?.kind === 'ret');
+    assert.deepEqual([e.nr, e.tid, e.tgid, e.ppid, e.comm, e.path, e.argv, e.args[5]], [59, 7, 7, 1, 'sh', '/bin/ls', ['ls', '-l'], 6n << 40n]);
+    assert.deepEqual([x.comm, x.exeParts, x.newArgv, x.execfn, x.uid, x.ret], ['ls', ['busybox', 'bin'], ['ls', '-l'], '/bin/ls', 0, 0n]);
+  }
+});
+
+test('a corrupt stream is counted, not thrown', () => {
+  const r = new RecordReader();
+  const bad = Buffer.alloc(48, 0xff);
+  assert.deepEqual(r.push(bad), []);
+  assert.equal(r.parseErrors, 1);
+});
+
+test('sockaddr decoding: inet, inet6, unix (path and abstract)', () => {
+  const in4 = Buffer.from([2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(decodeSockaddr(in4), { family: 'inet', address: '127.0.0.1', port: 8080 });
+  const in6 = Buffer.alloc(28); in6.writeUInt16LE(10, 0); in6.writeUInt16BE(443, 2); in6.writeUInt16BE(1, 22);
+  assert.deepEqual(decodeSockaddr(in6), { family: 'inet6', address: '::1', port: 443 });
+  const un = Buffer.concat([Buffer.from([1, 0]), Buffer.from('/run/x.sock\0')]);
+  assert.deepEqual(decodeSockaddr(un), { family: 'unix', path: '/run/x.sock', abstract: false });
+  const abs = Buffer.concat([Buffer.from([1, 0, 0]), Buffer.from('bus')]);
+  assert.deepEqual(decodeSockaddr(abs), { family: 'unix', path: 'bus', abstract: true });
+});

@@ -1,0 +1,104 @@
+// Decoding of the QEMU plugin's binary records (qemu-plugin/sandtrace.c): little-endian, each
+// record starts with {u16 type, u16 len, u32 tid, u32 tgid, u32 ppid, u64 ts_ns}.
+
+export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9 } as const;
+const HDR = 24;
+
+export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
+export interface EnterRec extends RecHeader {
+  kind: 'enter'; nr: number; flags: number; args: bigint[]; comm: string;
+  path?: string; path2?: string; argv: string[]; sockaddr?: Buffer;
+}
+export interface RetRec extends RecHeader {
+  kind: 'ret'; nr: number; ret: bigint; exeParts: string[]; comm?: string;
+  /** Path arguments re-read at the return (unreadable at entry). */
+  path?: string; path2?: string;
+  /** After a successful exec: argv and the file name as passed, from the new image's stack. */
+  newArgv?: string[]; execfn?: string; uid?: number;
+}
+/** One task of the guest's process list (walked from init_task); mm is 0 for kernel threads. */
+export interface ProcRec extends RecHeader { kind: 'proc'; comm: string; mm: bigint; uid: number }
+export interface InfoRec extends RecHeader { kind: 'info'; slide: bigint }
+export type PluginRecord = EnterRec | RetRec | InfoRec | ProcRec;
+
+const cstr = (b: Buffer) => {
+  const z = b.indexOf(0);
+  return b.toString('utf8', 0, z < 0 ? b.length : z);
+};
+
+/** Splits a byte stream into records; keeps the unfinished tail for the next chunk. */
+export class RecordReader {
+  private pending: Buffer = Buffer.alloc(0);
+  parseErrors = 0;
+
+  push(chunk: Buffer): PluginRecord[] {
+    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    const out: PluginRecord[] = [];
+    let o = 0;
+    while (o + HDR <= buf.length) {
+      const type = buf.readUInt16LE(o), len = buf.readUInt16LE(o + 2);
+      if (len < HDR || type < 1 || type > 4) {
+        // A corrupt stream cannot be resynchronised reliably: count it and drop the rest.
+        this.parseErrors++;
+        this.pending = Buffer.alloc(0);
+        return out;
+      }
+      if (o + len > buf.length) break;
+      const rec = decode(buf.subarray(o, o + len), type);
+      if (rec) out.push(rec); else this.parseErrors++;
+      o += len;
+    }
+    this.pending = Buffer.from(buf.subarray(o));
+    return out;
+  }
+
+  /** Bytes left over when the stream ended (a truncated last record). */
+  get leftover(): number { return this.pending.length; }
+}
+
+function decode(r: Buffer, type: number): PluginRecord | null {
+  const h: RecHeader = { tid: r.readUInt32LE(4), tgid: r.readUInt32LE(8), ppid: r.readUInt32LE(12), ts: r.readBigUInt64LE(16) };
+  if (type === REC.PROC) {
+    return r.length >= HDR + 28 ? { kind: 'proc', ...h, comm: cstr(r.subarray(HDR, HDR + 16)), mm: r.readBigUInt64LE(HDR + 16), uid: r.readUInt32LE(HDR + 24) } : null;
+  }
+  if (type === REC.INFO) return r.length >= HDR + 8 ? { kind: 'info', ...h, slide: r.readBigInt64LE(HDR) } : null;
+  if (type === REC.ENTER) {
+    if (r.length < HDR + 8 + 48 + 16) return null;
+    const args: bigint[] = [];
+    for (let i = 0; i < 6; i++) args.push(r.readBigUInt64LE(HDR + 8 + 8 * i));
+    const rec: EnterRec = {
+      kind: 'enter', ...h, nr: r.readUInt32LE(HDR), flags: r.readUInt32LE(HDR + 4), args,
+      comm: cstr(r.subarray(HDR + 56, HDR + 72)), argv: [],
+    };
+    for (const [kind, data] of blobs(r, HDR + 72)) {
+      if (kind === BLOB.PATH) rec.path = data.toString('utf8');
+      else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
+      else if (kind === BLOB.ARGV) rec.argv.push(data.toString('utf8'));
+      else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
+    }
+    return rec;
+  }
+  if (r.length < HDR + 16) return null;
+  const rec: RetRec = { kind: 'ret', ...h, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [] };
+  for (const [kind, data] of blobs(r, HDR + 16)) {
+    if (kind === BLOB.EXE) rec.exeParts.push(data.toString('utf8'));
+    else if (kind === BLOB.COMM) rec.comm = data.toString('utf8');
+    else if (kind === BLOB.PATH) rec.path = data.toString('utf8');
+    else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
+    else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
+    else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
+    else if (kind === BLOB.NEWARGV) rec.newArgv = data.toString('utf8').replace(/\0$/, '').split('\0');
+  }
+  return rec;
+}
+
+function* blobs(r: Buffer, start: number): Generator<[number, Buffer]> {
+  let o = start;
+  while (o + 4 <= r.length) {
+    const kind = r[o] ?? 0, len = r.readUInt16LE(o + 2);
+    if (o + 4 + len > r.length) return;
+    yield [kind, r.subarray(o + 4, o + 4 + len)];
+    o += 4 + len;
+  }
+}

@@ -1,0 +1,359 @@
+// Guest lifecycle: boots Debian's kernel under QEMU TCG with a throw-away busybox initramfs that
+// holds the sample, no network device, serial console to a file, a timeout and power-off, and
+// (unless disabled) the sandtrace TCG plugin streaming the guest's syscalls to a VmiCollector.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, symlinkSync, chmodSync, rmSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
+import { SandtraceError } from '../errors.js';
+import { VmiCollector } from '../capture/vmi/collector.js';
+import { loadProfile, defaultKernel, type KernelProfile } from '../vmi/profile.js';
+import { ensureDiskImage, rootModules, installModules } from './rootfs.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, ''));
+export const PLUGIN_PATH = join(ROOT, 'qemu-plugin', 'build', 'libsandtrace.so');
+export const QEMU = 'qemu-system-x86_64';
+const BUSYBOX = '/bin/busybox';
+/** glibc from the container sandbox's base image, so dynamically linked samples run too. */
+const GLIBC = ['ld-linux-x86-64.so.2', 'libc.so.6', 'libm.so.6', 'libpthread.so.0', 'libdl.so.2', 'libresolv.so.2', 'librt.so.1'];
+function baseImageLibDir(): string | null {
+  const d = join(process.env['SANDTRACE_CACHE'] ?? '/var/cache/sandtrace', 'images', 'base', 'rootfs', 'usr', 'lib', 'x86_64-linux-gnu');
+  return existsSync(join(d, 'libc.so.6')) ? d : null;
+}
+/** Guest path the sample is placed at: /sample/<its file name>. */
+export const GUEST_SAMPLE_DIR = '/sample';
+
+export interface VmRunOptions {
+  /** Host path of the sample (a script for /bin/sh, or a static executable). */
+  sample: string;
+  args?: string[];
+  /** Seconds the sample may run inside the guest (then it is killed and the guest powers off). */
+  timeout?: number;
+  /** Where console.log (the serial console) and qemu.log are kept; a temp dir when absent. */
+  outDir?: string;
+  /** The guest kernel (a vmlinuz); Debian's, fetched by the set-up, when absent. */
+  kernel?: string;
+  memoryMb?: number;
+  /** Load the capture plugin (default true); false runs the same guest untraced. */
+  capture?: boolean;
+  /**
+   * The guest's userland: 'initramfs' (busybox and glibc in RAM, the sample at /sample/NAME, boots
+   * in ~3 s) or 'debian' (the container sandbox's base image as a snapshot-mode disk, the sample
+   * at /tmp/NAME as in the container; same programs, same paths). Default 'initramfs'.
+   */
+  rootfs?: 'initramfs' | 'debian';
+  /** Extra guest kernel command-line words (e.g. 'pti=on'). */
+  kernelArgs?: string[];
+  /** Capture every guest process, boot included (default: only the sample's process tree). */
+  allProcesses?: boolean;
+}
+
+export interface VmResult {
+  /** The sample's exit status inside the guest, when the guest reported it. */
+  sampleExit: number | null;
+  /** The sample ran into the timeout (inside the guest, or the host had to kill QEMU). */
+  timedOut: boolean;
+  /** Seconds the sample ran, measured by the guest's clock (/proc/uptime). */
+  sampleSeconds: number | null;
+  /** Seconds from QEMU start to its exit. */
+  wallSeconds: number;
+  /** CPU seconds QEMU used (user + system, sampled every 100 ms until it exited): the work, whatever else loads the host. */
+  qemuCpuSeconds: number;
+  consolePath: string;
+  qemuExit: number | null;
+  /** The sample's own output (stdout and stderr, from the serial console). */
+  output: string;
+  /** Regular files under /work and /tmp when the sample ended (all created during the run: both are empty tmpfs). */
+  files: { path: string; size: number; sha256: string }[];
+}
+
+export interface VmRun {
+  /** start() boots the guest; events() streams the sample's syscalls; stop() powers it off. */
+  collector: VmiCollector;
+  profile: KernelProfile;
+  /** Resolves once QEMU has exited and the temporary files are gone. */
+  done: Promise<VmResult>;
+}
+
+/** QEMU >= 9.2 is needed for qemu_plugin_read_memory_vaddr. */
+export function qemuVersion(): [number, number] | null {
+  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
+  const m = /version (\d+)\.(\d+)/.exec(r.stdout ?? '');
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/** TCG plugins only run under TCG: refuse KVM plainly rather than capture nothing. */
+export function assertTcg(qemuArgs: string[]): void {
+  const joined = qemuArgs.join(' ');
+  if (/(^|\s)-enable-kvm(\s|$)|accel=kvm|-accel\s+kvm|(^|\s)-accel\s+hvf/.test(joined)) {
+    throw new SandtraceError('VM_UNSUPPORTED', 'QEMU TCG plugins do not run under KVM (no instruction callbacks): run the guest with -accel tcg');
+  }
+}
+
+export function checkVmEnvironment(capture: boolean): void {
+  const v = qemuVersion();
+  if (!v) throw new SandtraceError('DEPENDENCY_MISSING', `${QEMU} not found (run make setup)`);
+  if (capture && (v[0] < 9 || (v[0] === 9 && v[1] < 2))) {
+    throw new SandtraceError('DEPENDENCY_MISSING', `QEMU ${v.join('.')} is too old for guest memory reads from a plugin (need >= 9.2, run make setup)`);
+  }
+  if (capture && !existsSync(PLUGIN_PATH)) throw new SandtraceError('SETUP_INCOMPLETE', `the QEMU plugin is not built (${PLUGIN_PATH}; run make setup)`);
+  if (!existsSync(BUSYBOX)) throw new SandtraceError('DEPENDENCY_MISSING', 'busybox-static is not installed (run make setup)');
+}
+
+/** The plugin's arguments: link-time addresses and struct offsets from the profile. */
+export function pluginArgs(p: KernelProfile, sock: string): string {
+  const o = p.offsets;
+  const kv: Record<string, string | number> = {
+    sock, entry: p.syscall.entry, dosys: p.syscall.doSyscall, after: p.syscall.afterCall, bytes: p.syscall.entryBytes, cur: p.currentTaskPercpu,
+    pid: o['task_struct.pid'], tgid: o['task_struct.tgid'], comm: o['task_struct.comm'], parent: o['task_struct.real_parent'],
+    mm: o['task_struct.mm'], exe: o['mm_struct.exe_file'], fdentry: o['file.f_path'] + o['path.dentry'],
+    dname: o['dentry.d_name'] + o['qstr.name'], dparent: o['dentry.d_parent'],
+    argstart: o['mm_struct.arg_start'], argend: o['mm_struct.arg_end'], envend: o['mm_struct.env_end'],
+    tasks: o['task_struct.tasks'], cred: o['task_struct.cred'], uid: o['cred.uid'],
+    ...(p.symbols.init_task ? { inittask: p.symbols.init_task } : {}),
+  };
+  return [PLUGIN_PATH, ...Object.entries(kv).map(([k, v]) => `${k}=${v}`)].join(',');
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function writeCpio(dir: string, root: string): string {
+  const out = join(dir, 'initrd.cpio');
+  const r = spawnSync('sh', ['-c', `cd ${shq(root)} && find . | cpio -o -H newc --quiet > ${shq(out)}`]);
+  if (r.status !== 0) throw new SandtraceError('VM_BOOT_FAILED', `cannot build the initramfs: ${r.stderr.toString().trim()}`);
+  return out;
+}
+
+/**
+ * Stage 1 for the Debian root: load the disk modules, mount the base image (a snapshot-mode
+ * disk), place the sample at /tmp/NAME, bring loopback up, switch_root to stage 2.
+ */
+export function buildDebianInitramfs(dir: string, kernel: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
+  const root = join(dir, 'root');
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'newroot', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  for (const a of ['sh', 'mount', 'umount', 'insmod', 'sleep', 'mkdir', 'cp', 'chmod', 'ip', 'switch_root', 'poweroff', 'echo', 'cut']) symlinkSync('busybox', join(root, 'bin', a));
+  const mods = installModules(root, rootModules(kernel));
+  const name = basename(sample);
+  copyFileSync(sample, join(root, GUEST_SAMPLE_DIR.slice(1), name));
+  const t = Math.max(1, Math.ceil(timeout));
+  const stage2 = `#!/.sandtrace/busybox sh
+B=/.sandtrace/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sys /sys
+$B mount -t devtmpfs dev /dev
+$B mkdir -p /dev/pts /dev/shm /run
+$B mount -t devpts devpts /dev/pts
+$B mount -t tmpfs shm /dev/shm
+$B mount -t tmpfs run /run
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 USER=root
+$B touch /.sandtrace/stamp
+cd /root
+echo "${tag}: start $($B cut -d' ' -f1 /proc/uptime)"
+$B timeout -s KILL ${t} ${shq(`/tmp/${name}`)} ${args.map(shq).join(' ')} </dev/null
+rc=$?
+echo "${tag}: exit $rc $($B cut -d' ' -f1 /proc/uptime)"
+$B find / -xdev -type f -newer /.sandtrace/stamp ! -path '/.sandtrace/*' | while read -r f; do echo "${tag}: file $($B sha256sum < "$f" | $B cut -d' ' -f1) $($B stat -c %s "$f") $f"; done
+echo "${tag}: end"
+$B poweroff -f
+`;
+  writeFileSync(join(root, 'stage2'), stage2, { mode: 0o755 });
+  const init = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+${mods.map((m) => `insmod ${m} 2>/dev/null`).join('\n')}
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+mount -t ext4 /dev/vda /newroot || { echo "sandtrace: cannot mount the root disk"; poweroff -f; }
+ip link set lo up
+mkdir -p /newroot/.sandtrace /newroot/tmp
+cp /bin/busybox /newroot/.sandtrace/busybox
+cp /stage2 /newroot/.sandtrace/stage2
+cp ${shq(`${GUEST_SAMPLE_DIR}/${name}`)} ${shq(`/newroot/tmp/${name}`)}
+chmod 755 ${shq(`/newroot/tmp/${name}`)}
+umount /proc /sys /dev
+exec switch_root /newroot /.sandtrace/busybox sh /.sandtrace/stage2
+`;
+  writeFileSync(join(root, 'init'), init, { mode: 0o755 });
+  return writeCpio(dir, root);
+}
+
+/** A busybox initramfs (uncompressed newc cpio) with the sample and an init that runs it once. */
+export function buildInitramfs(dir: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
+  const root = join(dir, 'root');
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'work', 'usr', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  const list = spawnSync(BUSYBOX, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  for (const a of list) symlinkSync('busybox', join(root, 'bin', a));
+  symlinkSync('bin', join(root, 'sbin'));
+  const libs = baseImageLibDir();
+  if (libs) {
+    const dst = join(root, 'lib', 'x86_64-linux-gnu');
+    mkdirSync(dst, { recursive: true });
+    for (const l of GLIBC) if (existsSync(join(libs, l))) copyFileSync(join(libs, l), join(dst, l));
+    mkdirSync(join(root, 'lib64'));
+    symlinkSync('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', join(root, 'lib64', 'ld-linux-x86-64.so.2'));
+    symlinkSync('../lib', join(root, 'usr', 'lib'));
+  }
+  symlinkSync('../bin', join(root, 'usr', 'bin'));
+  symlinkSync('../bin', join(root, 'usr', 'sbin'));
+  const guestSample = `${GUEST_SAMPLE_DIR}/${basename(sample)}`;
+  copyFileSync(sample, join(root, guestSample.slice(1)));
+  chmodSync(join(root, guestSample.slice(1)), 0o755);
+  const init = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t tmpfs work /work
+cd /work
+echo "${tag}: start $(cut -d' ' -f1 /proc/uptime)"
+timeout -s KILL ${Math.max(1, Math.ceil(timeout))} ${shq(guestSample)} ${args.map(shq).join(' ')} </dev/null
+rc=$?
+echo "${tag}: exit $rc $(cut -d' ' -f1 /proc/uptime)"
+# what the sample left behind (it could only write to the tmpfs /work and /tmp)
+find /work /tmp -type f | while read -r f; do echo "${tag}: file $(sha256sum < "$f" | cut -d' ' -f1) $(stat -c %s "$f") $f"; done
+echo "${tag}: end"
+poweroff -f
+`;
+  writeFileSync(join(root, 'init'), init, { mode: 0o755 });
+  return writeCpio(dir, root);
+}
+
+/**
+ * Boot a disposable guest that runs `sample` once. Nothing happens until collector.start();
+ * then consume collector.events() and await done.
+ */
+export function runInVm(opts: VmRunOptions): VmRun {
+  const capture = opts.capture !== false;
+  checkVmEnvironment(capture);
+  let st;
+  try { st = statSync(opts.sample); } catch (e) {
+    throw new SandtraceError('INPUT_MISSING', `sample not found: ${opts.sample}`, { cause: e });
+  }
+  if (!st.isFile()) throw new SandtraceError('INPUT_IS_DIRECTORY', `sample is not a file: ${opts.sample}`);
+  const kernel = opts.kernel ?? defaultKernel();
+  if (!kernel) throw new SandtraceError('VM_KERNEL_MISSING', 'no guest kernel: run make setup (fetches Debian\'s linux-image-amd64) or pass a vmlinuz');
+  const profile = loadProfile(kernel);
+  const timeout = opts.timeout ?? 30;
+  const debian = opts.rootfs === 'debian';
+  // The guest's status lines carry a per-run tag so the sample's own output cannot pass for them
+  // by accident (a root sample can still forge them: exit status and files are the guest's word).
+  const tag = `sandtrace-${randomBytes(6).toString('hex')}`;
+
+  const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-vm-'));
+  const outDir = opts.outDir ?? tmp;
+  mkdirSync(outDir, { recursive: true });
+  const consolePath = join(outDir, 'console.log');
+  const qemuLog = join(outDir, 'qemu.log');
+  let qemu: ChildProcess | null = null;
+  let server: Server | null = null;
+  let killTimer: NodeJS.Timeout | null = null;
+  let hostTimedOut = false;
+  let resolveDone!: (r: VmResult) => void;
+  let rejectDone!: (e: unknown) => void;
+  const done = new Promise<VmResult>((res, rej) => { resolveDone = res; rejectDone = rej; });
+  done.catch(() => { /* surfaced to whoever awaits it */ });
+  const cleanup = () => {
+    if (killTimer) clearTimeout(killTimer);
+    server?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+
+  const boot = async (): Promise<Readable> => {
+    let initrd: string;
+    const disk: string[] = [];
+    try {
+      if (debian) {
+        initrd = buildDebianInitramfs(tmp, kernel, opts.sample, opts.args ?? [], timeout, tag);
+        // snapshot=on: writes go to a temporary overlay QEMU deletes; the cached image never changes
+        disk.push('-drive', `file=${ensureDiskImage()},if=virtio,format=raw,snapshot=on`);
+      } else {
+        initrd = buildInitramfs(tmp, opts.sample, opts.args ?? [], timeout, tag);
+      }
+    } catch (e) { cleanup(); throw e; }
+    const sock = join(tmp, 'plugin.sock');
+    const args = ['-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-m', String(opts.memoryMb ?? (debian ? 512 : 256)), ...disk,
+      '-smp', '1', '-no-reboot', '-nic', 'none', '-kernel', kernel, '-initrd', initrd,
+      '-append', ['console=ttyS0 panic=-1 quiet rdinit=/init', ...(opts.kernelArgs ?? [])].join(' '), '-serial', `file:${consolePath}`, '-D', qemuLog];
+    let connected: Promise<Socket> | null = null;
+    if (capture) {
+      server = createServer();
+      connected = new Promise<Socket>((res, rej) => {
+        server!.once('connection', res);
+        server!.once('error', rej);
+      });
+      await new Promise<void>((res, rej) => { server!.listen(sock, res); server!.once('error', rej); });
+      args.push('-plugin', pluginArgs(profile, sock), '-d', 'plugin');
+    }
+    const t0 = performance.now();
+    let stderr = '';
+    qemu = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    qemu.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8000); });
+    killTimer = setTimeout(() => { hostTimedOut = true; qemu?.kill('SIGKILL'); }, (timeout + 90) * 1000);
+    let cpu = 0;
+    const tick = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    const sampler = setInterval(() => {
+      try {
+        const f = readFileSync(`/proc/${qemu?.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+        cpu = (Number(f[11]) + Number(f[12])) / tick; // utime, stime
+      } catch { /* exited */ }
+    }, 100);
+    const exited = new Promise<number | null>((res) => {
+      qemu!.once('exit', (code) => res(code));
+      qemu!.once('error', () => res(null));
+    });
+    void exited.then((code) => {
+      clearInterval(sampler);
+      const wallSeconds = (performance.now() - t0) / 1000;
+      let con = '';
+      try { con = readFileSync(consolePath, 'utf8'); } catch { /* no console output */ }
+      cleanup();
+      const start = new RegExp(`^${tag}: start ([\\d.]+)`, 'm').exec(con);
+      const end = new RegExp(`^${tag}: exit (\\d+) ([\\d.]+)`, 'm').exec(con);
+      if (code !== 0 && !end) {
+        rejectDone(new SandtraceError('VM_BOOT_FAILED', `QEMU exited (${code ?? 'signal'}) before the sample finished: ${(stderr.trim().split('\n').pop() ?? '') || 'see ' + consolePath}`,
+          { details: { consolePath, stderr: stderr.trim() } }));
+        return;
+      }
+      const sampleExit = end ? Number(end[1]) : null;
+      const after = end ? con.slice(end.index) : '';
+      const files = [...after.matchAll(new RegExp(`^${tag}: file ([0-9a-f]{64}) (\\d+) (.*?)\\r?$`, 'gm'))].map((m) => ({ sha256: m[1] as string, size: Number(m[2]), path: m[3] as string }));
+      const output = start && end ? con.slice((start.index ?? 0) + start[0].length, end.index).replace(/\r/g, '').replace(/^\n/, '') : '';
+      resolveDone({
+        sampleExit, timedOut: hostTimedOut || sampleExit === 137, wallSeconds, qemuCpuSeconds: cpu, consolePath, qemuExit: code, files, output,
+        sampleSeconds: start && end ? Number(end[2]) - Number(start[1]) : null,
+      });
+    });
+    if (!connected) {
+      // Untraced: an empty stream that ends when QEMU does.
+      const { PassThrough } = await import('node:stream');
+      const pt = new PassThrough();
+      void exited.then(() => pt.end());
+      return pt;
+    }
+    const sockOrExit = await Promise.race([connected, exited.then(() => null)]);
+    if (!sockOrExit) {
+      await done.catch((e: unknown) => { throw e instanceof SandtraceError ? e : new SandtraceError('VM_BOOT_FAILED', String(e)); });
+      throw new SandtraceError('VM_BOOT_FAILED', `QEMU exited before the plugin connected: ${stderr.trim()}`);
+    }
+    return sockOrExit;
+  };
+
+  const collector = new VmiCollector({
+    open: boot,
+    stop: async () => {
+      if (qemu && qemu.exitCode === null) qemu.kill('SIGKILL');
+      await done.catch(() => undefined);
+    },
+    ...(opts.allProcesses ? {} : { rootExe: debian ? `/tmp/${basename(opts.sample)}` : `${GUEST_SAMPLE_DIR}/${basename(opts.sample)}` }),
+  });
+  return { collector, profile, done };
+}

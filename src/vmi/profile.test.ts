@@ -1,0 +1,101 @@
+// Profile tests on the real Debian kernel image fetched by the set-up (make setup).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultKernel, buildProfile, loadProfile, parseKsymtab } from './profile.js';
+import { decompressKernel, parseElf, section } from './image.js';
+import { parseKallsyms } from './kallsyms.js';
+import { Btf } from './btf.js';
+import { isSandtraceError } from '../errors.js';
+
+function kernelPath(): string {
+  const k = defaultKernel();
+  assert.ok(k, 'Debian kernel image missing under $SANDTRACE_CACHE/vm/kernel/boot: run make setup');
+  return k;
+}
+
+test('decompresses Debian vmlinuz and parses ELF, BTF, kallsyms and __ksymtab that agree with each other', () => {
+  const { compression, vmlinux } = decompressKernel(readFileSync(kernelPath()));
+  assert.ok(['gzip', 'xz', 'zstd', 'lz4', 'lzma', 'bzip2'].includes(compression));
+  const elf = parseElf(vmlinux);
+  assert.match(elf.buildId ?? '', /^[0-9a-f]{40}$/);
+  const ro = section(elf, '.rodata');
+  assert.ok(ro);
+  const syms = parseKallsyms(vmlinux.subarray(ro.offset, ro.offset + ro.size), section(elf, '.text')?.addr);
+  assert.ok(syms.length > 50000, `only ${syms.length} kallsyms`);
+  const byName = new Map(syms.map((s) => [s.name, s]));
+  const addrsOf = new Map<string, bigint[]>();
+  for (const s of syms) addrsOf.set(s.name, [...(addrsOf.get(s.name) ?? []), s.addr]);
+  // Independent sources agree: every exported symbol's __ksymtab address equals its kallsyms address.
+  const exported = parseKsymtab(elf);
+  assert.ok(exported.size > 5000);
+  let compared = 0;
+  for (const [name, addr] of exported) {
+    const k = addrsOf.get(name);
+    if (!k) continue;
+    // names are not unique in kallsyms (static symbols), so one of them must match
+    assert.ok(k.includes(addr), `${name}: kallsyms ${k.map((a) => a.toString(16))} vs ksymtab ${addr.toString(16)}`);
+    compared++;
+  }
+  assert.ok(compared > 5000, `compared ${compared}`);
+  const text = section(elf, '.text');
+  assert.ok(text);
+  assert.equal(byName.get('_text')?.addr, text.addr);
+  assert.equal(byName.get('entry_SYSCALL_64')?.type.toUpperCase(), 'T');
+  // BTF's per-CPU DATASEC and kallsyms' absolute per-CPU symbol give the same current_task offset.
+  const btfSec = section(elf, '.BTF');
+  assert.ok(btfSec);
+  const btf = new Btf(vmlinux.subarray(btfSec.offset, btfSec.offset + btfSec.size));
+  const pcpu = btf.percpuOffset('current_task') ?? btf.percpuOffset('pcpu_hot');
+  assert.equal(BigInt(pcpu ?? -1), byName.get('current_task')?.addr ?? byName.get('pcpu_hot')?.addr);
+});
+
+test('profile: offsets are consistent with the kernel ABI and the cache returns the same profile', () => {
+  const kernel = kernelPath();
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-prof-'));
+  const prev = process.env['SANDTRACE_CACHE'];
+  process.env['SANDTRACE_CACHE'] = dir;
+  try {
+    const p = loadProfile(kernel);
+    const o = p.offsets;
+    assert.match(p.banner, /^Linux version \d+\.\d+/);
+    assert.equal(o['task_struct.tgid'], o['task_struct.pid'] + 4); // pid_t pid; pid_t tgid;
+    assert.equal(p.sizes.commLen, 16); // TASK_COMM_LEN
+    assert.equal(o['path.mnt'], 0);
+    assert.equal(o['path.dentry'], 8);
+    assert.equal(o['qstr.name'], 8); // after the u64 hash_len
+    assert.equal(o['cred.uid'], 8);
+    assert.ok(o['task_struct.comm'] > o['task_struct.pid'] && o['task_struct.comm'] < p.sizes.task_struct);
+    const entry = BigInt(p.syscall.entry), after = BigInt(p.syscall.afterCall);
+    assert.ok(after > entry && after - entry < 512n);
+    assert.match(p.syscall.entryBytes, /0f01f8$/); // ends with swapgs
+    const again = loadProfile(kernel);
+    assert.deepEqual(again, p);
+    assert.ok(readFileSync(join(dir, 'vm', 'profiles', `${p.buildId}.json`), 'utf8').includes(p.buildId));
+  } finally {
+    if (prev === undefined) delete process.env['SANDTRACE_CACHE']; else process.env['SANDTRACE_CACHE'] = prev;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('profile: bad input gives typed errors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-prof-'));
+  try {
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '');
+    const junk = join(dir, 'junk');
+    writeFileSync(junk, Buffer.alloc(4096, 0x41));
+    const code = (f: () => unknown) => { try { f(); return 'none'; } catch (e) { return isSandtraceError(e) ? e.code : 'untyped'; } };
+    assert.equal(code(() => loadProfile(join(dir, 'absent'))), 'VM_KERNEL_MISSING');
+    assert.equal(code(() => loadProfile(empty)), 'INPUT_EMPTY');
+    assert.equal(code(() => loadProfile(dir)), 'INPUT_IS_DIRECTORY');
+    assert.equal(code(() => buildProfile(readFileSync(junk))), 'INPUT_FORMAT_UNKNOWN');
+    assert.equal(code(() => buildProfile(Buffer.from('ab'))), 'INPUT_FORMAT_UNKNOWN');
+    // the real image cut short: the payload runs past the end of the file
+    assert.equal(code(() => buildProfile(readFileSync(kernelPath()).subarray(0, 300_000))), 'INPUT_CORRUPT');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
