@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sandtrace's syscall probe: every system call (one record, at exit), fork, exec and exit of the
+ * tasks in one cgroup v2 subtree, streamed through a ring buffer. Pointer arguments (paths, argv,
+ * socket addresses) are copied at entry; all interpretation happens in TypeScript. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "sandtrace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Hides a value from the optimiser so that a following mask is kept for the verifier. */
+#define opaque(v) asm volatile("" : "+r"(v))
+
+/* Set by the loader before load. */
+const volatile __u32 ns_level = 0;  /* level of the pid namespace pids are reported in */
+const volatile __u32 ns_inum = 0;   /* its inode number */
+const volatile __u64 wakeup_bytes = 1 << 18; /* wake the loader once this much is queued */
+const volatile __u32 filter_tgid = 0; /* host tgid to follow (with its descendants) instead of a cgroup */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 26); /* resized by the loader */
+} rb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} cgroup SEC(".maps");
+
+/* Host tgids followed in pid mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);
+	__type(value, u8);
+} tracked SEC(".maps");
+
+/* Records that did not fit in the ring: reported exactly as `lost`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct stash);
+} stashes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct rec_buf);
+} scratch SEC(".maps");
+
+static __always_inline bool wanted(void)
+{
+	if (filter_tgid) {
+		u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		return bpf_map_lookup_elem(&tracked, &tgid) != NULL;
+	}
+	return bpf_current_task_under_cgroup(&cgroup, 0) == 1;
+}
+
+__u64 target_ns = 0;
+
+/* The task's number in the target pid namespace (0 when it is not in it). Direct loads through
+ * BTF pointers (no helper calls): this runs on every syscall of the target. */
+static __always_inline u32 pid_in_ns(struct pid *p)
+{
+	struct upid u = {};
+
+	if (!p || p->level < ns_level)
+		return 0;
+	bpf_probe_read_kernel(&u, sizeof(u), &p->numbers[ns_level]);
+	if (!u.ns)
+		return 0;
+	/* Remember the namespace's address once its inode matched: one compare from then on. */
+	if ((u64)u.ns == target_ns)
+		return u.nr;
+	if (ns_inum && BPF_CORE_READ(u.ns, ns.inum) != ns_inum) /* no --ns-inum: the initial namespace */
+		return 0;
+	target_ns = (u64)u.ns;
+	return u.nr;
+}
+
+/* pid, tid and comm of t, which is always the current task here. */
+static __always_inline void fill_task(struct rec *r, struct task_struct *t)
+{
+	r->tid = pid_in_ns(t->thread_pid);
+	r->pid = pid_in_ns(t->group_leader->thread_pid);
+	bpf_get_current_comm(&r->comm, sizeof(r->comm));
+}
+
+/* Per-CPU memo of the last task's pid, tid and comm: consecutive syscalls on a CPU are mostly
+ * the same task's. Any fork, exec, exit or prctl in the target bumps task_epoch and drops it. */
+struct task_memo {
+	u64 pid_tgid, epoch, count;
+	u32 pid, tid;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct task_memo);
+} memo SEC(".maps");
+
+__u64 task_epoch = 0;
+
+/* Fills pid, tid and comm; returns true when it is time to look at the ring's fill level. */
+static __always_inline bool fill_task_cached(struct rec *r, struct task_struct *t)
+{
+	u32 k = 0;
+	u64 id = bpf_get_current_pid_tgid();
+	struct task_memo *m = bpf_map_lookup_elem(&memo, &k);
+
+	if (!m) {
+		fill_task(r, t);
+		return true;
+	}
+	if (m->pid_tgid == id && m->epoch == task_epoch) {
+		r->pid = m->pid;
+		r->tid = m->tid;
+		__builtin_memcpy(r->comm, m->comm, 16);
+	} else {
+		fill_task(r, t);
+		m->pid_tgid = id;
+		m->epoch = task_epoch;
+		m->pid = r->pid;
+		m->tid = r->tid;
+		__builtin_memcpy(m->comm, r->comm, 16);
+	}
+	return (++m->count & 15) == 0;
+}
+
+static __always_inline void count_lost(void)
+{
+	u32 k = 0;
+	u64 *n = bpf_map_lookup_elem(&lost, &k);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline u64 wake_flag(void)
+{
+	return bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void output(struct rec_buf *b)
+{
+	u32 len = REC_FIXED + b->r.data_len;
+
+	if (len > sizeof(*b))
+		len = sizeof(*b);
+	if (bpf_ringbuf_output(&rb, b, len, wake_flag()))
+		count_lost();
+}
+
+/* Appends a user string at data[off]; returns the bytes written (with the NUL). */
+static __always_inline u32 put_ustr(struct rec_buf *b, u32 off, u64 ptr, u32 max)
+{
+	long n;
+
+	if (!ptr || off >= DATA_MAX)
+		return 0;
+	opaque(off);
+	opaque(max);
+	n = bpf_probe_read_user_str(&b->data[off & (DATA_MAX - 1)], max & (STR_MAX - 1 + STR_MAX), (void *)ptr);
+	if (n <= 0)
+		return 0;
+	if ((u32)n == max)
+		b->r.flags |= F_TRUNC;
+	return n;
+}
+
+static __always_inline void put_path(struct rec_buf *b, u64 ptr)
+{
+	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX);
+
+	b->r.len_path = n;
+	b->r.data_len += n;
+}
+
+static __always_inline void put_path2(struct rec_buf *b, u64 ptr)
+{
+	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX);
+
+	b->r.len_path2 = n;
+	b->r.data_len += n;
+}
+
+static __always_inline void put_addr(struct rec_buf *b, u64 ptr, u64 len)
+{
+	u32 off = b->r.data_len;
+
+	if (!ptr || len == 0 || off >= DATA_MAX)
+		return;
+	if (len > ADDR_MAX)
+		len = ADDR_MAX;
+	opaque(off);
+	opaque(len);
+	if (bpf_probe_read_user(&b->data[off & (DATA_MAX - 1)], len & (ADDR_MAX * 2 - 1), (void *)ptr))
+		return;
+	b->r.len_addr = len;
+	b->r.data_len += len;
+}
+
+static __always_inline void put_argv(struct rec_buf *b, u64 argv)
+{
+	u32 total = 0;
+
+	if (!argv)
+		return;
+	for (int i = 0; i < ARGV_MAX; i++) {
+		u64 p = 0;
+		u32 n;
+
+		if (bpf_probe_read_user(&p, sizeof(p), (void *)(argv + i * 8)) || !p)
+			return;
+		n = put_ustr(b, b->r.data_len, p, ARG_MAX_LEN);
+		if (!n) {
+			b->r.flags |= F_TRUNC;
+			return;
+		}
+		b->r.data_len += n;
+		total += n;
+		b->r.len_argv = total;
+		b->r.argc = i + 1;
+	}
+	{
+		u64 p = 0;
+
+		if (!bpf_probe_read_user(&p, sizeof(p), (void *)(argv + ARGV_MAX * 8)) && p)
+			b->r.flags |= F_TRUNC;
+	}
+}
+
+/* x86_64 syscalls whose pointer arguments are read at entry. Returns false when there is none. */
+static __always_inline bool has_enter_data(long nr)
+{
+	switch (nr) {
+	case 2: case 4: case 6: case 21: case 42: case 44: case 46: case 49: case 59: case 76: case 80:
+	case 82: case 83: case 84: case 85: case 86: case 87: case 88: case 89: case 90: case 92:
+	case 94: case 132: case 133: case 137: case 155: case 161: case 163: case 165: case 166:
+	case 167: case 188: case 189: case 191: case 192: case 194: case 195: case 197: case 198:
+	case 235: case 254: case 257: case 258: case 259: case 260: case 261: case 262: case 263:
+	case 264: case 265: case 266: case 267: case 268: case 269: case 280: case 316: case 319:
+	case 322: case 332: case 437: case 439: case 452:
+	case 60: case 231: /* exit, exit_group: never return, reported at task exit */
+		return true;
+	}
+	return false;
+}
+
+static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 *a)
+{
+	switch (nr) {
+	/* path in arg 0 */
+	case 2: case 4: case 6: case 21: case 76: case 80: case 83: case 84: case 85: case 87:
+	case 89: case 90: case 92: case 94: case 132: case 133: case 137: case 161: case 163:
+	case 166: case 167: case 188: case 189: case 191: case 192: case 194: case 195: case 197:
+	case 198: case 235: case 319:
+		put_path(b, a[0]);
+		break;
+	/* path in arg 1 (dirfd-relative, or the inotify watch) */
+	case 254: case 257: case 258: case 259: case 260: case 261: case 262: case 263: case 267:
+	case 268: case 269: case 280: case 332: case 437: case 439: case 452:
+		put_path(b, a[1]);
+		break;
+	/* two paths in args 0 and 1 */
+	case 82: case 86: case 88: case 155: case 165:
+		put_path(b, a[0]);
+		put_path2(b, a[1]);
+		break;
+	/* renameat, renameat2, linkat: args 1 and 3 */
+	case 264: case 265: case 316:
+		put_path(b, a[1]);
+		put_path2(b, a[3]);
+		break;
+	case 266: /* symlinkat(target, newdirfd, linkpath) */
+		put_path(b, a[0]);
+		put_path2(b, a[2]);
+		break;
+	case 59: /* execve */
+		put_path(b, a[0]);
+		put_argv(b, a[1]);
+		break;
+	case 322: /* execveat */
+		put_path(b, a[1]);
+		put_argv(b, a[2]);
+		break;
+	case 42: case 49: /* connect, bind */
+		put_addr(b, a[1], a[2]);
+		break;
+	case 44: /* sendto */
+		put_addr(b, a[4], a[5]);
+		break;
+	case 46: { /* sendmsg: msg_name */
+		struct user_msghdr m = {};
+
+		if (a[1] && !bpf_probe_read_user(&m, sizeof(m), (void *)a[1]))
+			put_addr(b, (u64)m.msg_name, (u64)(u32)m.msg_namelen);
+		break;
+	}
+	}
+}
+
+/* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername. */
+static __always_inline bool has_exit_data(long nr)
+{
+	return nr == 43 || nr == 288 || nr == 45 || nr == 51 || nr == 52;
+}
+
+static __always_inline void collect_exit(struct rec_buf *b, long nr, const u64 *a, long ret)
+{
+	u64 ptr, lenp;
+	int len = 0;
+
+	if (ret < 0)
+		return;
+	if (nr == 45) {
+		ptr = a[4];
+		lenp = a[5];
+	} else {
+		ptr = a[1];
+		lenp = a[2];
+	}
+	if (!ptr || !lenp || bpf_probe_read_user(&len, sizeof(len), (void *)lenp) || len <= 0)
+		return;
+	put_addr(b, ptr, (u64)len);
+}
+
+static __always_inline bool is_compat(struct task_struct *t)
+{
+	return (t->thread_info.status & 0x0002) != 0; /* TS_COMPAT */
+}
+
+static __always_inline void regs_args(struct pt_regs *regs, bool compat, u64 *a)
+{
+	if (compat) {
+		a[0] = (u32)regs->bx;
+		a[1] = (u32)regs->cx;
+		a[2] = (u32)regs->dx;
+		a[3] = (u32)regs->si;
+		a[4] = (u32)regs->di;
+		a[5] = (u32)regs->bp;
+	} else {
+		a[0] = regs->di;
+		a[1] = regs->si;
+		a[2] = regs->dx;
+		a[3] = regs->r10;
+		a[4] = regs->r8;
+		a[5] = regs->r9;
+	}
+}
+
+static __always_inline void init_rec(struct rec_buf *b, struct task_struct *t, u8 type, long nr)
+{
+	b->r.type = type;
+	b->r.flags = 0;
+	b->r.data_len = 0;
+	b->r.nr = nr;
+	b->r.ts = bpf_ktime_get_ns();
+	b->r.len_path = b->r.len_path2 = b->r.len_argv = b->r.len_addr = 0;
+	b->r.argc = 0;
+	b->r.uid = type == REC_EXEC ? (u32)bpf_get_current_uid_gid() : 0;
+	b->r.ret = 0;
+	fill_task(&b->r, t);
+}
+
+static __always_inline struct rec_buf *get_scratch(void)
+{
+	u32 k = 0;
+
+	return bpf_map_lookup_elem(&scratch, &k);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *t;
+	struct stash *s;
+
+	if (!has_enter_data(id))
+		return 0;
+	if (!wanted())
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (is_compat(t))
+		return 0;
+	s = bpf_task_storage_get(&stashes, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	init_rec(&s->b, t, REC_SYSCALL, id);
+	regs_args(regs, false, s->b.r.a);
+	collect_enter(&s->b, id, s->b.r.a);
+	s->nr = id;
+	s->valid = 1;
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t;
+	struct stash *s;
+	struct rec_buf *b;
+	struct rec *r;
+	long nr;
+	bool compat;
+
+	if (!wanted())
+		return 0;
+	t = bpf_get_current_task_btf();
+	nr = regs->orig_ax;
+	compat = is_compat(t);
+	if (nr == -1) /* rt_sigreturn clears orig_ax */
+		nr = compat ? 173 : 15;
+	/* A new task's first return to user space passes sys_exit with the parent's clone: skip it. */
+	if (ret == 0 && !compat && (nr == 56 || nr == 57 || nr == 58 || nr == 435))
+		return 0;
+	if (ret == 0 && compat && (nr == 120 || nr == 2 || nr == 190 || nr == 435))
+		return 0;
+
+	if (!compat && has_enter_data(nr)) {
+		s = bpf_task_storage_get(&stashes, t, 0, 0);
+		if (s && s->valid && s->nr == nr) {
+			s->valid = 0;
+			s->b.r.ret = ret;
+			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
+			s->b.r.ts = bpf_ktime_get_ns();
+			fill_task(&s->b.r, t);
+			output(&s->b);
+			return 0;
+		}
+		/* No entry seen: seccomp returned an errno before sys_enter. Args are still in regs. */
+		b = get_scratch();
+		if (!b)
+			return 0;
+		init_rec(b, t, REC_SYSCALL, nr);
+		b->r.flags = F_NOENTER;
+		regs_args(regs, false, b->r.a);
+		collect_enter(b, nr, b->r.a);
+		b->r.ret = ret;
+		output(b);
+		return 0;
+	}
+	if (!compat && has_exit_data(nr)) {
+		b = get_scratch();
+		if (!b)
+			return 0;
+		init_rec(b, t, REC_SYSCALL, nr);
+		regs_args(regs, false, b->r.a);
+		collect_exit(b, nr, b->r.a, ret);
+		b->r.ret = ret;
+		output(b);
+		return 0;
+	}
+
+	/* The common case: a fixed-size record straight into the ring. */
+	r = bpf_ringbuf_reserve(&rb, REC_FIXED, 0);
+	if (!r) {
+		count_lost();
+		return 0;
+	}
+	r->type = REC_SYSCALL;
+	r->flags = compat ? F_COMPAT : 0;
+	r->data_len = 0;
+	r->nr = nr;
+	r->ts = bpf_ktime_get_ns();
+	r->len_path = r->len_path2 = r->len_argv = r->len_addr = 0;
+	r->argc = 0;
+	r->uid = 0; /* only exec records carry the uid */
+	r->ret = ret;
+	if (nr == 157) /* prctl, maybe PR_SET_NAME */
+		task_epoch++;
+	regs_args(regs, compat, r->a);
+	/* The fill level is looked at on every 16th record of a CPU only: this is the hot path. */
+	bpf_ringbuf_submit(r, fill_task_cached(r, t) ? wake_flag() : BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct rec_buf *b;
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+
+	if (filter_tgid) {
+		u8 one = 1;
+
+		if (!bpf_map_lookup_elem(&tracked, &ptgid))
+			return 0;
+		if (ctgid != ptgid)
+			bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
+	} else if (!wanted()) {
+		return 0;
+	}
+	task_epoch++;
+	b = get_scratch();
+	if (!b)
+		return 0;
+	init_rec(b, parent, REC_FORK, 0);
+	b->r.a[0] = pid_in_ns(child->group_leader->thread_pid);
+	b->r.a[1] = pid_in_ns(child->thread_pid);
+	if (ctgid == ptgid)
+		b->r.flags |= F_THREAD;
+	output(b);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct rec_buf *b;
+	u64 start, end, len;
+	long n;
+
+	if (!wanted())
+		return 0;
+	task_epoch++;
+	b = get_scratch();
+	if (!b)
+		return 0;
+	init_rec(b, p, REC_EXEC, 0);
+	n = bpf_probe_read_kernel_str(b->data, STR_MAX, BPF_CORE_READ(bprm, filename));
+	if (n <= 0 || n > STR_MAX)
+		n = 0;
+	b->r.len_path = n;
+	b->r.data_len = n;
+	/* The new image's argv as the kernel laid it out (a script's interpreter comes first, as in ps
+	 * and Falco); the execve record keeps the argv as passed. */
+	start = BPF_CORE_READ(p, mm, arg_start);
+	end = BPF_CORE_READ(p, mm, arg_end);
+	len = end > start ? end - start : 0;
+	if (len > EXEC_ARGS_MAX) {
+		len = EXEC_ARGS_MAX;
+		b->r.flags |= F_TRUNC;
+	}
+	opaque(n);
+	opaque(len);
+	if (len && !bpf_probe_read_user(&b->data[n & (STR_MAX * 2 - 1)], len & (EXEC_ARGS_MAX * 2 - 1), (void *)start)) {
+		b->r.len_argv = len;
+		b->r.data_len = n + len;
+		b->r.argc = BPF_CORE_READ(bprm, argc);
+	}
+	output(b);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_proc_exit, struct task_struct *p, bool group_dead)
+{
+	struct rec_buf *b;
+	struct stash *s;
+
+	if (filter_tgid) {
+		u32 tgid = BPF_CORE_READ(p, tgid);
+
+		if (!bpf_map_lookup_elem(&tracked, &tgid))
+			return 0;
+		if (group_dead && tgid != filter_tgid)
+			bpf_map_delete_elem(&tracked, &tgid);
+	} else if (!wanted()) {
+		return 0;
+	}
+	task_epoch++;
+	/* A call that entered but will never return (exit, exit_group, killed while blocked). */
+	s = bpf_task_storage_get(&stashes, p, 0, 0);
+	if (s && s->valid) {
+		s->valid = 0;
+		s->b.r.flags |= F_NORET;
+		s->b.r.ts = bpf_ktime_get_ns();
+		output(&s->b);
+	}
+	b = get_scratch();
+	if (!b)
+		return 0;
+	init_rec(b, p, REC_EXIT, 0);
+	b->r.ret = BPF_CORE_READ(p, exit_code);
+	if (!group_dead)
+		b->r.flags |= F_THREAD;
+	output(b);
+	return 0;
+}

@@ -1,0 +1,54 @@
+/* Record layout shared by the eBPF program and its loader; decoded by
+ * src/capture/ebpf/decode.ts. Every record is REC_FIXED bytes plus data_len bytes of data. */
+#ifndef SANDTRACE_H
+#define SANDTRACE_H
+
+#define REC_SYSCALL 1
+#define REC_FORK 2
+#define REC_EXEC 3
+#define REC_EXIT 4
+/* Written by the loader, not the kernel. */
+#define REC_READY 100
+#define REC_STATS 101
+
+#define F_COMPAT 1   /* i386 syscall (args are bx,cx,dx,si,di,bp) */
+#define F_NORET 2    /* the call never returned (task exited or was killed inside it) */
+#define F_THREAD 4   /* fork: CLONE_THREAD; exit: the thread group lives on */
+#define F_TRUNC 8    /* some string or argv was cut short */
+#define F_NOENTER 16 /* no sys_enter was seen (e.g. seccomp denied the call): data read at exit */
+
+#define DATA_MAX 8192   /* data bytes per record (power of two) */
+#define STR_MAX 1024    /* one path */
+#define ARG_MAX_LEN 256 /* one argv element */
+#define ARGV_MAX 32     /* argv elements */
+#define ADDR_MAX 128    /* sizeof(struct sockaddr_storage) */
+#define EXEC_ARGS_MAX 4096
+
+struct rec {
+	unsigned char type;
+	unsigned char flags;
+	unsigned short data_len;
+	int nr;                    /* syscall number; exec: 0 */
+	unsigned int pid, tid;     /* in the target pid namespace */
+	unsigned long long ts;     /* bpf_ktime_get_ns */
+	char comm[16];
+	unsigned long long a[6];   /* syscall args; fork: a[0]=child pid, a[1]=child tid */
+	long long ret;             /* syscall return; exit: raw exit code (wait status) */
+	unsigned short len_path, len_path2, len_argv, len_addr;
+	unsigned int argc, uid;
+	/* data: path | path2 | argv (NUL-separated) | addr */
+};
+#define REC_FIXED 112
+
+struct rec_buf {
+	struct rec r;
+	unsigned char data[DATA_MAX + 2 * STR_MAX]; /* slack so masked offsets stay in bounds */
+};
+
+struct stash {
+	unsigned int valid;
+	int nr;
+	struct rec_buf b;
+};
+
+#endif

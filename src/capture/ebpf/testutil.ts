@@ -1,0 +1,103 @@
+// Test helpers for the eBPF backend: a throw-away cgroup v2 directory, workloads placed in it, and
+// a capture that collects everything. Used by the *.test.ts files here and by bench/capture.ts.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CaptureStats } from '../collector.js';
+import type { TraceEvent } from '../events.js';
+import { EbpfCollector, type EbpfCollectorOptions } from './collector.js';
+
+export const UNIFIED = '/sys/fs/cgroup/unified';
+
+export interface TestCgroup {
+  path: string;
+  remove(): Promise<void>;
+}
+
+/** Creates a fresh cgroup v2 directory; remove() kills what is left in it and deletes it. */
+export function makeCgroup(tag: string): TestCgroup {
+  if (!existsSync(join(UNIFIED, 'cgroup.procs'))) throw new Error(`no cgroup v2 hierarchy at ${UNIFIED}`);
+  const path = join(UNIFIED, `sandtrace-test-${tag}-${process.pid}-${Date.now().toString(36)}`);
+  mkdirSync(path);
+  return {
+    path,
+    async remove() {
+      if (!existsSync(path)) return;
+      try { writeFileSync(join(path, 'cgroup.freeze'), '0'); } catch { /* absent */ }
+      try { writeFileSync(join(path, 'cgroup.kill'), '1'); } catch { /* absent */ }
+      for (let i = 0; i < 100; i++) {
+        if (readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() === '') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      rmdirSync(path);
+    },
+  };
+}
+
+export const V1_FREEZER = '/sys/fs/cgroup/freezer';
+
+/** A cgroup v1 freezer directory next to a test cgroup (runc puts containers in both hierarchies). */
+export function makeV1Freezer(tag: string): TestCgroup {
+  if (!existsSync(join(V1_FREEZER, 'cgroup.procs'))) throw new Error(`no cgroup v1 freezer at ${V1_FREEZER}`);
+  const path = join(V1_FREEZER, `sandtrace-test-${tag}-${process.pid}-${Date.now().toString(36)}`);
+  mkdirSync(path);
+  return {
+    path,
+    async remove() {
+      if (!existsSync(path)) return;
+      try { writeFileSync(join(path, 'freezer.state'), 'THAWED'); } catch { /* gone */ }
+      for (let i = 0; i < 100; i++) {
+        if (readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() === '') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      rmdirSync(path);
+    },
+  };
+}
+
+/**
+ * Runs `sh -c` that first moves itself into the cgroup (and `alsoInto`, e.g. a v1 freezer), then
+ * runs `script`; resolves with its exit.
+ */
+export function runInCgroup(cg: string, script: string, opts: { stdin?: string; alsoInto?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
+  return new Promise((resolve, reject) => {
+    const also = opts.alsoInto ? `echo $$ > ${opts.alsoInto}/cgroup.procs && ` : '';
+    const child = spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && ${also}${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid ?? -1 }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+export interface Captured {
+  events: TraceEvent[];
+  stats: CaptureStats;
+}
+
+/**
+ * Starts an EbpfCollector on `cg`, runs `work`, stops and returns every event. `slowMs` makes the
+ * consumer sleep after each batch (to exercise back-pressure).
+ */
+export async function capture<T>(opts: EbpfCollectorOptions, work: () => Promise<T>, slowMs = 0): Promise<Captured & { result: T }> {
+  const c = new EbpfCollector(opts);
+  await c.start();
+  const events: TraceEvent[] = [];
+  const consumer = (async () => {
+    for await (const batch of c.events()) {
+      for (const e of batch) events.push(e);
+      if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
+    }
+  })();
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    await c.stop();
+    await consumer;
+  }
+  return { events, stats: c.stats(), result };
+}
