@@ -1,6 +1,7 @@
 // `sandtrace monitor`: watch a running workload (cgroup, runc container or a process's cgroup)
 // with the eBPF probe; learn its normal behaviour, or print one JSON alert per line until stopped.
-import { parseFlags, numberFlag } from '../args.js';
+import { parseFlags, numberFlag, splitDoubleDash } from '../args.js';
+import type { Collector } from '../../capture/collector.js';
 import { SandtraceError } from '../../errors.js';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { cgroupOfContainer, cgroupOfPid, monitor } from '../../engine/models/monitor.js';
@@ -10,7 +11,7 @@ import type { ProcessInfo } from '../../semantics/types.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
-const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N]]';
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N]] [-- QEMU-ARGS...]';
 
 /** '30s', '5m', '1h', '500ms' or plain seconds. */
 export function parseDuration(v: string): number {
@@ -43,23 +44,28 @@ function alertLine(f: Finding, proc: ProcessInfo | undefined): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, {
-    cgroup: { type: 'string' }, container: { type: 'string' }, pid: { type: 'string' },
+  const [mine, qemuArgs] = splitDoubleDash(argv);
+  const { values } = parseFlags(mine, {
+    cgroup: { type: 'string' }, container: { type: 'string' }, pid: { type: 'string' }, vm: { type: 'boolean' }, kernel: { type: 'string' },
     model: { type: 'string' }, rules: { type: 'string', multiple: true }, learn: { type: 'string' }, out: { type: 'string' },
     kind: { type: 'string' }, n: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' },
   }, USAGE);
-  const targets = [values.cgroup, values.container, values.pid].filter((v) => v !== undefined);
-  if (targets.length !== 1) throw new SandtraceError('USAGE', `give exactly one of --cgroup, --container, --pid; usage: ${USAGE}`);
+  const targets = [values.cgroup, values.container, values.pid, values.vm || undefined].filter((v) => v !== undefined);
+  if (targets.length !== 1) throw new SandtraceError('USAGE', `give exactly one of --cgroup, --container, --pid, --vm; usage: ${USAGE}`);
+  if (values.vm && (!values.kernel || qemuArgs.length === 0)) {
+    throw new SandtraceError('USAGE', `--vm needs --kernel VMLINUZ (the kernel the guest boots) and the guest's QEMU arguments after --; usage: ${USAGE}`);
+  }
+  if (!values.vm && (values.kernel || qemuArgs.length)) throw new SandtraceError('USAGE', `--kernel and QEMU arguments go with --vm; usage: ${USAGE}`);
   const learnMs = values.learn === undefined ? undefined : parseDuration(values.learn);
   if (learnMs !== undefined && !values.out) throw new SandtraceError('USAGE', '--learn needs --out MODEL');
   if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
   const kind = (values.kind ?? 'vmm') as ModelKind;
   if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
 
-  let cgroupPath: string;
+  let cgroupPath = '';
   if (values.cgroup !== undefined) cgroupPath = values.cgroup;
   else if (values.pid !== undefined) cgroupPath = cgroupOfPid(Math.round(numberFlag(values.pid, 'pid', 1)));
-  else {
+  else if (values.container !== undefined) {
     const { runcRoot } = await import('../../sandbox/index.js');
     cgroupPath = await cgroupOfContainer(values.container as string, [runcRoot()]);
   }
@@ -93,10 +99,18 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const collector = new EbpfCollector({ cgroupPath });
-    process.stderr.write(`monitor: attaching to ${cgroupPath}${learnMs !== undefined ? ` to learn for ${learnMs / 1000}s` : ''}\n`);
+    let collector: Collector;
+    if (values.vm) {
+      // Agentless: QEMU runs the user's guest with the capture plugin; pids are the guest's.
+      const { monitorGuest } = await import('../../vm/index.js');
+      collector = monitorGuest({ kernel: values.kernel as string, qemuArgs }).collector;
+    } else {
+      collector = new EbpfCollector({ cgroupPath });
+    }
+    const what = values.vm ? `a QEMU guest (kernel ${values.kernel})` : cgroupPath;
+    process.stderr.write(`monitor: attaching to ${what}${learnMs !== undefined ? ` to learn for ${learnMs / 1000}s` : ''}\n`);
     const r = await monitor({
-      collector,
+      collector, hostPids: !values.vm,
       ...(model ? { model } : {}),
       detectors,
       ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: Math.round(numberFlag(values.n, 'n', 6)) } : {}) } } : {}),
