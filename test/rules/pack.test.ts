@@ -99,8 +99,9 @@ test('thresholds honour their time window', () => {
 
 test('a program written during the analysis and run by a relative path counts as dropped', () => {
   const s = new Sim();
+  // ld and the shell work in /root (the sim's cwd): ./stage2 is the file ld wrote.
   const ld = s.run('/usr/bin/ld', ['ld', '-o', 'stage2']);
-  s.open(ld, '/tmp/build/stage2', 0o1102);
+  s.open(ld, '/root/stage2', 0o1102);
   s.run('./stage2', ['./stage2']);
   const d = createRuleDetector(pack);
   for (const e of s.events) d.onEvent(e);

@@ -2,7 +2,7 @@
 // resolved once, and the set of event types the condition can match computed for indexing.
 import type { EnrichedEvent } from '../../semantics/types.js';
 import { parseCondition, type FieldRef, type Node, type Value } from './parse.js';
-import { cidrTest, openFlagTest, resolveField, type EvalCtx, type FieldDef, type Scalar } from './fields.js';
+import { cidrTest, FD_NAME_DERIVED, openFlagTest, resolveField, type EvalCtx, type FieldDef, type Scalar } from './fields.js';
 
 export type Pred = (e: EnrichedEvent, ctx: EvalCtx) => boolean;
 
@@ -24,6 +24,91 @@ export interface MacroDef {
 export interface Env {
   macros: Map<string, MacroDef>;
   lists: Map<string, string[]>;
+  /** Per string field, the memo of its string tests by value (made on first use). */
+  memos?: Map<string, FieldMemo>;
+}
+
+/** Operators whose test on a string is worth remembering by value (string searches, globs,
+ *  regexes, list lookups); `=`, `!=` and `exists` are cheaper than a lookup. */
+const MEMO_OPS = new Set(['contains', 'bcontains', 'icontains', 'startswith', 'bstartswith', 'endswith', 'glob', 'iglob',
+  'regex', 'pmatch', 'in', 'intersects']);
+const MEMO_SLOTS = 4096;
+/** Longer values (sample-controlled command lines can be huge) are tested each time rather
+ *  than kept as keys, so the memo holds at most MEMO_SLOTS × MEMO_MAX_LEN characters per field. */
+const MEMO_MAX_LEN = 512;
+
+/**
+ * The string tests all rules make on one field, remembered by the field's value. Opens name the
+ * same files again and again (libraries, /etc, /proc/self), and a path meets dozens of
+ * `contains`/`startswith`/`glob` tests across the rules of its event type: each distinct value
+ * runs each test once (until MEMO_SLOTS values have been seen, when the memo starts over), and
+ * the value is read from the event once. Tests are pure functions of the value, so results
+ * are the same as computing them every time.
+ */
+export class FieldMemo {
+  readonly tests: ((x: Scalar) => boolean)[] = [];
+  private readonly slots = new Map<string, number>();
+  /** Results by slot × stride + test: 0 not yet computed, 1 false, 2 true. */
+  private buf: Int8Array | null = null;
+  private stride = 0;
+  private lastE: EnrichedEvent | null = null;
+  private lastV: Scalar = null;
+  /** Offset of the current value's row; -1 when the value is not remembered (not a string, or too long). */
+  private base = -1;
+  constructor(private readonly get: (e: EnrichedEvent, x: EvalCtx) => Scalar) {}
+
+  add(test: (x: Scalar) => boolean): number {
+    this.tests.push(test);
+    return this.tests.length - 1;
+  }
+
+  private load(e: EnrichedEvent, x: EvalCtx): void {
+    const v = this.get(e, x);
+    this.lastE = e;
+    this.lastV = v;
+    if (typeof v !== 'string' || v.length > MEMO_MAX_LEN) {
+      this.base = -1;
+      return;
+    }
+    if (this.buf === null) {
+      this.stride = this.tests.length;
+      this.buf = new Int8Array(MEMO_SLOTS * this.stride);
+    }
+    let slot = this.slots.get(v);
+    if (slot === undefined) {
+      if (this.slots.size >= MEMO_SLOTS) this.slots.clear();
+      slot = this.slots.size;
+      this.slots.set(v, slot);
+      this.buf.fill(0, slot * this.stride, (slot + 1) * this.stride);
+    }
+    this.base = slot * this.stride;
+  }
+
+  /** Test `i` on the field's value in event `e`. */
+  t(i: number, e: EnrichedEvent, x: EvalCtx): boolean {
+    if (e !== this.lastE) this.load(e, x);
+    if (this.base < 0 || i >= this.stride) return this.tests[i]!(this.lastV);
+    const buf = this.buf!;
+    const r = buf[this.base + i]!;
+    if (r !== 0) return r === 2;
+    const ok = this.tests[i]!(this.lastV);
+    buf[this.base + i] = ok ? 2 : 1;
+    return ok;
+  }
+}
+
+/** Fields whose string tests are remembered by value: plain string fields of the event's
+ *  process, descriptor and paths (not evt.*, whose values change with every event). */
+function memoizable(def: FieldDef, field: string, op: string): boolean {
+  return def.kind === 'str' && !def.any && MEMO_OPS.has(op)
+    && (field.startsWith('fd.') || field.startsWith('fs.path.') || field.startsWith('proc.') || field.startsWith('user.'));
+}
+
+function memoOf(env: Env, name: string, def: FieldDef): FieldMemo {
+  if (!env.memos) env.memos = new Map();
+  let m = env.memos.get(name);
+  if (!m) env.memos.set(name, (m = new FieldMemo(def.get)));
+  return m;
 }
 
 export interface Compiled {
@@ -112,8 +197,13 @@ function scalarTest(kind: FieldDef['kind'], op: string, env: Env, v: Value | und
   }
   if (kind === 'net') {
     const tests = items.map((s) => cidrTest(s) ?? bad(`'${s}' is not an IPv4 network`));
-    if (op === '=' || op === 'in') return (x) => typeof x === 'string' && tests.some((t) => t(x));
-    if (op === '!=') return (x) => typeof x === 'string' && !tests.some((t) => t(x));
+    // Loops rather than tests.some(...): no closure allocated per event.
+    const anyOf = (x: string): boolean => {
+      for (let i = 0; i < tests.length; i++) if (tests[i]!(x)) return true;
+      return false;
+    };
+    if (op === '=' || op === 'in') return (x) => typeof x === 'string' && anyOf(x);
+    if (op === '!=') return (x) => typeof x === 'string' && !anyOf(x);
     throw new CompileError('UNSUPPORTED_OPERATOR', `operator '${op}' on network field ${fieldName}`);
   }
   if (kind === 'num') {
@@ -228,7 +318,7 @@ function compileMacro(env: Env, name: string, fields: Map<string, FieldDef>, sta
     return { pred: def.compiled.pred, types: def.compiled.types };
   }
   const own = new Map<string, FieldDef>();
-  const c = build(env, macroAst(env, name), own, [...stack, name]);
+  const c = build(env, macroAst(env, name), own, [...stack, name], `macro_${name}`);
   for (const [k, v] of own) fields.set(k, v);
   // Many rules share a macro (open_write, spawned_process, ...): evaluate it once per event.
   // Each memo is its own generated function so that its call site stays monomorphic.
@@ -241,6 +331,83 @@ function compileMacro(env: Env, name: string, fields: Map<string, FieldDef>, sta
   return { pred, types: c.types };
 }
 
+/** Ops a whole pure subtree may use (every scalarTest op on strings). */
+const PURE_OPS = new Set([...MEMO_OPS, '=', '!=', 'exists']);
+
+/** The memo (and how to derive the field from the memo's value) for a string field. */
+function memoKey(name: string, arg: string | undefined): { key: string; derive: ((s: string) => string) | undefined } {
+  const derive = arg === undefined ? FD_NAME_DERIVED[name] : undefined;
+  return derive ? { key: 'fd.name', derive } : { key: name, derive: undefined };
+}
+
+interface PureTest {
+  key: string;
+  /** The field the memo reads (fd.name for the fields derived from it). */
+  def: FieldDef;
+  test: (x: Scalar) => boolean;
+  /** The fields the subtree reads, in the order gen() would record them (evidence order). */
+  reads: [string, FieldDef][];
+  leaves: number;
+}
+
+/** When a subtree (and/or/not over comparisons) reads only one string field (fd.name and the
+ *  fields derived from it count as one), it is a pure function of that field's value: the whole
+ *  subtree becomes one remembered test. null when it is not (gen compiles it as usual). */
+function pureTest(env: Env, node: Node): PureTest | null {
+  switch (node.k) {
+    case 'cmp': {
+      if (node.value?.k === 'field' || !PURE_OPS.has(node.op)) return null;
+      const res = resolveField(node.field.name, node.field.arg);
+      if (!res.ok) return null;
+      const def = res.def;
+      if (!memoizable(def, node.field.name, 'in')) return null;
+      const name = fieldName(node.field);
+      let test: (x: Scalar) => boolean;
+      try {
+        test = scalarTest(def.kind, node.op, env, node.value, name);
+      } catch {
+        return null; // gen reports the error
+      }
+      const { key, derive } = memoKey(name, node.field.arg);
+      let keyDef = def;
+      if (derive) {
+        const inner = test;
+        test = (v) => inner(typeof v === 'string' ? derive(v) : v);
+        keyDef = resolve({ name: key });
+      }
+      return { key, def: keyDef, test, reads: [[name, def]], leaves: 1 };
+    }
+    case 'not': {
+      const c = pureTest(env, node.item);
+      if (!c) return null;
+      const inner = c.test;
+      return { ...c, test: (x) => !inner(x) };
+    }
+    case 'and': case 'or': {
+      const parts: PureTest[] = [];
+      for (const item of node.items) {
+        const c = pureTest(env, item);
+        if (!c || (parts.length > 0 && c.key !== parts[0]!.key)) return null;
+        parts.push(c);
+      }
+      if (parts.length === 0) return null;
+      const tests = parts.map((p) => p.test);
+      const test = node.k === 'and'
+        ? (x: Scalar) => {
+          for (let i = 0; i < tests.length; i++) if (!tests[i]!(x)) return false;
+          return true;
+        }
+        : (x: Scalar) => {
+          for (let i = 0; i < tests.length; i++) if (tests[i]!(x)) return true;
+          return false;
+        };
+      return { key: parts[0]!.key, def: parts[0]!.def, test, reads: parts.flatMap((p) => p.reads), leaves: parts.reduce((n, p) => n + p.leaves, 0) };
+    }
+    default:
+      return null;
+  }
+}
+
 /** Generates a JS expression for a node; each rule becomes one function with its own call sites. */
 function gen(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[], g: Gen): { src: string; types: Set<string> | null } {
   switch (node.k) {
@@ -251,6 +418,17 @@ function gen(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[
       if (m.pred === TRUE || m.pred === FALSE) return { src: m.pred === TRUE ? 'true' : 'false', types: m.types };
       return { src: `${konst(g, m.pred)}(e, x)`, types: m.types };
     }
+    case 'not': case 'and': case 'or': {
+      const pure = pureTest(env, node);
+      if (pure && pure.leaves > 1) {
+        for (const [k, v] of pure.reads) fields.set(k, v);
+        const memo = memoOf(env, pure.key, pure.def);
+        return { src: `${konst(g, memo)}.t(${memo.add(pure.test)}, e, x)`, types: null };
+      }
+      break;
+    }
+  }
+  switch (node.k) {
     case 'not': {
       const c = gen(env, node.item, fields, stack, g);
       return { src: c.src === 'true' ? 'false' : c.src === 'false' ? 'true' : `!(${c.src})`, types: null };
@@ -311,6 +489,19 @@ function gen(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[
         const test = konst(g, scalarTest(def.kind, neg ? '=' : node.op, env, node.value, name));
         const any = konst(g, def.any);
         return { src: `${neg ? '!' : ''}${any}(e, x, ${test})`, types };
+      }
+      if (memoizable(def, node.field.name, node.op)) {
+        let test = scalarTest(def.kind, node.op, env, node.value, name);
+        let memo: FieldMemo;
+        const { key, derive } = memoKey(name, node.field.arg);
+        if (derive) {
+          // fd.filename, fd.directory, fd.nameraw: one memo keyed by fd.name for all of them.
+          memo = memoOf(env, key, resolve({ name: key }));
+          const inner = test;
+          test = (v) => inner(typeof v === 'string' ? derive(v) : v);
+        } else memo = memoOf(env, name, def);
+        const i = memo.add(test);
+        return { src: `${konst(g, memo)}.t(${i}, e, x)`, types };
       }
       const inl = inlineCmp(def, node.field.name, node.op, env, node.value, read, g);
       if (inl) return { src: inl, types };
@@ -384,7 +575,7 @@ function build(env: Env, node: Node, fields: Map<string, FieldDef>, stack: strin
   if (src === 'false') return { pred: FALSE, types };
   // Structure only: every value from a rule file is passed in K, never spliced into the source.
   // The function's name (letters, digits and _ only) makes profiles show which rule costs what.
-  const fname = `rule_${label.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 60)}`;
+  const fname = `${label.startsWith('macro_') ? '' : 'rule_'}${label.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 60)}`;
   const pred = new Function('K', `'use strict'; return function ${fname}(e, x) { let v; return ${src}; };`)(g.K) as Pred;
   return { pred, types };
 }

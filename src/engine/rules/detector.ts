@@ -25,13 +25,26 @@ interface Acc {
 interface Index {
   byType: Map<string, CompiledRule[]>;
   any: CompiledRule[];
+  /** Per event type: its rules, sequence rules whose steps can see it, and its dispatcher. */
+  plans: Map<string, Plan>;
 }
 const indexCache = new WeakMap<RuleSet, Index>();
+
+/** Calls `hit(rule, e)` for each rule of a bucket whose condition matches, in rule order. */
+type Dispatch = (e: EnrichedEvent, x: EvalCtx, hit: (r: CompiledRule, e: EnrichedEvent) => void) => void;
+
+interface Plan {
+  dispatch: Dispatch;
+  /** Sequence rules whose earlier steps can match this type (null stepTypes: every type). */
+  seq: CompiledRule[];
+  /** The type can write a file (proc.is_exe_upper_layer bookkeeping). */
+  writes: boolean;
+}
 
 function indexOf(rs: RuleSet): Index {
   let ix = indexCache.get(rs);
   if (ix) return ix;
-  ix = { byType: new Map(), any: [] };
+  ix = { byType: new Map(), any: [], plans: new Map() };
   for (const r of rs.rules) {
     if (!r.types) {
       ix.any.push(r);
@@ -47,6 +60,27 @@ function indexOf(rs: RuleSet): Index {
   for (const [t, l] of ix.byType) ix.byType.set(t, [...l, ...ix.any]);
   indexCache.set(rs, ix);
   return ix;
+}
+
+const NOOP: Dispatch = () => {};
+
+/** One generated function per bucket: each rule's predicate gets its own (monomorphic, and so
+ *  inlinable) call site instead of one megamorphic `rule.pred(e, x)` in a loop. Predicates and
+ *  rules are passed in as constants; only indexes and a sanitized name appear in the source. */
+function dispatcher(type: string, rules: CompiledRule[]): Dispatch {
+  if (rules.length === 0) return NOOP;
+  const body = rules.map((_, i) => `if (P[${i}](e, x)) hit(R[${i}], e);`).join('\n');
+  const fname = `dispatch_${type.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 60)}`;
+  return new Function('P', 'R', `'use strict'; return function ${fname}(e, x, hit) {\n${body}\n};`)(rules.map((r) => r.pred), rules) as Dispatch;
+}
+
+function planOf(ix: Index, rs: RuleSet, t: string): Plan {
+  let p = ix.plans.get(t);
+  if (p) return p;
+  const seq = rs.rules.filter((r) => r.sequence && (!r.sequence.stepTypes || r.sequence.stepTypes.has(t)));
+  p = { dispatch: dispatcher(t, ix.byType.get(t) ?? ix.any), seq, writes: WRITES_FILES.has(t) };
+  ix.plans.set(t, p);
+  return p;
 }
 
 function eventName(e: EnrichedEvent): string {
@@ -117,7 +151,8 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
   const windows = new Map<CompiledRule, Map<number, Window>>();
   const seqs = new Map<CompiledRule, Map<number, SeqState>>();
   // Sequence rules: their earlier steps must see every event of the types they name.
-  const seqRules = ruleset.rules.filter((r) => r.sequence);
+  // (Each event type's plan lists the sequence rules whose steps can see it.)
+  const plans = new Map<string, Plan>();
 
   const report = (rule: CompiledRule, e: EnrichedEvent, ev: Evidence[] | null): void => {
     let m = accs.get(rule);
@@ -162,10 +197,19 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
         if (w.first.length < MAX_EVIDENCE) w.first.push(e);
         return;
       }
-      for (const [kk, x] of w.seen) if (now - x.ts > t.withinNs) w.seen.delete(kk);
-      n = w.seen.size;
+      // forEach rather than for-of: no [key, value] pair allocated per entry.
+      const seen = w.seen;
+      seen.forEach((x, kk) => {
+        if (now - x.ts > t.withinNs) seen.delete(kk);
+      });
+      n = seen.size;
       if (n < t.count) {
-        w.first = [...w.seen.values()].slice(0, MAX_EVIDENCE).map((x) => x.e);
+        const first: EnrichedEvent[] = [];
+        for (const x of seen.values()) {
+          if (first.length >= MAX_EVIDENCE) break;
+          first.push(x.e);
+        }
+        w.first = first;
         return;
       }
     } else {
@@ -215,6 +259,12 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
     seqs.get(rule)!.delete(k);
   };
 
+  const hit = (r: CompiledRule, e: EnrichedEvent): void => {
+    if (r.threshold) onThreshold(r, e);
+    else if (r.sequence) onSequenceFinal(r, e);
+    else report(r, e, null);
+  };
+
   const toFinding = (a: Acc): Finding => {
     const f: Finding = {
       rule: a.rule.id,
@@ -247,8 +297,10 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
     onEvent(e: EnrichedEvent): void {
       const ev = e.ev;
       const t = evtType(e);
+      let plan = plans.get(t);
+      if (plan === undefined) plans.set(t, (plan = planOf(ix, ruleset, t)));
       // Remember files written during the capture (proc.is_exe_upper_layer).
-      if (WRITES_FILES.has(t) && ev.type === 'syscall' && ev.ret !== null && ev.ret >= 0) {
+      if (plan.writes && ev.type === 'syscall' && ev.ret !== null && ev.ret >= 0) {
         const f = openFlags(ev);
         if (f !== null && (f & 3) !== 0) {
           const p = e.path ?? ev.path;
@@ -260,15 +312,9 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
       }
       ctx.cur = e;
       ctx.type = t;
-      for (let i = 0; i < seqRules.length; i++) onSequenceStep(seqRules[i]!, e);
-      const list = ix.byType.get(t) ?? ix.any;
-      for (let i = 0; i < list.length; i++) {
-        const r = list[i]!;
-        if (!r.pred(e, ctx)) continue;
-        if (r.threshold) onThreshold(r, e);
-        else if (r.sequence) onSequenceFinal(r, e);
-        else report(r, e, null);
-      }
+      const seq = plan.seq;
+      for (let i = 0; i < seq.length; i++) onSequenceStep(seq[i]!, e);
+      plan.dispatch(e, ctx, hit);
     },
     drain: pending,
     finish: pending,

@@ -113,11 +113,27 @@ const ANCESTOR_ALIASES: Record<string, string> = {
 
 // ---- fd helpers ----
 
-const TYPECHAR: Record<string, string> = {
-  file: 'f', directory: 'd', ipv4: '4', ipv6: '6', unix: 'u', pipe: 'p', event: 'e', signalfd: 's',
-  inotify: 'i', timerfd: 't', netlink: 'n', bpf: 'b', memfd: 'f', socket: 'o', unknown: 'o',
-};
 const FDTYPE: Record<string, string> = { memfd: 'file', socket: 'unknown' };
+/** Falco's fd.typechar ('o' for socket, unknown and anything else). A switch: rules ask for it
+ *  on every open and connect, and comparing interned strings beats a keyed object lookup. */
+function typechar(t: string): string {
+  switch (t) {
+    case 'file': return 'f';
+    case 'directory': return 'd';
+    case 'ipv4': return '4';
+    case 'ipv6': return '6';
+    case 'unix': return 'u';
+    case 'pipe': return 'p';
+    case 'event': return 'e';
+    case 'signalfd': return 's';
+    case 'inotify': return 'i';
+    case 'timerfd': return 't';
+    case 'netlink': return 'n';
+    case 'bpf': return 'b';
+    case 'memfd': return 'f';
+    default: return 'o';
+  }
+}
 
 function openPath(e: EnrichedEvent): string | null {
   const ev = sys(e);
@@ -158,14 +174,23 @@ function perEvent<T>(fn: (e: EnrichedEvent) => T): (e: EnrichedEvent) => T {
   };
 }
 
-const dirOf = lastCache((s) => {
+function dirName(s: string): string {
   const i = s.lastIndexOf('/');
   return i < 0 ? s : i === 0 ? '/' : s.slice(0, i);
-});
-const baseOf = lastCache((s) => {
+}
+function baseName(s: string): string {
   const i = s.lastIndexOf('/');
   return i < 0 ? s : s.slice(i + 1);
-});
+}
+const dirOf = lastCache(dirName);
+const baseOf = lastCache(baseName);
+
+/** Fields that are a function of fd.name's value (tests on them can be remembered by it). */
+export const FD_NAME_DERIVED: Record<string, (s: string) => string> = {
+  'fd.nameraw': (s) => s,
+  'fd.filename': baseName,
+  'fd.directory': dirName,
+};
 
 const openFlagsOf = perEvent((e: EnrichedEvent): number | null => {
   const ev = e.ev;
@@ -201,7 +226,7 @@ const fdNum = (e: EnrichedEvent): Scalar => {
   return null;
 };
 const fdTypechar = (e: EnrichedEvent): Scalar => {
-  if (e.fd) return TYPECHAR[e.fd.type] ?? 'o';
+  if (e.fd) return typechar(e.fd.type);
   const ev = sys(e);
   if (ev && OPEN.has(ev.name)) {
     const f = openFlags(ev);
