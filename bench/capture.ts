@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, numberFlag } from '../src/cli/args.js';
 import { SandtraceError } from '../src/errors.js';
+import type { Collector } from '../src/capture/collector.js';
 import { createSandbox } from '../src/sandbox/index.js';
 import type { Sandbox, SandboxStartInfo } from '../src/sandbox/types.js';
 import { EbpfCollector } from '../src/capture/ebpf/collector.js';
@@ -19,6 +20,18 @@ interface Workload {
   /** bash: `setup` untimed, then `timed` between two $EPOCHREALTIME stamps. */
   setup: string;
   timed: string;
+}
+
+/** Starts a collector and drains it (the pipeline's cost is measured elsewhere); returns its stop. */
+async function consumeAll(c: Collector): Promise<() => Promise<{ events: number; lost: number; notes: string[] }>> {
+  await c.start();
+  const consumer = (async () => { for await (const batch of c.events()) void batch; })();
+  return async () => {
+    await c.stop();
+    await consumer;
+    const s = c.stats();
+    return { events: s.events, lost: s.lost, notes: s.notes };
+  };
 }
 
 function workloads(ddCount: number, files: number): Workload[] {
@@ -69,14 +82,7 @@ export const MODES: CaptureMode[] = [
         ...(info.freezerPath ? { freezerPath: info.freezerPath } : {}),
         rawSink: (b) => { if (decodeChunks.length < 4096) decodeChunks.push(b); },
       });
-      await c.start();
-      const consumer = (async () => { for await (const batch of c.events()) void batch; })();
-      return async () => {
-        await c.stop();
-        await consumer;
-        const s = c.stats();
-        return { events: s.events, lost: s.lost, notes: s.notes };
-      };
+      return consumeAll(c);
     },
   },
   {
@@ -113,14 +119,7 @@ export const MODES: CaptureMode[] = [
     async attach(info) {
       const { StraceCollector } = await import('../src/capture/ptrace/collector.js');
       const c = new StraceCollector({ attachPid: info.hostPid });
-      await c.start();
-      const consumer = (async () => { for await (const batch of c.events()) void batch; })();
-      return async () => {
-        await c.stop();
-        await consumer;
-        const s = c.stats();
-        return { events: s.events, lost: s.lost, notes: s.notes };
-      };
+      return consumeAll(c);
     },
   },
 ];
