@@ -250,3 +250,14 @@ test('damaged input never throws: every cut-short or garbled line is counted, th
   assert.ok(calls >= lines.length - damaged);
   assert.ok(evs.every((e, i) => e.seq === i + 1));
 });
+
+test('a call strace could not identify (???), started and resumed, is an unknown call, not a parse error', () => {
+  const { evs, p } = parse([
+    '6873  1795419306.705038 ???( <unfinished ...>',
+    '6873  1795419306.705395 <... ??? resumed>) = ?',
+    '6873  1795419306.705400 ???() = -1 ENOSYS (Function not implemented)',
+  ].join('\n') + '\n');
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join("\n"));
+  assert.deepEqual(calls.map((c) => [c.name, c.nr, c.ret]), [['syscall_unknown', -1, null], ['syscall_unknown', -1, -38]]);
+});

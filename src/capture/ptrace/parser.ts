@@ -437,7 +437,8 @@ export class StraceParser {
     if (body.startsWith('+++ ')) { this.exitLine(tid, body, tsNs, out); return; }
     if (body.startsWith('--- ')) { this.counts.signals++; return; }
     if (body.startsWith('<... ')) {
-      const rm = /^<\.\.\. ([A-Za-z0-9_]+) resumed>(.*)$/.exec(body);
+      // `???` is strace's name for a call it could not identify (e.g. caught mid-exec).
+      const rm = /^<\.\.\. ([A-Za-z0-9_]+|\?\?\?) resumed>(.*)$/.exec(body);
       if (!rm) { this.error(line); return; }
       const name = rm[1] as string;
       const p = this.pending.get(tid);
@@ -452,7 +453,7 @@ export class StraceParser {
       this.finish(tid, name, args, callTs, line, out);
       return;
     }
-    const cm = /^([A-Za-z_][A-Za-z0-9_]*)\((.*)$/.exec(body);
+    const cm = /^([A-Za-z_][A-Za-z0-9_]*|\?\?\?)\((.*)$/.exec(body);
     if (!cm) { this.error(line); return; }
     const name = cm[1] as string;
     const rest = cm[2] as string;
@@ -511,6 +512,9 @@ export class StraceParser {
     if (unk) {
       nr = Number(unk[1]);
       name = syscallName(nr, abi);
+    } else if (rawName === '???') {
+      nr = -1;
+      name = 'syscall_unknown';
     } else nr = syscallNumber(name, abi);
     const args = scanned ?? splitArgs(argsText);
     const ret = r ? r.ret : null;
