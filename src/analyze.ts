@@ -1,7 +1,7 @@
 // analyze(): one whole analysis of a sample. Sandbox -> capture -> semantics -> rules and
 // models -> verdict -> report.json, report.html and the ATT&CK layer in the output directory.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Backend, CaptureStats, Collector } from './capture/collector.js';
 import { SandtraceError } from './errors.js';
@@ -287,20 +287,4 @@ async function vmRun(opts: AnalyzeOptions, timeout: number, id: string): Promise
       return sandbox.collector();
     },
   };
-}
-
-/** Re-read a saved report (for `sandtrace report DIR`). */
-export async function readReport(dir: string): Promise<Report> {
-  const p = join(dir, 'report.json');
-  let text: string;
-  try {
-    text = await readFile(p, 'utf8');
-  } catch {
-    throw new SandtraceError('INPUT_MISSING', `no report.json in ${dir}`);
-  }
-  try {
-    return JSON.parse(text) as Report;
-  } catch (e) {
-    throw new SandtraceError('INPUT_CORRUPT', `${p} is not valid JSON: ${(e as Error).message}`);
-  }
 }
