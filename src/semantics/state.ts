@@ -47,6 +47,13 @@ const DIRFD: Record<string, [number, number]> = {
 
 const OPENERS = new Set(['open', 'openat', 'openat2', 'creat']);
 
+/** Other calls that return a new descriptor, and what it is. */
+const FD_PRODUCERS: Record<string, FdType> = {
+  eventfd: 'event', eventfd2: 'event', signalfd: 'signalfd', signalfd4: 'signalfd', timerfd_create: 'timerfd',
+  inotify_init: 'inotify', inotify_init1: 'inotify', bpf: 'bpf', epoll_create: 'unknown', epoll_create1: 'unknown',
+  pidfd_open: 'unknown', userfaultfd: 'unknown', perf_event_open: 'unknown', fanotify_init: 'unknown', io_uring_setup: 'unknown',
+};
+
 export class SemanticState {
   private readonly procs = new Map<number, ProcState>();
   /** Every process ever seen, including ended ones whose pid was reused. */
@@ -213,27 +220,11 @@ export class SemanticState {
       case 'memfd_create':
         fd = { num: ret, type: 'memfd', name: `memfd:${path ?? ev.path ?? ''}` };
         break;
-      case 'eventfd': case 'eventfd2':
-        fd = { num: ret, type: 'event', name: '' };
-        break;
-      case 'signalfd': case 'signalfd4':
-        fd = { num: ret, type: 'signalfd', name: '' };
-        break;
-      case 'timerfd_create':
-        fd = { num: ret, type: 'timerfd', name: '' };
-        break;
-      case 'inotify_init': case 'inotify_init1':
-        fd = { num: ret, type: 'inotify', name: '' };
-        break;
-      case 'bpf':
-        fd = { num: ret, type: 'bpf', name: '' };
-        break;
-      case 'epoll_create': case 'epoll_create1': case 'pidfd_open': case 'userfaultfd': case 'perf_event_open':
-      case 'fanotify_init': case 'io_uring_setup':
-        fd = { num: ret, type: 'unknown', name: ev.name };
-        break;
-      default:
-        return undefined;
+      default: {
+        const type = FD_PRODUCERS[ev.name];
+        if (type === undefined) return undefined;
+        fd = { num: ret, type, name: type === 'unknown' ? ev.name : '' };
+      }
     }
     st.fds.set(ret, fd);
     return fd;
