@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "sandtrace.h"
 #include "sandtrace.skel.h"
@@ -179,6 +180,30 @@ static void set_frozen(struct freezer *f, int on)
 	}
 }
 
+/* Arguments of the running kernel's sched_process_exit tracepoint: 2 on recent kernels (task,
+ * group_dead; 6.18), 1 on older ones (6.1, 5.15). Read from the typedef
+ * btf_trace_sched_process_exit, a pointer to a FUNC_PROTO whose first parameter is the ctx.
+ * 0 when the kernel's BTF does not say. */
+static int exit_tp_args(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	int id, n = 0;
+
+	if (!vmlinux)
+		return 0;
+	id = btf__find_by_name_kind(vmlinux, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
+	t = id > 0 ? btf__type_by_id(vmlinux, id) : NULL;
+	if (t)
+		t = btf__type_by_id(vmlinux, t->type);
+	if (t && btf_is_ptr(t))
+		t = btf__type_by_id(vmlinux, t->type);
+	if (t && btf_is_func_proto(t))
+		n = btf_vlen(t) - 1;
+	btf__free(vmlinux);
+	return n;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: sandtrace-probe (--cgroup DIR | --pid HOSTPID) [--ns-level N --ns-inum I] "
@@ -260,6 +285,17 @@ int main(int argc, char **argv)
 	skel->rodata->filter_tgid = cgroup_dir ? 0 : pid;
 	skel->rodata->wakeup_bytes = ring / 16 < (256u << 10) ? ring / 16 : (256u << 10);
 	bpf_map__set_max_entries(skel->maps.rb, ring);
+	{
+		/* Load the exit hook that matches the tracepoint; the other one would be rejected.
+		 * SANDTRACE_PROBE_FORCE_EXIT_V1=1 (tests) takes the 1-argument one on any kernel. */
+		const char *force = getenv("SANDTRACE_PROBE_FORCE_EXIT_V1");
+		int forced = force && !strcmp(force, "1");
+		int two = !forced && exit_tp_args() >= 2;
+
+		bpf_program__set_autoload(two ? skel->progs.on_proc_exit_v1 : skel->progs.on_proc_exit, false);
+		fprintf(stderr, "sandtrace-probe: exit hook: %s tracepoint%s\n", two ? "2-arg" : "1-arg",
+			forced ? " (forced)" : "");
+	}
 
 	err = sandtrace_bpf__load(skel);
 	if (err) {

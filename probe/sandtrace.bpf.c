@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sandtrace's syscall probe: every system call (one record, at exit), fork, exec and exit of the
  * tasks in one cgroup v2 subtree, streamed through a ring buffer. Pointer arguments (paths, argv,
- * socket addresses) are copied at entry; all interpretation happens in TypeScript. */
+ * socket addresses) are copied at entry (again at exit if unreadable then); whatever is cut or
+ * unreadable is marked on the record. All interpretation happens in TypeScript. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -167,26 +168,46 @@ static __always_inline void output(struct rec_buf *b)
 		count_lost();
 }
 
-/* Appends a user string at data[off]; returns the bytes written (with the NUL). */
-static __always_inline u32 put_ustr(struct rec_buf *b, u32 off, u64 ptr, u32 max)
+static __always_inline void mark_cut(struct rec_buf *b, u8 bit)
+{
+	b->r.cut |= bit;
+	b->r.flags |= F_TRUNC;
+}
+
+/* Appends a user string at data[off]; returns the bytes written (with the NUL). Nothing is lost
+ * silently: a string longer than max or past the end of the record marks `bit` in cut, a pointer
+ * that cannot be read (bad address, or a page not faulted in yet) marks it in bad. */
+static __always_inline u32 put_ustr(struct rec_buf *b, u32 off, u64 ptr, u32 max, u8 bit)
 {
 	long n;
 
-	if (!ptr || off >= DATA_MAX)
+	if (!ptr)
 		return 0;
+	if (off >= DATA_MAX) {
+		mark_cut(b, bit);
+		return 0;
+	}
 	opaque(off);
 	opaque(max);
 	n = bpf_probe_read_user_str(&b->data[off & (DATA_MAX - 1)], max & (STR_MAX - 1 + STR_MAX), (void *)ptr);
-	if (n <= 0)
+	if (n <= 0) {
+		b->r.bad |= bit;
 		return 0;
-	if ((u32)n == max)
-		b->r.flags |= F_TRUNC;
+	}
+	if ((u32)n == max) {
+		/* Full buffer: cut unless the source's last byte read is its NUL (exactly max-1 bytes). */
+		char c = 1;
+
+		bpf_probe_read_user(&c, 1, (void *)(ptr + max - 1));
+		if (c)
+			mark_cut(b, bit);
+	}
 	return n;
 }
 
 static __always_inline void put_path(struct rec_buf *b, u64 ptr)
 {
-	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX);
+	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX, A_PATH);
 
 	b->r.len_path = n;
 	b->r.data_len += n;
@@ -194,7 +215,7 @@ static __always_inline void put_path(struct rec_buf *b, u64 ptr)
 
 static __always_inline void put_path2(struct rec_buf *b, u64 ptr)
 {
-	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX);
+	u32 n = put_ustr(b, b->r.data_len, ptr, STR_MAX, A_PATH2);
 
 	b->r.len_path2 = n;
 	b->r.data_len += n;
@@ -204,21 +225,31 @@ static __always_inline void put_addr(struct rec_buf *b, u64 ptr, u64 len)
 {
 	u32 off = b->r.data_len;
 
-	if (!ptr || len == 0 || off >= DATA_MAX)
+	if (!ptr || len == 0)
 		return;
-	if (len > ADDR_MAX)
+	if (off >= DATA_MAX) {
+		mark_cut(b, A_ADDR);
+		return;
+	}
+	if (len > ADDR_MAX) { /* connect/bind refuse these (EINVAL); accept reports the full length */
 		len = ADDR_MAX;
+		mark_cut(b, A_ADDR);
+	}
 	opaque(off);
 	opaque(len);
-	if (bpf_probe_read_user(&b->data[off & (DATA_MAX - 1)], len & (ADDR_MAX * 2 - 1), (void *)ptr))
+	if (bpf_probe_read_user(&b->data[off & (DATA_MAX - 1)], len & (ADDR_MAX * 2 - 1), (void *)ptr)) {
+		b->r.bad |= A_ADDR;
 		return;
+	}
 	b->r.len_addr = len;
 	b->r.data_len += len;
 }
 
-static __always_inline void put_argv(struct rec_buf *b, u64 argv)
+/* argv is an array of 8-byte pointers, or of 4-byte ones for an i386 (compat) execve. */
+static __always_inline void put_argv(struct rec_buf *b, u64 argv, bool compat)
 {
 	u32 total = 0;
+	u32 step = compat ? 4 : 8;
 
 	if (!argv)
 		return;
@@ -226,13 +257,15 @@ static __always_inline void put_argv(struct rec_buf *b, u64 argv)
 		u64 p = 0;
 		u32 n;
 
-		if (bpf_probe_read_user(&p, sizeof(p), (void *)(argv + i * 8)) || !p)
-			return;
-		n = put_ustr(b, b->r.data_len, p, ARG_MAX_LEN);
-		if (!n) {
-			b->r.flags |= F_TRUNC;
+		if (bpf_probe_read_user(&p, step, (void *)(argv + i * step))) {
+			b->r.bad |= A_ARGV;
 			return;
 		}
+		if (!p)
+			return;
+		n = put_ustr(b, b->r.data_len, p, ARG_MAX_LEN, A_ARGV);
+		if (!n) /* unreadable element, or the record is full: both marked */
+			return;
 		b->r.data_len += n;
 		total += n;
 		b->r.len_argv = total;
@@ -241,8 +274,10 @@ static __always_inline void put_argv(struct rec_buf *b, u64 argv)
 	{
 		u64 p = 0;
 
-		if (!bpf_probe_read_user(&p, sizeof(p), (void *)(argv + ARGV_MAX * 8)) && p)
-			b->r.flags |= F_TRUNC;
+		if (bpf_probe_read_user(&p, step, (void *)(argv + ARGV_MAX * step)))
+			b->r.bad |= A_ARGV;
+		else if (p)
+			mark_cut(b, A_ARGV);
 	}
 }
 
@@ -294,11 +329,11 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 		break;
 	case 59: /* execve */
 		put_path(b, a[0]);
-		put_argv(b, a[1]);
+		put_argv(b, a[1], false);
 		break;
 	case 322: /* execveat */
 		put_path(b, a[1]);
-		put_argv(b, a[2]);
+		put_argv(b, a[2], false);
 		break;
 	case 42: case 49: /* connect, bind */
 		put_addr(b, a[1], a[2]);
@@ -309,11 +344,104 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 	case 46: { /* sendmsg: msg_name */
 		struct user_msghdr m = {};
 
-		if (a[1] && !bpf_probe_read_user(&m, sizeof(m), (void *)a[1]))
+		if (!a[1])
+			break;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a[1]))
+			b->r.bad |= A_ADDR;
+		else
 			put_addr(b, (u64)m.msg_name, (u64)(u32)m.msg_namelen);
 		break;
 	}
 	}
+}
+
+/* The same for i386 (compat: int 0x80 or sysenter) calls, in i386 numbering: paths, execve argv,
+ * and the addresses of the direct socket calls (not of the socketcall multiplexer). */
+static __always_inline bool has_enter_data32(long nr)
+{
+	switch (nr) {
+	case 5: case 8: case 9: case 10: case 11: case 12: case 14: case 15: case 16: case 18: case 21:
+	case 22: case 30: case 33: case 38: case 39: case 40: case 51: case 52: case 61: case 83: case 84:
+	case 85: case 86: case 87: case 92: case 99: case 106: case 107: case 115: case 182: case 193:
+	case 195: case 196: case 198: case 212: case 217: case 226: case 227: case 229: case 230: case 232:
+	case 233: case 235: case 236: case 268: case 271: case 292: case 295: case 296: case 297: case 298:
+	case 299: case 300: case 301: case 302: case 303: case 304: case 305: case 306: case 307: case 320:
+	case 353: case 356: case 358: case 383: case 412: case 437: case 439: case 452:
+	case 361: case 362: case 369: case 370: /* bind, connect, sendto, sendmsg */
+	case 252: /* exit_group: never returns, reported at task exit */
+		return true;
+	}
+	return false;
+}
+
+static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u64 *a)
+{
+	switch (nr) {
+	/* path in arg 0 */
+	case 5: case 8: case 10: case 12: case 14: case 15: case 16: case 18: case 22: case 30: case 33:
+	case 39: case 40: case 51: case 52: case 61: case 84: case 85: case 86: case 87: case 92: case 99:
+	case 106: case 107: case 115: case 182: case 193: case 195: case 196: case 198: case 212: case 226:
+	case 227: case 229: case 230: case 232: case 233: case 235: case 236: case 268: case 271: case 356:
+		put_path(b, a[0]);
+		break;
+	/* path in arg 1 */
+	case 292: case 295: case 296: case 297: case 298: case 299: case 300: case 301: case 305: case 306:
+	case 307: case 320: case 383: case 412: case 437: case 439: case 452:
+		put_path(b, a[1]);
+		break;
+	/* link, mount, rename, symlink, pivot_root: args 0 and 1 */
+	case 9: case 21: case 38: case 83: case 217:
+		put_path(b, a[0]);
+		put_path2(b, a[1]);
+		break;
+	/* renameat, linkat, renameat2: args 1 and 3 */
+	case 302: case 303: case 353:
+		put_path(b, a[1]);
+		put_path2(b, a[3]);
+		break;
+	case 304: /* symlinkat(target, newdirfd, linkpath) */
+		put_path(b, a[0]);
+		put_path2(b, a[2]);
+		break;
+	case 11: /* execve */
+		put_path(b, a[0]);
+		put_argv(b, a[1], true);
+		break;
+	case 358: /* execveat */
+		put_path(b, a[1]);
+		put_argv(b, a[2], true);
+		break;
+	case 361: case 362: /* bind, connect */
+		put_addr(b, a[1], a[2]);
+		break;
+	case 369: /* sendto */
+		put_addr(b, a[4], a[5]);
+		break;
+	case 370: { /* sendmsg: struct compat_msghdr opens with u32 msg_name, s32 msg_namelen */
+		u32 m[2] = {};
+
+		if (!a[1])
+			break;
+		if (bpf_probe_read_user(m, sizeof(m), (void *)a[1]))
+			b->r.bad |= A_ADDR;
+		else
+			put_addr(b, m[0], m[1]);
+		break;
+	}
+	}
+}
+
+static __noinline void reread(struct rec_buf *b, long nr)
+{
+	b->r.data_len = 0;
+	b->r.len_path = b->r.len_path2 = b->r.len_argv = b->r.len_addr = 0;
+	b->r.argc = 0;
+	b->r.cut = b->r.bad = 0;
+	b->r.flags &= ~F_TRUNC;
+	if (b->r.flags & F_COMPAT)
+		collect_enter32(b, nr, b->r.a);
+	else
+		collect_enter(b, nr, b->r.a);
 }
 
 /* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername. */
@@ -322,23 +450,35 @@ static __always_inline bool has_exit_data(long nr)
 	return nr == 43 || nr == 288 || nr == 45 || nr == 51 || nr == 52;
 }
 
-static __always_inline void collect_exit(struct rec_buf *b, long nr, const u64 *a, long ret)
+/* i386: accept4, recvfrom, getsockname, getpeername (the direct calls; not socketcall). */
+static __always_inline bool has_exit_data32(long nr)
+{
+	return nr == 364 || nr == 371 || nr == 367 || nr == 368;
+}
+
+/* recvfrom (addr_in_4) has the address in args 4 and 5, the others in args 1 and 2. */
+static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, const u64 *a, long ret)
 {
 	u64 ptr, lenp;
 	int len = 0;
 
 	if (ret < 0)
 		return;
-	if (nr == 45) {
+	if (addr_in_4) {
 		ptr = a[4];
 		lenp = a[5];
 	} else {
 		ptr = a[1];
 		lenp = a[2];
 	}
-	if (!ptr || !lenp || bpf_probe_read_user(&len, sizeof(len), (void *)lenp) || len <= 0)
+	if (!ptr || !lenp)
 		return;
-	put_addr(b, ptr, (u64)len);
+	if (bpf_probe_read_user(&len, sizeof(len), (void *)lenp)) {
+		b->r.bad |= A_ADDR;
+		return;
+	}
+	if (len > 0)
+		put_addr(b, ptr, (u64)len);
 }
 
 static __always_inline bool is_compat(struct task_struct *t)
@@ -374,6 +514,7 @@ static __always_inline void init_rec(struct rec_buf *b, struct task_struct *t, u
 	b->r.ts = bpf_ktime_get_ns();
 	b->r.len_path = b->r.len_path2 = b->r.len_argv = b->r.len_addr = 0;
 	b->r.argc = 0;
+	b->r.cut = b->r.bad = 0;
 	b->r.uid = type == REC_EXEC ? (u32)bpf_get_current_uid_gid() : 0;
 	b->r.ret = 0;
 	fill_task(&b->r, t);
@@ -391,20 +532,27 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *t;
 	struct stash *s;
+	bool in64 = has_enter_data(id), in32 = has_enter_data32(id), compat;
 
-	if (!has_enter_data(id))
-		return 0;
-	if (!wanted())
+	if (!in64 && !in32)
 		return 0;
 	t = bpf_get_current_task_btf();
-	if (is_compat(t))
+	compat = is_compat(t);
+	if (compat ? !in32 : !in64)
+		return 0;
+	if (!wanted())
 		return 0;
 	s = bpf_task_storage_get(&stashes, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 0;
 	init_rec(&s->b, t, REC_SYSCALL, id);
-	regs_args(regs, false, s->b.r.a);
-	collect_enter(&s->b, id, s->b.r.a);
+	regs_args(regs, compat, s->b.r.a);
+	if (compat) {
+		s->b.r.flags = F_COMPAT;
+		collect_enter32(&s->b, id, s->b.r.a);
+	} else {
+		collect_enter(&s->b, id, s->b.r.a);
+	}
 	s->nr = id;
 	s->valid = 1;
 	return 0;
@@ -432,11 +580,25 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 		return 0;
 	if (ret == 0 && compat && (nr == 120 || nr == 2 || nr == 190 || nr == 435))
 		return 0;
+	/* An execve between 32- and 64-bit programs returns in the new mode, as the new ABI's execve
+	 * with cleared registers (start_thread): the stash says how the call entered. */
+	if (ret == 0 && nr == (compat ? 11 : 59)) {
+		s = bpf_task_storage_get(&stashes, t, 0, 0);
+		if (s && s->valid && ((s->b.r.flags & F_COMPAT) != 0) != compat) {
+			compat = !compat;
+			nr = s->nr;
+		}
+	}
 
-	if (!compat && has_enter_data(nr)) {
+	if (compat ? has_enter_data32(nr) : has_enter_data(nr)) {
 		s = bpf_task_storage_get(&stashes, t, 0, 0);
 		if (s && s->valid && s->nr == nr) {
 			s->valid = 0;
+			/* A string in a page not faulted in yet cannot be read at entry, but the kernel has
+			 * faulted it in since: read the arguments again. Not after a successful execve (the
+			 * caller's memory is gone); a bad pointer stays unreadable. */
+			if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322))))
+				reread(&s->b, nr);
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
 			s->b.r.ts = bpf_ktime_get_ns();
@@ -449,20 +611,27 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 		if (!b)
 			return 0;
 		init_rec(b, t, REC_SYSCALL, nr);
-		b->r.flags = F_NOENTER;
-		regs_args(regs, false, b->r.a);
-		collect_enter(b, nr, b->r.a);
+		regs_args(regs, compat, b->r.a);
+		if (compat) {
+			b->r.flags = F_NOENTER | F_COMPAT;
+			collect_enter32(b, nr, b->r.a);
+		} else {
+			b->r.flags = F_NOENTER;
+			collect_enter(b, nr, b->r.a);
+		}
 		b->r.ret = ret;
 		output(b);
 		return 0;
 	}
-	if (!compat && has_exit_data(nr)) {
+	if (compat ? has_exit_data32(nr) : has_exit_data(nr)) {
 		b = get_scratch();
 		if (!b)
 			return 0;
 		init_rec(b, t, REC_SYSCALL, nr);
-		regs_args(regs, false, b->r.a);
-		collect_exit(b, nr, b->r.a, ret);
+		if (compat)
+			b->r.flags = F_COMPAT;
+		regs_args(regs, compat, b->r.a);
+		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret);
 		b->r.ret = ret;
 		output(b);
 		return 0;
@@ -481,6 +650,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 	r->ts = bpf_ktime_get_ns();
 	r->len_path = r->len_path2 = r->len_argv = r->len_addr = 0;
 	r->argc = 0;
+	r->cut = r->bad = 0;
 	r->uid = 0; /* only exec records carry the uid */
 	r->ret = ret;
 	if (nr == 157) /* prctl, maybe PR_SET_NAME */
@@ -525,6 +695,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct rec_buf *b;
+	const char *filename;
 	u64 start, end, len;
 	long n;
 
@@ -535,9 +706,18 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!b)
 		return 0;
 	init_rec(b, p, REC_EXEC, 0);
-	n = bpf_probe_read_kernel_str(b->data, STR_MAX, BPF_CORE_READ(bprm, filename));
-	if (n <= 0 || n > STR_MAX)
+	filename = BPF_CORE_READ(bprm, filename);
+	n = bpf_probe_read_kernel_str(b->data, STR_MAX, filename);
+	if (n <= 0 || n > STR_MAX) {
+		b->r.bad |= A_PATH;
 		n = 0;
+	} else if (n == STR_MAX) {
+		char c = 1;
+
+		bpf_probe_read_kernel(&c, 1, filename + STR_MAX - 1);
+		if (c)
+			mark_cut(b, A_PATH);
+	}
 	b->r.len_path = n;
 	b->r.data_len = n;
 	/* The new image's argv as the kernel laid it out (a script's interpreter comes first, as in ps
@@ -547,21 +727,25 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	len = end > start ? end - start : 0;
 	if (len > EXEC_ARGS_MAX) {
 		len = EXEC_ARGS_MAX;
-		b->r.flags |= F_TRUNC;
+		mark_cut(b, A_ARGV);
 	}
 	opaque(n);
 	opaque(len);
 	if (len && !bpf_probe_read_user(&b->data[n & (STR_MAX * 2 - 1)], len & (EXEC_ARGS_MAX * 2 - 1), (void *)start)) {
+		u32 argc = BPF_CORE_READ(bprm, argc);
+
 		b->r.len_argv = len;
 		b->r.data_len = n + len;
-		b->r.argc = BPF_CORE_READ(bprm, argc);
+		b->r.argc = argc > 0xffff ? 0xffff : argc;
+	} else if (len) {
+		b->r.bad |= A_ARGV;
 	}
 	output(b);
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_proc_exit, struct task_struct *p, bool group_dead)
+/* Task exit. group_dead says whether the thread group died with this task. */
+static __always_inline int proc_exit(struct task_struct *p, bool group_dead)
 {
 	struct rec_buf *b;
 	struct stash *s;
@@ -594,4 +778,21 @@ int BPF_PROG(on_proc_exit, struct task_struct *p, bool group_dead)
 		b->r.flags |= F_THREAD;
 	output(b);
 	return 0;
+}
+
+/* The loader loads exactly one of these two, after the running kernel's tracepoint prototype
+ * (probe/README.md, "Kernel support"). Recent kernels (6.18 here) pass group_dead too. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_proc_exit, struct task_struct *p, bool group_dead)
+{
+	return proc_exit(p, group_dead);
+}
+
+/* Older ones (6.1, 5.15) pass the task only. do_exit() has just taken group_dead from
+ * atomic_dec_and_test(&signal->live), so live == 0 is the same fact, except when the last two
+ * threads exit at once: the one that decremented first may also see 0. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_proc_exit_v1, struct task_struct *p)
+{
+	return proc_exit(p, BPF_CORE_READ(p, signal, live.counter) == 0);
 }

@@ -14,11 +14,18 @@
 #define F_COMPAT 1   /* i386 syscall (args are bx,cx,dx,si,di,bp) */
 #define F_NORET 2    /* the call never returned (task exited or was killed inside it) */
 #define F_THREAD 4   /* fork: CLONE_THREAD; exit: the thread group lives on */
-#define F_TRUNC 8    /* some string or argv was cut short */
+#define F_TRUNC 8    /* some argument was cut short (which one: rec.cut) */
 #define F_NOENTER 16 /* no sys_enter was seen (e.g. seccomp denied the call): data read at exit */
 
+/* rec.cut and rec.bad bits: which argument was cut at its buffer / could not be read at all.
+ * On exec records A_PATH is the executable's name. */
+#define A_PATH 1
+#define A_PATH2 2
+#define A_ARGV 4
+#define A_ADDR 8
+
 #define DATA_MAX 8192   /* data bytes per record (power of two) */
-#define STR_MAX 1024    /* one path */
+#define STR_MAX 4096    /* one path: PATH_MAX, so no path the kernel accepts is cut */
 #define ARG_MAX_LEN 256 /* one argv element */
 #define ARGV_MAX 32     /* argv elements */
 #define ADDR_MAX 128    /* sizeof(struct sockaddr_storage) */
@@ -35,7 +42,9 @@ struct rec {
 	unsigned long long a[6];   /* syscall args; fork: a[0]=child pid, a[1]=child tid */
 	long long ret;             /* syscall return; exit: raw exit code (wait status) */
 	unsigned short len_path, len_path2, len_argv, len_addr;
-	unsigned int argc, uid;
+	unsigned short argc;       /* argv elements read (exec: the new image's argc, saturated) */
+	unsigned char cut, bad;    /* A_* bits: cut at its buffer; unreadable (bad pointer, unmapped page) */
+	unsigned int uid;
 	/* data: path | path2 | argv (NUL-separated) | addr */
 };
 #define REC_FIXED 112

@@ -9,6 +9,9 @@ export type SockAddr =
   | { family: 'unix'; path: string; abstract: boolean }
   | { family: 'netlink' | 'packet' | 'other'; raw: number };
 
+/** An argument read from the traced program's memory (or, for exec's exe, the kernel's). */
+export type ArgName = 'path' | 'path2' | 'argv' | 'addr' | 'exe';
+
 interface EventBase {
   /** 1-based, strictly increasing within one capture; evidence refers to events by it. */
   seq: number;
@@ -42,6 +45,10 @@ export interface SyscallEvent extends EventBase {
   argv?: string[];
   /** Socket address of connect/bind/accept/sendto/recvfrom, read at the call (accept: at return). */
   addr?: SockAddr;
+  /** Arguments the source read only in part (cut at its buffer: the value shown is a prefix; argv may miss elements). */
+  truncated?: ArgName[];
+  /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */
+  unreadable?: ArgName[];
 }
 
 /** A new task: fork, vfork or clone. `thread` is true for CLONE_THREAD. */
@@ -58,6 +65,9 @@ export interface ExecEvent extends EventBase {
   exe: string;
   argv: string[];
   uid?: number;
+  /** As on SyscallEvent: 'exe' or 'argv' was cut, or could not be read. */
+  truncated?: ArgName[];
+  unreadable?: ArgName[];
 }
 
 /** A task ended. `thread` is false when the whole process (thread group) ended. */

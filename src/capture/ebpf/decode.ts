@@ -1,6 +1,6 @@
 // Decoder for the probe's binary stream ([u32 length][record], layout in probe/sandtrace.h) into
 // TraceEvents. Built for throughput: plain Buffer reads, no per-record allocations beyond the event.
-import type { Abi, ExitEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
+import type { Abi, ArgName, ExecEvent, ExitEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 
 export const REC_SYSCALL = 1;
@@ -14,6 +14,21 @@ const F_COMPAT = 1;
 const F_NORET = 2;
 const F_THREAD = 4;
 export const F_TRUNC = 8;
+
+// rec.cut / rec.bad bits (byte 106 / 107): the argument was cut at its buffer / could not be read.
+const A_PATH = 1;
+const A_PATH2 = 2;
+const A_ARGV = 4;
+const A_ADDR = 8;
+
+function argNames(bits: number, exec: boolean): ArgName[] {
+  const out: ArgName[] = [];
+  if (bits & A_PATH) out.push(exec ? 'exe' : 'path');
+  if (bits & A_PATH2) out.push('path2');
+  if (bits & A_ARGV) out.push('argv');
+  if (bits & A_ADDR) out.push('addr');
+  return out;
+}
 
 /** Size of the fixed part of a kernel record (struct rec). */
 export const REC_FIXED = 112;
@@ -218,6 +233,8 @@ export class ProbeDecoder {
           ret: flags & F_NORET ? null : u32[w + 22]! + i32[w + 23]! * U32,
         };
         if (dataLen) this.syscallData(ev, o, dataLen);
+        const cb = u32[w + 26]! >>> 16;
+        if (cb) this.marks(ev, cb, false);
         out.push(ev);
         return;
       }
@@ -231,10 +248,13 @@ export class ProbeDecoder {
         const l = this.lens(w);
         if (l === null || l[0] + l[2] > dataLen) { this.parseErrors++; return; }
         const d = o + REC_FIXED;
-        out.push({
+        const ev: ExecEvent = {
           type: 'exec', seq: ++this.seq, ts, pid, tid, comm,
           exe: cstr(b, d, l[0]), argv: splitNul(b, d + l[0], l[2]), uid: u32[w + 27]!,
-        });
+        };
+        const cb = u32[w + 26]! >>> 16;
+        if (cb) this.marks(ev, cb, true);
+        out.push(ev);
         return;
       }
       case REC_EXIT: {
@@ -251,6 +271,12 @@ export class ProbeDecoder {
       default:
         this.parseErrors++;
     }
+  }
+
+  /** cb: the cut byte, then the bad byte (word 26 above argc). */
+  private marks(ev: SyscallEvent | ExecEvent, cb: number, exec: boolean): void {
+    if (cb & 0xff) ev.truncated = argNames(cb & 0xff, exec);
+    if (cb >>> 8) ev.unreadable = argNames(cb >>> 8, exec);
   }
 
   /** len_path, len_path2, len_argv, len_addr. */

@@ -1,0 +1,246 @@
+// The probe never loses an argument silently: a path, argv or address it cut is marked
+// `truncated`, one it could not read is marked `unreadable` (and is absent, not empty), and the
+// report says how many events carry such marks. Real probe, real workloads: needs root and `make setup`.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
+import { RecordingWriter } from '../replay/recording.js';
+import { replay } from '../../replay.js';
+import { defaultLoaderPath } from './collector.js';
+import { capture, makeCgroup, runInCgroup } from './testutil.js';
+
+const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+const marked = (e: TraceEvent) => (e.type === 'syscall' || e.type === 'exec') && (e.truncated !== undefined || e.unreadable !== undefined);
+
+before(() => {
+  assert.ok(existsSync(defaultLoaderPath()), `the eBPF probe is not built (${defaultLoaderPath()}): run make setup`);
+  assert.equal(process.getuid?.(), 0, 'the eBPF tests need root');
+});
+
+// Paths: 4095 bytes (PATH_MAX - 1, the longest the kernel takes) fit exactly; 6000 bytes are cut
+// to that prefix. Bad pointers (1, 8) for a path, an argv and a sockaddr; an empty path for contrast.
+// Two children exec with 40 arguments (one of 600 bytes) and with 6 x 1000 bytes; one with exactly
+// 32 arguments, the first of 255 bytes (both at the limit, nothing cut).
+const WORKLOAD = `
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def sc(*a):
+    r = libc.syscall(*a)
+    return -ctypes.get_errno() if r == -1 else r
+full = '/' * 4083 + 'etc/hostname'
+fd = os.open(full, os.O_RDONLY); os.close(fd)
+try: os.open('/' * 6000 + 'etc/hostname', os.O_RDONLY)
+except OSError as e: print('long', e.errno)
+try: os.rename('/tmp/sandtrace-no-such-src', '/tmp/' + 'y' * 5000)
+except OSError as e: print('rename', e.errno)
+print('badpath', sc(257, -100, ctypes.c_void_p(1), 0))
+try: os.open('', os.O_RDONLY)
+except OSError as e: print('empty', e.errno)
+print('badargv', sc(59, b'/bin/true', ctypes.c_void_p(8), 0))
+s = socket.socket()
+print('badaddr', sc(42, s.fileno(), ctypes.c_void_p(8), 16))
+for argv in (['true', 'x' * 600] + ['a%d' % i for i in range(38)], ['true'] + ['b' * 1000] * 6, ['true', 'z' * 255] + ['c%d' % i for i in range(30)]):
+    pid = os.fork()
+    if pid == 0:
+        os.execv('/bin/true', argv)
+    os.waitpid(pid, 0)
+    print('child', pid)
+`;
+
+test('cut paths, argv and unreadable pointers are marked; the report counts them', { timeout: 60_000 }, async () => {
+  const cg = makeCgroup('trunc');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-trunc-'));
+  try {
+    const script = join(dir, 'w.py');
+    writeFileSync(script, WORKLOAD);
+    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /long 36\nrename 36\nbadpath -14\nempty 2\nbadargv -14\nbadaddr -14\n/);
+    assert.equal(stats.lost, 0);
+    assert.equal(stats.parseErrors, 0);
+    const [c40, c6k, c32] = [...result.stdout.matchAll(/child (\d+)/g)].map((m) => Number(m[1]));
+    const sys = syscalls(events).filter((e) => e.pid === result.pid);
+
+    // The longest path the kernel accepts is read whole: nothing is cut at PATH_MAX.
+    const full = '/'.repeat(4083) + 'etc/hostname';
+    const ok = sys.find((e) => e.name === 'openat' && e.path === full);
+    assert.ok(ok && ok.ret !== null && ok.ret >= 0, 'openat of the 4095-byte path succeeded and carries it whole');
+    assert.equal(ok.truncated, undefined);
+
+    // A longer one (the kernel says ENAMETOOLONG) is its 4095-byte prefix, marked.
+    const long = sys.find((e) => e.name === 'openat' && e.ret === -36);
+    assert.equal(long?.path, '/'.repeat(4095));
+    assert.deepEqual(long?.truncated, ['path']);
+    assert.equal(long?.unreadable, undefined);
+    const ren = sys.find((e) => e.name === 'rename' || e.name === 'renameat' || e.name === 'renameat2');
+    assert.equal(ren?.path, '/tmp/sandtrace-no-such-src');
+    assert.equal(ren?.path2, ('/tmp/' + 'y'.repeat(5000)).slice(0, 4095));
+    assert.deepEqual(ren?.truncated, ['path2']);
+
+    // A bad pointer: no path at all (not ''), marked unreadable, EFAULT; the probe carries on.
+    const bad = sys.find((e) => e.name === 'openat' && e.args[1] === 1);
+    assert.equal(bad?.ret, -14);
+    assert.equal(bad?.path, undefined);
+    assert.deepEqual(bad?.unreadable, ['path']);
+    assert.equal(bad?.truncated, undefined);
+    const empty = sys.find((e) => e.name === 'openat' && e.path === '');
+    assert.equal(empty?.ret, -2, 'an empty path is read as empty');
+    assert.equal(empty?.unreadable, undefined);
+    const badArgv = sys.find((e) => e.name === 'execve' && e.ret === -14);
+    assert.equal(badArgv?.path, '/bin/true');
+    assert.equal(badArgv?.argv, undefined);
+    assert.deepEqual(badArgv?.unreadable, ['argv']);
+    const badAddr = sys.find((e) => e.name === 'connect');
+    assert.equal(badAddr?.ret, -14);
+    assert.equal(badAddr?.addr, undefined);
+    assert.deepEqual(badAddr?.unreadable, ['addr']);
+
+    // execve with 40 arguments, one of 600 bytes: the call's argv is the first 32, element 1 cut to
+    // 255 bytes, marked; the exec event (the new image's argv, up to 4 KiB) has all of it.
+    const argv40 = ['true', 'x'.repeat(600), ...Array.from({ length: 38 }, (_, i) => `a${i}`)];
+    const execve40 = syscalls(events).find((e) => e.name === 'execve' && e.pid === c40);
+    assert.deepEqual(execve40?.argv, [argv40[0], 'x'.repeat(255), ...argv40.slice(2, 32)]);
+    assert.deepEqual(execve40?.truncated, ['argv']);
+    assert.equal(execve40?.ret, 0);
+    const exec40 = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === c40);
+    assert.deepEqual(exec40?.argv, argv40);
+    assert.equal(exec40?.truncated, undefined);
+    // 6 x 1000 bytes: past the exec event's 4 KiB too, so both are marked and hold prefixes.
+    const exec6k = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === c6k);
+    const argv6k = ['true', ...Array.from({ length: 6 }, () => 'b'.repeat(1000))].join('\0') + '\0';
+    assert.equal(exec6k?.argv.join('\0'), argv6k.slice(0, 4096));
+    assert.deepEqual(exec6k?.truncated, ['argv']);
+    assert.deepEqual(syscalls(events).find((e) => e.name === 'execve' && e.pid === c6k)?.truncated, ['argv']);
+    // Exactly at the limits (32 elements, one of 255 bytes): whole, not marked.
+    const execve32 = syscalls(events).find((e) => e.name === 'execve' && e.pid === c32);
+    assert.deepEqual(execve32?.argv, ['true', 'z'.repeat(255), ...Array.from({ length: 30 }, (_, i) => `c${i}`)]);
+    assert.equal(execve32?.truncated, undefined);
+
+    // Nothing else in the capture (python's start-up included) is marked.
+    const expected = new Set([long, ren, bad, badArgv, badAddr, execve40, exec6k, syscalls(events).find((e) => e.name === 'execve' && e.pid === c6k)]);
+    assert.deepEqual(events.filter((e) => marked(e) && !expected.has(e as SyscallEvent)), []);
+
+    // The report, through a recording (the marks survive it) and the whole analysis pipeline.
+    const rec = join(dir, 'trace.jsonl.gz');
+    const w = new RecordingWriter(rec, { backend: 'ebpf' });
+    w.write(events);
+    await w.close(stats);
+    const { report, htmlPath } = await replay({ file: rec, outDir: join(dir, 'out') });
+    assert.equal(report.capture.argsTruncated, 5);
+    assert.equal(report.capture.argsUnreadable, 3);
+    const warn = report.analysis.warnings.find((d) => d.code === 'ARGS_INCOMPLETE');
+    assert.match(warn?.message ?? '', /^5 events carry an argument cut .*; 3 events carry an argument the capture could not read/);
+    assert.match(readFileSync(htmlPath ?? '', 'utf8'), /5 with cut arguments, 3 with unreadable arguments/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
+});
+
+test('strings in pages not yet faulted in are read at exit: every path of a shell run is there', { timeout: 30_000 }, async () => {
+  // bash opens /dev/tty and ls calls statfs with strings from their own read-only data, often in a
+  // page the process has not touched yet: unreadable at sys_enter, read after the kernel faulted it in.
+  const cg = makeCgroup('fault');
+  try {
+    const { events, stats, result } = await capture({ cgroupPath: cg.path },
+      () => runInCgroup(cg.path, 'exec /bin/bash -c "ls -la /usr/lib > /dev/null; cat /etc/hostname > /dev/null; true"'));
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(stats.lost, 0);
+    const pathCalls = syscalls(events).filter((e) => e.name === 'openat' || e.name === 'statfs' || e.name === 'newfstatat' || e.name === 'execve');
+    assert.ok(pathCalls.length > 20, `path-taking calls seen: ${pathCalls.length}`);
+    const ptr = (e: SyscallEvent) => (e.name === 'statfs' || e.name === 'execve' ? e.args[0] : e.args[1]);
+    assert.deepEqual(pathCalls.filter((e) => ptr(e) !== 0 && e.path === undefined).map((e) => `${e.comm} ${e.name} ret=${e.ret}`), []);
+    assert.deepEqual(events.filter(marked), []);
+    assert.ok(pathCalls.some((e) => e.name === 'openat' && e.path === '/etc/hostname' && e.comm === 'cat'));
+  } finally {
+    await cg.remove();
+  }
+});
+
+// A 64-bit python issues i386 calls with `int 0x80` (the kernel runs them as compat calls, with
+// 32-bit registers): code and strings live in pages mapped below 4 GiB (MAP_32BIT).
+const I386 = `
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+MAP_32BIT, ANON_PRIVATE = 0x40, 0x22
+# push rbx; eax=nr, ebx, ecx, edx, esi from the C arguments; int 0x80; pop rbx; ret
+code = bytes([0x53, 0x89, 0xf8, 0x89, 0xf3, 0x49, 0x89, 0xca, 0x89, 0xd1, 0x44, 0x89, 0xd2, 0x44, 0x89, 0xc6, 0xcd, 0x80, 0x5b, 0xc3])
+cp = libc.mmap(None, 4096, 7, ANON_PRIVATE | MAP_32BIT, -1, 0)
+ctypes.memmove(cp, code, len(code))
+sc32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long)(cp)
+data = libc.mmap(None, 1 << 16, 3, ANON_PRIVATE | MAP_32BIT, -1, 0)
+def put(off, b):
+    ctypes.memmove(data + off, b, len(b)); return data + off
+fd = sc32(5, put(0, b'/etc/hostname\\0'), 0, 0, 0)
+print('open', fd)
+sc32(6, fd, 0, 0, 0)
+print('openat', sc32(295, -100, put(64, b'/tmp/sandtrace-i386-missing\\0'), 0, 0))
+print('rename', sc32(38, put(128, b'/tmp/sandtrace-i386-a\\0'), put(192, b'/tmp/sandtrace-i386-b\\0'), 0, 0))
+print('unlink', sc32(10, put(256, b'/' * 5000 + b'x\\0'), 0, 0, 0))
+print('bad', sc32(5, 1, 0, 0, 0))
+args = [put(8192, b'/bin/true\\0'), put(8256, b'one\\0'), put(8320, b'two words\\0')]
+av = put(12288, bytes((ctypes.c_uint32 * 4)(*args, 0)))
+print('execve', sc32(11, put(12352, b'/tmp/sandtrace-i386-nonexistent\\0'), av, 0, 0))
+pid = os.fork()
+if pid == 0:
+    sc32(11, args[0], av, 0, 0)
+    os._exit(99)
+import socket, struct
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+port = srv.getsockname()[1]
+sin = put(16384, struct.pack('<HH4s8x', 2, socket.htons(port), bytes([127, 0, 0, 1])))
+c = socket.socket()
+print('connect', sc32(362, c.fileno(), sin, 16, 0, 0), 'to', port)
+lenp = put(16448, struct.pack('<i', 16))
+print('getsockname', sc32(367, c.fileno(), put(16512, bytes(16)), lenp, 0, 0), 'port', c.getsockname()[1])
+print('child', pid, os.waitpid(pid, 0)[1], flush=True)
+sc32(252, 3, 0, 0, 0)
+`;
+
+test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones', { timeout: 30_000 }, async () => {
+  const cg = makeCgroup('i386');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-i386-'));
+  try {
+    const script = join(dir, 'i386.py');
+    writeFileSync(script, I386);
+    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
+    assert.equal(result.code, 3, result.stderr);
+    assert.equal(stats.lost, 0);
+    const m = /open (\d+)\nopenat -2\nrename -2\nunlink -36\nbad -14\nexecve -2\nconnect 0 to (\d+)\ngetsockname 0 port (\d+)\nchild (\d+) 0\n/.exec(result.stdout);
+    assert.ok(m, result.stdout);
+    const [fd, port, localPort, child] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+    const i386 = syscalls(events).filter((e) => e.abi === 'i386');
+    const call = (name: string, ret: number) => i386.find((e) => e.name === name && e.ret === ret);
+    assert.equal(call('open', fd)?.path, '/etc/hostname');
+    assert.equal(call('openat', -2)?.path, '/tmp/sandtrace-i386-missing');
+    assert.deepEqual([call('rename', -2)?.path, call('rename', -2)?.path2], ['/tmp/sandtrace-i386-a', '/tmp/sandtrace-i386-b']);
+    assert.equal(call('unlink', -36)?.path, '/'.repeat(4095));
+    assert.deepEqual(call('unlink', -36)?.truncated, ['path']);
+    assert.deepEqual(call('open', -14)?.unreadable, ['path']);
+    assert.equal(call('open', -14)?.path, undefined);
+    // Direct socket calls: connect's address read at entry, getsockname's at exit.
+    assert.deepEqual(call('connect', 0)?.addr, { family: 'inet', address: '127.0.0.1', port });
+    assert.deepEqual(call('getsockname', 0)?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
+    // execve's argv is an array of 4-byte pointers.
+    const failed = call('execve', -2);
+    assert.equal(failed?.path, '/tmp/sandtrace-i386-nonexistent');
+    assert.deepEqual(failed?.argv, ['/bin/true', 'one', 'two words']);
+    // A successful one runs a 64-bit program: it still reports as the i386 execve it was, once.
+    const execs = syscalls(events).filter((e) => e.pid === child && (e.name === 'execve' || e.ret === null && e.name !== 'exit_group'));
+    assert.deepEqual(execs.map((e) => [e.abi, e.name, e.ret, e.path, e.argv]), [['i386', 'execve', 0, '/bin/true', ['/bin/true', 'one', 'two words']]]);
+    const exec = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === child);
+    assert.deepEqual(exec?.argv, ['/bin/true', 'one', 'two words']);
+    assert.ok(exec.seq < execs[0]!.seq, 'exec event, then the call that returned into it (as for x86_64)');
+    // exit_group through int 0x80 never returns: reported at task exit, as i386, with ret null.
+    const eg = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'exit_group');
+    assert.deepEqual(eg.map((e) => [e.abi, e.nr, e.args[0], e.ret]), [['i386', 252, 3, null]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
+});
