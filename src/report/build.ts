@@ -49,6 +49,9 @@ export class ReportBuilder {
   private readonly files = new Map<string, FileAcc>();
   private readonly network = new Map<string, ReportNetwork>();
   private readonly denied = new Map<string, { name: string; pid: number; count: number }>();
+  /** Events whose path/argv/address the capture read only in part, or not at all. */
+  private argsTruncated = 0;
+  private argsUnreadable = 0;
   /** Syscalls the sandbox's seccomp profile denies: an EPERM from them is a blocked attempt. */
   private readonly deniedSet: ReadonlySet<string>;
 
@@ -58,6 +61,10 @@ export class ReportBuilder {
 
   add(e: EnrichedEvent): void {
     const ev = e.ev;
+    if (ev.type === 'syscall' || ev.type === 'exec') {
+      if (ev.truncated?.length) this.argsTruncated++;
+      if (ev.unreadable?.length) this.argsUnreadable++;
+    }
     if (ev.type === 'exec') {
       this.file(ev.exe, 'exec', ev.pid);
       return;
@@ -174,6 +181,7 @@ export class ReportBuilder {
     const processes: ReportProcess[] = ctx.processes.map((p) => ({
       pid: p.pid, ppid: p.ppid, exe: p.exe, argv: p.argv, uid: p.uid, start: secs(p.start),
       end: p.end === null ? null : secs(p.end), exit: p.exit, signal: p.signal, syscalls: this.perPid.get(p.pid) ?? 0,
+      ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
     }));
     const files: ReportFile[] = [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([path, f]) => {
       const out: ReportFile = { path, ops: [...f.ops].sort(), pids: [...f.pids].filter((p) => p !== 0).sort((a, b) => a - b) };
@@ -187,6 +195,16 @@ export class ReportBuilder {
     });
     const deleted = ctx.changes.filter((c) => c.change === 'deleted').map((c) => c.path).sort();
     const counts = Object.fromEntries([...this.counts.entries()].sort((a, b) => b[1] - a[1]));
+    const warnings = [...ctx.warnings];
+    if (this.argsTruncated || this.argsUnreadable) {
+      warnings.push({
+        code: 'ARGS_INCOMPLETE',
+        message: [
+          this.argsTruncated ? `${this.argsTruncated} events carry an argument cut at the capture's buffer (the path or argv shown is a prefix)` : '',
+          this.argsUnreadable ? `${this.argsUnreadable} events carry an argument the capture could not read (a bad pointer, or memory not paged in)` : '',
+        ].filter(Boolean).join('; '),
+      });
+    }
     return {
       schema: REPORT_SCHEMA,
       version: REPORT_VERSION,
@@ -196,7 +214,7 @@ export class ReportBuilder {
         duration: Math.round((ctx.ended.getTime() - ctx.started.getTime()) / 10) / 100,
         timeout: ctx.timeout, timedOut: ctx.timedOut,
         status: ctx.errors.length ? 'partial' : 'completed',
-        isolation: ctx.isolation, errors: ctx.errors, warnings: ctx.warnings,
+        isolation: ctx.isolation, errors: ctx.errors, warnings,
       },
       sample: ctx.sample,
       processes,
@@ -208,6 +226,7 @@ export class ReportBuilder {
       capture: {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,
         parseErrors: ctx.capture.parseErrors, duration: Math.round(ctx.capture.duration * 1000) / 1000, notes: ctx.capture.notes,
+        argsTruncated: this.argsTruncated, argsUnreadable: this.argsUnreadable,
       },
       findings: ctx.findings,
       verdict: ctx.verdict,

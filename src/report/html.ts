@@ -162,6 +162,14 @@ th{background:#f1f3f5}.fields .kv{display:inline-block;margin-right:8px;font-fam
 // Expands or collapses all findings; the page works without it.
 const SCRIPT = `document.getElementById('toggle').addEventListener('click',function(){var d=document.querySelectorAll('details.finding');var open=!Array.prototype.every.call(d,function(x){return x.open});d.forEach(function(x){x.open=open});});`;
 
+/** Events whose arguments the capture could not read whole (report 1.1). */
+function argsNote(r: Report): string {
+  const t = r.capture.argsTruncated ?? 0;
+  const u = r.capture.argsUnreadable ?? 0;
+  if (!t && !u) return '';
+  return `, <span class="diag">${[t ? `${esc(t)} with cut arguments` : '', u ? `${esc(u)} with unreadable arguments` : ''].filter(Boolean).join(', ')}</span>`;
+}
+
 export function renderHtml(r: Report): string {
   const v = r.verdict;
   const techniques = [...new Set(r.findings.flatMap((f) => f.attack))].sort();
@@ -194,7 +202,7 @@ export function renderHtml(r: Report): string {
 <div class="facts"><b>sha256</b><span class="argv small">${esc(r.sample.sha256)}</span>
 <b>type</b><span>${esc(r.sample.type)} · ${esc(r.sample.size)} bytes</span>
 ${r.sample.args.length ? `<b>arguments</b><span class="argv">${esc(r.sample.args.join(' '))}</span>` : ''}
-<b>analysis</b><span>${esc(r.analysis.started)} · ${esc(r.analysis.duration.toFixed(2))} s${r.analysis.timedOut ? ' (timed out)' : ''} · ${esc(r.analysis.status)} · ${esc(r.capture.backend)} capture, ${esc(r.capture.events)} events${r.capture.lost ? `, <span class="diag">${esc(r.capture.lost)} lost</span>` : ''}</span>
+<b>analysis</b><span>${esc(r.analysis.started)} · ${esc(r.analysis.duration.toFixed(2))} s${r.analysis.timedOut ? ' (timed out)' : ''} · ${esc(r.analysis.status)} · ${esc(r.capture.backend)} capture, ${esc(r.capture.events)} events${r.capture.lost ? `, <span class="diag">${esc(r.capture.lost)} lost</span>` : ''}${argsNote(r)}</span>
 <b>isolation</b><span>${esc(r.analysis.isolation.kind)}</span></div>
 <div class="cards">${counts.map(([s, n]) => `<div class="card"><b style="color:${SEV_COLOR[s]}">${n}</b>${esc(s)}</div>`).join('')}
 <div class="card"><b>${r.processes.length}</b>processes</div><div class="card"><b>${r.files.length}</b>files</div>

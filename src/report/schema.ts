@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.0.0';
+export const REPORT_VERSION = '1.1.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -20,6 +20,8 @@ export interface ReportProcess {
   exit: number | null;
   signal: number | null;
   syscalls: number;
+  /** Since 1.1: working directory when last seen, when known. */
+  cwd?: string;
 }
 
 export interface ReportFile {
@@ -83,7 +85,13 @@ export interface Report {
   deleted: string[];
   network: ReportNetwork[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
-  capture: { backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[] };
+  capture: {
+    backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[];
+    /** Since 1.1: events with an argument cut at the capture's buffer (the path or argv shown is a prefix). */
+    argsTruncated?: number;
+    /** Since 1.1: events with an argument the capture could not read at all (e.g. a bad pointer from the sample). */
+    argsUnreadable?: number;
+  };
   findings: Finding[];
   verdict: Verdict;
 }

@@ -101,3 +101,44 @@ test('an exec of a relative path gets an absolute exe', () => {
   assert.equal(e.proc.exe, '/tmp/work/stage2');
   assert.equal(e.path, '/tmp/work/stage2');
 });
+
+test('cwd: one per process, kept on ProcessInfo; the same value relative paths resolve against', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  assert.equal(s.apply(exec(1, '/bin/sh', ['sh'])).proc.cwd, '/root');
+  s.apply(fork(1, 2));
+  s.apply(sc(1, 'chdir', [0], 0, { path: 'work/' }));
+  assert.equal(s.process(1)?.cwd, '/root/work', 'relative chdir from the old cwd, no trailing slash kept');
+  assert.equal(s.process(2)?.cwd, '/root', 'the child forked before keeps its copy');
+  s.apply(sc(1, 'chdir', [0], -2, { path: '/nonexistent' }));
+  assert.equal(s.process(1)?.cwd, '/root/work', 'a failed chdir changes nothing');
+  s.apply(fork(1, 3));
+  const o = s.apply(sc(3, 'openat', [-100, 0, 0], 3, { path: '../x' }));
+  assert.equal(o.proc.cwd, '/root/work');
+  assert.equal(o.path, '/root/x');
+  s.apply(exec(3, '/usr/bin/cat', ['cat']));
+  assert.equal(s.process(3)?.cwd, '/root/work', 'exec keeps the cwd');
+  // fchdir: to a directory fd of known path; to an fd never seen opened, the cwd becomes unknown.
+  s.apply(sc(3, 'openat', [-100, 0, 0o200000], 4, { path: '/var/log' }));
+  s.apply(sc(3, 'fchdir', [4], 0));
+  assert.equal(s.process(3)?.cwd, '/var/log');
+  s.apply(sc(3, 'fchdir', [9], 0));
+  assert.equal(s.process(3)?.cwd, undefined);
+  assert.equal(s.apply(sc(3, 'openat', [-100, 0, 0], 5, { path: 'y' })).path, 'y', 'unknown cwd: the path stays relative');
+  // A process first seen mid-life, without a start directory, has no cwd; a relative initialCwd is not one.
+  assert.equal(new SemanticState().apply(sc(9, 'getpid', [], 9)).proc.cwd, undefined);
+  assert.equal(new SemanticState({ initialCwd: 'rel' }).apply(sc(9, 'getpid', [], 9)).proc.cwd, undefined);
+});
+
+test('container identity and image reach every process, the first one and forked ones alike', () => {
+  const image = { name: 'debian:bookworm', id: '0123456789ab' };
+  const s = new SemanticState({ containerId: 'c1', containerName: 'n1', containerImage: image });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  s.apply(fork(1, 2));
+  for (const pid of [1, 2]) {
+    const p = s.process(pid);
+    assert.equal(p?.containerId, 'c1');
+    assert.equal(p?.containerName, 'n1');
+    assert.equal(p?.containerImage, image);
+  }
+  assert.equal('containerImage' in (new SemanticState().apply(exec(1, '/bin/sh', ['sh'])).proc), false, 'no image given: none invented');
+});

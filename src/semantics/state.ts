@@ -3,7 +3,7 @@
 // One pass, O(1) per event; state is per process and shared by its threads.
 import { posix } from 'node:path';
 import type { SockAddr, SyscallEvent, TraceEvent } from '../capture/events.js';
-import type { EnrichedEvent, FdInfo, FdType, ProcessInfo } from './types.js';
+import type { ContainerImage, EnrichedEvent, FdInfo, FdType, ProcessInfo } from './types.js';
 import {
   AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, O_CLOEXEC, O_DIRECTORY,
   SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
@@ -12,16 +12,17 @@ import {
 export interface SemanticOptions {
   containerId?: string;
   containerName?: string;
+  /** The container's image, when the caller knows it (every process of the analysis shares it). */
+  containerImage?: ContainerImage;
   /** uid -> user name inside the analysed system (from its /etc/passwd). */
   users?: ReadonlyMap<number, string>;
-  /** Working directory of processes first seen without a known one. */
+  /** Working directory (absolute) of processes first seen without a known one. */
   initialCwd?: string;
 }
 
 interface ProcState {
   info: ProcessInfo;
   fds: Map<number, FdInfo>;
-  cwd: string | undefined;
   /** Descriptors opened with O_CLOEXEC: closed by the next exec. */
   cloexec: Set<number>;
 }
@@ -60,12 +61,14 @@ export class SemanticState {
   private readonly all: ProcessInfo[] = [];
   private readonly containerId: string;
   private readonly containerName: string;
+  private readonly containerImage: ContainerImage | undefined;
   private readonly users: ReadonlyMap<number, string>;
   private readonly initialCwd: string | undefined;
 
   constructor(opts: SemanticOptions = {}) {
     this.containerId = opts.containerId ?? '';
     this.containerName = opts.containerName ?? '';
+    this.containerImage = opts.containerImage;
     this.users = opts.users ?? new Map([[0, 'root']]);
     this.initialCwd = opts.initialCwd;
   }
@@ -121,7 +124,8 @@ export class SemanticState {
     if (!st) {
       const info = this.newProcess(pid, 0, undefined, ts);
       if (comm) info.name = comm;
-      st = { info, fds: new Map(), cwd: this.initialCwd, cloexec: new Set() };
+      if (this.initialCwd?.startsWith('/')) info.cwd = this.initialCwd;
+      st = { info, fds: new Map(), cloexec: new Set() };
       this.procs.set(pid, st);
     } else if (comm && st.info.exe === '' && st.info.name !== comm) {
       st.info.name = comm;
@@ -135,6 +139,7 @@ export class SemanticState {
       uid: parent?.uid ?? 0, sid: parent?.sid ?? 0, tty: parent?.tty ?? 0, start: ts, end: null, exit: null,
       signal: null, parent, containerId: this.containerId, containerName: this.containerName,
     };
+    if (this.containerImage) info.containerImage = this.containerImage;
     this.all.push(info);
     return info;
   }
@@ -142,7 +147,8 @@ export class SemanticState {
   private fork(parent: ProcState, childPid: number, ts: number): void {
     const info = this.newProcess(childPid, parent.info.pid, parent.info, ts);
     // The child inherits a copy of the descriptor table and the working directory.
-    this.procs.set(childPid, { info, fds: new Map(parent.fds), cwd: parent.cwd, cloexec: new Set(parent.cloexec) });
+    if (parent.info.cwd !== undefined) info.cwd = parent.info.cwd;
+    this.procs.set(childPid, { info, fds: new Map(parent.fds), cloexec: new Set(parent.cloexec) });
   }
 
   private syscall(ev: SyscallEvent, st: ProcState): EnrichedEvent {
@@ -188,8 +194,7 @@ export class SemanticState {
     }
 
     if (ok) {
-      if (name === 'chdir' && path !== undefined) st.cwd = path;
-      else if (name === 'fchdir' && fd?.path) st.cwd = fd.path;
+      if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? path : fd?.path);
       else if (name === 'setsid') st.info.sid = ret;
       else if ((name === 'setuid' || name === 'setresuid' || name === 'setreuid') && ret === 0) {
         const uid = name === 'setreuid' ? a[1] : a[0];
@@ -297,9 +302,16 @@ export class SemanticState {
     }
   }
 
+  /** A successful chdir/fchdir: the new directory if it resolved to an absolute path; otherwise
+   *  (relative to an unknown cwd, or an fd of unknown path) the cwd is no longer known. */
+  private chdir(st: ProcState, dir: string | undefined): void {
+    if (dir !== undefined && dir.startsWith('/')) st.info.cwd = dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
+    else delete st.info.cwd;
+  }
+
   private resolve(st: ProcState, p: string, dirfd: number | undefined): string {
     if (p.startsWith('/')) return posix.normalize(p);
-    const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.cwd : st.fds.get(dirfd)?.path;
+    const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.info.cwd : st.fds.get(dirfd)?.path;
     if (base === undefined) return p;
     return p === '' ? base : posix.join(base, p);
   }

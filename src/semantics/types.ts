@@ -24,6 +24,21 @@ export interface ProcessInfo {
   /** Container or VM identity of the analysis ('' when outside any). */
   containerId: string;
   containerName: string;
+  /** Working directory, absolute, when known: the start directory, inherited at fork, changed
+   *  by a successful chdir/fchdir. Absent when never known (a process found mid-life). */
+  cwd?: string;
+  /** The container's image, when the analysis knows it (Falco's container.image* fields). */
+  containerImage?: ContainerImage;
+}
+
+/** What is known of a container image; absent fields are unknown, never guessed. */
+export interface ContainerImage {
+  /** The image reference as the runtime names it (e.g. 'debian:bookworm'). */
+  name: string;
+  id?: string;
+  repository?: string;
+  tag?: string;
+  digest?: string;
 }
 
 export type FdType =

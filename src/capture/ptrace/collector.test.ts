@@ -154,3 +154,44 @@ test('a missing command or an unattachable pid fails with a reason, not a hang',
   assert.ok(readdirSync(tmpdir()).filter((n) => n.startsWith('sandtrace-strace-')).length <= before.length);
   assert.throws(() => new StraceCollector({}), /exactly one/);
 });
+
+test('what strace cuts or cannot read is marked on the events, never a silent prefix', async () => {
+  // Default -s 256. Paths are printed whole up to PATH_MAX - 1 whatever -s is; argv elements are
+  // cut at -s; a bad pointer prints as its address.
+  const script = [
+    'import ctypes, os',
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    "libc.syscall(257, -100, ('/tmp/sandtrace-' + 'p' * 300).encode(), 0)",
+    "libc.syscall(257, -100, ('/tmp/sandtrace-' + 'q' * 5000).encode(), 0)",
+    'libc.syscall(257, -100, ctypes.c_void_p(1), 0)',
+    "os.execv('/bin/true', ['true', 'x' * 300, 'y'])",
+  ].join('\n');
+  const { evs, c } = await capture({ command: [PY, '-c', script] });
+  assert.equal(c.stats().parseErrors, 0, c.stats().notes.join('\n'));
+  assert.deepEqual(c.exitStatus(), { code: 0, signal: null });
+  const opens = evs.filter((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'openat');
+  const longer = opens.find((e) => e.path?.startsWith('/tmp/sandtrace-p'));
+  assert.equal(longer?.path, `/tmp/sandtrace-${'p'.repeat(300)}`, 'a path longer than -s is complete');
+  assert.equal(longer?.truncated, undefined);
+  const tooLong = opens.find((e) => e.path?.startsWith('/tmp/sandtrace-q'));
+  assert.equal(tooLong?.ret, -36, 'ENAMETOOLONG');
+  assert.equal(tooLong?.path?.length, 4095, 'cut at PATH_MAX - 1');
+  assert.deepEqual(tooLong?.truncated, ['path']);
+  const bad = opens.filter((e) => e.ret === -14);
+  assert.equal(bad.length, 1, 'one EFAULT open');
+  assert.deepEqual(bad[0]?.unreadable, ['path']);
+  assert.equal(bad[0]?.path, undefined);
+  const execve = evs.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'execve' && e.path === '/bin/true');
+  assert.deepEqual(execve?.argv, ['true', 'x'.repeat(256), 'y']);
+  assert.deepEqual(execve?.truncated, ['argv']);
+  const exec = evs.find((e): e is ExecEvent => e.type === 'exec' && e.exe === '/bin/true');
+  assert.deepEqual(exec?.argv, ['true', 'x'.repeat(256), 'y']);
+  assert.deepEqual(exec?.truncated, ['argv']);
+  // Only those events carry marks, and python's own exec: its `-c` script is longer than -s.
+  assert.ok(script.length > 256);
+  const py = evs.find((e): e is ExecEvent => e.type === 'exec');
+  assert.equal(py?.argv[2], script.slice(0, 256));
+  assert.deepEqual(py?.truncated, ['argv']);
+  const marked = evs.filter((e) => (e.type === 'syscall' || e.type === 'exec') && (e.truncated || e.unreadable));
+  assert.deepEqual(marked.map((e) => (e.type === 'syscall' ? e.name : 'exec')), ['exec', 'execve', 'openat', 'openat', 'exec', 'execve']);
+});

@@ -261,3 +261,109 @@ test('a call strace could not identify (???), started and resumed, is an unknown
   assert.equal(p.parseErrors, 0, p.errorSamples.join("\n"));
   assert.deepEqual(calls.map((c) => [c.name, c.nr, c.ret]), [['syscall_unknown', -1, null], ['syscall_unknown', -1, -38]]);
 });
+
+// Lines printed by strace 6.1 on this machine (`strace -f -ttt -yy -s 32` or `-s 256`, python3
+// ctypes issuing the calls); the PATH_MAX-long paths are rebuilt with repeat() to keep this file small.
+const B4090 = 'b'.repeat(4090);
+const C4090 = 'c'.repeat(4090);
+const CUT_LINES = [
+  // -s 32: an argv element cut at 32 bytes, and argv elements past the 32nd.
+  `31184 1795423557.304961 execve("/bin/true", ["true", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"..., "y"], 0x7ffd13b33d88 /* 38 vars */) = 0`,
+  `31184 1795423557.305490 execve("/nonexistent", ["/nonexistent", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12", "a13", "a14", "a15", "a16", "a17", "a18", "a19", "a20", "a21", "a22", "a23", "a24", "a25", "a26", "a27", "a28", "a29", "a30", ...], 0x7fff7461bf90 /* 35 vars */) = -1 ENOENT (No such file or directory)`,
+  // Paths ignore -s: cut only past PATH_MAX - 1 bytes (a 5005-byte path), complete at 4095.
+  `31184 1795423561.875090 openat(AT_FDCWD</tmp/h10>, "/tmp/${B4090}"..., O_RDONLY) = -1 ENAMETOOLONG (File name too long)`,
+  `31184 1795423561.875164 openat(AT_FDCWD</tmp/h10>, "/tmp/${C4090}", O_RDONLY) = -1 ENAMETOOLONG (File name too long)`,
+  `31184 1795423561.875233 rename("/tmp/${B4090}"..., "/tmp/x") = -1 ENAMETOOLONG (File name too long)`,
+  // Bad pointers print as addresses.
+  `31184 1795423561.875285 rename("/tmp/x", 0x1) = -1 EFAULT (Bad address)`,
+  `31184 1795423561.875322 rename(0x1, "/tmp/x") = -1 EFAULT (Bad address)`,
+  `31184 1795423557.304546 openat(AT_FDCWD</tmp/h10>, 0x1, O_RDONLY) = -1 EFAULT (Bad address)`,
+  `31184 1795423612.875167 openat(AT_FDCWD</tmp/h10>, 0x7fbee7befff6, O_RDONLY) = -1 EFAULT (Bad address)`,
+  `31184 1795423557.304633 execve(0x1, NULL, NULL) = -1 EFAULT (Bad address)`,
+  `31184 1795423561.875393 execve("/nonexistent", ["true", 0x1], NULL) = -1 ENOENT (No such file or directory)`,
+  `31184 1795423561.875431 execve("/nonexistent", 0x1, NULL) = -1 ENOENT (No such file or directory)`,
+  // argv running into an unmapped page after two elements.
+  `31184 1795423612.875089 execve("/nonexistent", ["true", "true", ... /* 0x7fbee7bf0000 */], NULL) = -1 ENOENT (No such file or directory)`,
+  `31184 1795423557.304885 connect(3<UNIX-STREAM:[868984]>, 0x1, 16) = -1 EFAULT (Bad address)`,
+  `31184 1795423612.879747 sendto(6<UDP:[876537]>, "x", 1, 0, 0x1, 16) = -1 EFAULT (Bad address)`,
+  `31184 1795423612.879977 sendmsg(6<UDP:[876537]>, {msg_name=0x1, msg_namelen=16, msg_iov=[{iov_base="x", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = -1 EFAULT (Bad address)`,
+  // An address longer than sockaddr_storage: strace shows its first 128 bytes.
+  `31184 1795423767.054801 connect(3<UDP:[888794]>, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}, 200) = -1 EINVAL (Invalid argument)`,
+];
+// The same forms that are complete: nothing may be marked on these (the echo and write lines edited short).
+const WHOLE_LINES = [
+  `3423  1795423778.745991 openat(AT_FDCWD</tmp/h10>, "/tmp/a...", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)`,
+  `3423  1795423778.746360 execve("/bin/echo", ["echo", "...", "z"], 0x7fff6d020818 /* 35 vars */) = 0`,
+  `3423  1795423612.877031 accept4(3<TCP:[127.0.0.1:37183]>, 0x7ffd5dd7ce90, [16], SOCK_CLOEXEC) = -1 EAGAIN (Resource temporarily unavailable)`,
+  `3423  1795423612.879027 recvfrom(4<TCP:[127.0.0.1:41024->127.0.0.1:37183]>, "hi", 10, 0, 0x7ffd5dd7cdf0, [16 => 0]) = 2`,
+  `3423  1795423612.879494 accept(3<TCP:[127.0.0.1:37183]>, 0x1, NULL) = -1 EAGAIN (Resource temporarily unavailable)`,
+  `3423  1795423612.878946 sendto(5<TCP:[127.0.0.1:37183->127.0.0.1:41024]>, "hi", 2, 0, NULL, 0) = 2`,
+  `3423  1795423612.878347 accept4(3<TCP:[127.0.0.1:37183]>, {sa_family=AF_INET, sin_port=htons(41024), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 5<TCP:[127.0.0.1:37183->127.0.0.1:41024]>`,
+  `3423  1795423557.304703 connect(3<UNIX-STREAM:[868984]>, {sa_family=AF_UNIX, sun_path="/tmp/${'u'.repeat(90)}"}, 98) = -1 ENOENT (No such file or directory)`,
+  // A data buffer cut at -s is not an argument the events carry.
+  `3423  1795423612.880000 write(1</dev/null<char 1:3>>, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"..., 4096) = 4096`,
+];
+
+test('strace\'s cut strings and arrays, and its unread pointers, are marked as the eBPF probe marks them', () => {
+  const { evs, p } = parse(CUT_LINES.join('\n') + '\n');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  assert.equal(calls.length, CUT_LINES.length);
+  const marks = calls.map((e) => [e.name, e.truncated ?? [], e.unreadable ?? []]);
+  assert.deepEqual(marks, [
+    ['execve', ['argv'], []],
+    ['execve', ['argv'], []],
+    ['openat', ['path'], []],
+    ['openat', [], []],
+    ['rename', ['path'], []],
+    ['rename', [], ['path2']],
+    ['rename', [], ['path']],
+    ['openat', [], ['path']],
+    ['openat', [], ['path']],
+    ['execve', [], ['path']],
+    ['execve', [], ['argv']],
+    ['execve', [], ['argv']],
+    ['execve', [], ['argv']],
+    ['connect', [], ['addr']],
+    ['sendto', [], ['addr']],
+    ['sendmsg', [], ['addr']],
+    ['connect', ['addr'], []],
+  ]);
+  // The values: a cut value is the prefix strace printed; an unread one is absent, not empty.
+  const [trueExec, many, longOpen, fullOpen, longRename, badTo, badFrom, badOpen] = calls;
+  assert.deepEqual(trueExec?.argv, ['true', 'x'.repeat(32), 'y']);
+  assert.equal(many?.argv?.length, 32);
+  assert.equal(longOpen?.path, `/tmp/${B4090}`);
+  assert.equal(longOpen?.path?.length, 4095);
+  assert.equal(fullOpen?.path, `/tmp/${C4090}`);
+  assert.equal(longRename?.path2, '/tmp/x');
+  assert.equal(badTo?.path, '/tmp/x');
+  assert.equal(badTo?.path2, undefined);
+  assert.equal(badFrom?.path, undefined);
+  assert.equal(badFrom?.path2, '/tmp/x');
+  assert.equal(badOpen?.path, undefined);
+  assert.deepEqual(calls[10]?.argv, ['true'], 'argv stops at the unreadable element');
+  assert.equal(calls[11]?.argv, undefined);
+  assert.deepEqual(calls[12]?.argv, ['true', 'true']);
+  assert.deepEqual(calls[16]?.addr, { family: 'inet', address: '127.0.0.1', port: 80 });
+  // The successful exec carries the cut on its exec event too.
+  const execs = evs.filter((e): e is ExecEvent => e.type === 'exec');
+  assert.equal(execs.length, 1);
+  assert.deepEqual(execs[0]?.truncated, ['argv']);
+  assert.equal(execs[0]?.unreadable, undefined);
+});
+
+test('complete arguments carry no marks: literal dots, a failed accept\'s pointer, an empty recvfrom address', () => {
+  const { evs, p } = parse(WHOLE_LINES.join('\n') + '\n');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  assert.equal(calls.length, WHOLE_LINES.length);
+  for (const e of calls) {
+    assert.equal(e.truncated, undefined, `${e.name} marked truncated`);
+    assert.equal(e.unreadable, undefined, `${e.name} marked unreadable`);
+  }
+  assert.equal(calls[0]?.path, '/tmp/a...');
+  assert.deepEqual(calls[1]?.argv, ['echo', '...', 'z']);
+  const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
+  assert.ok(exec && exec.truncated === undefined && exec.unreadable === undefined);
+});

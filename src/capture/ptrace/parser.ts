@@ -1,6 +1,7 @@
 // Streaming parser for `strace -f -ttt -yy` output: turns each line (in any order strace
-// interleaves them) into normalized TraceEvents. Lines it cannot read are counted, never dropped silently.
-import type { Abi, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
+// interleaves them) into normalized TraceEvents. Lines it cannot read are counted, never dropped silently;
+// arguments strace cut (`"..."...`, a last `...`) or could not read (a pointer printed as 0x...) are marked.
+import type { Abi, ArgName, ExecEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
 import { errnoName, syscallName, syscallNumber } from '../../semantics/syscalls.js';
 
 export interface StraceParserOptions {
@@ -96,6 +97,16 @@ const PATH_ARGS: Record<string, readonly [number, number]> = {
   renameat: [1, 3], renameat2: [1, 3], linkat: [1, 3], symlinkat: [0, 2],
 };
 const ADDR_CALLS = new Set(['connect', 'bind', 'accept', 'accept4', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg']);
+// Where the socket address and its length are: [addr index, len index, read at the call's return].
+// The same calls the eBPF probe reads an address of, so both mark the same events.
+const ADDR_ARGS: Record<string, readonly [number, number, boolean]> = {
+  connect: [1, 2, false], bind: [1, 2, false], sendto: [4, 5, false],
+  accept: [1, 2, true], accept4: [1, 2, true], recvfrom: [4, 5, true],
+};
+/** sizeof(struct sockaddr_storage): what strace (and the eBPF probe) reads of a longer address. */
+const ADDR_MAX = 128;
+/** A pointer strace printed as a number because it could not read what it points to (NULL prints as NULL). */
+const BAD_PTR = /^0x[0-9a-f]+$/i;
 const FORK_CALLS = new Set(['clone', 'clone3', 'fork', 'vfork']);
 
 /** Index of the `"` closing a string literal opened at `open` (escaped quotes skipped); s.length when unterminated. */
@@ -254,15 +265,37 @@ export function parseSockaddr(text: string): SockAddr | undefined {
   return { family: 'other', raw };
 }
 
-/** A strace array of strings `["a", "b"...]` (a trailing `...` marks an array strace cut short). */
-function parseStringArray(text: string): string[] | undefined {
+/** `"abc"...`: a string strace cut at its limit (-s for data and argv elements, PATH_MAX for paths). */
+function isCutString(arg: string): boolean {
+  return arg.startsWith('"') && arg.endsWith('"...');
+}
+
+/**
+ * A strace array of strings. Marks what strace left out: an element cut at -s (`"abc"...`), elements
+ * past -s of them (a last `...`), an element it could not read (printed as its address, `0x1`: the
+ * array stops there, as the eBPF probe's does), or the array itself unreadable from some element on
+ * (a last `...` followed by a comment with the address strace could not read).
+ */
+function parseStringArray(text: string): { items: string[]; cut: boolean; bad: boolean } | undefined {
   const t = text.trim();
   if (!t.startsWith('[')) return undefined;
-  const out: string[] = [];
+  const items: string[] = [];
+  let cut = false;
+  let bad = false;
   for (const part of splitArgs(t.slice(1, t.endsWith(']') ? -1 : undefined))) {
-    if (part.startsWith('"')) out.push(decodeCString(part.replace(/\.\.\.$/, '')));
+    if (part.startsWith('"')) {
+      items.push(decodeCString(part));
+      if (part.endsWith('"...')) cut = true;
+    } else if (part === '...') cut = true;
+    else if (part.startsWith('...') || BAD_PTR.test(part)) { bad = true; break; }
   }
-  return out;
+  return { items, cut, bad };
+}
+
+/** Bytes the kernel wrote to an address length strace printed as `[16]` or `[16 => 0]`; undefined when unknown. */
+function lengthOut(arg: string | undefined): number | undefined {
+  const m = /^\[(?:\d+ => )?(\d+)\]$/.exec(arg?.trim() ?? '');
+  return m ? Number(m[1]) : undefined;
 }
 
 interface Ret { ret: number | null; annotation?: string; nsPid?: number; hostPid?: number }
@@ -523,27 +556,49 @@ export class StraceParser {
       type: 'syscall', seq: 0, ts, pid: hostTgid, tid, abi, nr, name,
       args: args.slice(0, 6).map(argValue), ret,
     };
+    // What strace cut or could not read is marked, as the eBPF probe marks it: never a silent prefix.
+    const cut: ArgName[] = [];
+    const bad: ArgName[] = [];
     const pa = PATH_ARGS[name];
     if (pa) {
       const p1 = args[pa[0]];
-      if (p1 !== undefined && p1.startsWith('"')) ev.path = decodeCString(p1);
+      if (p1 !== undefined && p1.startsWith('"')) {
+        ev.path = decodeCString(p1);
+        if (isCutString(p1)) cut.push('path');
+      } else if (p1 !== undefined && BAD_PTR.test(p1)) bad.push('path');
       const p2 = pa[1] >= 0 ? args[pa[1]] : undefined;
-      if (p2 !== undefined && p2.startsWith('"')) ev.path2 = decodeCString(p2);
+      if (p2 !== undefined && p2.startsWith('"')) {
+        ev.path2 = decodeCString(p2);
+        if (isCutString(p2)) cut.push('path2');
+      } else if (p2 !== undefined && BAD_PTR.test(p2)) bad.push('path2');
     }
     if (ADDR_CALLS.has(name)) {
       const a = parseSockaddr(argsText);
       if (a) ev.addr = a;
+      this.addrMarks(name, args, ret, cut, bad);
     }
     let exec: { exe: string; argv: string[] } | undefined;
+    let execMarks: Pick<ExecEvent, 'truncated' | 'unreadable'> = {};
     if (name === 'execve' || name === 'execveat') {
-      const argv = parseStringArray(args[name === 'execve' ? 1 : 2] ?? '');
-      if (argv) ev.argv = argv;
+      const argvText = args[name === 'execve' ? 1 : 2] ?? '';
+      const argv = parseStringArray(argvText);
+      if (argv) {
+        ev.argv = argv.items;
+        if (argv.cut) cut.push('argv');
+        if (argv.bad) bad.push('argv');
+      } else if (BAD_PTR.test(argvText.trim())) bad.push('argv');
       if (ret === 0) {
         let exe = ev.path ?? '';
         if (name === 'execveat' && exe === '') exe = this.stripRoot(splitAnnotation(args[0] ?? '')[1] ?? '');
-        exec = { exe, argv: this.interpreterArgv(exe, argv ?? [], tid) };
+        exec = { exe, argv: this.interpreterArgv(exe, argv?.items ?? [], tid) };
+        // The exec event's exe is the call's path, its argv the call's (after any interpreter).
+        const asExec = (l: ArgName[]): ArgName[] => l.map((n) => (n === 'path' ? 'exe' : n)).filter((n) => n === 'exe' || n === 'argv');
+        const t = asExec(cut), u = asExec(bad);
+        execMarks = { ...(t.length ? { truncated: t } : {}), ...(u.length ? { unreadable: u } : {}) };
       }
     }
+    if (cut.length) ev.truncated = cut;
+    if (bad.length) ev.unreadable = bad;
     // A fork: the child's namespace pid is the return value; with --pidns-translation the host pid is in a comment.
     let fork: { childHost: number; thread: boolean } | undefined;
     if (FORK_CALLS.has(name) && ret !== null && ret > 0) {
@@ -568,7 +623,7 @@ export class StraceParser {
       const base = exec.exe.slice(exec.exe.lastIndexOf('/') + 1);
       this.comm.set(hostTgid, base.slice(0, 15));
       ev.tid = hostTgid;
-      this.emitFor(tid, { type: 'exec', seq: 0, ts, pid: hostTgid, tid: hostTgid, exe: exec.exe, argv: exec.argv }, out);
+      this.emitFor(tid, { type: 'exec', seq: 0, ts, pid: hostTgid, tid: hostTgid, exe: exec.exe, argv: exec.argv, ...execMarks }, out);
     }
     if (this.skipping !== undefined) {
       // Set-up of the runtime before the sample starts: not the sample's behaviour.
@@ -582,6 +637,35 @@ export class StraceParser {
     }
     this.emitFor(tid, ev, out);
     if (fork) { this.announced.add(fork.childHost); this.release(fork.childHost, out, false); }
+  }
+
+  /**
+   * Marks on a socket address: unreadable when strace printed its pointer (connect/bind/sendto and
+   * sendmsg's header at the call; accept and recvfrom only when the kernel wrote an address, since
+   * strace prints the pointer of a failed call too), cut when its length exceeds sockaddr_storage.
+   */
+  private addrMarks(name: string, args: string[], ret: number | null, cut: ArgName[], bad: ArgName[]): void {
+    if (name === 'sendmsg') {
+      const m = args[1]?.trim() ?? '';
+      if (BAD_PTR.test(m) || /[{ ]msg_name=0x[0-9a-f]+,/i.test(m)) bad.push('addr');
+      else if (Number(/[{ ]msg_namelen=(\d+)/.exec(m)?.[1] ?? 0) > ADDR_MAX && !/msg_name=NULL/.test(m)) cut.push('addr');
+      return;
+    }
+    const where = ADDR_ARGS[name];
+    if (!where) return;
+    const addr = args[where[0]]?.trim();
+    if (addr === undefined || addr === 'NULL') return;
+    const lenText = args[where[1]]?.trim();
+    if (!where[2]) {
+      if (BAD_PTR.test(addr)) bad.push('addr');
+      else if (argValue(lenText ?? '') > ADDR_MAX) cut.push('addr');
+      return;
+    }
+    if (ret === null || ret < 0) return;
+    if (lenText !== undefined && BAD_PTR.test(lenText)) { bad.push('addr'); return; }
+    const len = lengthOut(lenText);
+    if (BAD_PTR.test(addr) && len !== 0) bad.push('addr');
+    else if (len !== undefined && len > ADDR_MAX) cut.push('addr');
   }
 
   private interpreterArgv(path: string, argv: string[], tid: number): string[] {
