@@ -80,7 +80,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });
   const builder = new ReportBuilder(run.facts.denied);
-  let sink: (EventSink & { close(stats?: CaptureStats): Promise<void> }) | undefined;
+  let sink: (EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[]): Promise<void> }) | undefined;
   let result: SandboxResult | undefined;
   let changes: FileChange[] = [];
   let stats: CaptureStats | undefined;
@@ -93,7 +93,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     const info = await run.sandbox.create();
     const collector = await run.collector(info);
     if (opts.record) {
-      sink = await openRecording(opts.record, { target: sample.name, sample, backend: collector.backend, id, timeout, isolation: run.isolation, reason: run.reason, users: [...run.facts.users], cwd: run.facts.cwd });
+      sink = await openRecording(opts.record, { target: sample.name, sample, backend: collector.backend, id, containerId: run.id, containerName: run.name, timeout, isolation: run.isolation, reason: run.reason, users: [...run.facts.users], cwd: run.facts.cwd });
     }
     await collector.start();
     const consuming = runPipeline({
@@ -132,7 +132,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     errors.push(diag(e, 'sandbox'));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    await sink?.close(stats).catch((e: unknown) => errors.push(diag(e, 'record')));
+    await sink?.close(stats, changes).catch((e: unknown) => errors.push(diag(e, 'record')));
     try {
       await run.sandbox.destroy();
     } catch (e) {
@@ -220,7 +220,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
   return detectors;
 }
 
-async function openRecording(path: string, meta: Record<string, unknown>): Promise<EventSink & { close(stats?: CaptureStats): Promise<void> }> {
+async function openRecording(path: string, meta: Record<string, unknown>): Promise<EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[]): Promise<void> }> {
   const { RecordingWriter } = await import('./capture/replay/index.js');
   return RecordingWriter.create(path, meta);
 }

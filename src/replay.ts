@@ -1,11 +1,12 @@
 // replay(): the analysis pipeline over a recorded or imported trace instead of a live sandbox.
 // A sandtrace recording carries the sample's description and the live capture's statistics, so
-// the report equals the live run's (dropped-file copies excepted: they live in the analysis dir).
+// the report equals the live run's (its dropped and deleted files too, from the recording's
+// trailer; the copies themselves stay in the live run's analysis directory).
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
 import { RecordingCollector } from './capture/replay/index.js';
-import { fileLines, parseHeader } from './capture/replay/recording.js';
+import { fileLines, parseHeader, type RecordedChange, type RecordingTrailer } from './capture/replay/recording.js';
 import type { Abi } from './capture/events.js';
 import { buildDetectors, finishReport, type AnalyzeResult } from './analyze.js';
 import { runPipeline } from './pipeline.js';
@@ -35,13 +36,17 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
   const users = Array.isArray(meta['users']) ? new Map(meta['users'] as [number, string][]) : undefined;
   const semantics = new SemanticState({
     ...(users ? { users } : {}), ...(typeof meta['cwd'] === 'string' ? { initialCwd: meta['cwd'] } : {}),
+    // a sandbox recording: the processes ran in the analysis's container, as live
+    ...(typeof meta['containerId'] === 'string' ? { containerId: meta['containerId'] } : {}),
+    ...(typeof meta['containerName'] === 'string' ? { containerName: meta['containerName'] } : {}),
   });
   const builder = new ReportBuilder(DENIED_SYSCALLS);
   const started = new Date();
   await runPipeline({ collector, semantics, report: builder, detectors });
   const replayed = collector.stats();
   // The live capture's own statistics (events lost in the kernel, say) stay true of a replay.
-  const live = (await readTrailerStats(opts.file)) ?? undefined;
+  const trailer = await readTrailer(opts.file);
+  const live = trailer?.stats;
   const capture: CaptureStats = live
     ? { ...live, notes: [...live.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: live.parseErrors + replayed.parseErrors, lost: live.lost + replayed.lost }
     : replayed;
@@ -55,7 +60,7 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
       timeout: typeof meta['timeout'] === 'number' ? meta['timeout'] : 0, timedOut: false,
       isolation: (meta['isolation'] as Report['analysis']['isolation'] | undefined) ?? { kind: 'none', guarantees: [], weaker: ['replayed trace: no sandbox ran'] },
       sample, capture, captureReason: typeof meta['reason'] === 'string' ? meta['reason'] : `replay of ${collector.detectedFormat ?? 'a trace'}`,
-      backend: live?.backend ?? 'replay', changes: [],
+      backend: live?.backend ?? 'replay', changes: trailer?.changes ?? [],
     },
   });
 }
@@ -65,12 +70,13 @@ async function readHeader(file: string) {
   return undefined;
 }
 
-async function readTrailerStats(file: string): Promise<CaptureStats | undefined> {
+async function readTrailer(file: string): Promise<{ stats?: CaptureStats; changes?: RecordedChange[] } | undefined> {
   let last = '';
   for await (const line of fileLines(file)) if (line.trim()) last = line;
   try {
-    const t = JSON.parse(last) as { format?: string; stats?: CaptureStats };
-    return t.format === 'sandtrace.events.end' ? t.stats : undefined;
+    const t = JSON.parse(last) as Partial<RecordingTrailer>;
+    if (t.format !== 'sandtrace.events.end') return undefined;
+    return { ...(t.stats ? { stats: t.stats } : {}), ...(Array.isArray(t.changes) ? { changes: t.changes } : {}) };
   } catch {
     return undefined;
   }

@@ -37,6 +37,9 @@ test('fork/exec chain: the process tree is sample -> sh -> ls with argv, parents
   const sh = r.processes.find((p) => p.pid === ls[0]?.pid);
   assert.equal(sh?.ppid, 1, 'ls is the exec of the sh that the sample forked');
   assert.equal(ls[0]?.exit, 0);
+  // the working directory: the sandbox starts the sample in /root; fork and exec keep it
+  assert.equal(root.cwd, '/root');
+  assert.equal(ls[0]?.cwd, '/root');
   assert.ok(file(r, '/bin/ls')?.ops.includes('exec'));
   assert.ok(file(r, '/bin/sh')?.ops.includes('exec'), 'the forked child exec\'d sh before ls');
   assert.equal(r.analysis.status, 'completed');
@@ -91,17 +94,26 @@ test('a sample that outlives the timeout is killed: the report says so and lists
   assert.ok(r.processes.filter((p) => p.exe.endsWith('/sleep')).length >= 2);
 });
 
-test('recording and replay give the same processes, files, network, syscalls and findings', async () => {
+test('recording and replay give the same processes, files, dropped and deleted files, network, syscalls and findings', async () => {
   const t = tempDir();
   try {
     const rec = join(t.path, 'trace.jsonl.gz');
-    const live = await analyze({ sample: sample('read_secrets.sh'), outDir: join(t.path, 'live'), timeout: 30, record: rec });
+    // the dropper reads, writes, drops a cron file and has findings
+    const live = await analyze({ sample: join(ROOT, 'examples', 'dropper.sh'), outDir: join(t.path, 'live'), timeout: 30, record: rec });
+    assert.ok(live.report.dropped.length > 0 && live.report.findings.length > 0);
     assert.ok(existsSync(rec));
     const r = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
     assert.equal(r.code, 0, r.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
-    const strip = (x: Report) => ({ p: x.processes, f: x.files, n: x.network, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample });
+    // the container the processes ran in is the same in the replay (container.id in rule outputs)
+    assert.deepEqual(again.findings.map((f) => f.output), live.report.findings.map((f) => f.output));
+    const strip = (x: Report) => ({
+      p: x.processes, f: x.files, n: x.network, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample,
+      // the copies stay with the live analysis
+      d: x.dropped.map(({ copy: _copy, ...d }) => d), del: x.deleted,
+    });
     assert.deepEqual(strip(again), strip(live.report));
+    assert.ok(again.dropped.every((d) => d.copy === undefined));
     assert.equal(again.capture.lost, live.report.capture.lost);
   } finally {
     t.cleanup();

@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import type { TraceEvent } from '../events.js';
 import type { CaptureStats, Collector } from '../collector.js';
 import { SandtraceError } from '../../errors.js';
+import { programKey } from '../../semantics/program.js';
 import { fileLines } from './recording.js';
 import { createImporter, detectFormat, unknownFormat, type ImportIssue, type ImportOptions, type LineImporter, type TraceFormat } from './importers.js';
 
@@ -122,7 +123,7 @@ export interface ProcessTrace {
   id: string;
   pid: number;
   tid: number;
-  /** Program of the process (last exec), '' when the file never says. */
+  /** Program of the process (last exec, as programKey names it), '' when the file never says. */
   exe: string;
   calls: string[];
   /** The events of the trace, in order (syscalls, execs, forks, exits). */
@@ -161,10 +162,11 @@ export async function readTraces(path: string, opts: ImportOptions & { keepEvent
   for await (const batch of c.events()) {
     for (const e of batch) {
       if (e.type === 'exec') {
-        exeOf.set(e.pid, e.exe);
+        const program = programKey({ exe: e.exe, argv: e.argv, name: e.comm ?? '' });
+        exeOf.set(e.pid, program);
         const cur = live.get(e.tid);
         closeProcess(e.pid);
-        if (cur && cur.calls.length === 0) { cur.exe = e.exe; live.set(e.tid, cur); } else open(e.pid, e.tid);
+        if (cur && cur.calls.length === 0) { cur.exe = program; live.set(e.tid, cur); } else open(e.pid, e.tid);
       }
       let t = live.get(e.tid);
       if (t && t.pid !== e.pid) t = undefined; // tid reused by another process

@@ -30,6 +30,21 @@ export interface RecordingTrailer {
   format: 'sandtrace.events.end';
   events: number;
   stats?: CaptureStats;
+  /**
+   * What the run left changed in the container's filesystem (not events: the overlay's diff at the
+   * end), so a replay reports the same dropped and deleted files. Copies stay in the live run's
+   * output directory and are not named here.
+   */
+  changes?: RecordedChange[];
+}
+
+/** A file change as recorded: FileChange without the host path of the copy. */
+export interface RecordedChange {
+  path: string;
+  change: 'created' | 'modified' | 'deleted';
+  size: number;
+  sha256: string | null;
+  truncated: boolean;
 }
 
 /** Writes a recording; write() buffers (errors surface at close()), close() flushes the file. */
@@ -92,10 +107,13 @@ export class RecordingWriter {
   }
 
   /** Write the trailer and flush. Rejects with CAPTURE_FAILED when the file could not be written. */
-  async close(stats?: CaptureStats): Promise<void> {
+  async close(stats?: CaptureStats, changes?: readonly RecordedChange[]): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      const trailer: RecordingTrailer = { format: 'sandtrace.events.end', events: this.count, ...(stats ? { stats } : {}) };
+      const trailer: RecordingTrailer = {
+        format: 'sandtrace.events.end', events: this.count, ...(stats ? { stats } : {}),
+        ...(changes ? { changes: changes.map(({ path, change, size, sha256, truncated }) => ({ path, change, size, sha256, truncated })) } : {}),
+      };
       this.gz.end(JSON.stringify(trailer) + '\n');
     }
     await this.done;
