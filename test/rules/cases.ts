@@ -55,7 +55,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-001', trigger: (s) => s.open(1, '/var/log/auth.log', O.w), benign: (s) => s.open(1, '/var/log/auth.log', O.r) },
   { id: 'ST-DEF-002', trigger: (s) => s.unlink(1, '/root/.bash_history'), benign: (s) => s.unlink(1, '/root/old_notes.txt') },
   { id: 'ST-DEF-003', trigger: (s) => s.run('/usr/bin/touch', ['touch', '-r', '/bin/ls', '/tmp/.x']), benign: (s) => s.run('/usr/bin/touch', ['touch', 'stamp']) },
-  { id: 'ST-DEF-004', trigger: (s) => s.sys(1, 'prctl', [15, 0], 0), benign: (s) => s.sys(1, 'prctl', [38, 1], 0) },
+  // busybox names itself after its applet at every re-exec: not a disguise
+  { id: 'ST-DEF-004', trigger: (s) => s.sys(1, 'prctl', [15, 0], 0), benign: (s) => s.sys(s.run('/bin/busybox', ['sleep', '1']), 'prctl', [15, 0], 0) },
   { id: 'ST-DEF-005', trigger: (s) => s.run('/tmp/.x/bot', ['[kworker/0:1]']), benign: (s) => s.run('/usr/bin/sleep', ['sleep', '1']) },
   { id: 'ST-DEF-006', trigger: (s) => s.open(1, '/tmp/.cache-x', O.w), benign: (s) => s.open(1, '/tmp/report.txt', O.w) },
   { id: 'ST-DEF-007', trigger: (s) => s.run('/usr/sbin/iptables', ['iptables', '-F']), benign: (s) => s.run('/usr/sbin/iptables', ['iptables', '-L']) },

@@ -55,3 +55,32 @@ test('namespace escape attempts denied by seccomp are still findings; the script
     '',
   ].join('\n')), 'ST-ESC-002', 'ST-ESC-009', 'ST-ESC-011', 'ST-ESC-004', 'ST-DEF-008');
 });
+
+test('cd /tmp && cat x: rule outputs carry the process\'s cwd and the analysis\' container', { timeout: 120_000 }, async () => {
+  assert.equal(process.getuid?.(), 0, 'the sandbox needs root; run the tests as root after make setup');
+  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-live-cwd-'));
+  const sample = join(dir, 'cwd.sh');
+  await writeFile(sample, ['#!/bin/sh', 'cd /tmp', 'echo data > x', 'cat x', ''].join('\n'));
+  await chmod(sample, 0o755);
+  const rules = join(dir, 'cwd.yaml');
+  const r = (name: string, condition: string) =>
+    `- rule: ${name}\n  desc: ${name}\n  condition: ${condition}\n  output: "cwd=%proc.cwd container=%container.id name=%container.name image=%container.image file=%fd.name ns=%k8s.ns.name"\n  priority: NOTICE\n`;
+  await writeFile(rules, [
+    r('cat in tmp', 'evt.type in (open, openat) and proc.name = cat and fd.name = /tmp/x and proc.cwd = /tmp/ and container.id != host'),
+    r('cat elsewhere', 'evt.type in (open, openat) and proc.name = cat and fd.name = /tmp/x and not proc.cwd = /tmp/'),
+    r('started in root', 'evt.type = execve and proc.cwd = /root/ and container.id != host'),
+    r('k8s', 'evt.type in (open, openat) and proc.name = cat and k8s.ns.name != kube-system'),
+  ].join(''));
+  const { report } = await analyze({ sample, outDir: join(dir, 'out'), timeout: 30, rules: [rules] });
+  assert.equal(report.analysis.status, 'completed', JSON.stringify(report.analysis.errors));
+  const by = new Map(report.findings.map((f) => [f.rule, f]));
+  const cat = by.get('cat in tmp');
+  assert.ok(cat, `no finding for cat in /tmp; found ${[...by.keys()].join(', ')}`);
+  const id = report.analysis.id;
+  // `cat x` opened a relative name: fd.name and proc.cwd both come from the shell's chdir.
+  assert.equal(cat.output, `cwd=/tmp/ container=${id} name=sandtrace-${id} image=<NA> file=/tmp/x ns=<NA>`);
+  assert.ok(!by.has('cat elsewhere'));
+  // The sample itself starts in the sandbox's working directory.
+  assert.match(by.get('started in root')?.output ?? '', new RegExp(`^cwd=/root/ container=${id} `));
+  assert.ok(!by.has('k8s'), 'k8s fields are missing here: comparisons on them are false');
+});

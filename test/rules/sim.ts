@@ -2,7 +2,7 @@
 // fed through the real SemanticState, so rules see the same process tree and fd table as in
 // an analysis.
 import type { SockAddr, SyscallEvent, TraceEvent } from '../../src/capture/events.js';
-import type { EnrichedEvent } from '../../src/semantics/types.js';
+import type { ContainerImage, EnrichedEvent } from '../../src/semantics/types.js';
 import { SemanticState } from '../../src/semantics/state.js';
 import { syscallNumber } from '../../src/semantics/syscalls.js';
 
@@ -16,11 +16,14 @@ export class Sim {
   private nextPid = 100;
   private readonly fds = new Map<number, number>();
 
-  constructor(opts: { container?: boolean } = {}) {
+  /** container: false runs on the host; image: what is known of the container's image;
+   *  cwd: null starts the sample in an unknown directory (as when attaching mid-life). */
+  constructor(opts: { container?: boolean; image?: ContainerImage; cwd?: string | null } = {}) {
     this.st = new SemanticState({
       ...(opts.container === false ? {} : { containerId: 'c0ffee', containerName: 'sandtrace-test' }),
+      ...(opts.image ? { containerImage: opts.image } : {}),
       users: new Map([[0, 'root'], [1000, 'user']]),
-      initialCwd: '/root',
+      ...(opts.cwd === null ? {} : { initialCwd: opts.cwd ?? '/root' }),
     });
     // The sample: a shell script run as root in /root.
     this.push({ type: 'exec', seq: 0, ts: 0, pid: 1, tid: 1, exe: '/bin/sh', argv: ['sh', '/root/sample.sh'], uid: 0 });
@@ -107,6 +110,10 @@ export class Sim {
 
   rename(pid: number, from: string, to: string, ret = 0): this {
     return this.sys(pid, 'renameat2', [-100, 0, -100, 0, 0], ret, { path: from, path2: to });
+  }
+
+  chdir(pid: number, path: string, ret = 0): this {
+    return this.sys(pid, 'chdir', [0], ret, { path });
   }
 
   chmod(pid: number, path: string, mode: number, ret = 0): this {

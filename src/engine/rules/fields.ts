@@ -1,7 +1,7 @@
 // Falco field names mapped onto our enriched events. Each field resolves once, at compile time,
 // to a getter closure; getters avoid allocating on the hot path (derived strings are cached
 // per process or per last value).
-import type { EnrichedEvent, FdInfo, ProcessInfo } from '../../semantics/types.js';
+import type { ContainerImage, EnrichedEvent, FdInfo, ProcessInfo } from '../../semantics/types.js';
 import type { SyscallEvent } from '../../capture/events.js';
 import { errnoName } from '../../semantics/syscalls.js';
 import { decodeArgs } from '../../semantics/args.js';
@@ -66,6 +66,15 @@ function cmdOf(p: ProcessInfo): { cmd: string; args: string } {
   }
   return c;
 }
+let lastCwd = '';
+let lastSlashed = '/';
+function slashed(cwd: string): string {
+  if (cwd !== lastCwd) {
+    lastCwd = cwd;
+    lastSlashed = cwd.endsWith('/') ? cwd : `${cwd}/`;
+  }
+  return lastSlashed;
+}
 function ancestor(p: ProcessInfo | undefined, n: number): ProcessInfo | undefined {
   let q = p;
   for (let i = 0; i < n && q; i++) q = q.parent;
@@ -92,6 +101,8 @@ const PROC: Record<string, [FieldKind, ProcGet]> = {
   is_exe_upper_layer: ['bool', (p, _e, ctx) => writtenExe(p.exe, ctx)],
   is_sid_leader: ['bool', (p) => p.sid === p.pid],
   is_vpgid_leader: ['bool', () => null],
+  // Falco keeps the cwd with a trailing slash ("/tmp/"); unknown cwd reads as missing.
+  cwd: ['str', (p) => (p.cwd === undefined ? null : slashed(p.cwd))],
 };
 /** Whether an executable was written during the capture; a relative exe (./x, as the exec call
  *  named it) matches a written absolute path ending in it. */
@@ -311,12 +322,38 @@ export function cidrTest(cidr: string): ((ip: string) => boolean) | null {
 /** Fields Falco defines whose data no capture source of ours provides: they read as missing. */
 const UNAVAILABLE_PREFIXES = ['container.image', 'container.mount', 'container.healthcheck', 'container.liveness',
   'container.readiness', 'container.cni', 'container.host_', 'container.ip', 'container.label', 'k8s.', 'k8smeta.',
-  'proc.exe_ino', 'proc.env', 'proc.cwd', 'proc.stdin', 'proc.stdout', 'proc.stderr', 'proc.vpgid', 'proc.pgid',
+  'proc.exe_ino', 'proc.env', 'proc.aenv', 'proc.stdin', 'proc.stdout', 'proc.stderr', 'proc.vpgid', 'proc.pgid',
   'thread.cap', 'proc.is_exe_writable', 'proc.is_container_', 'proc.fdopencount', 'fd.sip.name', 'fd.cip.name',
   'fd.rip.name', 'fd.lip.name', 'fd.dev', 'fd.ino', 'fd.uid', 'user.loginuid', 'user.loginname', 'user.homedir',
   'user.shell', 'group.', 'evt.hostname', 'proc.sname', 'proc.pvpid', 'proc.ppid.duration', 'proc.pid.ts',
   'proc.ppid.ts', 'proc.tty_', 'container.privileged', 'container.type', 'container.start_ts', 'container.duration',
   'fs.path.nameraw', 'evt.is_open_exec', 'proc.loginshellid', 'proc.cmdlenargs', 'proc.cmdnargs'];
+
+/** container.image*: missing for host processes and wherever the image, or that part of it, is
+ *  unknown (Falco returns no value rather than ''). Repository and tag split the reference when
+ *  the caller gave only the name. */
+const CONTAINER_IMAGE: Record<string, (i: ContainerImage) => string | undefined> = {
+  'container.image': (i) => i.name,
+  'container.image.id': (i) => i.id,
+  'container.image.repository': (i) => i.repository ?? refOf(i).repository,
+  'container.image.tag': (i) => i.tag ?? refOf(i).tag,
+  'container.image.digest': (i) => i.digest ?? refOf(i).digest,
+};
+const refCache = new WeakMap<ContainerImage, ReturnType<typeof splitRef>>();
+function refOf(i: ContainerImage): ReturnType<typeof splitRef> {
+  let r = refCache.get(i);
+  if (!r) refCache.set(i, (r = splitRef(i.name)));
+  return r;
+}
+/** "registry:5000/a/b:tag@sha256:..." -> repository, tag and digest (a ':' before the last '/' is a port). */
+export function splitRef(ref: string): { repository: string; tag: string | undefined; digest: string | undefined } {
+  const at = ref.indexOf('@');
+  const digest = at >= 0 ? ref.slice(at + 1) : undefined;
+  const name = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = name.lastIndexOf(':');
+  const tagged = colon > name.lastIndexOf('/');
+  return { repository: tagged ? name.slice(0, colon) : name, tag: tagged ? name.slice(colon + 1) : undefined, digest };
+}
 
 export type FieldResult = { ok: true; def: FieldDef } | { ok: false; reason: string };
 
@@ -456,7 +493,10 @@ export function resolveField(name: string, arg?: string): FieldResult {
   if (name === 'user.uid') return { ok: true, def: { kind: 'num', get: (e) => e.proc.uid } };
   if (name === 'user.name') return { ok: true, def: { kind: 'str', get: (e) => e.user || null } };
   if (name === 'container.id') return { ok: true, def: { kind: 'str', get: (e) => e.proc.containerId || 'host' } };
-  if (name === 'container.name') return { ok: true, def: { kind: 'str', get: (e) => e.proc.containerName || 'host' } };
+  // Falco: 'host' outside any container; a container without a name has none (missing).
+  if (name === 'container.name') return { ok: true, def: { kind: 'str', get: (e) => (e.proc.containerId ? e.proc.containerName || null : 'host') } };
+  const img = CONTAINER_IMAGE[name];
+  if (img) return { ok: true, def: { kind: 'str', get: (e) => (e.proc.containerId && e.proc.containerImage ? img(e.proc.containerImage) || null : null) } };
   if (name === 'container.info') return { ok: true, def: { kind: 'str', get: (e) => (e.proc.containerId ? `container_id=${e.proc.containerId} container_name=${e.proc.containerName}` : 'host') } };
   if (UNAVAILABLE_PREFIXES.some((p) => name.startsWith(p))) return { ok: true, def: NA };
   return { ok: false, reason: `unsupported field '${name}${arg !== undefined ? `[${arg}]` : ''}'` };
