@@ -74,6 +74,10 @@ static size_t cfg_entry_len;
 static int64_t off_pid = -1, off_tgid = -1, off_comm = -1, off_parent = -1, off_mm = -1, off_exe = -1,
                off_fpath_dentry = -1, off_dname = -1, off_dparent = -1,
                off_arg_start = -1, off_arg_end = -1, off_env_end = -1;
+/* mount crossing for exe paths (optional: without them a path stops at its mount's root) */
+static int64_t off_fpath_mnt = -1, off_mount_mnt = -1, off_mnt_parent = -1, off_mnt_mountpoint = -1, off_mnt_root = -1;
+/* the working directory at exec (task->fs->pwd: dentry and vfsmount), to place a relative path (optional) */
+static int64_t off_task_fs = -1, off_pwd_dentry = -1, off_pwd_mnt = -1;
 static int out_fd = -1;
 
 static volatile int slide_known;
@@ -89,7 +93,7 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4 };
 /* ENTER flags for execve: argv could not be read completely (pages not mapped yet) */
 #define ARGV_INCOMPLETE 0x80000000u
-enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9 };
+enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10 };
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -338,6 +342,72 @@ static void walk_tasks(void) {
     }
 }
 
+/*
+ * A path (dentry, vfsmount) as blobs of `kind`, one per component, leaf first, as d_path builds
+ * it: at a mount's root, continue from its mountpoint in the parent mount (/tmp on tmpfs is /tmp,
+ * not /); a pseudo file (memfd) is its own root and keeps its name.
+ */
+static bool mounts_known(void) {
+    return off_fpath_mnt >= 0 && off_mount_mnt >= 0 && off_mnt_parent >= 0 && off_mnt_mountpoint >= 0 && off_mnt_root >= 0;
+}
+
+static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64_t vfs) {
+    uint64_t mnt = vfs && mounts_known() ? vfs - (uint64_t)off_mount_mnt : 0;
+    if (d && kind == BLOB_CWD) p = blob(p, end, kind, "/", 1); /* read, even when it is / (no component) */
+    for (int i = 0; d && i < 64; i++) {
+        uint64_t parent = mem64(d + (uint64_t)off_dparent);
+        uint64_t root = mnt ? mem64(mnt + (uint64_t)off_mount_mnt + (uint64_t)off_mnt_root) : 0;
+        if (d == root || parent == d) {
+            uint64_t up = mnt ? mem64(mnt + (uint64_t)off_mnt_parent) : 0;
+            if (d == root && up && up != mnt) {
+                d = mem64(mnt + (uint64_t)off_mnt_mountpoint);
+                mnt = up;
+                continue;
+            }
+            if (d != root && mnt) p = blob_str(p, end, kind, mem64(d + (uint64_t)off_dname));
+            break;
+        }
+        p = blob_str(p, end, kind, mem64(d + (uint64_t)off_dname));
+        d = parent;
+    }
+    return p;
+}
+
+/* mm->exe_file's path */
+static uint8_t *blob_exe(uint8_t *p, uint8_t *end, uint64_t mm) {
+    uint64_t file = mm ? mem64(mm + (uint64_t)off_exe) : 0;
+    if (!file) return p;
+    return blob_path(p, end, BLOB_EXE, mem64(file + (uint64_t)off_fpath_dentry), mounts_known() ? mem64(file + (uint64_t)off_fpath_mnt) : 0);
+}
+
+/*
+ * Processes announced to sandtrace (by tgid): the first system call of a process the plugin has
+ * not seen since that pid last exited carries what it runs (exe path, argv). That names what the
+ * kernel itself exec'd (init, usermode helpers such as modprobe: no execve call to see).
+ */
+#define PID_LIMIT (1u << 22) /* the kernel's PID_MAX_LIMIT on 64-bit */
+static uint8_t announced[PID_LIMIT / 8];
+
+static bool announce_once(uint32_t tgid) {
+    if (tgid == 0 || tgid >= PID_LIMIT) return false;
+    uint8_t bit = (uint8_t)(1u << (tgid & 7));
+    return (__atomic_fetch_or(&announced[tgid >> 3], bit, __ATOMIC_RELAXED) & bit) == 0;
+}
+
+static void announce_clear(uint32_t tgid) {
+    if (tgid && tgid < PID_LIMIT) __atomic_fetch_and(&announced[tgid >> 3], (uint8_t)~(1u << (tgid & 7)), __ATOMIC_RELAXED);
+}
+
+/* the running image's argv (mm->arg_start..arg_end), as /proc/PID/cmdline reads it */
+static uint8_t *blob_args(uint8_t *p, uint8_t *end, uint64_t mm) {
+    uint64_t as = mem64(mm + (uint64_t)off_arg_start), ae = mem64(mm + (uint64_t)off_arg_end);
+    uint8_t buf[4096];
+    size_t n = ae > as ? (size_t)(ae - as) : 0;
+    if (n > sizeof buf) n = sizeof buf;
+    if (n && mem(as, buf, n)) p = blob(p, end, BLOB_NEWARGV, buf, n);
+    return p;
+}
+
 static int walked;
 static uint64_t entry_calls;
 
@@ -396,6 +466,11 @@ static void on_entry(unsigned int vcpu, void *ud) {
             if (l && mem(a[s.sa - 1], sa, l)) p = blob(p, end, BLOB_SOCKADDR, sa, l);
         }
     }
+    if (task && announce_once(h.tgid)) {
+        uint64_t mm = mem64(task + (uint64_t)off_mm);
+        if (mm) { p = blob_exe(p, end, mm); p = blob_args(p, end, mm); }
+    }
+    if (nr == 231 || (nr == 60 && h.tid == h.tgid)) announce_clear(h.tgid); /* the pid may be reused */
     h.len = (uint16_t)(p - rec);
     memcpy(rec, &h, sizeof h);
     emit(rec, (size_t)(p - rec), h.ts);
@@ -424,6 +499,7 @@ static void on_return(unsigned int vcpu, void *ud) {
         if (rt.path2) p = blob_str(p, end, BLOB_PATH2, rt.path2);
     }
     if ((orig == 59 || orig == 322) && ax == 0 && task) {
+        announce_once(h.tgid);
         /* after a successful exec: the new comm and the exe path, dentry by dentry (leaf first) */
         char comm[16] = { 0 };
         mem(task + (uint64_t)off_comm, comm, 16);
@@ -432,21 +508,14 @@ static void on_return(unsigned int vcpu, void *ud) {
         uint64_t mm = mem64(task + (uint64_t)off_mm);
         if (mm) {
             /* the new image's argv and execfn, from its fresh stack (as /proc/PID/cmdline does) */
-            uint64_t as = mem64(mm + (uint64_t)off_arg_start), ae = mem64(mm + (uint64_t)off_arg_end);
             uint64_t ee = mem64(mm + (uint64_t)off_env_end);
-            uint8_t buf[4096];
-            size_t n = ae > as ? (size_t)(ae - as) : 0;
-            if (n > sizeof buf) n = sizeof buf;
-            if (n && mem(as, buf, n)) p = blob(p, end, BLOB_NEWARGV, buf, n);
+            p = blob_args(p, end, mm);
             if (ee) p = blob_str(p, end, BLOB_EXECFN, ee);
         }
-        uint64_t file = mm ? mem64(mm + (uint64_t)off_exe) : 0;
-        uint64_t d = file ? mem64(file + (uint64_t)off_fpath_dentry) : 0;
-        for (int i = 0; d && i < 32; i++) {
-            uint64_t parent = mem64(d + (uint64_t)off_dparent);
-            if (parent == d) break;
-            p = blob_str(p, end, BLOB_EXE, mem64(d + (uint64_t)off_dname));
-            d = parent;
+        p = blob_exe(p, end, mm);
+        if (off_task_fs >= 0 && off_pwd_dentry >= 0 && off_pwd_mnt >= 0) {
+            uint64_t fs = mem64(task + (uint64_t)off_task_fs);
+            if (fs) p = blob_path(p, end, BLOB_CWD, mem64(fs + (uint64_t)off_pwd_dentry), mounts_known() ? mem64(fs + (uint64_t)off_pwd_mnt) : 0);
         }
     }
     h.len = (uint16_t)(p - rec);
@@ -553,6 +622,14 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         else if (K("tasks")) off_tasks = strtoll(v, NULL, 0);
         else if (K("cred")) off_cred = strtoll(v, NULL, 0);
         else if (K("uid")) off_uid = strtoll(v, NULL, 0);
+        else if (K("fmnt")) off_fpath_mnt = strtoll(v, NULL, 0);
+        else if (K("mntvfs")) off_mount_mnt = strtoll(v, NULL, 0);
+        else if (K("mntparent")) off_mnt_parent = strtoll(v, NULL, 0);
+        else if (K("mntpoint")) off_mnt_mountpoint = strtoll(v, NULL, 0);
+        else if (K("mntroot")) off_mnt_root = strtoll(v, NULL, 0);
+        else if (K("taskfs")) off_task_fs = strtoll(v, NULL, 0);
+        else if (K("pwd")) off_pwd_dentry = strtoll(v, NULL, 0);
+        else if (K("pwdmnt")) off_pwd_mnt = strtoll(v, NULL, 0);
 #undef K
     }
     if ((!out && !sock) || !cfg_entry || !cfg_dosys || !cfg_after || !cfg_cur || !cfg_entry_len || off_pid < 0 || off_tgid != off_pid + 4 ||

@@ -77,6 +77,8 @@ export interface VmRun {
   profile: KernelProfile;
   /** Resolves once QEMU has exited and the temporary files are gone. */
   done: Promise<VmResult>;
+  /** This run's temporary directory (initramfs, plugin socket): removed by the time done settles. */
+  workDir: string;
 }
 
 /** QEMU >= 9.2 is needed for qemu_plugin_read_memory_vaddr. */
@@ -116,6 +118,14 @@ export function pluginArgs(p: KernelProfile, sock: string): string {
     tasks: o['task_struct.tasks'], cred: o['task_struct.cred'], uid: o['cred.uid'],
     ...(p.symbols.init_task ? { inittask: p.symbols.init_task } : {}),
   };
+  // exe paths cross mount points (a program on the tmpfs /tmp is /tmp/x, not /x) when the BTF has struct mount
+  const mounts = { fmnt: o['file.f_path'] + o['path.mnt'], mntvfs: o['mount.mnt'], mntparent: o['mount.mnt_parent'], mntpoint: o['mount.mnt_mountpoint'], mntroot: o['vfsmount.mnt_root'] };
+  const known = (o: Record<string, number | undefined>) => Object.values(o).every((v) => typeof v === 'number' && v >= 0);
+  if (known(mounts)) Object.assign(kv, mounts);
+  // the working directory at exec, to place a relative path (./script.sh)
+  const fs = o['fs_struct.pwd'] ?? -1;
+  const cwd = { taskfs: o['task_struct.fs'], pwd: fs < 0 ? -1 : fs + o['path.dentry'], pwdmnt: fs < 0 ? -1 : fs + o['path.mnt'] };
+  if (known(cwd)) Object.assign(kv, cwd);
   return [PLUGIN_PATH, ...Object.entries(kv).map(([k, v]) => `${k}=${v}`)].join(',');
 }
 
@@ -134,6 +144,7 @@ function writeCpio(dir: string, root: string): string {
  */
 export function buildDebianInitramfs(dir: string, kernel: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
   const root = join(dir, 'root');
+  rmSync(root, { recursive: true, force: true });
   for (const d of ['bin', 'proc', 'sys', 'dev', 'newroot', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
   chmodSync(join(root, 'bin', 'busybox'), 0o755);
@@ -187,6 +198,7 @@ exec switch_root /newroot /.sandtrace/busybox sh /.sandtrace/stage2
 /** A busybox initramfs (uncompressed newc cpio) with the sample and an init that runs it once. */
 export function buildInitramfs(dir: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
   const root = join(dir, 'root');
+  rmSync(root, { recursive: true, force: true }); // a rebuild in the same dir starts afresh
   for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'work', 'usr', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
   chmodSync(join(root, 'bin', 'busybox'), 0o755);
@@ -267,7 +279,17 @@ export function runInVm(opts: VmRunOptions): VmRun {
     rmSync(tmp, { recursive: true, force: true });
   };
 
+  // stop() before the guest booted must not wait for a QEMU that never comes (and leaves no temp dir)
+  let booting = false, stopRequested = false;
+  const notBooted = () => {
+    cleanup();
+    const e = new SandtraceError('VM_BOOT_FAILED', 'the guest was stopped before it booted');
+    rejectDone(e);
+    return e;
+  };
   const boot = async (): Promise<Readable> => {
+    booting = true;
+    if (stopRequested) throw notBooted();
     let initrd: string;
     const disk: string[] = [];
     try {
@@ -278,7 +300,7 @@ export function runInVm(opts: VmRunOptions): VmRun {
       } else {
         initrd = buildInitramfs(tmp, opts.sample, opts.args ?? [], timeout, tag);
       }
-    } catch (e) { cleanup(); throw e; }
+    } catch (e) { cleanup(); rejectDone(e); throw e; }
     const sock = join(tmp, 'plugin.sock');
     const args = ['-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-m', String(opts.memoryMb ?? (debian ? 512 : 256)), ...disk,
       '-smp', '1', '-no-reboot', '-nic', 'none', '-kernel', kernel, '-initrd', initrd,
@@ -295,6 +317,7 @@ export function runInVm(opts: VmRunOptions): VmRun {
     }
     const t0 = performance.now();
     let stderr = '';
+    if (stopRequested) throw notBooted();
     qemu = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     qemu.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8000); });
     killTimer = setTimeout(() => { hostTimedOut = true; qemu?.kill('SIGKILL'); }, (timeout + 90) * 1000);
@@ -350,10 +373,12 @@ export function runInVm(opts: VmRunOptions): VmRun {
   const collector = new VmiCollector({
     open: boot,
     stop: async () => {
+      stopRequested = true;
       if (qemu && qemu.exitCode === null) qemu.kill('SIGKILL');
+      else if (!qemu && !booting) notBooted();
       await done.catch(() => undefined);
     },
     ...(opts.allProcesses ? {} : { rootExe: debian ? `/tmp/${basename(opts.sample)}` : `${GUEST_SAMPLE_DIR}/${basename(opts.sample)}` }),
   });
-  return { collector, profile, done };
+  return { collector, profile, done, workDir: tmp };
 }

@@ -8,7 +8,7 @@ import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } fr
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
 
-export const PROFILE_VERSION = 4;
+export const PROFILE_VERSION = 6;
 
 /** Struct fields the introspection reads, as 'struct.field' -> byte offset. */
 export const FIELDS = [
@@ -16,7 +16,11 @@ export const FIELDS = [
   'task_struct.mm', 'task_struct.cred', 'task_struct.thread_pid', 'mm_struct.pgd', 'mm_struct.exe_file',
   'mm_struct.arg_start', 'mm_struct.arg_end', 'mm_struct.env_end',
   'file.f_path', 'path.dentry', 'path.mnt', 'dentry.d_name', 'dentry.d_parent', 'qstr.name', 'cred.uid', 'cred.euid',
+  // exe paths across mount points, and the working directory at exec (optional: -1 when absent)
+  'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root', 'task_struct.fs', 'fs_struct.pwd',
 ] as const;
+const OPTIONAL_FIELDS: readonly string[] = ['task_struct.thread_pid', 'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root',
+  'task_struct.fs', 'fs_struct.pwd'];
 export type Field = (typeof FIELDS)[number];
 
 export const SYMBOLS = ['_text', 'init_task', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'entry_SYSCALL_64',
@@ -76,7 +80,7 @@ function derive(image: Buffer): KernelProfile {
     const dot = f.indexOf('.');
     const off = btf.offsetOf(f.slice(0, dot), f.slice(dot + 1));
     if (off === undefined) {
-      if (f === 'task_struct.thread_pid') { offsets[f] = -1; continue; }
+      if (OPTIONAL_FIELDS.includes(f)) { offsets[f] = -1; continue; }
       throw new SandtraceError('VM_PROFILE_FAILED', `BTF has no ${f}`);
     }
     offsets[f] = off;

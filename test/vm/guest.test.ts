@@ -2,11 +2,11 @@
 // sample's processes with the pids, parents and programs the guest itself reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runInVm, assertTcg, PLUGIN_PATH } from '../../src/vm/guest.js';
+import { runInVm, assertTcg, buildInitramfs, PLUGIN_PATH } from '../../src/vm/guest.js';
 import type { TraceEvent, SyscallEvent, ExecEvent, ForkEvent } from '../../src/capture/events.js';
 import { isSandtraceError } from '../../src/errors.js';
 import { createHash } from 'node:crypto';
@@ -18,9 +18,11 @@ const SAMPLE = fileURLToPath(new URL('./sample-spawn.sh', import.meta.url));
 test('a sample in a TCG guest: processes, parents, exe paths, file and exec events', { timeout: 240_000 }, async () => {
   assert.ok(readdirSync(join(PLUGIN_PATH, '..')).includes('libsandtrace.so'), `QEMU plugin not built at ${PLUGIN_PATH}: run make setup`);
   const out = mkdtempSync(join(tmpdir(), 'sandtrace-vmtest-'));
-  const before = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith('sandtrace-vm-')));
+  let workDir = '';
   try {
     const vm = runInVm({ sample: SAMPLE, timeout: 30, outDir: out });
+    workDir = vm.workDir;
+    assert.ok(existsSync(workDir));
     await vm.collector.start();
     const events: TraceEvent[] = [];
     for await (const b of vm.collector.events()) events.push(...b);
@@ -46,8 +48,11 @@ test('a sample in a TCG guest: processes, parents, exe paths, file and exec even
     const execs = events.filter((e): e is ExecEvent => e.type === 'exec');
     const ncPid = [...pids].find((p) => p !== samplePid && p !== childPid);
     assert.deepEqual(execs.map((e) => [e.pid, e.exe]), [
-      [samplePid, '/sample/sample-spawn.sh'], [childPid, '/bin/sh'], [childPid, '/proc/self/exe'],
-      [ncPid, '/proc/self/exe'], [samplePid, '/bin/ls']]);
+      [samplePid, '/sample/sample-spawn.sh'], [childPid, '/bin/sh'], [childPid, '/bin/busybox'],
+      [ncPid, '/bin/busybox'], [samplePid, '/bin/ls']]);
+    // busybox re-executes itself as /proc/self/exe: the exec names the file (mm->exe_file), the call keeps what was passed
+    const ncExecve = events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'execve' && e.pid === ncPid && e.ret === 0);
+    assert.deepEqual([ncExecve?.path, ncExecve?.argv], ['/proc/self/exe', ['nc', '-w', '1', '127.0.0.1', '9']]);
     assert.deepEqual(execs[4]?.argv, ['/bin/ls', '/work']);
     assert.equal(execs[4]?.comm, 'ls');
     assert.ok(execs.every((e) => e.uid === 0), 'exec uid (task->cred->uid) should be root'); 
@@ -86,8 +91,8 @@ test('a sample in a TCG guest: processes, parents, exe paths, file and exec even
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
-  const after = readdirSync(tmpdir()).filter((n) => n.startsWith('sandtrace-vm-') && !before.has(n));
-  assert.deepEqual(after, [], 'the guest left temporary files behind');
+  // (this run's own directory: other VM runs on the machine may have theirs)
+  assert.equal(existsSync(workDir), false, `the guest left temporary files behind: ${workDir}`);
 });
 
 test('page-table isolation on (pti=on): the same attribution, read on the kernel page tables', { timeout: 240_000 }, async () => {
@@ -168,6 +173,37 @@ int main(void) {
     assert.ok(events.some((e) => e.type === 'syscall' && e.name === 'openat' && e.path === '/lib/x86_64-linux-gnu/libc.so.6'));
     assert.ok(events.some((e) => e.type === 'syscall' && e.name === 'openat' && e.path === '/work/elf.txt' && (e.ret ?? -1) >= 0));
     assert.equal(vm.collector.processes().find((p) => p.pid === Number(m[1]))?.exe, '/sample/elf');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a VM destroyed before it booted (an error between create() and start()) returns at once, leaving nothing', { timeout: 30_000 }, async () => {
+  // (a VmRun outside the sandbox wrapper, to see its directory)
+  const vm = runInVm({ sample: SAMPLE, timeout: 5 });
+  assert.ok(existsSync(vm.workDir));
+  await vm.collector.stop();
+  await vm.collector.stop();
+  assert.equal(existsSync(vm.workDir), false, 'temp dir left behind');
+  await assert.rejects(vm.done, (e: unknown) => isSandtraceError(e) && e.code === 'VM_BOOT_FAILED');
+  // the same through the Sandbox contract: destroy() before start() returns at once
+  const sb = createVmSandbox({ sample: SAMPLE, args: [], timeout: 5, rootfs: 'initramfs' });
+  await sb.create();
+  await sb.destroy();
+  await sb.destroy();
+  await assert.rejects(sb.collector().start(), (e: unknown) => isSandtraceError(e) && e.code === 'VM_BOOT_FAILED');
+  await assert.rejects(sb.wait(), (e: unknown) => isSandtraceError(e) && e.code === 'VM_BOOT_FAILED');
+});
+
+test('an initramfs rebuilt in the same directory (a second guest of one test) starts afresh', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-initrd-'));
+  try {
+    const first = buildInitramfs(dir, SAMPLE, [], 5);
+    const size = statSync(first).size;
+    writeFileSync(join(dir, 'root', 'stale'), 'x');
+    assert.equal(buildInitramfs(dir, SAMPLE, ['a'], 5), first);
+    assert.equal(existsSync(join(dir, 'root', 'stale')), false);
+    assert.ok(Math.abs(statSync(first).size - size) < 4096);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,10 +2,11 @@
 // guest's registers and memory) into the normalized TraceEvent stream, with guest pids.
 // Entries and returns are paired per thread; fork/exec/exit events are derived from the calls.
 import type { Readable } from 'node:stream';
+import { posix } from 'node:path';
 import type { Collector, CaptureStats } from '../collector.js';
 import type { TraceEvent, SyscallEvent, SockAddr } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
-import { RecordReader, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+import { RecordReader, exePath, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -24,7 +25,7 @@ export interface VmProcess {
   pid: number;
   ppid: number;
   comm: string;
-  /** Path of mm->exe_file, walked dentry by dentry after exec. */
+  /** Path of mm->exe_file, walked dentry by dentry (across mounts) after exec or at the process's first call. */
   exe?: string;
   argv?: string[];
   uid?: number;
@@ -35,6 +36,13 @@ export interface GuestTask { pid: number; tid: number; ppid: number; comm: strin
 
 const NR = { clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60, exit_group: 231, execveat: 322, clone3: 435 };
 const CLONE_THREAD = 0x10000;
+const CLONES = new Set([NR.clone, NR.fork, NR.vfork, NR.clone3]);
+/**
+ * Names that stand for a file rather than name it: /proc/self/exe (and thread-self, PID),
+ * /proc/self/fd/N and /dev/fd/N (fexecve; the kernel's own name for execveat on a descriptor).
+ */
+const ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/\d+$/;
+const AT_FDCWD = -100;
 /** ENTER flag of execve/execveat records (qemu-plugin/sandtrace.c). */
 const ARGV_INCOMPLETE = 0x80000000;
 
@@ -57,6 +65,11 @@ export class VmiCollector implements Collector {
   slide: bigint | null = null;
   /** Records seen, in scope or not. */
   records = 0;
+  /** Processes (tgids) seen and not exited: a record of any other one is a new process. */
+  private readonly live = new Set<number>();
+  /** Children whose fork event was sent when they first ran, before the parent's fork returned. */
+  private readonly earlyForks = new Set<number>();
+  private kernelExecs = 0;
   private walk: GuestTask[] = [];
   private lastWalk: GuestTask[] = [];
 
@@ -99,7 +112,8 @@ export class VmiCollector implements Collector {
     return {
       backend: 'vmi', events: this.delivered, lost: this.lost + this.reader.parseErrors, parseErrors: this.reader.parseErrors,
       duration: this.startedAt ? (end - this.startedAt) / 1000 : 0,
-      notes: [...this.notes, ...(this.slide !== null ? [`guest KASLR slide 0x${this.slide.toString(16)}`] : [])],
+      notes: [...this.notes, ...(this.slide !== null ? [`guest KASLR slide 0x${this.slide.toString(16)}`] : []),
+        ...(this.kernelExecs ? [`${this.kernelExecs} process(es) exec'd by the kernel (no execve call) named from mm->exe_file`] : [])],
     };
   }
 
@@ -146,12 +160,14 @@ export class VmiCollector implements Collector {
     this.records++;
     if (rec.kind === 'info') { this.slide = rec.slide; return; }
     if (rec.kind === 'proc') { this.onProc(rec); return; }
+    if (!this.live.has(rec.tgid)) this.firstSight(rec, out);
     if (rec.kind === 'enter') {
       this.note(rec, rec.comm);
       if (rec.nr === NR.exit || rec.nr === NR.exit_group) {
+        const thread = rec.nr === NR.exit && rec.tid !== rec.tgid;
+        if (!thread) this.live.delete(rec.tgid); // the pid may be reused
         if (!this.wanted(rec.tgid)) return;
         out.push(this.syscall(rec, null));
-        const thread = rec.nr === NR.exit && rec.tid !== rec.tgid;
         out.push({ type: 'exit', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm,
           code: Number(rec.args[0] ?? 0n) & 0xff, thread });
         return;
@@ -164,8 +180,11 @@ export class VmiCollector implements Collector {
     }
     this.note(rec, rec.comm);
     const enter = this.pending.get(rec.tid);
-    // rt_sigreturn restores orig_ax (-1) with the interrupted context, so its return carries no number.
-    if (!enter || (enter.nr !== rec.nr && !(enter.nr === 15 && rec.nr === 0xffffffff))) {
+    // rt_sigreturn restores orig_ax (-1) with the interrupted context, so its return carries no number;
+    // a successful execveat returns with orig_ax reading 59 (execve) on this path.
+    const sameCall = enter !== undefined && (enter.nr === rec.nr || (enter.nr === 15 && rec.nr === 0xffffffff) ||
+      (enter.nr === NR.execveat && rec.nr === NR.execve));
+    if (!enter || !sameCall) {
       // execve from a non-leader thread changes the tid; anything else is a return without entry
       // (the call started before capture began).
       return;
@@ -182,7 +201,7 @@ export class VmiCollector implements Collector {
       if (rec.execfn && (enter.path === undefined || enter.path === '')) enter.path = rec.execfn;
       const p = this.procs.get(rec.tgid);
       if (p) {
-        if (rec.exeParts.length) p.exe = '/' + [...rec.exeParts].reverse().join('/');
+        p.exe = exePath(rec.exeParts);
         p.argv = rec.newArgv ?? enter.argv;
         if (rec.comm) p.comm = rec.comm;
         if (rec.uid !== undefined) p.uid = rec.uid;
@@ -193,7 +212,9 @@ export class VmiCollector implements Collector {
     const ev = this.syscall(enter, ret, rec.ts);
     out.push(ev);
     if (isExec) {
-      const exe = enter.path && enter.path.startsWith('/') ? enter.path : this.procs.get(rec.tgid)?.exe ?? enter.path ?? '';
+      // a relative path is the process's working directory's (execveat: its dirfd's, not known here)
+      const cwd = rec.nr === NR.execve || Number(BigInt.asIntN(32, enter.args[0] ?? 0n)) === AT_FDCWD ? (rec.cwdParts.length ? exePath(rec.cwdParts) || '/' : '') : '';
+      const exe = execExe(enter.path, exePath(rec.exeParts), { cwd, newArgv: rec.newArgv });
       // The exec event carries the argv the kernel built (a script's interpreter first), read from
       // the new image's stack, as the other sources report it; the execve call keeps what was passed.
       out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm ?? enter.comm,
@@ -203,13 +224,45 @@ export class VmiCollector implements Collector {
       const flags = rec.nr === NR.clone ? Number((enter.args[0] ?? 0n) & 0xffffffffn) : rec.nr === NR.clone3 ? enter.flags : 0;
       const thread = (flags & CLONE_THREAD) !== 0;
       const childPid = thread ? rec.tgid : ret;
+      if (!thread && this.earlyForks.delete(ret)) return; // announced when the child first ran
       if (!thread) {
         this.inScope.add(ret);
+        this.live.add(ret);
         this.procs.set(ret, { pid: ret, ppid: rec.tgid, comm: enter.comm });
       }
       out.push({ type: 'fork', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: enter.comm,
         childPid, childTid: ret, thread });
     }
+  }
+
+  /**
+   * The first record of a process not seen before. A child that runs before its parent's fork
+   * returns (a vfork child always does) gets its fork event now, so it inherits its parent's
+   * program and scope before its own calls. A process nobody forked in front of us was exec'd by
+   * the kernel (init, usermode helpers such as modprobe): no execve call to see, so its exec is
+   * reported from what the plugin read on its first call (mm->exe_file, mm's argv).
+   */
+  private firstSight(rec: EnterRec | RetRec, out: TraceEvent[]): void {
+    const parent = [...this.pending.values()].find((e) => e.tgid === rec.ppid && CLONES.has(e.nr) && !isThreadClone(e));
+    // A return first: the process was inside a call when capture began; the plugin names it at its next call.
+    if (!parent && rec.kind !== 'enter') return;
+    this.live.add(rec.tgid);
+    if (parent) {
+      this.earlyForks.add(rec.tgid);
+      this.procs.set(rec.tgid, { pid: rec.tgid, ppid: parent.tgid, comm: parent.comm });
+      if (!this.wanted(parent.tgid)) return;
+      this.inScope.add(rec.tgid);
+      out.push({ type: 'fork', seq: ++this.seq, ts: this.ts(rec.ts), pid: parent.tgid, tid: parent.tid, comm: parent.comm,
+        childPid: rec.tgid, childTid: rec.tid, thread: false });
+      return;
+    }
+    const a = rec.kind === 'enter' ? rec.announce : undefined;
+    const exe = a ? exePath(a.exeParts) : '';
+    if (rec.kind !== 'enter' || !a || exe === '') return; // nothing to name it by (no mm: a kernel thread)
+    this.kernelExecs++;
+    this.procs.set(rec.tgid, { pid: rec.tgid, ppid: rec.ppid, comm: rec.comm, exe, argv: a.argv ?? [] });
+    if (!this.wanted(rec.tgid)) return;
+    out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm, exe, argv: a.argv ?? [] });
   }
 
   /** A completed call is stamped at its return (so ts grows with seq), an unfinished one at entry. */
@@ -224,6 +277,29 @@ export class VmiCollector implements Collector {
     if (e.sockaddr) ev.addr = decodeSockaddr(e.sockaddr);
     return ev;
   }
+}
+
+function isThreadClone(e: EnterRec): boolean {
+  const flags = e.nr === NR.clone ? Number((e.args[0] ?? 0n) & 0xffffffffn) : e.nr === NR.clone3 ? e.flags : 0;
+  return (flags & CLONE_THREAD) !== 0;
+}
+
+/**
+ * The program an exec runs, as /proc/PID/exe would name it: the path as passed when it is an
+ * absolute file name (a script stays the script, as every source reports it), else the file the
+ * kernel mapped (mm->exe_file): /proc/self/exe (busybox re-executing itself), /dev/fd/N (fexecve;
+ * a memfd is /memfd:NAME), a relative path, or a path that could not be read. A script run by a
+ * relative path maps its interpreter: it is named by the working directory and the path instead.
+ */
+export function execExe(passed: string | undefined, mapped: string, at: { cwd?: string; newArgv?: string[] | undefined } = {}): string {
+  if (passed !== undefined && passed.startsWith('/') && !ALIAS.test(passed)) return passed;
+  if (passed && !passed.startsWith('/') && at.cwd) {
+    // binfmt_script puts the interpreter first and the script, as passed, after it (and its one argument)
+    const a = at.newArgv ?? [];
+    const script = a[0] !== passed && (a[1] === passed || a[2] === passed);
+    if (script || !mapped) return posix.normalize(`${at.cwd}/${passed}`);
+  }
+  return mapped || passed || '';
 }
 
 export function decodeSockaddr(b: Buffer): SockAddr {

@@ -2,13 +2,18 @@
 // record starts with {u16 type, u16 len, u32 tid, u32 tgid, u32 ppid, u64 ts_ns}.
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10 } as const;
 const HDR = 24;
 
 export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
 export interface EnterRec extends RecHeader {
   kind: 'enter'; nr: number; flags: number; args: bigint[]; comm: string;
   path?: string; path2?: string; argv: string[]; sockaddr?: Buffer;
+  /**
+   * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
+   * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
+   */
+  announce?: { exeParts: string[]; argv?: string[] };
 }
 export interface RetRec extends RecHeader {
   kind: 'ret'; nr: number; ret: bigint; exeParts: string[]; comm?: string;
@@ -16,6 +21,8 @@ export interface RetRec extends RecHeader {
   path?: string; path2?: string;
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
   newArgv?: string[]; execfn?: string; uid?: number;
+  /** After a successful exec: the working directory (task->fs->pwd), '/' then its components leaf first; empty when not read. */
+  cwdParts: string[];
 }
 /** One task of the guest's process list (walked from init_task); mm is 0 for kernel threads. */
 export interface ProcRec extends RecHeader { kind: 'proc'; comm: string; mm: bigint; uid: number }
@@ -76,21 +83,32 @@ function decode(r: Buffer, type: number): PluginRecord | null {
       else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
       else if (kind === BLOB.ARGV) rec.argv.push(data.toString('utf8'));
       else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
+      else if (kind === BLOB.EXE) (rec.announce ??= { exeParts: [] }).exeParts.push(data.toString('utf8'));
+      else if (kind === BLOB.NEWARGV) (rec.announce ??= { exeParts: [] }).argv = splitArgs(data);
     }
     return rec;
   }
   if (r.length < HDR + 16) return null;
-  const rec: RetRec = { kind: 'ret', ...h, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [] };
+  const rec: RetRec = { kind: 'ret', ...h, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [], cwdParts: [] };
   for (const [kind, data] of blobs(r, HDR + 16)) {
     if (kind === BLOB.EXE) rec.exeParts.push(data.toString('utf8'));
     else if (kind === BLOB.COMM) rec.comm = data.toString('utf8');
     else if (kind === BLOB.PATH) rec.path = data.toString('utf8');
     else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
+    else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
-    else if (kind === BLOB.NEWARGV) rec.newArgv = data.toString('utf8').replace(/\0$/, '').split('\0');
+    else if (kind === BLOB.NEWARGV) rec.newArgv = splitArgs(data);
   }
   return rec;
+}
+
+const splitArgs = (b: Buffer) => b.toString('utf8').replace(/\0$/, '').split('\0');
+
+/** A path from its components as the plugin walks them (leaf first); '' when none. */
+export function exePath(partsLeafFirst: string[]): string {
+  const parts = partsLeafFirst.filter((p) => p !== '/' && p !== '');
+  return parts.length ? '/' + parts.reverse().join('/') : '';
 }
 
 function* blobs(r: Buffer, start: number): Generator<[number, Buffer]> {
