@@ -36,6 +36,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(line('ablation', m) + '\n');
     if (m.selection) process.stdout.write(`selection (normal data only): ${m.selection}\n`);
   }
+  for (const a of r.by_attack) process.stdout.write(`attack type ${a.type} (${a.traces} traces): AUC ${a.auc.toFixed(4)} (baseline ${a.baseline_auc.toFixed(4)}), DR at calibrated threshold ${pct(a.dr_at_calibrated_threshold)}\n`);
   for (const a of r.ablation ?? []) process.stdout.write(`ablation (report only, dev attacks) ${a.name}: AUC ${a.auc} FAR@90%DR ${pct(a.far_at_dr90)}\n`);
   if (values.roc) process.stdout.write(`ROC curve: ${values.roc}\n`);
   process.stdout.write(JSON.stringify({ auc: r.auc, far_at_dr90: r.far_at_dr90, dr_at_far5: r.dr_at_far5, baseline: { name: r.baseline.name, auc: r.baseline.auc, far_at_dr90: r.baseline.far_at_dr90 }, train_s: r.train_s, score_calls_per_s: r.score_calls_per_s }) + '\n');

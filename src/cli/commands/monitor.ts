@@ -4,14 +4,14 @@ import { parseFlags, numberFlag, splitDoubleDash } from '../args.js';
 import type { Collector } from '../../capture/collector.js';
 import { SandtraceError } from '../../errors.js';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
-import { cgroupOfContainer, cgroupOfPid, monitor } from '../../engine/models/monitor.js';
+import { cgroupOfContainer, cgroupOfPid, checkWatchable, monitor } from '../../engine/models/monitor.js';
 import { loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
 import type { Detector, Finding } from '../../engine/types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
-const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N]] [-- QEMU-ARGS...]';
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE] [-- QEMU-ARGS...]';
 
 /** '30s', '5m', '1h', '500ms' or plain seconds. */
 export function parseDuration(v: string): number {
@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseFlags(mine, {
     cgroup: { type: 'string' }, container: { type: 'string' }, pid: { type: 'string' }, vm: { type: 'boolean' }, kernel: { type: 'string' },
     model: { type: 'string' }, rules: { type: 'string', multiple: true }, learn: { type: 'string' }, out: { type: 'string' },
-    kind: { type: 'string' }, n: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' },
+    kind: { type: 'string' }, n: { type: 'string' }, far: { type: 'string' }, record: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' },
   }, USAGE);
   const targets = [values.cgroup, values.container, values.pid, values.vm || undefined].filter((v) => v !== undefined);
   if (targets.length !== 1) throw new SandtraceError('USAGE', `give exactly one of --cgroup, --container, --pid, --vm; usage: ${USAGE}`);
@@ -60,6 +60,9 @@ export async function run(argv: string[]): Promise<number> {
   if (learnMs !== undefined && !values.out) throw new SandtraceError('USAGE', '--learn needs --out MODEL');
   if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
   const kind = (values.kind ?? 'vmm') as ModelKind;
+  const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0);
+  if (far !== undefined && (far <= 0 || far >= 1)) throw new SandtraceError('USAGE', '--far is a rate between 0 and 1 (e.g. 0.001)');
+  if (far !== undefined && learnMs === undefined) throw new SandtraceError('USAGE', '--far goes with --learn (it sets the thresholds of the model being learned)');
   if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
 
   let cgroupPath = '';
@@ -69,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     const { runcRoot } = await import('../../sandbox/index.js');
     cgroupPath = await cgroupOfContainer(values.container as string, [runcRoot()]);
   }
+  if (!values.vm) checkWatchable(cgroupPath);
 
   const model = values.model ? await loadModel(values.model) : undefined;
   const detectors: Detector[] = [];
@@ -109,19 +113,24 @@ export async function run(argv: string[]): Promise<number> {
     }
     const what = values.vm ? `a QEMU guest (kernel ${values.kernel})` : cgroupPath;
     process.stderr.write(`monitor: attaching to ${what}${learnMs !== undefined ? ` to learn for ${learnMs / 1000}s` : ''}\n`);
+    const record = values.record
+      ? await (await import('../../capture/replay/index.js')).RecordingWriter.create(values.record, { target: what, backend: collector.backend })
+      : undefined;
     const r = await monitor({
-      collector, hostPids: !values.vm,
+      collector, hostPids: !values.vm, ...(record ? { record } : {}), ...(values.vm ? {} : { cgroupPath }),
+      ...(values.container !== undefined ? { containerId: values.container as string } : {}),
       ...(model ? { model } : {}),
       detectors,
-      ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: Math.round(numberFlag(values.n, 'n', 6)) } : {}) } } : {}),
+      ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: Math.round(numberFlag(values.n, 'n', 6)) } : {}), ...(far !== undefined ? { far } : {}) } } : {}),
       onFinding: (f, proc) => process.stdout.write(alertLine(f, proc) + '\n'),
+      onAttached: () => process.stderr.write(`monitor: attached${learnMs !== undefined ? `, learning for ${learnMs / 1000}s` : ', watching until Ctrl-C'}\n`),
       signal: ac.signal,
     });
     if (r.model && values.out) {
       await saveModel(values.out, r.model);
       process.stderr.write(`monitor: learned ${r.learned?.programs} program(s) from ${r.learned?.traces} process trace(s), ${r.learned?.calls} calls; wrote ${values.out}\n`);
     }
-    process.stderr.write(`monitor: detached after ${r.events} events, ${r.findings} alert(s); lost ${r.stats.lost}\n`);
+    process.stderr.write(`monitor: detached after ${r.events} events, ${r.findings} alert(s); lost ${r.stats.lost}${values.record ? `; recorded to ${values.record}` : ''}\n`);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -45,6 +45,11 @@ test('eval adfa-ld: the standard protocol, baseline and chosen model side by sid
     assert.deepEqual(j.models.map((m: { name: string }) => m.name.split('-')[0]), ['stide', 'vmm']);
     assert.match(j.model.selection, /held-out bits\/call on normal traces/);
     assert.ok(j.model.far_at_calibrated_threshold < 0.1, `FAR at the calibrated threshold ${j.model.far_at_calibrated_threshold}`);
+    // per attack type, report only: every attack trace counted once, under its folder's type
+    const by = j.by_attack as { type: string; traces: number; auc: number; baseline_auc: number }[];
+    if (j.data.attack === 371) assert.deepEqual(by.map((x) => x.type), ['Adduser', 'Hydra_FTP', 'Web_Shell']);
+    assert.equal(by.reduce((a, x) => a + x.traces, 0), j.data.attack);
+    for (const x of by) assert.ok(x.auc > 0.5 && x.auc <= 1 && x.baseline_auc > 0.5, JSON.stringify(x));
     const text = readFileSync(svg, 'utf8');
     assert.match(text, /^<svg /);
     assert.equal((text.match(/<polyline /g) ?? []).length, 2);

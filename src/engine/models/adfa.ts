@@ -3,7 +3,7 @@
 // model (VMM) run side by side; with --ablation also the Markov + neural mixture (MIX) and other
 // settings, for reporting only. No attack trace influences a model, a hyperparameter or a threshold.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { SandtraceError } from '../../errors.js';
 import { createImporter } from '../../capture/replay/importers.js';
 import { ProgramModel, trainProgramModel, type ProgramModelData, type TrainOptions } from './model.js';
@@ -87,6 +87,12 @@ export interface AdfaResult {
   roc: RocSeries[];
   /** Report-only figures (AUC of other settings on the dev attacks); never used to choose anything. */
   ablation?: { name: string; auc: number; far_at_dr90: number }[];
+  /**
+   * Per attack type (the attack folder's name without its number: Adduser_3 -> Adduser): how many
+   * traces, the model's and the baseline's AUC against all Validation traces, and the share above
+   * the model's calibrated threshold. Report only.
+   */
+  by_attack: { type: string; traces: number; auc: number; baseline_auc: number; dr_at_calibrated_threshold: number }[];
 }
 
 interface Evaluated { r: ModelResult; normalScores: number[]; attackScores: number[]; data: ProgramModelData }
@@ -162,6 +168,17 @@ export async function evalAdfa(dir: string, opts: { ablation?: boolean } = {}): 
   });
   const m = roundR(best.r);
   const b = roundR(base.r);
+  const typeOf = (file: string) => basename(dirname(file)).replace(/_\d+$/, '') || 'attack';
+  const types = [...new Set(attack.map((t) => typeOf(t.file)))].sort();
+  const by_attack = types.map((type) => {
+    const idx = attack.map((t, i) => (typeOf(t.file) === type ? i : -1)).filter((i) => i >= 0);
+    const pick = (xs: number[]) => idx.map((i) => xs[i] as number);
+    const own = pick(best.attackScores);
+    return {
+      type, traces: idx.length, auc: round(auc(best.normalScores, own)), baseline_auc: round(auc(base.normalScores, pick(base.attackScores))),
+      dr_at_calibrated_threshold: round(own.filter((x) => x > best.r.threshold).length / Math.max(1, own.length)),
+    };
+  });
   const x = mix ? roundR(mix.r) : undefined;
   return {
     auc: m.auc,
@@ -184,5 +201,6 @@ export async function evalAdfa(dir: string, opts: { ablation?: boolean } = {}): 
       ...(mix && x ? [{ name: x.name, auc: x.auc, points: rocCurve(mix.normalScores, mix.attackScores) }] : []),
     ],
     ...(opts.ablation ? { ablation } : {}),
+    by_attack,
   };
 }

@@ -4,7 +4,8 @@
 // Each thread is its own sequence (threads interleave arbitrarily); findings name the process.
 import type { Detector, Evidence, Finding, Severity } from '../types.js';
 import type { EnrichedEvent } from '../../semantics/types.js';
-import type { AnomalyModel, ProgramModel } from './model.js';
+import { DEFAULTS, type AnomalyModel, type ProgramModel } from './model.js';
+import { programKey } from '../../semantics/program.js';
 import type { ScoreStream } from './scorers.js';
 
 export interface AnomalyDetectorOptions {
@@ -15,6 +16,17 @@ export interface AnomalyDetectorOptions {
    * (an operator's "never seen this program during learning"). Default true.
    */
   unseenPrograms?: boolean;
+  /**
+   * Live monitoring: processes are seen only in part at both ends. One whose fork or exec was not
+   * seen was running before the probe attached: its first n-1 calls only give context, and it
+   * gets no whole-life verdict. One still running when monitoring stops is judged on the life seen
+   * only if that is at least a calibration piece long (a long-running service: its thresholds hold
+   * per piece); a shorter prefix, such as a start-up cut short, is comparable to nothing the
+   * thresholds were calibrated on. Window verdicts always apply. Default false: a sandbox run or
+   * recording sees every process begin, and one still running at the end is judged on what it
+   * did (the sandbox ends it at the timeout).
+   */
+  live?: boolean;
 }
 
 interface Call { seq: number; name: string; value: number }
@@ -32,6 +44,10 @@ interface Segment {
   bestSum: number;
   best: Call[];
   windowAlerted: boolean;
+  /** Whether the segment's beginning was seen (whole-life scores need the whole life). */
+  begun: boolean;
+  /** Calls still to feed as context only: a process joined mid-life has no known beginning. */
+  warm: number;
 }
 
 function severityFor(score: number, threshold: number): Severity {
@@ -52,9 +68,12 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const segments = new Map<number, Segment>();
   const unseenReported = new Set<string>();
   const queue: Finding[] = [];
+  // processes whose beginning was seen (forked or exec'd in view); others were caught mid-life
+  const begun = new Set<number>();
+  const live = opts.live ?? false;
 
   const open = (e: EnrichedEvent): Segment | undefined => {
-    const exe = e.proc.exe;
+    const exe = programKey(e.proc);
     const m = model.forExe(exe);
     if (reportUnseen && exe !== '' && !model.programs.has(exe) && !unseenReported.has(exe)) {
       unseenReported.add(exe);
@@ -75,6 +94,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
     const s: Segment = {
       pid: e.proc.pid, tid: e.ev.tid, exe, model: m, stream: m.scorer.stream(), sum: 0, count: 0,
       ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
+      begun: !live || begun.has(e.proc.pid),
+      warm: !live || begun.has(e.proc.pid) ? 0 : Math.max(0, m.data.n - 1),
     };
     segments.set(e.ev.tid, s);
     return s;
@@ -104,16 +125,18 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   /** End of a process (or of its program, at exec): judge its whole-life score. */
   const close = (s: Segment): void => {
     segments.delete(s.tid);
-    if (s.windowAlerted || s.count < minCalls) return;
+    if (s.windowAlerted || s.count < minCalls || !s.begun) return;
     const c = s.model.data.calibration;
     const score = s.sum / s.count;
-    if (score > c.threshold) queue.push(finding(s, 'process', score, c.threshold));
+    if (score > c.threshold && s.sum >= (c.minEvidence ?? 0)) queue.push(finding(s, 'process', score, c.threshold));
   };
 
   return {
     name: 'anomaly',
     onEvent(e: EnrichedEvent): void {
       const ev = e.ev;
+      if (ev.type === 'fork') { begun.add(ev.childPid); return; }
+      if (ev.type === 'exec') begun.add(e.proc.pid);
       if (ev.type === 'exec' || (ev.type === 'exit' && !ev.thread)) {
         // an exec ends every thread of the process; so does the process's exit
         for (const s of [...segments.values()]) if (s.pid === e.proc.pid) close(s);
@@ -126,11 +149,13 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
       }
       if (ev.type !== 'syscall') return;
       let s = segments.get(ev.tid);
-      if (s && (s.exe !== e.proc.exe || s.pid !== e.proc.pid)) { close(s); s = undefined; }
+      if (s && (s.exe !== programKey(e.proc) || s.pid !== e.proc.pid)) { close(s); s = undefined; }
       s ??= open(e);
       if (!s) return;
       const win = s.model.data.calibration.window;
-      const value = s.stream.push(s.model.vocab.id(ev.name, false));
+      const sym = s.model.vocab.id(ev.name, false);
+      if (s.warm > 0) { s.warm--; s.stream.push(sym); return; }
+      const value = s.stream.push(sym);
       s.sum += value;
       s.count++;
       s.ring.push({ seq: ev.seq, name: ev.name, value });
@@ -150,7 +175,12 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
       return queue.splice(0, queue.length);
     },
     finish(): Finding[] {
-      for (const s of [...segments.values()]) close(s);
+      // still running at the end: judged on the life seen so far (thresholds hold per piece of a
+      // long life too, see calibration); live, only a life of a piece or more (see `live`)
+      for (const s of [...segments.values()]) {
+        if (live && s.count < (s.model.data.calibration.chunk ?? DEFAULTS.chunk)) segments.delete(s.tid);
+        else close(s);
+      }
       return queue.splice(0, queue.length);
     },
   };

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readAdfaFolder } from './adfa.js';
 import { createAnomalyDetector, loadModel, saveModel, trainModelFile, trainProgramModel, ProgramModel } from './index.js';
+import { calibratedThreshold } from './model.js';
 import { RecordingCollector, readTraces } from '../../capture/replay/index.js';
 import { SemanticState } from '../../semantics/state.js';
 import { isSandtraceError } from '../../errors.js';
@@ -27,7 +28,10 @@ test('VMM and STIDE on real normal traces: calibrated, saved, reloaded, robust t
     assert.ok(g);
     assert.equal(g.kind, kind);
     assert.ok(g.calibration.threshold > 0, 'threshold calibrated');
-    assert.equal(g.calibration.heldOut, 300, 'every training trace scored held-out once');
+    // every training trace is scored held-out once, a long one per piece of at most 1000 calls
+    const pieces = train.reduce((a, t) => a + Math.max(1, Math.ceil(t.length / 1000)), 0);
+    assert.ok(pieces > 300, 'the subset has traces longer than one calibration piece');
+    assert.equal(g.calibration.heldOut, pieces);
     if (kind === 'vmm') assert.match(g.training.selection ?? '', /held-out bits\/call/);
     const path = join(tmp, `${kind}.model.json.gz`);
     await saveModel(path, file);
@@ -48,6 +52,66 @@ test('VMM and STIDE on real normal traces: calibrated, saved, reloaded, robust t
     assert.ok(s1.windowStart <= 43 && s1.windowStart + s1.windowLength >= 41, 'worst window covers the unknown calls');
     assert.equal(m.score([]).score, 0);
   }
+});
+
+/** A deterministic pseudo-random source (mulberry32), so the fixture is the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A shell-like service: one long main loop that varies a little, forking identical short children. */
+function service(seed: number, loops: number): { main: string[]; children: string[][] } {
+  const r = rng(seed);
+  const main: string[] = ['execve', 'brk', 'mmap', 'openat', 'read', 'close'];
+  const children: string[][] = [];
+  for (let i = 0; i < loops; i++) {
+    main.push('openat', 'read', r() < 0.3 ? 'read' : 'close', 'close', 'clone');
+    if (r() < 0.2) main.push('rt_sigaction', 'rt_sigprocmask');
+    main.push('wait4', r() < 0.5 ? 'rt_sigreturn' : 'wait4', 'rt_sigaction');
+    children.push(['set_robust_list', 'rt_sigprocmask', 'rt_sigaction', 'rt_sigaction', 'close', 'dup2', 'close', 'execve']);
+  }
+  return { main, children };
+}
+
+test('a fork-heavy service: the unchanged main loop is not a false alarm, a changed one is flagged', () => {
+  const learned = service(1, 600);
+  const file = trainModelFile({ traces: [], byExe: new Map([['/bin/svc', [learned.main, ...learned.children]]]), source: 'fixture' }, {});
+  const model = new ProgramModel(file.programs['/bin/svc']!);
+  // the same service on another day: its main loop (whole life and every window) and its children stay quiet
+  const again = service(2, 600);
+  const main = model.score(again.main);
+  assert.equal(model.isAnomalous(main), false, `main loop: score ${main.score} window ${main.windowScore} vs ${JSON.stringify(model.data.calibration)}`);
+  assert.equal(again.children.filter((c) => model.isAnomalous(model.score(c))).length, 0, 'children');
+  // the main loop starts opening sockets and running a shell: flagged
+  const rogue = [...again.main.slice(0, 2000), ...Array.from({ length: 10 }, () => ['socket', 'connect', 'dup2', 'dup2', 'execve']).flat(), ...again.main.slice(2000)];
+  assert.equal(model.isAnomalous(model.score(rogue)), true);
+});
+
+test('a program whose runs were all identical: one delivered signal is no alert, a different program is; a program seen in few processes uses the global thresholds', () => {
+  const sleep = ['execve', 'brk', 'arch_prctl', 'set_tid_address', 'mmap', 'clock_nanosleep', 'exit_group'];
+  const byExe = new Map<string, string[][]>([
+    ['/bin/busybox:sleep', Array.from({ length: 50 }, () => [...sleep])],
+    ['/bin/busybox:timeout', Array.from({ length: 3 }, () => ['execve', 'brk', 'rt_sigaction', 'fork', 'wait4', 'exit_group'])],
+  ]);
+  const file = trainModelFile({ traces: [], byExe, source: 'fixture' }, {});
+  const m = new ProgramModel(file.programs['/bin/busybox:sleep']!);
+  const c = m.data.calibration;
+  assert.ok(c.threshold < 0.01, `held-out runs all identical: threshold ${c.threshold}`);
+  assert.equal(c.minEvidence, 20);
+  assert.ok(c.windowThreshold >= 1, 'a window needs at least a bit per call');
+  const signalled = [...sleep.slice(0, 6), 'rt_sigreturn', 'clock_nanosleep', 'exit_group'];
+  assert.equal(m.isAnomalous(m.score(signalled)), false, `${JSON.stringify(m.score(signalled))}`);
+  const shell = ['execve', 'brk', 'socket', 'connect', 'dup2', 'dup2', 'dup2', 'execve', 'brk', 'open', 'read', 'write', 'exit_group'];
+  assert.equal(m.isAnomalous(m.score(shell)), true);
+  // three processes are too few to say what a rare deviation of timeout looks like
+  assert.match(file.programs['/bin/busybox:timeout']!.calibration.method, /global model \(only 3 process\(es\)/);
+  assert.equal(file.programs['/bin/busybox:timeout']!.calibration.threshold, file.global!.calibration.threshold);
 });
 
 test('model files: wrong content is MODEL_INVALID, absent is INPUT_MISSING; empty training is INPUT_EMPTY', async () => {
@@ -173,4 +237,15 @@ test('CLI: model train and score over imported traces; bad input is a one-line e
   const usage = await runCli(['model', 'train', log]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--out/);
+});
+
+test('calibratedThreshold: the higher of the quantiles by units and by calls', () => {
+  // 200 short children that never surprise, one long main piece that does
+  const units = [...Array.from({ length: 200 }, () => ({ score: 0, calls: 10 })), { score: 5, calls: 2000 }];
+  // by units the long piece is 1 in 201 (inside 1%: threshold 0); by calls it holds half of them
+  const t = calibratedThreshold(units, 0.01);
+  assert.ok(t > 4.8 && t < 5, `threshold ${t}`);
+  // the other way round: 3 of 103 short units score high, and a long quiet piece holds most calls
+  const other = [...Array.from({ length: 100 }, () => ({ score: 0, calls: 10 })), ...Array.from({ length: 3 }, () => ({ score: 4, calls: 10 })), { score: 0, calls: 100_000 }];
+  assert.ok(calibratedThreshold(other, 0.01) > 3, 'by units: 3% of processes would alarm at a lower threshold');
 });

@@ -23,6 +23,20 @@ export const DEFAULTS = {
   folds: 5,
   /** Locality frame (Forrest et al.: 20 calls) for the window score. */
   window: 20,
+  /**
+   * Calls per calibration unit: held-out traces longer than this are judged chunk by chunk, so a
+   * threshold means "per process, or per this many calls of a long-running one" and one long
+   * main process weighs as much as the same number of calls spread over short children.
+   */
+  chunk: 1000,
+  /**
+   * Surprise (bits) a finding needs at least: one locality frame at one bit per call, i.e. calls
+   * the model gave worse than even odds on average. Guards programs whose held-out runs were all
+   * identical (thresholds near 0), where one delivered signal would otherwise be an alert.
+   */
+  minEvidence: 20,
+  /** Processes of a program needed to calibrate its own thresholds (else the global model's). */
+  minProcesses: 5,
 } as const;
 
 export interface Calibration {
@@ -31,6 +45,10 @@ export interface Calibration {
   /** Threshold for the most anomalous window of `window` calls, at the same rate. */
   windowThreshold: number;
   window: number;
+  /** Calls per calibration unit: the thresholds hold per process or per this many calls (absent in older files). */
+  chunk?: number;
+  /** Least total surprise (bits) of an anomalous process or window (absent in older files: 0). */
+  minEvidence?: number;
   far: number;
   method: string;
   /** Held-out normal units scored to set the thresholds. */
@@ -74,6 +92,10 @@ export interface TrainOptions {
   far?: number;
   folds?: number;
   window?: number;
+  /** Calls per calibration unit (default DEFAULTS.chunk). */
+  chunk?: number;
+  /** Least surprise (bits) of a finding (default DEFAULTS.minEvidence). */
+  minEvidence?: number;
   /** kind 'mix': neural model settings (defaults NEURAL_DEFAULTS). */
   neural?: Partial<NeuralConfig>;
 }
@@ -111,14 +133,35 @@ export class ProgramModel {
   /** Whether a scored trace is anomalous by either calibrated threshold. */
   isAnomalous(s: TraceScore): boolean {
     const c = this.data.calibration;
-    return s.score > c.threshold || (s.windowLength >= c.window && s.windowScore > c.windowThreshold);
+    return (s.score > c.threshold && s.total >= (c.minEvidence ?? 0))
+      || (s.windowLength >= c.window && s.windowScore > c.windowThreshold);
   }
 }
 
-function buildTable(encoded: Int32Array[], n: number, radix: number): NgramTable {
+/**
+ * A cross-validation unit: a whole trace, or a piece of a long one together with the calls just
+ * before it (so the piece is learned and scored in its real context, not as a fresh start).
+ */
+interface Unit { calls: Int32Array; context: Int32Array }
+
+/** Calls of context kept before a piece: enough for any model order. */
+const CONTEXT = 16;
+const NO_CONTEXT = new Int32Array(0);
+
+function buildTable(units: readonly Unit[], n: number, radix: number): NgramTable {
   const t = new NgramTable(n, radix);
-  for (const e of encoded) t.add(e);
+  for (const u of units) t.add(u.calls, u.context);
   return t;
+}
+
+/** Anomaly values of a unit's calls, the stream first fed its context. */
+function unitValues(scorer: Scorer, u: Unit, seen?: Uint8Array): Float64Array {
+  const stream = scorer.stream();
+  const sym = (x: number) => (seen && !seen[x] ? 0 : x);
+  for (const x of u.context) stream.push(sym(x));
+  const out = new Float64Array(u.calls.length);
+  for (let i = 0; i < u.calls.length; i++) out[i] = stream.push(sym(u.calls[i] as number));
+  return out;
 }
 
 /** Quantile with linear interpolation; q in [0,1]. */
@@ -133,22 +176,65 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 /**
- * Units for cross-validation: the traces themselves, or, with too few traces (a single long
- * process seen live), contiguous chunks of them.
+ * The threshold at the target rate of held-out units, counted both by units and by the calls they
+ * hold (the higher of the two quantiles): one long main process cannot hide among many short
+ * children (by units), nor many short children among a few long pieces (by calls).
  */
-function cvUnits(encoded: Int32Array[], folds: number): Int32Array[] {
-  if (encoded.length >= folds * 2) return encoded;
+export function calibratedThreshold(units: readonly { score: number; calls: number }[], rate: number): number {
+  if (units.length === 0) return 0;
+  const sorted = [...units].sort((a, b) => a.score - b.score);
+  return Math.max(quantile(sorted.map((u) => u.score), 1 - rate), weightedQuantile(sorted, 1 - rate));
+}
+
+/** Quantile of scores weighted by calls, interpolated within a unit's weight; `sorted` ascending. */
+function weightedQuantile(sorted: readonly { score: number; calls: number }[], q: number): number {
+  const total = sorted.reduce((a, u) => a + u.calls, 0);
+  const target = q * total;
+  let cum = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const u = sorted[i]!;
+    if (cum + u.calls >= target && u.calls > 0) {
+      const lower = i > 0 ? sorted[i - 1]!.score : u.score;
+      return lower + (u.score - lower) * Math.min(1, Math.max(0, (target - cum) / u.calls));
+    }
+    cum += u.calls;
+  }
+  return sorted[sorted.length - 1]!.score;
+}
+
+/**
+ * Units for cross-validation folds: the traces, long ones cut into equal pieces of at most `chunk`
+ * calls; with too few traces (a single long process seen live), smaller pieces, so that every
+ * fold has some. Pieces of one trace fall in different folds: a held-out piece of a long-running
+ * process is judged by a model that saw the rest of that process, as it will be when watched live
+ * after learning. Thresholds therefore hold per process, or per `chunk` calls of a long one.
+ */
+function cvUnits(encoded: readonly Int32Array[], folds: number, chunk: number): Unit[] {
   const total = encoded.reduce((a, e) => a + e.length, 0);
-  const chunk = Math.max(20, Math.ceil(total / (folds * 4)));
-  const out: Int32Array[] = [];
-  for (const e of encoded) for (let i = 0; i < e.length; i += chunk) out.push(e.subarray(i, Math.min(e.length, i + chunk)));
+  const size = encoded.length >= folds * 2 ? chunk : Math.min(chunk, Math.max(20, Math.ceil(total / (folds * 4))));
+  const out: Unit[] = [];
+  for (const e of encoded) {
+    if (e.length <= size) { out.push({ calls: e, context: NO_CONTEXT }); continue; }
+    // equal pieces, none much shorter than the others (1001 calls are two pieces of ~500)
+    const len = Math.ceil(e.length / Math.ceil(e.length / size));
+    for (let i = 0; i < e.length; i += len) {
+      out.push({ calls: e.subarray(i, Math.min(e.length, i + len)), context: e.subarray(Math.max(0, i - CONTEXT), i) });
+    }
+  }
   return out;
 }
 
-interface FoldResult { scores: TraceScore[]; bitsPerCall: number }
+/** One held-out calibration unit: its scores and how many calls it holds. */
+interface HeldOut extends TraceScore { calls: number }
 
-function crossValidate(units: Int32Array[], kind: ModelKind, n: number, radix: number, folds: number, window: number, smoothing: Smoothing): FoldResult {
-  const scores: TraceScore[] = [];
+interface FoldResult { scores: HeldOut[]; bitsPerCall: number }
+
+function heldOut(values: Float64Array, window: number): HeldOut {
+  return { ...summarize(values, window), calls: values.length };
+}
+
+function crossValidate(units: readonly Unit[], kind: ModelKind, n: number, radix: number, folds: number, window: number, smoothing: Smoothing): FoldResult {
+  const scores: HeldOut[] = [];
   let bits = 0;
   let calls = 0;
   for (let f = 0; f < folds; f++) {
@@ -157,12 +243,11 @@ function crossValidate(units: Int32Array[], kind: ModelKind, n: number, radix: n
     if (train.length === 0 || held.length === 0) continue;
     // symbols unseen in the training folds must look unseen: remap them to UNK
     const seen = new Uint8Array(radix);
-    for (const u of train) for (const s of u) seen[s] = 1;
+    for (const u of train) for (const s of u.calls) seen[s] = 1;
     const scorer = makeScorer(kind, buildTable(train, n, radix), smoothing);
     for (const h of held) {
-      const masked = h.map((s) => (seen[s] ? s : 0));
-      const v = scorer.values(masked);
-      scores.push(summarize(v, window));
+      const v = unitValues(scorer, h, seen);
+      scores.push(heldOut(v, window));
       if (kind === 'vmm') for (const x of v) bits += x;
       calls += v.length;
     }
@@ -178,23 +263,22 @@ const LAMBDAS = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.
  * would not fit the time budget); that fold, unseen by both parts, chooses the interpolation
  * weight by held-out bits/call and gives the held-out scores the thresholds are calibrated on.
  */
-function trainNeuralPart(units: Int32Array[], n: number, radix: number, folds: number, window: number, smoothing: Smoothing, cfg: NeuralConfig):
+function trainNeuralPart(units: readonly Unit[], n: number, radix: number, folds: number, window: number, smoothing: Smoothing, cfg: NeuralConfig):
   { weights: NeuralWeights; lambda: number; cv: FoldResult; selection: string } {
   let train = units.filter((_, i) => i % folds !== 0);
   let held = units.filter((_, i) => i % folds === 0);
-  if (train.length === 0 || held.length === 0) { train = units; held = []; }
+  if (train.length === 0 || held.length === 0) { train = [...units]; held = []; }
   const seen = new Uint8Array(radix);
-  for (const u of train) for (const s of u) seen[s] = 1;
-  const masked = held.map((h) => h.map((s) => (seen[s] ? s : 0)));
+  for (const u of train) for (const s of u.calls) seen[s] = 1;
   const lm = new NeuralLM(cfg, radix);
-  lm.train(train);
+  lm.train(train.map((u) => u.calls));
   const table = buildTable(train, n, radix);
   // per-call surprises of both parts on the held-out fold
   const a: Float64Array[] = [];
   const b: Float64Array[] = [];
   const nlmOnly = new MixScorer(table, smoothing, lm, 1);
   const vmmOnly = new MixScorer(table, smoothing, lm, 0);
-  for (const h of masked) { a.push(vmmOnly.values(h)); b.push(nlmOnly.values(h)); }
+  for (const h of held) { a.push(unitValues(vmmOnly, h, seen)); b.push(unitValues(nlmOnly, h, seen)); }
   let lambda = 0;
   let best = Infinity;
   const tried: string[] = [];
@@ -212,14 +296,14 @@ function trainNeuralPart(units: Int32Array[], n: number, radix: number, folds: n
     if (bpc < best - 1e-9) { best = bpc; lambda = lam; }
   }
   const scorer = new MixScorer(table, smoothing, lm, lambda);
-  const scores = masked.map((h) => summarize(scorer.values(h), window));
+  const scores = held.map((h) => heldOut(unitValues(scorer, h, seen), window));
   return {
     weights: lm.toJSON(), lambda, cv: { scores, bitsPerCall: best },
     selection: `neural weight lambda by held-out bits/call on normal fold 1 of ${folds} (${tried.join(', ')}); neural config ${JSON.stringify(cfg)}`,
   };
 }
 
-/** Held-out units needed to calibrate a program's own thresholds. */
+/** Held-out units needed to calibrate any thresholds from held-out scores. */
 const MIN_HELD_OUT = 3;
 
 /**
@@ -233,13 +317,14 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   const far = opts.far ?? DEFAULTS.far;
   const folds = opts.folds ?? DEFAULTS.folds;
   const window = opts.window ?? DEFAULTS.window;
+  const chunk = Math.max(window, opts.chunk ?? DEFAULTS.chunk);
   const nonEmpty = traces.filter((t) => t.length > 0);
   const calls = nonEmpty.reduce((a, t) => a + t.length, 0);
   if (calls === 0) throw new SandtraceError('INPUT_EMPTY', 'no system calls to train on');
   const vocab = new Vocab();
   const encoded = nonEmpty.map((t) => vocab.encode(t, true));
   const radix = vocab.size;
-  const units = cvUnits(encoded, folds);
+  const units = cvUnits(encoded, folds, chunk);
 
   let n = opts.n ?? (kind === 'stide' ? DEFAULTS.stideN : 0);
   let smoothing: Smoothing = opts.smoothing ?? 'kn';
@@ -268,28 +353,32 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   }
   cv ??= crossValidate(units, kind, n, radix, folds, window, smoothing);
 
-  const table = buildTable(encoded, n, radix);
+  const table = buildTable(encoded.map((calls) => ({ calls, context: NO_CONTEXT })), n, radix);
   let calibration: Calibration;
-  if (cv.scores.length >= MIN_HELD_OUT || !fallback) {
+  if ((cv.scores.length >= MIN_HELD_OUT && nonEmpty.length >= DEFAULTS.minProcesses) || !fallback) {
     let held = cv.scores;
+    const pieces = units.length > encoded.length;
+    const what = `held-out normal traces${pieces ? ` (long ones in pieces of at most ${Math.max(...units.map((u) => u.calls.length))} calls)` : ''}`;
     let how = kind === 'mix'
-      ? `${1 - far} quantile of the scores of the held-out normal ${units === encoded ? 'traces' : 'chunks'} (1 fold of ${folds}) neither part trained on`
-      : `${1 - far} quantile of ${folds}-fold cross-validated scores of held-out normal ${units === encoded ? 'traces' : 'chunks'}`;
+      ? `${1 - far} quantile of the scores of the ${what} (1 fold of ${folds}) neither part trained on`
+      : `${1 - far} quantile of ${folds}-fold cross-validated scores of ${what}`;
+    how += ', so that at most that share of them exceeds it, counted by units and by calls';
     if (held.length < MIN_HELD_OUT) {
       // too little data to hold any out: the training units' own (optimistic) scores
       const scorer: Scorer = neural ? new MixScorer(table, smoothing, NeuralLM.fromJSON(neural.weights), neural.lambda) : makeScorer(kind, table, smoothing);
-      held = units.map((u) => summarize(scorer.values(u), window));
+      held = units.map((u) => heldOut(unitValues(scorer, u), window));
       how = `${1 - far} quantile of in-sample scores (too little data to cross-validate)`;
     }
-    const scores = held.map((x) => x.score).sort((a, b) => a - b);
-    const wscores = held.filter((x) => x.windowLength >= window).map((x) => x.windowScore).sort((a, b) => a - b);
+    const threshold = calibratedThreshold(held, far);
+    const windowed = held.filter((x) => x.windowLength >= window).map((x) => ({ score: x.windowScore, calls: x.calls }));
+    const minEvidence = opts.minEvidence ?? DEFAULTS.minEvidence;
     calibration = {
-      threshold: quantile(scores, 1 - far),
-      windowThreshold: wscores.length > 0 ? quantile(wscores, 1 - far) : quantile(scores, 1 - far),
-      window, far, method: how, heldOut: cv.scores.length,
+      threshold,
+      windowThreshold: Math.max(windowed.length > 0 ? calibratedThreshold(windowed, far) : threshold, minEvidence / window),
+      window, chunk, minEvidence, far, method: how, heldOut: cv.scores.length,
     };
   } else {
-    calibration = { ...fallback, method: `thresholds of the global model (only ${cv.scores.length} held-out unit(s) of this program)`, heldOut: cv.scores.length };
+    calibration = { ...fallback, method: `thresholds of the global model (only ${nonEmpty.length} process(es) of this program to calibrate on)`, heldOut: cv.scores.length };
   }
   return {
     kind, n, ...(kind !== 'stide' ? { smoothing } : {}), abi: opts.abi ?? 'x86_64', vocab: vocab.names, table: table.toJSON(),

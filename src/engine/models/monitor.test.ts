@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { makeCgroup, runInCgroup } from '../../capture/ebpf/testutil.js';
-import { monitor, type MonitorResult } from './monitor.js';
+import { cgroupOfPid, monitor, resolveInRoot, UNIFIED_ROOT, type MonitorResult } from './monitor.js';
 import { AnomalyModel, loadModel, saveModel } from './model.js';
 import type { Finding } from '../types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
@@ -31,12 +32,14 @@ async function watch(cg: string, opts: { model?: AnomalyModel; learn?: boolean }
   const alerts: Alert[] = [];
   const ac = new AbortController();
   const collector = new EbpfCollector({ cgroupPath: cg });
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => { attached = r; });
   const running = monitor({
     collector, ...(opts.model ? { model: opts.model } : {}), ...(opts.learn ? { learnMs: 600_000 } : {}),
-    onFinding: (f, proc) => alerts.push({ f, proc }), signal: ac.signal,
+    onFinding: (f, proc) => alerts.push({ f, proc }), signal: ac.signal, onAttached: attached,
   });
-  // attach happens inside monitor(); give the probe a moment before the workload starts
-  await new Promise((r) => setTimeout(r, 300));
+  // the workload starts once the probe is attached (under load that can take a while)
+  await Promise.race([ready, running.then(() => { throw new Error('monitor ended before attaching'); })]);
   try {
     await work();
   } finally {
@@ -53,10 +56,16 @@ test('monitor: learns a live workload, then alerts on the process that deviates'
   try {
     const learned = await watch(cg.path, { learn: true }, async () => {
       for (let i = 0; i < 10; i++) assert.equal((await runInCgroup(cg.path, LOOP(false))).code, 0);
+      // a program that re-execs itself through /proc/self/exe (as busybox does)
+      const reexec = `${PYTHON} -c 'import os; os.execv("/proc/self/exe", ["python3", "-c", "open(\\"/etc/hostname\\").read()"])'`;
+      assert.equal((await runInCgroup(cg.path, reexec)).code, 0);
     });
     assert.ok(learned.model, 'a model was learned');
     const python = realpathSync(PYTHON);
     assert.ok(learned.model.programs[python], `a model for ${python} among ${Object.keys(learned.model.programs).join(', ')}`);
+    // /proc/self/exe names the file the process runs, not the monitor's own binary
+    const names = Object.keys(learned.model.programs);
+    assert.ok(!names.includes(realpathSync(process.execPath)) && !names.some((n) => n.startsWith('/proc/')), names.join(', '));
     assert.ok((learned.learned?.traces ?? 0) >= 10);
     const path = join(tmp, 'live.model.json.gz');
     await saveModel(path, learned.model);
@@ -90,12 +99,34 @@ test('monitor: learns a live workload, then alerts on the process that deviates'
   }
 });
 
+/** Calls `then` once the monitor CLI says on stderr that the probe is attached. */
+function whenAttached(child: ReturnType<typeof spawn>, then: () => void): void {
+  let err = '';
+  const onData = (d: Buffer) => {
+    err += d.toString();
+    if (/monitor: attached/.test(err)) {
+      child.stderr?.off('data', onData);
+      then();
+    }
+  };
+  child.stderr?.on('data', onData);
+}
+
 test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with exit 0', { timeout: 60_000 }, async () => {
   const noTarget = await runCli(['monitor', '--model', 'x']);
   assert.equal(noTarget.code, 2);
   assert.match(noTarget.stderr, /exactly one of --cgroup, --container, --pid/);
   const noOut = await runCli(['monitor', '--pid', String(process.pid), '--learn', '5s']);
   assert.equal(noOut.code, 2);
+  // the cgroup sandtrace itself runs in (here, or the host's root one) is refused: sandtrace would
+  // watch its own work, or the whole host
+  const own = cgroupOfPid(process.pid);
+  for (const target of [['--cgroup', own], ['--pid', String(process.pid)], ['--cgroup', UNIFIED_ROOT]]) {
+    const r = await runCli(['monitor', ...target, '--model', 'x']);
+    assert.equal(r.code, 2, `${target.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /is the root cgroup: watching it would watch the whole host|sandtrace itself runs in/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  }
   const cg = makeCgroup('monitor-cli');
   try {
     const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-monitor-'));
@@ -109,24 +140,35 @@ test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with e
     // learn a python loop for a while, then watch the deviant loop: one JSON alert per line, with
     // anomaly findings and rule findings (python spawning a shell), and SIGINT ends it with exit 0
     const learnedPath = join(tmp, 'w.json');
-    const work = (async () => {
-      await new Promise((r) => setTimeout(r, 800));
-      for (let i = 0; i < 3; i++) await runInCgroup(cg.path, LOOP(false));
-    })();
-    const l = await runCli(['monitor', '--cgroup', cg.path, '--learn', '4s', '--out', learnedPath]);
+    let work: Promise<void> = Promise.resolve();
+    const recorded = join(tmp, 'learn.jsonl.gz');
+    const l = await runCli(['monitor', '--cgroup', cg.path, '--learn', '6s', '--out', learnedPath, '--record', recorded], (child) => whenAttached(child, () => {
+      work = (async () => { for (let i = 0; i < 3; i++) await runInCgroup(cg.path, LOOP(false)); })();
+    }));
     await work;
     assert.equal(l.code, 0, l.stderr);
     assert.match(l.stderr, /learned \d+ program/);
+    // what was watched is recorded with programs named as the monitor named them: a model
+    // trained from the recording knows the same programs as the one learned live
+    assert.match(l.stderr, /recorded to /);
+    const fromRecording = join(tmp, 'r.json');
+    const t = await runCli(['model', 'train', recorded, '--out', fromRecording]);
+    assert.equal(t.code, 0, t.stderr);
+    const live = Object.keys((JSON.parse(readFileSync(learnedPath, 'utf8')) as { programs: object }).programs).sort();
+    const replayed = Object.keys((JSON.parse(readFileSync(fromRecording, 'utf8')) as { programs: object }).programs).sort();
+    assert.ok(live.includes(realpathSync(PYTHON)) && replayed.includes(realpathSync(PYTHON)), `${live.join(', ')} / ${replayed.join(', ')}`);
+    // (the shell that moved itself into the cgroup never exec'd there: the live monitor named it
+    // from /proc, the recording has no name for it, and its calls train the global model)
+    assert.ok(replayed.every((p) => live.includes(p)), `${live.join(', ')} / ${replayed.join(', ')}`);
     let deviant = 0;
-    const m = await runCli(['monitor', '--cgroup', cg.path, '--model', learnedPath], (child) => {
-      setTimeout(() => {
-        void runInCgroup(cg.path, LOOP(true)).then((d) => {
-          deviant = Number(d.stdout.trim());
-          setTimeout(() => child.kill('SIGINT'), 700);
-        });
-      }, 1500);
-    });
+    const m = await runCli(['monitor', '--cgroup', cg.path, '--model', learnedPath], (child) => whenAttached(child, () => {
+      void runInCgroup(cg.path, LOOP(true)).then((d) => {
+        deviant = Number(d.stdout.trim());
+        setTimeout(() => child.kill('SIGINT'), 700);
+      });
+    }));
     assert.equal(m.code, 0, m.stderr);
+    assert.match(m.stderr, /monitor: attached, watching until Ctrl-C/);
     assert.match(m.stderr, /detached after \d+ events/);
     const alerts = m.stdout.trim().split('\n').map((line) => JSON.parse(line) as { source: string; pid: number; ppid: number; rule: string });
     assert.ok(alerts.some((a) => a.source === 'model' && a.pid === deviant), `model alert for ${deviant}: ${m.stdout}`);
@@ -134,5 +176,28 @@ test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with e
     rmSync(tmp, { recursive: true, force: true });
   } finally {
     await cg.remove();
+  }
+});
+
+test('resolveInRoot: exec paths are resolved inside the process\'s own root, absolute links included', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sandtrace-root-'));
+  try {
+    mkdirSync(join(root, 'bin'));
+    mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
+    writeFileSync(join(root, 'bin', 'busybox'), '');
+    symlinkSync('/bin/busybox', join(root, 'bin', 'sh')); // as in an Alpine image
+    symlinkSync('../../bin/sh', join(root, 'usr', 'bin', 'ash'));
+    symlinkSync('/etc/passwd', join(root, 'bin', 'host')); // exists on the host, not in this root
+    symlinkSync('/loop', join(root, 'loop'));
+    assert.equal(resolveInRoot(root, '/bin/sh'), '/bin/busybox');
+    assert.equal(resolveInRoot(root, '/usr/bin/ash'), '/bin/busybox');
+    assert.equal(resolveInRoot(root, '/usr/../bin/./busybox'), '/bin/busybox');
+    assert.equal(resolveInRoot(root, '/bin/host'), undefined, 'never the host\'s files');
+    assert.equal(resolveInRoot(root, '/loop'), undefined);
+    assert.equal(resolveInRoot(root, '/nope'), undefined);
+    // through a live process's /proc/PID/root (here our own: the host's root) as the monitor does
+    assert.equal(resolveInRoot(`/proc/${process.pid}/root`, '/usr/bin/sh'), realpathSync('/usr/bin/sh'));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

@@ -1,19 +1,28 @@
 // Live monitoring of a running workload (a cgroup) with the eBPF probe, outside the sandbox:
 // either learn per-program models for a while, or report anomaly and rule findings as they happen.
 import { execFile as execFileCb } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { CaptureStats, Collector } from '../../capture/collector.js';
 import { SemanticState } from '../../semantics/state.js';
 import type { EnrichedEvent } from '../../semantics/types.js';
-import { runPipeline } from '../../pipeline.js';
+import { runPipeline, type EventSink } from '../../pipeline.js';
+import type { TraceEvent } from '../../capture/events.js';
 import { SandtraceError } from '../../errors.js';
 import type { Detector, Finding } from '../types.js';
 import { createAnomalyDetector } from './detector.js';
+import { programKey } from '../../semantics/program.js';
 import { trainModelFile, type AnomalyModel, type ModelFileData, type TrainOptions } from './model.js';
 
 const execFile = promisify(execFileCb);
+
+/**
+ * Target false-alarm rate of models learned live (per process, or per DEFAULTS.chunk calls of a
+ * long-running one): a watched service runs many processes a minute, so 1% would page an
+ * operator every few minutes; at 0.1% the thresholds sit at the top of the held-out normal scores.
+ */
+export const LIVE_FAR = 0.001;
 export const UNIFIED_ROOT = '/sys/fs/cgroup/unified';
 
 /** cgroup v2 directory of a host pid (the `0::` line of /proc/PID/cgroup). */
@@ -31,46 +40,196 @@ export function cgroupOfPid(pid: number): string {
   return path;
 }
 
-/** cgroup of a runc container, via `runc state ID` (default root, then sandtrace's own runc root). */
-export async function cgroupOfContainer(id: string, roots: readonly string[]): Promise<string> {
-  const errors: string[] = [];
-  for (const root of [undefined, ...roots]) {
-    try {
-      const { stdout } = await execFile('runc', [...(root ? ['--root', root] : []), 'state', id]);
-      const st = JSON.parse(stdout) as { pid?: number; status?: string };
-      if (!st.pid || st.status === 'stopped') throw new Error(`container is ${st.status ?? 'not running'}`);
-      return cgroupOfPid(st.pid);
-    } catch (e) {
-      errors.push(((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n')[0] ?? '');
-    }
-  }
-  throw new SandtraceError('INPUT_MISSING', `no running runc container '${id}' (${errors.filter(Boolean).join('; ')})`, { details: { id } });
+/** runc's own one-line error (its log line is `time=... level=error msg="..."`), or the message. */
+function runcReason(e: unknown): string {
+  const text = ((e as { stderr?: string }).stderr || (e as Error).message || '').trim();
+  const msg = /msg="((?:[^"\\]|\\.)*)"/.exec(text)?.[1];
+  return (msg ?? text.split('\n')[0] ?? '').replace(/\\"/g, '"');
 }
 
 /**
- * Processes already running at attach time never exec in front of us: name them from /proc.
- * Exec paths are resolved to the file they run, the name /proc gives.
+ * Refuses a cgroup the monitor must not watch: the root (the whole host), or one that holds
+ * sandtrace itself, whose own work would feed the capture it is reading (and which back-pressure
+ * would freeze along with the workload).
  */
-function fillExe(e: EnrichedEvent, hostPids: boolean, seen: Set<number>): void {
-  if (hostPids && e.ev.type === 'exec') {
-    // one key per program: /usr/bin/sh and /proc's /usr/bin/dash are the same file
-    try {
-      e.proc.exe = realpathSync(e.proc.exe);
-    } catch {
-      // gone already, or not a host path
-    }
-    return;
+export function checkWatchable(path: string, self = process.pid): void {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (e) {
+    throw new SandtraceError('INPUT_MISSING', `no cgroup ${path}`, { cause: e, details: { path } });
   }
+  if (!existsSync(join(real, 'cgroup.procs'))) throw new SandtraceError('INPUT_MISSING', `${path} is not a cgroup v2 directory`, { details: { path } });
+  const root = realpathSync(UNIFIED_ROOT);
+  if (real === root) {
+    throw new SandtraceError('USAGE', `${path} is the root cgroup: watching it would watch the whole host, sandtrace included; put the workload in a cgroup of its own`);
+  }
+  let own: string | undefined;
+  try {
+    own = realpathSync(cgroupOfPid(self));
+  } catch {
+    own = undefined; // not in the unified hierarchy: cannot be inside the watched cgroup
+  }
+  if (own !== undefined && (own === real || own.startsWith(real + '/'))) {
+    throw new SandtraceError('USAGE', `sandtrace itself runs in ${path}: it would watch its own work; run it outside the watched cgroup`);
+  }
+}
+
+/**
+ * cgroup v2 directory of a runc container, via `runc state ID` under the default root, then under
+ * `roots` (sandtrace's own). The directory is read from the init's /proc membership, so every
+ * cgroupsPath form (absolute, relative to runc's own cgroup, or none: /ID) resolves alike.
+ */
+export async function cgroupOfContainer(id: string, roots: readonly string[]): Promise<string> {
+  const missing: string[] = [];
+  for (const root of [undefined, ...roots]) {
+    const where = root ?? 'the default runc root';
+    let st: { pid?: number; status?: string };
+    try {
+      // `--` so that an id such as `-x` is not taken for a runc flag
+      const { stdout } = await execFile('runc', [...(root ? ['--root', root] : []), 'state', '--', id]);
+      st = JSON.parse(stdout) as typeof st;
+    } catch (e) {
+      const reason = runcReason(e);
+      if ((e as { code?: unknown }).code === 'ENOENT') throw new SandtraceError('DEPENDENCY_MISSING', 'runc is not installed (it finds the container\'s cgroup)', { cause: e });
+      missing.push(/does not exist/.test(reason) ? where : `${where}: ${reason}`);
+      continue;
+    }
+    // created (init waiting to start), running and paused containers have an init to follow
+    if (!st.pid || st.status === 'stopped') {
+      throw new SandtraceError('INPUT_MISSING', `runc container '${id}' (${where}) is ${st.status ?? 'not running'}: nothing to monitor`, { details: { id, status: st.status } });
+    }
+    const path = cgroupOfPid(st.pid);
+    // runc did not put it in the unified hierarchy: watching the root would watch the whole host
+    if (realpathSync(path) === realpathSync(UNIFIED_ROOT)) {
+      throw new SandtraceError('INPUT_MISSING', `runc container '${id}' is in the root cgroup v2 (runc did not place it in ${UNIFIED_ROOT}); give its cgroup with --cgroup`, { details: { id } });
+    }
+    return path;
+  }
+  throw new SandtraceError('INPUT_MISSING', `no runc container '${id}' (looked in ${missing.join(', ')})`, { details: { id } });
+}
+
+/** Paths that name "the program this process runs" rather than a file: /proc/self/exe, /dev/fd/3... */
+const SELF_ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/\d+$/;
+
+/**
+ * Names exec'd programs on the events themselves (so a recording, the models and the alerts agree):
+ * an exec path is resolved to the file it runs (/usr/bin/sh and /usr/bin/dash are one program); a
+ * re-exec through /proc/self/exe (busybox) names the file the process ran before, which resolving
+ * the alias in sandtrace's own process would get wrong (it names node).
+ */
+export class ExecNamer {
+  /** Each process's program as last named. */
+  private readonly exeOf = new Map<number, string>();
+
+  /**
+   * `cgroup`: the watched cgroup v2 directory. A short-lived process is often gone by the time its
+   * exec is named; the processes of one cgroup (a container) share a root, so a live one stands in.
+   */
+  constructor(private readonly cgroup?: string) {}
+
+  /** Record a name learned elsewhere (a process running before attach, named from /proc). */
+  know(pid: number, exe: string): void {
+    if (exe) this.exeOf.set(pid, exe);
+  }
+
+  apply(ev: TraceEvent): void {
+    if (ev.type === 'fork' && !ev.thread) {
+      const parent = this.exeOf.get(ev.pid);
+      if (parent) this.exeOf.set(ev.childPid, parent);
+    } else if (ev.type === 'exit' && !ev.thread) {
+      this.exeOf.delete(ev.pid);
+    } else if (ev.type === 'exec') {
+      ev.exe = this.resolve(ev.exe, ev.pid);
+      this.exeOf.set(ev.pid, ev.exe);
+    }
+  }
+
+  private resolve(path: string, pid: number): string {
+    const alias = SELF_ALIAS.exec(path);
+    if (alias) {
+      const owner = alias[1] === 'self' || alias[1] === 'thread-self' ? pid : Number(alias[1]);
+      const was = alias[2] === 'exe' ? this.exeOf.get(owner) : undefined;
+      if (was) return was;
+      // the process's own link, unless it is gone (or has exec'd again meanwhile)
+      return procExe(pid) ?? path;
+    }
+    // Inside the process's own root (a container's image, not the host's files): /bin/sh is
+    // busybox in an Alpine image whatever it is on the host. Gone already: the host's view.
+    if (path.startsWith('/')) {
+      for (const root of this.roots(pid)) {
+        const inRoot = resolveInRoot(root, path);
+        if (inRoot !== undefined) return inRoot;
+      }
+    }
+    try {
+      return realpathSync(path);
+    } catch {
+      return path; // gone already, or not a host path
+    }
+  }
+
+  /** The process's root, else that of one live process of the watched cgroup. */
+  private *roots(pid: number): Generator<string> {
+    if (existsSync(`/proc/${pid}/root/`)) { yield `/proc/${pid}/root`; return; }
+    if (!this.cgroup) return;
+    let procs: string[] = [];
+    try {
+      procs = readFileSync(join(this.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return;
+    }
+    for (const p of procs) {
+      if (existsSync(`/proc/${p}/root/`)) { yield `/proc/${p}/root`; return; }
+    }
+  }
+}
+
+/**
+ * `path` with every symlink followed as the kernel would for a process whose root is `root`:
+ * absolute link targets restart from that root, not from ours (realpath on /proc/PID/root/...
+ * would resolve them against the host's files). Undefined when the root or a component is gone.
+ */
+export function resolveInRoot(root: string, path: string): string | undefined {
+  const todo = path.split('/').filter((c) => c !== '' && c !== '.');
+  const done: string[] = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.shift() as string;
+    if (c === '..') { done.pop(); continue; }
+    const here = `${root}/${[...done, c].join('/')}`;
+    let st;
+    try {
+      st = lstatSync(here);
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymbolicLink()) { done.push(c); continue; }
+    if (++links > 40) return undefined; // ELOOP
+    const target = readlinkSync(here);
+    if (target.startsWith('/')) done.length = 0;
+    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+  }
+  return '/' + done.join('/');
+}
+
+function procExe(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return undefined; // gone, or a kernel thread
+  }
+}
+
+/** Processes already running at attach time never exec in front of us: name them from /proc. */
+function nameFromProc(e: EnrichedEvent, seen: Set<number>, namer: ExecNamer): void {
   if (e.proc.exe !== '' || seen.has(e.proc.pid)) return;
   seen.add(e.proc.pid);
-  if (!hostPids) return;
-  try {
-    const exe = readlinkSync(`/proc/${e.proc.pid}/exe`).replace(/ \(deleted\)$/, '');
-    e.proc.exe = exe;
-    if (e.proc.name === '') e.proc.name = exe.slice(exe.lastIndexOf('/') + 1, exe.lastIndexOf('/') + 16);
-  } catch {
-    // the process is gone already, or a kernel thread
-  }
+  const exe = procExe(e.proc.pid);
+  if (!exe) return;
+  e.proc.exe = exe;
+  namer.know(e.proc.pid, exe);
+  if (e.proc.name === '') e.proc.name = exe.slice(exe.lastIndexOf('/') + 1, exe.lastIndexOf('/') + 16);
 }
 
 /** Collects each thread's calls, per program (a process that execs starts new traces). */
@@ -78,6 +237,8 @@ export class TraceLearner implements Detector {
   readonly name = 'learner';
   private readonly open = new Map<number, { pid: number; exe: string; calls: string[] }>();
   readonly byExe = new Map<string, string[][]>();
+  /** Traces of processes whose program could not be named: normal behaviour all the same (global model). */
+  readonly unattributed: string[][] = [];
   calls = 0;
 
   onEvent(e: EnrichedEvent): void {
@@ -89,9 +250,10 @@ export class TraceLearner implements Detector {
     if (ev.type === 'exit') { this.close(ev.tid); return; }
     if (ev.type !== 'syscall') return;
     let t = this.open.get(ev.tid);
-    if (t && (t.exe !== e.proc.exe || t.pid !== e.proc.pid)) { this.close(ev.tid); t = undefined; }
+    const program = programKey(e.proc);
+    if (t && (t.exe !== program || t.pid !== e.proc.pid)) { this.close(ev.tid); t = undefined; }
     if (!t) {
-      t = { pid: e.proc.pid, exe: e.proc.exe, calls: [] };
+      t = { pid: e.proc.pid, exe: program, calls: [] };
       this.open.set(ev.tid, t);
     }
     t.calls.push(ev.name);
@@ -102,7 +264,8 @@ export class TraceLearner implements Detector {
     const t = this.open.get(tid);
     if (!t) return;
     this.open.delete(tid);
-    if (t.calls.length === 0 || t.exe === '') return;
+    if (t.calls.length === 0) return;
+    if (t.exe === '') { this.unattributed.push(t.calls); return; }
     const l = this.byExe.get(t.exe) ?? [];
     l.push(t.calls);
     this.byExe.set(t.exe, l);
@@ -130,6 +293,14 @@ export interface MonitorOptions {
   onFinding?: (f: Finding, proc: EnrichedEvent['proc'] | undefined) => void;
   /** Stops monitoring (SIGINT/SIGTERM). */
   signal?: AbortSignal;
+  /** Called once the probe is attached: from then on nothing the workload does is missed. */
+  onAttached?: () => void;
+  /** The cgroup watched (host pids): names exec'd programs inside its processes' root. */
+  cgroupPath?: string;
+  /** The runc container watched (`monitor --container`): its id is the processes' container.id. */
+  containerId?: string;
+  /** Writes every event (exec'd programs named as the models name them) for replay or training. */
+  record?: EventSink & { close(stats?: CaptureStats): Promise<void> };
 }
 
 export interface MonitorResult {
@@ -142,18 +313,35 @@ export interface MonitorResult {
 
 /** Attach, run until the signal (or the learning time), detach; the collector is always stopped. */
 export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
-  const semantics = new SemanticState({});
+  const semantics = new SemanticState(o.containerId ? { containerId: o.containerId } : {});
   const learner = o.learnMs !== undefined ? new TraceLearner() : undefined;
   const detectors: Detector[] = [];
   if (learner) detectors.push(learner);
-  if (o.model) detectors.push(createAnomalyDetector(o.model));
+  if (o.model) detectors.push(createAnomalyDetector(o.model, { live: true }));
   detectors.push(...(o.detectors ?? []));
   const seen = new Set<number>();
   const hostPids = o.hostPids ?? true;
+  // runc's init (runc exec) joins the cgroup from outside (no fork seen) as runc:[2:INIT] and
+  // runs the runtime's Go code there until it execs the command: not the workload's behaviour
+  const runtimeInit = new Set<number>();
+  let skip = false;
+  const namer = new ExecNamer(o.cgroupPath);
   // fill in exe before the detectors see the event
   const naming: Detector = {
-    name: 'naming', onEvent: (e) => fillExe(e, hostPids, seen), drain: () => [], finish: () => [],
+    name: 'naming',
+    onEvent: (e) => {
+      const pid = e.proc.pid;
+      if (e.ev.type === 'exec') runtimeInit.delete(pid);
+      else if (!seen.has(pid) && e.proc.ppid === 0 && e.proc.exe === '' && /^runc:\[/.test(e.ev.comm ?? e.proc.name)) runtimeInit.add(pid);
+      skip = runtimeInit.has(pid);
+      if (skip) { seen.add(pid); return; }
+      if (hostPids) nameFromProc(e, seen, namer);
+    },
+    drain: () => [], finish: () => [],
   };
+  const gated = detectors.map((d): Detector => ({
+    name: d.name, onEvent: (e) => { if (!skip) d.onEvent(e); }, drain: () => d.drain(), finish: () => d.finish(),
+  }));
   let findings = 0;
   const emit = (fs: Finding[]) => {
     for (const f of fs) {
@@ -163,6 +351,7 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   };
 
   await o.collector.start();
+  o.onAttached?.();
   let timer: NodeJS.Timeout | undefined;
   const stop = () => void o.collector.stop();
   o.signal?.addEventListener('abort', stop, { once: true });
@@ -171,7 +360,9 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   let events = 0;
   try {
     const r = await runPipeline({
-      collector: o.collector, semantics, detectors: [naming, ...detectors],
+      collector: o.collector, semantics, detectors: [naming, ...gated],
+      ...(hostPids ? { normalize: (ev: TraceEvent) => namer.apply(ev) } : {}),
+      ...(o.record ? { sink: o.record } : {}),
       onFindings: emit,
     });
     events = r.events;
@@ -179,14 +370,15 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
     if (timer) clearTimeout(timer);
     o.signal?.removeEventListener('abort', stop);
     await o.collector.stop();
+    await o.record?.close(o.collector.stats());
   }
   for (const d of detectors) emit(d.finish());
   const result: MonitorResult = { events, findings, stats: o.collector.stats() };
   if (learner) {
-    const traces = [...learner.byExe.values()].reduce((a, l) => a + l.length, 0);
+    const traces = [...learner.byExe.values()].reduce((a, l) => a + l.length, learner.unattributed.length);
     result.learned = { programs: learner.byExe.size, traces, calls: learner.calls };
     if (learner.calls === 0) throw new SandtraceError('INPUT_EMPTY', 'no system calls seen while learning: is the workload running in that cgroup?');
-    result.model = trainModelFile({ traces: [], byExe: learner.byExe, source: 'monitor --learn' }, o.train ?? {});
+    result.model = trainModelFile({ traces: learner.unattributed, byExe: learner.byExe, source: 'monitor --learn' }, { far: LIVE_FAR, ...o.train });
   }
   return result;
 }

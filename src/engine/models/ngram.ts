@@ -66,12 +66,14 @@ export class NgramTable {
     this.radix = radix;
   }
 
-  add(trace: Int32Array): void {
+  /** Count the windows ending at each call of `trace`; `context`: the calls before it, if any (else BOS). */
+  add(trace: Int32Array, context?: Int32Array): void {
     const { order, radix } = this;
     const mod = Math.pow(radix, order - 1);
-    // window key over the padded trace; starts as `order-1` BOS symbols
+    // window key over the padded trace; starts as the last `order-1` calls of context, BOS-padded
     let key = 0;
-    for (let k = 0; k < order - 1; k++) key = key * radix + BOS;
+    const ctx = context ?? new Int32Array(0);
+    for (let k = order - 1; k > 0; k--) key = key * radix + (ctx.length >= k ? (ctx[ctx.length - k] as number) : BOS);
     for (let i = 0; i < trace.length; i++) {
       key = (key % mod) * radix + (trace[i] as number);
       this.counts.set(key, (this.counts.get(key) ?? 0) + 1);

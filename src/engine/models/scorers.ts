@@ -73,6 +73,12 @@ export class VmmScorer implements Scorer {
   private readonly level: number[] = [0];
   /** Kneser-Ney discount per context length. */
   private readonly discount: number[] = [];
+  /**
+   * Most surprise one call can carry: a call never seen at all, estimated with add-one counts over
+   * the training calls. Interpolation would otherwise multiply one escape per order, which on
+   * highly repetitive training data makes a single unseen call worth 40+ bits.
+   */
+  private readonly cap: number;
 
   constructor(table: NgramTable, smoothing: Smoothing = 'kn') {
     this.smoothing = smoothing;
@@ -104,6 +110,7 @@ export class VmmScorer implements Scorer {
       }
     }
     if (smoothing === 'kn') this.prepareKneserNey();
+    this.cap = Math.log2((this.tot[0] as number) + this.radix);
   }
 
   private prepareKneserNey(): void {
@@ -152,7 +159,7 @@ export class VmmScorer implements Scorer {
         const d = this.discount[k] as number;
         p = Math.max(c - d, 0) / t + (d * (uniq[node] as number) / t) * p;
       }
-      return -Math.log2(p);
+      return Math.min(this.cap, -Math.log2(p));
     }
     for (let k = 0; k < len; k++) {
       const node = path[k] as number;
@@ -160,7 +167,7 @@ export class VmmScorer implements Scorer {
       const u = uniq[node] as number;
       p = (c + u * p) / ((tot[node] as number) + u);
     }
-    return -Math.log2(p);
+    return Math.min(this.cap, -Math.log2(p));
   }
 
   stream(): ScoreStream {
@@ -209,6 +216,8 @@ export function makeScorer(kind: ModelKind, table: NgramTable, smoothing: Smooth
 export interface TraceScore {
   /** Mean anomaly value over the trace (0 for an empty trace). */
   score: number;
+  /** Sum of the anomaly values (bits of surprise for the Markov models). */
+  total: number;
   /** Highest mean over any `window` consecutive calls (the whole trace when shorter). */
   windowScore: number;
   /** Index of the first call of that window, and its length. */
@@ -218,10 +227,10 @@ export interface TraceScore {
 
 export function summarize(values: Float64Array, window: number): TraceScore {
   const n = values.length;
-  if (n === 0) return { score: 0, windowScore: 0, windowStart: 0, windowLength: 0 };
+  if (n === 0) return { score: 0, total: 0, windowScore: 0, windowStart: 0, windowLength: 0 };
   let total = 0;
   for (let i = 0; i < n; i++) total += values[i] as number;
-  if (n <= window) return { score: total / n, windowScore: total / n, windowStart: 0, windowLength: n };
+  if (n <= window) return { score: total / n, total, windowScore: total / n, windowStart: 0, windowLength: n };
   let sum = 0;
   for (let i = 0; i < window; i++) sum += values[i] as number;
   let best = sum;
@@ -230,5 +239,5 @@ export function summarize(values: Float64Array, window: number): TraceScore {
     sum += (values[i] as number) - (values[i - window] as number);
     if (sum > best + 1e-9) { best = sum; bestStart = i - window + 1; }
   }
-  return { score: total / n, windowScore: best / window, windowStart: bestStart, windowLength: window };
+  return { score: total / n, total, windowScore: best / window, windowStart: bestStart, windowLength: window };
 }
