@@ -143,7 +143,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   progress('reporting');
   if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample was still running after ${timeout} s and was killed` });
   const out = await finishReport({
-    builder, detectors, semantics, errors, warnings, outDir,
+    builder, detectors, semantics, errors, warnings, outDir, sampleRan: result !== undefined,
     context: {
       id, started, timeout, timedOut: result?.timedOut ?? false, isolation: run.isolation, sample,
       capture: stats ?? { backend: run.backend, events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] },
@@ -161,6 +161,8 @@ export interface FinishInput {
   errors: ReportDiagnostic[];
   warnings: ReportDiagnostic[];
   outDir: string;
+  /** False when the sample never ran: no verdict can be given (label 'unknown'). Default true. */
+  sampleRan?: boolean;
   context: Omit<ReportContext, 'ended' | 'processes' | 'findings' | 'verdict' | 'errors' | 'warnings'>;
 }
 
@@ -178,7 +180,7 @@ export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
   findings.sort((a, b) => (a.evidence[0]?.seq ?? 0) - (b.evidence[0]?.seq ?? 0));
   if (i.context.capture.lost > 0) warnings.push({ code: 'EVENTS_LOST', message: `${i.context.capture.lost} events were lost by the capture` });
   const report = i.builder.build({
-    ...i.context, ended: new Date(), processes: i.semantics.processes(), findings, verdict: computeVerdict(findings), errors, warnings,
+    ...i.context, ended: new Date(), processes: i.semantics.processes(), findings, verdict: i.sampleRan === false ? { score: 0, label: 'unknown' } : computeVerdict(findings), errors, warnings,
   });
   const reportPath = join(i.outDir, 'report.json');
   await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import type { Report } from '../src/report/schema.js';
@@ -115,6 +115,28 @@ test('recording and replay give the same processes, files, dropped and deleted f
     assert.deepEqual(strip(again), strip(live.report));
     assert.ok(again.dropped.every((d) => d.copy === undefined));
     assert.equal(again.capture.lost, live.report.capture.lost);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a sandbox that cannot start: report.json says why, the verdict is unknown (not benign) and the CLI exits non-zero', () => {
+  // a real runc failure: the run dir sits under a directory the container's mapped uid cannot enter
+  const t = tempDir();
+  try {
+    const run = join(t.path, 'private', 'run');
+    mkdirSync(run, { recursive: true });
+    chmodSync(join(t.path, 'private'), 0o700);
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', join(ROOT, 'examples', 'dropper.sh'), '--out', out, '--timeout', '10'], { env: { ...process.env, SANDTRACE_RUN: run } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^verdict: unknown \(score 0\.0\/10\), 0 finding\(s\), 0 process\(es\)/);
+    assert.match(r.stderr, /^sandtrace analyze: error: sandbox: runc create failed: .*permission denied.* \[SANDBOX_RUNTIME_FAILED\]$/m);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(report.verdict, { score: 0, label: 'unknown' });
+    assert.equal(report.analysis.status, 'partial');
+    assert.deepEqual(report.analysis.errors.map((e) => [e.where, e.code]), [['sandbox', 'SANDBOX_RUNTIME_FAILED']]);
+    assert.ok(existsSync(join(out, 'report.html')), 'the HTML report is written too');
   } finally {
     t.cleanup();
   }

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, lstatSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, lstatSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,6 +302,29 @@ test('a missing sample fails with INPUT_MISSING and leaves nothing', async () =>
   const sb = createSandbox({ sample: join(scratch, 'nope'), args: [], timeout: 5 });
   await assert.rejects(sb.create(), (e: unknown) => (e as { code?: string }).code === 'INPUT_MISSING');
   assert.ok(!existsSync(join(runDir(), sb.id)));
+});
+
+test('a run dir left private (0700), as a first run once made it, is made traversable and the sample runs', async () => {
+  // runc's init runs as the mapped uid: it cannot reach a rootfs under a 0700 run dir
+  const parent = mkdtempSync(join(tmpdir(), 'sandtrace-rundir-'));
+  chmodSync(parent, 0o755);
+  const dir = join(parent, 'run');
+  mkdirSync(dir, { mode: 0o700 });
+  const saved = process.env['SANDTRACE_RUN'];
+  process.env['SANDTRACE_RUN'] = dir;
+  try {
+    const r = await run(script('hello.sh', 'echo hello\n'));
+    assert.equal(r.result.exitCode, 0, r.result.console);
+    assert.equal(r.result.console, 'hello\n');
+    assert.equal(lstatSync(dir).mode & 0o777, 0o711);
+    // what the run dir holds about containers stays private
+    assert.equal(lstatSync(join(dir, 'owners')).mode & 0o777, 0o700);
+    assertNothingLeft(r);
+  } finally {
+    if (saved === undefined) delete process.env['SANDTRACE_RUN'];
+    else process.env['SANDTRACE_RUN'] = saved;
+    rmSync(parent, { recursive: true, force: true });
+  }
 });
 
 test('freeze() and thaw() pause and resume the whole container', async () => {

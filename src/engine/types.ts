@@ -49,5 +49,6 @@ export interface Detector {
 
 export interface Verdict {
   score: number;
-  label: 'benign' | 'suspicious' | 'malicious';
+  /** 'unknown': the sample never ran (the sandbox failed; the report's errors say why). */
+  label: 'benign' | 'suspicious' | 'malicious' | 'unknown';
 }

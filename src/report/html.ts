@@ -16,7 +16,7 @@ export function esc(v: unknown): string {
 
 const SEV_ORDER: Severity[] = ['critical', 'high', 'medium', 'low', 'info'];
 const SEV_COLOR: Record<Severity, string> = { critical: '#c92a2a', high: '#e8590c', medium: '#f59f00', low: '#1971c2', info: '#868e96' };
-const LABEL_COLOR = { benign: '#2b8a3e', suspicious: '#e67700', malicious: '#c92a2a' } as const;
+const LABEL_COLOR = { benign: '#2b8a3e', suspicious: '#e67700', malicious: '#c92a2a', unknown: '#495057' } as const;
 
 function worstByPid(findings: Finding[]): Map<number, Severity> {
   const m = new Map<number, Severity>();

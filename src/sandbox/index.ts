@@ -107,6 +107,11 @@ class RuncSandbox implements Sandbox {
     if (!existsSync(shimPath())) throw new SandtraceError('SETUP_INCOMPLETE', `missing ${shimPath()}: run make setup`);
     this.checkSample();
     await reapStale();
+    // the run dir holds every container's work dir: runc's init runs as the mapped uid and must be
+    // able to traverse it (its owners/ and runc/ stay private). Made first, before anything below
+    // creates it as a parent with their 0700, and corrected if an earlier run did.
+    mkdirSync(runDir(), { recursive: true, mode: 0o711 });
+    chmodSync(runDir(), 0o711);
     recordOwner(this.id, this.workDir);
     const lower = this.opts.image !== undefined ? (await importArchive(this.opts.image)).rootfs : baseRootfs().rootfs;
 

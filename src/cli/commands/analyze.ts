@@ -3,6 +3,7 @@ import { analyze, type Stage } from '../../analyze.js';
 import { SandtraceError } from '../../errors.js';
 import { numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
 import { progressLine } from '../progress.js';
+import { EXIT, exitCodeFor } from '../main.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
 
@@ -42,9 +43,13 @@ export async function run(argv: string[]): Promise<number> {
       const where = displayPath(res.reportPath);
       process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
         `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls, ${r.capture.lost} lost: ${where}\n`);
-      for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: warning: ${e.where ? `${e.where}: ` : ''}${e.message}\n`);
     }
-    return 0;
+    // the sample never ran: the report says why, and the exit status too (no verdict is not benign)
+    const failed = r.verdict.label === 'unknown';
+    if (!values.json || failed) {
+      for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
+    }
+    return failed ? exitCodeFor(r.analysis.errors[0]?.code ?? 'INTERNAL') : EXIT.ok;
   } finally {
     line.done();
     process.off('SIGINT', onSignal);
