@@ -23,6 +23,12 @@ interface EventBase {
   tid: number;
   /** Kernel task name (comm, at most 15 bytes) when the source knows it. */
   comm?: string;
+  /**
+   * The program the process was already running when the source first saw it without seeing its
+   * fork or exec (a process running before a live capture attached, named from /proc). Set on
+   * that process's first event only; consumers adopt it when they know no program for the pid.
+   */
+  running?: { exe: string; argv: string[] };
 }
 
 /** One completed (or unfinished, ret === null) system call. */

@@ -142,3 +142,17 @@ test('container identity and image reach every process, the first one and forked
   }
   assert.equal('containerImage' in (new SemanticState().apply(exec(1, '/bin/sh', ['sh'])).proc), false, 'no image given: none invented');
 });
+
+test('a process found mid-life takes the program the capture named (`running`); an exec or a known program wins', () => {
+  const s = new SemanticState();
+  const first = s.apply(sc(30, 'read', [0, 0, 0], 0, { comm: 'python3', running: { exe: '/usr/bin/python3.11', argv: ['python3', 'svc.py'] } }));
+  assert.equal(first.proc.exe, '/usr/bin/python3.11');
+  assert.deepEqual(first.proc.argv, ['python3', 'svc.py']);
+  assert.equal(first.proc.name, 'python3');
+  // its children run it too, until they exec
+  s.apply(fork(30, 31));
+  assert.equal(s.process(31)?.exe, '/usr/bin/python3.11');
+  // a process whose program is known is not renamed by a later `running`
+  s.apply(exec(32, '/usr/bin/ls', ['ls']));
+  assert.equal(s.apply(sc(32, 'read', [0, 0, 0], 0, { running: { exe: '/usr/bin/other', argv: [] } })).proc.exe, '/usr/bin/ls');
+});

@@ -87,7 +87,7 @@ export class SemanticState {
   }
 
   apply(ev: TraceEvent): EnrichedEvent {
-    const st = this.stateOf(ev.pid, ev.ts, ev.comm);
+    const st = this.stateOf(ev.pid, ev.ts, ev.comm, ev.running);
     switch (ev.type) {
       case 'fork':
         if (!ev.thread) this.fork(st, ev.childPid, ev.ts);
@@ -119,7 +119,7 @@ export class SemanticState {
     return { ev, proc: st.info, fd, user: this.userName(st.info.uid), path, path2 };
   }
 
-  private stateOf(pid: number, ts: number, comm: string | undefined): ProcState {
+  private stateOf(pid: number, ts: number, comm: string | undefined, running?: { exe: string; argv: string[] }): ProcState {
     let st = this.procs.get(pid);
     if (!st) {
       const info = this.newProcess(pid, 0, undefined, ts);
@@ -129,6 +129,12 @@ export class SemanticState {
       this.procs.set(pid, st);
     } else if (comm && st.info.exe === '' && st.info.name !== comm) {
       st.info.name = comm;
+    }
+    // found mid-life: the capture named the program the process was already running
+    if (running && st.info.exe === '') {
+      st.info.exe = running.exe;
+      st.info.argv = running.argv;
+      st.info.name ||= basename15(running.exe);
     }
     return st;
   }

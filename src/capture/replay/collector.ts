@@ -161,6 +161,12 @@ export async function readTraces(path: string, opts: ImportOptions & { keepEvent
   };
   for await (const batch of c.events()) {
     for (const e of batch) {
+      if (e.running && !exeOf.get(e.pid)) {
+        // a process found mid-life, named by the capture: its trace so far (none, or unnamed calls) is that program's
+        const program = programKey({ exe: e.running.exe, argv: e.running.argv, name: e.comm ?? '' });
+        exeOf.set(e.pid, program);
+        for (const t of live.values()) if (t.pid === e.pid && t.exe === '') t.exe = program;
+      }
       if (e.type === 'exec') {
         const program = programKey({ exe: e.exe, argv: e.argv, name: e.comm ?? '' });
         exeOf.set(e.pid, program);

@@ -181,6 +181,9 @@ export function eventProblem(o: unknown): string | undefined {
     return 'syscall event without name, nr or args';
   }
   if (e['type'] === 'exec' && typeof e['exe'] !== 'string') return 'exec event without exe';
+  const running = e['running'] as { exe?: unknown; argv?: unknown } | undefined;
+  if (running !== undefined && (typeof running !== 'object' || running === null || typeof running.exe !== 'string'
+    || !Array.isArray(running.argv) || !running.argv.every((a) => typeof a === 'string'))) return 'running without exe or argv';
   return undefined;
 }
 

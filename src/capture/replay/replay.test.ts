@@ -174,3 +174,34 @@ test('threads are separate traces of the same process (they interleave arbitrari
   assert.equal(worker?.exe, '/usr/bin/python3', 'the worker runs the program its process exec\'d');
   assert.ok(worker?.calls.includes('openat'), 'the worker opened the file');
 });
+
+test('a process found mid-life is named by its `running` program in a recording; a malformed one is a bad line', async () => {
+  const sc = (seq: number, pid: number, name: string, extra: Partial<TraceEvent> = {}): TraceEvent =>
+    ({ type: 'syscall', seq, ts: seq * 1000, pid, tid: pid, abi: 'x86_64', nr: 0, name, args: [], ret: 0, ...extra }) as TraceEvent;
+  const events: TraceEvent[] = [
+    // a busybox applet running before the capture attached: named by exe and argv, as an exec would
+    sc(1, 40, 'read', { comm: 'sleep', running: { exe: '/bin/busybox', argv: ['sleep', '30'] } }),
+    sc(2, 40, 'nanosleep'),
+    { type: 'fork', seq: 3, ts: 3000, pid: 40, tid: 40, childPid: 41, childTid: 41, thread: false },
+    sc(4, 41, 'getpid'),
+    // a process the capture could not name (gone before it looked): its calls stay unnamed
+    sc(5, 50, 'read'),
+  ];
+  const path = join(tmp, 'running.events');
+  const w = new RecordingWriter(path, { backend: 'ebpf' });
+  w.write(events);
+  await w.close();
+  const traces = (await readTraces(path)).traces;
+  assert.deepEqual(traces.map((t) => [t.pid, t.exe, t.calls.join(' ')]), [
+    [40, '/bin/busybox:sleep', 'read nanosleep'],
+    [41, '/bin/busybox:sleep', 'getpid'],
+    [50, '', 'read'],
+  ]);
+
+  const bad = join(tmp, 'bad-running.events');
+  writeFileSync(bad, [JSON.stringify({ format: 'sandtrace.events', version: 1, created: 'x' }),
+    JSON.stringify(sc(1, 40, 'read', { running: { exe: '/bin/x' } as never })), JSON.stringify(sc(2, 40, 'read'))].join('\n') + '\n');
+  const c = new RecordingCollector(bad);
+  assert.deepEqual((await collect(c)).map((e) => e.seq), [2]);
+  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'running without exe or argv']]);
+});

@@ -121,6 +121,8 @@ const SELF_ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/
 export class ExecNamer {
   /** Each process's program as last named. */
   private readonly exeOf = new Map<number, string>();
+  /** Processes seen (an event of theirs, or their fork). */
+  private readonly seen = new Set<number>();
 
   /**
    * `cgroup`: the watched cgroup v2 directory. A short-lived process is often gone by the time its
@@ -128,21 +130,34 @@ export class ExecNamer {
    */
   constructor(private readonly cgroup?: string) {}
 
-  /** Record a name learned elsewhere (a process running before attach, named from /proc). */
-  know(pid: number, exe: string): void {
-    if (exe) this.exeOf.set(pid, exe);
-  }
-
   apply(ev: TraceEvent): void {
+    if (!this.seen.has(ev.pid)) this.first(ev);
     if (ev.type === 'fork' && !ev.thread) {
+      this.seen.add(ev.childPid);
       const parent = this.exeOf.get(ev.pid);
       if (parent) this.exeOf.set(ev.childPid, parent);
     } else if (ev.type === 'exit' && !ev.thread) {
       this.exeOf.delete(ev.pid);
+      this.seen.delete(ev.pid);
     } else if (ev.type === 'exec') {
       ev.exe = this.resolve(ev.exe, ev.pid);
       this.exeOf.set(ev.pid, ev.exe);
     }
+  }
+
+  /**
+   * A process whose fork was not seen was running before attach: its program is named from /proc
+   * on its first event (`running`), so that the models, the alerts and a recording of the events
+   * all name it alike. runc's init (runc exec) joins from outside too, but runs the runtime until
+   * it execs the command: it is left unnamed, and its exec names it.
+   */
+  private first(ev: TraceEvent): void {
+    this.seen.add(ev.pid);
+    if (ev.type === 'exec' || /^runc:\[/.test(ev.comm ?? '')) return;
+    const exe = procExe(ev.pid);
+    if (!exe) return; // gone already, or a kernel thread
+    ev.running = { exe, argv: procArgv(ev.pid) };
+    this.exeOf.set(ev.pid, exe);
   }
 
   private resolve(path: string, pid: number): string {
@@ -221,15 +236,12 @@ function procExe(pid: number): string | undefined {
   }
 }
 
-/** Processes already running at attach time never exec in front of us: name them from /proc. */
-function nameFromProc(e: EnrichedEvent, seen: Set<number>, namer: ExecNamer): void {
-  if (e.proc.exe !== '' || seen.has(e.proc.pid)) return;
-  seen.add(e.proc.pid);
-  const exe = procExe(e.proc.pid);
-  if (!exe) return;
-  e.proc.exe = exe;
-  namer.know(e.proc.pid, exe);
-  if (e.proc.name === '') e.proc.name = exe.slice(exe.lastIndexOf('/') + 1, exe.lastIndexOf('/') + 16);
+function procArgv(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return [];
+  }
 }
 
 /** Collects each thread's calls, per program (a process that execs starts new traces). */
@@ -333,9 +345,8 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
       const pid = e.proc.pid;
       if (e.ev.type === 'exec') runtimeInit.delete(pid);
       else if (!seen.has(pid) && e.proc.ppid === 0 && e.proc.exe === '' && /^runc:\[/.test(e.ev.comm ?? e.proc.name)) runtimeInit.add(pid);
+      seen.add(pid);
       skip = runtimeInit.has(pid);
-      if (skip) { seen.add(pid); return; }
-      if (hostPids) nameFromProc(e, seen, namer);
     },
     drain: () => [], finish: () => [],
   };
