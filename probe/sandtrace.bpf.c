@@ -369,6 +369,7 @@ static __always_inline bool has_enter_data32(long nr)
 	case 353: case 356: case 358: case 383: case 412: case 437: case 439: case 452:
 	case 361: case 362: case 369: case 370: /* bind, connect, sendto, sendmsg */
 	case 252: /* exit_group: never returns, reported at task exit */
+	case 102: /* socketcall: unpacked into the direct call (unpack_socketcall) */
 		return true;
 	}
 	return false;
@@ -431,6 +432,60 @@ static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u6
 	}
 }
 
+/* socketcall(call, u32 *args): the i386 multiplexer older and static libcs (uclibc: much ELF
+ * malware) use for every socket call. Unpacked into the direct call it stands for, in i386
+ * numbering, so that its address and descriptor are decoded like a direct call's; F_SOCKETCALL
+ * says how it was made. The kernel reads the same array (after the entry hook), so what a racing
+ * thread writes between the two reads can differ, as for any argument read at entry. */
+static __always_inline void unpack_socketcall(struct rec_buf *b)
+{
+	u32 v[6] = {};
+	u64 ptr = b->r.a[1];
+	int nr, n;
+
+	/* SYS_SOCKET..SYS_SENDMMSG: the direct call and how many u32 arguments it takes. accept has
+	 * no direct i386 call: accept4 with flags 0; send/recv are sendto/recvfrom without an address. */
+	switch (b->r.a[0]) {
+	case 1: nr = 359; n = 3; break;  /* socket */
+	case 2: nr = 361; n = 3; break;  /* bind */
+	case 3: nr = 362; n = 3; break;  /* connect */
+	case 4: nr = 363; n = 2; break;  /* listen */
+	case 5: nr = 364; n = 3; break;  /* accept */
+	case 6: nr = 367; n = 3; break;  /* getsockname */
+	case 7: nr = 368; n = 3; break;  /* getpeername */
+	case 8: nr = 360; n = 4; break;  /* socketpair */
+	case 9: nr = 369; n = 4; break;  /* send */
+	case 10: nr = 371; n = 4; break; /* recv */
+	case 11: nr = 369; n = 6; break; /* sendto */
+	case 12: nr = 371; n = 6; break; /* recvfrom */
+	case 13: nr = 373; n = 2; break; /* shutdown */
+	case 14: nr = 366; n = 5; break; /* setsockopt */
+	case 15: nr = 365; n = 5; break; /* getsockopt */
+	case 16: nr = 370; n = 3; break; /* sendmsg */
+	case 17: nr = 372; n = 3; break; /* recvmsg */
+	case 18: nr = 364; n = 4; break; /* accept4 */
+	case 19: nr = 337; n = 5; break; /* recvmmsg */
+	case 20: nr = 345; n = 4; break; /* sendmmsg */
+	default: return; /* the kernel refuses it (EINVAL): reported as socketcall */
+	}
+	if (bpf_probe_read_user(v, n * sizeof(u32), (void *)ptr)) {
+		b->r.bad |= A_ADDR; /* EFAULT for the kernel too */
+		return;
+	}
+	b->r.nr = nr;
+	b->r.flags |= F_SOCKETCALL;
+	for (int i = 0; i < 6; i++)
+		b->r.a[i] = v[i];
+}
+
+/* An i386 call's data at entry: socketcall unpacked first. */
+static __always_inline void prepare32(struct rec_buf *b, long nr)
+{
+	if (nr == 102)
+		unpack_socketcall(b);
+	collect_enter32(b, b->r.nr, b->r.a);
+}
+
 static __noinline void reread(struct rec_buf *b, long nr)
 {
 	b->r.data_len = 0;
@@ -439,7 +494,7 @@ static __noinline void reread(struct rec_buf *b, long nr)
 	b->r.cut = b->r.bad = 0;
 	b->r.flags &= ~F_TRUNC;
 	if (b->r.flags & F_COMPAT)
-		collect_enter32(b, nr, b->r.a);
+		prepare32(b, b->r.nr); /* unpacked socketcall: the direct call; else unpacked now */
 	else
 		collect_enter(b, nr, b->r.a);
 }
@@ -549,7 +604,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	regs_args(regs, compat, s->b.r.a);
 	if (compat) {
 		s->b.r.flags = F_COMPAT;
-		collect_enter32(&s->b, id, s->b.r.a);
+		prepare32(&s->b, id);
 	} else {
 		collect_enter(&s->b, id, s->b.r.a);
 	}
@@ -599,6 +654,9 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			 * caller's memory is gone); a bad pointer stays unreadable. */
 			if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322))))
 				reread(&s->b, nr);
+			/* socketcall's accept, recvfrom, getsockname, getpeername: the address written back */
+			if ((s->b.r.flags & F_SOCKETCALL) && has_exit_data32(s->b.r.nr))
+				collect_exit(&s->b, s->b.r.nr == 371, s->b.r.a, ret);
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
 			s->b.r.ts = bpf_ktime_get_ns();
@@ -614,7 +672,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 		regs_args(regs, compat, b->r.a);
 		if (compat) {
 			b->r.flags = F_NOENTER | F_COMPAT;
-			collect_enter32(b, nr, b->r.a);
+			prepare32(b, nr);
 		} else {
 			b->r.flags = F_NOENTER;
 			collect_enter(b, nr, b->r.a);

@@ -51,6 +51,12 @@ export interface SyscallEvent extends EventBase {
   argv?: string[];
   /** Socket address of connect/bind/accept/sendto/recvfrom, read at the call (accept: at return). */
   addr?: SockAddr;
+  /**
+   * 'socketcall': an i386 socket call made through the socketcall multiplexer (nr 102), as older
+   * and static libcs do; nr, name and args are those of the direct call it stands for (accept as
+   * accept4 with flags 0, send/recv as sendto/recvfrom without an address).
+   */
+  via?: 'socketcall';
   /** Arguments the source read only in part (cut at its buffer: the value shown is a prefix; argv may miss elements). */
   truncated?: ArgName[];
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */

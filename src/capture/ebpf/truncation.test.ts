@@ -198,6 +198,17 @@ c = socket.socket()
 print('connect', sc32(362, c.fileno(), sin, 16, 0, 0), 'to', port)
 lenp = put(16448, struct.pack('<i', 16))
 print('getsockname', sc32(367, c.fileno(), put(16512, bytes(16)), lenp, 0, 0), 'port', c.getsockname()[1])
+# the same through the socketcall multiplexer (102), as uclibc-built i386 malware makes them:
+# socket, connect, getsockname, then accept on the listener (an address written back by the kernel)
+def sockcall(call, off, *a):
+    return sc32(102, call, put(off, struct.pack('<%dI' % len(a), *a)), 0, 0)
+s = sockcall(1, 20480, 2, 1, 0)
+print('sc-socket', s, 'connect', sockcall(3, 20544, s, sin, 16))
+lenp2 = put(20608, struct.pack('<i', 16))
+print('sc-getsockname', sockcall(6, 20672, s, put(20736, bytes(16)), lenp2), 'port', struct.unpack('<HH', ctypes.string_at(data + 20736, 4))[1])
+lenp3 = put(20800, struct.pack('<i', 16))
+a = sockcall(5, 20864, srv.fileno(), put(20928, bytes(16)), lenp3)
+print('sc-accept', a, 'bad', sockcall(3, 20992, s, 0, 16), sc32(102, 3, 1, 0, 0), sc32(102, 99, put(21056, bytes(24)), 0, 0))
 print('child', pid, os.waitpid(pid, 0)[1], flush=True)
 sc32(252, 3, 0, 0, 0)
 `;
@@ -211,9 +222,13 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
     const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
     assert.equal(result.code, 3, result.stderr);
     assert.equal(stats.lost, 0);
-    const m = /open (\d+)\nopenat -2\nrename -2\nunlink -36\nbad -14\nexecve -2\nconnect 0 to (\d+)\ngetsockname 0 port (\d+)\nchild (\d+) 0\n/.exec(result.stdout);
+    const m = /open (\d+)\nopenat -2\nrename -2\nunlink -36\nbad -14\nexecve -2\nconnect 0 to (\d+)\ngetsockname 0 port (\d+)\n/.exec(result.stdout);
     assert.ok(m, result.stdout);
-    const [fd, port, localPort, child] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+    const [fd, port, localPort] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const sc = /sc-socket (\d+) connect 0\nsc-getsockname 0 port (\d+)\nsc-accept (\d+) bad -14 -14 -22\nchild (\d+) 0\n/.exec(result.stdout);
+    assert.ok(sc, result.stdout);
+    const [scFd, scPortBE, accepted, child] = [Number(sc[1]), Number(sc[2]), Number(sc[3]), Number(sc[4])];
+    const scPort = ((scPortBE & 0xff) << 8) | (scPortBE >> 8);
     const i386 = syscalls(events).filter((e) => e.abi === 'i386');
     const call = (name: string, ret: number) => i386.find((e) => e.name === name && e.ret === ret);
     assert.equal(call('open', fd)?.path, '/etc/hostname');
@@ -226,6 +241,25 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
     // Direct socket calls: connect's address read at entry, getsockname's at exit.
     assert.deepEqual(call('connect', 0)?.addr, { family: 'inet', address: '127.0.0.1', port });
     assert.deepEqual(call('getsockname', 0)?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
+    assert.equal(call('connect', 0)?.via, undefined);
+    // socketcall (102) is unpacked into the direct call it stands for, with its arguments and
+    // address, and says how it was made
+    const via = i386.filter((e) => e.via === 'socketcall');
+    assert.deepEqual(via.map((e) => [e.nr, e.name, e.args.slice(0, 3), e.ret]), [
+      [359, 'socket', [2, 1, 0], scFd],
+      [362, 'connect', [scFd, via[1]?.args[1], 16], 0],
+      [367, 'getsockname', [scFd, via[2]?.args[1], via[2]?.args[2]], 0],
+      [364, 'accept4', [via[3]?.args[0], via[3]?.args[1], via[3]?.args[2]], accepted], // accept: accept4 with flags 0
+      [362, 'connect', [scFd, 0, 16], -14], // a null address: EFAULT, as for the direct call
+    ]);
+    assert.deepEqual(via[1]?.addr, { family: 'inet', address: '127.0.0.1', port });
+    assert.deepEqual(via[2]?.addr, { family: 'inet', address: '127.0.0.1', port: scPort });
+    // accept's peer, written back by the kernel: the first client queued (the direct connect's)
+    assert.deepEqual(via[3]?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
+    assert.equal(via[3]?.args[3], 0);
+    // what cannot be unpacked stays socketcall: an argument array at a bad address, an unknown call
+    const raw = i386.filter((e) => e.name === 'socketcall');
+    assert.deepEqual(raw.map((e) => [e.nr, e.args[0], e.ret, e.unreadable]), [[102, 3, -14, ['addr']], [102, 99, -22, undefined]]);
     // execve's argv is an array of 4-byte pointers.
     const failed = call('execve', -2);
     assert.equal(failed?.path, '/tmp/sandtrace-i386-nonexistent');
