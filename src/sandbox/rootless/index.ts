@@ -5,13 +5,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync, constants as fsc, copyFileSync, chmodSync, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync,
-  openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync,
+  openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable, Readable } from 'node:stream';
 import { SandtraceError } from '../../errors.js';
 import { baseRootfs } from '../image.js';
+import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -40,13 +41,13 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
       'network namespace with loopback only: no route off the machine, host loopback unreachable',
       'root filesystem is the cached base image, read-only; host files invisible',
       'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
+      `seccomp: the root sandbox's policy (${DENIED_SYSCALLS.length} system calls such as mount, bpf, module loading, ptrace, keyrings and io_uring fail with EPERM; namespace clones and x32 calls refused)`,
       'every process killed at the timeout (SIGKILL to the pid namespace\'s init); work directory removed afterwards',
     ],
     weaker: [
       `no cgroup limits: memory and CPU are not capped; tasks are capped by RLIMIT_NPROC in the sandbox's user namespace (default ${ROOTLESS_PIDS}) instead of a pids cgroup`,
       `disk use capped per file (RLIMIT_FSIZE ${ROOTLESS_FILE_CAP >> 20} MiB), not in total`,
       'no eBPF: captured with ptrace (strace), which is slower and detectable by the sample (TracerPid, PTRACE_TRACEME fails)',
-      'no seccomp deny list: mount, bpf, module loading and the like fail only because the user namespace lacks the privilege',
       `only /etc (a copy of the image's, without the files the user cannot read, e.g. /etc/shadow), /tmp, /var/tmp and ${HOME} are writable; the rest of the image is read-only (not an overlay), and file changes are detected in those places only`,
       `${HOME} starts empty: the decoy credentials of the image are not planted`,
       'no freezer: freeze() stops processes with SIGSTOP one by one',
@@ -170,9 +171,19 @@ class RootlessSandbox implements Sandbox {
       '--setenv', 'PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       '--setenv', 'HOME', HOME, '--setenv', 'USER', 'user', '--setenv', 'LOGNAME', 'user', '--setenv', 'LANG', 'C.UTF-8',
       '--info-fd', '3', '--block-fd', '4',
+      // the root sandbox's seccomp policy, loaded by bwrap just before it execs the sample
+      '--seccomp', '5',
       '--', this.samplePath, ...this.opts.args,
     ];
-    const proc = spawn('prlimit', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    const filterPath = join(this.workDir, 'seccomp.bpf');
+    writeFileSync(filterPath, seccompFilter(), { mode: 0o600 });
+    const filterFd = openSync(filterPath, 'r');
+    let proc: ChildProcess;
+    try {
+      proc = spawn('prlimit', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', filterFd] });
+    } finally {
+      closeSync(filterFd);
+    }
     this.proc = proc;
     const onOut = (d: Buffer) => {
       const s = d.toString('utf8');

@@ -127,10 +127,54 @@ test('rootless: the task cap stops a fork storm inside the sandbox', async () =>
   }
 });
 
+test('rootless: the root sandbox\'s seccomp policy holds: mount, bpf, modules, unshare, ptrace, namespace clones, keyrings, io_uring fail with EPERM', async () => {
+  // keyctl and io_uring_setup succeed for an unprivileged user anywhere else: only the filter refuses them
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-seccomp-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'escape.sh');
+  writeFileSync(sample, `#!/bin/sh
+python3 - <<'PY'
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+calls = [('mount', 165, (b'none', b'/mnt', b'tmpfs', 0, None)), ('bpf', 321, (0, 0, 0)),
+         ('init_module', 175, (None, 0, b'')), ('unshare', 272, (0x10000000,)), ('ptrace', 101, (0, 0, 0, 0)),
+         ('clone_newns', 56, (0x00020000 | 17, 0, 0, 0, 0)), ('keyctl', 250, (0, -3, 0, 0, 0)),
+         ('io_uring_setup', 425, (8, params)), ('clone3', 435, (None, 0)), ('x32_getpid', 0x40000000 + 39, ())]
+for name, nr, args in calls:
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    print(name, r, ctypes.get_errno())
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print('fork', os.waitpid(pid, 0)[1] >> 8)
+PY
+grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status
+`, { mode: 0o755 });
+  try {
+    const r = await runUnprivileged(sample, []);
+    const c = r.result.console;
+    for (const name of ['mount', 'bpf', 'init_module', 'unshare', 'ptrace', 'clone_newns', 'keyctl', 'io_uring_setup', 'x32_getpid']) {
+      assert.match(c, new RegExp(`^${name} -1 1$`, 'm'), `${name} must fail with EPERM:\n${c}`);
+    }
+    assert.match(c, /^clone3 -1 38$/m, 'clone3: ENOSYS, so that libc falls back to clone');
+    assert.match(c, /^fork 7$/m, 'a plain fork still works');
+    assert.match(c, /NoNewPrivs:\s+1/);
+    assert.match(c, /Seccomp:\s+2/);
+    // the refused attempts are in the capture as failed calls
+    const keyctl = r.events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'keyctl');
+    assert.equal(keyctl?.ret, -1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('rootless guarantees name what is weaker than the root sandbox', () => {
   const g = rootlessGuarantees();
   assert.ok(g.weaker.some((w) => /cgroup/.test(w)));
   assert.ok(g.weaker.some((w) => /eBPF/.test(w)));
-  assert.ok(g.weaker.some((w) => /seccomp/.test(w)));
+  assert.ok(!g.weaker.some((w) => /seccomp/.test(w)));
+  assert.ok(g.guarantees.some((w) => /^seccomp: /.test(w)));
   assert.ok(g.guarantees.some((w) => /loopback only/.test(w)));
 });
