@@ -13,6 +13,7 @@ import type { Writable, Readable } from 'node:stream';
 import { SandtraceError } from '../../errors.js';
 import { baseRootfs } from '../image.js';
 import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
+import { homeDecoys } from '../decoys.js';
 import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -49,7 +50,6 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
       `disk use capped per file (RLIMIT_FSIZE ${ROOTLESS_FILE_CAP >> 20} MiB), not in total`,
       'no eBPF: captured with ptrace (strace), which is slower and detectable by the sample (TracerPid, PTRACE_TRACEME fails)',
       `only /etc (a copy of the image's, without the files the user cannot read, e.g. /etc/shadow), /tmp, /var/tmp and ${HOME} are writable; the rest of the image is read-only (not an overlay), and file changes are detected in those places only`,
-      `${HOME} starts empty: the decoy credentials of the image are not planted`,
       'no freezer: freeze() stops processes with SIGSTOP one by one',
       'shares the host kernel: a kernel exploit escapes any container',
     ],
@@ -131,6 +131,20 @@ class RootlessSandbox implements Sandbox {
     this.opts = opts;
   }
 
+  /**
+   * The image's decoy credentials for the sample's user, written fresh into the writable home (the
+   * image's own copies are unreadable without root): a sample hunting for keys finds them, reads
+   * of them are flagged as in the root sandbox, and they count as pre-existing files.
+   */
+  private plantDecoys(): void {
+    for (const f of homeDecoys(HOME, SAMPLE_UID, 'user')) {
+      const host = join(this.workDir, 'home', f.path.slice(HOME.length + 1));
+      mkdirSync(dirname(host), { recursive: true, mode: 0o700 });
+      writeFileSync(host, f.content, { mode: f.mode });
+      this.seeded.set(f.path, createHash('sha256').update(f.content).digest('hex'));
+    }
+  }
+
   async create(): Promise<SandboxStartInfo> {
     if (this.state !== 'new') throw new SandtraceError('INTERNAL', `create() in state ${this.state}`);
     let st;
@@ -150,6 +164,7 @@ class RootlessSandbox implements Sandbox {
       mkdirSync(d, { recursive: true, mode: 0o755 });
       if (SEEDED.has(inside)) seedCopy(join(rootfs, inside), d, '', this.seeded);
     }
+    this.plantDecoys();
     chmodSync(join(this.workDir, 'tmp'), 0o1777);
     const name = safeName(this.opts.sample);
     this.samplePath = `/tmp/${name}`;

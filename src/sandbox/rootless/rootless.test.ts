@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { RunOnce } from './run-once.js';
 import type { ExecEvent, SyscallEvent } from '../../capture/events.js';
 import { rootlessGuarantees } from './index.js';
-import { baseImageDir } from '../image.js';
+import { baseImageDir, DECOY_PATHS } from '../image.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const RUN = join(ROOT, 'src/sandbox/rootless/run-once.ts');
@@ -109,6 +109,31 @@ test('rootless: file_ops.sh creates, modifies, deletes and renames; changes() re
   const created = r.changes.find((c) => c.path === '/tmp/created.txt');
   assert.equal(created?.sha256, createHash('sha256').update('created\n').digest('hex'));
   assert.ok(r.events.some((e) => e.type === 'syscall' && e.name === 'unlinkat' && e.path === '/etc/issue.net' && e.ret === 0));
+});
+
+test('rootless: the decoy credentials are in the home as in the root sandbox; reading them is in the capture, and they are no file change', async () => {
+  const r = await runUnprivileged(join(ROOT, 'test/samples/read_secrets.sh'), []);
+  assert.equal(r.result.exitCode, 0, r.result.console);
+  assert.match(r.result.console, /^-----BEGIN RSA PRIVATE KEY-----\n2\n$/m, r.result.console);
+  for (const path of ['/home/user/.ssh/id_rsa', '/home/user/.aws/credentials']) {
+    assert.ok(r.events.some((e) => e.type === 'syscall' && e.name === 'openat' && e.path === path && (e.ret ?? -1) >= 0), `${path} opened`);
+  }
+  assert.deepEqual(r.changes, []);
+  // every decoy the image plants in the user's home is there, readable by the sample's user only
+  const home = DECOY_PATHS.filter((p) => p.startsWith('/home/user/'));
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-decoys-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'decoys.sh');
+  writeFileSync(sample, `#!/bin/sh\nfor f in ${home.join(' ')}; do [ -s "$f" ] && stat -c '%a %u %n' "$f"; done\n`, { mode: 0o755 });
+  try {
+    const d = await runUnprivileged(sample, []);
+    const listed = d.result.console.trim().split('\n');
+    assert.deepEqual(listed.map((l) => l.split(' ')[2]), home, d.result.console);
+    assert.ok(listed.every((l) => / 1000 /.test(l)), d.result.console);
+    assert.ok(listed.find((l) => l.endsWith('/.ssh/id_rsa'))?.startsWith('600 '), d.result.console);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('rootless: the task cap stops a fork storm inside the sandbox', async () => {
