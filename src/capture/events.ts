@@ -80,6 +80,12 @@ export interface ExecEvent extends EventBase {
   /** As on SyscallEvent: 'exe' or 'argv' was cut, or could not be read. */
   truncated?: ArgName[];
   unreadable?: ArgName[];
+  /**
+   * The kernel itself started the program (init, a usermode helper such as modprobe for
+   * request_module): no process of the captured system forked it or called execve. Set only by
+   * sources that can tell it apart from anything a process could do (VM introspection).
+   */
+  byKernel?: true;
 }
 
 /** A task ended. `thread` is false when the whole process (thread group) ended. */

@@ -99,6 +99,8 @@ export class SemanticState {
         p.argv = ev.argv;
         p.name = ev.comm ?? basename15(ev.exe);
         if (ev.uid !== undefined) p.uid = ev.uid;
+        if (ev.byKernel) p.kernelHelper = true;
+        else delete p.kernelHelper;
         for (const fd of st.cloexec) st.fds.delete(fd);
         st.cloexec.clear();
         return this.enriched(ev, st, undefined, p.exe, undefined);

@@ -24,6 +24,8 @@ export interface ProcessInfo {
   /** Container or VM identity of the analysis ('' when outside any). */
   containerId: string;
   containerName: string;
+  /** The kernel itself started the running program (ExecEvent.byKernel); cleared by an ordinary exec. */
+  kernelHelper?: true;
   /** Working directory, absolute, when known: the start directory, inherited at fork, changed
    *  by a successful chdir/fchdir. Absent when never known (a process found mid-life). */
   cwd?: string;

@@ -129,7 +129,9 @@ export const CASES: RuleCase[] = [
   // container escape and kernel
   { id: 'ST-ESC-001', trigger: (s) => s.sys(1, 'mount', [0, 0, 0, 4096, 0], -1, { path: '/', path2: '/mnt' }), benign: (s) => s.sys(1, 'statfs', [0, 0], 0, { path: '/' }) },
   { id: 'ST-ESC-002', trigger: (s) => s.sys(1, 'unshare', [0x10000000], -1), benign: (s) => s.sys(1, 'clone', [0x1200011], 555) },
-  { id: 'ST-ESC-003', trigger: (s) => s.sys(1, 'finit_module', [3, 0, 0], -1), benign: (s) => s.run('/usr/bin/ls', ['ls', '/lib/modules']) },
+  // the same modprobe and module load, run by the sample vs. by the kernel's own usermode helper (autoload)
+  { id: 'ST-ESC-003', trigger: (s) => s.sys(s.run('/usr/sbin/modprobe', ['modprobe', 'nf_tables']), 'finit_module', [3, 0, 0], -1),
+    benign: (s) => s.sys(s.kernelExec('/usr/sbin/modprobe', ['/sbin/modprobe', '-q', '--', 'net-pf-10'], 'modprobe'), 'finit_module', [3, 0, 0], 0) },
   { id: 'ST-ESC-004', trigger: (s) => s.open(1, '/proc/1/root/etc/shadow', O.r, -13), benign: (s) => s.open(1, '/proc/self/root/etc/hostname', O.r) },
   { id: 'ST-ESC-006', trigger: (s) => s.sys(1, 'bpf', [5, 0, 0], -1), benign: (s) => s.sys(1, 'brk', [0], 4096) },
   { id: 'ST-ESC-007', trigger: (s) => s.open(1, '/sys/fs/cgroup/rdma/release_agent', O.w, -30), benign: (s) => s.open(1, '/proc/sys/kernel/core_pattern', O.r) },

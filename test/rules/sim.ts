@@ -51,6 +51,13 @@ export class Sim {
     return pid;
   }
 
+  /** A program the kernel itself started (a usermode helper): no fork, an exec marked byKernel. */
+  kernelExec(exe: string, argv: string[], comm?: string): number {
+    const pid = this.nextPid++;
+    this.push({ type: 'exec', seq: 0, ts: 0, pid, tid: pid, exe, argv, byKernel: true, ...(comm ? { comm } : {}) });
+    return pid;
+  }
+
   exec(pid: number, exe: string, argv: string[], comm?: string): this {
     this.push({ type: 'exec', seq: 0, ts: 0, pid, tid: pid, exe, argv, ...(comm ? { comm } : {}) });
     return this;

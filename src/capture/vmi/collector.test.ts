@@ -40,6 +40,8 @@ test('recorded guest: exec events name the file that runs, the execve call keeps
     [94, '/tmp/sh', 'sleep'], // /proc/self/exe of a busybox copy on another mount
     [95, '/bin/busybox', 'sleep'],
   ]);
+  // init and the usermode helper were started by the kernel itself; nothing else was
+  assert.deepEqual(events.filter((e): e is ExecEvent => e.type === 'exec' && e.byKernel === true).map((e) => e.pid), [39, 1]);
   const call = events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'execve' && e.pid === 94);
   assert.deepEqual([call?.path, call?.argv, call?.ret], ['/proc/self/exe', ['sleep', '0.05'], 0]);
   assert.equal(c.processes().find((p) => p.pid === 94)?.exe, '/tmp/sh');

@@ -260,9 +260,15 @@ export class VmiCollector implements Collector {
     const exe = a ? exePath(a.exeParts) : '';
     if (rec.kind !== 'enter' || !a || exe === '') return; // nothing to name it by (no mm: a kernel thread)
     this.kernelExecs++;
+    // Started by the kernel only if its parent never ran in user space either (a kworker, or
+    // pid 0 for init): a CLONE_PARENT child whose creator's clone has not returned yet also
+    // arrives without a fork, but its parent is a process seen here, so it is not taken for one.
+    // (A reused pid of a process seen earlier errs the same, safe way.)
+    const byKernel = !this.procs.has(rec.ppid);
     this.procs.set(rec.tgid, { pid: rec.tgid, ppid: rec.ppid, comm: rec.comm, exe, argv: a.argv ?? [] });
     if (!this.wanted(rec.tgid)) return;
-    out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm, exe, argv: a.argv ?? [] });
+    out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm, exe, argv: a.argv ?? [],
+      ...(byKernel ? { byKernel: true as const } : {}) });
   }
 
   /** A completed call is stamped at its return (so ts grows with seq), an unfinished one at entry. */

@@ -97,6 +97,9 @@ const PROC: Record<string, [FieldKind, ProcGet]> = {
   duration: ['num', (p, e) => e.ev.ts - p.start],
   start_ts: ['num', (p) => p.start],
   is_exe_from_memfd: ['bool', (p) => p.exe.startsWith('/memfd:')],
+  // sandtrace's own: the kernel started the program (init, usermode helpers), as only VM
+  // introspection can tell; false wherever the source cannot
+  is_kernel_helper: ['bool', (p) => p.kernelHelper === true],
   // Our analogue of an overlay upper layer: the executable was written during this capture.
   is_exe_upper_layer: ['bool', (p, _e, ctx) => writtenExe(p.exe, ctx)],
   is_sid_leader: ['bool', (p) => p.sid === p.pid],
