@@ -14,6 +14,7 @@ import { SandtraceError } from '../../errors.js';
 import { baseRootfs } from '../image.js';
 import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
+import { DEFAULT_LIMITS } from '../config.js';
 import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -46,7 +47,7 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
       'every process killed at the timeout (SIGKILL to the pid namespace\'s init); work directory removed afterwards',
     ],
     weaker: [
-      `no cgroup limits: memory and CPU are not capped; tasks are capped by RLIMIT_NPROC in the sandbox's user namespace (default ${ROOTLESS_PIDS}) instead of a pids cgroup`,
+      `no cgroup limits: CPU is not capped; memory is capped per process (RLIMIT_DATA, default ${DEFAULT_LIMITS.memoryMiB} MiB), not in total; tasks are capped by RLIMIT_NPROC in the sandbox's user namespace (default ${ROOTLESS_PIDS}) instead of a pids cgroup`,
       `disk use capped per file (RLIMIT_FSIZE ${ROOTLESS_FILE_CAP >> 20} MiB), not in total`,
       'no eBPF: captured with ptrace (strace), which is slower and detectable by the sample (TracerPid, PTRACE_TRACEME fails)',
       `only /etc (a copy of the image's, without the files the user cannot read, e.g. /etc/shadow), /tmp, /var/tmp and ${HOME} are writable; the rest of the image is read-only (not an overlay), and file changes are detected in those places only`,
@@ -175,7 +176,9 @@ class RootlessSandbox implements Sandbox {
 
     const args = [
       // RLIMIT_NPROC is counted per user namespace (Linux >= 5.14): it caps the sandbox's own tasks.
-      `--fsize=${ROOTLESS_FILE_CAP}`, `--nproc=${this.opts.limits?.pids ?? ROOTLESS_PIDS}`, '--', 'bwrap',
+      // RLIMIT_DATA (heap and private writable mappings, Linux >= 4.7): the memory limit, per process.
+      `--fsize=${ROOTLESS_FILE_CAP}`, `--nproc=${this.opts.limits?.pids ?? ROOTLESS_PIDS}`,
+      `--data=${Math.max(16, Math.floor(this.opts.limits?.memoryMiB ?? DEFAULT_LIMITS.memoryMiB)) << 20}`, '--', 'bwrap',
       '--unshare-user', '--unshare-pid', '--unshare-net', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
       '--disable-userns', '--uid', String(SAMPLE_UID), '--gid', String(SAMPLE_UID), '--hostname', HOSTNAME,
       '--die-with-parent', '--as-pid-1', '--new-session',

@@ -152,6 +152,27 @@ test('rootless: the task cap stops a fork storm inside the sandbox', async () =>
   }
 });
 
+test('rootless: memory is capped per process at the memory limit: a 1 GiB allocation fails, a 100 MiB one works', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-mem-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'hog.sh');
+  writeFileSync(sample, `#!/bin/sh
+python3 -c '
+for mib in (100, 1024):
+    try:
+        b = bytearray(mib << 20); print(mib, "ok"); del b
+    except MemoryError:
+        print(mib, "refused")
+'
+`, { mode: 0o755 });
+  try {
+    const r = await runUnprivileged(sample, []);
+    assert.match(r.result.console, /^100 ok\n1024 refused\n$/m, r.result.console);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('rootless: the root sandbox\'s seccomp policy holds: mount, bpf, modules, unshare, ptrace, namespace clones, keyrings, io_uring fail with EPERM', async () => {
   // keyctl and io_uring_setup succeed for an unprivileged user anywhere else: only the filter refuses them
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-seccomp-'));
