@@ -190,7 +190,7 @@ static int exit_tp_args(void)
 	const struct btf_type *t;
 	int id, n = 0;
 
-	if (!vmlinux)
+	if (!vmlinux || libbpf_get_error(vmlinux)) /* NULL in libbpf 1.x, an error pointer in 0.x */
 		return 0;
 	id = btf__find_by_name_kind(vmlinux, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
 	t = id > 0 ? btf__type_by_id(vmlinux, id) : NULL;

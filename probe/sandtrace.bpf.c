@@ -293,9 +293,23 @@ static __always_inline bool has_enter_data(long nr)
 	case 264: case 265: case 266: case 267: case 268: case 269: case 280: case 316: case 319:
 	case 322: case 332: case 437: case 439: case 452:
 	case 60: case 231: /* exit, exit_group: never return, reported at task exit */
+	case 43: case 288: case 45: case 51: case 52: /* the caller's address buffer size (at_exit_addr) */
 		return true;
 	}
 	return false;
+}
+
+/* The size of the caller's address buffer (*lenp at entry) for a call the kernel writes an
+ * address back to: afterwards *lenp holds the address's full size, and only this many bytes of
+ * it were copied. ROOM_UNKNOWN when it cannot be read. */
+#define ROOM_UNKNOWN 0xffffffffu
+static __always_inline u32 addr_room(u64 lenp)
+{
+	int len = 0;
+
+	if (!lenp || bpf_probe_read_user(&len, sizeof(len), (void *)lenp))
+		return ROOM_UNKNOWN;
+	return len < 0 ? 0 : (u32)len;
 }
 
 static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 *a)
@@ -341,6 +355,12 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 	case 44: /* sendto */
 		put_addr(b, a[4], a[5]);
 		break;
+	case 43: case 288: case 51: case 52: /* accept, accept4, getsockname, getpeername */
+		b->r.uid = addr_room(a[2]);
+		break;
+	case 45: /* recvfrom */
+		b->r.uid = addr_room(a[5]);
+		break;
 	case 46: { /* sendmsg: msg_name */
 		struct user_msghdr m = {};
 
@@ -368,8 +388,9 @@ static __always_inline bool has_enter_data32(long nr)
 	case 299: case 300: case 301: case 302: case 303: case 304: case 305: case 306: case 307: case 320:
 	case 353: case 356: case 358: case 383: case 412: case 437: case 439: case 452:
 	case 361: case 362: case 369: case 370: /* bind, connect, sendto, sendmsg */
-	case 252: /* exit_group: never returns, reported at task exit */
+	case 1: case 252: /* exit, exit_group: never return, reported at task exit */
 	case 102: /* socketcall: unpacked into the direct call (unpack_socketcall) */
+	case 364: case 371: case 367: case 368: /* the caller's address buffer size (at_exit_addr) */
 		return true;
 	}
 	return false;
@@ -417,6 +438,12 @@ static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u6
 		break;
 	case 369: /* sendto */
 		put_addr(b, a[4], a[5]);
+		break;
+	case 364: case 367: case 368: /* accept4, getsockname, getpeername */
+		b->r.uid = addr_room(a[2]);
+		break;
+	case 371: /* recvfrom */
+		b->r.uid = addr_room(a[5]);
 		break;
 	case 370: { /* sendmsg: struct compat_msghdr opens with u32 msg_name, s32 msg_namelen */
 		u32 m[2] = {};
@@ -488,6 +515,10 @@ static __always_inline void prepare32(struct rec_buf *b, long nr)
 
 static __noinline void reread(struct rec_buf *b, long nr)
 {
+	/* the caller's buffer size as read at entry (*lenp has changed since); unknown for a socketcall
+	 * whose arguments could not be unpacked then */
+	u32 room = (b->r.flags & F_COMPAT) && b->r.nr == 102 ? ROOM_UNKNOWN : b->r.uid;
+
 	b->r.data_len = 0;
 	b->r.len_path = b->r.len_path2 = b->r.len_argv = b->r.len_addr = 0;
 	b->r.argc = 0;
@@ -497,6 +528,7 @@ static __noinline void reread(struct rec_buf *b, long nr)
 		prepare32(b, b->r.nr); /* unpacked socketcall: the direct call; else unpacked now */
 	else
 		collect_enter(b, nr, b->r.a);
+	b->r.uid = room;
 }
 
 /* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername. */
@@ -512,7 +544,7 @@ static __always_inline bool has_exit_data32(long nr)
 }
 
 /* recvfrom (addr_in_4) has the address in args 4 and 5, the others in args 1 and 2. */
-static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, const u64 *a, long ret)
+static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, const u64 *a, long ret, u32 room)
 {
 	u64 ptr, lenp;
 	int len = 0;
@@ -532,8 +564,25 @@ static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, cons
 		b->r.bad |= A_ADDR;
 		return;
 	}
+	/* the kernel copied no more than the caller's buffer held: what lies beyond is the
+	 * caller's own memory, not the address (the address shown is then a prefix) */
+	if (len > 0 && (u32)len > room) {
+		len = room;
+		b->r.cut |= A_ADDR;
+	}
 	if (len > 0)
 		put_addr(b, ptr, (u64)len);
+}
+
+/* The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername, direct
+ * or through socketcall), at most `room` bytes of it. */
+static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room)
+{
+	bool compat = (b->r.flags & F_COMPAT) != 0;
+	long nr = b->r.nr;
+
+	if (compat ? has_exit_data32(nr) : has_exit_data(nr))
+		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret, room);
 }
 
 static __always_inline bool is_compat(struct task_struct *t)
@@ -635,12 +684,14 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 		return 0;
 	if (ret == 0 && compat && (nr == 120 || nr == 2 || nr == 190 || nr == 435))
 		return 0;
-	/* An execve between 32- and 64-bit programs returns in the new mode, as the new ABI's execve
-	 * with cleared registers (start_thread): the stash says how the call entered. */
+	/* A successful exec returns as the new ABI's execve (set_personality_*() rewrites orig_ax),
+	 * with cleared registers: an execveat (fexecve: fileless programs) returns as execve, and an
+	 * execve between 32- and 64-bit programs in the other mode. The stash says what the call was
+	 * and how it entered. */
 	if (ret == 0 && nr == (compat ? 11 : 59)) {
 		s = bpf_task_storage_get(&stashes, t, 0, 0);
-		if (s && s->valid && ((s->b.r.flags & F_COMPAT) != 0) != compat) {
-			compat = !compat;
+		if (s && s->valid && (s->nr == 59 || s->nr == 322 || s->nr == 11 || s->nr == 358)) {
+			compat = (s->b.r.flags & F_COMPAT) != 0;
 			nr = s->nr;
 		}
 	}
@@ -652,11 +703,13 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			/* A string in a page not faulted in yet cannot be read at entry, but the kernel has
 			 * faulted it in since: read the arguments again. Not after a successful execve (the
 			 * caller's memory is gone); a bad pointer stays unreadable. */
-			if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322))))
+			if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322)))) {
 				reread(&s->b, nr);
-			/* socketcall's accept, recvfrom, getsockname, getpeername: the address written back */
-			if ((s->b.r.flags & F_SOCKETCALL) && has_exit_data32(s->b.r.nr))
-				collect_exit(&s->b, s->b.r.nr == 371, s->b.r.a, ret);
+				/* what the kernel used may differ, should another thread have changed it */
+				s->b.r.flags |= F_REREAD;
+			}
+			at_exit_addr(&s->b, ret, s->b.r.uid);
+			s->b.r.uid = 0; /* only exec records carry the uid */
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
 			s->b.r.ts = bpf_ktime_get_ns();
@@ -677,19 +730,9 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			b->r.flags = F_NOENTER;
 			collect_enter(b, nr, b->r.a);
 		}
-		b->r.ret = ret;
-		output(b);
-		return 0;
-	}
-	if (compat ? has_exit_data32(nr) : has_exit_data(nr)) {
-		b = get_scratch();
-		if (!b)
-			return 0;
-		init_rec(b, t, REC_SYSCALL, nr);
-		if (compat)
-			b->r.flags = F_COMPAT;
-		regs_args(regs, compat, b->r.a);
-		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret);
+		/* the caller's buffer size is gone (*lenp now holds the address's size): read it whole */
+		at_exit_addr(b, ret, ROOM_UNKNOWN);
+		b->r.uid = 0;
 		b->r.ret = ret;
 		output(b);
 		return 0;
@@ -711,7 +754,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 	r->cut = r->bad = 0;
 	r->uid = 0; /* only exec records carry the uid */
 	r->ret = ret;
-	if (nr == 157) /* prctl, maybe PR_SET_NAME */
+	if (nr == (compat ? 172 : 157)) /* prctl, maybe PR_SET_NAME */
 		task_epoch++;
 	regs_args(regs, compat, r->a);
 	/* The fill level is looked at on every 16th record of a CPU only: this is the hot path. */

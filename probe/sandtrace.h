@@ -17,6 +17,7 @@
 #define F_TRUNC 8    /* some argument was cut short (which one: rec.cut) */
 #define F_NOENTER 16 /* no sys_enter was seen (e.g. seccomp denied the call): data read at exit */
 #define F_SOCKETCALL 32 /* i386 socketcall(102) unpacked: nr and args are the direct call's */
+#define F_REREAD 64  /* arguments unreadable at entry were read at exit (the sample could have changed them) */
 
 /* rec.cut and rec.bad bits: which argument was cut at its buffer / could not be read at all.
  * On exec records A_PATH is the executable's name. */

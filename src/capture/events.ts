@@ -59,6 +59,12 @@ export interface SyscallEvent extends EventBase {
   via?: 'socketcall';
   /** Arguments the source read only in part (cut at its buffer: the value shown is a prefix; argv may miss elements). */
   truncated?: ArgName[];
+  /**
+   * The arguments could not be read when the call was made (memory not paged in yet) and were read
+   * at its return instead: another thread of the sample could have changed them in between, so
+   * what the kernel used may differ from what is shown.
+   */
+  readAtExit?: true;
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */
   unreadable?: ArgName[];
 }

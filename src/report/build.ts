@@ -51,6 +51,8 @@ export class ReportBuilder {
   private readonly denied = new Map<string, { name: string; pid: number; count: number }>();
   /** Events whose path/argv/address the capture read only in part, or not at all. */
   private argsTruncated = 0;
+  /** Events whose arguments were read at the call's return (unreadable when it was made). */
+  private argsReadAtExit = 0;
   private argsUnreadable = 0;
   /** Syscalls the sandbox's seccomp profile denies: an EPERM from them is a blocked attempt. */
   private readonly deniedSet: ReadonlySet<string>;
@@ -64,6 +66,7 @@ export class ReportBuilder {
     if (ev.type === 'syscall' || ev.type === 'exec') {
       if (ev.truncated?.length) this.argsTruncated++;
       if (ev.unreadable?.length) this.argsUnreadable++;
+      if (ev.type === 'syscall' && ev.readAtExit) this.argsReadAtExit++;
     }
     if (ev.type === 'exec') {
       this.file(ev.exe, 'exec', ev.pid);
@@ -226,7 +229,7 @@ export class ReportBuilder {
       capture: {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,
         parseErrors: ctx.capture.parseErrors, duration: Math.round(ctx.capture.duration * 1000) / 1000, notes: ctx.capture.notes,
-        argsTruncated: this.argsTruncated, argsUnreadable: this.argsUnreadable,
+        argsTruncated: this.argsTruncated, argsUnreadable: this.argsUnreadable, argsReadAtExit: this.argsReadAtExit,
       },
       findings: ctx.findings,
       verdict: ctx.verdict,

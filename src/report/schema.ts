@@ -91,6 +91,8 @@ export interface Report {
     argsTruncated?: number;
     /** Since 1.1: events with an argument the capture could not read at all (e.g. a bad pointer from the sample). */
     argsUnreadable?: number;
+    /** Since 1.1: events whose arguments were read at the call's return, not at the call (the sample could have changed them between). */
+    argsReadAtExit?: number;
   };
   findings: Finding[];
   verdict: Verdict;

@@ -181,6 +181,27 @@ test('exec of a script: exe is the script, argv the new image\'s (interpreter fi
   }
 });
 
+test('a successful execveat (fexecve, as fileless programs run) is reported as the execveat it was, once', { timeout: 30_000 }, async () => {
+  // the kernel returns from a successful exec as execve (orig_ax rewritten): the probe must still
+  // pair the return with the execveat's entry, not report an execve with no path or argv
+  const cg = makeCgroup('execveat');
+  try {
+    const py = "import os; fd = os.open('/usr/bin/true', os.O_RDONLY); os.execve(fd, ['true', 'from-fd'], {})";
+    const { events, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 -c "${py}"`));
+    assert.equal(result.code, 0, result.stderr);
+    const execs = events.filter((e): e is SyscallEvent => e.type === 'syscall' && /^execve(at)?$/.test(e.name) && e.ret === 0);
+    const fexec = execs.filter((e) => e.name === 'execveat');
+    assert.equal(fexec.length, 1, execs.map((e) => `${e.name} ${e.path} ${e.argv}`).join('\n'));
+    assert.deepEqual([fexec[0]?.path, fexec[0]?.argv, fexec[0]?.args[4]], ['', ['true', 'from-fd'], 0x1000]); // AT_EMPTY_PATH
+    // the shell's exec of python, and nothing else: no execve without its arguments
+    assert.deepEqual(execs.filter((e) => e.name === 'execve').map((e) => e.path), ['/usr/bin/python3']);
+    const exec = events.filter((e): e is ExecEvent => e.type === 'exec').map((e) => e.argv.join(' '));
+    assert.ok(exec.includes('true from-fd'), exec.join('\n'));
+  } finally {
+    await cg.remove();
+  }
+});
+
 test('threads: clone with CLONE_THREAD, per-thread tids, thread exit', { timeout: 30_000 }, async () => {
   const cg = makeCgroup('threads');
   try {

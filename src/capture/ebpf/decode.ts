@@ -15,6 +15,7 @@ const F_NORET = 2;
 const F_THREAD = 4;
 export const F_TRUNC = 8;
 const F_SOCKETCALL = 32;
+const F_REREAD = 64;
 
 // rec.cut / rec.bad bits (byte 106 / 107): the argument was cut at its buffer / could not be read.
 const A_PATH = 1;
@@ -234,6 +235,7 @@ export class ProbeDecoder {
           ret: flags & F_NORET ? null : u32[w + 22]! + i32[w + 23]! * U32,
         };
         if (flags & F_SOCKETCALL) ev.via = 'socketcall';
+        if (flags & F_REREAD) ev.readAtExit = true;
         if (dataLen) this.syscallData(ev, o, dataLen);
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, false);

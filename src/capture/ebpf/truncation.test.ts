@@ -160,6 +160,54 @@ test('strings in pages not yet faulted in are read at exit: every path of a shel
   }
 });
 
+// Arguments a sample can make unreadable at the call on purpose, and addresses it can make the
+// kernel write only in part: both reported for what they are.
+const LATE = `
+import ctypes, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int]
+print('touched', libc.open(ctypes.c_char_p(b'/etc/hostname'), 0))
+# a path in a file-backed page this process never touched: unreadable at sys_enter (no page
+# table entry yet), faulted in by the kernel, read at sys_exit
+f = open(sys.argv[1], 'rb')
+page = libc.mmap(None, 4096, 1, 2, f.fileno(), 0)  # PROT_READ, MAP_PRIVATE
+print('untouched', libc.open(page, 0))
+# accept with a 4-byte buffer: the kernel copies family and port only, and says the address
+# has 16 bytes; the rest of the buffer is the caller's own (an address it planted)
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+c = socket.create_connection(srv.getsockname())
+sa = ctypes.create_string_buffer(struct.pack('<HH4s8x', 2, 0, bytes([10, 11, 12, 13])), 16)
+n = ctypes.c_int(4)
+print('accept', libc.accept(srv.fileno(), sa, ctypes.byref(n)), n.value, c.getsockname()[1])
+`;
+
+test('an argument unreadable at the call is read at its return and marked so; a kernel-written address is cut at the caller\'s buffer', { timeout: 30_000 }, async () => {
+  const cg = makeCgroup('late');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-late-'));
+  try {
+    const script = join(dir, 'late.py');
+    const page = join(dir, 'page');
+    writeFileSync(script, LATE);
+    writeFileSync(page, Buffer.concat([Buffer.from('/etc/hostname\0'), Buffer.alloc(4096 - 14)]));
+    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script} ${page}`));
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(stats.lost, 0);
+    const m = /touched (\d+)\nuntouched (\d+)\naccept (\d+) 16 (\d+)\n/.exec(result.stdout);
+    assert.ok(m, result.stdout);
+    const opens = syscalls(events).filter((e) => e.name === 'openat' && e.path === '/etc/hostname');
+    assert.deepEqual(opens.map((e) => [e.ret, e.readAtExit ?? false]), [[Number(m[1]), false], [Number(m[2]), true]]);
+    const accept = syscalls(events).find((e) => e.name === 'accept' && e.ret === Number(m[3]));
+    assert.deepEqual(accept?.truncated, ['addr'], JSON.stringify(accept));
+    // the 4 bytes the kernel wrote: family and the client's port; never the planted 10.11.12.13
+    assert.ok(!JSON.stringify(accept?.addr ?? null).includes('10.11.12.13'), JSON.stringify(accept?.addr));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
+});
+
 // A 64-bit python issues i386 calls with `int 0x80` (the kernel runs them as compat calls, with
 // 32-bit registers): code and strings live in pages mapped below 4 GiB (MAP_32BIT).
 const I386 = `
