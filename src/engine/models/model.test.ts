@@ -150,7 +150,7 @@ function strace(name: string, script: string, env: Record<string, string> = {}):
   return log;
 }
 
-test('the anomaly detector flags the process that deviates from its program model (vmm and mix), with the window as evidence', async () => {
+test('the anomaly detector flags the process that deviates from its program model (stide, vmm and mix), with the window as evidence', async () => {
   // the shell runs the same script both times; only what ls is asked to do differs
   const script = 'for i in 1 2 3 4 5 6; do cat /etc/hostname > /dev/null; ls $LSARGS $DIR > /dev/null; done';
   const normalEnv = { LSARGS: '', DIR: '/' };
@@ -166,7 +166,7 @@ test('the anomaly detector flags the process that deviates from its program mode
   const { AnomalyModel } = await import('./model.js');
   const againLog = strace('n4', script, normalEnv);
   const devLog = strace('dev', script, { LSARGS: '-laR', DIR: '/etc/apt' });
-  for (const kind of ['vmm', 'mix'] as const) {
+  for (const kind of ['stide', 'vmm', 'mix'] as const) {
     const model = new AnomalyModel(trainModelFile({ traces: [], byExe, source: 'strace' }, { kind }));
     assert.equal(model.programs.get('/usr/bin/ls')?.data.kind, kind);
 
@@ -197,6 +197,9 @@ test('the anomaly detector flags the process that deviates from its program mode
     const anomalies = dev.findings.filter((f: Finding) => f.source === 'model' && f.anomaly);
     assert.ok(anomalies.length >= 1, 'an anomaly finding');
     for (const f of anomalies) assert.equal(dev.pids.get(f.pid), '/usr/bin/ls', `only ls is flagged, got ${f.output}`);
+    // a window of calls unlike ls's is found as it happens, whatever the scorer's unit (bits, or
+    // STIDE's unseen windows: its evidence floor must stay within a window's reach)
+    assert.ok(anomalies.some((a) => a.rule === 'model.anomalous_window'), `${kind}: ${anomalies.map((a) => a.output).join('; ')}`);
     const f = anomalies[0] as Finding;
     assert.ok(f.anomaly && f.anomaly.score > f.anomaly.threshold);
     assert.equal(f.anomaly?.model, model.programs.get('/usr/bin/ls')?.name);

@@ -94,7 +94,7 @@ export interface TrainOptions {
   window?: number;
   /** Calls per calibration unit (default DEFAULTS.chunk). */
   chunk?: number;
-  /** Least surprise (bits) of a finding (default DEFAULTS.minEvidence). */
+  /** Least evidence of a finding: bits for vmm/mix (default DEFAULTS.minEvidence), unseen windows for STIDE (default n). */
   minEvidence?: number;
   /** kind 'mix': neural model settings (defaults NEURAL_DEFAULTS). */
   neural?: Partial<NeuralConfig>;
@@ -371,7 +371,9 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
     }
     const threshold = calibratedThreshold(held, far);
     const windowed = held.filter((x) => x.windowLength >= window).map((x) => ({ score: x.windowScore, calls: x.calls }));
-    const minEvidence = opts.minEvidence ?? DEFAULTS.minEvidence;
+    // in the scorer's own unit: bits (vmm, mix), or unseen windows for STIDE, where one unseen
+    // call makes n of them (as one unseen call makes about 20 bits)
+    const minEvidence = opts.minEvidence ?? (kind === 'stide' ? n : DEFAULTS.minEvidence);
     calibration = {
       threshold,
       windowThreshold: Math.max(windowed.length > 0 ? calibratedThreshold(windowed, far) : threshold, minEvidence / window),
