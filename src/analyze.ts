@@ -141,9 +141,19 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   }
 
   progress('reporting');
+  // The pipeline starts at the sample's exec: none seen means the sample never ran (the sandbox
+  // failed, or the file could not be executed), and no behaviour seen is no verdict.
+  const sampleRan = events > 0;
+  if (!sampleRan && !errors.some((e) => e.where === 'sandbox' || e.where === 'capture')) {
+    const said = result?.console.trim().split('\n').pop()?.slice(0, 300);
+    errors.push({
+      code: 'SAMPLE_NOT_STARTED', where: 'sandbox',
+      message: `the sample never started${result ? ` (exit status ${result.exitCode ?? `signal ${result.signal}`}${said ? `: ${said}` : ''})` : ''}`,
+    });
+  }
   if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample was still running after ${timeout} s and was killed` });
   const out = await finishReport({
-    builder, detectors, semantics, errors, warnings, outDir, sampleRan: result !== undefined,
+    builder, detectors, semantics, errors, warnings, outDir, sampleRan,
     context: {
       id, started, timeout, timedOut: result?.timedOut ?? false, isolation: run.isolation, sample,
       capture: stats ?? { backend: run.backend, events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] },

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import type { Report } from '../src/report/schema.js';
@@ -137,6 +137,23 @@ test('a sandbox that cannot start: report.json says why, the verdict is unknown 
     assert.equal(report.analysis.status, 'partial');
     assert.deepEqual(report.analysis.errors.map((e) => [e.where, e.code]), [['sandbox', 'SANDBOX_RUNTIME_FAILED']]);
     assert.ok(existsSync(join(out, 'report.html')), 'the HTML report is written too');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a sample the kernel cannot execute never starts: verdict unknown with the reason, exit 1', () => {
+  const t = tempDir();
+  try {
+    const data = join(t.path, 'blob.bin');
+    writeFileSync(data, Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 37 + 11) & 0xff)), { mode: 0o755 });
+    const r = cli(['analyze', data, '--out', join(t.path, 'out'), '--timeout', '10']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^verdict: unknown /);
+    assert.match(r.stderr, /^sandtrace analyze: error: sandbox: the sample never started \(exit status \d+: .*exec format error\) \[SAMPLE_NOT_STARTED\]$/m);
+    const report = JSON.parse(readFileSync(join(t.path, 'out', 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(report.verdict, { score: 0, label: 'unknown' });
+    assert.equal(report.analysis.status, 'partial');
   } finally {
     t.cleanup();
   }

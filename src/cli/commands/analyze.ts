@@ -49,7 +49,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!values.json || failed) {
       for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
     }
-    return failed ? exitCodeFor(r.analysis.errors[0]?.code ?? 'INTERNAL') : EXIT.ok;
+    // the reason the sample did not run, not a rules or render problem reported beside it
+    const why = r.analysis.errors.find((e) => e.where === 'sandbox' || e.where === 'capture') ?? r.analysis.errors[0];
+    return failed ? exitCodeFor(why?.code ?? 'INTERNAL') : EXIT.ok;
   } finally {
     line.done();
     process.off('SIGINT', onSignal);
