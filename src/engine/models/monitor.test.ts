@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { makeCgroup, runInCgroup } from '../../capture/ebpf/testutil.js';
-import { cgroupOfPid, monitor, resolveInRoot, UNIFIED_ROOT, type MonitorResult } from './monitor.js';
+import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, UNIFIED_ROOT, type MonitorResult } from './monitor.js';
+import type { TraceEvent } from '../../capture/events.js';
 import { AnomalyModel, loadModel, saveModel } from './model.js';
 import type { Finding } from '../types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
@@ -200,5 +201,52 @@ test('resolveInRoot: exec paths are resolved inside the process\'s own root, abs
     assert.equal(resolveInRoot(`/proc/${process.pid}/root`, '/usr/bin/sh'), realpathSync('/usr/bin/sh'));
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('ExecNamer: a process there at attach calling itself runc:[2:INIT] is named like any other; one that joined since is runc exec\'s init until it execs', () => {
+  // a watched cgroup with this process in it at attach time
+  const cg = mkdtempSync(join(tmpdir(), 'sandtrace-namer-'));
+  try {
+    writeFileSync(join(cg, 'cgroup.procs'), `${process.pid}\n`);
+    const namer = new ExecNamer(cg);
+    namer.attached();
+    let seq = 0;
+    const call = (pid: number, comm: string): TraceEvent => ({ type: 'syscall', seq: ++seq, ts: seq, pid, tid: pid, comm, abi: 'x86_64', nr: 0, name: 'read', args: [], ret: 0 });
+    // prctl(PR_SET_NAME, "runc:[2:INIT]") hides nothing: the process was there before
+    const renamed = call(process.pid, 'runc:[2:INIT]');
+    namer.apply(renamed);
+    assert.equal(namer.isRuntime(renamed), false);
+    assert.equal(renamed.running?.exe, realpathSync('/proc/self/exe'));
+    // a process that joined from outside after attach (no fork seen): runc exec's init, until its exec
+    const joined = 4_000_000; // no such pid: nothing in /proc names it either
+    const init = call(joined, 'runc:[2:INIT]');
+    namer.apply(init);
+    assert.equal(namer.isRuntime(init), true);
+    assert.equal(init.running, undefined);
+    const exec: TraceEvent = { type: 'exec', seq: ++seq, ts: seq, pid: joined, tid: joined, exe: '/bin/true', argv: ['true'] };
+    namer.apply(exec);
+    const after = call(joined, 'true');
+    namer.apply(after);
+    assert.deepEqual([namer.isRuntime(exec), namer.isRuntime(after)], [false, false]);
+  } finally {
+    rmSync(cg, { recursive: true, force: true });
+  }
+});
+
+test('ExecNamer: a relative exec path is resolved in the process\'s working directory, not sandtrace\'s', async () => {
+  const child = spawn('./sleep', ['5'], { cwd: '/usr/bin', stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const namer = new ExecNamer();
+    const exec: TraceEvent = { type: 'exec', seq: 1, ts: 1, pid: child.pid ?? 0, tid: child.pid ?? 0, exe: './sleep', argv: ['./sleep', '5'] };
+    namer.apply(exec);
+    assert.equal((exec as { exe: string }).exe, realpathSync('/usr/bin/sleep'));
+    // a process already gone keeps the path it gave: never sandtrace's own directory's file
+    const gone: TraceEvent = { type: 'exec', seq: 2, ts: 2, pid: 4_000_001, tid: 4_000_001, exe: './package.json', argv: [] };
+    namer.apply(gone);
+    assert.equal((gone as { exe: string }).exe, './package.json');
+  } finally {
+    child.kill();
   }
 });

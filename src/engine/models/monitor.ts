@@ -1,8 +1,8 @@
 // Live monitoring of a running workload (a cgroup) with the eBPF probe, outside the sandbox:
 // either learn per-program models for a while, or report anomaly and rule findings as they happen.
 import { execFile as execFileCb } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import type { CaptureStats, Collector } from '../../capture/collector.js';
 import { SemanticState } from '../../semantics/state.js';
@@ -123,6 +123,11 @@ export class ExecNamer {
   private readonly exeOf = new Map<number, string>();
   /** Processes seen (an event of theirs, or their fork). */
   private readonly seen = new Set<number>();
+  /** runc exec's own init (runc:[2:INIT]) until it execs the command: the runtime, not the workload. */
+  private readonly runtime = new Set<number>();
+  private readonly runtimeEvents = new WeakSet<TraceEvent>();
+  /** The watched cgroup's processes when the probe attached (attached()). */
+  private atAttach: Set<number> | undefined;
 
   /**
    * `cgroup`: the watched cgroup v2 directory. A short-lived process is often gone by the time its
@@ -132,6 +137,8 @@ export class ExecNamer {
 
   apply(ev: TraceEvent): void {
     if (!this.seen.has(ev.pid)) this.first(ev);
+    // marked on the event: the detectors see it after the whole batch has been named
+    if (ev.type !== 'exec' && this.runtime.has(ev.pid)) this.runtimeEvents.add(ev);
     if (ev.type === 'fork' && !ev.thread) {
       this.seen.add(ev.childPid);
       const parent = this.exeOf.get(ev.pid);
@@ -139,10 +146,35 @@ export class ExecNamer {
     } else if (ev.type === 'exit' && !ev.thread) {
       this.exeOf.delete(ev.pid);
       this.seen.delete(ev.pid);
+      this.runtime.delete(ev.pid);
     } else if (ev.type === 'exec') {
+      this.runtime.delete(ev.pid);
       ev.exe = this.resolve(ev.exe, ev.pid);
       this.exeOf.set(ev.pid, ev.exe);
     }
+  }
+
+  /**
+   * Called once the probe is attached: the processes then in the watched cgroup tree were running
+   * before; any other process seen without its fork joined from outside since (runc exec's init,
+   * or one an administrator moved in), which a process inside cannot fake.
+   */
+  attached(): void {
+    if (!this.cgroup) return;
+    const pids = new Set<number>();
+    const walk = (dir: string, depth: number): void => {
+      try {
+        for (const p of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (p) pids.add(Number(p));
+        if (depth < 32) for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(join(dir, d.name), depth + 1);
+      } catch { /* gone meanwhile */ }
+    };
+    walk(this.cgroup, 0);
+    this.atAttach = pids;
+  }
+
+  /** Whether the event is runc exec's own init's, before it execs the command. */
+  isRuntime(ev: TraceEvent): boolean {
+    return this.runtimeEvents.has(ev);
   }
 
   /**
@@ -153,7 +185,10 @@ export class ExecNamer {
    */
   private first(ev: TraceEvent): void {
     this.seen.add(ev.pid);
-    if (ev.type === 'exec' || /^runc:\[/.test(ev.comm ?? '')) return;
+    if (ev.type === 'exec') return;
+    // runc exec's init joins from outside after attach; a process that was there at attach and
+    // calls itself runc:[...] (prctl can) is the workload, and named like any other
+    if (/^runc:\[/.test(ev.comm ?? '') && this.atAttach !== undefined && !this.atAttach.has(ev.pid)) { this.runtime.add(ev.pid); return; }
     const exe = procExe(ev.pid);
     if (!exe) return; // gone already, or a kernel thread
     ev.running = { exe, argv: procArgv(ev.pid) };
@@ -168,6 +203,14 @@ export class ExecNamer {
       if (was) return was;
       // the process's own link, unless it is gone (or has exec'd again meanwhile)
       return procExe(pid) ?? path;
+    }
+    // A relative path is the process's working directory's (not sandtrace's): gone already, it
+    // stays as the process gave it
+    if (!path.startsWith('/')) {
+      let cwd: string | undefined;
+      try { cwd = readlinkSync(`/proc/${pid}/cwd`); } catch { /* gone */ }
+      if (!cwd?.startsWith('/')) return path;
+      path = posix.join(cwd, path);
     }
     // Inside the process's own root (a container's image, not the host's files): /bin/sh is
     // busybox in an Alpine image whatever it is on the host. Gone already: the host's view.
@@ -331,23 +374,15 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   if (learner) detectors.push(learner);
   if (o.model) detectors.push(createAnomalyDetector(o.model, { live: true }));
   detectors.push(...(o.detectors ?? []));
-  const seen = new Set<number>();
   const hostPids = o.hostPids ?? true;
   // runc's init (runc exec) joins the cgroup from outside (no fork seen) as runc:[2:INIT] and
-  // runs the runtime's Go code there until it execs the command: not the workload's behaviour
-  const runtimeInit = new Set<number>();
+  // runs the runtime's Go code there until it execs the command: not the workload's behaviour.
+  // The namer tells it apart (ExecNamer.first); the detectors do not see it until its exec.
   let skip = false;
   const namer = new ExecNamer(o.cgroupPath);
-  // fill in exe before the detectors see the event
   const naming: Detector = {
     name: 'naming',
-    onEvent: (e) => {
-      const pid = e.proc.pid;
-      if (e.ev.type === 'exec') runtimeInit.delete(pid);
-      else if (!seen.has(pid) && e.proc.ppid === 0 && e.proc.exe === '' && /^runc:\[/.test(e.ev.comm ?? e.proc.name)) runtimeInit.add(pid);
-      seen.add(pid);
-      skip = runtimeInit.has(pid);
-    },
+    onEvent: (e) => { skip = namer.isRuntime(e.ev); },
     drain: () => [], finish: () => [],
   };
   const gated = detectors.map((d): Detector => ({
@@ -362,6 +397,7 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   };
 
   await o.collector.start();
+  namer.attached();
   o.onAttached?.();
   let timer: NodeJS.Timeout | undefined;
   const stop = () => void o.collector.stop();
