@@ -211,7 +211,8 @@ export function diag(e: unknown, where: string): ReportDiagnostic {
   return { code: 'INTERNAL', message: e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e), where };
 }
 
-export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'>, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
+/** `live`: the events are a live monitor's (processes seen only in part at both ends: see the anomaly detector). */
+export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'> & { live?: boolean }, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
   const detectors: Detector[] = [];
   const builtin = await loadRuleFiles(builtinRulePaths());
   for (const d of builtin.diagnostics) if (d.severity === 'error') errors.push({ code: d.code, message: d.message, where: `${d.file}:${d.line}` });
@@ -227,7 +228,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
   detectors.unshift(createRuleDetector(builtin.ruleset));
   if (opts.model) {
     const { loadModel, createAnomalyDetector } = await import('./engine/models/index.js');
-    detectors.push(createAnomalyDetector(await loadModel(opts.model)));
+    detectors.push(createAnomalyDetector(await loadModel(opts.model), { live: opts.live ?? false }));
   }
   return detectors;
 }

@@ -32,7 +32,8 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
   await mkdir(outDir, { recursive: true });
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];
-  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), ...(opts.model ? { model: opts.model } : {}) }, errors, warnings);
+  // a live monitor's recording: judged as the monitor judged it (partial lives included)
+  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), ...(opts.model ? { model: opts.model } : {}), live: meta['live'] === true }, errors, warnings);
   const users = Array.isArray(meta['users']) ? new Map(meta['users'] as [number, string][]) : undefined;
   const semantics = new SemanticState({
     ...(users ? { users } : {}), ...(typeof meta['cwd'] === 'string' ? { initialCwd: meta['cwd'] } : {}),
@@ -50,6 +51,7 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
   const capture: CaptureStats = live
     ? { ...live, notes: [...live.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: live.parseErrors + replayed.parseErrors, lost: live.lost + replayed.lost }
     : replayed;
+  if (trailer?.badChanges) warnings.push({ code: 'INPUT_CORRUPT', message: `${trailer.badChanges} file change(s) in the recording's trailer are malformed and were left out`, where: opts.file });
   if (header && !live) warnings.push({ code: 'RECORDING_TRUNCATED', message: 'the recording has no trailer: it was cut short; events up to the cut were analysed' });
   for (const n of replayed.notes.filter((x) => x.startsWith('line '))) warnings.push({ code: 'INPUT_CORRUPT', message: n, where: opts.file });
   const sample = (meta['sample'] as SampleInfo | undefined) ?? await traceAsSample(opts.file);
@@ -70,13 +72,15 @@ async function readHeader(file: string) {
   return undefined;
 }
 
-async function readTrailer(file: string): Promise<{ stats?: CaptureStats; changes?: RecordedChange[] } | undefined> {
+async function readTrailer(file: string): Promise<{ stats?: CaptureStats; changes?: RecordedChange[]; badChanges: number } | undefined> {
   let last = '';
   for await (const line of fileLines(file)) if (line.trim()) last = line;
   try {
     const t = JSON.parse(last) as Partial<RecordingTrailer>;
     if (t.format !== 'sandtrace.events.end') return undefined;
-    return { ...(t.stats ? { stats: t.stats } : {}), ...(Array.isArray(t.changes) ? { changes: t.changes } : {}) };
+    const changes = Array.isArray(t.changes) ? t.changes.filter(isRecordedChange).map(recordedChange) : undefined;
+    const badChanges = Array.isArray(t.changes) ? t.changes.length - (changes?.length ?? 0) : 0;
+    return { ...(t.stats ? { stats: t.stats } : {}), ...(changes ? { changes } : {}), badChanges };
   } catch {
     return undefined;
   }
@@ -85,4 +89,16 @@ async function readTrailer(file: string): Promise<{ stats?: CaptureStats; change
 async function traceAsSample(file: string): Promise<SampleInfo> {
   const st = await stat(file);
   return { name: basename(file), size: st.size, sha256: '', sha1: '', md5: '', type: 'trace', args: [] };
+}
+
+/** A trailer's file change, checked: a corrupt or hostile one is left out rather than trusted. */
+function isRecordedChange(c: unknown): c is RecordedChange {
+  const o = c as Partial<RecordedChange> | null;
+  return typeof o === 'object' && o !== null && typeof o.path === 'string' && ['created', 'modified', 'deleted'].includes(o.change as string)
+    && typeof o.size === 'number' && (o.sha256 === null || typeof o.sha256 === 'string') && typeof o.truncated === 'boolean';
+}
+
+/** Only the recorded fields: a copy's path, say, names a file of the live run's host, never the replay's. */
+function recordedChange(c: RecordedChange): RecordedChange {
+  return { path: c.path, change: c.change, size: c.size, sha256: c.sha256, truncated: c.truncated };
 }

@@ -320,6 +320,14 @@ test('a run dir left private (0700), as a first run once made it, is made traver
     // what the run dir holds about containers stays private
     assert.equal(lstatSync(join(dir, 'owners')).mode & 0o777, 0o700);
     assertNothingLeft(r);
+    // a run dir in a shared place keeps its own mode (search bits are only ever added)
+    const shared = join(parent, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    process.env['SANDTRACE_RUN'] = shared;
+    const s = await run(script('hello2.sh', 'echo hello\n'));
+    assert.equal(s.result.console, 'hello\n');
+    assert.equal(lstatSync(shared).mode & 0o7777, 0o1777);
   } finally {
     if (saved === undefined) delete process.env['SANDTRACE_RUN'];
     else process.env['SANDTRACE_RUN'] = saved;

@@ -111,7 +111,9 @@ class RuncSandbox implements Sandbox {
     // able to traverse it (its owners/ and runc/ stay private). Made first, before anything below
     // creates it as a parent with their 0700, and corrected if an earlier run did.
     mkdirSync(runDir(), { recursive: true, mode: 0o711 });
-    chmodSync(runDir(), 0o711);
+    // adds the search bits only: a run dir set to a shared place (/tmp) keeps its own mode
+    const mode = statSync(runDir()).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) chmodSync(runDir(), mode | 0o011);
     recordOwner(this.id, this.workDir);
     const lower = this.opts.image !== undefined ? (await importArchive(this.opts.image)).rootfs : baseRootfs().rootfs;
 

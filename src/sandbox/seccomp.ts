@@ -21,6 +21,7 @@ export const DENIED_SYSCALLS: readonly string[] = Object.freeze([
   'keyctl', 'add_key', 'request_key',
   // machine state
   'reboot', 'swapon', 'swapoff', 'settimeofday', 'stime', 'clock_settime', 'clock_adjtime', 'adjtimex',
+  'clock_settime64', 'clock_adjtime64', // i386's 64-bit time variants
   'acct', 'quotactl', 'quotactl_fd', 'vhangup', 'iopl', 'ioperm', 'nfsservctl', 'sysfs', '_sysctl',
   // escaping through handles, faults and other processes
   'userfaultfd', 'open_by_handle_at', 'name_to_handle_at', 'ptrace', 'process_vm_writev', 'process_vm_readv',

@@ -114,7 +114,7 @@ export async function run(argv: string[]): Promise<number> {
     const what = values.vm ? `a QEMU guest (kernel ${values.kernel})` : cgroupPath;
     process.stderr.write(`monitor: attaching to ${what}${learnMs !== undefined ? ` to learn for ${learnMs / 1000}s` : ''}\n`);
     const record = values.record
-      ? await (await import('../../capture/replay/index.js')).RecordingWriter.create(values.record, { target: what, backend: collector.backend })
+      ? await (await import('../../capture/replay/index.js')).RecordingWriter.create(values.record, { target: what, backend: collector.backend, live: true })
       : undefined;
     const r = await monitor({
       collector, hostPids: !values.vm, ...(record ? { record } : {}), ...(values.vm ? {} : { cgroupPath }),

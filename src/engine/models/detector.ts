@@ -70,6 +70,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const queue: Finding[] = [];
   // processes whose beginning was seen (forked or exec'd in view); others were caught mid-life
   const begun = new Set<number>();
+  // processes the capture says it found mid-life (`running`): in any mode, no whole life seen
+  const foundMidLife = new Set<number>();
   const live = opts.live ?? false;
 
   const open = (e: EnrichedEvent): Segment | undefined => {
@@ -94,8 +96,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
     const s: Segment = {
       pid: e.proc.pid, tid: e.ev.tid, exe, model: m, stream: m.scorer.stream(), sum: 0, count: 0,
       ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
-      begun: !live || begun.has(e.proc.pid),
-      warm: !live || begun.has(e.proc.pid) ? 0 : Math.max(0, m.data.n - 1),
+      begun: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)),
+      warm: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)) ? 0 : Math.max(0, m.data.n - 1),
     };
     segments.set(e.ev.tid, s);
     return s;
@@ -135,7 +137,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
     name: 'anomaly',
     onEvent(e: EnrichedEvent): void {
       const ev = e.ev;
-      if (ev.type === 'fork') { begun.add(ev.childPid); return; }
+      if (ev.running && !begun.has(ev.pid)) foundMidLife.add(ev.pid);
+      if (ev.type === 'fork') { begun.add(ev.childPid); foundMidLife.delete(ev.childPid); return; }
       if (ev.type === 'exec') begun.add(e.proc.pid);
       if (ev.type === 'exec' || (ev.type === 'exit' && !ev.thread)) {
         // an exec ends every thread of the process; so does the process's exit

@@ -178,7 +178,7 @@ class RootlessSandbox implements Sandbox {
       // RLIMIT_NPROC is counted per user namespace (Linux >= 5.14): it caps the sandbox's own tasks.
       // RLIMIT_DATA (heap and private writable mappings, Linux >= 4.7): the memory limit, per process.
       `--fsize=${ROOTLESS_FILE_CAP}`, `--nproc=${this.opts.limits?.pids ?? ROOTLESS_PIDS}`,
-      `--data=${Math.max(16, Math.floor(this.opts.limits?.memoryMiB ?? DEFAULT_LIMITS.memoryMiB)) << 20}`, '--', 'bwrap',
+      `--data=${Math.max(16, Math.floor(this.opts.limits?.memoryMiB ?? DEFAULT_LIMITS.memoryMiB)) * 1024 * 1024}`, '--', 'bwrap',
       '--unshare-user', '--unshare-pid', '--unshare-net', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
       '--disable-userns', '--uid', String(SAMPLE_UID), '--gid', String(SAMPLE_UID), '--hostname', HOSTNAME,
       '--die-with-parent', '--as-pid-1', '--new-session',
