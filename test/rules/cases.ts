@@ -41,6 +41,7 @@ export const CASES: RuleCase[] = [
   { id: 'ST-PER-009', trigger: (s) => s.open(1, '/etc/passwd', O.a), benign: (s) => s.open(1, '/etc/passwd', O.r) },
   { id: 'ST-PER-010', trigger: (s) => s.run('/usr/bin/systemctl', ['systemctl', 'enable', 'backdoor.service']), benign: (s) => s.run('/usr/bin/systemctl', ['systemctl', 'status']) },
   { id: 'ST-PER-011', trigger: (s) => s.open(1, '/root/.config/autostart/x.desktop', O.w), benign: (s) => s.open(1, '/root/.config/app/settings.ini', O.w) },
+  { id: 'ST-PER-012', trigger: (s) => s.open(1, '/etc/modprobe.d/net-pf-38.conf', O.w), benign: (s) => s.open(1, '/etc/modprobe.d/blacklist.conf', O.r) },
   // privilege escalation
   { id: 'ST-PRV-001', trigger: (s) => s.chmod(1, '/tmp/sh', 0o4755), benign: (s) => s.chmod(1, '/root/run.sh', 0o755) },
   { id: 'ST-PRV-002', trigger: (s) => s.run('/usr/bin/chmod', ['chmod', 'u+s', '/tmp/sh']), benign: (s) => s.run('/usr/bin/chmod', ['chmod', '0644', 'notes.txt']) },
@@ -56,7 +57,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-002', trigger: (s) => s.unlink(1, '/root/.bash_history'), benign: (s) => s.unlink(1, '/root/old_notes.txt') },
   { id: 'ST-DEF-003', trigger: (s) => s.run('/usr/bin/touch', ['touch', '-r', '/bin/ls', '/tmp/.x']), benign: (s) => s.run('/usr/bin/touch', ['touch', 'stamp']) },
   // busybox names itself after its applet at every re-exec: not a disguise
-  { id: 'ST-DEF-004', trigger: (s) => s.sys(1, 'prctl', [15, 0], 0), benign: (s) => s.sys(s.run('/bin/busybox', ['sleep', '1']), 'prctl', [15, 0], 0) },
+  // the system's busybox renames itself to the applet; a copy merely called busybox is no exception
+  { id: 'ST-DEF-004', trigger: (s) => s.sys(s.run('/tmp/busybox', ['sleep', '1']), 'prctl', [15, 0], 0), benign: (s) => s.sys(s.run('/bin/busybox', ['sleep', '1']), 'prctl', [15, 0], 0) },
   { id: 'ST-DEF-005', trigger: (s) => s.run('/tmp/.x/bot', ['[kworker/0:1]']), benign: (s) => s.run('/usr/bin/sleep', ['sleep', '1']) },
   { id: 'ST-DEF-006', trigger: (s) => s.open(1, '/tmp/.cache-x', O.w), benign: (s) => s.open(1, '/tmp/report.txt', O.w) },
   { id: 'ST-DEF-007', trigger: (s) => s.run('/usr/sbin/iptables', ['iptables', '-F']), benign: (s) => s.run('/usr/sbin/iptables', ['iptables', '-L']) },
