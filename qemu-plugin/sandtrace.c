@@ -351,10 +351,32 @@ static bool mounts_known(void) {
     return off_fpath_mnt >= 0 && off_mount_mnt >= 0 && off_mnt_parent >= 0 && off_mnt_mountpoint >= 0 && off_mnt_root >= 0;
 }
 
+/* A component no file name can be (names never hold '/'): the path was cut here, at the record's
+ * room or the depth limit, and its upper part is missing. */
+#define CUT_MARK "//"
+#define CUT_ROOM 6 /* its blob: always left free while components are added */
+
+/* One component (the dentry's name), or the cut mark when it cannot be read or no longer fits:
+ * false then. */
+static bool component(uint8_t **p, uint8_t *end, int kind, uint64_t d) {
+    char s[512];
+    ssize_t n = mem_str(mem64(d + (uint64_t)off_dname), s, sizeof s);
+    if (n < 0 || *p + 4 + (size_t)n + CUT_ROOM > end) {
+        *p = blob(*p, end, kind, CUT_MARK, 2);
+        return false;
+    }
+    *p = blob(*p, end, kind, s, (size_t)n);
+    return true;
+}
+
 static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64_t vfs) {
     uint64_t mnt = vfs && mounts_known() ? vfs - (uint64_t)off_mount_mnt : 0;
     if (d && kind == BLOB_CWD) p = blob(p, end, kind, "/", 1); /* read, even when it is / (no component) */
-    for (int i = 0; d && i < 64; i++) {
+    for (int i = 0; d; i++) {
+        if (i >= 64) { /* deeper than any path the kernel takes: cut, never skipped */
+            p = blob(p, end, kind, CUT_MARK, 2);
+            break;
+        }
         uint64_t parent = mem64(d + (uint64_t)off_dparent);
         uint64_t root = mnt ? mem64(mnt + (uint64_t)off_mount_mnt + (uint64_t)off_mnt_root) : 0;
         if (d == root || parent == d) {
@@ -364,10 +386,10 @@ static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64
                 mnt = up;
                 continue;
             }
-            if (d != root && mnt) p = blob_str(p, end, kind, mem64(d + (uint64_t)off_dname));
+            if (d != root && mnt) component(&p, end, kind, d);
             break;
         }
-        p = blob_str(p, end, kind, mem64(d + (uint64_t)off_dname));
+        if (!component(&p, end, kind, d)) break;
         d = parent;
     }
     return p;

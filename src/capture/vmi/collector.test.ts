@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { VmiCollector, execExe } from './collector.js';
+import { PATH_CUT, exePath } from './records.js';
 import { SemanticState } from '../../semantics/state.js';
 import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
 
@@ -90,7 +91,9 @@ test('execExe: the passed path unless it is an alias, relative, empty or unread'
   }
   // fexecve: the descriptor's file; a memfd keeps fileless execution visible (proc.is_exe_from_memfd)
   for (const fd of ['/proc/self/fd/3', '/dev/fd/3', '/proc/12/fd/4']) assert.equal(execExe(fd, '/memfd:x'), '/memfd:x', fd);
-  assert.equal(execExe('/proc/self/fdinfo/3', '/memfd:x'), '/proc/self/fdinfo/3');
+  // whatever name led to a memfd (an alias spelled oddly, a link to it), the program is the memfd
+  for (const odd of ['/proc//self/fd/3', '/dev/fd/./3', '/tmp/link-to-fd', '/proc/self/fdinfo/3']) assert.equal(execExe(odd, '/memfd:x'), '/memfd:x', odd);
+  assert.equal(execExe('/proc//self/exe', '/bin/busybox'), '/bin/busybox');
   assert.equal(execExe('./x', ''), './x'); // nothing better: the semantic layer resolves it against the cwd
   // a relative script maps its interpreter: named by the working directory and the path instead
   assert.equal(execExe('./s.sh', '/bin/busybox', { cwd: '/tmp', newArgv: ['/bin/sh', './s.sh'] }), '/tmp/s.sh');
@@ -98,4 +101,10 @@ test('execExe: the passed path unless it is an alias, relative, empty or unread'
   assert.equal(execExe('./true', '/tmp/true', { cwd: '/tmp', newArgv: ['./true'] }), '/tmp/true'); // a binary: the mapped file
   assert.equal(execExe('bin/x', '', { cwd: '/', newArgv: ['x'] }), '/bin/x');
   assert.equal(execExe(undefined, ''), '');
+});
+
+test('exePath: a path the plugin had to cut (record full, too deep, unreadable component) names nothing, never a shorter path', () => {
+  assert.equal(exePath(['ls', 'bin', 'usr']), '/usr/bin/ls');
+  assert.equal(exePath(['ls', 'bin', PATH_CUT]), '');
+  assert.equal(execExe('/opt/deep/x', exePath(['x', PATH_CUT])), '/opt/deep/x'); // the passed path then
 });

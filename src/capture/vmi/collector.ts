@@ -298,7 +298,10 @@ function isThreadClone(e: EnterRec): boolean {
  * relative path maps its interpreter: it is named by the working directory and the path instead.
  */
 export function execExe(passed: string | undefined, mapped: string, at: { cwd?: string; newArgv?: string[] | undefined } = {}): string {
-  if (passed !== undefined && passed.startsWith('/') && !ALIAS.test(passed)) return passed;
+  // a memfd has no path anyone can pass: whatever name led to it (/proc//self/fd/3, a link to
+  // /dev/fd/3), the program is the memfd
+  if (mapped.startsWith('/memfd:')) return mapped;
+  if (passed !== undefined && passed.startsWith('/') && !ALIAS.test(posix.normalize(passed))) return passed;
   if (passed && !passed.startsWith('/') && at.cwd) {
     // binfmt_script puts the interpreter first and the script, as passed, after it (and its one argument)
     const a = at.newArgv ?? [];

@@ -106,7 +106,12 @@ function decode(r: Buffer, type: number): PluginRecord | null {
 const splitArgs = (b: Buffer) => b.toString('utf8').replace(/\0$/, '').split('\0');
 
 /** A path from its components as the plugin walks them (leaf first); '' when none. */
+/** The component the plugin puts where it cut a path (no file name holds '/'). */
+export const PATH_CUT = '//';
+
 export function exePath(partsLeafFirst: string[]): string {
+  // the plugin cut the path (record full, or too deep): its upper part is missing, so it names nothing
+  if (partsLeafFirst.includes(PATH_CUT)) return '';
   const parts = partsLeafFirst.filter((p) => p !== '/' && p !== '');
   return parts.length ? '/' + parts.reverse().join('/') : '';
 }
