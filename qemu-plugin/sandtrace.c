@@ -492,7 +492,10 @@ static void on_entry(unsigned int vcpu, void *ud) {
         uint64_t mm = mem64(task + (uint64_t)off_mm);
         if (mm) { p = blob_exe(p, end, mm); p = blob_args(p, end, mm); }
     }
-    if (nr == 231 || (nr == 60 && h.tid == h.tgid)) announce_clear(h.tgid); /* the pid may be reused */
+    /* the pid may be reused. Not at exit: it ends the calling thread only, the main one too, and
+     * the process lives on in its other threads (a signal-killed process: cleared at the fork
+     * that reuses its pid, on_return) */
+    if (nr == 231) announce_clear(h.tgid);
     h.len = (uint16_t)(p - rec);
     memcpy(rec, &h, sizeof h);
     emit(rec, (size_t)(p - rec), h.ts);
@@ -520,6 +523,8 @@ static void on_return(unsigned int vcpu, void *ud) {
         if (rt.path) p = blob_str(p, end, BLOB_PATH, rt.path);
         if (rt.path2) p = blob_str(p, end, BLOB_PATH2, rt.path2);
     }
+    /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */
+    if ((orig == 56 || orig == 57 || orig == 58 || orig == 435) && (int64_t)ax > 0) announce_clear((uint32_t)ax);
     if ((orig == 59 || orig == 322) && ax == 0 && task) {
         announce_once(h.tgid);
         /* after a successful exec: the new comm and the exe path, dentry by dentry (leaf first) */

@@ -136,3 +136,50 @@ test('a program exec\'d from a memfd is named /memfd:NAME (a pseudo file: its ow
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The main thread ends with exit (not exit_group) while a worker thread goes on: the process is
+// still alive, and its worker's calls are its own, not a new process's.
+const MAIN_EXIT_C = `#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void *worker(void *a) {
+  (void)a;
+  usleep(300000);
+  printf("worker pid=%d\\n", (int)getpid());
+  fflush(stdout);
+  syscall(SYS_exit_group, 3);
+  return 0;
+}
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, 0, worker, 0);
+  syscall(SYS_exit, 0);
+  return 1;
+}
+`;
+
+test('a main thread that exits while a worker lives on ends a thread, not the process: one process, one exec, exit at exit_group', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mainexit-'));
+  try {
+    writeFileSync(join(dir, 'mainexit.c'), MAIN_EXIT_C);
+    const cc = spawnSync('cc', ['-static', '-O1', '-pthread', '-o', join(dir, 'mainexit'), join(dir, 'mainexit.c')], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `cc -static failed (run make setup): ${cc.stderr}`);
+    const vm = runInVm({ sample: join(dir, 'mainexit'), timeout: 30 });
+    await vm.collector.start();
+    const events: TraceEvent[] = [];
+    for await (const b of vm.collector.events()) events.push(...b);
+    const res = await vm.done;
+    const m = /worker pid=(\d+)/.exec(res.output);
+    assert.ok(m, `the worker did not run: ${res.output}`);
+    const pid = Number(m[1]);
+    const mine = events.filter((e) => e.pid === pid);
+    assert.deepEqual(mine.filter((e) => e.type === 'exec').length, 1, 'one exec: the worker is not announced as a new program');
+    const exits = mine.filter((e) => e.type === 'exit').map((e) => [e.tid === pid ? 'main' : 'worker', e.type === 'exit' && e.thread, e.type === 'exit' && e.code]);
+    assert.deepEqual(exits, [['main', true, 0], ['worker', false, 3]]);
+    // the worker's calls after the main thread's exit belong to the process, and reach the console
+    assert.ok(mine.some((e) => e.type === 'syscall' && e.name === 'write' && e.tid !== pid));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -53,6 +53,8 @@ export class VmiCollector implements Collector {
   private readonly pending = new Map<number, EnterRec>();
   private readonly inScope = new Set<number>();
   private readonly procs = new Map<number, VmProcess>();
+  /** Each live process's threads (by tgid), from their clones and their calls: exit ends a process with its last one. */
+  private readonly threads = new Map<number, Set<number>>();
   private seq = 0;
   private t0: bigint | null = null;
   private startedAt = 0;
@@ -161,11 +163,17 @@ export class VmiCollector implements Collector {
     if (rec.kind === 'info') { this.slide = rec.slide; return; }
     if (rec.kind === 'proc') { this.onProc(rec); return; }
     if (!this.live.has(rec.tgid)) this.firstSight(rec, out);
+    let threads = this.threads.get(rec.tgid);
+    if (!threads) this.threads.set(rec.tgid, threads = new Set());
+    threads.add(rec.tid);
     if (rec.kind === 'enter') {
       this.note(rec, rec.comm);
       if (rec.nr === NR.exit || rec.nr === NR.exit_group) {
-        const thread = rec.nr === NR.exit && rec.tid !== rec.tgid;
-        if (!thread) this.live.delete(rec.tgid); // the pid may be reused
+        // exit ends the calling thread only, the main one included: the process ends with its
+        // last thread (or at exit_group)
+        threads.delete(rec.tid);
+        const thread = rec.nr === NR.exit && threads.size > 0;
+        if (!thread) { this.live.delete(rec.tgid); this.threads.delete(rec.tgid); } // the pid may be reused
         if (!this.wanted(rec.tgid)) return;
         out.push(this.syscall(rec, null));
         out.push({ type: 'exit', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm,
@@ -225,9 +233,11 @@ export class VmiCollector implements Collector {
       const thread = (flags & CLONE_THREAD) !== 0;
       const childPid = thread ? rec.tgid : ret;
       if (!thread && this.earlyForks.delete(ret)) return; // announced when the child first ran
-      if (!thread) {
+      if (thread) this.threads.get(rec.tgid)?.add(ret); // alive before its first call
+      else {
         this.inScope.add(ret);
         this.live.add(ret);
+        this.threads.delete(ret); // a reused pid: the threads of a process that died unseen (a signal) are gone
         this.procs.set(ret, { pid: ret, ppid: rec.tgid, comm: enter.comm });
       }
       out.push({ type: 'fork', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: enter.comm,
