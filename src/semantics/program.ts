@@ -1,5 +1,11 @@
 // Program identity: which program a process runs, as the anomaly models key it.
 
+/**
+ * Exec paths that name "the program this process runs" rather than a file: /proc/self/exe (busybox
+ * re-executing itself), /proc/PID/fd/N and /dev/fd/N (fexecve). Groups: the owner, and what it names.
+ */
+export const EXE_ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/\d+$/;
+
 /** Multi-call binaries: one file, many programs, told apart by the name they are run as. */
 const MULTI_CALL = new Set(['busybox', 'toybox']);
 

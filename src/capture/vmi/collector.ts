@@ -6,6 +6,7 @@ import { posix } from 'node:path';
 import type { Collector, CaptureStats } from '../collector.js';
 import type { TraceEvent, SyscallEvent, SockAddr } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
+import { EXE_ALIAS } from '../../semantics/program.js';
 import { RecordReader, exePath, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
 
 export interface VmiCollectorOptions {
@@ -37,11 +38,6 @@ export interface GuestTask { pid: number; tid: number; ppid: number; comm: strin
 const NR = { clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60, exit_group: 231, execveat: 322, clone3: 435 };
 const CLONE_THREAD = 0x10000;
 const CLONES = new Set([NR.clone, NR.fork, NR.vfork, NR.clone3]);
-/**
- * Names that stand for a file rather than name it: /proc/self/exe (and thread-self, PID),
- * /proc/self/fd/N and /dev/fd/N (fexecve; the kernel's own name for execveat on a descriptor).
- */
-const ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/\d+$/;
 const AT_FDCWD = -100;
 /** ENTER flag of execve/execveat records (qemu-plugin/sandtrace.c). */
 const ARGV_INCOMPLETE = 0x80000000;
@@ -311,7 +307,7 @@ export function execExe(passed: string | undefined, mapped: string, at: { cwd?: 
   // a memfd has no path anyone can pass: whatever name led to it (/proc//self/fd/3, a link to
   // /dev/fd/3), the program is the memfd
   if (mapped.startsWith('/memfd:')) return mapped;
-  if (passed !== undefined && passed.startsWith('/') && !ALIAS.test(posix.normalize(passed))) return passed;
+  if (passed !== undefined && passed.startsWith('/') && !EXE_ALIAS.test(posix.normalize(passed))) return passed;
   if (passed && !passed.startsWith('/') && at.cwd) {
     // binfmt_script puts the interpreter first and the script, as passed, after it (and its one argument)
     const a = at.newArgv ?? [];

@@ -12,7 +12,7 @@ import type { TraceEvent } from '../../capture/events.js';
 import { SandtraceError } from '../../errors.js';
 import type { Detector, Finding } from '../types.js';
 import { createAnomalyDetector } from './detector.js';
-import { programKey } from '../../semantics/program.js';
+import { EXE_ALIAS, programKey } from '../../semantics/program.js';
 import { trainModelFile, type AnomalyModel, type ModelFileData, type TrainOptions } from './model.js';
 
 const execFile = promisify(execFileCb);
@@ -109,9 +109,6 @@ export async function cgroupOfContainer(id: string, roots: readonly string[]): P
   throw new SandtraceError('INPUT_MISSING', `no runc container '${id}' (looked in ${missing.join(', ')})`, { details: { id } });
 }
 
-/** Paths that name "the program this process runs" rather than a file: /proc/self/exe, /dev/fd/3... */
-const SELF_ALIAS = /^\/proc\/(self|thread-self|\d+)\/(exe|fd\/\d+)$|^\/dev\/fd\/\d+$/;
-
 /**
  * Names exec'd programs on the events themselves (so a recording, the models and the alerts agree):
  * an exec path is resolved to the file it runs (/usr/bin/sh and /usr/bin/dash are one program); a
@@ -196,7 +193,7 @@ export class ExecNamer {
   }
 
   private resolve(path: string, pid: number): string {
-    const alias = SELF_ALIAS.exec(path);
+    const alias = EXE_ALIAS.exec(path);
     if (alias) {
       const owner = alias[1] === 'self' || alias[1] === 'thread-self' ? pid : Number(alias[1]);
       const was = alias[2] === 'exe' ? this.exeOf.get(owner) : undefined;
