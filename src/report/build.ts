@@ -185,6 +185,7 @@ export class ReportBuilder {
       pid: p.pid, ppid: p.ppid, exe: p.exe, argv: p.argv, uid: p.uid, start: secs(p.start),
       end: p.end === null ? null : secs(p.end), exit: p.exit, signal: p.signal, syscalls: this.perPid.get(p.pid) ?? 0,
       ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
+      ...(p.exeCopiedFrom !== undefined ? { copiedFrom: p.exeCopiedFrom } : {}),
     }));
     const files: ReportFile[] = [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([path, f]) => {
       const out: ReportFile = { path, ops: [...f.ops].sort(), pids: [...f.pids].filter((p) => p !== 0).sort((a, b) => a - b) };

@@ -77,7 +77,7 @@ function processTree(r: Report): string {
     const exit = p.signal !== null ? `killed by signal ${p.signal}` : p.exit !== null ? `exit ${p.exit}` : 'running at end';
     const children = (kids.get(p.pid) ?? []).map((c) => node(c, depth + 1)).join('');
     return `<li><span class="proc"><b>${esc(basename(p.exe) || '?')}</b> <span class="muted">pid ${esc(p.pid)}</span>${badge}</span>
-<div class="argv">${esc(p.argv.join(' '))}</div><div class="muted small">${esc(p.exe)} · uid ${esc(p.uid)} · ${esc(p.syscalls)} calls · ${esc(exit)}</div>${children ? `<ul>${children}</ul>` : ''}</li>`;
+<div class="argv">${esc(p.argv.join(' '))}</div><div class="muted small">${esc(p.exe)}${p.copiedFrom ? ` (a copy of ${esc(p.copiedFrom)})` : ''} · uid ${esc(p.uid)} · ${esc(p.syscalls)} calls · ${esc(exit)}</div>${children ? `<ul>${children}</ul>` : ''}</li>`;
   };
   const html = `<ul class="tree">${roots.map((p) => node(p, 0)).join('')}</ul>`;
   const hidden = r.processes.length - seen.size;

@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.1.0';
+export const REPORT_VERSION = '1.2.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -22,6 +22,8 @@ export interface ReportProcess {
   syscalls: number;
   /** Since 1.1: working directory when last seen, when known. */
   cwd?: string;
+  /** Since 1.2: the file the executable was copied, moved or linked from during the analysis. */
+  copiedFrom?: string;
 }
 
 export interface ReportFile {

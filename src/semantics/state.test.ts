@@ -156,3 +156,75 @@ test('a process found mid-life takes the program the capture named (`running`); 
   s.apply(exec(32, '/usr/bin/ls', ['ls']));
   assert.equal(s.apply(sc(32, 'read', [0, 0, 0], 0, { running: { exe: '/usr/bin/other', argv: [] } })).proc.exe, '/usr/bin/ls');
 });
+
+test('copy provenance: a program run from a copy, move or link of another file knows the file it came from', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  // cp: each block written exactly as read
+  s.apply(fork(1, 2));
+  s.apply(exec(2, '/usr/bin/cp', ['cp', '/usr/bin/python3', '/tmp/update']));
+  s.apply(sc(2, 'openat', [-100, 0, 0], 3, { path: '/usr/bin/python3' }));
+  s.apply(sc(2, 'openat', [-100, 0, 0o1101], 4, { path: '/tmp/update' }));
+  s.apply(sc(2, 'read', [3, 0, 131072], 131072));
+  s.apply(sc(2, 'write', [4, 0, 131072], 131072));
+  s.apply(fork(1, 3));
+  assert.equal(s.apply(exec(3, '/tmp/update', ['update'])).proc.exeCopiedFrom, '/usr/bin/python3');
+  // a child of the copy runs the same file
+  s.apply(fork(3, 4));
+  assert.equal(s.process(4)?.exeCopiedFrom, '/usr/bin/python3');
+  // an exec of an untouched program forgets it
+  assert.equal(s.apply(exec(4, '/usr/bin/id', ['id'])).proc.exeCopiedFrom, undefined);
+
+  // the chain is followed to its start: a rename of the copy, then a relative hard link to that
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/tmp/update', path2: '/tmp/.u' }));
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/tmp/.u', path2: 'kworker' }));
+  s.apply(fork(1, 5));
+  assert.equal(s.apply(exec(5, '/root/kworker', ['kworker'])).proc.exeCopiedFrom, '/usr/bin/python3');
+  // a symlink's relative target is its own directory's
+  s.apply(sc(1, 'symlinkat', [0, -100, 0], 0, { path: '../bin/bash', path2: '/usr/sbin/cron' }));
+  s.apply(fork(1, 6));
+  assert.equal(s.apply(exec(6, '/usr/sbin/cron', ['cron'])).proc.exeCopiedFrom, '/usr/bin/bash');
+
+  // sendfile(out, in) and copy_file_range(in, _, out, ...)
+  s.apply(sc(1, 'openat', [-100, 0, 0], 7, { path: '/usr/bin/perl' }));
+  s.apply(sc(1, 'openat', [-100, 0, 0o101], 8, { path: '/tmp/a' }));
+  s.apply(sc(1, 'sendfile', [8, 7, 0, 1 << 20], 4096));
+  s.apply(sc(1, 'openat', [-100, 0, 0o101], 9, { path: '/tmp/b' }));
+  s.apply(sc(1, 'copy_file_range', [7, 0, 9, 0, 1 << 20, 0], 4096));
+  s.apply(fork(1, 8));
+  assert.equal(s.apply(exec(8, '/tmp/a', ['a'])).proc.exeCopiedFrom, '/usr/bin/perl');
+  s.apply(fork(1, 9));
+  assert.equal(s.apply(exec(9, '/tmp/b', ['b'])).proc.exeCopiedFrom, '/usr/bin/perl');
+});
+
+test('copy provenance: writes that are not what was just read, overwrites and removals leave no origin', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh', '/root/sample.sh']));
+  // a shell reads its script, then writes a few bytes of its own into a file
+  s.apply(sc(1, 'openat', [-100, 0, 0], 3, { path: '/root/sample.sh' }));
+  s.apply(sc(1, 'read', [3, 0, 8192], 300));
+  s.apply(sc(1, 'openat', [-100, 0, 0o1101], 4, { path: '/tmp/x' }));
+  s.apply(sc(1, 'write', [4, 0, 12], 12));
+  s.apply(fork(1, 2));
+  assert.equal(s.apply(exec(2, '/tmp/x', ['x'])).proc.exeCopiedFrom, undefined);
+  // a copy that is then overwritten (O_TRUNC) by other content is no longer a copy
+  s.apply(sc(1, 'openat', [-100, 0, 0], 5, { path: '/usr/bin/python3' }));
+  s.apply(sc(1, 'openat', [-100, 0, 0o1101], 6, { path: '/tmp/y' }));
+  s.apply(sc(1, 'read', [5, 0, 4096], 4096));
+  s.apply(sc(1, 'write', [6, 0, 4096], 4096));
+  s.apply(sc(1, 'openat', [-100, 0, 0o1101], 7, { path: '/tmp/y' }));
+  s.apply(sc(1, 'write', [7, 0, 10], 10));
+  s.apply(fork(1, 3));
+  assert.equal(s.apply(exec(3, '/tmp/y', ['y'])).proc.exeCopiedFrom, undefined);
+  // removed, then created anew
+  s.apply(sc(1, 'symlinkat', [0, -100, 0], 0, { path: '/usr/bin/python3', path2: '/tmp/z' }));
+  s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: '/tmp/z' }));
+  s.apply(fork(1, 4));
+  assert.equal(s.apply(exec(4, '/tmp/z', ['z'])).proc.exeCopiedFrom, undefined);
+  // a failed copy (the write failed) names nothing
+  s.apply(sc(1, 'openat', [-100, 0, 0o1101], 8, { path: '/tmp/w' }));
+  s.apply(sc(1, 'read', [5, 0, 4096], 4096));
+  s.apply(sc(1, 'write', [8, 0, 4096], -28));
+  s.apply(fork(1, 5));
+  assert.equal(s.apply(exec(5, '/tmp/w', ['w'])).proc.exeCopiedFrom, undefined);
+});

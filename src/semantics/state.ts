@@ -25,7 +25,13 @@ interface ProcState {
   fds: Map<number, FdInfo>;
   /** Descriptors opened with O_CLOEXEC: closed by the next exec. */
   cloexec: Set<number>;
+  /** The file the process last read from, and how many bytes (copy provenance). */
+  lastRead?: { path: string; bytes: number };
 }
+
+const READS = new Set(['read', 'pread64', 'readv', 'preadv', 'preadv2']);
+const WRITES = new Set(['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2']);
+const O_TRUNC = 0o1000;
 
 /** Syscalls whose first argument is a file descriptor the call operates on. */
 const FD_ARG0 = new Set([
@@ -64,6 +70,13 @@ export class SemanticState {
   private readonly containerImage: ContainerImage | undefined;
   private readonly users: ReadonlyMap<number, string>;
   private readonly initialCwd: string | undefined;
+  /**
+   * Copy provenance: file -> the file its content came from during the capture (the start of
+   * the chain). A copy is a write of exactly the bytes just read (cp, cat, dd), sendfile or
+   * copy_file_range; a rename, hard link or symlink carries the name over. Overwriting
+   * (O_TRUNC, creat) or removing the file forgets it.
+   */
+  private readonly copiedFrom = new Map<string, string>();
 
   constructor(opts: SemanticOptions = {}) {
     this.containerId = opts.containerId ?? '';
@@ -101,6 +114,9 @@ export class SemanticState {
         if (ev.uid !== undefined) p.uid = ev.uid;
         if (ev.byKernel) p.kernelHelper = true;
         else delete p.kernelHelper;
+        const from = this.copiedFrom.get(p.exe);
+        if (from !== undefined) p.exeCopiedFrom = from;
+        else delete p.exeCopiedFrom;
         for (const fd of st.cloexec) st.fds.delete(fd);
         st.cloexec.clear();
         return this.enriched(ev, st, undefined, p.exe, undefined);
@@ -148,6 +164,7 @@ export class SemanticState {
       signal: null, parent, containerId: this.containerId, containerName: this.containerName,
     };
     if (this.containerImage) info.containerImage = this.containerImage;
+    if (parent?.exeCopiedFrom !== undefined) info.exeCopiedFrom = parent.exeCopiedFrom;
     this.all.push(info);
     return info;
   }
@@ -201,6 +218,7 @@ export class SemanticState {
       fd = this.newFd(ev, st, path);
     }
 
+    if (ok) this.provenance(ev, st, fd, path, path2);
     if (ok) {
       if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? path : fd?.path);
       else if (name === 'setsid') st.info.sid = ret;
@@ -307,6 +325,45 @@ export class SemanticState {
         return fd;
       default:
         return fd;
+    }
+  }
+
+  /** Copy provenance of a successful call (see `copiedFrom`). */
+  private provenance(ev: SyscallEvent, st: ProcState, fd: FdInfo | undefined, path: string | undefined, path2: string | undefined): void {
+    const name = ev.name;
+    const a = ev.args;
+    const filePath = (f: FdInfo | undefined) => (f?.type === 'file' && f.path?.startsWith('/') ? f.path : undefined);
+    const origin = (p: string) => this.copiedFrom.get(p) ?? p;
+    const copy = (from: string | undefined, to: string | undefined) => {
+      if (from !== undefined && to !== undefined && from !== to && to.startsWith('/') && from.startsWith('/')) this.copiedFrom.set(to, origin(from));
+    };
+    if (READS.has(name)) {
+      const from = filePath(fd);
+      if (from !== undefined && (ev.ret as number) > 0) st.lastRead = { path: from, bytes: ev.ret as number };
+    } else if (WRITES.has(name)) {
+      // cp, cat and dd write exactly what they just read; the first such write names the source
+      const to = filePath(fd);
+      const last = st.lastRead;
+      if (to !== undefined && last !== undefined && last.bytes === ev.ret && !this.copiedFrom.has(to)) copy(last.path, to);
+    } else if (name === 'sendfile') {
+      copy(filePath(st.fds.get(a[1] ?? -1)), filePath(fd));
+    } else if (name === 'copy_file_range') {
+      copy(filePath(fd), filePath(st.fds.get(a[2] ?? -1)));
+    } else if (OPENERS.has(name)) {
+      const flags = name === 'creat' ? O_TRUNC : name === 'open' ? (a[1] ?? 0) : name === 'openat' ? (a[2] ?? 0) : 0;
+      if (path !== undefined && (flags & O_TRUNC) !== 0) this.copiedFrom.delete(path);
+    } else if (name === 'rename' || name === 'renameat' || name === 'renameat2') {
+      if (path !== undefined && path2 !== undefined) {
+        copy(path, path2);
+        this.copiedFrom.delete(path);
+      }
+    } else if (name === 'link' || name === 'linkat') {
+      copy(path, path2);
+    } else if (name === 'symlink' || name === 'symlinkat') {
+      // the target as written, relative to the link's own directory
+      if (path !== undefined && path2?.startsWith('/')) copy(posix.resolve(posix.dirname(path2), path), path2);
+    } else if (name === 'unlink' || name === 'unlinkat') {
+      if (path !== undefined) this.copiedFrom.delete(path);
     }
   }
 

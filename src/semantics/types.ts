@@ -24,6 +24,10 @@ export interface ProcessInfo {
   /** Container or VM identity of the analysis ('' when outside any). */
   containerId: string;
   containerName: string;
+  /** The file the running program's executable was copied, moved or linked from during the
+   *  capture (the first such file of a chain), when it was: a python copied to /tmp/update runs
+   *  as "update" with this '/usr/bin/python3.11'. */
+  exeCopiedFrom?: string;
   /** The kernel itself started the running program (ExecEvent.byKernel); cleared by an ordinary exec. */
   kernelHelper?: true;
   /** Working directory, absolute, when known: the start directory, inherited at fork, changed

@@ -68,6 +68,10 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-010', trigger: (s) => s.sys(1, 'ptrace', [0, 0, 0, 0], -1), benign: (s) => s.sys(1, 'getpid', [], 1) },
   { id: 'ST-DEF-011', trigger: (s) => s.run('/usr/bin/chattr', ['chattr', '+i', '/etc/passwd']), benign: (s) => s.run('/usr/bin/lsattr', ['lsattr', '/etc/passwd']) },
   { id: 'ST-DEF-012', trigger: (s) => sh(s, 'unset HISTFILE; id'), benign: (s) => sh(s, 'echo $HISTFILE') },
+  // a python copied under another name is a disguise; a copy under its own name, or a busybox
+  // copied as one of its applets, is not
+  { id: 'ST-DEF-013', trigger: (s) => { s.copy('/usr/bin/python3', '/tmp/update'); s.run('/tmp/update', ['update', 'x.py']); },
+    benign: (s) => { s.copy('/usr/bin/python3', '/tmp/python3'); s.run('/tmp/python3', ['python3', 'x.py']); s.copy('/bin/busybox', '/tmp/nc'); s.run('/tmp/nc', ['nc', '-l']); } },
   // credential access
   { id: 'ST-CRD-001', trigger: (s) => { const p = s.run('/usr/bin/cat', ['cat', '/etc/shadow']); s.open(p, '/etc/shadow', O.r, -13); }, benign: (s) => s.open(1, '/etc/passwd', O.r) },
   { id: 'ST-CRD-002', trigger: (s) => s.open(1, '/home/user/.ssh/id_ed25519', O.r), benign: (s) => s.open(1, '/home/user/.ssh/id_ed25519.pub', O.r) },

@@ -32,6 +32,19 @@ test('reverse shell over loopback: socket on stdin/stdout, then a shell', { time
   ].join('\n')), 'ST-EXE-011', 'ST-EXE-010', 'ST-EXE-002', 'ST-C2-008');
 });
 
+test('masquerading: a python copied and a bash linked under other names are still python and bash', { timeout: 120_000 }, async () => {
+  const got = await detonate('masq.sh', [
+    '#!/bin/sh',
+    'cp "$(command -v python3)" /tmp/update',
+    `/tmp/update -c 'import socket;s=socket.socket();s.connect(("127.0.0.1",4444))' 2>/dev/null`,
+    'ln -s /bin/bash /tmp/kworker',
+    "/tmp/kworker -c 'unset HISTFILE; exit 0'",
+    '',
+  ].join('\n'));
+  // the one-liner rule knows the copy for a python; the renamed copy and link are findings of their own
+  has(got, 'ST-EXE-002', 'ST-DEF-013', 'ST-DEF-012');
+});
+
 test('fileless execution: memfd_create, then exec of the memory file in a child', { timeout: 120_000 }, async () => {
   has(await detonate('fileless.py', [
     '#!/usr/bin/env python3',

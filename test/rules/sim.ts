@@ -119,6 +119,16 @@ export class Sim {
     return this.sys(pid, 'renameat2', [-100, 0, -100, 0, 0], ret, { path: from, path2: to });
   }
 
+  /** cp FROM TO run as its own process: opens both, writes each block exactly as read. */
+  copy(from: string, to: string, o: { ppid?: number } = {}): number {
+    const cp = this.run('/usr/bin/cp', ['cp', from, to], o);
+    const src = this.open(cp, from, O.r);
+    const dst = this.open(cp, to, O.w);
+    for (const n of [131072, 4096]) this.sys(cp, 'read', [src, 0, 131072], n).sys(cp, 'write', [dst, 0, n], n);
+    this.sys(cp, 'read', [src, 0, 131072], 0);
+    return cp;
+  }
+
   chdir(pid: number, path: string, ret = 0): this {
     return this.sys(pid, 'chdir', [0], ret, { path });
   }

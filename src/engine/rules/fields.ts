@@ -102,6 +102,10 @@ const PROC: Record<string, [FieldKind, ProcGet]> = {
   is_kernel_helper: ['bool', (p) => p.kernelHelper === true],
   // Our analogue of an overlay upper layer: the executable was written during this capture.
   is_exe_upper_layer: ['bool', (p, _e, ctx) => writtenExe(p.exe, ctx)],
+  // sandtrace's own: the file the executable was copied, moved or linked from during the capture
+  // (a python copied to /tmp/update), and that file's name; missing when it was not
+  exe_copied_from: ['str', (p) => p.exeCopiedFrom ?? null],
+  exe_copied_from_name: ['str', (p) => (p.exeCopiedFrom === undefined ? null : baseName(p.exeCopiedFrom))],
   is_sid_leader: ['bool', (p) => p.sid === p.pid],
   is_vpgid_leader: ['bool', () => null],
   // Falco keeps the cwd with a trailing slash ("/tmp/"); unknown cwd reads as missing.
