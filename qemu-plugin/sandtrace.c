@@ -4,7 +4,10 @@
  * do_syscall_64 (pt_regs: number and arguments; current task; pointer arguments) and the
  * instruction after `call do_syscall_64` (return value); both run on the kernel's page tables
  * and GS base, so page-table isolation does not matter, and streams compact binary records to a file or
- * FIFO. It reads memory and registers only; all interpretation is done by sandtrace (TypeScript).
+ * FIFO. i386 (compat) calls the same way, when the profile found their entry points: int $0x80
+ * (do_int80_syscall_32 or do_int80_emulation) and sysenter/syscall from 32-bit code
+ * (do_fast_syscall_32), as ENTER32/RET32 records in i386 numbering. It reads memory and
+ * registers only; all interpretation is done by sandtrace (TypeScript).
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -68,6 +71,8 @@ EXPORT int qemu_plugin_version = SANDTRACE_QEMU_PLUGIN_VERSION;
 
 /* ---- configuration (plugin arguments key=value; addresses are link-time, hex) ---- */
 static uint64_t cfg_entry, cfg_after, cfg_cur, cfg_dosys, cfg_init_task;
+/* compat (i386) hooks, 0 when absent: entries (pt_regs in rdi) and returns (pt_regs at rsp) */
+static uint64_t cfg_int80, cfg_int80_ret, cfg_fast, cfg_fast_ret, cfg_sysenter_ret;
 static int64_t off_tasks = -1, off_cred = -1, off_uid = -1;
 static uint8_t cfg_entry_bytes[16];
 static size_t cfg_entry_len;
@@ -90,7 +95,7 @@ static size_t outlen;
 static uint64_t last_flush_ns, write_errors;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
-enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4 };
+enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, REC_RET32 = 6 };
 /* ENTER flags for execve: argv could not be read completely (pages not mapped yet) */
 #define ARGV_INCOMPLETE 0x80000000u
 enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10 };
@@ -285,9 +290,41 @@ static bool retry_take(uint64_t task, uint64_t nr, struct retry *out) {
     return found;
 }
 
+/*
+ * Tasks inside an exec call, marked at its entry (either ABI): a successful exec's return does not
+ * name the call. The kernel rewrites orig_ax for the new image (set_personality_64bit: 59,
+ * __set_personality_ia32: 11), so an i386 execve of a 64-bit program returns "59" and a 64-bit
+ * execve of an i386 program "11" (x86_64 munmap).
+ */
+#define EXEC_SLOTS 256
+static uint64_t in_exec[EXEC_SLOTS];
+
+static void exec_mark(uint64_t task) {
+    for (unsigned i = 0; i < 8; i++) {
+        uint64_t *s = &in_exec[((task >> 6) + i) % EXEC_SLOTS], z = 0;
+        if (__atomic_load_n(s, __ATOMIC_RELAXED) == task ||
+            __atomic_compare_exchange_n(s, &z, task, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
+    }
+}
+
+static bool exec_take(uint64_t task) {
+    bool found = false;
+    for (unsigned i = 0; i < 8; i++) {
+        uint64_t *s = &in_exec[((task >> 6) + i) % EXEC_SLOTS], t = task;
+        if (__atomic_load_n(s, __ATOMIC_RELAXED) == task &&
+            __atomic_compare_exchange_n(s, &t, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) found = true;
+    }
+    return found;
+}
+
 /* Which arguments carry paths, argv or a sockaddr (x86_64 numbering); index+1, 0 = none. */
 struct argspec { uint8_t path, path2, argv, sa, salen; };
-static struct argspec spec[512];
+static struct argspec spec[512], spec32[512];
+
+/* The calls each ABI's hooks must recognise, in its own numbering. */
+struct abi { int enter, ret; struct argspec *spec; uint64_t execve, execveat, exit_group, prctl, clone, fork, vfork, clone3; unsigned ptr; };
+static const struct abi abi64 = { REC_ENTER, REC_RET, spec, 59, 322, 231, 157, 56, 57, 58, 435, 8 };
+static const struct abi abi32 = { REC_ENTER32, REC_RET32, spec32, 11, 358, 252, 172, 120, 2, 190, 435, 4 };
 
 static void init_specs(void) {
     static const int p0[] = { 2, 4, 6, 21, 76, 80, 83, 84, 85, 87, 89, 90, 92, 94, 133, 137, 161, 166, 188, 189, 191, 194, 197 };
@@ -296,17 +333,31 @@ static void init_specs(void) {
     for (size_t i = 0; i < sizeof p1 / sizeof *p1; i++) spec[p1[i]].path = 2;
     spec[82] = (struct argspec){ 1, 2, 0, 0, 0 };   /* rename */
     spec[86] = (struct argspec){ 1, 2, 0, 0, 0 };   /* link */
-    spec[88] = (struct argspec){ 2, 1, 0, 0, 0 };   /* symlink: the new link is the path */
+    spec[88] = (struct argspec){ 1, 2, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
     spec[264] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat */
     spec[265] = (struct argspec){ 2, 4, 0, 0, 0 };  /* linkat */
-    spec[266] = (struct argspec){ 3, 1, 0, 0, 0 };  /* symlinkat */
+    spec[266] = (struct argspec){ 1, 3, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
     spec[316] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat2 */
-    spec[165] = (struct argspec){ 2, 1, 0, 0, 0 };  /* mount: target, source */
+    spec[165] = (struct argspec){ 1, 2, 0, 0, 0 };  /* mount: source, target */
     spec[59] = (struct argspec){ 1, 0, 2, 0, 0 };   /* execve */
     spec[322] = (struct argspec){ 2, 0, 3, 0, 0 };  /* execveat */
     spec[42] = (struct argspec){ 0, 0, 0, 2, 3 };   /* connect */
     spec[49] = (struct argspec){ 0, 0, 0, 2, 3 };   /* bind */
     spec[44] = (struct argspec){ 0, 0, 0, 5, 6 };   /* sendto */
+    /* i386 numbering (the eBPF probe's list): path in arg 1, in arg 2, two paths, exec, sockets */
+    static const int q0[] = { 5, 8, 10, 12, 14, 15, 16, 18, 22, 30, 33, 39, 40, 51, 52, 61, 84, 85, 86, 87, 92, 99, 106, 107, 115,
+                              182, 193, 195, 196, 198, 212, 226, 227, 229, 230, 232, 233, 235, 236, 268, 271, 356 };
+    for (size_t i = 0; i < sizeof q0 / sizeof *q0; i++) spec32[q0[i]].path = 1;
+    static const int q1[] = { 292, 295, 296, 297, 298, 299, 300, 301, 305, 306, 307, 320, 383, 412, 437, 439, 452 };
+    for (size_t i = 0; i < sizeof q1 / sizeof *q1; i++) spec32[q1[i]].path = 2;
+    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0 }; /* link, rename, symlink */
+    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0 };                          /* mount: source, target */
+    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0 }; /* renameat, linkat, renameat2 */
+    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0 };  /* symlinkat */
+    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0 };   /* execve */
+    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0 };  /* execveat */
+    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3 }; /* bind, connect */
+    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6 };  /* sendto */
 }
 
 static uint32_t task_uid(uint64_t task) {
@@ -441,38 +492,56 @@ static void maybe_walk(void) {
     if (n > 0) walk_tasks();
 }
 
+/* How the hooked function was entered: the 64-bit syscall, int $0x80, or the compat fast path. */
+enum { VIA_SYSCALL64 = 0, VIA_INT80 = 1, VIA_FAST32 = 2 };
+
 static void on_entry(unsigned int vcpu, void *ud) {
-    (void)ud;
+    int via = (int)(uintptr_t)ud;
+    const struct abi *ab = via == VIA_SYSCALL64 ? &abi64 : &abi32;
     if (cfg_init_task && off_tasks >= 0) maybe_walk();
     uint8_t rec[16384];
     uint8_t *end = rec + sizeof rec;
-    struct hdr h = { REC_ENTER, 0, 0, 0, 0, now_ns() };
-    /* do_syscall_64(struct pt_regs *regs, int nr): user registers as saved on entry */
+    struct hdr h = { (uint16_t)ab->enter, 0, 0, 0, 0, now_ns() };
+    /* do_syscall_64 / do_int80_* / do_fast_syscall_32 (struct pt_regs *regs): user registers as saved on entry */
     uint64_t pr[21];
     if (!mem(reg(R_RDI), pr, sizeof pr)) return;
     uint64_t nr = pr[15]; /* orig_ax */
     uint64_t a[6] = { pr[14], pr[13], pr[12], pr[7], pr[9], pr[8] }; /* di si dx r10 r8 r9 */
+    if (via != VIA_SYSCALL64) {
+        /* i386: bx cx dx si di bp, 32 bits each. The int 0x80 IDTENTRY (do_int80_emulation) still
+         * has the number in ax (orig_ax -1); the fast path fetches bp from the user stack later, so
+         * it is read here from where the vDSO put it (the u32 at regs->sp) */
+        if ((int64_t)nr == -1) nr = (uint32_t)pr[10];
+        nr = (uint32_t)nr;
+        uint64_t b[6] = { (uint32_t)pr[5], (uint32_t)pr[11], (uint32_t)pr[12], (uint32_t)pr[13], (uint32_t)pr[14],
+                          via == VIA_FAST32 ? mem32((uint32_t)pr[19]) : (uint32_t)pr[4] };
+        memcpy(a, b, sizeof a);
+    }
     uint64_t task = mem64(reg(R_GS) + cfg_cur);
     char comm[16] = { 0 };
     task_info(vcpu, task, &h, comm);
     uint8_t *p = rec + sizeof h;
     uint32_t nr32 = (uint32_t)nr, flags = 0;
     /* clone3 keeps its flags in memory: CLONE_THREAD (low 32 bits) tells threads from processes */
-    if (nr == 435 && a[0]) flags = (uint32_t)mem64(a[0]);
+    if (nr == ab->clone3 && a[0]) flags = (uint32_t)mem64(a[0]);
     memcpy(p, &nr32, 4); memcpy(p + 4, &flags, 4); p += 8;
     memcpy(p, a, sizeof a); p += sizeof a;
     memcpy(p, comm, 16); p += 16;
+    bool exec = nr == ab->execve || nr == ab->execveat;
+    /* (a mark left by a task killed inside exec is dropped at its task's next call) */
+    if (task) { if (exec) exec_mark(task); else exec_take(task); }
     if (nr < 512) {
-        struct argspec s = spec[nr];
+        struct argspec s = ab->spec[nr];
         bool ok1 = true, ok2 = true;
         if (s.path) p = blob_str_ok(p, end, BLOB_PATH, a[s.path - 1], &ok1);
         if (s.path2) p = blob_str_ok(p, end, BLOB_PATH2, a[s.path2 - 1], &ok2);
-        if ((!ok1 || !ok2) && task && nr != 59 && nr != 322)
-            retry_put(task, nr, ok1 ? 0 : a[s.path - 1], ok2 ? 0 : a[s.path2 - 1]);
+        if ((!ok1 || !ok2) && task && !exec)
+            retry_put(task, nr | (uint64_t)ab->enter << 32, ok1 ? 0 : a[s.path - 1], ok2 ? 0 : a[s.path2 - 1]);
         if (s.argv && a[s.argv - 1]) {
+            /* an array of 8-byte pointers, or of 4-byte ones for i386 */
             for (int i = 0; i < 64; i++) {
                 uint64_t ptr = 0;
-                if (!mem(a[s.argv - 1] + 8 * (uint64_t)i, &ptr, 8)) { flags |= ARGV_INCOMPLETE; break; }
+                if (!mem(a[s.argv - 1] + ab->ptr * (uint64_t)i, &ptr, ab->ptr)) { flags |= ARGV_INCOMPLETE; break; }
                 if (!ptr) break;
                 bool ok;
                 uint8_t *q = blob_str_ok(p, end, BLOB_ARGV, ptr, &ok);
@@ -495,37 +564,39 @@ static void on_entry(unsigned int vcpu, void *ud) {
     /* the pid may be reused. Not at exit: it ends the calling thread only, the main one too, and
      * the process lives on in its other threads (a signal-killed process: cleared at the fork
      * that reuses its pid, on_return) */
-    if (nr == 231) announce_clear(h.tgid);
+    if (nr == ab->exit_group) announce_clear(h.tgid);
     h.len = (uint16_t)(p - rec);
     memcpy(rec, &h, sizeof h);
     emit(rec, (size_t)(p - rec), h.ts);
 }
 
 static void on_return(unsigned int vcpu, void *ud) {
-    (void)ud;
+    const struct abi *ab = ud ? &abi32 : &abi64;
     uint8_t rec[8192];
     uint8_t *end = rec + sizeof rec;
-    struct hdr h = { REC_RET, 0, 0, 0, 0, now_ns() };
+    struct hdr h = { (uint16_t)ab->ret, 0, 0, 0, 0, now_ns() };
     uint64_t task = mem64(reg(R_GS) + cfg_cur);
     task_info(vcpu, task, &h, NULL);
     /* pt_regs is at rsp: ax at 10*8 ... orig_ax at 15*8 */
     uint64_t pr[6] = { 0 };
     mem(reg(R_RSP) + 80, pr, sizeof pr);
     uint64_t ax = pr[0], orig = pr[5];
-    if (task && ((orig == 59 || orig == 322) && ax == 0)) tslot(vcpu, task)->task = 0; /* new comm */
-    if (task && orig == 157) tslot(vcpu, task)->task = 0;                              /* prctl: maybe PR_SET_NAME */
+    if (ud) orig = (uint32_t)orig; /* i386: a 32-bit number (-1 after sigreturn reads 0xffffffff, as 64-bit's does) */
+    bool exec = task && exec_take(task) && ax == 0;
+    if (exec) tslot(vcpu, task)->task = 0;                  /* new comm */
+    if (task && orig == ab->prctl) tslot(vcpu, task)->task = 0; /* prctl: maybe PR_SET_NAME */
     uint8_t *p = rec + sizeof h;
     uint32_t nr32 = (uint32_t)orig, pad = 0;
     memcpy(p, &nr32, 4); memcpy(p + 4, &pad, 4); p += 8;
     memcpy(p, &ax, 8); p += 8;
     struct retry rt;
-    if (task && retry_take(task, orig, &rt)) {
+    if (task && retry_take(task, orig | (uint64_t)ab->enter << 32, &rt)) {
         if (rt.path) p = blob_str(p, end, BLOB_PATH, rt.path);
         if (rt.path2) p = blob_str(p, end, BLOB_PATH2, rt.path2);
     }
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */
-    if ((orig == 56 || orig == 57 || orig == 58 || orig == 435) && (int64_t)ax > 0) announce_clear((uint32_t)ax);
-    if ((orig == 59 || orig == 322) && ax == 0 && task) {
+    if ((orig == ab->clone || orig == ab->fork || orig == ab->vfork || orig == ab->clone3) && (int64_t)ax > 0) announce_clear((uint32_t)ax);
+    if (exec && task) {
         announce_once(h.tgid);
         /* after a successful exec: the new comm and the exe path, dentry by dentry (leaf first) */
         char comm[16] = { 0 };
@@ -587,10 +658,17 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             memcpy(rec + sizeof h, &slide, 8);
             emit(rec, sizeof rec, h.ts);
         }
-        if (va == cfg_dosys + (uint64_t)slide)
-            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_R_REGS, NULL);
-        else if (va == cfg_after + (uint64_t)slide)
+        uint64_t lva = va - (uint64_t)slide;
+        if (lva == cfg_dosys)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)VIA_SYSCALL64);
+        else if (lva == cfg_after)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_return, QEMU_PLUGIN_CB_R_REGS, NULL);
+        else if (cfg_int80 && lva == cfg_int80)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)VIA_INT80);
+        else if (cfg_fast && lva == cfg_fast)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)VIA_FAST32);
+        else if ((cfg_int80_ret && lva == cfg_int80_ret) || (cfg_fast_ret && lva == cfg_fast_ret) || (cfg_sysenter_ret && lva == cfg_sysenter_ret))
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_return, QEMU_PLUGIN_CB_R_REGS, (void *)1);
     }
 }
 
@@ -632,6 +710,11 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         else if (K("dosys")) cfg_dosys = strtoull(v, NULL, 0);
         else if (K("after")) cfg_after = strtoull(v, NULL, 0);
         else if (K("cur")) cfg_cur = strtoull(v, NULL, 0);
+        else if (K("int80")) cfg_int80 = strtoull(v, NULL, 0);
+        else if (K("int80ret")) cfg_int80_ret = strtoull(v, NULL, 0);
+        else if (K("fast32")) cfg_fast = strtoull(v, NULL, 0);
+        else if (K("fast32ret")) cfg_fast_ret = strtoull(v, NULL, 0);
+        else if (K("sysenterret")) cfg_sysenter_ret = strtoull(v, NULL, 0);
         else if (K("bytes")) { int n = hexbytes(v, cfg_entry_bytes, sizeof cfg_entry_bytes); cfg_entry_len = n > 0 ? (size_t)n : 0; }
         else if (K("pid")) off_pid = strtoll(v, NULL, 0);
         else if (K("tgid")) off_tgid = strtoll(v, NULL, 0);

@@ -126,6 +126,16 @@ export function pluginArgs(p: KernelProfile, sock: string): string {
   const fs = o['fs_struct.pwd'] ?? -1;
   const cwd = { taskfs: o['task_struct.fs'], pwd: fs < 0 ? -1 : fs + o['path.dentry'], pwdmnt: fs < 0 ? -1 : fs + o['path.mnt'] };
   if (known(cwd)) Object.assign(kv, cwd);
+  // i386 calls (int $0x80, sysenter/syscall from 32-bit code) when the kernel has IA32_EMULATION
+  const c = p.compat;
+  if (c) {
+    Object.assign(kv, { int80: c.int80.entry, int80ret: c.int80.afterCall });
+    if (c.fast) {
+      kv['fast32'] = c.fast.entry;
+      if (c.fast.afterSyscall) kv['fast32ret'] = c.fast.afterSyscall;
+      if (c.fast.afterSysenter) kv['sysenterret'] = c.fast.afterSysenter;
+    }
+  }
   return [PLUGIN_PATH, ...Object.entries(kv).map(([k, v]) => `${k}=${v}`)].join(',');
 }
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultKernel, buildProfile, loadProfile, parseKsymtab } from './profile.js';
-import { decompressKernel, parseElf, section } from './image.js';
+import { defaultKernel, buildProfile, loadProfile, parseKsymtab, afterCallTo } from './profile.js';
+import { decompressKernel, parseElf, section, vaddrToOffset } from './image.js';
 import { parseKallsyms } from './kallsyms.js';
 import { Btf } from './btf.js';
 import { isSandtraceError } from '../errors.js';
@@ -78,6 +78,42 @@ test('profile: offsets are consistent with the kernel ABI and the cache returns 
     if (prev === undefined) delete process.env['SANDTRACE_CACHE']; else process.env['SANDTRACE_CACHE'] = prev;
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('profile: the i386 (compat) hooks of an IA32_EMULATION kernel are calls the entry stubs really make', () => {
+  const kernel = kernelPath();
+  const config = readFileSync(kernel.replace(/vmlinuz-/, 'config-'), 'utf8');
+  assert.match(config, /^CONFIG_IA32_EMULATION=y$/m, 'the test kernel is built with IA32_EMULATION');
+  const p = buildProfile(readFileSync(kernel));
+  const c = p.compat;
+  assert.ok(c, 'no compat part');
+  const { vmlinux } = decompressKernel(readFileSync(kernel));
+  const elf = parseElf(vmlinux);
+  const ro = section(elf, '.rodata');
+  assert.ok(ro);
+  const byName = new Map(parseKallsyms(vmlinux.subarray(ro.offset, ro.offset + ro.size), section(elf, '.text')?.addr).map((s) => [s.name, s.addr]));
+  const at = (n: string) => { const a = byName.get(n); assert.ok(a !== undefined, `no ${n}`); return a; };
+  // the bytes before each return hook are `call rel32` to the handler, inside the named stub
+  const callBefore = (after: string) => {
+    const a = BigInt(after), o = vaddrToOffset(elf, a - 5n);
+    assert.equal(vmlinux[o], 0xe8, `no call before ${after}`);
+    return a + BigInt(vmlinux.readInt32LE(o + 1));
+  };
+  const inside = (a: string, stub: string) => { const d = BigInt(a) - at(stub); assert.ok(d > 0n && d < 512n, `${a} not in ${stub}`); };
+  // 6.1.0-56 has the INT 0x80 IDTENTRY backport: asm_int80_emulation -> int80_emulation (a jmp to do_int80_emulation)
+  assert.equal(byName.has('entry_INT80_compat'), false);
+  assert.deepEqual([c.int80.handler, c.int80.entry], ['do_int80_emulation', '0x' + at('do_int80_emulation').toString(16)]);
+  assert.equal(callBefore(c.int80.afterCall), at('int80_emulation'));
+  inside(c.int80.afterCall, 'asm_int80_emulation');
+  assert.ok(c.fast?.afterSyscall && c.fast.afterSysenter);
+  assert.equal(c.fast.entry, '0x' + at('do_fast_syscall_32').toString(16));
+  assert.equal(callBefore(c.fast.afterSyscall), at('do_fast_syscall_32'));
+  inside(c.fast.afterSyscall, 'entry_SYSCALL_compat');
+  assert.equal(callBefore(c.fast.afterSysenter), at('do_SYSENTER_32'));
+  inside(c.fast.afterSysenter, 'entry_SYSENTER_compat');
+  // a call that is not there is not found (a kernel without the compat entry points gets no compat part)
+  assert.equal(afterCallTo(vmlinux, elf, at('entry_SYSCALL_64'), at('do_fast_syscall_32')), undefined);
+  assert.equal(afterCallTo(vmlinux, elf, at('entry_SYSCALL_64'), at('do_syscall_64')), BigInt(p.syscall.afterCall));
 });
 
 test('profile: bad input gives typed errors', () => {

@@ -8,7 +8,7 @@ import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } fr
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
 
-export const PROFILE_VERSION = 6;
+export const PROFILE_VERSION = 7;
 
 /** Struct fields the introspection reads, as 'struct.field' -> byte offset. */
 export const FIELDS = [
@@ -46,6 +46,27 @@ export interface KernelProfile {
     doSyscall: string;
     /** The instruction right after `call do_syscall_64`: pt_regs is at rsp, ax holds the return value. */
     afterCall: string;
+  };
+  /**
+   * The i386 (compat) entry points, when the kernel has IA32_EMULATION; absent otherwise. Each
+   * entry is a C function's first instruction (pt_regs in rdi); each return the instruction after
+   * the assembly stub's `call` (pt_regs at rsp, ax the return value, orig_ax the i386 number).
+   */
+  compat?: {
+    /**
+     * int $0x80: do_int80_syscall_32 (called from entry_INT80_compat; orig_ax holds the number), or,
+     * on kernels with the INT 0x80 IDTENTRY conversion (6.7, backported to 6.1/6.6 stable),
+     * do_int80_emulation or int80_emulation (called from asm_int80_emulation; orig_ax is -1 and
+     * ax holds the number at entry).
+     */
+    int80: { entry: string; afterCall: string; handler: string };
+    /**
+     * sysenter/syscall from 32-bit code (the vDSO's __kernel_vsyscall): do_fast_syscall_32, also
+     * reached from do_SYSENTER_32. Its 6th argument is still on the user stack at entry (at the
+     * u32 address regs->sp). Returns after `call do_fast_syscall_32` in entry_SYSCALL_compat and
+     * after `call do_SYSENTER_32` in entry_SYSENTER_compat, each when found.
+     */
+    fast?: { entry: string; afterSyscall?: string; afterSysenter?: string };
   };
   counts: { kallsyms: number; ksymtab: number; btfTypes: number };
 }
@@ -112,6 +133,7 @@ function derive(image: Buffer): KernelProfile {
     if (target === doSyscall) { afterCall = entry + BigInt(i + 5); break; }
   }
   if (afterCall === undefined) throw new SandtraceError('VM_PROFILE_FAILED', 'no call to do_syscall_64 in entry_SYSCALL_64');
+  const compat = compatHooks(vmlinux, elf, byName);
 
   const bannerAddr = byName.get('linux_banner')?.addr;
   let banner = '';
@@ -133,7 +155,51 @@ function derive(image: Buffer): KernelProfile {
     symbols,
     currentTaskPercpu,
     syscall: { entry: hex(entry), entryBytes: entryPrologue(code), doSyscall: hex(doSyscall), afterCall: hex(afterCall) },
+    ...(compat ? { compat } : {}),
     counts: { kallsyms: ksyms.length, ksymtab: exported.size, btfTypes: btf.types.length - 1 },
+  };
+}
+
+/** The address right after the first `call rel32` to `callee` in the `len` bytes from `caller`. */
+export function afterCallTo(vmlinux: Buffer, elf: KernelElf, caller: bigint, callee: bigint, len = 512): bigint | undefined {
+  const off = vaddrToOffset(elf, caller);
+  if (off < 0) return undefined;
+  const code = vmlinux.subarray(off, off + len);
+  for (let i = 0; i + 5 <= code.length; i++) {
+    if (code[i] !== 0xe8) continue;
+    if (caller + BigInt(i + 5) + BigInt(code.readInt32LE(i + 1)) === callee) return caller + BigInt(i + 5);
+  }
+  return undefined;
+}
+
+/**
+ * The compat (i386) hooks, or undefined for a kernel without IA32_EMULATION. int $0x80 is
+ * required for the compat part (every IA32_EMULATION kernel has it); the fast paths are optional.
+ */
+function compatHooks(vmlinux: Buffer, elf: KernelElf, byName: Map<string, KSym>): KernelProfile['compat'] {
+  const at = (n: string) => { const s = byName.get(n); return s && /^[tT]$/.test(s.type) ? s.addr : undefined; };
+  let int80: NonNullable<KernelProfile['compat']>['int80'] | undefined;
+  // <= 6.6 without the backport: entry_INT80_compat calls do_int80_syscall_32.
+  const old = at('do_int80_syscall_32'), oldStub = at('entry_INT80_compat');
+  const oldAfter = old !== undefined && oldStub !== undefined ? afterCallTo(vmlinux, elf, oldStub, old) : undefined;
+  if (old !== undefined && oldAfter !== undefined) int80 = { entry: hex(old), afterCall: hex(oldAfter), handler: 'do_int80_syscall_32' };
+  // IDTENTRY: asm_int80_emulation calls int80_emulation (6.7+: the C handler; 6.1/6.6 stable: a
+  // stub that jumps to do_int80_emulation, hooked instead as a plain C function).
+  const emu = at('int80_emulation'), emuStub = at('asm_int80_emulation');
+  const emuAfter = int80 === undefined && emu !== undefined && emuStub !== undefined ? afterCallTo(vmlinux, elf, emuStub, emu, 128) : undefined;
+  if (emu !== undefined && emuAfter !== undefined) {
+    const c = at('do_int80_emulation');
+    int80 = { entry: hex(c ?? emu), afterCall: hex(emuAfter), handler: c !== undefined ? 'do_int80_emulation' : 'int80_emulation' };
+  }
+  if (!int80) return undefined;
+  const fastFn = at('do_fast_syscall_32');
+  if (fastFn === undefined) return { int80 };
+  const sysc = at('entry_SYSCALL_compat'), syse = at('entry_SYSENTER_compat'), sysenter32 = at('do_SYSENTER_32');
+  const afterSyscall = sysc !== undefined ? afterCallTo(vmlinux, elf, sysc, fastFn) : undefined;
+  const afterSysenter = syse !== undefined && sysenter32 !== undefined ? afterCallTo(vmlinux, elf, syse, sysenter32) : undefined;
+  return {
+    int80,
+    fast: { entry: hex(fastFn), ...(afterSyscall !== undefined ? { afterSyscall: hex(afterSyscall) } : {}), ...(afterSysenter !== undefined ? { afterSysenter: hex(afterSysenter) } : {}) },
   };
 }
 

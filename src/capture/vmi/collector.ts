@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import { posix } from 'node:path';
 import type { Collector, CaptureStats } from '../collector.js';
-import type { TraceEvent, SyscallEvent, SockAddr } from '../events.js';
+import type { TraceEvent, SyscallEvent, SockAddr, Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
 import { RecordReader, exePath, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
@@ -35,9 +35,14 @@ export interface VmProcess {
 /** A guest task from the process-list walk (init_task along task_struct.tasks). */
 export interface GuestTask { pid: number; tid: number; ppid: number; comm: string; uid: number; kernelThread: boolean }
 
-const NR = { clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60, exit_group: 231, execveat: 322, clone3: 435 };
+/** The calls the collector derives process events from, in each ABI's numbering (i386: int $0x80 and the compat fast path). */
+const NRS = {
+  x86_64: { clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60, exit_group: 231, execveat: 322, clone3: 435, sigreturn: [15] },
+  i386: { clone: 120, fork: 2, vfork: 190, execve: 11, exit: 1, exit_group: 252, execveat: 358, clone3: 435, sigreturn: [173, 119] },
+} as const satisfies Record<Abi, unknown>;
 const CLONE_THREAD = 0x10000;
-const CLONES = new Set([NR.clone, NR.fork, NR.vfork, NR.clone3]);
+const isClone = (abi: Abi, nr: number) => { const N = NRS[abi]; return nr === N.clone || nr === N.fork || nr === N.vfork || nr === N.clone3; };
+const isExecNr = (abi: Abi, nr: number) => nr === NRS[abi].execve || nr === NRS[abi].execveat;
 const AT_FDCWD = -100;
 /** ENTER flag of execve/execveat records (qemu-plugin/sandtrace.c). */
 const ARGV_INCOMPLETE = 0x80000000;
@@ -162,6 +167,7 @@ export class VmiCollector implements Collector {
     let threads = this.threads.get(rec.tgid);
     if (!threads) this.threads.set(rec.tgid, threads = new Set());
     threads.add(rec.tid);
+    const NR = NRS[rec.abi];
     if (rec.kind === 'enter') {
       this.note(rec, rec.comm);
       if (rec.nr === NR.exit || rec.nr === NR.exit_group) {
@@ -184,10 +190,14 @@ export class VmiCollector implements Collector {
     }
     this.note(rec, rec.comm);
     const enter = this.pending.get(rec.tid);
-    // rt_sigreturn restores orig_ax (-1) with the interrupted context, so its return carries no number;
-    // a successful execveat returns with orig_ax reading 59 (execve) on this path.
-    const sameCall = enter !== undefined && (enter.nr === rec.nr || (enter.nr === 15 && rec.nr === 0xffffffff) ||
-      (enter.nr === NR.execveat && rec.nr === NR.execve));
+    // rt_sigreturn restores orig_ax (-1) with the interrupted context, so its return carries no number.
+    // A successful exec returns with the new image's execve number, whatever the call was (the
+    // kernel rewrites orig_ax: 59 for a 64-bit program, 11 for an i386 one), so an execveat reads
+    // 59 and a 64-bit execve of an i386 program 11. An i386 call (int $0x80, also from a 64-bit
+    // program) returns through its own hook, in i386 numbering.
+    const sameCall = enter !== undefined && enter.abi === rec.abi && (enter.nr === rec.nr ||
+      ((NR.sigreturn as readonly number[]).includes(enter.nr) && rec.nr === 0xffffffff) ||
+      (isExecNr(enter.abi, enter.nr) && (rec.nr === NRS.x86_64.execve || rec.nr === NRS.i386.execve)));
     if (!enter || !sameCall) {
       // execve from a non-leader thread changes the tid; anything else is a return without entry
       // (the call started before capture began).
@@ -197,7 +207,7 @@ export class VmiCollector implements Collector {
     if (rec.path !== undefined) enter.path = rec.path;
     if (rec.path2 !== undefined) enter.path2 = rec.path2;
     const ret = Number(rec.ret);
-    const isExec = (rec.nr === NR.execve || rec.nr === NR.execveat) && ret === 0;
+    const isExec = isExecNr(enter.abi, enter.nr) && ret === 0;
     if (isExec) {
       // What the kernel put on the new stack is authoritative (entry reads can miss untouched pages).
       // (only then: for a script the new stack holds the interpreter's argv, not the one passed)
@@ -217,14 +227,14 @@ export class VmiCollector implements Collector {
     out.push(ev);
     if (isExec) {
       // a relative path is the process's working directory's (execveat: its dirfd's, not known here)
-      const cwd = rec.nr === NR.execve || Number(BigInt.asIntN(32, enter.args[0] ?? 0n)) === AT_FDCWD ? (rec.cwdParts.length ? exePath(rec.cwdParts) || '/' : '') : '';
+      const cwd = enter.nr === NR.execve || Number(BigInt.asIntN(32, enter.args[0] ?? 0n)) === AT_FDCWD ? (rec.cwdParts.length ? exePath(rec.cwdParts) || '/' : '') : '';
       const exe = execExe(enter.path, exePath(rec.exeParts), { cwd, newArgv: rec.newArgv });
       // The exec event carries the argv the kernel built (a script's interpreter first), read from
       // the new image's stack, as the other sources report it; the execve call keeps what was passed.
       out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm ?? enter.comm,
         exe, argv: rec.newArgv ?? enter.argv, ...(rec.uid !== undefined ? { uid: rec.uid } : {}) });
     }
-    if ((rec.nr === NR.clone || rec.nr === NR.fork || rec.nr === NR.vfork || rec.nr === NR.clone3) && ret > 0) {
+    if (isClone(rec.abi, rec.nr) && ret > 0) {
       const flags = rec.nr === NR.clone ? Number((enter.args[0] ?? 0n) & 0xffffffffn) : rec.nr === NR.clone3 ? enter.flags : 0;
       const thread = (flags & CLONE_THREAD) !== 0;
       const childPid = thread ? rec.tgid : ret;
@@ -249,7 +259,7 @@ export class VmiCollector implements Collector {
    * reported from what the plugin read on its first call (mm->exe_file, mm's argv).
    */
   private firstSight(rec: EnterRec | RetRec, out: TraceEvent[]): void {
-    const parent = [...this.pending.values()].find((e) => e.tgid === rec.ppid && CLONES.has(e.nr) && !isThreadClone(e));
+    const parent = [...this.pending.values()].find((e) => e.tgid === rec.ppid && isClone(e.abi, e.nr) && !isThreadClone(e));
     // A return first: the process was inside a call when capture began; the plugin names it at its next call.
     if (!parent && rec.kind !== 'enter') return;
     this.live.add(rec.tgid);
@@ -280,18 +290,19 @@ export class VmiCollector implements Collector {
   /** A completed call is stamped at its return (so ts grows with seq), an unfinished one at entry. */
   private syscall(e: EnterRec, ret: number | null, at: bigint = e.ts): SyscallEvent {
     const ev: SyscallEvent = {
-      type: 'syscall', seq: ++this.seq, ts: this.ts(at), pid: e.tgid, tid: e.tid, comm: e.comm, abi: 'x86_64',
-      nr: e.nr, name: syscallName(e.nr, 'x86_64'), args: e.args.map((a) => Number(BigInt.asIntN(64, a))), ret,
+      type: 'syscall', seq: ++this.seq, ts: this.ts(at), pid: e.tgid, tid: e.tid, comm: e.comm, abi: e.abi,
+      nr: e.nr, name: syscallName(e.nr, e.abi), args: e.args.map((a) => Number(BigInt.asIntN(64, a))), ret,
     };
     if (e.path !== undefined) ev.path = e.path;
     if (e.path2 !== undefined) ev.path2 = e.path2;
-    if (e.nr === NR.execve || e.nr === NR.execveat) ev.argv = e.argv;
+    if (isExecNr(e.abi, e.nr)) ev.argv = e.argv;
     if (e.sockaddr) ev.addr = decodeSockaddr(e.sockaddr);
     return ev;
   }
 }
 
 function isThreadClone(e: EnterRec): boolean {
+  const NR = NRS[e.abi];
   const flags = e.nr === NR.clone ? Number((e.args[0] ?? 0n) & 0xffffffffn) : e.nr === NR.clone3 ? e.flags : 0;
   return (flags & CLONE_THREAD) !== 0;
 }

@@ -63,3 +63,54 @@ test('sockaddr decoding: inet, inet6, unix (path and abstract)', () => {
   const abs = Buffer.concat([Buffer.from([1, 0, 0]), Buffer.from('bus')]);
   assert.deepEqual(decodeSockaddr(abs), { family: 'unix', path: 'bus', abstract: true });
 });
+
+/** An ENTER/ENTER32 record: number, 32-bit arguments, comm, blobs. */
+function enter(type: number, tid: number, nr: number, args: number[], tail: Buffer[] = []): Buffer {
+  const body = Buffer.alloc(8 + 48 + 16);
+  body.writeUInt32LE(nr, 0);
+  args.forEach((a, i) => body.writeBigUInt64LE(BigInt(a), 8 + 8 * i));
+  body.write('x', 56);
+  const t = Buffer.concat(tail);
+  return Buffer.concat([header(type, 24 + body.length + t.length, tid, tid, 1, BigInt(tid) * 1000n + BigInt(nr)), body, t]);
+}
+function ret(type: number, tid: number, nr: number, value: bigint, tail: Buffer[] = []): Buffer {
+  const body = Buffer.alloc(16);
+  body.writeUInt32LE(nr, 0);
+  body.writeBigInt64LE(value, 8);
+  const t = Buffer.concat(tail);
+  return Buffer.concat([header(type, 24 + 16 + t.length, tid, tid, 1, BigInt(tid) * 1000n + 500n), body, t]);
+}
+
+test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only with their own ABI; an exec returns the new image\'s number', async () => {
+  const { VmiCollector } = await import('./collector.js');
+  const { Readable } = await import('node:stream');
+  const stream = Buffer.concat([
+    enter(REC.ENTER32, 10, 5, [0x8049000, 0o1101, 0o644], [blob(BLOB.PATH, Buffer.from('/work/a'))]), ret(REC.RET32, 10, 5, 3n),
+    // x86_64 11 is munmap: a 64-bit call with the i386 execve's number is no exec
+    enter(REC.ENTER, 10, 11, [0x7f0000000000, 4096]), ret(REC.RET, 10, 11, 0n),
+    enter(REC.ENTER32, 10, 102, [3, 0x8049100]), ret(REC.RET32, 10, 102, 0n),
+    // an i386 execve of a 64-bit program returns as 59 (set_personality_64bit)
+    enter(REC.ENTER32, 10, 11, [0x8049200, 0x8049300, 0], [blob(BLOB.PATH, Buffer.from('/bin/true')), blob(BLOB.ARGV, Buffer.from('true')), blob(BLOB.ARGV, Buffer.from('-a'))]),
+    ret(REC.RET32, 10, 59, 0n, [blob(BLOB.COMM, Buffer.from('true')), blob(BLOB.EXE, Buffer.from('busybox')), blob(BLOB.EXE, Buffer.from('bin')),
+      blob(BLOB.NEWARGV, Buffer.from('true\0-a\0'))]),
+    // a return through the other hook is not this call's: the i386 read stays open (ends unfinished)
+    enter(REC.ENTER32, 10, 3, [0, 0x8049400, 16]), ret(REC.RET, 10, 3, 16n),
+  ]);
+  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
+  await c.start();
+  const events = [];
+  for await (const b of c.events()) events.push(...b);
+  const brief = events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.nr, e.path ?? null, e.argv ?? null, e.ret] : e.type === 'exec' ? ['exec', e.exe, e.argv] : [e.type]);
+  assert.deepEqual(brief, [
+    ['i386', 'open', 5, '/work/a', null, 3],
+    ['x86_64', 'munmap', 11, null, null, 0],
+    ['i386', 'socketcall', 102, null, null, 0],
+    ['i386', 'execve', 11, '/bin/true', ['true', '-a'], 0],
+    ['exec', '/bin/true', ['true', '-a']],
+    ['i386', 'read', 3, null, null, null],
+  ]);
+  const open = events[0];
+  assert.ok(open?.type === 'syscall');
+  assert.deepEqual(open.args.slice(0, 3), [0x8049000, 0o1101, 0o644]);
+  assert.equal(c.stats().parseErrors, 0);
+});

@@ -1,13 +1,16 @@
 // Decoding of the QEMU plugin's binary records (qemu-plugin/sandtrace.c): little-endian, each
 // record starts with {u16 type, u16 len, u32 tid, u32 tgid, u32 ppid, u64 ts_ns}.
+// ENTER32/RET32 are i386 (compat: int $0x80, sysenter/syscall from 32-bit code) calls, laid out as
+// ENTER/RET, in i386 numbering, with 32-bit arguments.
+import type { Abi } from '../events.js';
 
-export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4 } as const;
+export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
 export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10 } as const;
 const HDR = 24;
 
 export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
 export interface EnterRec extends RecHeader {
-  kind: 'enter'; nr: number; flags: number; args: bigint[]; comm: string;
+  kind: 'enter'; abi: Abi; nr: number; flags: number; args: bigint[]; comm: string;
   path?: string; path2?: string; argv: string[]; sockaddr?: Buffer;
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
@@ -16,7 +19,7 @@ export interface EnterRec extends RecHeader {
   announce?: { exeParts: string[]; argv?: string[] };
 }
 export interface RetRec extends RecHeader {
-  kind: 'ret'; nr: number; ret: bigint; exeParts: string[]; comm?: string;
+  kind: 'ret'; abi: Abi; nr: number; ret: bigint; exeParts: string[]; comm?: string;
   /** Path arguments re-read at the return (unreadable at entry). */
   path?: string; path2?: string;
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
@@ -45,7 +48,7 @@ export class RecordReader {
     let o = 0;
     while (o + HDR <= buf.length) {
       const type = buf.readUInt16LE(o), len = buf.readUInt16LE(o + 2);
-      if (len < HDR || type < 1 || type > 4) {
+      if (len < HDR || type < 1 || type > 6) {
         // A corrupt stream cannot be resynchronised reliably: count it and drop the rest.
         this.parseErrors++;
         this.pending = Buffer.alloc(0);
@@ -70,12 +73,13 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     return r.length >= HDR + 28 ? { kind: 'proc', ...h, comm: cstr(r.subarray(HDR, HDR + 16)), mm: r.readBigUInt64LE(HDR + 16), uid: r.readUInt32LE(HDR + 24) } : null;
   }
   if (type === REC.INFO) return r.length >= HDR + 8 ? { kind: 'info', ...h, slide: r.readBigInt64LE(HDR) } : null;
-  if (type === REC.ENTER) {
+  const abi: Abi = type === REC.ENTER32 || type === REC.RET32 ? 'i386' : 'x86_64';
+  if (type === REC.ENTER || type === REC.ENTER32) {
     if (r.length < HDR + 8 + 48 + 16) return null;
     const args: bigint[] = [];
     for (let i = 0; i < 6; i++) args.push(r.readBigUInt64LE(HDR + 8 + 8 * i));
     const rec: EnterRec = {
-      kind: 'enter', ...h, nr: r.readUInt32LE(HDR), flags: r.readUInt32LE(HDR + 4), args,
+      kind: 'enter', ...h, abi, nr: r.readUInt32LE(HDR), flags: r.readUInt32LE(HDR + 4), args,
       comm: cstr(r.subarray(HDR + 56, HDR + 72)), argv: [],
     };
     for (const [kind, data] of blobs(r, HDR + 72)) {
@@ -89,7 +93,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     return rec;
   }
   if (r.length < HDR + 16) return null;
-  const rec: RetRec = { kind: 'ret', ...h, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [], cwdParts: [] };
+  const rec: RetRec = { kind: 'ret', ...h, abi, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [], cwdParts: [] };
   for (const [kind, data] of blobs(r, HDR + 16)) {
     if (kind === BLOB.EXE) rec.exeParts.push(data.toString('utf8'));
     else if (kind === BLOB.COMM) rec.comm = data.toString('utf8');
