@@ -79,3 +79,56 @@ test('detector: a process running before monitoring began gets no whole-life ver
   assert.deepEqual(run(events, true), []);
   assert.deepEqual(run(events, false), ['model.anomalous_process'], 'a recording sees every life begin');
 });
+
+/** Findings (rule and description) for one life of a program the model never saw. */
+function disguised(exe: string, argv: string[], calls: string[], before: TraceEvent[] = []): { rule: string; description: string }[] {
+  const semantics = new SemanticState({});
+  const det = createAnomalyDetector(model(), { live: false });
+  let seq = 1000;
+  const base = () => ({ seq: ++seq, ts: seq * 1000, pid: 200, tid: 200 });
+  const events: TraceEvent[] = [
+    ...before,
+    { ...base(), pid: 1, tid: 1, type: 'fork', childPid: 200, childTid: 200, thread: false },
+    { ...base(), type: 'exec', exe, argv },
+    ...calls.map((name): TraceEvent => ({ ...base(), type: 'syscall', abi: 'x86_64', nr: -1, name, args: [], ret: 0 })),
+    { ...base(), type: 'exit', code: 0, thread: false },
+  ];
+  const out: { rule: string; description: string }[] = [];
+  for (const ev of events) {
+    det.onEvent(semantics.apply(ev));
+    out.push(...det.drain());
+  }
+  out.push(...det.finish());
+  return out.map((f) => ({ rule: f.rule, description: f.description }));
+}
+
+test('detector: a program without a model is judged by the model of the program it goes by the name of', () => {
+  // /tmp/svc behaving like svc: unseen, but nothing anomalous against svc's model
+  const same = disguised('/tmp/svc', ['svc'], NORMAL);
+  assert.deepEqual(same.map((f) => f.rule), ['model.unseen_program']);
+  assert.match(same[0]!.description, /named svc and is judged by \/usr\/sbin\/svc's model/);
+  // /tmp/svc, or a binary run as `exec -a svc`, behaving otherwise: anomalous against svc's model
+  for (const [exe, argv] of [['/tmp/svc', ['svc']], ['/tmp/x', ['svc']]] as const) {
+    const odd = disguised(exe, [...argv], oddLife);
+    assert.deepEqual(odd.map((f) => f.rule), ['model.unseen_program', 'model.anomalous_process'], exe);
+    assert.match(odd[1]!.description, /unlike \/usr\/sbin\/svc normal model \(\/tmp\/\w+, named svc\)/);
+  }
+  // a name no modelled program has: the global model (trained on nothing but svc here too), so
+  // the finding does not claim to judge it as svc
+  const other = disguised('/tmp/y', ['y'], oddLife);
+  assert.ok(other.every((f) => !/judged by|named/.test(f.description)), JSON.stringify(other));
+});
+
+test('detector: a copy of a modelled program made during the capture is judged by that program\'s model', () => {
+  // cp /usr/sbin/svc /tmp/update, as the semantics sees it
+  let seq = 0;
+  const sc = (name: string, args: number[], ret: number, extra: object = {}): TraceEvent =>
+    ({ seq: ++seq, ts: seq * 1000, pid: 1, tid: 1, type: 'syscall', abi: 'x86_64', nr: -1, name, args, ret, ...extra });
+  const copy = [
+    sc('openat', [-100, 0, 0], 3, { path: EXE }), sc('openat', [-100, 0, 0o1101], 4, { path: '/tmp/update' }),
+    sc('read', [3, 0, 4096], 4096), sc('write', [4, 0, 4096], 4096),
+  ];
+  const f = disguised('/tmp/update', ['update'], oddLife, copy);
+  assert.deepEqual(f.map((x) => x.rule), ['model.unseen_program', 'model.anomalous_process']);
+  assert.match(f[0]!.description, /a copy of \/usr\/sbin\/svc and is judged by \/usr\/sbin\/svc's model/);
+});

@@ -36,6 +36,9 @@ interface Segment {
   tid: number;
   exe: string;
   model: ProgramModel;
+  /** The modelled program whose model scores a program that has none: the one it is a copy of,
+   *  or the one whose name it goes by. */
+  lookalike?: { program: string; how: string };
   stream: ScoreStream;
   sum: number;
   count: number;
@@ -48,6 +51,10 @@ interface Segment {
   begun: boolean;
   /** Calls still to feed as context only: a process joined mid-life has no known beginning. */
   warm: number;
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 function severityFor(score: number, threshold: number): Severity {
@@ -73,15 +80,41 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   // processes the capture says it found mid-life (`running`): in any mode, no whole life seen
   const foundMidLife = new Set<number>();
   const live = opts.live ?? false;
+  // modelled programs by file name, for programs that go by one (names two programs share: neither)
+  const byName = new Map<string, string | null>();
+  for (const key of model.programs.keys()) {
+    if (!key.startsWith('/') || key.includes(':')) continue;
+    const name = baseName(key);
+    byName.set(name, byName.has(name) ? null : key);
+  }
+
+  /**
+   * A program without a model of its own is scored against the model of the program it is or
+   * pretends to be: the one it was copied from during the capture, else a modelled program whose
+   * file name it has or goes by (argv[0], comm). A /tmp/sshd is judged as sshd is expected to behave.
+   */
+  const lookalike = (p: EnrichedEvent['proc']): { program: string; how: string } | undefined => {
+    if (!perProgram) return undefined;
+    if (p.exeCopiedFrom !== undefined) {
+      const from = programKey({ exe: p.exeCopiedFrom, argv: p.argv, name: p.name });
+      if (model.programs.has(from)) return { program: from, how: `a copy of ${p.exeCopiedFrom}` };
+    }
+    for (const name of [baseName(p.exe), baseName(p.argv[0] ?? ''), p.name]) {
+      const program = name ? byName.get(name) : undefined;
+      if (program) return { program, how: `named ${name}` };
+    }
+    return undefined;
+  };
 
   const open = (e: EnrichedEvent): Segment | undefined => {
     const exe = programKey(e.proc);
-    const m = model.forExe(exe);
+    const like = exe !== '' && !model.programs.has(exe) ? lookalike(e.proc) : undefined;
+    const m = like ? model.forExe(like.program) : model.forExe(exe);
     if (reportUnseen && exe !== '' && !model.programs.has(exe) && !unseenReported.has(exe)) {
       unseenReported.add(exe);
       queue.push({
         rule: 'model.unseen_program',
-        description: `program ${exe} was never seen while the normal-behaviour model was learned`,
+        description: `program ${exe} was never seen while the normal-behaviour model was learned${like ? `; it is ${like.how} and is judged by ${like.program}'s model` : ''}`,
         severity: 'medium',
         attack: [],
         pid: e.proc.pid,
@@ -94,7 +127,7 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
     }
     if (!m) return undefined;
     const s: Segment = {
-      pid: e.proc.pid, tid: e.ev.tid, exe, model: m, stream: m.scorer.stream(), sum: 0, count: 0,
+      pid: e.proc.pid, tid: e.ev.tid, exe, model: m, ...(like ? { lookalike: like } : {}), stream: m.scorer.stream(), sum: 0, count: 0,
       ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
       begun: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)),
       warm: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)) ? 0 : Math.max(0, m.data.n - 1),
@@ -106,9 +139,11 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const finding = (s: Segment, kind: 'window' | 'process', score: number, threshold: number): Finding => {
     const c = s.model.data.calibration;
     const evidence: Evidence[] = s.best.map((x) => ({ seq: x.seq, pid: s.pid, event: x.name, fields: { 'evt.type': x.name, surprise: round(x.value) } }));
+    const like = s.lookalike ? ` (${s.exe}, ${s.lookalike.how})` : '';
+    const whose = s.lookalike?.program ?? s.exe;
     const what = kind === 'window'
-      ? `${s.best.length} consecutive calls unlike ${s.exe || 'this program'}'s normal behaviour`
-      : `system-call behaviour over the process's life unlike ${s.exe || 'the'} normal model`;
+      ? `${s.best.length} consecutive calls unlike ${whose || 'this program'}'s normal behaviour${like}`
+      : `system-call behaviour over the process's life unlike ${whose || 'the'} normal model${like}`;
     return {
       rule: kind === 'window' ? 'model.anomalous_window' : 'model.anomalous_process',
       description: what,
@@ -117,7 +152,7 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
       pid: s.pid,
       evidence,
       source: 'model',
-      output: `Anomalous system calls (proc.exe=${s.exe || '?'} proc.pid=${s.pid} score=${round(score)} threshold=${round(threshold)} model=${s.model.name} calls=${s.count})`,
+      output: `Anomalous system calls (proc.exe=${s.exe || '?'} proc.pid=${s.pid} score=${round(score)} threshold=${round(threshold)} model=${s.model.name}${s.lookalike ? ` judged_as=${s.lookalike.program}` : ''} calls=${s.count})`,
       confidence: Math.min(0.95, 0.5 + 0.15 * Math.log2(Math.max(1, score / Math.max(threshold, 1e-9)))),
       tags: ['anomaly', s.model.data.kind, `far=${c.far}`],
       anomaly: { score: round(score), threshold: round(threshold), window: s.best.map((x) => x.name), model: s.model.name },
