@@ -1,22 +1,32 @@
 // Compiles a parsed condition into a predicate closure: macros inlined, lists expanded, fields
 // resolved once, and the set of event types the condition can match computed for indexing.
 import type { EnrichedEvent } from '../../semantics/types.js';
-import { parseCondition, type FieldRef, type Node, type Value } from './parse.js';
+import { ConditionDepthError, MAX_CONDITION_DEPTH, parseCondition, type FieldRef, type Node, type Value } from './parse.js';
 import { cidrTest, FD_NAME_DERIVED, openFlagTest, resolveField, type EvalCtx, type FieldDef, type Scalar } from './fields.js';
 
 export type Pred = (e: EnrichedEvent, ctx: EvalCtx) => boolean;
 
 /** Why a condition cannot be compiled; `code` is a stable diagnostic code. */
 export class CompileError extends Error {
-  constructor(readonly code: 'UNKNOWN_MACRO' | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'CONDITION_SYNTAX' | 'MACRO_CYCLE' | 'BAD_VALUE', message: string) {
+  constructor(readonly code: 'UNKNOWN_MACRO' | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'CONDITION_SYNTAX' | 'MACRO_CYCLE' | 'BAD_VALUE' | 'CONDITION_TOO_DEEP', message: string) {
     super(message);
   }
 }
+
+/** How deeply macros may use macros (m1 uses m2 uses m3 ...); Falco's own files stay under 10. */
+export const MAX_MACRO_DEPTH = 64;
+/** How deeply one rule's condition may nest with its macros inlined (each macro may nest up to
+ *  MAX_CONDITION_DEPTH itself), so compiling never exhausts the stack. */
+export const MAX_EXPANDED_DEPTH = 4 * MAX_CONDITION_DEPTH;
+/** Current recursion depth of gen() (compiling is synchronous, so one counter suffices). */
+let genDepth = 0;
 
 export interface MacroDef {
   condition: string;
   ast?: Node;
   error?: string;
+  /** The diagnostic code of `error` (CONDITION_SYNTAX when absent). */
+  errorCode?: 'CONDITION_SYNTAX' | 'CONDITION_TOO_DEEP';
   /** Compiled once and shared by every rule that uses the macro; memoized per event. */
   compiled?: { pred: Pred; types: Set<string> | null; fields: Map<string, FieldDef> };
 }
@@ -122,13 +132,14 @@ export interface Compiled {
 export function macroAst(env: Env, name: string): Node {
   const m = env.macros.get(name);
   if (!m) throw new CompileError('UNKNOWN_MACRO', `unknown macro '${name}'`);
-  if (m.error) throw new CompileError('CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
+  if (m.error) throw new CompileError(m.errorCode ?? 'CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
   if (!m.ast) {
     try {
       m.ast = parseCondition(m.condition);
     } catch (e) {
       m.error = (e as Error).message;
-      throw new CompileError('CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
+      if (e instanceof ConditionDepthError) m.errorCode = 'CONDITION_TOO_DEEP';
+      throw new CompileError(m.errorCode ?? 'CONDITION_SYNTAX', `macro '${name}': ${m.error}`);
     }
   }
   return m.ast;
@@ -312,6 +323,10 @@ function konst(g: Gen, v: unknown): string {
 
 function compileMacro(env: Env, name: string, fields: Map<string, FieldDef>, stack: string[]): { pred: Pred; types: Set<string> | null } {
   if (stack.includes(name)) throw new CompileError('MACRO_CYCLE', `macro cycle through '${name}'`);
+  if (stack.length >= MAX_MACRO_DEPTH) {
+    throw new CompileError('CONDITION_TOO_DEEP',
+      `macros nested deeper than ${MAX_MACRO_DEPTH} levels (${stack.slice(0, 3).join(' -> ')} -> ... -> ${name})`);
+  }
   const def = env.macros.get(name);
   if (def?.compiled) {
     for (const [k, v] of def.compiled.fields) fields.set(k, v);
@@ -410,6 +425,18 @@ function pureTest(env: Env, node: Node): PureTest | null {
 
 /** Generates a JS expression for a node; each rule becomes one function with its own call sites. */
 function gen(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[], g: Gen): { src: string; types: Set<string> | null } {
+  if (genDepth >= MAX_EXPANDED_DEPTH) {
+    throw new CompileError('CONDITION_TOO_DEEP', `condition nested deeper than ${MAX_EXPANDED_DEPTH} levels with its macros expanded`);
+  }
+  genDepth++;
+  try {
+    return genNode(env, node, fields, stack, g);
+  } finally {
+    genDepth--;
+  }
+}
+
+function genNode(env: Env, node: Node, fields: Map<string, FieldDef>, stack: string[], g: Gen): { src: string; types: Set<string> | null } {
   switch (node.k) {
     case 'const':
       return { src: node.v ? 'true' : 'false', types: null };

@@ -6,13 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, parseAllDocuments, isMap, isSeq, type Document } from 'yaml';
 import type { Severity } from '../types.js';
 import { CompileError, compileCondition, type Env, type MacroDef, type Pred } from './compile.js';
-import { ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
+import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
 import { resolveField, type FieldDef } from './fields.js';
 
 export type DiagnosticCode =
   | 'FILE_UNREADABLE' | 'YAML_SYNTAX' | 'INVALID_ITEM' | 'CONDITION_SYNTAX' | 'UNKNOWN_MACRO' | 'MACRO_CYCLE'
   | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'UNSUPPORTED_SOURCE' | 'BAD_VALUE' | 'APPEND_WITHOUT_BASE'
-  | 'BAD_STATEFUL';
+  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP';
 
 export interface RuleDiagnostic {
   code: DiagnosticCode;
@@ -93,7 +93,8 @@ interface RawRule {
   exceptions: unknown[];
   source: string;
   id?: string;
-  confidence?: number;
+  /** As written; checked to be a number in 0..1 when the rule is compiled. */
+  confidence?: unknown;
   threshold?: Record<string, unknown>;
   sequence?: Record<string, unknown>;
   condLine: number;
@@ -222,7 +223,7 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
             source: String(item['source'] ?? 'syscall'),
           };
           if (typeof item['id'] === 'string') raw.id = item['id'];
-          if (typeof item['confidence'] === 'number') raw.confidence = item['confidence'];
+          if ('confidence' in item) raw.confidence = item['confidence'];
           if (item['threshold'] && typeof item['threshold'] === 'object') raw.threshold = item['threshold'] as Record<string, unknown>;
           if (item['sequence'] && typeof item['sequence'] === 'object') raw.sequence = item['sequence'] as Record<string, unknown>;
           if (!prev) order.push(name);
@@ -240,8 +241,9 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       m.ast = parseCondition(m.condition);
     } catch (e) {
       m.error = (e as Error).message;
+      if (e instanceof ConditionDepthError) m.errorCode = 'CONDITION_TOO_DEEP';
       const w = macroWhere.get(name)!;
-      diagnostics.push({ code: 'CONDITION_SYNTAX', severity: 'error', file: w.file, line: w.line, message: `macro '${name}': ${m.error}` });
+      diagnostics.push({ code: m.errorCode ?? 'CONDITION_SYNTAX', severity: 'error', file: w.file, line: w.line, message: `macro '${name}': ${m.error}` });
     }
   }
 
@@ -261,6 +263,11 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       disable('INVALID_ITEM', `unknown priority '${r.priority}'`, 'error');
       continue;
     }
+    const confidence = r.confidence === undefined ? 1 : r.confidence;
+    if (typeof confidence !== 'number' || !(confidence >= 0 && confidence <= 1)) {
+      disable('INVALID_ITEM', `confidence must be a number from 0 to 1 (got ${JSON.stringify(r.confidence) ?? String(r.confidence)})`, 'error');
+      continue;
+    }
     try {
       let ast = parseCondition(r.condition ?? '');
       const ex = exceptionsAst(r.exceptions);
@@ -269,7 +276,7 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       const rule: CompiledRule = {
         name, id: r.id ?? name, description: r.desc.trim().replace(/\s+/g, ' '), severity,
         priority: r.priority.toUpperCase(), attack: r.tags.filter((t) => /^T\d{4}(\.\d{3})?$/.test(t)),
-        tags: r.tags, confidence: r.confidence ?? 1, output: r.output.trim(), pred: c.pred, types: c.types,
+        tags: r.tags, confidence, output: r.output.trim(), pred: c.pred, types: c.types,
         fields: c.fields, file: r.file, line: r.line,
       };
       if (r.threshold) rule.threshold = thresholdSpec(r.threshold);
@@ -278,11 +285,14 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       if (r.enabled) ruleset.rules.push(rule);
       else ruleset.off.push(name);
     } catch (e) {
-      if (e instanceof ConditionSyntaxError) disable('CONDITION_SYNTAX', e.message, 'error');
+      if (e instanceof ConditionDepthError) disable('CONDITION_TOO_DEEP', e.message, 'error');
+      else if (e instanceof ConditionSyntaxError) disable('CONDITION_SYNTAX', e.message, 'error');
       else if (e instanceof CompileError) {
-        const level = e.code === 'UNKNOWN_MACRO' || e.code === 'CONDITION_SYNTAX' || e.code === 'MACRO_CYCLE' || e.code === 'BAD_VALUE' ? 'error' : 'warning';
+        const level = e.code === 'UNKNOWN_MACRO' || e.code === 'CONDITION_SYNTAX' || e.code === 'MACRO_CYCLE' || e.code === 'BAD_VALUE' || e.code === 'CONDITION_TOO_DEEP' ? 'error' : 'warning';
         disable(e.code, e.message, level);
       } else if (e instanceof StatefulError) disable('BAD_STATEFUL', e.message, 'error');
+      // Last resort: a condition the depth limits did not catch still disables only its rule.
+      else if (e instanceof RangeError) disable('CONDITION_TOO_DEEP', `condition too complex to compile (${e.message})`, 'error');
       else throw e;
     }
   }

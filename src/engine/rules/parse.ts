@@ -26,6 +26,16 @@ export class ConditionSyntaxError extends Error {
   }
 }
 
+/** How deeply parentheses and `not`s may nest in one condition. Real rules stay far below;
+ *  the bound keeps a hostile or generated rule from exhausting the stack (here and when it is
+ *  compiled), so it becomes a diagnostic for that rule instead. */
+export const MAX_CONDITION_DEPTH = 256;
+
+/** A condition nested deeper than MAX_CONDITION_DEPTH (diagnostic code CONDITION_TOO_DEEP). */
+export class ConditionDepthError extends ConditionSyntaxError {
+  readonly code = 'CONDITION_TOO_DEEP';
+}
+
 const WORD_OPS = new Set([
   'contains', 'icontains', 'bcontains', 'startswith', 'bstartswith', 'endswith', 'glob', 'iglob',
   'pmatch', 'in', 'intersects', 'exists', 'regex',
@@ -36,6 +46,7 @@ const BARE = /[^\s(),="']+/y;
 
 export function parseCondition(src: string): Node {
   let i = 0;
+  let depth = 0;
   const n = src.length;
 
   const ws = () => {
@@ -43,6 +54,11 @@ export function parseCondition(src: string): Node {
   };
   const fail = (msg: string): never => {
     throw new ConditionSyntaxError(`${msg} at column ${i + 1} of condition`, i);
+  };
+  const enter = () => {
+    if (++depth > MAX_CONDITION_DEPTH) {
+      throw new ConditionDepthError(`condition nested deeper than ${MAX_CONDITION_DEPTH} levels (parentheses and 'not') at column ${i + 1}`, i);
+    }
   };
   const peekWord = (w: string): boolean => {
     ws();
@@ -141,11 +157,13 @@ export function parseCondition(src: string): Node {
     ws();
     if (i >= n) fail('unexpected end of condition');
     if (src[i] === '(') {
+      enter();
       i++;
       const e = orExpr();
       ws();
       if (src[i] !== ')') fail("expected ')'");
       i++;
+      depth--;
       return e;
     }
     const start = i;
@@ -176,7 +194,10 @@ export function parseCondition(src: string): Node {
   const notExpr = (): Node => {
     if (peekWord('not')) {
       i += 3;
-      return { k: 'not', item: notExpr() };
+      enter();
+      const item = notExpr();
+      depth--;
+      return { k: 'not', item };
     }
     return primary();
   };

@@ -193,6 +193,48 @@ test('diagnostics: bad YAML, unknown macro, unbalanced condition, unsupported fi
   assert.equal(r.ruleset.loaded, 1);
 });
 
+test('deep nesting: 20000 parentheses, 50000 nots and a 5000-deep macro chain disable only their rule', () => {
+  const parens = `${'('.repeat(20000)}evt.type = openat${')'.repeat(20000)}`;
+  const nots = `${'not '.repeat(50000)}evt.type = openat`;
+  const chain = Array.from({ length: 5000 }, (_, i) =>
+    `- macro: m${i + 1}\n  condition: ${i + 1 < 5000 ? `m${i + 2}` : 'evt.type = openat'}\n`).join('');
+  const cycle = '- macro: c1\n  condition: c2 and evt.type = openat\n- macro: c2\n  condition: (c1)\n';
+  const text = [rule('good', 'evt.type = openat'), rule('parens', parens), rule('nots', nots), chain, rule('chain', 'm1'),
+    cycle, rule('cycle', 'c1'), rule('ok depth', `${'('.repeat(50)}not not evt.type = openat${')'.repeat(50)}`)].join('\n');
+  const r = loadRuleStrings([{ file: 'deep.yaml', text }]);
+  assert.deepEqual(r.ruleset.rules.map((x) => x.name), ['good', 'ok depth'], 'only the deep rules are disabled');
+  const by = new Map(r.diagnostics.filter((d) => d.rule).map((d) => [d.rule, d]));
+  for (const name of ['parens', 'nots', 'chain']) {
+    assert.equal(by.get(name)?.code, 'CONDITION_TOO_DEEP', name);
+    assert.equal(by.get(name)?.severity, 'error');
+    assert.match(by.get(name)?.message ?? '', /nested deeper than \d+/);
+    assert.ok(r.ruleset.disabled.some((d) => d.rule === name && d.code === 'CONDITION_TOO_DEEP'), name);
+  }
+  assert.equal(by.get('cycle')?.code, 'MACRO_CYCLE');
+  // Each macro within the per-condition limit, but 30 of them nest 6000 levels once expanded.
+  const wide = Array.from({ length: 30 }, (_, i) =>
+    `- macro: w${i + 1}\n  condition: ${'not '.repeat(200)}${i + 1 < 30 ? `w${i + 2}` : 'evt.type = openat'}\n`).join('');
+  const w = loadRuleStrings([{ file: 'wide.yaml', text: [rule('good', 'evt.type = openat'), wide, rule('wide', 'w1')].join('\n') }]);
+  assert.deepEqual(w.ruleset.rules.map((x) => x.name), ['good']);
+  assert.equal(w.diagnostics.find((d) => d.rule === 'wide')?.code, 'CONDITION_TOO_DEEP');
+  assert.throws(() => parseCondition(parens), /nested deeper than \d+/);
+  assert.throws(() => parseCondition(nots), ConditionSyntaxError);
+});
+
+test('confidence outside 0..1 (or not a number) is a diagnostic that disables only that rule', () => {
+  const text = [rule('good', 'evt.type = openat', '  confidence: 0.5\n'), rule('edge', 'evt.type = openat', '  confidence: 1\n'),
+    rule('high', 'evt.type = openat', '  confidence: 1.5\n'), rule('negative', 'evt.type = openat', '  confidence: -0.1\n'),
+    rule('word', 'evt.type = openat', '  confidence: high\n')].join('\n');
+  const r = loadRuleStrings([{ file: 'conf.yaml', text }]);
+  assert.deepEqual(r.ruleset.rules.map((x) => [x.name, x.confidence]), [['good', 0.5], ['edge', 1]]);
+  const by = new Map(r.diagnostics.map((d) => [d.rule, d]));
+  for (const name of ['high', 'negative', 'word']) {
+    assert.equal(by.get(name)?.code, 'INVALID_ITEM', name);
+    assert.equal(by.get(name)?.severity, 'error');
+    assert.match(by.get(name)?.message ?? '', /confidence/);
+  }
+});
+
 test("Falco's own rule files: at least 90% of their rules load, and they evaluate on real event sequences", async () => {
   const { ruleset, diagnostics } = await loadRuleFiles(falcoRulePaths());
   assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
