@@ -1,7 +1,7 @@
 // analyze(): one whole analysis of a sample. Sandbox -> capture -> semantics -> rules and
 // models -> verdict -> report.json, report.html and the ATT&CK layer in the output directory.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Backend, CaptureStats, Collector } from './capture/collector.js';
 import { SandtraceError } from './errors.js';
@@ -15,6 +15,7 @@ import { SemanticState } from './semantics/state.js';
 import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
 import { renderOutputs } from './report/render.js';
+import { makeOutDir } from './outpath.js';
 
 export type Stage = 'preparing' | 'starting' | 'running' | 'collecting' | 'reporting' | 'done';
 
@@ -64,10 +65,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   };
   const args = opts.args ?? [];
   const sample = await inspectSample(opts.sample, args);
+  // a bad output directory is refused before anything starts
+  const outDir = makeOutDir(resolve(opts.outDir));
   progress('preparing');
   const timeout = opts.timeout ?? 60;
-  const outDir = resolve(opts.outDir);
-  await mkdir(outDir, { recursive: true });
 
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];

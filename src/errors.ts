@@ -5,6 +5,8 @@ export type ErrorCode =
   // input
   | 'INPUT_MISSING' | 'INPUT_EMPTY' | 'INPUT_UNREADABLE' | 'INPUT_IS_DIRECTORY' | 'INPUT_TOO_LARGE'
   | 'INPUT_FORMAT_UNKNOWN' | 'INPUT_CORRUPT' | 'USAGE'
+  // output
+  | 'OUTPUT_UNWRITABLE'
   // environment
   | 'NOT_ROOT' | 'DEPENDENCY_MISSING' | 'SETUP_INCOMPLETE'
   // sandbox

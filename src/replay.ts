@@ -2,7 +2,7 @@
 // A sandtrace recording carries the sample's description and the live capture's statistics, so
 // the report equals the live run's (its dropped and deleted files too, from the recording's
 // trailer; the copies themselves stay in the live run's analysis directory).
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
 import { RecordingCollector } from './capture/replay/index.js';
@@ -14,6 +14,7 @@ import { ReportBuilder, type SampleInfo } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { DENIED_SYSCALLS } from './sandbox/seccomp.js';
 import { SemanticState } from './semantics/state.js';
+import { makeOutDir } from './outpath.js';
 
 export interface ReplayOptions {
   file: string;
@@ -29,7 +30,7 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
   const header = collector.detectedFormat === 'sandtrace' ? await readHeader(opts.file) : undefined;
   const meta = (header?.meta ?? {}) as Record<string, unknown>;
   const outDir = resolve(opts.outDir);
-  await mkdir(outDir, { recursive: true });
+  makeOutDir(outDir);
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];
   // a live monitor's recording: judged as the monitor judged it (partial lives included)

@@ -26,7 +26,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, environment: 3, input: 4 } as
 
 export function exitCodeFor(code: string): number {
   if (code === 'USAGE') return EXIT.usage;
-  if (code.startsWith('INPUT_') || code === 'RULES_INVALID' || code === 'MODEL_INVALID') return EXIT.input;
+  if (code.startsWith('INPUT_') || code === 'OUTPUT_UNWRITABLE' || code === 'RULES_INVALID' || code === 'MODEL_INVALID') return EXIT.input;
   if (['NOT_ROOT', 'DEPENDENCY_MISSING', 'SETUP_INCOMPLETE', 'SANDBOX_IMAGE_MISSING', 'PROBE_BUILD_MISSING',
     'PROBE_LOAD_FAILED', 'VM_UNSUPPORTED', 'VM_KERNEL_MISSING'].includes(code)) return EXIT.environment;
   return EXIT.failure;
@@ -60,6 +60,13 @@ export async function main(argv: string[]): Promise<number> {
     if (isSandtraceError(e)) {
       process.stderr.write(`sandtrace ${name}: ${e.message} [${e.code}]\n`);
       return exitCodeFor(e.code);
+    }
+    // a file system refusal the library did not foresee: still one line naming the path
+    const fsErr = e as { code?: unknown; path?: unknown; syscall?: unknown };
+    if (typeof fsErr.code === 'string' && /^E[A-Z]+$/.test(fsErr.code) && typeof fsErr.path === 'string') {
+      const why = (e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*$/, '');
+      process.stderr.write(`sandtrace ${name}: ${String(fsErr.syscall ?? 'access')} ${fsErr.path}: ${why} [${fsErr.code}]\n`);
+      return EXIT.input;
     }
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`sandtrace ${name}: internal error: ${msg.split('\n')[0]}\n`);

@@ -141,4 +141,15 @@ test('bin/sandtrace report DIR re-renders from report.json; bad input gives one 
   const partial = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
   assert.equal(partial.status, 4);
   assert.match(partial.stderr, /lacks processes/);
+  // wrong types inside: one line naming the problem, not a crash
+  for (const [damaged, why] of [
+    [{ ...r, findings: [null] }, /findings\[0\] is not an object/],
+    [{ ...r, syscalls: { counts: 'x' } }, /wrong type/],
+  ] as const) {
+    await writeFile(join(dir, 'report.json'), JSON.stringify(damaged));
+    const b = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
+    assert.equal(b.status, 4, b.stderr);
+    assert.equal(b.stderr.trim().split('\n').length, 1);
+    assert.match(b.stderr, why);
+  }
 });

@@ -1,16 +1,17 @@
 // Writes the human-facing outputs of a report next to report.json: report.html and the
 // ATT&CK Navigator layer. Used at the end of an analysis and by `sandtrace report DIR`.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Report } from './schema.js';
 import { renderHtml } from './html.js';
 import { navigatorLayer } from './navigator.js';
+import { makeOutDir } from '../outpath.js';
 
 export const HTML_FILE = 'report.html';
 export const LAYER_FILE = 'attack-layer.json';
 
 export async function renderOutputs(report: Report, dir: string): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
+  makeOutDir(dir);
   const html = join(dir, HTML_FILE);
   const layer = join(dir, LAYER_FILE);
   await writeFile(html, renderHtml(report));

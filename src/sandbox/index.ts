@@ -16,6 +16,7 @@ import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
 import type { FileChange, Sandbox, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
+import { makeOutDir } from '../outpath.js';
 
 export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, SandboxLimits } from './types.js';
 export { DENIED_SYSCALLS } from './seccomp.js';
@@ -268,7 +269,7 @@ class RuncSandbox implements Sandbox {
     if (!this.overlay || !isMountPoint(this.overlay.tmpfs)) throw new SandtraceError('INTERNAL', `sandbox ${this.id} has no overlay (destroyed?)`);
     // nothing may run (and race the walk) while the upper layer is read
     if (pidsIn(this.cg).length > 0) await killAll(this.cg);
-    mkdirSync(outDir, { recursive: true });
+    makeOutDir(outDir);
     const inp = { upper: this.overlay.upper, lower: this.overlay.lower, unchanged: new Map([[this.samplePath, this.sampleSha]]) };
     return listChanges(isMountPoint(this.overlay.merged) ? { ...inp, merged: this.overlay.merged } : inp, outDir);
   }

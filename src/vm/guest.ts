@@ -13,6 +13,7 @@ import { SandtraceError } from '../errors.js';
 import { VmiCollector } from '../capture/vmi/collector.js';
 import { loadProfile, defaultKernel, type KernelProfile } from '../vmi/profile.js';
 import { ensureDiskImage, rootModules, installModules } from './rootfs.js';
+import { makeOutDir } from '../outpath.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 export const PLUGIN_PATH = join(ROOT, 'qemu-plugin', 'build', 'libsandtrace.so');
@@ -272,7 +273,7 @@ export function runInVm(opts: VmRunOptions): VmRun {
 
   const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-vm-'));
   const outDir = opts.outDir ?? tmp;
-  mkdirSync(outDir, { recursive: true });
+  makeOutDir(outDir);
   const consolePath = join(outDir, 'console.log');
   const qemuLog = join(outDir, 'qemu.log');
   let qemu: ChildProcess | null = null;

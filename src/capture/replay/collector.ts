@@ -99,11 +99,12 @@ export class RecordingCollector implements Collector {
   }
 
   private finish(imp: LineImporter, truncated: string | undefined): void {
-    this.st.parseErrors = imp.issues.length;
+    this.st.parseErrors = imp.issues.reduce((n, i) => n + (i.lines ?? 1), 0);
     // a bad line of a recording is one lost event; other formats' bad lines may hold several
     if (imp.format === 'sandtrace') this.st.lost = imp.issues.length;
-    for (const i of imp.issues.slice(0, 20)) this.st.notes.push(`line ${i.line}: ${i.message}`);
-    if (imp.issues.length > 20) this.st.notes.push(`${imp.issues.length - 20} more bad line(s)`);
+    const listed = imp.issues.filter((i) => i.lines === undefined).slice(0, 20);
+    for (const i of listed) this.st.notes.push(`line ${i.line}: ${i.message}`);
+    if (this.st.parseErrors > listed.length) this.st.notes.push(`${this.st.parseErrors - listed.length} more bad line(s)`);
     if (truncated) this.st.notes.push(`file is truncated (${truncated}); events up to the cut were replayed`);
     this.st.notes.push(...imp.notes());
     this.st.duration = (performance.now() - this.started) / 1000;

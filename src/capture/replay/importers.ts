@@ -14,6 +14,8 @@ export const TRACE_FORMATS: readonly TraceFormat[] = ['sandtrace', 'adfa', 'pair
 export interface ImportIssue {
   line: number;
   message: string;
+  /** Bad lines this issue stands for, when more than one (a summary of the ones not listed). */
+  lines?: number;
 }
 
 export interface ImportOptions {
@@ -283,7 +285,7 @@ class StraceImporter implements LineImporter {
     const out = this.parser.end();
     this.collect();
     const extra = this.parser.parseErrors - this.parser.errorSamples.length;
-    if (extra > 0) this.issues.push({ line: 0, message: `${extra} more unparsable strace line(s)` });
+    if (extra > 0) this.issues.push({ line: 0, message: `${extra} more unparsable strace line(s)`, lines: extra });
     return out;
   }
 

@@ -205,3 +205,17 @@ test('a process found mid-life is named by its `running` program in a recording;
   assert.deepEqual((await collect(c)).map((e) => e.seq), [2]);
   assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'running without exe or argv']]);
 });
+
+test('strace import: every unparsable line is counted, not only the ones listed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-strace-bad-'));
+  const lines = ['1234  openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = 3'];
+  for (let i = 0; i < 500; i++) lines.push(`garbage line ${i} %%%`);
+  lines.push('1234  close(3) = 0');
+  const file = join(dir, 'st.log');
+  writeFileSync(file, lines.join('\n') + '\n');
+  const c = new RecordingCollector(file, { format: 'strace' });
+  await c.start();
+  for await (const _ of c.events()) { /* drain */ }
+  assert.equal(c.stats().parseErrors, 500);
+  assert.ok(c.stats().notes.some((n) => /480 more bad line\(s\)/.test(n)), c.stats().notes.join('\n'));
+});

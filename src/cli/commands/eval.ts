@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
+import { checkOutFile } from '../../outpath.js';
 import { evalAdfa, rocSvg } from '../../engine/models/index.js';
 
 export const summary = 'evaluate the anomaly models on a dataset (adfa-ld DIR) and plot the ROC curve';
@@ -15,6 +16,7 @@ export async function run(argv: string[]): Promise<number> {
   }, USAGE);
   const [dataset, dir] = positionals;
   if (dataset !== 'adfa-ld' || !dir || positionals.length > 2) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  if (values.roc) checkOutFile(values.roc);
   const r = await evalAdfa(dir, { ablation: values.ablation ?? false });
   if (values.roc) {
     await writeFile(values.roc, rocSvg(r.roc, `ADFA-LD: ${r.data.training} training, ${r.data.validation} validation, ${r.data.attack} attack traces`));

@@ -2,6 +2,7 @@
 // traces, score traces against them, show what a model file holds.
 import { parseFlags, numberFlag } from '../args.js';
 import { SandtraceError } from '../../errors.js';
+import { checkOutFile } from '../../outpath.js';
 import type { Abi } from '../../capture/events.js';
 import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type TraceFormat } from '../../capture/replay/index.js';
 import { loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
@@ -48,6 +49,7 @@ async function train(argv: string[]): Promise<number> {
     far: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' },
   }, USAGE);
   if (!values.out) throw new SandtraceError('USAGE', `--out MODEL is required; usage: ${USAGE}`);
+  checkOutFile(values.out);
   const kind = (values.kind ?? 'vmm') as ModelKind;
   if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
   const abi = abiOf(values.abi);

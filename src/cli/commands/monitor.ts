@@ -3,6 +3,7 @@
 import { parseFlags, numberFlag, splitDoubleDash } from '../args.js';
 import type { Collector } from '../../capture/collector.js';
 import { SandtraceError } from '../../errors.js';
+import { checkOutFile } from '../../outpath.js';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { cgroupOfContainer, cgroupOfPid, checkWatchable, monitor } from '../../engine/models/monitor.js';
 import { loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
@@ -13,6 +14,8 @@ export const summary = 'monitor a running workload live with the eBPF probe: lea
 
 const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE] [-- QEMU-ARGS...]';
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** '30s', '5m', '1h', '500ms' or plain seconds. */
 export function parseDuration(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
@@ -21,6 +24,8 @@ export function parseDuration(v: string): number {
   const unit = m[2] ?? 's';
   const ms = unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n * 3_600_000;
   if (ms <= 0) throw new SandtraceError('USAGE', `duration must be positive, got '${v}'`);
+  // a timer longer than 2^31-1 ms fires at once: the longest a timer can wait is 24 days
+  if (ms > MAX_TIMER_MS) throw new SandtraceError('USAGE', `duration '${v}' is longer than the longest supported (24 days)`);
   return ms;
 }
 
@@ -59,6 +64,9 @@ export async function run(argv: string[]): Promise<number> {
   const learnMs = values.learn === undefined ? undefined : parseDuration(values.learn);
   if (learnMs !== undefined && !values.out) throw new SandtraceError('USAGE', '--learn needs --out MODEL');
   if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
+  // checked before learning starts, not after the whole duration
+  if (values.out) checkOutFile(values.out);
+  if (values.record) checkOutFile(values.record);
   const kind = (values.kind ?? 'vmm') as ModelKind;
   const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0);
   if (far !== undefined && (far <= 0 || far >= 1)) throw new SandtraceError('USAGE', '--far is a rate between 0 and 1 (e.g. 0.001)');

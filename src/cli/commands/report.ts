@@ -32,6 +32,10 @@ export async function loadReport(dir: string): Promise<Report> {
   const missing: string[] = ['analysis', 'sample', 'capture', 'syscalls', 'verdict'].filter((k) => !obj[k] || typeof obj[k] !== 'object');
   for (const k of ['processes', 'files', 'dropped', 'deleted', 'network', 'findings']) if (!Array.isArray(obj[k])) missing.push(k);
   if (missing.length) throw new SandtraceError('INPUT_CORRUPT', `${file}: report.json lacks ${missing.join(', ')}`);
+  for (const k of ['processes', 'files', 'dropped', 'network', 'findings']) {
+    const bad = (obj[k] as unknown[]).findIndex((x) => !x || typeof x !== 'object');
+    if (bad >= 0) throw new SandtraceError('INPUT_CORRUPT', `${file}: ${k}[${bad}] is not an object`);
+  }
   const major = String(r.version ?? '').split('.')[0];
   if (major !== REPORT_VERSION.split('.')[0]) {
     throw new SandtraceError('INPUT_FORMAT_UNKNOWN', `${file}: report version ${String(r.version)} is not readable by this version (${REPORT_VERSION})`);
@@ -45,6 +49,14 @@ export async function run(argv: string[]): Promise<number> {
   if (!dir || positionals.length > 1) throw new SandtraceError('USAGE', 'usage: sandtrace report DIR');
   const report = await loadReport(dir);
   const outDir = (await stat(dir)).isDirectory() ? dir : dirname(dir);
-  for (const p of await renderOutputs(report, outDir)) process.stdout.write(`${p}\n`);
+  let written: string[];
+  try {
+    written = await renderOutputs(report, outDir);
+  } catch (e) {
+    // a field of the wrong type somewhere in a hand-edited or damaged report
+    if (e instanceof TypeError) throw new SandtraceError('INPUT_CORRUPT', `${dir}: report.json has a value of the wrong type (${e.message})`, { cause: e });
+    throw e;
+  }
+  for (const p of written) process.stdout.write(`${p}\n`);
   return 0;
 }

@@ -2,6 +2,7 @@
 // sandbox) and print its events, or record them for building normal-behaviour models.
 import { parseFlags, splitDoubleDash } from '../args.js';
 import { SandtraceError } from '../../errors.js';
+import { checkOutFile } from '../../outpath.js';
 import { StraceCollector } from '../../capture/ptrace/collector.js';
 import type { TraceEvent } from '../../capture/events.js';
 
@@ -40,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   if (cmd.length === 0) throw new SandtraceError('USAGE', `no command to trace; usage: ${USAGE}`);
 
   let writer: Writer | undefined;
+  if (values.record) checkOutFile(values.record);
   if (values.record) {
     const path = '../../capture/replay/index.js';
     let mod: RecordingModule;

@@ -252,3 +252,28 @@ test('calibratedThreshold: the higher of the quantiles by units and by calls', (
   const other = [...Array.from({ length: 100 }, () => ({ score: 0, calls: 10 })), ...Array.from({ length: 3 }, () => ({ score: 4, calls: 10 })), { score: 0, calls: 100_000 }];
   assert.ok(calibratedThreshold(other, 0.01) > 3, 'by units: 3% of processes would alarm at a lower threshold');
 });
+
+test('model files whose thresholds or settings would silently switch detection off are refused (MODEL_INVALID)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-bad-'));
+  try {
+    const good = trainModelFile({ traces: Array.from({ length: 12 }, () => ['read', 'write', 'read', 'close']), byExe: new Map(), source: 'test' }, { kind: 'stide' });
+    const path = join(dir, 'm.json');
+    await saveModel(path, good);
+    await loadModel(path); // the good one loads
+    const g = good.global!;
+    for (const [what, bad] of [
+      ['threshold Infinity', { ...g, calibration: { ...g.calibration, threshold: 1e999 } }],
+      ['threshold -5', { ...g, calibration: { ...g.calibration, threshold: -5 } }],
+      ['window threshold -5', { ...g, calibration: { ...g.calibration, windowThreshold: -5 } }],
+      ['window 0', { ...g, calibration: { ...g.calibration, window: 0 } }],
+      ["abi 'arm'", { ...g, abi: 'arm' }],
+      ['n 0', { ...g, n: 0 }],
+    ] as const) {
+      // JSON has no Infinity: written as the number literal a hand-edited file would hold
+      writeFileSync(path, JSON.stringify({ ...good, global: bad }).replace('"threshold":null', '"threshold":1e999'));
+      await assert.rejects(loadModel(path), (e: unknown) => isSandtraceError(e) && e.code === 'MODEL_INVALID' && e.message.includes(what), what);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

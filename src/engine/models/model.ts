@@ -489,6 +489,15 @@ function validateModel(d: unknown, path: string): ModelFileData {
       || (m.kind === 'mix' && (!m.neural || typeof m.lambda !== 'number' || !Array.isArray(m.neural.w2)))) {
       throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is incomplete`);
     }
+    // values a hand-edited or damaged file can hold that would silently switch detection off
+    const c = m.calibration;
+    const bad = !Number.isInteger(m.n) || m.n < 1 || m.n > 32 ? `n ${String(m.n)}`
+      : m.abi !== undefined && m.abi !== 'x86_64' && m.abi !== 'i386' ? `abi '${String(m.abi)}'`
+        : !(Number.isFinite(c.threshold) && c.threshold >= 0) ? `threshold ${String(c.threshold)}`
+          : !(Number.isFinite(c.windowThreshold) && c.windowThreshold >= 0) ? `window threshold ${String(c.windowThreshold)}`
+            : !(Number.isInteger(c.window) && c.window >= 1) ? `window ${String(c.window)}`
+              : c.chunk !== undefined && !(Number.isInteger(c.chunk) && c.chunk >= 1) ? `chunk ${String(c.chunk)}` : undefined;
+    if (bad) throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} has an invalid ${bad}`);
   };
   if (typeof o.programs !== 'object' || o.programs === null) throw new SandtraceError('MODEL_INVALID', `${path}: no programs field`);
   for (const [exe, p] of Object.entries(o.programs)) check(p, exe);
