@@ -33,3 +33,11 @@ test('vm profile on a file that is not a kernel: one line, input exit code', () 
   assert.match(r.err, /^sandtrace vm: not an x86 bzImage/);
   assert.equal(cli(['vm', 'frobnicate']).code, 2);
 });
+
+test('vm run of a file the guest cannot execute says the sample never started and exits 1', { timeout: 180_000 }, () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e',
+    `import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.main(${JSON.stringify(['vm', 'run', '/etc/hostname', '--timeout', '20'])}); })`],
+  { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /the sample never started \(exit status \d+\) \[SAMPLE_NOT_STARTED\]/);
+});

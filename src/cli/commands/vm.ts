@@ -61,6 +61,12 @@ async function runSample(argv: string[]): Promise<number> {
     const s = vm.collector.stats();
     process.stderr.write(`vm: sample exit ${r.sampleExit ?? '?'}${r.timedOut ? ' (timed out)' : ''}, ${s.events} events, ${s.lost} lost, ` +
       `guest ${r.wallSeconds.toFixed(1)} s; console: ${values.out ? r.consolePath : '(removed)'}\n`);
+    // nothing seen: the sample never ran (not executable, or the guest could not start it); no
+    // behaviour seen is no result, as in analyze (SAMPLE_NOT_STARTED)
+    if (s.events === 0) {
+      process.stderr.write(`vm: the sample never started (exit status ${r.sampleExit ?? '?'}) [SAMPLE_NOT_STARTED]\n`);
+      return 1;
+    }
     return 0;
   } finally {
     process.off('SIGINT', stopOnSignal);
