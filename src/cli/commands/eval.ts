@@ -18,6 +18,10 @@ export async function run(argv: string[]): Promise<number> {
   if (dataset !== 'adfa-ld' || !dir || positionals.length > 2) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
   if (values.roc) checkOutFile(values.roc);
   const r = await evalAdfa(dir, { ablation: values.ablation ?? false });
+  // files that are not traces were left out: said on stderr, whatever the output format
+  if (r.skipped.length > 0) {
+    process.stderr.write(`eval: left out ${r.skipped.length} file(s) that are not traces; first: ${r.skipped.slice(0, 3).join(' | ')}\n`);
+  }
   if (values.roc) {
     await writeFile(values.roc, rocSvg(r.roc, `ADFA-LD: ${r.data.training} training, ${r.data.validation} validation, ${r.data.attack} attack traces`));
   }

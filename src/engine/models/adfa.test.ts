@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auc, drAtFar, farAtDr } from './roc.js';
 import { adfaDir, runCli } from './testutil.js';
+import { readAdfaFolder } from './adfa.js';
 
 test('ROC figures: AUC counts ties half; FAR at a detection rate and DR at a false-alarm rate', () => {
   assert.equal(auc([1, 2, 3], [4, 5]), 1);
@@ -57,5 +58,22 @@ test('eval adfa-ld: the standard protocol, baseline and chosen model side by sid
     assert.match(text, /vmm-(kn|wb)-n\d \(AUC 0\.\d+\)/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('ADFA-LD folders: a file that is not a trace (garbage, empty) is left out and named, not scored', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-adfa-bad-'));
+  try {
+    writeFileSync(join(dir, 'UTD-0001.txt'), '6 6 63 6 42 120 6 195 120 6 6 114\n');
+    writeFileSync(join(dir, 'UTD-0002.txt'), '');
+    writeFileSync(join(dir, 'UTD-0003.txt'), '1 2 abc 3\n');
+    const skipped: string[] = [];
+    const traces = await readAdfaFolder(dir, skipped);
+    assert.deepEqual(traces.map((t) => t.file.slice(-12)), ['UTD-0001.txt']);
+    assert.equal(skipped.length, 2);
+    assert.match(skipped.join('\n'), /UTD-0002\.txt: no system calls/);
+    assert.match(skipped.join('\n'), /UTD-0003\.txt: line 1: .*not syscall numbers/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

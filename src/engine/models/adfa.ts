@@ -31,7 +31,12 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 /** Read one ADFA-LD folder through the numeric importer (i386 numbering). */
-export async function readAdfaFolder(dir: string): Promise<AdfaTrace[]> {
+/**
+ * The traces of one ADFA-LD folder. A file that is not a trace (a token that is no syscall
+ * number, or no call at all) is left out rather than scored as a damaged trace, and named in
+ * `skipped` when given.
+ */
+export async function readAdfaFolder(dir: string, skipped?: string[]): Promise<AdfaTrace[]> {
   const traces: AdfaTrace[] = [];
   for (const file of await filesUnder(dir)) {
     const imp = createImporter('adfa', { abi: 'i386' });
@@ -41,6 +46,11 @@ export async function readAdfaFolder(dir: string): Promise<AdfaTrace[]> {
     for (const line of text.split('\n')) {
       lineNo++;
       for (const e of imp.line(line, lineNo)) if (e.type === 'syscall') calls.push(e.name);
+    }
+    const issue = imp.issues[0];
+    if (issue || calls.length === 0) {
+      skipped?.push(`${file}: ${issue ? `line ${issue.line}: ${issue.message}` : 'no system calls'}`);
+      continue;
     }
     traces.push({ file, calls });
   }
@@ -84,6 +94,8 @@ export interface AdfaResult {
   /** Every model of the run: the baseline, the chosen one, and with --ablation the MIX model. */
   models: ModelResult[];
   data: { training: number; validation: number; attack: number; trainingCalls: number; scoredCalls: number };
+  /** Files left out because they are not traces (file: reason). */
+  skipped: string[];
   roc: RocSeries[];
   /** Report-only figures (AUC of other settings on the dev attacks); never used to choose anything. */
   ablation?: { name: string; auc: number; far_at_dr90: number }[];
@@ -134,7 +146,8 @@ const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function evalAdfa(dir: string, opts: { ablation?: boolean } = {}): Promise<AdfaResult> {
   await checkAdfaDir(dir);
-  const [train, normal, attack] = await Promise.all(ADFA_DIRS.map((d) => readAdfaFolder(join(dir, d)))) as [AdfaTrace[], AdfaTrace[], AdfaTrace[]];
+  const skipped: string[] = [];
+  const [train, normal, attack] = await Promise.all(ADFA_DIRS.map((d) => readAdfaFolder(join(dir, d), skipped))) as [AdfaTrace[], AdfaTrace[], AdfaTrace[]];
   if (train.length === 0 || normal.length === 0 || attack.length === 0) {
     throw new SandtraceError('INPUT_EMPTY', `${dir}: a folder of the ADFA-LD layout holds no .txt traces`);
   }
@@ -195,6 +208,7 @@ export async function evalAdfa(dir: string, opts: { ablation?: boolean } = {}): 
       trainingCalls: train.reduce((a, t) => a + t.calls.length, 0),
       scoredCalls: [...normal, ...attack].reduce((a, t) => a + t.calls.length, 0),
     },
+    skipped,
     roc: [
       { name: b.name, auc: b.auc, points: rocCurve(base.normalScores, base.attackScores) },
       { name: m.name, auc: m.auc, points: rocCurve(best.normalScores, best.attackScores) },
