@@ -6,7 +6,7 @@ import type { SockAddr, SyscallEvent, TraceEvent } from '../capture/events.js';
 import type { ContainerImage, EnrichedEvent, FdInfo, FdType, ProcessInfo } from './types.js';
 import {
   AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, O_CLOEXEC, O_DIRECTORY,
-  SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
+  O_TRUNC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
 } from './flags.js';
 
 export interface SemanticOptions {
@@ -31,7 +31,11 @@ interface ProcState {
 
 const READS = new Set(['read', 'pread64', 'readv', 'preadv', 'preadv2']);
 const WRITES = new Set(['write', 'pwrite64', 'writev', 'pwritev', 'pwritev2']);
-const O_TRUNC = 0o1000;
+
+/** The open flags of an opener (creat is O_WRONLY|O_CREAT|O_TRUNC; openat2 keeps them in memory). */
+function openerFlags(name: string, a: readonly number[]): number {
+  return name === 'creat' ? 0o1101 : name === 'open' ? (a[1] ?? 0) : name === 'openat' ? (a[2] ?? 0) : 0;
+}
 
 /** Syscalls whose first argument is a file descriptor the call operates on. */
 const FD_ARG0 = new Set([
@@ -199,7 +203,7 @@ export class SemanticState {
 
     let fd: FdInfo | undefined;
     if (OPENERS.has(name)) {
-      const flags = name === 'creat' ? 0o1101 : name === 'open' ? (a[1] ?? 0) : name === 'openat' ? (a[2] ?? 0) : 0;
+      const flags = openerFlags(name, a);
       const p = path ?? '';
       fd = { num: ret ?? -1, type: (flags & O_DIRECTORY) !== 0 ? 'directory' : 'file', name: p, path: p };
       if (ok) {
@@ -350,8 +354,7 @@ export class SemanticState {
     } else if (name === 'copy_file_range') {
       copy(filePath(fd), filePath(st.fds.get(a[2] ?? -1)));
     } else if (OPENERS.has(name)) {
-      const flags = name === 'creat' ? O_TRUNC : name === 'open' ? (a[1] ?? 0) : name === 'openat' ? (a[2] ?? 0) : 0;
-      if (path !== undefined && (flags & O_TRUNC) !== 0) this.copiedFrom.delete(path);
+      if (path !== undefined && (openerFlags(name, a) & O_TRUNC) !== 0) this.copiedFrom.delete(path);
     } else if (name === 'rename' || name === 'renameat' || name === 'renameat2') {
       if (path !== undefined && path2 !== undefined) {
         copy(path, path2);

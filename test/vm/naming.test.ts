@@ -113,28 +113,33 @@ int main(void) {
 }
 `;
 
-test('a program exec\'d from a memfd is named /memfd:NAME (a pseudo file: its own root)', { timeout: 180_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-memfd-'));
+/** Compiles C source as a static program, runs it in a TCG guest and returns its events and the run's result. */
+async function runGuestProgram(name: string, source: string, ccFlags: string[] = []) {
+  const dir = mkdtempSync(join(tmpdir(), `sandtrace-${name}-`));
   try {
-    writeFileSync(join(dir, 'memfd.c'), MEMFD_C);
-    const cc = spawnSync('cc', ['-static', '-O1', '-o', join(dir, 'memfd'), join(dir, 'memfd.c')], { encoding: 'utf8' });
+    writeFileSync(join(dir, `${name}.c`), source);
+    const cc = spawnSync('cc', ['-static', '-O1', ...ccFlags, '-o', join(dir, name), join(dir, `${name}.c`)], { encoding: 'utf8' });
     assert.equal(cc.status, 0, `cc -static failed (run make setup): ${cc.stderr}`);
-    const vm = runInVm({ sample: join(dir, 'memfd'), timeout: 30 });
+    const vm = runInVm({ sample: join(dir, name), timeout: 30 });
     await vm.collector.start();
     const events: TraceEvent[] = [];
     for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
-    const m = /memfd child=(\d+) status=0/.exec(res.output);
-    assert.ok(m, `the sample did not run its memfd child: ${res.output}`);
-    const call = events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'execveat' && e.pid === Number(m[1]));
-    // the path passed is empty; the call reports the kernel's name for it (AT_EXECFN), the exec the file
-    assert.match(call?.path ?? '', /^\/dev\/fd\/\d+$/);
-    assert.equal(call?.ret, 0);
-    const exec = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === Number(m[1]));
-    assert.deepEqual([exec?.exe, exec?.argv], ['/memfd:payload', ['true']]);
+    return { events, res: await vm.done };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('a program exec\'d from a memfd is named /memfd:NAME (a pseudo file: its own root)', { timeout: 180_000 }, async () => {
+  const { events, res } = await runGuestProgram('memfd', MEMFD_C);
+  const m = /memfd child=(\d+) status=0/.exec(res.output);
+  assert.ok(m, `the sample did not run its memfd child: ${res.output}`);
+  const call = events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'execveat' && e.pid === Number(m[1]));
+  // the path passed is empty; the call reports the kernel's name for it (AT_EXECFN), the exec the file
+  assert.match(call?.path ?? '', /^\/dev\/fd\/\d+$/);
+  assert.equal(call?.ret, 0);
+  const exec = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === Number(m[1]));
+  assert.deepEqual([exec?.exe, exec?.argv], ['/memfd:payload', ['true']]);
 });
 
 // The main thread ends with exit (not exit_group) while a worker thread goes on: the process is
@@ -160,26 +165,14 @@ int main(void) {
 `;
 
 test('a main thread that exits while a worker lives on ends a thread, not the process: one process, one exec, exit at exit_group', { timeout: 180_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mainexit-'));
-  try {
-    writeFileSync(join(dir, 'mainexit.c'), MAIN_EXIT_C);
-    const cc = spawnSync('cc', ['-static', '-O1', '-pthread', '-o', join(dir, 'mainexit'), join(dir, 'mainexit.c')], { encoding: 'utf8' });
-    assert.equal(cc.status, 0, `cc -static failed (run make setup): ${cc.stderr}`);
-    const vm = runInVm({ sample: join(dir, 'mainexit'), timeout: 30 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
-    const m = /worker pid=(\d+)/.exec(res.output);
-    assert.ok(m, `the worker did not run: ${res.output}`);
-    const pid = Number(m[1]);
-    const mine = events.filter((e) => e.pid === pid);
-    assert.deepEqual(mine.filter((e) => e.type === 'exec').length, 1, 'one exec: the worker is not announced as a new program');
-    const exits = mine.filter((e) => e.type === 'exit').map((e) => [e.tid === pid ? 'main' : 'worker', e.type === 'exit' && e.thread, e.type === 'exit' && e.code]);
-    assert.deepEqual(exits, [['main', true, 0], ['worker', false, 3]]);
-    // the worker's calls after the main thread's exit belong to the process, and reach the console
-    assert.ok(mine.some((e) => e.type === 'syscall' && e.name === 'write' && e.tid !== pid));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { events, res } = await runGuestProgram('mainexit', MAIN_EXIT_C, ['-pthread']);
+  const m = /worker pid=(\d+)/.exec(res.output);
+  assert.ok(m, `the worker did not run: ${res.output}`);
+  const pid = Number(m[1]);
+  const mine = events.filter((e) => e.pid === pid);
+  assert.deepEqual(mine.filter((e) => e.type === 'exec').length, 1, 'one exec: the worker is not announced as a new program');
+  const exits = mine.filter((e) => e.type === 'exit').map((e) => [e.tid === pid ? 'main' : 'worker', e.type === 'exit' && e.thread, e.type === 'exit' && e.code]);
+  assert.deepEqual(exits, [['main', true, 0], ['worker', false, 3]]);
+  // the worker's calls after the main thread's exit belong to the process, and reach the console
+  assert.ok(mine.some((e) => e.type === 'syscall' && e.name === 'write' && e.tid !== pid));
 });
