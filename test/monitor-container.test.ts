@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { createSandbox, runcRoot, shimPath } from '../src/sandbox/index.js';
 import { baseRootfs } from '../src/sandbox/image.js';
 import { hierarchies } from '../src/sandbox/cgroups.js';
-import { cgroupOfContainer, UNIFIED_ROOT } from '../src/engine/models/monitor.js';
+import { cgroupOfContainer, cgroup2Root } from '../src/engine/models/monitor.js';
 import { runCli } from '../src/engine/models/testutil.js';
 
 const execFile = promisify(execFileCb);
@@ -226,9 +226,9 @@ test('monitor --container: plain runc containers in the default root, every cgro
 
     // runc's cgroupfs forms: none (/ID), absolute (from the hierarchy root), relative (under runc's own cgroup)
     const cases: Array<[string, string | undefined, (id: string) => string]> = [
-      ['none', undefined, (id) => join(UNIFIED_ROOT, id)],
-      ['abs', `/${tag}/abs`, () => join(UNIFIED_ROOT, tag, 'abs')],
-      ['rel', `${tag}/rel`, () => join(UNIFIED_ROOT, own, tag, 'rel')],
+      ['none', undefined, (id) => join(cgroup2Root(), id)],
+      ['abs', `/${tag}/abs`, () => join(cgroup2Root(), tag, 'abs')],
+      ['rel', `${tag}/rel`, () => join(cgroup2Root(), own, tag, 'rel')],
     ];
     for (const [name, path, expected] of cases) {
       const id = start(name, ['sleep', '60'], path);

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import type { CaptureStats } from '../collector.js';
 import type { TraceEvent } from '../events.js';
 import { EbpfCollector, type EbpfCollectorOptions } from './collector.js';
+import { hierarchies } from '../../sandbox/cgroups.js';
 
-export const UNIFIED = '/sys/fs/cgroup/unified';
+/** The cgroup v2 mount: .../unified on this hybrid host, /sys/fs/cgroup on a pure v2 one. */
+export const UNIFIED = hierarchies().find((h) => h.version === 2)?.mount ?? '/sys/fs/cgroup/unified';
 
 export interface TestCgroup {
   path: string;

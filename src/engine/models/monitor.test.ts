@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { makeCgroup, runInCgroup } from '../../capture/ebpf/testutil.js';
-import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, UNIFIED_ROOT, type MonitorResult } from './monitor.js';
+import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, cgroup2Root, type MonitorResult } from './monitor.js';
 import type { TraceEvent } from '../../capture/events.js';
 import { AnomalyModel, loadModel, saveModel } from './model.js';
 import type { Finding } from '../types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
 import { runCli } from './testutil.js';
+import { hierarchies } from '../../sandbox/cgroups.js';
 
 // A service-like loop: reads a file and lists a directory; the deviant copy, half-way, opens a
 // TCP socket and spawns a shell (the "compromised server" case).
@@ -113,6 +114,36 @@ function whenAttached(child: ReturnType<typeof spawn>, then: () => void): void {
   child.stderr?.on('data', onData);
 }
 
+test('monitor: ends by itself when the watched cgroup is removed, instead of watching nothing forever', { timeout: 60_000 }, async () => {
+  if (process.getuid?.() !== 0) assert.fail('the monitor test needs root (eBPF)');
+  const cg = makeCgroup('monitor-gone');
+  let removed = false;
+  try {
+    let attached!: () => void;
+    const ready = new Promise<void>((r) => { attached = r; });
+    const running = monitor({ collector: new EbpfCollector({ cgroupPath: cg.path }), cgroupPath: cg.path, detectors: [], onAttached: attached });
+    await ready;
+    assert.equal((await runInCgroup(cg.path, 'true')).code, 0);
+    await cg.remove();
+    removed = true;
+    // no signal is ever sent: only the removal can end it (a regression times the test out)
+    const r = await running;
+    assert.equal(r.ended, 'cgroup-removed');
+    assert.ok(r.events > 0, 'the workload run before the removal was seen');
+  } finally {
+    if (!removed) await cg.remove();
+  }
+});
+
+test('monitor CLI: a cgroup v1 directory is refused up front (the probe filters by cgroup v2 only)', { timeout: 30_000 }, async (t) => {
+  const v1 = hierarchies().find((h) => h.version === 1);
+  if (!v1) { t.skip('no cgroup v1 hierarchy on this host'); return; }
+  const r = await runCli(['monitor', '--cgroup', v1.mount, '--model', 'x']);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /is not in the cgroup v2 hierarchy \(mounted at /);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
 test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with exit 0', { timeout: 60_000 }, async () => {
   const noTarget = await runCli(['monitor', '--model', 'x']);
   assert.equal(noTarget.code, 2);
@@ -122,7 +153,7 @@ test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with e
   // the cgroup sandtrace itself runs in (here, or the host's root one) is refused: sandtrace would
   // watch its own work, or the whole host
   const own = cgroupOfPid(process.pid);
-  for (const target of [['--cgroup', own], ['--pid', String(process.pid)], ['--cgroup', UNIFIED_ROOT]]) {
+  for (const target of [['--cgroup', own], ['--pid', String(process.pid)], ['--cgroup', cgroup2Root()]]) {
     const r = await runCli(['monitor', ...target, '--model', 'x']);
     assert.equal(r.code, 2, `${target.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /is the root cgroup: watching it would watch the whole host|sandtrace itself runs in/);

@@ -14,6 +14,7 @@ import type { Detector, Finding } from '../types.js';
 import { createAnomalyDetector } from './detector.js';
 import { EXE_ALIAS, programKey } from '../../semantics/program.js';
 import { trainModelFile, type AnomalyModel, type ModelFileData, type TrainOptions } from './model.js';
+import { hierarchies } from '../../sandbox/cgroups.js';
 
 const execFile = promisify(execFileCb);
 
@@ -23,7 +24,19 @@ const execFile = promisify(execFileCb);
  * operator every few minutes; at 0.1% the thresholds sit at the top of the held-out normal scores.
  */
 export const LIVE_FAR = 0.001;
-export const UNIFIED_ROOT = '/sys/fs/cgroup/unified';
+/** How often the monitor checks that the watched cgroup still exists. */
+const CGROUP_POLL_MS = 500;
+
+/**
+ * Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a pure v2 host, .../unified on a
+ * hybrid one (v1 controllers beside it). The probe filters by cgroup v2 ids, so only this
+ * hierarchy can be watched.
+ */
+export function cgroup2Root(): string {
+  const v2 = hierarchies().find((h) => h.version === 2);
+  if (!v2) throw new SandtraceError('DEPENDENCY_MISSING', 'no cgroup v2 hierarchy is mounted: the probe needs cgroup2 to tell the workload apart');
+  return v2.mount;
+}
 
 /** cgroup v2 directory of a host pid (the `0::` line of /proc/PID/cgroup). */
 export function cgroupOfPid(pid: number): string {
@@ -35,7 +48,7 @@ export function cgroupOfPid(pid: number): string {
   }
   const line = text.split('\n').find((l) => l.startsWith('0::'));
   if (!line) throw new SandtraceError('INPUT_MISSING', `process ${pid} has no cgroup v2 membership`, { details: { pid } });
-  const path = join(UNIFIED_ROOT, line.slice(3));
+  const path = join(cgroup2Root(), line.slice(3));
   if (!existsSync(join(path, 'cgroup.procs'))) throw new SandtraceError('INPUT_MISSING', `cgroup ${path} of process ${pid} is not a cgroup v2 directory`);
   return path;
 }
@@ -59,8 +72,12 @@ export function checkWatchable(path: string, self = process.pid): void {
   } catch (e) {
     throw new SandtraceError('INPUT_MISSING', `no cgroup ${path}`, { cause: e, details: { path } });
   }
+  const root = realpathSync(cgroup2Root());
+  // a v1 hierarchy's directories have cgroup.procs too, but the probe cannot filter by them
+  if (real !== root && !real.startsWith(root + '/')) {
+    throw new SandtraceError('INPUT_MISSING', `${path} is not in the cgroup v2 hierarchy (mounted at ${root}): the probe can only watch cgroup v2 directories`, { details: { path } });
+  }
   if (!existsSync(join(real, 'cgroup.procs'))) throw new SandtraceError('INPUT_MISSING', `${path} is not a cgroup v2 directory`, { details: { path } });
-  const root = realpathSync(UNIFIED_ROOT);
   if (real === root) {
     throw new SandtraceError('USAGE', `${path} is the root cgroup: watching it would watch the whole host, sandtrace included; put the workload in a cgroup of its own`);
   }
@@ -101,8 +118,8 @@ export async function cgroupOfContainer(id: string, roots: readonly string[]): P
     }
     const path = cgroupOfPid(st.pid);
     // runc did not put it in the unified hierarchy: watching the root would watch the whole host
-    if (realpathSync(path) === realpathSync(UNIFIED_ROOT)) {
-      throw new SandtraceError('INPUT_MISSING', `runc container '${id}' is in the root cgroup v2 (runc did not place it in ${UNIFIED_ROOT}); give its cgroup with --cgroup`, { details: { id } });
+    if (realpathSync(path) === realpathSync(cgroup2Root())) {
+      throw new SandtraceError('INPUT_MISSING', `runc container '${id}' is in the root cgroup v2 (runc did not give it a cgroup of its own there); give its cgroup with --cgroup`, { details: { id } });
     }
     return path;
   }
@@ -356,6 +373,8 @@ export interface MonitorOptions {
 }
 
 export interface MonitorResult {
+  /** Why monitoring ended: a signal (or the caller's abort), the learning time, or the watched cgroup was removed. */
+  ended: 'stopped' | 'learned' | 'cgroup-removed';
   events: number;
   findings: number;
   stats: CaptureStats;
@@ -397,10 +416,16 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   namer.attached();
   o.onAttached?.();
   let timer: NodeJS.Timeout | undefined;
-  const stop = () => void o.collector.stop();
-  o.signal?.addEventListener('abort', stop, { once: true });
+  let ended: MonitorResult['ended'] | undefined;
+  const stop = (why: MonitorResult['ended'] = 'stopped') => { ended ??= why; void o.collector.stop(); };
+  const onAbort = () => stop('stopped');
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   if (o.signal?.aborted) stop();
-  if (o.learnMs !== undefined) timer = setTimeout(stop, o.learnMs);
+  if (o.learnMs !== undefined) timer = setTimeout(() => stop('learned'), o.learnMs);
+  // a removed cgroup can hold nothing any more: watching it would wait forever on nothing
+  const gone = o.cgroupPath
+    ? setInterval(() => { if (!existsSync(join(o.cgroupPath as string, 'cgroup.procs'))) stop('cgroup-removed'); }, CGROUP_POLL_MS)
+    : undefined;
   let events = 0;
   try {
     const r = await runPipeline({
@@ -412,12 +437,13 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
     events = r.events;
   } finally {
     if (timer) clearTimeout(timer);
-    o.signal?.removeEventListener('abort', stop);
+    if (gone) clearInterval(gone);
+    o.signal?.removeEventListener('abort', onAbort);
     await o.collector.stop();
     await o.record?.close(o.collector.stats());
   }
   for (const d of detectors) emit(d.finish());
-  const result: MonitorResult = { events, findings, stats: o.collector.stats() };
+  const result: MonitorResult = { ended: ended ?? 'stopped', events, findings, stats: o.collector.stats() };
   if (learner) {
     const traces = [...learner.byExe.values()].reduce((a, l) => a + l.length, learner.unattributed.length);
     result.learned = { programs: learner.byExe.size, traces, calls: learner.calls };
