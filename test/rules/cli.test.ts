@@ -1,7 +1,7 @@
 // `sandtrace rules check|list` and `sandtrace bench engine` through the built CLI (bin/sandtrace).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,4 +66,55 @@ test('bench engine prints {events, seconds, events_per_s, rules} (shape only: fi
   assert.equal(out['events'], 20000);
   for (const k of ['seconds', 'events_per_s', 'rules']) assert.ok(typeof out[k] === 'number' && out[k]! > 0, k);
   assert.ok(out['rules']! >= 60 + 20, 'built-in pack plus Falco default rules');
+});
+
+test('rules check reports misspelt keys, missing desc/output/priority, a non-boolean enabled, unknown output fields and cycles with their lines', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rules-'));
+  const file = join(dir, 'defects.yaml');
+  await writeFile(file, [
+    '- rule: misspelt', '  desc: d', '  condition: evt.type = openat', '  output: "%proc.name"', '  priorty: WARNING', //  1-5
+    '- rule: bare', '  condition: evt.type = openat', //                                                                6-7
+    '- rule: string enabled', '  desc: d', '  condition: evt.type = openat', '  output: "%proc.name"', '  priority: NOTICE',
+    '  enabled: "false"', //                                                                                          8-13
+    '- rule: bad output', '  desc: d', '  condition: evt.type = openat', '  output: "%proc.name %nosuch.field"',
+    '  priority: NOTICE', //                                                                                          14-18
+    '- list: a', '  items: [x, b]', '- list: b', '  items: [y, a]', //                                                 19-22
+    '- macro: m1', '  condition: m2 and evt.type = openat', '- macro: m2', '  condition: m1', //                         23-26
+    '- rule: word enabled', '  desc: d', '  condition: evt.type = openat', '  output: x', '  priority: NOTICE', '  enabled: maybe', // 27-32
+    '',
+  ].join('\n'));
+  const r = run('rules', 'check', file);
+  assert.equal(r.status, 4, r.stdout + r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const has = (re: RegExp) => assert.ok(lines.some((l) => re.test(l)), `${re} not in:\n${r.stdout}`);
+  has(/defects\.yaml:5: warning UNKNOWN_KEY \[misspelt\]: unknown key 'priorty'.*did you mean 'priority'\?/);
+  has(/defects\.yaml:1: error INVALID_ITEM \[misspelt\]: rule 'misspelt' needs 'priority'/);
+  has(/defects\.yaml:6: error INVALID_ITEM \[bare\]: rule 'bare' needs 'desc', 'output' and 'priority'/);
+  has(/defects\.yaml:13: warning INVALID_ITEM \[string enabled\]: enabled: "false" is text, not a boolean; read as false/);
+  has(/defects\.yaml:17: warning UNSUPPORTED_FIELD \[bad output\]: output: unsupported field 'nosuch\.field'/);
+  has(/defects\.yaml:19: warning LIST_CYCLE: lists include each other in a cycle: a -> b -> a/);
+  has(/defects\.yaml:24: error MACRO_CYCLE: macros use each other in a cycle: m1 -> m2 -> m1/);
+  has(/defects\.yaml:32: error INVALID_ITEM \[word enabled\]: enabled must be true or false/);
+  assert.match(lines.at(-1)!, /^1 of 2 rules loaded \(50\.0%\), 1 disabled, 1 switched off \(enabled: false\); 4 errors$/);
+
+  // Warnings alone (valid Falco): printed, exit 0.
+  const warn = join(dir, 'warnings.yaml');
+  await writeFile(warn, ['- rule: r', '  desc: d', '  condition: evt.type = openat', '  output: "%proc.name"', '  priority: NOTICE',
+    '  enabled: "no"', '  tgas: [x]', ''].join('\n'));
+  const w = run('rules', 'check', warn, '--json');
+  assert.equal(w.status, 0, w.stdout + w.stderr);
+  const out = JSON.parse(w.stdout) as { diagnostics: { code: string; severity: string; line: number }[] };
+  assert.deepEqual(out.diagnostics.map((d) => [d.code, d.severity, d.line]), [['UNKNOWN_KEY', 'warning', 7], ['INVALID_ITEM', 'warning', 6]]);
+});
+
+test('rules check: the built-in pack has no diagnostics and Falco\'s files load 76 of 77 rules, as before', () => {
+  const pack = run('rules', 'check', ...readdirSync(join(root, 'rules')).filter((f) => f.endsWith('.yaml')).map((f) => join(root, 'rules', f)));
+  assert.equal(pack.status, 0, pack.stdout);
+  assert.match(pack.stdout, /^(\d+) of \1 rules loaded \(100\.0%\), 0 disabled, 0 switched off \(enabled: false\); 0 errors\n$/);
+  const falco = run('rules', 'check', ...['falco_rules.yaml', 'falco-incubating_rules.yaml', 'falco-sandbox_rules.yaml'].map((f) => join(root, 'test', 'fixtures', 'falco', f)));
+  assert.equal(falco.status, 0, falco.stdout);
+  const lines = falco.stdout.trim().split('\n');
+  assert.equal(lines.length, 2, falco.stdout);
+  assert.match(lines[0]!, /falco-sandbox_rules\.yaml:1666: warning UNSUPPORTED_FIELD \[Java Process Class File Download\]/);
+  assert.equal(lines[1], '76 of 77 rules loaded (98.7%), 1 disabled, 11 switched off (enabled: false); 0 errors');
 });

@@ -34,6 +34,8 @@ export interface MacroDef {
 export interface Env {
   macros: Map<string, MacroDef>;
   lists: Map<string, string[]>;
+  /** Each list with the lists it names expanded (see expandLists); made on first use. */
+  expanded?: Map<string, string[]>;
   /** Per string field, the memo of its string tests by value (made on first use). */
   memos?: Map<string, FieldMemo>;
 }
@@ -145,16 +147,130 @@ export function macroAst(env: Env, name: string): Node {
   return m.ast;
 }
 
-/** Expands list names inside a list's items (Falco lets lists include other lists). */
-export function expandItems(env: Env, items: string[], seen = new Set<string>()): string[] {
+/**
+ * Strongly connected components of a directed graph (Tarjan's algorithm, iterative so that a
+ * chain of 100,000 lists or macros cannot exhaust the stack). Components come out in reverse
+ * topological order: every component a component points to comes out before it.
+ * `succ` must name only nodes of the graph.
+ */
+export function stronglyConnected(nodes: Iterable<string>, succ: (n: string) => readonly string[]): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const out: string[][] = [];
+  let next = 0;
+  for (const root of nodes) {
+    if (index.has(root)) continue;
+    const work: { n: string; s: readonly string[]; i: number }[] = [];
+    const visit = (n: string) => {
+      index.set(n, next);
+      low.set(n, next);
+      next++;
+      stack.push(n);
+      onStack.add(n);
+      work.push({ n, s: succ(n), i: 0 });
+    };
+    visit(root);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      if (top.i < top.s.length) {
+        const w = top.s[top.i++]!;
+        if (!index.has(w)) visit(w);
+        else if (onStack.has(w)) low.set(top.n, Math.min(low.get(top.n)!, index.get(w)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent.n, Math.min(low.get(parent.n)!, low.get(top.n)!));
+      if (low.get(top.n) === index.get(top.n)) {
+        const comp: string[] = [];
+        let w: string;
+        do {
+          w = stack.pop()!;
+          onStack.delete(w);
+          comp.push(w);
+        } while (w !== top.n);
+        out.push(comp);
+      }
+    }
+  }
+  return out;
+}
+
+/** A component is a cycle when it has more than one member or a member that names itself. */
+export function isCycle(comp: readonly string[], succ: (n: string) => readonly string[]): boolean {
+  return comp.length > 1 || succ(comp[0]!).includes(comp[0]!);
+}
+
+/** The shortest way round a cycle from `start` (start ... start), for messages. */
+export function cyclePath(start: string, members: ReadonlySet<string>, succ: (n: string) => readonly string[]): string[] {
+  const from = new Map<string, string>();
+  const queue = [start];
+  for (let q = 0; q < queue.length; q++) {
+    const n = queue[q]!;
+    for (const w of succ(n)) {
+      if (!members.has(w)) continue;
+      if (w === start) {
+        const back = [start];
+        for (let p = n; p !== start; p = from.get(p)!) back.push(p);
+        back.push(start);
+        return back.reverse();
+      }
+      if (!from.has(w)) {
+        from.set(w, n);
+        queue.push(w);
+      }
+    }
+  }
+  return [start];
+}
+
+/** The lists each list names among its items (Falco lets lists include other lists). */
+export function listEdges(env: Env): (n: string) => string[] {
+  return (n) => (env.lists.get(n) ?? []).filter((it) => env.lists.has(it));
+}
+
+/**
+ * Expands every list once: a list holds its own items with the lists it names replaced by their
+ * items (without repeats). Lists that include each other (a names b, b names a) form a cycle:
+ * each of them holds the items of all of them, and their names are not items. Returns the
+ * cycles so that the loader can report them.
+ */
+export function expandLists(env: Env): { cycles: string[][] } {
+  const expanded = new Map<string, string[]>();
+  const succ = listEdges(env);
+  const cycles: string[][] = [];
+  const order = new Map([...env.lists.keys()].map((n, i) => [n, i]));
+  for (const comp of stronglyConnected(env.lists.keys(), succ)) {
+    const members = new Set(comp);
+    // Members in definition order, so a list's own items keep their order.
+    if (comp.length > 1) comp.sort((a, b) => order.get(a)! - order.get(b)!);
+    if (isCycle(comp, succ)) cycles.push(comp);
+    const items = new Set<string>();
+    for (const name of comp) {
+      for (const it of env.lists.get(name)!) {
+        if (members.has(it)) continue;
+        const sub = expanded.get(it);
+        if (sub) for (const x of sub) items.add(x);
+        else items.add(it);
+      }
+    }
+    const all = [...items];
+    for (const m of comp) expanded.set(m, all);
+  }
+  env.expanded = expanded;
+  return { cycles };
+}
+
+/** The items of a condition's value list with list names replaced by the lists' items. */
+export function expandItems(env: Env, items: string[]): string[] {
+  const expanded = env.expanded ?? (expandLists(env), env.expanded!);
   const out: string[] = [];
   for (const it of items) {
-    const sub = env.lists.get(it);
-    if (sub && !seen.has(it)) {
-      seen.add(it);
-      out.push(...expandItems(env, sub, seen));
-      seen.delete(it);
-    } else out.push(it);
+    const sub = expanded.get(it);
+    if (sub) out.push(...sub);
+    else out.push(it);
   }
   return out;
 }

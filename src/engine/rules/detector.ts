@@ -2,7 +2,7 @@
 // process (evidence keeps the first matches), and the stateful extension's windows and sequences.
 import type { EnrichedEvent } from '../../semantics/types.js';
 import type { Detector, Evidence, Finding } from '../types.js';
-import { evtType, resolveField, type EvalCtx, type Scalar } from './fields.js';
+import { evtType, outputTokens, resolveField, type EvalCtx, type Scalar } from './fields.js';
 import { openFlags } from './args.js';
 import type { CompiledRule, RuleSet } from './load.js';
 
@@ -104,13 +104,11 @@ function renderOutput(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): strin
   let parts = outputCache.get(rule);
   if (!parts) {
     parts = [];
-    const re = /%([A-Za-z_][\w.]*(?:\[[^\]]*\])?)/g;
     let last = 0;
-    for (let m = re.exec(rule.output); m; m = re.exec(rule.output)) {
-      const lit = rule.output.slice(last, m.index);
+    for (const t of outputTokens(rule.output)) {
+      const lit = rule.output.slice(last, t.index);
       parts.push(() => lit);
-      const fm = /^([\w.]+?)(?:\[([^\]]*)\])?$/.exec(m[1]!)!;
-      const res = resolveField(fm[1]!, fm[2]);
+      const res = resolveField(t.name, t.arg);
       if (res.ok) {
         const g = res.def.get;
         parts.push((ev, c) => {
@@ -118,7 +116,7 @@ function renderOutput(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): strin
           return v === null ? '<NA>' : String(v);
         });
       } else parts.push(() => '<NA>');
-      last = m.index + m[0].length;
+      last = t.index + t.length;
     }
     const tail = rule.output.slice(last);
     parts.push(() => tail);

@@ -3,16 +3,16 @@
 // Problems become diagnostics with file, line, rule and a stable code; a bad rule disables
 // only itself.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseAllDocuments, isMap, isSeq, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, isMap, isScalar, isSeq, type Document } from 'yaml';
 import type { Severity } from '../types.js';
-import { CompileError, compileCondition, type Env, type MacroDef, type Pred } from './compile.js';
+import { CompileError, compileCondition, cyclePath, expandLists, isCycle, listEdges, stronglyConnected, type Env, type MacroDef, type Pred } from './compile.js';
 import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
-import { resolveField, type FieldDef } from './fields.js';
+import { outputTokens, resolveField, type FieldDef } from './fields.js';
 
 export type DiagnosticCode =
   | 'FILE_UNREADABLE' | 'YAML_SYNTAX' | 'INVALID_ITEM' | 'CONDITION_SYNTAX' | 'UNKNOWN_MACRO' | 'MACRO_CYCLE'
   | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'UNSUPPORTED_SOURCE' | 'BAD_VALUE' | 'APPEND_WITHOUT_BASE'
-  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP';
+  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP' | 'UNKNOWN_KEY' | 'LIST_CYCLE';
 
 export interface RuleDiagnostic {
   code: DiagnosticCode;
@@ -87,6 +87,8 @@ interface RawRule {
   condition?: string;
   desc: string;
   output: string;
+  /** Where the output (or the last change to it) was written: unknown fields are reported there. */
+  outWhere: { file: string; line: number };
   priority: string;
   tags: string[];
   enabled: boolean;
@@ -114,12 +116,81 @@ function parseDuration(v: unknown): number | null {
   return Number(m[1]) * mult;
 }
 
+// The keys each item may have: Falco's rule schema (userspace/engine/rule_json_schema.h), split
+// by item kind, plus sandtrace's own (id, confidence, threshold, sequence). Falco's schema
+// rejects other keys; Falco reports schema failures as warnings, and so do we (UNKNOWN_KEY).
+const RULE_KEYS = ['rule', 'desc', 'condition', 'output', 'priority', 'tags', 'enabled', 'exceptions', 'source', 'append',
+  'override', 'warn_evttypes', 'skip-if-unknown-filter', 'capture', 'capture_duration', 'capture_events', 'capture_filesize',
+  'id', 'confidence', 'threshold', 'sequence'];
+const MACRO_KEYS = ['macro', 'condition', 'append', 'override'];
+const LIST_KEYS = ['list', 'items', 'append', 'override'];
+const EXCEPTION_KEYS = ['name', 'fields', 'comps', 'values'];
+const THRESHOLD_KEYS = ['count', 'within', 'by', 'distinct'];
+const SEQUENCE_KEYS = ['within', 'by', 'after'];
+const ITEM_KEYS = new Set([...RULE_KEYS, ...MACRO_KEYS, ...LIST_KEYS, 'required_engine_version', 'required_plugin_versions']);
+/** What Falco requires of a rule that is defined (not appended to, overridden or switched on/off). */
+const REQUIRED_RULE_KEYS = ['condition', 'desc', 'output', 'priority'];
+
+/** Optimal string alignment distance (Levenshtein plus transpositions), case-insensitive. */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  const d: number[][] = Array.from({ length: x.length + 1 }, (_, i) => [i, ...Array<number>(y.length).fill(0)]);
+  for (let j = 1; j <= y.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= x.length; i++) {
+    for (let j = 1; j <= y.length; j++) {
+      const cost = x[i - 1] === y[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[x.length]![y.length]!;
+}
+
+/** The known key closest to a misspelled one, when it is close enough to be the likely intent. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dist = editDistance(key, k);
+    if (dist < bestD) {
+      best = k;
+      bestD = dist;
+    }
+  }
+  const limit = key.length <= 4 ? 1 : key.length <= 8 ? 2 : 3;
+  return bestD <= limit ? best : undefined;
+}
+
+/** Falco reads booleans with yaml-cpp, which also takes these words (any quoting, flexible case). */
+const YAML_CPP_BOOL: Record<string, boolean> = { y: true, yes: true, true: true, on: true, n: false, no: false, false: false, off: false };
+function yamlCppBool(s: string): boolean | undefined {
+  const flexible = s === s.toLowerCase() || s === s.toUpperCase() || (s[0] === s[0]!.toUpperCase() && s.slice(1) === s.slice(1).toLowerCase());
+  return flexible ? YAML_CPP_BOOL[s.toLowerCase()] : undefined;
+}
+
+/** ` ('priorty' looks like a misspelling of 'priority')` when a misspelt key may be one of the missing ones. */
+function hintFor(misspelt: Map<string, string>, missing: readonly string[]): string {
+  const hits = [...misspelt].filter(([, k]) => missing.includes(k));
+  return hits.length ? ` (${hits.map(([bad, k]) => `'${bad}' looks like a misspelling of '${k}'`).join('; ')})` : '';
+}
+
+/** A required key's value is text (numbers are taken as text, as yaml-cpp does); null, empty and
+ *  lists or mappings are not. */
+function requiredText(v: unknown): string | null {
+  if (typeof v === 'string') return v.trim() === '' ? null : v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return null;
+}
+
 export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diagnostics: RuleDiagnostic[] } {
   const diagnostics: RuleDiagnostic[] = [];
   const env: Env = { macros: new Map(), lists: new Map() };
   const rules = new Map<string, RawRule>();
   const order: string[] = [];
   const macroWhere = new Map<string, { file: string; line: number }>();
+  const listWhere = new Map<string, { file: string; line: number }>();
 
   for (const { file, text } of sources) {
     const lc = new LineCounter();
@@ -130,6 +201,39 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: 1, message: (e as Error).message.split('\n')[0]! });
       continue;
     }
+    /**
+     * Warns of keys an item (or one of its exceptions, its threshold or its sequence) does not
+     * have, naming the closest known key. Returns each misspelt key with its likely intent, so
+     * that an error about a missing key can point at it.
+     */
+    const checkKeys = (node: unknown, known: readonly string[], kind: string, name: string | undefined): Map<string, string> => {
+      const rule = kind === 'rule' ? name : undefined;
+      const misspelt = new Map<string, string>();
+      const walk = (map: unknown, keys: readonly string[], where: string, top: boolean) => {
+        if (!isMap(map)) return;
+        for (const pair of map.items) {
+          if (!isScalar(pair.key)) continue;
+          const key = String(pair.key.value);
+          if (keys.includes(key)) continue;
+          const r = pair.key.range;
+          const at = r ? lc.linePos(r[0]).line : 1;
+          const guess = closestKey(key, keys);
+          if (guess) misspelt.set(key, guess);
+          const message = top && ITEM_KEYS.has(key) && !guess
+            ? `'${key}' is not a key of a ${kind}; it is ignored`
+            : `unknown key '${key}' in ${where}${guess ? `; did you mean '${guess}'?` : ''} (it is ignored)`;
+          diagnostics.push({ code: 'UNKNOWN_KEY', severity: 'warning', file, line: at, ...(rule !== undefined ? { rule } : {}), message });
+        }
+      };
+      walk(node, known, `${kind} '${name}'`, true);
+      if (kind === 'rule' && isMap(node)) {
+        const exs = node.get('exceptions', true);
+        if (isSeq(exs)) for (const ex of exs.items) walk(ex, EXCEPTION_KEYS, 'an exception', false);
+        walk(node.get('threshold', true), THRESHOLD_KEYS, 'threshold', false);
+        walk(node.get('sequence', true), SEQUENCE_KEYS, 'sequence', false);
+      }
+      return misspelt;
+    };
     for (const doc of docs) {
       if (doc.errors.length > 0) {
         for (const err of doc.errors) {
@@ -151,13 +255,42 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
         const condNode = isMap(node) ? node.get('condition', true) : undefined;
         const condRange = (condNode as unknown as { range?: [number] } | undefined)?.range;
         const condLine = condRange ? lc.linePos(condRange[0]).line : line;
-        const bad = (message: string, rule?: string) => diagnostics.push({ code: 'INVALID_ITEM', severity: 'error', file, line, ...(rule ? { rule } : {}), message });
+        const bad = (message: string, rule?: string, at = line) => diagnostics.push({ code: 'INVALID_ITEM', severity: 'error', file, line: at, ...(rule ? { rule } : {}), message });
         if (!item || typeof item !== 'object' || Array.isArray(item)) {
           bad('each item must be a mapping (rule, macro or list)');
           continue;
         }
+        /** The line of a key's value (of the key itself when it has none). */
+        const lineOf = (key: string): number => {
+          if (!isMap(node)) return line;
+          const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+          const r = (pair?.value as { range?: [number] } | null | undefined)?.range ?? (pair?.key as { range?: [number] } | undefined)?.range;
+          return r ? lc.linePos(r[0]).line : line;
+        };
+        const kind = 'rule' in item ? 'rule' : 'macro' in item ? 'macro' : 'list' in item ? 'list' : undefined;
+        const itemName = kind ? String(item[kind]) : undefined;
+        const misspelt = kind ? checkKeys(node, kind === 'rule' ? RULE_KEYS : kind === 'macro' ? MACRO_KEYS : LIST_KEYS, kind, itemName) : new Map<string, string>();
+        /** A boolean key (enabled, append): true/false, or a word Falco's yaml-cpp reads as one
+         *  ("false", no, off: a warning, as other YAML readers take them as text); anything
+         *  else is an error (null: the key is invalid, the item is skipped). */
+        const boolKey = (key: string): boolean | undefined | null => {
+          if (!(key in item)) return undefined;
+          const v = item[key];
+          if (typeof v === 'boolean') return v;
+          const word = typeof v === 'string' ? yamlCppBool(v) : undefined;
+          if (word !== undefined) {
+            diagnostics.push({ code: 'INVALID_ITEM', severity: 'warning', file, line: lineOf(key), ...(kind === 'rule' ? { rule: itemName! } : {}),
+              message: `${key}: ${JSON.stringify(v)} is text, not a boolean; read as ${word}, as Falco does (write ${key}: ${word})` });
+            return word;
+          }
+          bad(`${key} must be true or false (got ${v === null ? 'nothing' : JSON.stringify(v)}); the item is skipped`,
+            kind === 'rule' ? itemName : undefined, lineOf(key));
+          return null;
+        };
         const override = (item['override'] ?? {}) as Record<string, string>;
-        const append = item['append'] === true;
+        const appendFlag = boolKey('append');
+        if (appendFlag === null) continue;
+        const append = appendFlag === true;
         if ('list' in item) {
           const name = String(item['list']);
           const items = Array.isArray(item['items']) ? (item['items'] as unknown[]).map((x) => unquote(String(x))) : null;
@@ -170,11 +303,12 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
             if (!prev) diagnostics.push({ code: 'APPEND_WITHOUT_BASE', severity: 'warning', file, line, message: `append to undefined list '${name}'` });
             env.lists.set(name, [...(prev ?? []), ...items]);
           } else env.lists.set(name, items);
+          if (!listWhere.has(name) || !(append || override['items'] === 'append')) listWhere.set(name, { file, line });
         } else if ('macro' in item) {
           const name = String(item['macro']);
           const cond = item['condition'];
           if (typeof cond !== 'string') {
-            bad(`macro '${name}' needs a condition`);
+            bad(`macro '${name}' needs a condition${hintFor(misspelt, ['condition'])}`);
             continue;
           }
           const prev = env.macros.get(name);
@@ -186,13 +320,21 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
           const name = String(item['rule']);
           const prev = rules.get(name);
           const isAppend = append || Object.keys(override).length > 0;
-          if (prev && (isAppend || (Object.keys(item).length === 2 && 'enabled' in item))) {
+          const enabled = boolKey('enabled');
+          if (enabled === null) continue;
+          // As in Falco, an item with none of condition, output, desc and priority only switches
+          // an earlier rule on or off.
+          const onlyEnabled = enabled !== undefined && !REQUIRED_RULE_KEYS.some((k) => k in item);
+          if (prev && (isAppend || onlyEnabled)) {
             // Append/override onto an existing rule, or just switch it on or off.
-            if ('enabled' in item) prev.enabled = item['enabled'] !== false;
+            if (enabled !== undefined) prev.enabled = enabled;
             if (typeof item['condition'] === 'string') {
               prev.condition = override['condition'] === 'replace' ? item['condition'] : `${prev.condition ?? ''} ${item['condition']}`;
             }
-            if (typeof item['output'] === 'string') prev.output = override['output'] === 'replace' ? item['output'] : `${prev.output} ${item['output']}`;
+            if (typeof item['output'] === 'string') {
+              prev.output = override['output'] === 'replace' ? item['output'] : `${prev.output} ${item['output']}`;
+              prev.outWhere = { file, line: lineOf('output') };
+            }
             if (typeof item['desc'] === 'string') prev.desc = override['desc'] === 'append' ? `${prev.desc} ${item['desc']}` : item['desc'];
             if (typeof item['priority'] === 'string') prev.priority = item['priority'];
             if (Array.isArray(item['tags'])) prev.tags = override['tags'] === 'replace' ? item['tags'].map(String) : [...prev.tags, ...item['tags'].map(String)];
@@ -203,22 +345,27 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
             diagnostics.push({ code: 'APPEND_WITHOUT_BASE', severity: 'warning', file, line, rule: name, message: `append/override of undefined rule '${name}'` });
             continue;
           }
-          if (Object.keys(item).length === 2 && 'enabled' in item) {
+          if (onlyEnabled) {
             diagnostics.push({ code: 'APPEND_WITHOUT_BASE', severity: 'warning', file, line, rule: name, message: `enabled: for undefined rule '${name}'` });
             continue;
           }
-          if (typeof item['condition'] !== 'string') {
-            bad(`rule '${name}' needs a condition`, name);
+          // Falco requires all four of a rule it defines (an append or override needs none).
+          const missing = REQUIRED_RULE_KEYS.filter((k) => requiredText(item[k]) === null);
+          if (missing.length > 0) {
+            const what = missing.map((k) => (item[k] === undefined ? `'${k}'` : `a non-empty '${k}'`));
+            bad(`rule '${name}' needs ${what.length > 1 ? `${what.slice(0, -1).join(', ')} and ${what.at(-1)}` : what[0]}${hintFor(misspelt, missing)}` +
+              ': Falco requires condition, desc, output and priority of a rule that does not append to or override one', name);
             continue;
           }
           const raw: RawRule = {
             name, file, line, condLine,
-            condition: item['condition'],
-            desc: String(item['desc'] ?? ''),
-            output: String(item['output'] ?? ''),
-            priority: String(item['priority'] ?? 'WARNING'),
+            condition: requiredText(item['condition'])!,
+            desc: requiredText(item['desc'])!,
+            output: requiredText(item['output'])!,
+            outWhere: { file, line: lineOf('output') },
+            priority: requiredText(item['priority'])!,
             tags: Array.isArray(item['tags']) ? item['tags'].map(String) : [],
-            enabled: item['enabled'] !== false,
+            enabled: enabled ?? true,
             exceptions: Array.isArray(item['exceptions']) ? item['exceptions'] : [],
             source: String(item['source'] ?? 'syscall'),
           };
@@ -247,12 +394,36 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
     }
   }
 
+  // Macros that use each other in a cycle (m1 uses m2 uses m1) are reported where the first of
+  // them is defined, used or not (Falco rejects them: a macro sees only the macros before it).
+  // Rules that use them are disabled with MACRO_CYCLE when they are compiled.
+  const macroSucc = (n: string): string[] => {
+    const ast = env.macros.get(n)?.ast;
+    return ast ? macroRefs(ast).filter((m) => env.macros.has(m)) : [];
+  };
+  const macroOrder = new Map([...env.macros.keys()].map((n, i) => [n, i]));
+  for (const comp of stronglyConnected(env.macros.keys(), macroSucc)) {
+    if (!isCycle(comp, macroSucc)) continue;
+    const first = comp.reduce((a, b) => (macroOrder.get(a)! <= macroOrder.get(b)! ? a : b));
+    const w = macroWhere.get(first)!;
+    diagnostics.push({ code: 'MACRO_CYCLE', severity: 'error', file: w.file, line: w.line,
+      message: `macros use each other in a cycle: ${showPath(cyclePath(first, new Set(comp), macroSucc))}` });
+  }
+  // Lists that include each other: each holds the items of all of them (Falco would keep the
+  // names of lists defined later as plain items, so this is a warning, not an error).
+  const listSucc = listEdges(env);
+  for (const comp of expandLists(env).cycles) {
+    const w = listWhere.get(comp[0]!)!;
+    diagnostics.push({ code: 'LIST_CYCLE', severity: 'warning', file: w.file, line: w.line,
+      message: `lists include each other in a cycle: ${showPath(cyclePath(comp[0]!, new Set(comp), listSucc))}; each holds the items of all of them` });
+  }
+
   const ruleset: RuleSet = { rules: [], total: order.length, loaded: 0, off: [], disabled: [] };
   for (const name of order) {
     const r = rules.get(name)!;
-    const disable = (code: DiagnosticCode, reason: string, level: 'error' | 'warning') => {
-      ruleset.disabled.push({ rule: name, reason, code, file: r.file, line: r.condLine });
-      diagnostics.push({ code, severity: level, file: r.file, line: r.condLine, rule: name, message: reason });
+    const disable = (code: DiagnosticCode, reason: string, level: 'error' | 'warning', where = { file: r.file, line: r.condLine }) => {
+      ruleset.disabled.push({ rule: name, reason, code, file: where.file, line: where.line });
+      diagnostics.push({ code, severity: level, file: where.file, line: where.line, rule: name, message: reason });
     };
     if (r.source !== 'syscall') {
       disable('UNSUPPORTED_SOURCE', `event source '${r.source}' is not syscall`, 'warning');
@@ -281,6 +452,20 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       };
       if (r.threshold) rule.threshold = thresholdSpec(r.threshold);
       if (r.sequence) rule.sequence = sequenceSpec(env, r.sequence);
+      // Output placeholders name fields as conditions do, and an unknown one is treated alike
+      // (Falco rejects such a rule: its output cannot be formatted).
+      let unknown: string | undefined;
+      for (const t of outputTokens(r.output)) {
+        const res = resolveField(t.name, t.arg);
+        if (!res.ok) {
+          unknown = `output: ${res.reason} (%${t.text})`;
+          break;
+        }
+      }
+      if (unknown) {
+        disable('UNSUPPORTED_FIELD', unknown, 'warning', r.outWhere);
+        continue;
+      }
       ruleset.loaded++;
       if (r.enabled) ruleset.rules.push(rule);
       else ruleset.off.push(name);
@@ -300,6 +485,24 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
 }
 
 class StatefulError extends Error {}
+
+/** A cycle for a message: a -> b -> a, long ones shortened in the middle. */
+function showPath(path: string[]): string {
+  if (path.length <= 8) return path.join(' -> ');
+  return `${path.slice(0, 4).join(' -> ')} -> ... (${path.length - 6} more) -> ${path.slice(-2).join(' -> ')}`;
+}
+
+/** The macro names a condition uses (iterative: the tree can be deep). */
+function macroRefs(ast: Node): string[] {
+  const out: string[] = [];
+  const todo: Node[] = [ast];
+  for (let n = todo.pop(); n; n = todo.pop()) {
+    if (n.k === 'macro') out.push(n.name);
+    else if (n.k === 'not') todo.push(n.item);
+    else if (n.k === 'and' || n.k === 'or') todo.push(...n.items);
+  }
+  return out;
+}
 
 /** List items are pasted into conditions as text in Falco, so '"a b"' is the string a b. */
 function unquote(s: string): string {
