@@ -2,13 +2,15 @@
 // (lives seen only in part get no whole-life verdict), and a corrupt trailer is reported, not trusted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent } from './capture/events.js';
 import { RecordingWriter } from './capture/replay/index.js';
 import { saveModel, trainModelFile } from './engine/models/model.js';
 import { replay } from './replay.js';
+import { isSandtraceError } from './errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-replay-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -70,4 +72,68 @@ test('replay: malformed file changes in a trailer are left out and reported; a r
   const r = await replay({ file, outDir: join(tmp, 'corrupt') });
   assert.deepEqual(r.report.dropped.map((d) => [d.path, d.copy]), [['/tmp/x', undefined]]);
   assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /3 file change\(s\)/.test(w.message)), JSON.stringify(r.report.analysis.warnings));
+});
+
+test('replay: a model of the other ABI than the trace is refused naming both, before anything is written', async () => {
+  const i386 = trainModelFile({ traces: Array.from({ length: 12 }, () => ['brk', 'mmap2', 'open', 'read', 'fstat64', 'close', 'socketcall', 'write', 'exit']), source: 'adfa-like' }, { kind: 'vmm', abi: 'i386' });
+  const m = join(tmp, 'i386.model.json');
+  await saveModel(m, i386);
+  const out = join(tmp, 'abi-out');
+  // a recording of a live capture (x86_64) judged by an i386 model
+  await assert.rejects(replay({ file: await record('abi.events.gz', {}), outDir: out, model: m }),
+    (e: unknown) => isSandtraceError(e) && e.code === 'MODEL_INVALID' && /trained on i386 system calls/.test(e.message) && /holds x86_64 calls/.test(e.message));
+  assert.equal(existsSync(out), false, 'no output directory');
+  // a numeric (ADFA-LD) trace is numbered as the model's calls are: i386, and judged
+  const adfa = join(tmp, 'adfa.txt');
+  writeFileSync(adfa, '45 192 5 3 197 6 102 4 1\n');
+  const ok = await replay({ file: adfa, outDir: join(tmp, 'adfa-out'), model: m });
+  assert.equal(ok.report.syscalls.total, 9);
+  assert.ok(ok.report.analysis.errors.length === 0, JSON.stringify(ok.report.analysis.errors));
+  // ... unless --abi says it is numbered otherwise: then the flag and the model disagree
+  await assert.rejects(replay({ file: adfa, outDir: join(tmp, 'adfa-out2'), model: m, abi: 'x86_64' }),
+    (e: unknown) => isSandtraceError(e) && e.code === 'USAGE' && /--abi x86_64/.test(e.message) && /i386/.test(e.message));
+});
+
+test('replay: a recording cut short says so in the result and the report; a trailer that miscounts is not "no trailer"', async () => {
+  const whole = readFileSync(await record('whole.events.gz', {}));
+  const cut = join(tmp, 'cut.events.gz');
+  writeFileSync(cut, whole.subarray(0, Math.floor(whole.length * 0.6)));
+  const r = await replay({ file: cut, outDir: join(tmp, 'cut') });
+  assert.match(r.cutShort ?? '', /^recording cut short: the file ends unexpectedly \(unexpected end of file\)$/);
+  const w = r.report.analysis.warnings.filter((x) => x.code === 'RECORDING_TRUNCATED');
+  assert.equal(w.length, 1, JSON.stringify(r.report.analysis.warnings));
+  assert.match(w[0]!.message, /cut short: the file ends unexpectedly/);
+  assert.ok(r.report.syscalls.total > 0, 'the events before the cut were analysed');
+
+  // the same recording, whole but for three event lines: the count is what is wrong
+  const lines = gunzipSync(whole).toString('utf8').trim().split('\n');
+  const fewer = join(tmp, 'fewer.events');
+  writeFileSync(fewer, [...lines.slice(0, 4), ...lines.slice(7)].join('\n') + '\n');
+  const f = await replay({ file: fewer, outDir: join(tmp, 'fewer') });
+  assert.equal(f.cutShort, undefined);
+  assert.deepEqual(f.report.analysis.warnings.filter((x) => x.code !== 'EVENTS_LOST').map((x) => [x.code, x.message]),
+    [['INPUT_CORRUPT', `event count mismatch: the trailer says ${events().length} event(s), ${events().length - 3} were read`]]);
+  assert.equal(f.report.capture.lost, 3, 'the events the trailer counts and the file lacks are lost');
+
+  // a trailer without capture statistics is still a trailer
+  const bare = join(tmp, 'bare.events');
+  writeFileSync(bare, [lines[0], ...lines.slice(1, -1), JSON.stringify({ format: 'sandtrace.events.end', events: events().length })].join('\n') + '\n');
+  const b = await replay({ file: bare, outDir: join(tmp, 'bare') });
+  assert.equal(b.cutShort, undefined);
+  assert.deepEqual(b.report.analysis.warnings, []);
+
+  // no trailer at all: cut short
+  const none = join(tmp, 'none.events');
+  writeFileSync(none, lines.slice(0, -1).join('\n') + '\n');
+  assert.equal((await replay({ file: none, outDir: join(tmp, 'none') })).cutShort, 'recording cut short: it has no trailer');
+});
+
+test('replay: a hand-made header with a malformed sample, users or isolation falls back to what the trace says', async () => {
+  const file = join(tmp, 'odd-meta.events');
+  writeFileSync(file, [{ format: 'sandtrace.events', version: 1, created: 'x', meta: { sample: 'x', users: [1, 2], isolation: 'none' } }, ...events(),
+    { format: 'sandtrace.events.end', events: events().length, stats: { backend: 'ebpf', notes: 'n' } }].map((o) => JSON.stringify(o)).join('\n') + '\n');
+  const r = await replay({ file, outDir: join(tmp, 'odd-meta') });
+  assert.deepEqual(r.report.analysis.errors, []);
+  assert.equal(r.report.sample.name, 'odd-meta.events');
+  assert.deepEqual(r.report.analysis.warnings.map((w) => w.message), ['the capture statistics in the recording\'s trailer are malformed and were left out']);
 });

@@ -6,36 +6,57 @@ import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
 import { RecordingCollector } from './capture/replay/index.js';
-import { fileLines, parseHeader, type RecordedChange, type RecordingTrailer } from './capture/replay/recording.js';
+import { countMismatch } from './capture/replay/importers.js';
+import type { RecordedChange, RecordingTrailer } from './capture/replay/recording.js';
 import type { Abi } from './capture/events.js';
 import { buildDetectors, finishReport, type AnalyzeResult } from './analyze.js';
+import { SandtraceError } from './errors.js';
 import { runPipeline } from './pipeline.js';
 import { ReportBuilder, type SampleInfo } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { DENIED_SYSCALLS } from './sandbox/seccomp.js';
 import { SemanticState } from './semantics/state.js';
 import { makeOutDir } from './outpath.js';
+import { checkInputFile, refuseSpecialFile } from './sample.js';
 
 export interface ReplayOptions {
   file: string;
   outDir: string;
   rules?: string[];
   model?: string;
+  /** Numbering of a numeric trace (adfa, pairs); default the model's, else x86_64. */
   abi?: Abi;
 }
 
-export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
-  const collector = new RecordingCollector(opts.file, opts.abi ? { abi: opts.abi } : {});
-  await collector.start(); // INPUT_* errors before anything is written
-  const header = collector.detectedFormat === 'sandtrace' ? await readHeader(opts.file) : undefined;
+export interface ReplayResult extends AnalyzeResult {
+  /** Why the recording or trace ends early ("recording cut short: ..."); absent when it does not. */
+  cutShort?: string;
+}
+
+export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
+  // INPUT_* errors before anything is written: the trace first, then the model and rule files
+  await checkInputFile(opts.file);
+  const models = opts.model ? await import('./engine/models/index.js') : undefined;
+  const model = opts.model && models ? await models.loadModel(opts.model) : undefined;
+  if (model && opts.abi && opts.abi !== model.abi) {
+    throw new SandtraceError('USAGE', `--abi ${opts.abi} does not match the model: ${opts.model} was trained on ${model.abi} system calls, so the trace must be ${model.abi} too`);
+  }
+  for (const r of opts.rules ?? []) await refuseSpecialFile(r, 'rule file');
+  // a numeric trace is numbered as the model's calls are, unless --abi says otherwise
+  const collector = new RecordingCollector(opts.file, { ...(opts.abi ? { abi: opts.abi } : {}), ...(model ? { defaultAbi: model.abi } : {}) });
+  await collector.start();
+  if (model) models?.checkModelAbi(model, collector.abi, `the trace ${opts.file}`);
+  const header = collector.header;
   const meta = (header?.meta ?? {}) as Record<string, unknown>;
   const outDir = resolve(opts.outDir);
   makeOutDir(outDir);
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];
   // a live monitor's recording: judged as the monitor judged it (partial lives included)
-  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), ...(opts.model ? { model: opts.model } : {}), live: meta['live'] === true }, errors, warnings);
-  const users = Array.isArray(meta['users']) ? new Map(meta['users'] as [number, string][]) : undefined;
+  const live = meta['live'] === true;
+  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), live }, errors, warnings);
+  if (model && models) detectors.push(models.createAnomalyDetector(model, { live, abi: collector.abi }));
+  const users = recordedUsers(meta['users']);
   const semantics = new SemanticState({
     ...(users ? { users } : {}), ...(typeof meta['cwd'] === 'string' ? { initialCwd: meta['cwd'] } : {}),
     // a sandbox recording: the processes ran in the analysis's container, as live
@@ -46,45 +67,81 @@ export async function replay(opts: ReplayOptions): Promise<AnalyzeResult> {
   const started = new Date();
   await runPipeline({ collector, semantics, report: builder, detectors });
   const replayed = collector.stats();
+  const recording = collector.detectedFormat === 'sandtrace';
   // The live capture's own statistics (events lost in the kernel, say) stay true of a replay.
-  const trailer = await readTrailer(opts.file);
-  const live = trailer?.stats;
-  const capture: CaptureStats = live
-    ? { ...live, notes: [...live.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: live.parseErrors + replayed.parseErrors, lost: live.lost + replayed.lost }
-    : replayed;
+  const tally = collector.recording();
+  const trailer = tally?.trailer ? checkTrailer(tally.trailer) : undefined;
+  const recorded = trailer?.stats;
+  // events the trailer counts that are in the file neither as events nor as bad lines: lost too
+  const missing = tally && typeof tally.trailer?.events === 'number' ? Math.max(0, tally.trailer.events - tally.events - tally.badLines) : 0;
+  const capture: CaptureStats = recorded
+    ? { ...recorded, notes: [...recorded.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: recorded.parseErrors + replayed.parseErrors, lost: recorded.lost + replayed.lost + missing }
+    : { ...replayed, lost: replayed.lost + missing };
   if (trailer?.badChanges) warnings.push({ code: 'INPUT_CORRUPT', message: `${trailer.badChanges} file change(s) in the recording's trailer are malformed and were left out`, where: opts.file });
-  if (header && !live) warnings.push({ code: 'RECORDING_TRUNCATED', message: 'the recording has no trailer: it was cut short; events up to the cut were analysed' });
+  if (trailer?.badStats) warnings.push({ code: 'INPUT_CORRUPT', message: 'the capture statistics in the recording\'s trailer are malformed and were left out', where: opts.file });
+  let cutShort: string | undefined;
+  const what = recording ? 'recording' : 'trace';
+  if (collector.truncated !== undefined) {
+    cutShort = `${what} cut short: the file ends unexpectedly (${collector.truncated})`;
+    warnings.push({ code: 'RECORDING_TRUNCATED', message: `the ${what} was cut short: the file ends unexpectedly (${collector.truncated}); events up to the cut were analysed`, where: opts.file });
+  } else if (recording && !tally?.trailer) {
+    cutShort = 'recording cut short: it has no trailer';
+    warnings.push({ code: 'RECORDING_TRUNCATED', message: 'the recording has no trailer: it was cut short; events up to the cut were analysed', where: opts.file });
+  }
+  const mismatch = tally ? countMismatch(tally) : undefined;
+  if (mismatch) warnings.push({ code: 'INPUT_CORRUPT', message: mismatch, where: opts.file });
   for (const n of replayed.notes.filter((x) => x.startsWith('line '))) warnings.push({ code: 'INPUT_CORRUPT', message: n, where: opts.file });
-  const sample = (meta['sample'] as SampleInfo | undefined) ?? await traceAsSample(opts.file);
-  return finishReport({
+  const sample = recordedSample(meta['sample']) ?? await traceAsSample(opts.file);
+  const result = await finishReport({
     builder, detectors, semantics, errors, warnings, outDir,
     context: {
       id: typeof meta['id'] === 'string' ? meta['id'] : `replay-${started.getTime()}`, started,
       timeout: typeof meta['timeout'] === 'number' ? meta['timeout'] : 0, timedOut: false,
-      isolation: (meta['isolation'] as Report['analysis']['isolation'] | undefined) ?? { kind: 'none', guarantees: [], weaker: ['replayed trace: no sandbox ran'] },
+      isolation: recordedIsolation(meta['isolation']) ?? { kind: 'none', guarantees: [], weaker: ['replayed trace: no sandbox ran'] },
       sample, capture, captureReason: typeof meta['reason'] === 'string' ? meta['reason'] : `replay of ${collector.detectedFormat ?? 'a trace'}`,
-      backend: live?.backend ?? 'replay', changes: trailer?.changes ?? [],
+      backend: recorded?.backend ?? 'replay', changes: trailer?.changes ?? [],
     },
   });
+  return { ...result, ...(cutShort ? { cutShort } : {}) };
 }
 
-async function readHeader(file: string) {
-  for await (const line of fileLines(file)) return parseHeader(line);
-  return undefined;
+/** A trailer's parts, checked: a malformed part is left out (and counted) rather than trusted. */
+function checkTrailer(t: Partial<RecordingTrailer>): { stats?: CaptureStats; changes?: RecordedChange[]; badChanges: number; badStats: boolean } {
+  const changes = Array.isArray(t.changes) ? t.changes.filter(isRecordedChange).map(recordedChange) : undefined;
+  const badChanges = Array.isArray(t.changes) ? t.changes.length - (changes?.length ?? 0) : 0;
+  const stats = t.stats === undefined ? undefined : isCaptureStats(t.stats) ? t.stats : null;
+  return { ...(stats ? { stats } : {}), ...(changes ? { changes } : {}), badChanges, badStats: stats === null };
 }
 
-async function readTrailer(file: string): Promise<{ stats?: CaptureStats; changes?: RecordedChange[]; badChanges: number } | undefined> {
-  let last = '';
-  for await (const line of fileLines(file)) if (line.trim()) last = line;
-  try {
-    const t = JSON.parse(last) as Partial<RecordingTrailer>;
-    if (t.format !== 'sandtrace.events.end') return undefined;
-    const changes = Array.isArray(t.changes) ? t.changes.filter(isRecordedChange).map(recordedChange) : undefined;
-    const badChanges = Array.isArray(t.changes) ? t.changes.length - (changes?.length ?? 0) : 0;
-    return { ...(t.stats ? { stats: t.stats } : {}), ...(changes ? { changes } : {}), badChanges };
-  } catch {
-    return undefined;
-  }
+const BACKENDS = ['ebpf', 'ptrace', 'vmi', 'replay', 'import'];
+
+function isCaptureStats(s: unknown): s is CaptureStats {
+  const o = s as Partial<CaptureStats> | null;
+  return typeof o === 'object' && o !== null && BACKENDS.includes(o.backend as string)
+    && [o.events, o.lost, o.parseErrors, o.duration].every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)
+    && Array.isArray(o.notes) && o.notes.every((n) => typeof n === 'string');
+}
+
+/** The recorded sample description, when it is one (a hand-made recording may hold anything). */
+function recordedSample(s: unknown): SampleInfo | undefined {
+  const o = s as Partial<SampleInfo> | null;
+  if (typeof o !== 'object' || o === null) return undefined;
+  const ok = typeof o.name === 'string' && typeof o.size === 'number' && typeof o.type === 'string'
+    && [o.sha256, o.sha1, o.md5].every((h) => typeof h === 'string') && Array.isArray(o.args) && o.args.every((a) => typeof a === 'string');
+  return ok ? o as SampleInfo : undefined;
+}
+
+function recordedIsolation(s: unknown): Report['analysis']['isolation'] | undefined {
+  const o = s as Partial<Report['analysis']['isolation']> | null;
+  if (typeof o !== 'object' || o === null) return undefined;
+  const strings = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === 'string');
+  return typeof o.kind === 'string' && strings(o.guarantees) && strings(o.weaker) ? o as Report['analysis']['isolation'] : undefined;
+}
+
+/** The recorded uid → user name pairs; malformed entries are left out. */
+function recordedUsers(u: unknown): Map<number, string> | undefined {
+  if (!Array.isArray(u)) return undefined;
+  return new Map(u.filter((e): e is [number, string] => Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'string'));
 }
 
 async function traceAsSample(file: string): Promise<SampleInfo> {

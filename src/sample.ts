@@ -1,11 +1,60 @@
 // Checks a submitted sample before anything runs it, and describes it: size, hashes, type.
+// Also the one check every input file passes before it is opened (checkInputFile).
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SandtraceError } from './errors.js';
 import type { SampleInfo } from './report/build.js';
 
 export const MAX_SAMPLE_BYTES = 256 * 1024 * 1024;
+
+/** What a path is when it is neither a regular file nor a directory: 'a FIFO', 'a socket', ...; undefined otherwise. */
+export function specialFileKind(st: Stats): string | undefined {
+  if (st.isFile() || st.isDirectory()) return undefined;
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+function notRegular(path: string, what: string, kind: string): SandtraceError {
+  const is = kind.startsWith('a ') ? `is ${kind}, not a regular file` : `is ${kind}`;
+  return new SandtraceError('INPUT_UNREADABLE', `${what}${what ? ' ' : ''}${path} ${is}`, { details: { path } });
+}
+
+/**
+ * The check every input passes before it is read: stat'ed, never opened, so that a FIFO without a
+ * writer cannot block the command and a device (/dev/zero) is not read as a file. Inputs are regular
+ * files, or directories where `directory` allows one. Missing: INPUT_MISSING; a directory where a
+ * file is wanted: INPUT_IS_DIRECTORY; a FIFO, socket or device: INPUT_UNREADABLE naming what it is.
+ * `what` names the input in the message ('model file', 'sample', ...). Returns the stats.
+ */
+export async function checkInputFile(path: string, what = '', opts: { directory?: boolean } = {}): Promise<Stats> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new SandtraceError('INPUT_MISSING', `${what}${what ? ' ' : ''}${path} does not exist`, { cause: e, details: { path } });
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read ${what}${what ? ' ' : ''}${path}: ${code ?? String(e)}`, { cause: e, details: { path } });
+  }
+  if (st.isDirectory() && !opts.directory) throw new SandtraceError('INPUT_IS_DIRECTORY', `${what}${what ? ' ' : ''}${path} is a directory, not a file`, { details: { path } });
+  const kind = specialFileKind(st);
+  if (kind) throw notRegular(path, what, kind);
+  return st;
+}
+
+/**
+ * Refuses a FIFO, socket or device (see checkInputFile) and lets everything else through, for
+ * readers that report a missing or unreadable file in their own way (rule files: a diagnostic).
+ */
+export async function refuseSpecialFile(path: string, what = ''): Promise<void> {
+  const st = await stat(path).catch(() => undefined);
+  const kind = st && specialFileKind(st);
+  if (kind) throw notRegular(path, what, kind);
+}
 
 export async function inspectSample(path: string, args: string[] = []): Promise<SampleInfo> {
   let st;
@@ -17,7 +66,8 @@ export async function inspectSample(path: string, args: string[] = []): Promise<
     throw new SandtraceError('INPUT_UNREADABLE', `cannot read sample ${path}: ${code ?? String(e)}`);
   }
   if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `sample is a directory, not a file: ${path}`);
-  if (!st.isFile()) throw new SandtraceError('INPUT_UNREADABLE', `sample is not a regular file: ${path}`);
+  const kind = specialFileKind(st);
+  if (kind) throw notRegular(path, 'sample', kind);
   if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `sample is empty: ${path}`);
   if (st.size > MAX_SAMPLE_BYTES) {
     throw new SandtraceError('INPUT_TOO_LARGE', `sample is ${st.size} bytes; the limit is ${MAX_SAMPLE_BYTES}`, { details: { size: st.size } });

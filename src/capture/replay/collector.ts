@@ -6,37 +6,60 @@ import type { TraceEvent } from '../events.js';
 import type { CaptureStats, Collector } from '../collector.js';
 import { SandtraceError } from '../../errors.js';
 import { programKey } from '../../semantics/program.js';
-import { fileLines } from './recording.js';
-import { createImporter, detectFormat, unknownFormat, type ImportIssue, type ImportOptions, type LineImporter, type TraceFormat } from './importers.js';
+import type { Abi } from '../events.js';
+import { checkInputFile } from '../../sample.js';
+import { fileLines, parseHeader, type LinesState, type RecordingHeader } from './recording.js';
+import { createImporter, detectFormat, unknownFormat, SandtraceImporter, type ImportIssue, type ImportOptions, type LineImporter, type RecordingTally, type TraceFormat } from './importers.js';
 
 export interface ReplayOptions extends ImportOptions {
   /** Events per delivered batch. */
   batch?: number;
 }
 
+/** A trace file is a regular file with something in it (stat'ed first: a FIFO is never opened). */
 async function checkFile(path: string): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (e) {
-    throw new SandtraceError('INPUT_MISSING', `${path} does not exist`, { cause: e, details: { path } });
-  }
-  if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `${path} is a directory`, { details: { path } });
+  const st = await checkInputFile(path);
   if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `${path} is empty`, { details: { path } });
 }
 
-/** Detect the format of a file from its first lines (gzip is looked through). */
-export async function detectFileFormat(path: string): Promise<TraceFormat> {
+const HEADER_START = /^\s*\{\s*"format"\s*:\s*"sandtrace\.events"/;
+
+/** The format of a file from its first lines (or `forced`), and its header when it is a recording. */
+async function sniff(path: string, forced?: TraceFormat): Promise<{ format: TraceFormat; header?: RecordingHeader }> {
   await checkFile(path);
   const head: string[] = [];
-  const state: { truncated?: string } = {};
+  const state: LinesState = {};
   for await (const l of fileLines(path, state)) {
     if (l.trim() !== '') head.push(l.length > 4096 ? l.slice(0, 4096) : l);
     if (head.length >= 50) break;
   }
-  const f = detectFormat(head);
-  if (!f) throw unknownFormat(path);
-  return f;
+  // a recording cut short inside its header line is still a recording (of no events)
+  const f = forced ?? detectFormat(head) ?? (head.length === 0 && state.partial !== undefined && HEADER_START.test(state.partial) ? 'sandtrace' : undefined);
+  if (!f) {
+    if (state.truncated !== undefined && head.length === 0) {
+      throw new SandtraceError('INPUT_CORRUPT', `${path}: the file ends before its first line (${state.truncated}); a recording or trace cut short?`, { details: { path } });
+    }
+    throw unknownFormat(path);
+  }
+  const header = f === 'sandtrace' && head[0] !== undefined ? parseHeader(head[0]) : undefined;
+  return { format: f, ...(header ? { header } : {}) };
+}
+
+/** Detect the format of a file from its first lines (gzip is looked through). */
+export async function detectFileFormat(path: string): Promise<TraceFormat> {
+  return (await sniff(path)).format;
+}
+
+/**
+ * The ABI a file's calls are named in: a recording's header says (absent: x86_64, every live
+ * backend); strace logs and sysdig text are the x86_64 host's (a 32-bit call carries its own abi)
+ * unless `abi` says otherwise; numeric traces (adfa, pairs) are what they are read as.
+ */
+function declaredAbi(format: TraceFormat, header: RecordingHeader | undefined, opts: ImportOptions): Abi {
+  if (format === 'sandtrace') return header?.abi === 'i386' ? 'i386' : 'x86_64';
+  if (format === 'strace') return 'x86_64';
+  if (format === 'sysdig') return opts.abi ?? 'x86_64';
+  return opts.abi ?? opts.defaultAbi ?? 'x86_64';
 }
 
 export class RecordingCollector implements Collector {
@@ -44,9 +67,11 @@ export class RecordingCollector implements Collector {
   private readonly path: string;
   private readonly opts: ReplayOptions;
   private format: TraceFormat | undefined;
+  private fileHeader: RecordingHeader | undefined;
   private importer: LineImporter | undefined;
   private stopped = false;
   private started = 0;
+  private cut: string | undefined;
   private readonly st: CaptureStats = { backend: 'replay', events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] };
 
   constructor(path: string, opts: ReplayOptions = {}) {
@@ -57,14 +82,35 @@ export class RecordingCollector implements Collector {
   /** Checks the file and detects its format; throws INPUT_* errors before any event flows. */
   async start(): Promise<void> {
     this.started = performance.now();
-    this.format = this.opts.format ?? await detectFileFormat(this.path);
-    if (this.opts.format) await checkFile(this.path);
+    const sniffed = await sniff(this.path, this.opts.format);
+    this.format = sniffed.format;
+    this.fileHeader = sniffed.header;
     this.importer = createImporter(this.format, this.opts);
     if (this.format !== 'sandtrace') this.st.notes.push(`imported ${this.path} as ${this.format}`);
   }
 
   get detectedFormat(): TraceFormat | undefined {
     return this.format;
+  }
+
+  /** A recording's header (after start()). */
+  get header(): RecordingHeader | undefined {
+    return this.fileHeader;
+  }
+
+  /** The ABI the file's calls are named in (after start(); see declaredAbi). */
+  get abi(): Abi {
+    return declaredAbi(this.format ?? 'sandtrace', this.fileHeader, this.opts);
+  }
+
+  /** Why the file ended early (a gzip stream cut short), after events(); undefined when it did not. */
+  get truncated(): string | undefined {
+    return this.cut;
+  }
+
+  /** A recording's trailer as read, and the events read (after events()); undefined for other formats. */
+  recording(): RecordingTally | undefined {
+    return this.importer instanceof SandtraceImporter ? this.importer.tally() : undefined;
   }
 
   /** Lines that could not be read, with their line numbers. */
@@ -77,7 +123,7 @@ export class RecordingCollector implements Collector {
     const imp = this.importer as LineImporter;
     const size = this.opts.batch ?? 1024;
     let batch: TraceEvent[] = [];
-    const state: { truncated?: string } = {};
+    const state: LinesState = {};
     let lineNo = 0;
     for await (const line of fileLines(this.path, state)) {
       if (this.stopped) break;
@@ -95,6 +141,7 @@ export class RecordingCollector implements Collector {
       this.st.events += batch.length;
       yield batch;
     }
+    this.cut = state.truncated;
     this.finish(imp, state.truncated);
   }
 
@@ -134,6 +181,8 @@ export interface ProcessTrace {
 export interface FileTraces {
   path: string;
   format: TraceFormat;
+  /** The ABI the file's calls are named in (a model judges only traces of its own). */
+  abi: Abi;
   traces: ProcessTrace[];
   issues: ImportIssue[];
   notes: string[];
@@ -192,20 +241,26 @@ export async function readTraces(path: string, opts: ImportOptions & { keepEvent
   const traces = all.filter((t) => t.calls.length > 0 || t.events.length > 0);
   if (traces.length > 1) traces.forEach((t, i) => { t.id = `${path}#${t.pid}.${t.tid}.${i}`; });
   const st = c.stats();
-  return { path, format: c.detectedFormat as TraceFormat, traces, issues: [...c.issues()], notes: st.notes };
+  return { path, format: c.detectedFormat as TraceFormat, abi: c.abi, traces, issues: [...c.issues()], notes: st.notes };
 }
 
-/** Resolve files and directories (recursively, sorted) into the list of files to read. */
+/**
+ * Resolve files and directories (recursively, sorted) into the list of files to read. A path given
+ * that is a FIFO, socket or device is refused; one met inside a directory is left out (never opened).
+ */
 export async function expandPaths(paths: readonly string[]): Promise<string[]> {
   const { readdir } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const out: string[] = [];
   const walk = async (p: string, top: boolean): Promise<void> => {
     let st;
-    try {
-      st = await stat(p);
-    } catch (e) {
-      throw new SandtraceError('INPUT_MISSING', `${p} does not exist`, { cause: e, details: { path: p } });
+    if (top) st = await checkInputFile(p, '', { directory: true });
+    else {
+      try {
+        st = await stat(p);
+      } catch (e) {
+        throw new SandtraceError('INPUT_MISSING', `${p} does not exist`, { cause: e, details: { path: p } });
+      }
     }
     if (st.isDirectory()) {
       for (const n of (await readdir(p)).sort()) if (!n.startsWith('.')) await walk(join(p, n), false);

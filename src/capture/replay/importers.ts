@@ -6,7 +6,7 @@ import type { Abi, SyscallEvent, TraceEvent } from '../events.js';
 import { syscallName, syscallNumber } from '../../semantics/syscalls.js';
 import { StraceParser } from '../ptrace/parser.js';
 import { SandtraceError } from '../../errors.js';
-import { eventProblem, parseHeader } from './recording.js';
+import { eventProblem, parseHeader, type RecordingTrailer } from './recording.js';
 
 export type TraceFormat = 'sandtrace' | 'adfa' | 'pairs' | 'sysdig' | 'strace';
 export const TRACE_FORMATS: readonly TraceFormat[] = ['sandtrace', 'adfa', 'pairs', 'sysdig', 'strace'];
@@ -19,8 +19,10 @@ export interface ImportIssue {
 }
 
 export interface ImportOptions {
-  /** Numbering of numeric syscall ids (ADFA-LD: i386). Default x86_64. */
+  /** Numbering of numeric syscall ids (ADFA-LD: i386), and the ABI of sysdig text. Default x86_64. */
   abi?: Abi;
+  /** Numbering of numeric traces (adfa, pairs) when `abi` is not given: a model's, when scoring. */
+  defaultAbi?: Abi;
   /** Skip auto-detection. */
   format?: TraceFormat;
   /** Pid given to a single-trace file (ADFA-LD has none). Default 1. */
@@ -60,8 +62,8 @@ export function detectFormat(lines: readonly string[]): TraceFormat | undefined 
 export function createImporter(format: TraceFormat, opts: ImportOptions = {}): LineImporter {
   switch (format) {
     case 'sandtrace': return new SandtraceImporter();
-    case 'adfa': return new NumericImporter(opts.abi ?? 'x86_64', opts.pid ?? 1);
-    case 'pairs': return new PairsImporter(opts.abi ?? 'x86_64');
+    case 'adfa': return new NumericImporter(opts.abi ?? opts.defaultAbi ?? 'x86_64', opts.pid ?? 1);
+    case 'pairs': return new PairsImporter(opts.abi ?? opts.defaultAbi ?? 'x86_64');
     case 'sysdig': return new SysdigImporter(opts.abi ?? 'x86_64');
     case 'strace': return new StraceImporter();
   }
@@ -78,12 +80,22 @@ function syscallEvent(seq: number, pid: number, tid: number, abi: Abi, nr: numbe
   return e;
 }
 
+/** What a recording held: its trailer (the last one read, as written) and the events read. */
+export interface RecordingTally {
+  trailer?: Partial<RecordingTrailer>;
+  /** Events read (bad lines not counted). */
+  events: number;
+  /** Lines that were not events (each a lost event). */
+  badLines: number;
+}
+
 /** Our own recordings: header, event lines, trailer. */
-class SandtraceImporter implements LineImporter {
+export class SandtraceImporter implements LineImporter {
   readonly format = 'sandtrace' as const;
   readonly issues: ImportIssue[] = [];
-  trailer = false;
+  private trailer: Partial<RecordingTrailer> | undefined;
   private header = false;
+  private events = 0;
 
   line(text: string, lineNo: number): TraceEvent[] {
     if (text.trim() === '') return [];
@@ -101,16 +113,31 @@ class SandtraceImporter implements LineImporter {
       this.issues.push({ line: lineNo, message: 'not valid JSON (truncated line?)' });
       return [];
     }
-    if ((o as { format?: string } | null)?.format === 'sandtrace.events.end') { this.trailer = true; return []; }
+    if ((o as { format?: string } | null)?.format === 'sandtrace.events.end') { this.trailer = o as Partial<RecordingTrailer>; return []; }
     const bad = eventProblem(o);
     if (bad) { this.issues.push({ line: lineNo, message: bad }); return []; }
+    this.events++;
     return [o as TraceEvent];
   }
 
   end(): TraceEvent[] { return []; }
-  notes(): string[] {
-    return this.trailer ? [] : ['recording has no trailer: the capture was cut short'];
+
+  tally(): RecordingTally {
+    return { ...(this.trailer ? { trailer: this.trailer } : {}), events: this.events, badLines: this.issues.length };
   }
+
+  notes(): string[] {
+    if (!this.trailer) return ['recording has no trailer: the capture was cut short'];
+    const m = countMismatch(this.tally());
+    return m ? [m] : [];
+  }
+}
+
+/** When a recording's trailer counts other events than were read: what it says and what was read. */
+export function countMismatch(t: RecordingTally): string | undefined {
+  const said = t.trailer?.events;
+  if (!t.trailer || typeof said !== 'number' || said === t.events) return undefined;
+  return `event count mismatch: the trailer says ${said} event(s), ${t.events} were read${t.badLines > 0 ? ` (${t.badLines} bad line(s))` : ''}`;
 }
 
 /** ADFA-LD: one trace per file, syscall numbers separated by spaces or newlines. */

@@ -3,10 +3,10 @@
 // trailer with the capture stats; a missing trailer means the recording was cut short.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createGunzip, createGzip, type Gzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
+import { constants as zconstants, createGunzip, createGzip, type Gzip } from 'node:zlib';
+import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
-import type { TraceEvent } from '../events.js';
+import type { Abi, TraceEvent } from '../events.js';
 import type { CaptureStats } from '../collector.js';
 import { SandtraceError } from '../../errors.js';
 
@@ -24,6 +24,11 @@ export interface RecordingHeader {
   target?: string;
   /** Anything else the capture wants to keep (container id, kernel, sandtrace version). */
   meta?: Record<string, unknown>;
+  /**
+   * ABI the capture's calls are named in. Absent: x86_64, what every live backend captures here;
+   * a call of the other ABI (int 0x80 from a 64-bit program) carries its own `abi` either way.
+   */
+  abi?: Abi;
 }
 
 export interface RecordingTrailer {
@@ -138,34 +143,71 @@ export async function isGzip(path: string): Promise<boolean> {
   }
 }
 
-/** Lines of a file, gunzipped when it is gzip; a truncated gzip stream ends the lines and sets `truncated`. */
-export async function* fileLines(path: string, state: { truncated?: string } = {}): AsyncGenerator<string> {
+/** What fileLines found out about a file besides its lines. */
+export interface LinesState {
+  /** Why the file ends early: a gzip stream cut short (or corrupt), a read error. */
+  truncated?: string;
+  /** The incomplete last line of a file that ends early: part of the cut, not a line. */
+  partial?: string;
+}
+
+/**
+ * gunzip that hands out everything decodable from a stream cut short before it fails: at the end of
+ * the input it first flushes what zlib holds (Z_SYNC_FLUSH), and only once that has all been read
+ * ends the stream, when zlib reports the missing end ("unexpected end of file"). Ending at once
+ * would let that error destroy the stream with decoded lines still unread in its buffer.
+ */
+function gunzipAll(raw: Readable): { out: Readable; read(): void } {
+  const gun = createGunzip();
+  let flushed = false;
+  let ended = false;
+  const endIfRead = () => {
+    if (flushed && !ended && gun.readableLength === 0) { ended = true; gun.end(); }
+  };
+  raw.on('error', (e) => gun.destroy(e));
+  raw.on('end', () => gun.flush(zconstants.Z_SYNC_FLUSH, () => { flushed = true; endIfRead(); }));
+  raw.pipe(gun, { end: false });
+  return { out: gun, read: endIfRead };
+}
+
+/**
+ * Lines of a file, gunzipped when it is gzip. A gzip stream cut short (or a read error) ends the
+ * lines after the last complete one and sets `state.truncated`; the incomplete line at the cut goes
+ * to `state.partial`. Lines end at \n (a \r before it is dropped).
+ */
+export async function* fileLines(path: string, state: LinesState = {}): AsyncGenerator<string> {
+  const gzip = await isGzip(path);
   const raw = createReadStream(path);
-  let src: Readable = raw;
-  if (await isGzip(path)) {
-    const gun = createGunzip();
-    raw.pipe(gun);
-    src = gun;
-  }
-  const failed = new Promise<never>((_, reject) => src.on('error', reject));
-  failed.catch(() => undefined);
-  const rl = createInterface({ input: src, crlfDelay: Infinity });
-  const it = rl[Symbol.asyncIterator]();
+  const src = gzip ? gunzipAll(raw) : { out: raw as Readable, read: () => undefined };
+  const decoder = new StringDecoder('utf8');
+  let parts: string[] = [];
+  const line = (s: string) => (s.endsWith('\r') ? s.slice(0, -1) : s);
   try {
-    for (;;) {
-      let r: IteratorResult<string>;
-      try {
-        r = await Promise.race([it.next(), failed]);
-      } catch (e) {
-        state.truncated = (e as Error).message;
-        return;
+    try {
+      for await (const chunk of src.out as AsyncIterable<Buffer>) {
+        src.read();
+        const piece = decoder.write(chunk);
+        let start = 0;
+        for (let i = piece.indexOf('\n'); i >= 0; i = piece.indexOf('\n', start)) {
+          const text = parts.length > 0 ? parts.join('') + piece.slice(start, i) : piece.slice(start, i);
+          parts = [];
+          start = i + 1;
+          yield line(text);
+        }
+        if (start < piece.length) parts.push(piece.slice(start));
       }
-      if (r.done) return;
-      yield r.value;
+    } catch (e) {
+      state.truncated = (e as Error).message;
+    }
+    const rest = parts.join('') + decoder.end();
+    if (state.truncated !== undefined) {
+      if (rest !== '') state.partial = rest;
+    } else if (rest !== '') {
+      yield line(rest);
     }
   } finally {
-    rl.close();
     raw.destroy();
+    src.out.destroy();
   }
 }
 

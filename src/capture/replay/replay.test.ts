@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TraceEvent } from '../events.js';
-import { RecordingCollector, RecordingWriter, readTraces, detectFileFormat } from './index.js';
+import { RecordingCollector, RecordingWriter, readTraces, detectFileFormat, expandPaths } from './index.js';
 import { isSandtraceError } from '../../errors.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/traces/', import.meta.url));
@@ -218,4 +218,110 @@ test('strace import: every unparsable line is counted, not only the ones listed'
   for await (const _ of c.events()) { /* drain */ }
   assert.equal(c.stats().parseErrors, 500);
   assert.ok(c.stats().notes.some((n) => /480 more bad line\(s\)/.test(n)), c.stats().notes.join('\n'));
+});
+
+/** A small gzip'd recording (an exec and 200 calls, with its trailer) and its uncompressed lines. */
+async function smallRecording(name: string): Promise<{ path: string; events: TraceEvent[] }> {
+  const events: TraceEvent[] = [{ type: 'exec', seq: 1, ts: 1000, pid: 7, tid: 7, exe: '/usr/bin/svc', argv: ['svc'] }];
+  for (let i = 2; i <= 201; i++) events.push({ type: 'syscall', seq: i, ts: i * 1000, pid: 7, tid: 7, abi: 'x86_64', nr: 0, name: i % 3 ? 'read' : 'write', args: [3, i, 4096], ret: 0 });
+  const path = join(tmp, name);
+  const w = await RecordingWriter.create(path, { backend: 'ebpf', target: 'svc' });
+  w.write(events);
+  await w.close({ backend: 'ebpf', events: events.length, lost: 0, parseErrors: 0, duration: 1, notes: [] });
+  return { path, events };
+}
+
+/** The fewest bytes of a gzip'd recording that hold the beginning of its header line, not all of it. */
+function cutInHeader(gz: Buffer): number {
+  const headerLength = gunzipSync(gz).indexOf('\n');
+  for (let size = 11; size < gz.length; size++) {
+    const got = gunzipSync(gz.subarray(0, size), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    if (got.length >= 30) {
+      assert.ok(got.length < headerLength);
+      return size;
+    }
+  }
+  throw new Error('no cut inside the header');
+}
+
+test('a small gzip recording cut anywhere is still a recording: every event before the cut replays, the cut line is no bad line', async () => {
+  const { path, events } = await smallRecording('small.events.gz');
+  const whole = readFileSync(path);
+  let seen = 0;
+  // cut inside the header line, early, in the middle, late, and inside gzip's own trailer
+  for (const size of [cutInHeader(whole), 300, Math.floor(whole.length / 2), whole.length - 30, whole.length - 4]) {
+    const cut = join(tmp, `cut-${size}.events.gz`);
+    writeFileSync(cut, whole.subarray(0, size));
+    assert.equal(await detectFileFormat(cut), 'sandtrace', `cut at ${size} of ${whole.length}`);
+    const c = new RecordingCollector(cut);
+    const got = await collect(c);
+    assert.deepEqual(got, events.slice(0, got.length), `cut at ${size}: a prefix of the events`);
+    assert.deepEqual(c.issues(), [], `cut at ${size}: the incomplete last line is part of the cut, not a bad line`);
+    assert.match(c.truncated ?? '', /unexpected end of file/, `cut at ${size}`);
+    assert.ok(c.stats().notes.some((n) => n.startsWith('file is truncated')), c.stats().notes.join('|'));
+    seen = Math.max(seen, got.length);
+  }
+  assert.equal(seen, events.length, 'cut inside gzip\'s trailer: every event is there, and the cut is still noticed');
+  // so few bytes that not even the header's beginning is there: a cut file, not "not a format"
+  const stub = join(tmp, 'stub.events.gz');
+  writeFileSync(stub, whole.subarray(0, 12));
+  await assert.rejects(detectFileFormat(stub), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_CORRUPT' && /ends before its first line \(unexpected end of file\)/.test(e.message));
+});
+
+test('a trailer whose event count disagrees with the events read says so (not "no trailer")', async () => {
+  const { path } = await smallRecording('count.events.gz');
+  const lines = gunzipSync(readFileSync(path)).toString('utf8').trim().split('\n');
+  const fewer = join(tmp, 'fewer.events');
+  // five event lines gone from the middle, header and trailer kept
+  writeFileSync(fewer, [...lines.slice(0, 50), ...lines.slice(55)].join('\n') + '\n');
+  const c = new RecordingCollector(fewer);
+  await collect(c);
+  assert.deepEqual(c.stats().notes, ['event count mismatch: the trailer says 201 event(s), 196 were read']);
+  assert.deepEqual(c.recording(), { trailer: JSON.parse(lines[lines.length - 1] as string), events: 196, badLines: 0 });
+  // one of them corrupt rather than gone: counted as a bad line
+  const corrupt = join(tmp, 'corrupt-count.events');
+  writeFileSync(corrupt, [...lines.slice(0, 50), '{"type":"sysc', ...lines.slice(51)].join('\n') + '\n');
+  const c2 = new RecordingCollector(corrupt);
+  await collect(c2);
+  assert.ok(c2.stats().notes.includes('event count mismatch: the trailer says 201 event(s), 200 were read (1 bad line(s))'), c2.stats().notes.join('|'));
+  assert.ok(!c2.stats().notes.some((n) => n.includes('no trailer')));
+});
+
+/**
+ * `p`, or a rejection after 5 s when a regression opened the FIFO and blocks: a writer is then
+ * opened so that the blocked reader returns and the test fails instead of hanging the run.
+ */
+async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader */ }
+      reject(new Error(`blocked on the FIFO ${fifo}`));
+    }, 5000);
+  });
+  try {
+    return await Promise.race([p, blocked]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('a FIFO or a device is refused by stat, never opened; one inside a trace folder is left out', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-fifo-'));
+  try {
+    const fifo = join(dir, 'trace.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const refused = (path: string, kind: string) => (e: unknown) =>
+      isSandtraceError(e) && e.code === 'INPUT_UNREADABLE' && e.message === `${path} is ${kind}, not a regular file`;
+    await assert.rejects(unblocking(collect(new RecordingCollector(fifo)), fifo), refused(fifo, 'a FIFO'));
+    await assert.rejects(unblocking(collect(new RecordingCollector(fifo, { format: 'adfa' })), fifo), refused(fifo, 'a FIFO'));
+    await assert.rejects(unblocking(readTraces(fifo), fifo), refused(fifo, 'a FIFO'));
+    await assert.rejects(unblocking(expandPaths([fifo]), fifo), refused(fifo, 'a FIFO'));
+    await assert.rejects(collect(new RecordingCollector('/dev/zero')), refused('/dev/zero', 'a character device'));
+    // a folder of traces: the FIFO in it is not a trace and is never opened
+    writeFileSync(join(dir, 'a.txt'), '5 3 3 6\n');
+    assert.deepEqual(await unblocking(expandPaths([dir]), fifo), [join(dir, 'a.txt')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -24,13 +24,14 @@ async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const n of (await readdir(dir)).sort()) {
     const p = join(dir, n);
-    if ((await stat(p)).isDirectory()) out.push(...await filesUnder(p));
-    else if (n.endsWith('.txt')) out.push(p);
+    const st = await stat(p);
+    if (st.isDirectory()) out.push(...await filesUnder(p));
+    // only regular files: a FIFO named *.txt would block the read forever
+    else if (st.isFile() && n.endsWith('.txt')) out.push(p);
   }
   return out;
 }
 
-/** Read one ADFA-LD folder through the numeric importer (i386 numbering). */
 /**
  * The traces of one ADFA-LD folder. A file that is not a trace (a token that is no syscall
  * number, or no call at all) is left out rather than scored as a damaged trace, and named in

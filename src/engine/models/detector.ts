@@ -4,7 +4,8 @@
 // Each thread is its own sequence (threads interleave arbitrarily); findings name the process.
 import type { Detector, Evidence, Finding, Severity } from '../types.js';
 import type { EnrichedEvent } from '../../semantics/types.js';
-import { DEFAULTS, type AnomalyModel, type ProgramModel } from './model.js';
+import type { Abi } from '../../capture/events.js';
+import { DEFAULTS, checkModelAbi, type AnomalyModel, type ProgramModel } from './model.js';
 import { programKey } from '../../semantics/program.js';
 import type { ScoreStream } from './scorers.js';
 
@@ -27,6 +28,13 @@ export interface AnomalyDetectorOptions {
    * did (the sandbox ends it at the timeout).
    */
   live?: boolean;
+  /**
+   * The ABI the capture's calls are named in: a model of another ABI is refused (MODEL_INVALID, see
+   * checkModelAbi). Default x86_64, what every live backend captures here. A call of the other ABI
+   * inside the capture (int 0x80 from a 64-bit program) is scored by its name like any call: one
+   * the model never saw is the most surprising there is.
+   */
+  abi?: Abi;
 }
 
 interface Call { seq: number; name: string; value: number }
@@ -69,6 +77,7 @@ function round(x: number): number {
 }
 
 export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetectorOptions = {}): Detector {
+  checkModelAbi(model, opts.abi ?? 'x86_64', opts.live ? 'the live capture' : 'the capture');
   const minCalls = opts.minCalls ?? 10;
   const perProgram = model.programs.size > 0;
   const reportUnseen = (opts.unseenPrograms ?? true) && perProgram;

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readAdfaFolder } from './adfa.js';
 import { createAnomalyDetector, loadModel, saveModel, trainModelFile, trainProgramModel, ProgramModel } from './index.js';
-import { calibratedThreshold } from './model.js';
+import { AnomalyModel, calibratedThreshold } from './model.js';
+import { monitor } from './monitor.js';
+import type { TraceEvent } from '../../capture/events.js';
 import { RecordingCollector, readTraces } from '../../capture/replay/index.js';
 import { SemanticState } from '../../semantics/state.js';
 import { isSandtraceError } from '../../errors.js';
@@ -277,3 +279,115 @@ test('model files whose thresholds or settings would silently switch detection o
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ABI: a model judges only calls of the ABI it was trained on (the two tables name calls differently)
+
+/** Events of one process that forks, execs /usr/bin/svc, makes `calls` (each of `abi`, or as given) and exits. */
+function svcRun(calls: (string | [string, 'x86_64' | 'i386'])[]): TraceEvent[] {
+  let seq = 0;
+  const base = () => ({ seq: ++seq, ts: seq * 1000, pid: 50, tid: 50 });
+  return [
+    { ...base(), pid: 1, tid: 1, type: 'fork', childPid: 50, childTid: 50, thread: false },
+    { ...base(), type: 'exec', exe: '/usr/bin/svc', argv: ['svc'] },
+    ...calls.map((c): TraceEvent => {
+      const [name, abi] = typeof c === 'string' ? [c, 'x86_64' as const] : c;
+      return { ...base(), type: 'syscall', abi, nr: -1, name, args: [], ret: 0 };
+    }),
+    { ...base(), type: 'exit', code: 0, thread: false },
+  ];
+}
+
+const SVC_X64 = ['brk', 'mmap', 'openat', 'read', 'fstat', 'close', 'socket', 'connect', 'write', 'read', 'close'];
+const SVC_I386 = ['brk', 'mmap2', 'open', 'read', 'fstat64', 'close', 'socketcall', 'socketcall', 'write', 'read', 'close'];
+
+function abiModel(abi: 'x86_64' | 'i386'): AnomalyModel {
+  const traces = Array.from({ length: 12 }, () => (abi === 'i386' ? SVC_I386 : SVC_X64));
+  return new AnomalyModel(trainModelFile({ traces: [], byExe: new Map([['/usr/bin/svc', traces]]), source: 'test' }, { kind: 'vmm', abi }), `${abi}.model.json`);
+}
+
+const modelInvalid = (...names: RegExp[]) => (e: unknown) =>
+  isSandtraceError(e) && e.code === 'MODEL_INVALID' && names.every((n) => n.test(e.message));
+
+test('a model is refused for a capture of the other ABI, naming both; calls of the other ABI inside a capture are scored, not refused', () => {
+  // an i386 model (ADFA-LD numbering) for a live x86_64 capture (the detector's default) and the reverse
+  assert.throws(() => createAnomalyDetector(abiModel('i386')), modelInvalid(/i386\.model\.json/, /trained on i386/, /x86_64 calls/));
+  assert.throws(() => createAnomalyDetector(abiModel('i386'), { live: true }), modelInvalid(/live capture/, /i386/, /x86_64/));
+  assert.throws(() => createAnomalyDetector(abiModel('x86_64'), { abi: 'i386' }), modelInvalid(/trained on x86_64/, /i386 calls/));
+  // each model judges its own ABI's capture: the same program's normal run raises no anomaly
+  for (const abi of ['x86_64', 'i386'] as const) {
+    const det = createAnomalyDetector(abiModel(abi), { abi });
+    const semantics = new SemanticState({});
+    for (const ev of svcRun(abi === 'i386' ? SVC_I386 : SVC_X64)) det.onEvent(semantics.apply(ev));
+    assert.deepEqual(det.finish().filter((f) => f.source === 'model').map((f) => f.rule), [], abi);
+  }
+  // an x86_64 capture in which a 64-bit program makes int 0x80 calls (the eBPF probe reports them
+  // as i386): the model stays usable and those calls are scored like any call it never saw
+  const det = createAnomalyDetector(abiModel('x86_64'));
+  const semantics = new SemanticState({});
+  const mixed = svcRun([...SVC_X64, ...Array.from({ length: 30 }, (): [string, 'i386'] => ['socketcall', 'i386'])]);
+  for (const ev of mixed) det.onEvent(semantics.apply(ev));
+  const found = det.finish().filter((f) => f.source === 'model' && f.anomaly);
+  assert.ok(found.some((f) => f.anomaly?.window.includes('socketcall')), `the int 0x80 calls are what is anomalous: ${found.map((f) => f.output).join('; ')}`);
+});
+
+test('monitor refuses a model of the other ABI before it attaches', async () => {
+  let started = false;
+  const collector = {
+    backend: 'ebpf' as const,
+    start: async () => { started = true; },
+    events: async function* () { /* nothing */ },
+    stop: async () => undefined,
+    stats: () => ({ backend: 'ebpf' as const, events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] }),
+  };
+  await assert.rejects(monitor({ collector, model: abiModel('i386') }), modelInvalid(/i386/, /x86_64/));
+  assert.equal(started, false, 'the probe was never attached');
+});
+
+test('model files: an unknown file abi, or a program model of another abi than its file, is MODEL_INVALID', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-abi-'));
+  try {
+    const good = trainModelFile({ traces: [], byExe: new Map([['/usr/bin/svc', Array.from({ length: 6 }, () => SVC_X64)]]), source: 'test' }, { kind: 'stide' });
+    const path = join(dir, 'm.json');
+    writeFileSync(path, JSON.stringify({ ...good, abi: 'arm' }));
+    await assert.rejects(loadModel(path), modelInvalid(/invalid abi 'arm'/));
+    writeFileSync(path, JSON.stringify({ ...good, programs: { '/usr/bin/svc': { ...good.programs['/usr/bin/svc'], abi: 'i386' } } }));
+    await assert.rejects(loadModel(path), modelInvalid(/\/usr\/bin\/svc is of abi i386, the file's is x86_64/));
+    // a file from before the field: x86_64
+    const { abi: _, ...old } = good;
+    writeFileSync(path, JSON.stringify(old));
+    assert.equal((await loadModel(path)).abi, 'x86_64');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a model file that is a FIFO (no writer) is refused by stat, never opened', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-fifo-'));
+  const fifo = join(dir, 'model.fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  try {
+    await assert.rejects(unblocking(loadModel(fifo), fifo), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_UNREADABLE'
+      && e.message === `model file ${fifo} is a FIFO, not a regular file`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * `p`, or a rejection after 5 s, when a regression opened the FIFO and blocks: a writer is then
+ * opened so the blocked reader returns and the test fails instead of hanging the run.
+ */
+async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader */ }
+      reject(new Error(`blocked on the FIFO ${fifo}`));
+    }, 5000);
+  });
+  try {
+    return await Promise.race([p, blocked]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Abi } from '../../capture/events.js';
 import { SandtraceError } from '../../errors.js';
+import { checkInputFile } from '../../sample.js';
 import { NgramTable, Vocab } from './ngram.js';
 import { MODEL_KINDS, SMOOTHINGS, makeScorer, summarize, type ModelKind, type Scorer, type Smoothing, type TraceScore } from './scorers.js';
 import { MixScorer, NEURAL_DEFAULTS, NeuralLM, mixBits, type NeuralConfig, type NeuralWeights } from './neural.js';
@@ -394,9 +395,12 @@ export class AnomalyModel {
   readonly data: ModelFileData;
   readonly programs = new Map<string, ProgramModel>();
   readonly global: ProgramModel | null;
+  /** The file it was loaded from, for messages. */
+  readonly source: string | undefined;
 
-  constructor(data: ModelFileData) {
+  constructor(data: ModelFileData, source?: string) {
     this.data = data;
+    this.source = source;
     for (const [exe, d] of Object.entries(data.programs)) this.programs.set(exe, new ProgramModel(d));
     this.global = data.global ? new ProgramModel(data.global) : null;
   }
@@ -409,6 +413,24 @@ export class AnomalyModel {
   get name(): string {
     return `${this.data.kind}`;
   }
+
+  /** The ABI whose system calls the model was trained on (files before the field: x86_64). */
+  get abi(): Abi {
+    return this.data.abi ?? 'x86_64';
+  }
+}
+
+/**
+ * Refuses to judge calls of one ABI with a model of the other: the two tables name calls
+ * differently (i386's socketcall, mmap2, _llseek, fstat64 ...), so a trace would be all unseen
+ * calls and every verdict nonsense. `traceAbi` is the ABI the capture or import declares; a call of
+ * the other ABI inside it (int 0x80 from a 64-bit program) is scored by its name, as any call is.
+ */
+export function checkModelAbi(model: AnomalyModel, traceAbi: Abi, what: string): void {
+  if (model.abi === traceAbi) return;
+  throw new SandtraceError('MODEL_INVALID',
+    `model ${model.source ?? ''}${model.source ? ' ' : ''}was trained on ${model.abi} system calls but ${what} holds ${traceAbi} calls: a model judges only calls of its own ABI`,
+    { details: { modelAbi: model.abi, traceAbi } });
 }
 
 export interface TrainingSet {
@@ -455,6 +477,7 @@ export async function saveModel(path: string, data: ModelFileData): Promise<void
 }
 
 export async function loadModel(path: string): Promise<AnomalyModel> {
+  await checkInputFile(path, 'model file');
   let buf: Buffer;
   try {
     buf = await readFile(path);
@@ -471,7 +494,7 @@ export async function loadModel(path: string): Promise<AnomalyModel> {
   } catch (e) {
     throw new SandtraceError('MODEL_INVALID', `${path} is not a sandtrace model (not JSON)`, { cause: e });
   }
-  return new AnomalyModel(validateModel(data, path));
+  return new AnomalyModel(validateModel(data, path), path);
 }
 
 function validateModel(d: unknown, path: string): ModelFileData {
@@ -499,9 +522,16 @@ function validateModel(d: unknown, path: string): ModelFileData {
               : c.chunk !== undefined && !(Number.isInteger(c.chunk) && c.chunk >= 1) ? `chunk ${String(c.chunk)}` : undefined;
     if (bad) throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} has an invalid ${bad}`);
   };
+  if (o.abi !== undefined && o.abi !== 'x86_64' && o.abi !== 'i386') throw new SandtraceError('MODEL_INVALID', `${path}: invalid abi '${String(o.abi)}' (x86_64 or i386)`);
+  const fileAbi = o.abi ?? 'x86_64';
+  // every model of a file judges the calls of the file's abi (what scoring checks traces against)
+  const sameAbi = (p: unknown, where: string): void => {
+    const a = (p as Partial<ProgramModelData>).abi;
+    if (a !== undefined && a !== fileAbi) throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is of abi ${a}, the file's is ${fileAbi}`);
+  };
   if (typeof o.programs !== 'object' || o.programs === null) throw new SandtraceError('MODEL_INVALID', `${path}: no programs field`);
-  for (const [exe, p] of Object.entries(o.programs)) check(p, exe);
-  if (o.global) check(o.global, 'the global model');
+  for (const [exe, p] of Object.entries(o.programs)) { check(p, exe); sameAbi(p, exe); }
+  if (o.global) { check(o.global, 'the global model'); sameAbi(o.global, 'the global model'); }
   if (!o.global && Object.keys(o.programs).length === 0) throw new SandtraceError('MODEL_INVALID', `${path} holds no model`);
   return o as ModelFileData;
 }
