@@ -8,7 +8,7 @@ build:
 	npx tsc -p tsconfig.build.json
 
 demo: setup
-	bin/sandtrace analyze examples/dropper.sh --out analysis
+	bin/sandtrace analyze examples/dropper.sh --out analysis --force
 
 test: setup
 	npx tsc -p tsconfig.json --noEmit

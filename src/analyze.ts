@@ -9,13 +9,13 @@ import type { Detector, Finding } from './engine/types.js';
 import { runPipeline, type EventSink } from './pipeline.js';
 import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
-import { inspectSample } from './sample.js';
+import { inspectSample, refuseSpecialFile } from './sample.js';
 import type { FileChange, Sandbox, SandboxResult, SandboxStartInfo } from './sandbox/types.js';
 import { SemanticState } from './semantics/state.js';
 import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
 import { renderOutputs } from './report/render.js';
-import { makeOutDir } from './outpath.js';
+import { makeOutDir, refuseExistingAnalysis } from './outpath.js';
 
 export type Stage = 'preparing' | 'starting' | 'running' | 'collecting' | 'reporting' | 'done';
 
@@ -25,6 +25,8 @@ export interface AnalyzeOptions {
   /** Seconds; default 60. */
   timeout?: number;
   outDir: string;
+  /** false: refuse an outDir that already holds an analysis (report.json) instead of replacing it. Default true. */
+  overwrite?: boolean;
   /** docker-save or OCI archive to use as the base image. */
   image?: string;
   backend?: 'auto' | 'ebpf' | 'ptrace';
@@ -67,6 +69,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const sample = await inspectSample(opts.sample, args);
   // a bad output directory is refused before anything starts
   const outDir = makeOutDir(resolve(opts.outDir));
+  if (opts.overwrite === false) refuseExistingAnalysis(outDir);
   progress('preparing');
   const timeout = opts.timeout ?? 60;
 
@@ -218,6 +221,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
   const builtin = await loadRuleFiles(builtinRulePaths());
   for (const d of builtin.diagnostics) if (d.severity === 'error') errors.push({ code: d.code, message: d.message, where: `${d.file}:${d.line}` });
   if (opts.rules?.length) {
+    for (const p of opts.rules) await refuseSpecialFile(p, 'rule file'); // a FIFO would block the read
     // User rules are loaded separately so a broken file cannot take the built-in pack down.
     const user = await loadRuleFiles(opts.rules);
     for (const d of user.diagnostics) {

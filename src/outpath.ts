@@ -1,7 +1,7 @@
 // Output paths the user names (analysis directories, model files, plots): made or checked before
 // any work starts, so that a bad one costs a one-line error, not an analysis or an hour of learning.
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { accessSync, constants, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { SandtraceError } from './errors.js';
 
 const REASONS: Record<string, string> = {
@@ -40,12 +40,21 @@ export function makeOutDir(dir: string, mode = 0o777): string {
   return abs;
 }
 
-/** A file about to be written: its directory must exist and be writable, and it must not be a directory. */
-export function checkOutFile(path: string): string {
+/**
+ * A file about to be written: its directory must exist and be writable, and it must not be a
+ * directory. With `overwrite: false`, an existing regular file is refused too (a device such as
+ * /dev/null, or a FIFO, loses nothing and stays allowed): `--force` is what replaces it.
+ */
+export function checkOutFile(path: string, opts: { overwrite?: boolean } = {}): string {
   const abs = resolve(path);
   try {
-    if (statSync(abs).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    const st = statSync(abs);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (opts.overwrite === false && st.isFile()) {
+      throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: the file exists (use --force to replace it)`, { details: { path: abs, exists: true } });
+    }
   } catch (e) {
+    if (e instanceof SandtraceError) throw e;
     const code = (e as { code?: string }).code;
     if (code === 'EISDIR') throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: it is a directory`, { details: { path: abs } });
     if (code !== 'ENOENT') throw unwritable(abs, e);
@@ -58,4 +67,19 @@ export function checkOutFile(path: string): string {
     throw unwritable(abs, e);
   }
   return abs;
+}
+
+/**
+ * An analysis directory about to be written: refused when it already holds an analysis
+ * (report.json), so that a new run never silently replaces an earlier one; `--force` replaces it.
+ * Whether the directory can be made and written is makeOutDir's question, not this one's.
+ */
+export function refuseExistingAnalysis(dir: string): void {
+  const abs = resolve(dir);
+  const report = join(abs, 'report.json');
+  let exists = false;
+  try { lstatSync(report); exists = true; } catch { /* absent (or unreachable: makeOutDir says why) */ }
+  if (exists) {
+    throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: it already holds an analysis (report.json; use --force to replace it)`, { details: { path: abs, exists: true } });
+  }
 }

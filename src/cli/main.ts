@@ -1,10 +1,16 @@
 // sandtrace command-line entry: picks a command module and turns typed errors into one-line
 // messages with stable exit codes. Commands are thin: parse flags, call the library, print.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isSandtraceError } from '../errors.js';
+import { HelpRequested, wantsHelp } from './args.js';
 
 export interface CommandModule {
   /** One line for `sandtrace help`. */
   summary: string;
+  /** What `sandtrace <command> --help` prints after 'usage: ' (lines after the first indented to match). */
+  usage?: string;
   run(argv: string[]): Promise<number>;
 }
 
@@ -32,8 +38,24 @@ export function exitCodeFor(code: string): number {
   return EXIT.failure;
 }
 
+/** The version in the package.json above this file (src/cli/ when run from source, dist/src/cli/ when built). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) {
+      try {
+        const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: unknown; version?: unknown };
+        if (pkg.name === 'sandtrace' && typeof pkg.version === 'string') return pkg.version;
+      } catch { /* not ours: keep looking */ }
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
 async function help(): Promise<number> {
-  const lines = ['usage: sandtrace <command> [options]', '', 'commands:'];
+  const lines = ['usage: sandtrace <command> [options]', '       sandtrace <command> --help', '       sandtrace --version', '', 'commands:'];
   for (const [name, load] of Object.entries(COMMANDS)) {
     try {
       lines.push(`  ${name.padEnd(9)} ${(await load()).summary}`);
@@ -45,18 +67,33 @@ async function help(): Promise<number> {
   return EXIT.ok;
 }
 
+function commandHelp(cmd: CommandModule, usage: string): number {
+  process.stdout.write(`usage: ${usage}\n\n${cmd.summary}\n`);
+  return EXIT.ok;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`sandtrace ${version()}\n`);
+    return EXIT.ok;
+  }
+  // `sandtrace help CMD` is `sandtrace CMD --help`
+  if (name === 'help' && rest[0] !== undefined && COMMANDS[rest[0]]) [name, rest] = [rest[0], ['--help']];
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') return help();
   const load = COMMANDS[name];
   if (!load) {
     process.stderr.write(`sandtrace: unknown command '${name}' (see 'sandtrace help')\n`);
     return EXIT.usage;
   }
+  let cmd: CommandModule | undefined;
   try {
-    const cmd = await load();
+    cmd = await load();
+    if (cmd.usage !== undefined && wantsHelp(rest)) return commandHelp(cmd, cmd.usage);
     return await cmd.run(rest);
   } catch (e) {
+    // a command without an exported usage: its flag parser found --help
+    if (e instanceof HelpRequested && cmd) return commandHelp(cmd, e.usage);
     if (isSandtraceError(e)) {
       process.stderr.write(`sandtrace ${name}: ${e.message} [${e.code}]\n`);
       return exitCodeFor(e.code);

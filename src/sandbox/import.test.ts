@@ -155,3 +155,42 @@ test('an archive that is neither format fails with INPUT_FORMAT_UNKNOWN', async 
   assert.ok(!existsSync(join(importDir(), sha(archive))));
   await assert.rejects(importArchive(join(scratch, 'absent.tar')), (e: unknown) => (e as { code?: string }).code === 'INPUT_MISSING');
 });
+
+test('a file that is not a tar archive is an input error naming the file (INPUT_CORRUPT), not a failed unpack', async () => {
+  const garbage = join(scratch, 'garbage.tar');
+  writeFileSync(garbage, 'this is not an image archive\n'.repeat(100));
+  await assert.rejects(importArchive(garbage), (e: unknown) => {
+    const err = e as { code?: string; message?: string };
+    assert.equal(err.code, 'INPUT_CORRUPT');
+    assert.equal(err.message, `image archive ${garbage} is not a tar archive (no tar header at its start)`);
+    return true;
+  });
+  assert.ok(!existsSync(join(importDir(), sha(garbage))), 'nothing was imported');
+  const empty = join(scratch, 'empty.tar');
+  writeFileSync(empty, '');
+  await assert.rejects(importArchive(empty), (e: unknown) => (e as { code?: string }).code === 'INPUT_EMPTY');
+});
+
+test('an archive cut short or a compressed stream that is not one is INPUT_CORRUPT in tar\'s words', async () => {
+  const d = join(scratch, 'cut');
+  put(d, 'manifest.json', '[]');
+  put(d, 'big', 'x'.repeat(100_000));
+  const whole = readFileSync(tarDir(d, join(scratch, 'whole.tar')));
+  const cut = join(scratch, 'cut.tar');
+  writeFileSync(cut, whole.subarray(0, 20_000));
+  await assert.rejects(importArchive(cut), (e: unknown) => {
+    const err = e as { code?: string; message?: string };
+    assert.equal(err.code, 'INPUT_CORRUPT', err.message);
+    assert.match(err.message ?? '', new RegExp(`^image archive ${cut} is damaged: .*Unexpected EOF`));
+    assert.equal((err.message ?? '').split('\n').length, 1);
+    return true;
+  });
+  const badGzip = join(scratch, 'bad.tar.gz');
+  writeFileSync(badGzip, Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(2048, 0x41)]));
+  await assert.rejects(importArchive(badGzip), (e: unknown) => {
+    const err = e as { code?: string; message?: string };
+    assert.equal(err.code, 'INPUT_CORRUPT', err.message);
+    assert.match(err.message ?? '', new RegExp(`^image archive ${badGzip} is damaged: `));
+    return true;
+  });
+});

@@ -154,11 +154,52 @@ export async function applyLayer(rootfs: string, layer: string): Promise<string[
   return dropped.map((l) => l.replace(/^tar: /, '').replace(/: (Cannot|Read-only).*$/, ''));
 }
 
-/** The rootfs of an imported archive (imported once, then cached by sha256). */
-export async function importArchive(archive: string): Promise<ImportedImage> {
+/** Start of a compressed stream tar unpacks itself (gzip, bzip2, xz, zstd). */
+function compressedMagic(b: Buffer): boolean {
+  return (b[0] === 0x1f && b[1] === 0x8b) || b.subarray(0, 3).toString('latin1') === 'BZh'
+    || b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) || (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528);
+}
+
+/** A tar header block: its checksum field (octal) is the byte sum of the block, that field read as spaces. */
+function tarHeader(b: Buffer): boolean {
+  if (b.length < 512) return false;
+  const field = b.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : (b[i] as number);
+  return sum === parseInt(field, 8);
+}
+
+/** tar's words for an archive that is damaged or not an archive (as opposed to a full disk, say). */
+const CORRUPT_TAR = /^(gzip|bzip2|xz|zstd): |does not look like a tar archive|Unexpected EOF|unexpected end of file|not in gzip format|invalid compressed data|Skipping to next header|Damaged tar archive|Archive contains obsolescent|crc error|Corrupt input|format violated|Unknown frame descriptor/i;
+
+/**
+ * The archive named by the user, checked before any work: it exists, is a regular non-empty
+ * file, and starts like a tar archive (a tar header, or a compressed stream tar unpacks). Bad
+ * input is an input error naming the file, not a failed sandbox with tar's last words.
+ */
+export function checkArchiveFile(archive: string): void {
   let st;
   try { st = lstatSync(archive); } catch (e) { throw new SandtraceError('INPUT_MISSING', `image archive not found: ${archive}`, { cause: e }); }
   if (!st.isFile()) throw new SandtraceError('INPUT_UNREADABLE', `image archive is not a regular file: ${archive}`);
+  if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `image archive is empty: ${archive}`);
+  const head = Buffer.alloc(512);
+  let n: number;
+  try {
+    const fd = openSync(archive, 'r');
+    try { n = readSync(fd, head, 0, 512, 0); } finally { closeSync(fd); }
+  } catch (e) {
+    throw new SandtraceError('INPUT_UNREADABLE', `cannot read image archive ${archive}: ${(e as { code?: string }).code ?? String(e)}`, { cause: e });
+  }
+  const b = head.subarray(0, n);
+  if (!compressedMagic(b) && !tarHeader(b)) {
+    throw new SandtraceError('INPUT_CORRUPT', `image archive ${archive} is not a tar archive (no tar header at its start)`, { details: { path: archive } });
+  }
+}
+
+/** The rootfs of an imported archive (imported once, then cached by sha256). */
+export async function importArchive(archive: string): Promise<ImportedImage> {
+  checkArchiveFile(archive);
   const digest = await sha256File(archive);
   const dir = join(importDir(), digest);
   const done = join(dir, 'manifest.json');
@@ -171,7 +212,13 @@ export async function importArchive(archive: string): Promise<ImportedImage> {
     mkdirSync(join(tmp, 'archive'), { recursive: true, mode: 0o700 });
     mkdirSync(join(tmp, 'rootfs'), { mode: 0o755 });
     const x = await confinedTar(realpathSync(archive), join(tmp, 'archive'), ['--no-same-owner', '--no-same-permissions']);
-    if (x.code !== 0) throw invalid(`cannot unpack ${archive}: ${x.stderr.trim().split('\n').pop() ?? ''}`);
+    if (x.code !== 0) {
+      const said = x.stderr.trim().split('\n');
+      // a truncated or damaged archive (it started like one): the input's fault, said in tar's words
+      const bad = said.find((l) => CORRUPT_TAR.test(l));
+      if (bad !== undefined) throw new SandtraceError('INPUT_CORRUPT', `image archive ${archive} is damaged: ${bad.replace(/^tar: /, '')}`, { details: { path: archive } });
+      throw invalid(`cannot unpack ${archive}: ${said.pop() ?? ''}`);
+    }
     const { format, layers } = archiveLayers(join(tmp, 'archive'));
     const dropped: string[] = [];
     for (const layer of layers) dropped.push(...(await applyLayer(join(tmp, 'rootfs'), layer)));

@@ -140,12 +140,42 @@ test('bad input: a fork storm of 1500 children completes with every fork capture
   assert.ok(c.stats().notes.some((n) => /fork storm: the sample created 1500 tasks/.test(n)), c.stats().notes.join('\n'));
 });
 
+test('a command killed by a signal is the command\'s outcome: named by commandExit(), no note blames strace', async () => {
+  // strace re-raises the signal that killed the command, so its own exit looks killed too
+  const { evs, c } = await capture({ command: ['/bin/sh', '-c', 'kill -9 $$'] });
+  assert.ok(!c.stats().notes.some((n) => /strace was killed/.test(n)), c.stats().notes.join('\n'));
+  assert.deepEqual(c.exitStatus(), { code: null, signal: 'SIGKILL' });
+  assert.deepEqual(c.commandExit(), { signal: 'SIGKILL' });
+  const exit = evs.find((e): e is ExitEvent => e.type === 'exit' && !e.thread);
+  assert.equal(exit?.signal, 9);
+  const normal = await capture({ command: ['/bin/sh', '-c', 'exit 7'] });
+  assert.deepEqual(normal.c.commandExit(), { code: 7 });
+});
+
+test('strace itself killed is a tracer failure: noted, and no exit status of the command', async () => {
+  const c = new StraceCollector({ command: ['/bin/sleep', '30'] });
+  await c.start();
+  const evs: TraceEvent[] = [];
+  const reading = (async () => { for await (const b of c.events()) evs.push(...b); })();
+  await new Promise((r) => setTimeout(r, 500));
+  (c as unknown as { proc: { kill(s: string): void } }).proc.kill('SIGKILL');
+  await reading;
+  await c.stop();
+  // the tracee, detached when strace died, is not left sleeping
+  const sleeper = evs.find((e): e is ExecEvent => e.type === 'exec');
+  if (sleeper) try { process.kill(sleeper.pid, 'SIGKILL'); } catch { /* gone */ }
+  assert.equal(c.exitStatus()?.signal, 'SIGKILL');
+  assert.equal(c.commandExit(), undefined);
+  assert.ok(c.stats().notes.some((n) => /strace was killed by SIGKILL/.test(n)), c.stats().notes.join('\n'));
+});
+
 test('a missing command or an unattachable pid fails with a reason, not a hang', async () => {
   const before = (await import('node:fs')).readdirSync(tmpdir()).filter((n) => n.startsWith('sandtrace-strace-'));
   const { evs, c } = await capture({ command: ['/nonexistent/sandtrace-test'] });
   assert.equal(evs.length, 0);
   assert.ok(c.stats().notes.some((n) => /nonexistent/.test(n)));
   assert.notEqual(c.exitStatus()?.code, 0);
+  assert.equal(c.commandExit(), undefined, 'the command never ran: it has no exit status of its own');
   await assert.rejects(new StraceCollector({ attachPid: 2 ** 22 + 7 }).start(), /no process/);
   // Nothing of those runs is left behind: no FIFO directory of a finished collector remains.
   const { readdirSync } = await import('node:fs');

@@ -2,7 +2,7 @@
 // tree, streams its output through a FIFO into the parser, and delivers normalized TraceEvents.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, openSync, closeSync, fstatSync, readSync, constants as fsc } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import type { CaptureStats, Collector } from '../collector.js';
@@ -126,6 +126,8 @@ export class StraceCollector implements Collector {
   private consoleText = '';
   private consoleDropped = 0;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** Command mode: how the traced command's first process ended, from its exit event. */
+  private rootExit: { code: number; signal?: number } | undefined;
   private exitPromise: Promise<void> | undefined;
   private endPromise: Promise<void> | undefined;
   private stopping = false;
@@ -293,9 +295,32 @@ export class StraceCollector implements Collector {
     return this.consoleDropped > 0 ? `${this.consoleText}\n[... ${this.consoleDropped} bytes not kept]` : this.consoleText;
   }
 
-  /** strace's exit: for a traced command, the command's own exit status (128+signal when killed). */
+  /**
+   * strace's exit: for a traced command, the command's own exit status. A command killed by a
+   * signal makes strace kill itself with the same signal (code null, signal set): commandExit()
+   * tells that apart from strace itself being killed.
+   */
   exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined {
     return this.exit;
+  }
+
+  /**
+   * Command mode, once the stream has ended: how the traced command ended (its exit status, or the
+   * signal that killed it), or undefined when strace did not report it (strace could not start the
+   * command, failed or was killed, or the collector was stopped before the command ended).
+   */
+  commandExit(): { code: number } | { signal: NodeJS.Signals } | undefined {
+    // no exit event of the command: it never ran under the trace (strace could not start it)
+    if (!this.opts.command || !this.exit || !this.rootExit) return undefined;
+    if (this.exit.code !== null) return { code: this.exit.code };
+    return this.exitMirrorsCommand() ? { signal: this.exit.signal as NodeJS.Signals } : undefined;
+  }
+
+  /** strace died of the signal that killed the traced command: it re-raises it to pass the status on. */
+  private exitMirrorsCommand(): boolean {
+    const sig = this.exit?.signal;
+    if (!this.opts.command || !sig || this.rootExit?.signal === undefined) return false;
+    return osc.signals[sig] === this.rootExit.signal;
   }
 
   private addConsole(s: string): void {
@@ -325,6 +350,7 @@ export class StraceCollector implements Collector {
     } else if (e.type === 'exit') {
       this.liveHost.delete(e.tid);
       const rootEnded = !e.thread && e.pid === this.rootHost;
+      if (rootEnded) this.rootExit = { code: e.code, ...(e.signal !== undefined ? { signal: e.signal } : {}) };
       if (rootEnded && this.opts.command && this.opts.rootExitGraceMs !== undefined && !this.graceTimer) {
         this.graceTimer = setTimeout(() => { void this.leftovers(); }, this.opts.rootExitGraceMs);
         this.graceTimer.unref();
@@ -352,7 +378,8 @@ export class StraceCollector implements Collector {
     if (this.forks > (this.opts.forkStormThreshold ?? 500)) {
       this.extraNotes.push(`fork storm: the sample created ${this.forks} tasks`);
     }
-    if (this.exit?.signal && !this.stopping) this.extraNotes.push(`strace was killed by ${this.exit.signal}`);
+    // a command killed by a signal is the command's outcome, not a tracer failure
+    if (this.exit?.signal && !this.stopping && !this.exitMirrorsCommand()) this.extraNotes.push(`strace was killed by ${this.exit.signal}`);
     if (this.exit && this.exit.code !== null && this.exit.code !== 0 && this.opts.attachPid !== undefined && !this.stopping) {
       this.extraNotes.push(`strace exited with status ${this.exit.code}`);
     }

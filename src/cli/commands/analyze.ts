@@ -1,24 +1,33 @@
 // `sandtrace analyze FILE [-- ARGS...]`: detonate a sample and write its report.
 import { analyze, type Stage } from '../../analyze.js';
 import { SandtraceError } from '../../errors.js';
-import { numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
+import { noExtraArgs, numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
+import { checkOutFile } from '../../outpath.js';
 import { progressLine } from '../progress.js';
 import { EXIT, exitCodeFor } from '../main.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
 
-const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm]';
+const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--force] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm]';
+export const usage = USAGE;
 
 export async function run(argv: string[]): Promise<number> {
   const [mine, sampleArgs] = splitDoubleDash(argv);
   const { values, positionals } = parseFlags(mine, {
     timeout: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, image: { type: 'string' },
     backend: { type: 'string' }, rules: { type: 'string', multiple: true }, model: { type: 'string' },
-    record: { type: 'string' }, vm: { type: 'boolean' },
+    record: { type: 'string' }, vm: { type: 'boolean' }, force: { type: 'boolean' },
   }, USAGE);
-  if (positionals.length !== 1) throw new SandtraceError('USAGE', `analyze takes one sample file; usage: ${USAGE}`);
+  if (positionals.length === 0) throw new SandtraceError('USAGE', `analyze takes one sample file; usage: ${USAGE}`);
+  noExtraArgs(positionals, 1, USAGE);
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'ptrace') throw new SandtraceError('USAGE', `--backend must be auto, ebpf or ptrace, not '${backend}'`);
+  const timeout = numberFlag(values.timeout, 'timeout', 60);
+  // an earlier analysis or recording is never replaced without --force (report.json: in analyze())
+  const overwrite = values.force === true;
+  if (values.record) checkOutFile(values.record, { overwrite });
+  // an image archive that is not one: an input error now, not a failed sandbox later
+  if (values.image && !values.vm) (await import('../../sandbox/import.js')).checkArchiveFile(values.image);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
@@ -26,8 +35,8 @@ export async function run(argv: string[]): Promise<number> {
   const line = progressLine(process.stderr);
   try {
     const res = await analyze({
-      sample: positionals[0] as string, args: sampleArgs, timeout: numberFlag(values.timeout, 'timeout', 60),
-      outDir: values.out ?? 'analysis', backend,
+      sample: positionals[0] as string, args: sampleArgs, timeout,
+      outDir: values.out ?? 'analysis', overwrite, backend,
       ...(values.image ? { image: values.image } : {}), ...(values.rules ? { rules: values.rules } : {}),
       ...(values.model ? { model: values.model } : {}), ...(values.record ? { record: values.record } : {}),
       ...(values.vm ? { vm: true } : {}),

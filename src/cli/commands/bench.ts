@@ -5,10 +5,12 @@ export const summary = 'run a benchmark: capture (eBPF vs strace), engine (rule 
 
 const BENCHES = ['capture', 'engine', 'vmi', 'models', 'sandbox'] as const;
 
+export const usage = `sandtrace bench ${BENCHES.join('|')} [--json]`;
+
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || !(BENCHES as readonly string[]).includes(name)) {
-    throw new SandtraceError('USAGE', `usage: sandtrace bench ${BENCHES.join('|')} [--json]`);
+    throw new SandtraceError('USAGE', `usage: ${usage}`);
   }
   const mod = (await import(`../../../bench/${name}.js`)) as { runBench(argv: string[]): Promise<number> };
   return mod.runBench(rest);

@@ -1,7 +1,7 @@
 // `sandtrace eval adfa-ld DIR`: the standard ADFA-LD protocol for the baseline (STIDE) and the
 // chosen model (Markov) side by side (with --ablation also the Markov + neural mixture), with ROC curves.
 import { writeFile } from 'node:fs/promises';
-import { parseFlags } from '../args.js';
+import { noExtraArgs, parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
 import { evalAdfa, rocSvg } from '../../engine/models/index.js';
@@ -9,13 +9,15 @@ import { evalAdfa, rocSvg } from '../../engine/models/index.js';
 export const summary = 'evaluate the anomaly models on a dataset (adfa-ld DIR) and plot the ROC curve';
 
 const USAGE = 'sandtrace eval adfa-ld DIR [--json] [--roc FILE.svg] [--ablation]';
+export const usage = USAGE;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     json: { type: 'boolean' }, roc: { type: 'string' }, ablation: { type: 'boolean' },
   }, USAGE);
   const [dataset, dir] = positionals;
-  if (dataset !== 'adfa-ld' || !dir || positionals.length > 2) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  if (dataset !== 'adfa-ld' || !dir) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  noExtraArgs(positionals, 2, USAGE);
   if (values.roc) checkOutFile(values.roc);
   const r = await evalAdfa(dir, { ablation: values.ablation ?? false });
   // files that are not traces were left out: said on stderr, whatever the output format

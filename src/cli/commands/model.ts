@@ -1,17 +1,20 @@
 // `sandtrace model train|score|info`: build normal-behaviour models from recorded or imported
 // traces, score traces against them, show what a model file holds.
-import { parseFlags, numberFlag } from '../args.js';
+import { integerFlag, noExtraArgs, parseFlags, numberFlag } from '../args.js';
 import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
 import type { Abi } from '../../capture/events.js';
-import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type TraceFormat } from '../../capture/replay/index.js';
-import { loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type ImportOptions, type TraceFormat } from '../../capture/replay/index.js';
+import { checkModelAbi, loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
 
 export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
 
-const USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm|mix] [--n N] [--far RATE] [--format FMT]\n'
-  + '       sandtrace model score MODEL TRACES... [--json] [--abi i386] [--format FMT]\n'
-  + '       sandtrace model info MODEL';
+const TRAIN_USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm|mix] [--n N] [--far RATE] [--format FMT]';
+const SCORE_USAGE = 'sandtrace model score MODEL TRACES... [--json] [--abi i386] [--format FMT]';
+const INFO_USAGE = 'sandtrace model info MODEL';
+// errors name one subcommand's usage (one line); --help shows all three
+const USAGE = [TRAIN_USAGE, SCORE_USAGE, INFO_USAGE].join('\n       ');
+export const usage = USAGE;
 
 function abiOf(v: string | undefined): Abi {
   if (v === undefined || v === 'x86_64') return 'x86_64';
@@ -26,14 +29,14 @@ function formatOf(v: string | undefined): TraceFormat | undefined {
 }
 
 /** Read every file; bad lines go to stderr with their file and line number. */
-async function readAll(paths: string[], abi: Abi, format: TraceFormat | undefined): Promise<FileTraces[]> {
-  if (paths.length === 0) throw new SandtraceError('USAGE', `no trace files given; usage: ${USAGE}`);
+async function readAll(paths: string[], abi: Pick<ImportOptions, 'abi' | 'defaultAbi'>, format: TraceFormat | undefined, usage: string): Promise<FileTraces[]> {
+  if (paths.length === 0) throw new SandtraceError('USAGE', `no trace files given; usage: ${usage}`);
   const files = await expandPaths(paths);
   if (files.length === 0) throw new SandtraceError('INPUT_EMPTY', `no trace files under ${paths.join(' ')}`);
   const out: FileTraces[] = [];
   let shown = 0;
   for (const f of files) {
-    const r = await readTraces(f, { abi, ...(format ? { format } : {}) });
+    const r = await readTraces(f, { ...abi, ...(format ? { format } : {}) });
     for (const i of r.issues) {
       if (shown++ < 20) process.stderr.write(`${f}:${i.line}: ${i.message}\n`);
     }
@@ -47,16 +50,18 @@ async function train(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     out: { type: 'string', short: 'o' }, abi: { type: 'string' }, kind: { type: 'string' }, n: { type: 'string' },
     far: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' },
-  }, USAGE);
-  if (!values.out) throw new SandtraceError('USAGE', `--out MODEL is required; usage: ${USAGE}`);
+  }, TRAIN_USAGE);
+  if (!values.out) throw new SandtraceError('USAGE', `--out MODEL is required; usage: ${TRAIN_USAGE}`);
   checkOutFile(values.out);
   const kind = (values.kind ?? 'vmm') as ModelKind;
   if (!MODEL_KINDS.includes(kind)) throw new SandtraceError('USAGE', `--kind must be one of ${MODEL_KINDS.join(', ')}`);
   const abi = abiOf(values.abi);
-  const n = values.n === undefined ? undefined : numberFlag(values.n, 'n', 0);
+  const n = values.n === undefined ? undefined : integerFlag(values.n, 'n', 0);
   const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0.01);
   if (far !== undefined && far >= 1) throw new SandtraceError('USAGE', '--far is a rate below 1 (e.g. 0.01)');
-  const files = await readAll(positionals, abi, formatOf(values.format));
+  const files = await readAll(positionals, { abi }, formatOf(values.format), TRAIN_USAGE);
+  // a model learns the calls of one ABI (a recording's or strace log's are x86_64 whatever --abi says)
+  for (const f of files) if (f.abi !== abi) throw new SandtraceError('USAGE', `${f.path} holds ${f.abi} calls, not ${abi} (--abi): a model learns the calls of one ABI`);
   const traces: string[][] = [];
   const byExe = new Map<string, string[][]>();
   for (const f of files) {
@@ -71,7 +76,7 @@ async function train(argv: string[]): Promise<number> {
     }
   }
   const data = trainModelFile({ traces, byExe, source: positionals.join(' ') }, {
-    kind, abi, ...(n !== undefined ? { n: Math.round(n) } : {}), ...(far !== undefined ? { far } : {}),
+    kind, abi, ...(n !== undefined ? { n } : {}), ...(far !== undefined ? { far } : {}),
   });
   await saveModel(values.out, data);
   const g = data.global;
@@ -91,12 +96,14 @@ async function train(argv: string[]): Promise<number> {
 async function score(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     json: { type: 'boolean' }, abi: { type: 'string' }, format: { type: 'string' },
-  }, USAGE);
+  }, SCORE_USAGE);
   const [modelPath, ...paths] = positionals;
-  if (!modelPath) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  if (!modelPath) throw new SandtraceError('USAGE', `usage: ${SCORE_USAGE}`);
   const model = await loadModel(modelPath);
-  const abi = values.abi === undefined ? model.data.abi : abiOf(values.abi);
-  const files = await readAll(paths, abi, formatOf(values.format));
+  if (values.abi !== undefined && abiOf(values.abi) !== model.abi) throw new SandtraceError('USAGE', `--abi ${values.abi} does not match the model: ${modelPath} was trained on ${model.abi} system calls`);
+  // numeric traces are numbered as the model's calls unless --abi says; each file must be of the model's ABI
+  const files = await readAll(paths, values.abi === undefined ? { defaultAbi: model.abi } : { abi: abiOf(values.abi) }, formatOf(values.format), SCORE_USAGE);
+  for (const f of files) checkModelAbi(model, f.abi, f.path);
   const rows = [];
   for (const f of files) {
     for (const t of f.traces) {
@@ -131,8 +138,9 @@ async function score(argv: string[]): Promise<number> {
 }
 
 async function info(argv: string[]): Promise<number> {
-  const { positionals } = parseFlags(argv, {}, USAGE);
-  if (!positionals[0]) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  const { positionals } = parseFlags(argv, {}, INFO_USAGE);
+  if (!positionals[0]) throw new SandtraceError('USAGE', `usage: ${INFO_USAGE}`);
+  noExtraArgs(positionals, 1, INFO_USAGE);
   const m = await loadModel(positionals[0]);
   const d = m.data;
   const describe = (p: typeof d.global) => p && ({ kind: p.kind, n: p.n, ...(p.neural ? { lambda: p.lambda, neural: p.neural.config } : {}), abi: p.abi, vocabulary: p.vocab.length, ngrams: p.table.length, calibration: p.calibration, training: p.training });
@@ -148,5 +156,5 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'train') return train(rest);
   if (sub === 'score') return score(rest);
   if (sub === 'info') return info(rest);
-  throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  throw new SandtraceError('USAGE', `${sub === undefined ? 'no subcommand' : `unknown subcommand '${sub}'`} (train, score or info); see 'sandtrace model --help'`);
 }

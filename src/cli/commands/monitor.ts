@@ -6,7 +6,8 @@ import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { cgroupOfContainer, cgroupOfPid, checkWatchable, monitor } from '../../engine/models/monitor.js';
-import { loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import { checkModelAbi, loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import { refuseSpecialFile } from '../../sample.js';
 import type { Detector, Finding } from '../../engine/types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
 
@@ -83,6 +84,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.vm) checkWatchable(cgroupPath);
 
   const model = values.model ? await loadModel(values.model) : undefined;
+  if (model) checkModelAbi(model, 'x86_64', 'the live capture'); // before anything attaches
+  for (const p of values.rules ?? []) await refuseSpecialFile(p, 'rule file');
   const detectors: Detector[] = [];
   if (learnMs === undefined) {
     const rules = await import('../../engine/rules/index.js');

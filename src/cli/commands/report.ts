@@ -1,17 +1,21 @@
 // `sandtrace report DIR`: re-renders report.html and the ATT&CK layer from DIR/report.json.
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { parseFlags } from '../args.js';
+import { noExtraArgs, parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
+import { refuseSpecialFile } from '../../sample.js';
 import { REPORT_SCHEMA, REPORT_VERSION, type Report } from '../../report/schema.js';
 import { renderOutputs } from '../../report/render.js';
 
 export const summary = 'render report.html and the ATT&CK Navigator layer again from a saved report.json (report DIR)';
 
+export const usage = 'sandtrace report DIR';
+
 export async function loadReport(dir: string): Promise<Report> {
   const st = await stat(dir).catch(() => null);
   if (!st) throw new SandtraceError('INPUT_MISSING', `${dir}: no such directory`);
   const file = st.isDirectory() ? join(dir, 'report.json') : dir;
+  await refuseSpecialFile(file, 'report'); // a FIFO would block the read
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -44,9 +48,10 @@ export async function loadReport(dir: string): Promise<Report> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { positionals } = parseFlags(argv, {}, 'sandtrace report DIR');
+  const { positionals } = parseFlags(argv, {}, usage);
   const [dir] = positionals;
-  if (!dir || positionals.length > 1) throw new SandtraceError('USAGE', 'usage: sandtrace report DIR');
+  if (!dir) throw new SandtraceError('USAGE', `usage: ${usage}`);
+  noExtraArgs(positionals, 1, usage);
   const report = await loadReport(dir);
   const outDir = (await stat(dir)).isDirectory() ? dir : dirname(dir);
   let written: string[];

@@ -1,17 +1,20 @@
 // `sandtrace rules check FILE... [--json]` validates Falco-format rule files;
 // `sandtrace rules list [--json]` shows the built-in pack.
-import { parseFlags } from '../args.js';
+import { noExtraArgs, parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
+import { refuseSpecialFile } from '../../sample.js';
 import { builtinRulePaths, loadRuleFiles } from '../../engine/rules/index.js';
 
 export const summary = 'check Falco-format rule files (rules check FILE... [--json]) or list the built-in pack (rules list)';
 
 const USAGE = 'sandtrace rules check FILE... [--json] | sandtrace rules list [--json]';
+export const usage = USAGE;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } }, USAGE);
   const [sub, ...files] = positionals;
   if (sub === 'list') {
+    noExtraArgs(positionals, 1, 'sandtrace rules list [--json]');
     const { ruleset } = await loadRuleFiles(builtinRulePaths());
     const rows = ruleset.rules.map((r) => ({ id: r.id, name: r.name, severity: r.severity, attack: r.attack, stateful: r.threshold ? 'threshold' : r.sequence ? 'sequence' : undefined }));
     if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
@@ -19,6 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'check' || files.length === 0) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
+  for (const f of files) await refuseSpecialFile(f, 'rule file'); // a FIFO would block the read
   const { ruleset, diagnostics } = await loadRuleFiles(files);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (values.json) {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,32 @@ test('trace --json prints one event per line and passes the exit status through'
   assert.deepEqual(execs.map((e) => e.exe), ['/bin/sh', '/bin/echo']);
   assert.deepEqual(execs[1]?.argv, ['/bin/echo', 'hello']);
   assert.match(r.stderr, /hello\n/, 'the command\'s output goes to stderr, not into the event stream');
-  assert.match(r.stderr, /sandtrace trace: \d+ events, 0 parse errors/);
+  assert.match(r.stderr, /sandtrace trace: \d+ events, 0 parse errors, [\d.]+ s; the command exited with status 6\n/);
+});
+
+test('trace: a command killed by a signal is a completed trace (exit 128+signal as a shell says, the signal stated), not a tracer failure', () => {
+  const r = cli(['trace', '--quiet', '--', '/bin/sh', '-c', 'kill -9 $$']);
+  assert.equal(r.status, 137, r.stderr);
+  assert.match(r.stderr, /^sandtrace trace: \d+ events, 0 parse errors, [\d.]+ s; the command was killed by SIGKILL$/m);
+  assert.doesNotMatch(r.stderr, /strace was killed|tracer|TRACER_FAILED/);
+});
+
+test('trace --record refuses to replace an existing file unless --force (a device such as /dev/null is still fine)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-trace-rec-'));
+  try {
+    const file = join(dir, 'earlier.events.gz');
+    writeFileSync(file, 'an earlier recording');
+    const r = cli(['trace', '--record', file, '--', '/bin/true']);
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /^sandtrace trace: cannot write .*earlier\.events\.gz: the file exists \(use --force to replace it\) \[OUTPUT_UNWRITABLE\]\n$/);
+    assert.equal(readFileSync(file, 'utf8'), 'an earlier recording', 'the earlier file is untouched');
+    const f = cli(['trace', '--record', file, '--force', '--', '/bin/true']);
+    assert.equal(f.status, 0, f.stderr);
+    assert.notEqual(readFileSync(file, 'latin1'), 'an earlier recording', 'replaced with --force');
+    assert.equal(cli(['trace', '--record', '/dev/null', '--', '/bin/true']).status, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('trace prints readable lines; usage errors exit 2 with a one-line reason', () => {

@@ -1,6 +1,7 @@
 // `sandtrace trace [--record FILE] [--json] -- CMD ARGS...`: trace a local command with strace (no
 // sandbox) and print its events, or record them for building normal-behaviour models.
-import { parseFlags, splitDoubleDash } from '../args.js';
+import { constants } from 'node:os';
+import { noExtraArgs, parseFlags, splitDoubleDash } from '../args.js';
 import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
 import { StraceCollector } from '../../capture/ptrace/collector.js';
@@ -8,7 +9,8 @@ import type { TraceEvent } from '../../capture/events.js';
 
 export const summary = 'trace a local command with strace (no sandbox) and print or record its events';
 
-const USAGE = 'sandtrace trace [--record FILE] [--json] [--quiet] -- CMD ARGS...';
+const USAGE = 'sandtrace trace [--record FILE [--force]] [--json] [--quiet] -- CMD ARGS...';
+export const usage = USAGE;
 
 type Writer = { write(events: TraceEvent[]): void; close(): Promise<void> };
 type RecordingModule = { RecordingWriter: { create(path: string, meta: Record<string, unknown>): Promise<Writer> } };
@@ -35,13 +37,16 @@ export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(flags, {
     record: { type: 'string' },
     json: { type: 'boolean' },
-    quiet: { type: 'boolean' },
+    quiet: { type: 'boolean' }, force: { type: 'boolean' },
   }, USAGE);
+  // the command is what follows `--` (or, without it, the positionals): nothing else is taken
+  if (command.length > 0) noExtraArgs(positionals, 0, USAGE);
   const cmd = command.length > 0 ? command : positionals;
   if (cmd.length === 0) throw new SandtraceError('USAGE', `no command to trace; usage: ${USAGE}`);
 
   let writer: Writer | undefined;
-  if (values.record) checkOutFile(values.record);
+  // an earlier recording is never replaced without --force
+  if (values.record) checkOutFile(values.record, { overwrite: values.force === true });
   if (values.record) {
     const path = '../../capture/replay/index.js';
     let mod: RecordingModule;
@@ -67,9 +72,14 @@ export async function run(argv: string[]): Promise<number> {
   await collector.stop();
   await writer?.close();
   const st = collector.stats();
-  process.stderr.write(`sandtrace trace: ${st.events} events, ${st.parseErrors} parse errors, ${st.duration.toFixed(2)} s${values.record ? `, recorded to ${values.record}` : ''}\n`);
+  // how the command ended is its outcome: an exit status passed through, or the signal that killed it
+  const ex = collector.commandExit();
+  const outcome = ex === undefined ? 'strace did not report how the command ended' : 'signal' in ex ? `the command was killed by ${ex.signal}` : `the command exited with status ${ex.code}`;
+  process.stderr.write(`sandtrace trace: ${st.events} events, ${st.parseErrors} parse errors, ${st.duration.toFixed(2)} s${values.record ? `, recorded to ${values.record}` : ''}; ${outcome}\n`);
   for (const n of st.notes) process.stderr.write(`sandtrace trace: note: ${n}\n`);
-  const ex = collector.exitStatus();
-  if (ex?.code === null || ex === undefined) return 1;
-  return ex.code;
+  // the command's status passes through, a killing signal as a shell reports it (128 + its
+  // number: 137 for SIGKILL); only a tracer that failed (no status at all) is exit 1
+  if (ex === undefined) return 1;
+  if (!('signal' in ex)) return ex.code;
+  return 128 + (constants.signals[ex.signal as keyof typeof constants.signals] ?? 0);
 }
