@@ -1,6 +1,6 @@
 // Test helpers for the eBPF backend: a throw-away cgroup v2 directory, workloads placed in it, and
 // a capture that collects everything. Used by the *.test.ts files here and by bench/capture.ts.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CaptureStats } from '../collector.js';
@@ -102,4 +102,25 @@ export async function capture<T>(opts: EbpfCollectorOptions, work: () => Promise
     await consumer;
   }
   return { events, stats: c.stats(), result };
+}
+
+/**
+ * Whether this host's kernel runs 32-bit system calls at all: a 64-bit python makes one `int 0x80`
+ * (getpid). Kernels built or booted without IA-32 emulation (ia32_emulation=0, or hypervisors that
+ * run 64-bit user code only) fault it with SIGSEGV, so no i386 call can reach the probe there.
+ */
+export function ia32Syscalls(): { ok: true } | { ok: false; why: string } {
+  const py = `
+import ctypes
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+code = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3])  # mov eax, 20 (getpid); int 0x80; ret
+p = libc.mmap(None, 4096, 7, 0x22 | 0x40, -1, 0)
+ctypes.memmove(p, code, len(code))
+print(ctypes.CFUNCTYPE(ctypes.c_int)(p)())
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0 && /^\d+$/.test(r.stdout.trim())) return { ok: true };
+  return { ok: false, why: `this kernel runs no 32-bit system calls (int 0x80 ${r.signal ? `killed the process with ${r.signal}` : `failed: ${r.stderr.trim().split('\n').pop() ?? r.status}`}; IA-32 emulation is off)` };
 }

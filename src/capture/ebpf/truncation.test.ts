@@ -10,7 +10,7 @@ import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
 import { RecordingWriter } from '../replay/recording.js';
 import { replay } from '../../replay.js';
 import { defaultLoaderPath } from './collector.js';
-import { capture, makeCgroup, runInCgroup } from './testutil.js';
+import { capture, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
 
 const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
 const marked = (e: TraceEvent) => (e.type === 'syscall' || e.type === 'exec') && (e.truncated !== undefined || e.unreadable !== undefined);
@@ -261,7 +261,9 @@ print('child', pid, os.waitpid(pid, 0)[1], flush=True)
 sc32(252, 3, 0, 0, 0)
 `;
 
-test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones', { timeout: 30_000 }, async () => {
+test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones', { timeout: 30_000 }, async (t) => {
+  const ia32 = ia32Syscalls();
+  if (!ia32.ok) { t.skip(ia32.why); return; }
   const cg = makeCgroup('i386');
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-i386-'));
   try {
