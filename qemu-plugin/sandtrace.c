@@ -7,7 +7,8 @@
  * FIFO. i386 (compat) calls the same way, when the profile found their entry points: int $0x80
  * (do_int80_syscall_32 or do_int80_emulation) and sysenter/syscall from 32-bit code
  * (do_fast_syscall_32), as ENTER32/RET32 records in i386 numbering. It reads memory and
- * registers only; all interpretation is done by sandtrace (TypeScript).
+ * registers only; all interpretation is done by sandtrace (TypeScript): an i386 socketcall, for
+ * one, comes with the words of its argument array and the address they point to, as read.
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -98,7 +99,13 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, REC_RET32 = 6 };
 /* ENTER flags for execve: argv could not be read completely (pages not mapped yet) */
 #define ARGV_INCOMPLETE 0x80000000u
-enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10 };
+/* ENTER flags of socket calls: the sockaddr could not be read / was cut at 128 bytes; the i386
+ * socketcall's argument array could not be read (the call stays an opaque socketcall) */
+#define ADDR_UNREAD 0x40000000u
+#define ADDR_CUT 0x20000000u
+#define SCARGS_UNREAD 0x10000000u
+enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10,
+       BLOB_SCARGS = 11 };
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -250,22 +257,26 @@ static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
 }
 
 /*
- * Path arguments in pages the task has not touched yet (a forked child's .rodata) cannot be
- * read at entry; the kernel faults them in while copying, so they are read again at the return.
+ * Path and socket arguments in pages the task has not touched yet (a forked child's .rodata)
+ * cannot be read at entry; the kernel faults them in while copying, so they are read again at
+ * the return (what: RETRY_*), which then says so (RET flags: RET_REREAD).
  */
 #define RETRY_SLOTS 1024
-struct retry { uint64_t task, nr, path, path2; };
+enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4 };
+#define RET_REREAD 0x1u
+struct retry { uint64_t task, nr, a[6]; uint32_t what; };
 static struct retry retries[RETRY_SLOTS];
 static int retry_count;
 static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void retry_put(uint64_t task, uint64_t nr, uint64_t path, uint64_t path2) {
+static void retry_put(uint64_t task, uint64_t nr, const uint64_t *a, uint32_t what) {
     pthread_mutex_lock(&retry_lock);
     for (unsigned i = 0; i < 8; i++) {
         struct retry *r = &retries[((task >> 6) + i) % RETRY_SLOTS];
         if (r->task == 0 || r->task == task) {
             if (r->task == 0) retry_count++;
-            *r = (struct retry){ task, nr, path, path2 };
+            r->task = task; r->nr = nr; r->what = what;
+            memcpy(r->a, a, sizeof r->a);
             break;
         }
     }
@@ -317,9 +328,24 @@ static bool exec_take(uint64_t task) {
     return found;
 }
 
-/* Which arguments carry paths, argv or a sockaddr (x86_64 numbering); index+1, 0 = none. */
-struct argspec { uint8_t path, path2, argv, sa, salen; };
+/* Which arguments carry paths, argv, a sockaddr and its length, or a msghdr (sendmsg: its
+ * msg_name, msg_namelen) (x86_64 numbering); index+1, 0 = none. */
+struct argspec { uint8_t path, path2, argv, sa, salen, msg; };
 static struct argspec spec[512], spec32[512];
+
+/*
+ * i386 socketcall(call, u32 *args) (102): how many u32 words the kernel copies for each call
+ * (net/socket.c nargs), and where among them a sockaddr or msghdr sits. The words are passed on
+ * (BLOB_SCARGS); sandtrace turns the call into the direct one it stands for.
+ */
+#define NR32_SOCKETCALL 102
+static const uint8_t sc_nargs[21] = { 0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4 };
+static const struct argspec sc_spec[21] = {
+    [2] = { 0, 0, 0, 2, 3, 0 },  /* bind */
+    [3] = { 0, 0, 0, 2, 3, 0 },  /* connect */
+    [11] = { 0, 0, 0, 5, 6, 0 }, /* sendto */
+    [16] = { 0, 0, 0, 0, 0, 2 }, /* sendmsg */
+};
 
 /* The calls each ABI's hooks must recognise, in its own numbering. */
 struct abi { int enter, ret; struct argspec *spec; uint64_t execve, execveat, exit_group, prctl, clone, fork, vfork, clone3; unsigned ptr; };
@@ -331,33 +357,35 @@ static void init_specs(void) {
     for (size_t i = 0; i < sizeof p0 / sizeof *p0; i++) spec[p0[i]].path = 1;
     static const int p1[] = { 257, 258, 259, 260, 261, 262, 263, 267, 268, 269, 280, 332, 437, 439, 452 };
     for (size_t i = 0; i < sizeof p1 / sizeof *p1; i++) spec[p1[i]].path = 2;
-    spec[82] = (struct argspec){ 1, 2, 0, 0, 0 };   /* rename */
-    spec[86] = (struct argspec){ 1, 2, 0, 0, 0 };   /* link */
-    spec[88] = (struct argspec){ 1, 2, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
-    spec[264] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat */
-    spec[265] = (struct argspec){ 2, 4, 0, 0, 0 };  /* linkat */
-    spec[266] = (struct argspec){ 1, 3, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
-    spec[316] = (struct argspec){ 2, 4, 0, 0, 0 };  /* renameat2 */
-    spec[165] = (struct argspec){ 1, 2, 0, 0, 0 };  /* mount: source, target */
-    spec[59] = (struct argspec){ 1, 0, 2, 0, 0 };   /* execve */
-    spec[322] = (struct argspec){ 2, 0, 3, 0, 0 };  /* execveat */
-    spec[42] = (struct argspec){ 0, 0, 0, 2, 3 };   /* connect */
-    spec[49] = (struct argspec){ 0, 0, 0, 2, 3 };   /* bind */
-    spec[44] = (struct argspec){ 0, 0, 0, 5, 6 };   /* sendto */
+    spec[82] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* rename */
+    spec[86] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* link */
+    spec[88] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
+    spec[264] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* renameat */
+    spec[265] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* linkat */
+    spec[266] = (struct argspec){ 1, 3, 0, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
+    spec[316] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* renameat2 */
+    spec[165] = (struct argspec){ 1, 2, 0, 0, 0, 0 };  /* mount: source, target */
+    spec[59] = (struct argspec){ 1, 0, 2, 0, 0, 0 };   /* execve */
+    spec[322] = (struct argspec){ 2, 0, 3, 0, 0, 0 };  /* execveat */
+    spec[42] = (struct argspec){ 0, 0, 0, 2, 3, 0 };   /* connect */
+    spec[49] = (struct argspec){ 0, 0, 0, 2, 3, 0 };   /* bind */
+    spec[44] = (struct argspec){ 0, 0, 0, 5, 6, 0 };   /* sendto */
+    spec[46] = (struct argspec){ 0, 0, 0, 0, 0, 2 };   /* sendmsg: its msghdr's msg_name */
     /* i386 numbering (the eBPF probe's list): path in arg 1, in arg 2, two paths, exec, sockets */
     static const int q0[] = { 5, 8, 10, 12, 14, 15, 16, 18, 22, 30, 33, 39, 40, 51, 52, 61, 84, 85, 86, 87, 92, 99, 106, 107, 115,
                               182, 193, 195, 196, 198, 212, 226, 227, 229, 230, 232, 233, 235, 236, 268, 271, 356 };
     for (size_t i = 0; i < sizeof q0 / sizeof *q0; i++) spec32[q0[i]].path = 1;
     static const int q1[] = { 292, 295, 296, 297, 298, 299, 300, 301, 305, 306, 307, 320, 383, 412, 437, 439, 452 };
     for (size_t i = 0; i < sizeof q1 / sizeof *q1; i++) spec32[q1[i]].path = 2;
-    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0 }; /* link, rename, symlink */
-    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0 };                          /* mount: source, target */
-    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0 }; /* renameat, linkat, renameat2 */
-    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0 };  /* symlinkat */
-    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0 };   /* execve */
-    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0 };  /* execveat */
-    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3 }; /* bind, connect */
-    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6 };  /* sendto */
+    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0, 0 }; /* link, rename, symlink */
+    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0, 0 };                          /* mount: source, target */
+    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0, 0 }; /* renameat, linkat, renameat2 */
+    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0, 0 };  /* symlinkat */
+    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0, 0 };   /* execve */
+    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0, 0 };  /* execveat */
+    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3, 0 }; /* bind, connect */
+    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6, 0 };  /* sendto */
+    spec32[370] = (struct argspec){ 0, 0, 0, 0, 0, 2 }; /* sendmsg (struct compat_msghdr) */
 }
 
 static uint32_t task_uid(uint64_t task) {
@@ -492,6 +520,43 @@ static void maybe_walk(void) {
     if (n > 0) walk_tasks();
 }
 
+/* A socket address (at most 128 bytes: ADDR_CUT beyond), or ADDR_UNREAD in *flags. */
+static uint8_t *blob_sa(uint8_t *p, uint8_t *end, uint64_t ptr, uint64_t len, uint32_t *flags) {
+    uint8_t sa[128];
+    if (!ptr || !len) return p;
+    if (len > sizeof sa) { len = sizeof sa; *flags |= ADDR_CUT; }
+    if (!mem(ptr, sa, len)) { *flags |= ADDR_UNREAD; return p; }
+    return blob(p, end, BLOB_SOCKADDR, sa, len);
+}
+
+/* The socket address arguments of spec s over the arguments a (msghdr: pointer-sized msg_name,
+ * then the u32 msg_namelen). */
+static uint8_t *blob_sa_args(uint8_t *p, uint8_t *end, struct argspec s, const uint64_t *a, unsigned ptr, uint32_t *flags) {
+    if (s.sa) return blob_sa(p, end, a[s.sa - 1], a[s.salen - 1], flags);
+    if (s.msg && a[s.msg - 1]) {
+        uint64_t name = 0;
+        uint32_t namelen = 0;
+        if (!mem(a[s.msg - 1], &name, ptr) || !mem(a[s.msg - 1] + ptr, &namelen, 4)) { *flags |= ADDR_UNREAD; return p; }
+        return blob_sa(p, end, name, namelen, flags);
+    }
+    return p;
+}
+
+/* The socket address of a call (spec s over its arguments a); for an i386 socketcall, the words
+ * of its argument array, as the kernel copies them, and the address they point to (a call number
+ * out of range: the kernel refuses it, EINVAL; nothing to read). */
+static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags) {
+    p = blob_sa_args(p, end, ab->spec[nr], a, ab->ptr, flags);
+    if (ab->ptr == 4 && nr == NR32_SOCKETCALL && a[0] >= 1 && a[0] <= 20) {
+        uint32_t w[6] = { 0 };
+        if (!mem(a[1], w, sc_nargs[a[0]] * 4u)) { *flags |= SCARGS_UNREAD; return p; }
+        p = blob(p, end, BLOB_SCARGS, w, sc_nargs[a[0]] * 4u);
+        uint64_t wa[6] = { w[0], w[1], w[2], w[3], w[4], w[5] };
+        p = blob_sa_args(p, end, sc_spec[a[0]], wa, 4, flags);
+    }
+    return p;
+}
+
 /* How the hooked function was entered: the 64-bit syscall, int $0x80, or the compat fast path. */
 enum { VIA_SYSCALL64 = 0, VIA_INT80 = 1, VIA_FAST32 = 2 };
 
@@ -535,8 +600,6 @@ static void on_entry(unsigned int vcpu, void *ud) {
         bool ok1 = true, ok2 = true;
         if (s.path) p = blob_str_ok(p, end, BLOB_PATH, a[s.path - 1], &ok1);
         if (s.path2) p = blob_str_ok(p, end, BLOB_PATH2, a[s.path2 - 1], &ok2);
-        if ((!ok1 || !ok2) && task && !exec)
-            retry_put(task, nr | (uint64_t)ab->enter << 32, ok1 ? 0 : a[s.path - 1], ok2 ? 0 : a[s.path2 - 1]);
         if (s.argv && a[s.argv - 1]) {
             /* an array of 8-byte pointers, or of 4-byte ones for i386 */
             for (int i = 0; i < 64; i++) {
@@ -548,14 +611,13 @@ static void on_entry(unsigned int vcpu, void *ud) {
                 if (!ok || q == p) { flags |= ARGV_INCOMPLETE; break; }
                 p = q;
             }
-            memcpy(rec + sizeof h + 4, &flags, 4);
         }
-        if (s.sa && a[s.sa - 1]) {
-            uint64_t l = a[s.salen - 1];
-            uint8_t sa[128];
-            if (l > sizeof sa) l = sizeof sa;
-            if (l && mem(a[s.sa - 1], sa, l)) p = blob(p, end, BLOB_SOCKADDR, sa, l);
-        }
+        uint32_t sflags = 0;
+        p = blob_sock(p, end, ab, nr, a, &sflags);
+        flags |= sflags;
+        memcpy(rec + sizeof h + 4, &flags, 4);
+        uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD) ? RETRY_SOCK : 0);
+        if (what && task && !exec) retry_put(task, nr | (uint64_t)ab->enter << 32, a, what);
     }
     if (task && announce_once(h.tgid)) {
         uint64_t mm = mem64(task + (uint64_t)off_mm);
@@ -586,14 +648,18 @@ static void on_return(unsigned int vcpu, void *ud) {
     if (exec) tslot(vcpu, task)->task = 0;                  /* new comm */
     if (task && orig == ab->prctl) tslot(vcpu, task)->task = 0; /* prctl: maybe PR_SET_NAME */
     uint8_t *p = rec + sizeof h;
-    uint32_t nr32 = (uint32_t)orig, pad = 0;
-    memcpy(p, &nr32, 4); memcpy(p + 4, &pad, 4); p += 8;
+    uint32_t nr32 = (uint32_t)orig, rflags = 0;
+    memcpy(p, &nr32, 4); p += 8; /* then the flags */
     memcpy(p, &ax, 8); p += 8;
     struct retry rt;
     if (task && retry_take(task, orig | (uint64_t)ab->enter << 32, &rt)) {
-        if (rt.path) p = blob_str(p, end, BLOB_PATH, rt.path);
-        if (rt.path2) p = blob_str(p, end, BLOB_PATH2, rt.path2);
+        struct argspec s = ab->spec[orig];
+        rflags |= RET_REREAD;
+        if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
+        if (rt.what & RETRY_PATH2) p = blob_str(p, end, BLOB_PATH2, rt.a[s.path2 - 1]);
+        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags);
     }
+    memcpy(rec + sizeof h + 4, &rflags, 4);
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */
     if ((orig == ab->clone || orig == ab->fork || orig == ab->vfork || orig == ab->clone3) && (int64_t)ax > 0) announce_clear((uint32_t)ax);
     if (exec && task) {

@@ -26,6 +26,21 @@ test('vm profile --json prints the profile of Debian\'s kernel', () => {
   assert.match(cli(['vm', 'profile', k]).out, /^kernel +Linux version /);
 });
 
+test('vm profile text lists the i386 (compat) hooks that --json gives', () => {
+  const k = defaultKernel();
+  assert.ok(k, 'Debian kernel image missing: run make setup');
+  type Compat = { int80: { entry: string; afterCall: string; handler: string }; fast?: { entry: string; afterSyscall?: string; afterSysenter?: string } };
+  const c = (JSON.parse(cli(['vm', 'profile', k, '--json']).out) as { compat?: Compat }).compat;
+  assert.ok(c?.fast?.afterSyscall && c.fast.afterSysenter, 'Debian\'s 6.1 kernel has IA32_EMULATION: int $0x80 and the fast path with both returns');
+  const r = cli(['vm', 'profile', k]);
+  assert.equal(r.code, 0, r.err);
+  const i386 = r.out.split('\n').filter((l) => l.startsWith('i386 '));
+  assert.deepEqual(i386.map((l) => l.replace(/ +/, ' ')), [
+    `i386 int $0x80: ${c.int80.handler} ${c.int80.entry}, return hook ${c.int80.afterCall}`,
+    `i386 fast path: do_fast_syscall_32 ${c.fast.entry}, return hooks ${c.fast.afterSyscall} (syscall), ${c.fast.afterSysenter} (sysenter)`,
+  ]);
+});
+
 test('vm profile on a file that is not a kernel: one line, input exit code', () => {
   const r = cli(['vm', 'profile', '/etc/hostname']);
   assert.equal(r.code, 4, r.err);

@@ -1,5 +1,5 @@
 /* i386, no libc: calls through the vDSO's __kernel_vsyscall (sysenter or syscall: the fast compat
- * path) and one int $0x80 */
+ * path), a socketcall among them, and one int $0x80 */
 __asm__(".globl _start\n_start:\n xor %ebp, %ebp\n push %esp\n call cmain\n hlt\n"
         ".globl vcall\nvcall:\n push %ebp\n push %ebx\n push %esi\n push %edi\n"
         " mov 20(%esp), %eax\n mov 24(%esp), %edi\n"
@@ -29,6 +29,9 @@ void cmain(unsigned *sp) {
     sys(6, fd, 0, 0, 0, 0, 0);
     int s = sys(359, 2, 2, 0, 0, 0, 0);             /* socket(AF_INET, SOCK_DGRAM, 0) */
     sys(369, s, (int)msg, 1, 0, (int)sa, 16);        /* sendto: the 6th argument from the user stack */
+    static int cargs[3];
+    cargs[0] = s; cargs[1] = (int)sa; cargs[2] = 16;
+    sys(102, 3, (int)cargs, 0, 0, 0, 0);             /* socketcall(SYS_CONNECT): how static i386 code connects */
     __asm__ volatile("int $0x80" : "=a"(r) : "a"(39), "b"("/work/dir32"), "c"(0755) : "memory"); /* mkdir */
     sys(252, r == 0 ? 5 : 6, 0, 0, 0, 0, 0);       /* exit_group */
   }

@@ -1,7 +1,8 @@
 // i386 system calls in a TCG guest: int $0x80 from a 64-bit program (the evasion: calls the
 // 64-bit hook never sees) and a real i386 program entering through the vDSO's fast path
 // (syscall or sysenter, do_fast_syscall_32). Both must show up as abi 'i386' events with i386
-// names, paths, argv, addresses and return values, and their execs as execs of the program.
+// names, paths, argv, addresses and return values (a socketcall unpacked into the direct call),
+// and their execs as execs of the program.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -95,14 +96,15 @@ test('i386 calls in the guest: int $0x80 from a 64-bit program and the fast path
 
     // the i386 program: every call after its exec is i386, through the vDSO (the fast path) and one int $0x80
     const fastCalls = calls.filter((e) => e.pid === fastPid && e.seq > (execve(fastPid)?.seq ?? Infinity));
-    // (sendto's result depends on the guest's loopback: only that it returned)
-    assert.deepEqual(fastCalls.map((e) => [e.abi, e.name, e.path ?? null, e.name === 'sendto' ? typeof e.ret : e.ret]), [
+    // (sendto's and connect's results depend on the guest's loopback: only that they returned)
+    assert.deepEqual(fastCalls.map((e) => [e.abi, e.name, e.path ?? null, e.name === 'sendto' || e.name === 'connect' ? typeof e.ret : e.ret]), [
       ['i386', 'write', null, `via ${via}\n`.length],
       ['i386', 'open', '/work/fast32.txt', 3],
       ['i386', 'write', null, 5],
       ['i386', 'close', null, 0],
       ['i386', 'socket', null, 3],
       ['i386', 'sendto', null, 'number'],
+      ['i386', 'connect', null, 'number'], // socketcall(SYS_CONNECT), unpacked
       ['i386', 'mkdir', '/work/dir32', 0],
       ['i386', 'exit_group', null, null],
     ]);
@@ -111,12 +113,16 @@ test('i386 calls in the guest: int $0x80 from a 64-bit program and the fast path
     assert.equal(sendto?.args[5], 16);
     assert.deepEqual(sendto?.addr, { family: 'inet', address: '127.0.0.1', port: 9 });
     assert.equal(fastCalls.find((e) => e.name === 'mkdir')?.args[1], 0o755);
+    // the socketcall through the fast path: the direct call, its arguments and address, as the eBPF probe reports it
+    const connect = fastCalls.find((e) => e.name === 'connect');
+    assert.deepEqual([connect?.nr, connect?.via, connect?.args[0], connect?.args[2], connect?.addr],
+      [362, 'socketcall', 3, 16, { family: 'inet', address: '127.0.0.1', port: 9 }]);
     const exits = events.filter((e): e is ExitEvent => e.type === 'exit' && !e.thread).map((e) => [e.pid, e.code]);
     assert.deepEqual(exits.sort(), [[pid, 7], [truePid, 0], [fastPid, 5], [fast64Pid, 6]].sort());
     // the third child runs the same i386 calls
     assert.deepEqual(calls.filter((e) => e.pid === fast64Pid && e.abi === 'i386').map((e) => [e.name, e.path ?? null]),
       [['write', null], ['open', '/work/fast32.txt'], ['write', null], ['close', null], ['socket', null], ['sendto', null],
-        ['mkdir', '/work/dir32'], ['exit_group', null]]);
+        ['connect', null], ['mkdir', '/work/dir32'], ['exit_group', null]]);
     assert.equal(calls.find((e) => e.pid === fast64Pid && e.name === 'mkdir')?.ret, -17); // EEXIST
   } finally {
     rmSync(dir, { recursive: true, force: true });

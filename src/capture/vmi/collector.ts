@@ -7,7 +7,7 @@ import type { Collector, CaptureStats } from '../collector.js';
 import type { TraceEvent, SyscallEvent, SockAddr, Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
-import { RecordReader, exePath, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -46,6 +46,26 @@ const isExecNr = (abi: Abi, nr: number) => nr === NRS[abi].execve || nr === NRS[
 const AT_FDCWD = -100;
 /** ENTER flag of execve/execveat records (qemu-plugin/sandtrace.c). */
 const ARGV_INCOMPLETE = 0x80000000;
+/** The calls whose ENTER flags say how their socket address was read (ENTER_FLAG), per ABI. */
+const ADDR_CALLS: Record<Abi, ReadonlySet<number>> = {
+  x86_64: new Set([42, 44, 46, 49]), // connect, sendto, sendmsg, bind
+  i386: new Set([361, 362, 369, 370, 102]), // bind, connect, sendto, sendmsg, socketcall
+};
+const SOCKETCALL = 102;
+const ADDR_FLAGS = ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.ADDR_CUT | ENTER_FLAG.SCARGS_UNREAD;
+/**
+ * i386 socketcall(call, args): the direct i386 call each call number stands for, as the eBPF
+ * probe unpacks it (accept has no direct i386 call: accept4 with flags 0; send and recv are
+ * sendto and recvfrom without an address).
+ */
+const SOCKETCALL_TARGET: readonly (number | undefined)[] = [
+  undefined, 359, 361, 362, 363, 364, 367, 368, 360, 369, 371, 369, 371, 373, 366, 365, 370, 372, 364, 337, 345,
+];
+
+/** The direct i386 call a socketcall with this call number stands for; undefined when the kernel refuses it (EINVAL). */
+function socketcallTarget(call: number): number | undefined {
+  return Number.isInteger(call) && call >= 0 ? SOCKETCALL_TARGET[call] : undefined;
+}
 
 export class VmiCollector implements Collector {
   readonly backend = 'vmi' as const;
@@ -204,8 +224,17 @@ export class VmiCollector implements Collector {
       return;
     }
     this.pending.delete(rec.tid);
+    // what was unreadable at entry, read again at the return (another thread could have changed it in between)
     if (rec.path !== undefined) enter.path = rec.path;
     if (rec.path2 !== undefined) enter.path2 = rec.path2;
+    if (rec.flags & RET_REREAD) {
+      enter.readAtExit = true;
+      if (ADDR_CALLS[enter.abi].has(enter.nr)) {
+        if (rec.scArgs) enter.scArgs = rec.scArgs;
+        if (rec.sockaddr) enter.sockaddr = rec.sockaddr;
+        enter.flags = (enter.flags & ~ADDR_FLAGS) | (rec.flags & ADDR_FLAGS);
+      }
+    }
     const ret = Number(rec.ret);
     const isExec = isExecNr(enter.abi, enter.nr) && ret === 0;
     if (isExec) {
@@ -296,7 +325,23 @@ export class VmiCollector implements Collector {
     if (e.path !== undefined) ev.path = e.path;
     if (e.path2 !== undefined) ev.path2 = e.path2;
     if (isExecNr(e.abi, e.nr)) ev.argv = e.argv;
+    if (e.readAtExit) ev.readAtExit = true;
+    if (e.abi === 'i386' && e.nr === SOCKETCALL) {
+      // unpacked into the direct call it stands for, with the words the kernel copied as its arguments
+      const nr = socketcallTarget(Number(e.args[0] ?? -1n));
+      if (nr !== undefined && e.scArgs) {
+        ev.nr = nr;
+        ev.name = syscallName(nr, 'i386');
+        ev.args = [0, 1, 2, 3, 4, 5].map((i) => e.scArgs?.[i] ?? 0);
+        ev.via = 'socketcall';
+      }
+    }
     if (e.sockaddr) ev.addr = decodeSockaddr(e.sockaddr);
+    if (ADDR_CALLS[e.abi].has(e.nr)) {
+      // (as the probe marks them: an address over 128 bytes is cut, and may then fail to read too)
+      if (e.flags & ENTER_FLAG.ADDR_CUT) ev.truncated = ['addr'];
+      if (e.flags & (ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.SCARGS_UNREAD)) ev.unreadable = ['addr'];
+    }
     return ev;
   }
 }

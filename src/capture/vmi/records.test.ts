@@ -1,7 +1,7 @@
 // The plugin's record format (qemu-plugin/sandtrace.c) decoded from byte streams split anywhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordReader, REC, BLOB } from './records.js';
+import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD } from './records.js';
 import { decodeSockaddr } from './collector.js';
 
 function header(type: number, len: number, tid: number, tgid: number, ppid: number, ts: bigint): Buffer {
@@ -65,17 +65,19 @@ test('sockaddr decoding: inet, inet6, unix (path and abstract)', () => {
 });
 
 /** An ENTER/ENTER32 record: number, 32-bit arguments, comm, blobs. */
-function enter(type: number, tid: number, nr: number, args: number[], tail: Buffer[] = []): Buffer {
+function enter(type: number, tid: number, nr: number, args: number[], tail: Buffer[] = [], flags = 0): Buffer {
   const body = Buffer.alloc(8 + 48 + 16);
   body.writeUInt32LE(nr, 0);
+  body.writeUInt32LE(flags, 4);
   args.forEach((a, i) => body.writeBigUInt64LE(BigInt(a), 8 + 8 * i));
   body.write('x', 56);
   const t = Buffer.concat(tail);
   return Buffer.concat([header(type, 24 + body.length + t.length, tid, tid, 1, BigInt(tid) * 1000n + BigInt(nr)), body, t]);
 }
-function ret(type: number, tid: number, nr: number, value: bigint, tail: Buffer[] = []): Buffer {
+function ret(type: number, tid: number, nr: number, value: bigint, tail: Buffer[] = [], flags = 0): Buffer {
   const body = Buffer.alloc(16);
   body.writeUInt32LE(nr, 0);
+  body.writeUInt32LE(flags, 4);
   body.writeBigInt64LE(value, 8);
   const t = Buffer.concat(tail);
   return Buffer.concat([header(type, 24 + 16 + t.length, tid, tid, 1, BigInt(tid) * 1000n + 500n), body, t]);
@@ -113,4 +115,82 @@ test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only
   assert.ok(open?.type === 'syscall');
   assert.deepEqual(open.args.slice(0, 3), [0x8049000, 0o1101, 0o644]);
   assert.equal(c.stats().parseErrors, 0);
+});
+
+const words = (...w: number[]) => { const b = Buffer.alloc(4 * w.length); w.forEach((v, i) => b.writeUInt32LE(v, 4 * i)); return b; };
+const IN4 = (port: number) => Buffer.from([2, 0, port >> 8, port & 0xff, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+test('i386 socketcall is unpacked into the direct call it stands for (via socketcall), as the eBPF probe does; an unreadable array stays a socketcall, marked', async () => {
+  const { VmiCollector } = await import('./collector.js');
+  const { Readable } = await import('node:stream');
+  const sc = (tid: number, call: number, ptr: number, tail: Buffer[], flags = 0) => enter(REC.ENTER32, tid, 102, [call, ptr], tail, flags);
+  const stream = Buffer.concat([
+    sc(20, 1, 0x8049000, [blob(BLOB.SCARGS, words(2, 1, 0))]), ret(REC.RET32, 20, 102, 3n), // socket(AF_INET, SOCK_STREAM, 0)
+    sc(20, 3, 0x8049010, [blob(BLOB.SCARGS, words(3, 0x8049100, 16)), blob(BLOB.SOCKADDR, IN4(4242))]), ret(REC.RET32, 20, 102, -111n), // connect
+    sc(20, 5, 0x8049020, [blob(BLOB.SCARGS, words(3, 0, 0))]), ret(REC.RET32, 20, 102, 4n), // accept: accept4 with flags 0
+    sc(20, 9, 0x8049030, [blob(BLOB.SCARGS, words(3, 0x8049200, 5, 0))]), ret(REC.RET32, 20, 102, 5n), // send: sendto without an address
+    sc(20, 11, 0x8049040, [blob(BLOB.SCARGS, words(3, 0x8049200, 5, 0, 0x8049100, 16)), blob(BLOB.SOCKADDR, IN4(53))]), ret(REC.RET32, 20, 102, 5n),
+    sc(20, 16, 0x8049050, [blob(BLOB.SCARGS, words(3, 0x8049300, 0)), blob(BLOB.SOCKADDR, IN4(7))]), ret(REC.RET32, 20, 102, 1n), // sendmsg
+    sc(20, 3, 0x10, [], ENTER_FLAG.SCARGS_UNREAD), ret(REC.RET32, 20, 102, -14n), // the array unreadable: EFAULT
+    sc(20, 99, 0x8049000, []), ret(REC.RET32, 20, 102, -22n), // no such call: EINVAL, nothing to unpack
+    // connect whose address could not be read; a 64-bit one (the flag means the same there)
+    sc(20, 3, 0x8049010, [blob(BLOB.SCARGS, words(3, 0x9000000, 16))], ENTER_FLAG.ADDR_UNREAD), ret(REC.RET32, 20, 102, -14n),
+    enter(REC.ENTER, 20, 42, [3, 0x7f0000001000, 200], [blob(BLOB.SOCKADDR, Buffer.concat([IN4(80), Buffer.alloc(112)]))], ENTER_FLAG.ADDR_CUT), ret(REC.RET, 20, 42, -22n),
+    // clone3's flags are clone flags: CLONE_NEWNET (0x40000000) is no address mark
+    enter(REC.ENTER, 20, 435, [0x7f0000002000, 88], [], 0x40000000), ret(REC.RET, 20, 435, -1n),
+  ]);
+  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
+  await c.start();
+  const events = [];
+  for await (const b of c.events()) events.push(...b);
+  const got = events.map((e) => {
+    assert.ok(e.type === 'syscall');
+    return { abi: e.abi, nr: e.nr, name: e.name, args: e.args, ret: e.ret, addr: e.addr, via: e.via, unreadable: e.unreadable, truncated: e.truncated };
+  });
+  const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+  const i386 = (nr: number, name: string, args: number[], ret: number, more: object = {}) =>
+    ({ abi: 'i386', nr, name, args, ret, addr: undefined, via: 'socketcall', unreadable: undefined, truncated: undefined, ...more });
+  assert.deepEqual(got, [
+    i386(359, 'socket', [2, 1, 0, 0, 0, 0], 3),
+    i386(362, 'connect', [3, 0x8049100, 16, 0, 0, 0], -111, { addr: inet(4242) }),
+    i386(364, 'accept4', [3, 0, 0, 0, 0, 0], 4),
+    i386(369, 'sendto', [3, 0x8049200, 5, 0, 0, 0], 5),
+    i386(369, 'sendto', [3, 0x8049200, 5, 0, 0x8049100, 16], 5, { addr: inet(53) }),
+    i386(370, 'sendmsg', [3, 0x8049300, 0, 0, 0, 0], 1, { addr: inet(7) }),
+    i386(102, 'socketcall', [3, 0x10, 0, 0, 0, 0], -14, { via: undefined, unreadable: ['addr'] }),
+    i386(102, 'socketcall', [99, 0x8049000, 0, 0, 0, 0], -22, { via: undefined }),
+    i386(362, 'connect', [3, 0x9000000, 16, 0, 0, 0], -14, { unreadable: ['addr'] }),
+    { abi: 'x86_64', nr: 42, name: 'connect', args: [3, 0x7f0000001000, 200, 0, 0, 0], ret: -22, addr: inet(80), via: undefined, unreadable: undefined, truncated: ['addr'] },
+    { abi: 'x86_64', nr: 435, name: 'clone3', args: [0x7f0000002000, 88, 0, 0, 0, 0], ret: -1, addr: undefined, via: undefined, unreadable: undefined, truncated: undefined },
+  ]);
+  assert.equal(c.stats().parseErrors, 0);
+});
+
+test('socket arguments unreadable at the call and read at its return replace the entry\'s and are marked readAtExit', async () => {
+  const { VmiCollector } = await import('./collector.js');
+  const { Readable } = await import('node:stream');
+  const stream = Buffer.concat([
+    // socketcall(SYS_CONNECT) whose array was not mapped at the call: unpacked from the return's read
+    enter(REC.ENTER32, 30, 102, [3, 0x80a0000], [], ENTER_FLAG.SCARGS_UNREAD),
+    ret(REC.RET32, 30, 102, -111n, [blob(BLOB.SCARGS, words(3, 0x80a000c, 16)), blob(BLOB.SOCKADDR, IN4(9))], RET_REREAD),
+    // still unreadable at the return (a bad pointer): stays a marked socketcall
+    enter(REC.ENTER32, 30, 102, [1, 0x10], [], ENTER_FLAG.SCARGS_UNREAD),
+    ret(REC.RET32, 30, 102, -14n, [], RET_REREAD | ENTER_FLAG.SCARGS_UNREAD),
+    // a direct connect whose address was read at the return
+    enter(REC.ENTER, 30, 42, [3, 0x7f0000001000, 16], [], ENTER_FLAG.ADDR_UNREAD),
+    ret(REC.RET, 30, 42, 0n, [blob(BLOB.SOCKADDR, IN4(443))], RET_REREAD),
+    // a path read at the return
+    enter(REC.ENTER, 30, 2, [0x7f0000002000, 0]), ret(REC.RET, 30, 2, 3n, [blob(BLOB.PATH, Buffer.from('/etc/passwd'))], RET_REREAD),
+  ]);
+  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
+  await c.start();
+  const events = [];
+  for await (const b of c.events()) events.push(...b);
+  const got = events.map((e) => e.type === 'syscall' ? [e.name, e.args.slice(0, 3), e.ret, e.addr ?? null, e.path ?? null, e.via ?? null, e.readAtExit ?? null, e.unreadable ?? null] : [e.type]);
+  assert.deepEqual(got, [
+    ['connect', [3, 0x80a000c, 16], -111, { family: 'inet', address: '127.0.0.1', port: 9 }, null, 'socketcall', true, null],
+    ['socketcall', [1, 0x10, 0], -14, null, null, null, true, ['addr']],
+    ['connect', [3, 0x7f0000001000, 16], 0, { family: 'inet', address: '127.0.0.1', port: 443 }, null, null, true, null],
+    ['open', [0x7f0000002000, 0, 0], 3, null, '/etc/passwd', null, true, null],
+  ]);
 });

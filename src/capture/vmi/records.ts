@@ -1,17 +1,38 @@
 // Decoding of the QEMU plugin's binary records (qemu-plugin/sandtrace.c): little-endian, each
 // record starts with {u16 type, u16 len, u32 tid, u32 tgid, u32 ppid, u64 ts_ns}.
 // ENTER32/RET32 are i386 (compat: int $0x80, sysenter/syscall from 32-bit code) calls, laid out as
-// ENTER/RET, in i386 numbering, with 32-bit arguments.
+// ENTER/RET, in i386 numbering, with 32-bit arguments. An i386 socketcall (102) entry carries the
+// words of its argument array (SCARGS), as the kernel copies them, and the address they point to.
+// A RET record's second word holds flags: RET_REREAD when arguments unreadable at entry were read
+// again at the return (their blobs follow).
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11 } as const;
+/**
+ * ENTER flags of the calls that carry a socket address (bind, connect, sendto, sendmsg, and the
+ * i386 socketcall); execve's flags hold ARGV_INCOMPLETE, clone3's its clone flags.
+ */
+export const ENTER_FLAG = {
+  /** The socket address (or sendmsg's msghdr) could not be read. */
+  ADDR_UNREAD: 0x40000000,
+  /** The socket address was longer than 128 bytes (sockaddr_storage): cut there. */
+  ADDR_CUT: 0x20000000,
+  /** The i386 socketcall's argument array could not be read (the kernel fails it with EFAULT). */
+  SCARGS_UNREAD: 0x10000000,
+} as const;
+/** RET flag: the call's arguments were unreadable at entry and were read again at its return. */
+export const RET_REREAD = 0x1;
 const HDR = 24;
 
 export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
 export interface EnterRec extends RecHeader {
   kind: 'enter'; abi: Abi; nr: number; flags: number; args: bigint[]; comm: string;
   path?: string; path2?: string; argv: string[]; sockaddr?: Buffer;
+  /** i386 socketcall: the u32 words of its argument array (as many as the call takes). */
+  scArgs?: number[];
+  /** Set by the collector: arguments unreadable at entry were read at the return (RetRec.flags RET_REREAD). */
+  readAtExit?: boolean;
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
    * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
@@ -20,8 +41,13 @@ export interface EnterRec extends RecHeader {
 }
 export interface RetRec extends RecHeader {
   kind: 'ret'; abi: Abi; nr: number; ret: bigint; exeParts: string[]; comm?: string;
-  /** Path arguments re-read at the return (unreadable at entry). */
-  path?: string; path2?: string;
+  /** RET_REREAD, and the ENTER_FLAG address bits of what was re-read. */
+  flags: number;
+  /**
+   * Arguments unreadable at entry, read again at the return (flags RET_REREAD): paths, a socket
+   * address, an i386 socketcall's argument words.
+   */
+  path?: string; path2?: string; sockaddr?: Buffer; scArgs?: number[];
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
   newArgv?: string[]; execfn?: string; uid?: number;
   /** After a successful exec: the working directory (task->fs->pwd), '/' then its components leaf first; empty when not read. */
@@ -87,18 +113,21 @@ function decode(r: Buffer, type: number): PluginRecord | null {
       else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
       else if (kind === BLOB.ARGV) rec.argv.push(data.toString('utf8'));
       else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
+      else if (kind === BLOB.SCARGS) rec.scArgs = words(data);
       else if (kind === BLOB.EXE) (rec.announce ??= { exeParts: [] }).exeParts.push(data.toString('utf8'));
       else if (kind === BLOB.NEWARGV) (rec.announce ??= { exeParts: [] }).argv = splitArgs(data);
     }
     return rec;
   }
   if (r.length < HDR + 16) return null;
-  const rec: RetRec = { kind: 'ret', ...h, abi, nr: r.readUInt32LE(HDR), ret: r.readBigInt64LE(HDR + 8), exeParts: [], cwdParts: [] };
+  const rec: RetRec = { kind: 'ret', ...h, abi, nr: r.readUInt32LE(HDR), flags: r.readUInt32LE(HDR + 4), ret: r.readBigInt64LE(HDR + 8), exeParts: [], cwdParts: [] };
   for (const [kind, data] of blobs(r, HDR + 16)) {
     if (kind === BLOB.EXE) rec.exeParts.push(data.toString('utf8'));
     else if (kind === BLOB.COMM) rec.comm = data.toString('utf8');
     else if (kind === BLOB.PATH) rec.path = data.toString('utf8');
     else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
+    else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
+    else if (kind === BLOB.SCARGS) rec.scArgs = words(data);
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
     else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
@@ -107,6 +136,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
   return rec;
 }
 
+const words = (b: Buffer) => Array.from({ length: b.length >>> 2 }, (_, i) => b.readUInt32LE(4 * i));
 const splitArgs = (b: Buffer) => b.toString('utf8').replace(/\0$/, '').split('\0');
 
 /** A path from its components as the plugin walks them (leaf first); '' when none. */

@@ -1,0 +1,115 @@
+/* x86_64, static, not PIE: socket calls through the i386 socketcall multiplexer (int $0x80, nr 102,
+ * the call number in ebx and a 32-bit pointer to an array of u32 arguments in ecx), as static i386
+ * malware makes them. Only the guest's own loopback (127.0.0.1), which it brings up first. */
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#ifndef PORT
+#define PORT 39123 /* TCP; UDP uses PORT + 1 */
+#endif
+
+static long socketcall32(long call, const void *args) {
+  long r;
+  __asm__ volatile("int $0x80" : "=a"(r) : "a"(102), "b"(call), "c"((long)(uint32_t)(uintptr_t)args) : "memory", "r8", "r9", "r10", "r11");
+  return (int)r;
+}
+#define P(x) ((uint32_t)(uintptr_t)(x))
+
+/* struct compat_msghdr and compat_iovec */
+struct msghdr32 { uint32_t name; int32_t namelen; uint32_t iov; uint32_t iovlen; uint32_t control; uint32_t controllen; uint32_t flags; };
+struct iovec32 { uint32_t base; uint32_t len; };
+
+static uint32_t a[6];
+static struct sockaddr_in tcp_sa, udp_sa, name_sa, peer_sa, pn_sa, from_sa;
+static uint32_t name_len, peer_len, pn_len, from_len, val_len;
+static int one = 1, val, sv[2];
+static char buf[16], ubuf[16], mbuf[16];
+static struct msghdr32 msg, rmsg;
+static struct iovec32 iov, riov;
+
+/* Argument arrays (and an address) in read-only data, each alone in a 64 KiB-aligned block (the
+ * kernel's fault-around maps at most that much around a touched page): a forked child, which
+ * shares no page-table entries of them with its parent, has not mapped them when it first calls,
+ * so they cannot be read at the call, only at its return. socket(AF_INET, SOCK_STREAM, 0), then
+ * connect(3, 127.0.0.1:PORT+2, 16) (nothing listens there: ECONNREFUSED). */
+#define STR(x) STR2(x)
+#define STR2(x) #x
+extern const uint32_t ro_socket[3], ro_connect[3];
+__asm__(".section .rodata.sc,\"a\"\n.balign 65536\nro_socket:\n.long 2, 1, 0\n.balign 65536\n"
+        "ro_connect:\n.long 3, ro_sa, 16\nro_sa:\n.byte 2, 0, (" STR(PORT) " + 2) >> 8, (" STR(PORT) " + 2) & 255, 127, 0, 0, 1\n.zero 8\n"
+        ".balign 65536\n.previous\n");
+
+#define SC(call, ...) (memcpy(a, (uint32_t[6]){ __VA_ARGS__ }, sizeof a), socketcall32(call, a))
+
+int main(void) {
+  if ((uintptr_t)a > 0xffffffffu) return 20;
+  /* the guest's loopback is down at boot: bring it up (64-bit calls) */
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return 21;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return 22;
+  close(s);
+
+  pid_t child = fork();
+  if (child == 0) {
+    long cs = socketcall32(1, ro_socket), cc = socketcall32(3, ro_connect);
+    char line[64];
+    int n = snprintf(line, sizeof line, "child socket=%ld connect=%ld\n", cs, cc);
+    write(1, line, (size_t)n);
+    _exit(0);
+  }
+  int cst = -1;
+  if (child < 0 || waitpid(child, &cst, 0) != child || cst != 0) return 23;
+
+  tcp_sa.sin_family = AF_INET; tcp_sa.sin_port = htons(PORT); tcp_sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  udp_sa.sin_family = AF_INET; udp_sa.sin_port = htons(PORT + 1); udp_sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  long srv = SC(1, AF_INET, SOCK_STREAM, 0);                                       /* SYS_SOCKET */
+  long so = SC(14, srv, SOL_SOCKET, SO_REUSEADDR, P(&one), sizeof one);              /* SYS_SETSOCKOPT */
+  long bd = SC(2, srv, P(&tcp_sa), sizeof tcp_sa);                                 /* SYS_BIND */
+  long ls = SC(4, srv, 4);                                                         /* SYS_LISTEN */
+  name_len = sizeof name_sa;
+  long gn = SC(6, srv, P(&name_sa), P(&name_len));                                  /* SYS_GETSOCKNAME */
+  long cli = SC(1, AF_INET, SOCK_STREAM, 0);
+  long cn = SC(3, cli, P(&tcp_sa), sizeof tcp_sa);                                 /* SYS_CONNECT */
+  peer_len = sizeof peer_sa;
+  long acc = SC(5, srv, P(&peer_sa), P(&peer_len));                                /* SYS_ACCEPT */
+  pn_len = sizeof pn_sa;
+  long gp = SC(7, cli, P(&pn_sa), P(&pn_len));                                    /* SYS_GETPEERNAME */
+  val_len = sizeof val;
+  long go = SC(15, cli, SOL_SOCKET, SO_TYPE, P(&val), P(&val_len));                /* SYS_GETSOCKOPT */
+  long sn = SC(9, cli, P("ping"), 4, 0);                                           /* SYS_SEND */
+  long rv = SC(10, acc, P(buf), sizeof buf, 0);                                    /* SYS_RECV */
+  long sh = SC(13, cli, SHUT_WR);                                                  /* SYS_SHUTDOWN */
+  long udp = SC(1, AF_INET, SOCK_DGRAM, 0);
+  long ub = SC(2, udp, P(&udp_sa), sizeof udp_sa);
+  long st = SC(11, udp, P("u"), 1, 0, P(&udp_sa), sizeof udp_sa);                  /* SYS_SENDTO */
+  from_len = sizeof from_sa;
+  long rf = SC(12, udp, P(ubuf), sizeof ubuf, 0, P(&from_sa), P(&from_len));        /* SYS_RECVFROM */
+  iov = (struct iovec32){ P("mm"), 2 };
+  msg = (struct msghdr32){ P(&udp_sa), sizeof udp_sa, P(&iov), 1, 0, 0, 0 };
+  long sm = SC(16, udp, P(&msg), 0);                                               /* SYS_SENDMSG */
+  riov = (struct iovec32){ P(mbuf), sizeof mbuf };
+  rmsg = (struct msghdr32){ 0, 0, P(&riov), 1, 0, 0, 0 };
+  long rm = SC(17, udp, P(&rmsg), 0);                                              /* SYS_RECVMSG */
+  long sp = SC(8, AF_UNIX, SOCK_STREAM, 0, P(sv));                                 /* SYS_SOCKETPAIR */
+  long a4 = SC(18, udp, 0, 0, SOCK_NONBLOCK);                                      /* SYS_ACCEPT4 on a datagram socket: EOPNOTSUPP */
+  long bad = socketcall32(3, (const void *)0x10);                                  /* an unreadable argument array */
+  long inval = SC(99, 0, 0, 0);                                                    /* no such call */
+  printf("socketcall pid=%d srv=%ld so=%ld bind=%ld listen=%ld getsockname=%ld:%u cli=%ld connect=%ld accept=%ld getpeername=%ld:%u "
+         "getsockopt=%ld:%d send=%ld recv=%ld:%.4s shutdown=%ld udp=%ld ubind=%ld sendto=%ld recvfrom=%ld sendmsg=%ld recvmsg=%ld "
+         "socketpair=%ld:%d:%d accept4=%ld bad=%ld inval=%ld child=%d\n",
+         (int)getpid(), srv, so, bd, ls, gn, ntohs(name_sa.sin_port), cli, cn, acc, gp, ntohs(pn_sa.sin_port), go, val, sn, rv, buf,
+         sh, udp, ub, st, rf, sm, rm, sp, sv[0], sv[1], a4, bad, inval, (int)child);
+  fflush(stdout);
+  return 0;
+}

@@ -1,0 +1,128 @@
+// i386 socketcall (nr 102) in a TCG guest: a program that makes its socket calls through the
+// multiplexer (int $0x80 from a 64-bit program, call number in ebx, u32 argument array at ecx), on
+// the guest's own loopback only. Each call must come out as the direct i386 call it stands for
+// (socket, bind, connect, ...) with `via: 'socketcall'`, its unpacked arguments and its decoded
+// address, as the eBPF probe reports it, so that the report's network section and the network
+// rules see it; an argument array that cannot be read stays a socketcall, marked unreadable, and
+// one in a page not mapped yet at the call is read at its return (readAtExit), as the probe does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { runInVm } from '../../src/vm/guest.js';
+import { loadProfile, defaultKernel } from '../../src/vmi/profile.js';
+import { RecordingWriter } from '../../src/capture/replay/index.js';
+import { replay } from '../../src/replay.js';
+import type { TraceEvent, SyscallEvent } from '../../src/capture/events.js';
+import type { Report } from '../../src/report/schema.js';
+
+const SRC = fileURLToPath(new URL('./socketcall-int80.c', import.meta.url));
+const PORT = 39123; // the guest's loopback; UDP on PORT + 1
+
+test('i386 socketcall in the guest is unpacked into the direct socket calls, with their addresses, and reaches the report', { timeout: 300_000 }, async () => {
+  const kernel = defaultKernel();
+  assert.ok(kernel, 'Debian kernel image missing: run make setup');
+  assert.ok(loadProfile(kernel).compat, 'the 6.1 kernel (IA32_EMULATION=y) has a compat part');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-vmsc-'));
+  try {
+    const exe = join(dir, 'socketcall');
+    // static and not PIE: the argument arrays and addresses sit below 4 GiB, where 32-bit pointers reach
+    const cc = spawnSync('cc', ['-O1', '-static', '-no-pie', `-DPORT=${PORT}`, '-o', exe, SRC], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `cc failed: ${cc.stderr}`);
+    const vm = runInVm({ sample: exe, timeout: 60 });
+    await vm.collector.start();
+    const events: TraceEvent[] = [];
+    for await (const b of vm.collector.events()) events.push(...b);
+    const res = await vm.done;
+    assert.equal(res.sampleExit, 0, res.output);
+    assert.equal(vm.collector.stats().lost, 0);
+    // what the guest itself saw
+    const m = /^socketcall (.*)$/m.exec(res.output);
+    assert.ok(m, `no report from the sample: ${res.output}`);
+    const g = Object.fromEntries(m[1]!.trim().split(' ').map((kv) => kv.split('=') as [string, string]));
+    const n = (k: string) => Number(g[k]);
+    const pid = n('pid'), srv = n('srv'), cli = n('cli'), acc = n('accept'), udp = n('udp');
+    assert.deepEqual([g['so'], g['bind'], g['listen'], g['getsockname'], g['connect'], g['getpeername'], g['getsockopt'], g['send'], g['recv'],
+      g['shutdown'], g['ubind'], g['sendto'], g['recvfrom'], g['sendmsg'], g['recvmsg'], g['accept4'], g['bad'], g['inval']],
+    ['0', '0', '0', `0:${PORT}`, '0', `0:${PORT}`, '0:1', '4', '4:ping', '0', '0', '1', '1', '2', '2', '-95', '-14', '-22'],
+    'the socket calls worked in the guest (on its loopback)');
+    assert.match(g['socketpair'] ?? '', /^0:\d+:\d+$/);
+    assert.match(res.output, /^child socket=3 connect=-111$/m, 'the child\'s socket calls worked (nothing listens on PORT + 2)');
+
+    const calls = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === pid && e.abi === 'i386');
+    // every socketcall, in order: the direct call's name and number, how it was made, its result
+    assert.deepEqual(calls.map((e) => [e.name, e.nr, e.via ?? null, e.ret]), [
+      ['socket', 359, 'socketcall', srv],
+      ['setsockopt', 366, 'socketcall', 0],
+      ['bind', 361, 'socketcall', 0],
+      ['listen', 363, 'socketcall', 0],
+      ['getsockname', 367, 'socketcall', 0],
+      ['socket', 359, 'socketcall', cli],
+      ['connect', 362, 'socketcall', 0],
+      ['accept4', 364, 'socketcall', acc], // SYS_ACCEPT: accept4 with flags 0 (no direct i386 accept)
+      ['getpeername', 368, 'socketcall', 0],
+      ['getsockopt', 365, 'socketcall', 0],
+      ['sendto', 369, 'socketcall', 4], // SYS_SEND: sendto without an address
+      ['recvfrom', 371, 'socketcall', 4], // SYS_RECV
+      ['shutdown', 373, 'socketcall', 0],
+      ['socket', 359, 'socketcall', udp],
+      ['bind', 361, 'socketcall', 0],
+      ['sendto', 369, 'socketcall', 1],
+      ['recvfrom', 371, 'socketcall', 1],
+      ['sendmsg', 370, 'socketcall', 2],
+      ['recvmsg', 372, 'socketcall', 2],
+      ['socketpair', 360, 'socketcall', 0],
+      ['accept4', 364, 'socketcall', -95], // SYS_ACCEPT4 on a datagram socket: EOPNOTSUPP
+      ['socketcall', 102, null, -14], // the array could not be read: EFAULT for the kernel too
+      ['socketcall', 102, null, -22], // no such call: the kernel refuses it
+    ]);
+    const tcp = { family: 'inet', address: '127.0.0.1', port: PORT };
+    const udpAddr = { ...tcp, port: PORT + 1 };
+    assert.deepEqual(calls.filter((e) => e.addr).map((e) => [e.name, e.addr]),
+      [['bind', tcp], ['connect', tcp], ['bind', udpAddr], ['sendto', udpAddr], ['sendmsg', udpAddr]]);
+    // the unpacked arguments are the words of the array, as the kernel read them
+    const [sock, , , listen, , , connect, accept, , getsockopt, send] = calls;
+    assert.deepEqual(sock?.args, [2, 1, 0, 0, 0, 0]); // AF_INET, SOCK_STREAM
+    assert.deepEqual([connect?.args[0], connect?.args[2], connect?.args.slice(3)], [cli, 16, [0, 0, 0]]);
+    assert.deepEqual(listen?.args, [srv, 4, 0, 0, 0, 0]);
+    assert.deepEqual([accept?.args[0], accept?.args[3]], [srv, 0]);
+    assert.deepEqual(getsockopt?.args.slice(0, 3), [cli, 1, 3]); // SOL_SOCKET, SO_TYPE
+    assert.deepEqual([send?.args[0], send?.args[2], send?.args[4], send?.args[5]], [cli, 4, 0, 0]);
+    assert.deepEqual([calls[20]?.args[0], calls[20]?.args[3]], [udp, 0o4000]); // SYS_ACCEPT4's flags: SOCK_NONBLOCK
+    assert.deepEqual([calls[21]?.args.slice(0, 2), calls[21]?.unreadable], [[3, 0x10], ['addr']]);
+    assert.deepEqual([calls[22]?.args[0], calls[22]?.unreadable], [99, undefined]);
+    assert.ok(calls.every((e, i) => i >= 21 || (e.unreadable === undefined && e.readAtExit === undefined)));
+
+    // A forked child whose argument arrays (and address) sit in read-only pages it has not mapped
+    // yet: unreadable at the call, read at its return, and said so.
+    const child = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === n('child') && e.abi === 'i386');
+    assert.deepEqual(child.map((e) => [e.name, e.via, e.args, e.ret, e.addr ?? null, e.readAtExit, e.unreadable]), [
+      ['socket', 'socketcall', [2, 1, 0, 0, 0, 0], 3, null, true, undefined],
+      ['connect', 'socketcall', [3, child[1]?.args[1], 16, 0, 0, 0], -111, { ...tcp, port: PORT + 2 }, true, undefined],
+    ]);
+
+    // Through the analysis pipeline (semantics, rules, report), as `analyze --vm` would run it.
+    const rec = join(dir, 'events.jsonl.gz');
+    const w = await RecordingWriter.create(rec, { backend: 'vmi', target: 'socketcall' });
+    w.write(events);
+    await w.close(vm.collector.stats());
+    const { report } = await replay({ file: rec, outDir: join(dir, 'out') });
+    const r = JSON.parse(readFileSync(join(dir, 'out', 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(r.network, report.network);
+    const net = report.network.filter((x) => x.pid === pid || x.pid === n('child')).map((x) => [x.op, x.proto, x.address, x.port, x.result]).sort();
+    assert.deepEqual(net, [
+      ['bind', 'tcp', '127.0.0.1', PORT, 'ok'],
+      ['bind', 'udp', '127.0.0.1', PORT + 1, 'ok'],
+      ['connect', 'tcp', '127.0.0.1', PORT, 'ok'],
+      ['connect', 'tcp', '127.0.0.1', PORT + 2, 'ECONNREFUSED'],
+      ['listen', 'tcp', '127.0.0.1', PORT, 'ok'],
+      ['sendmsg', 'udp', '127.0.0.1', PORT + 1, 'ok'],
+      ['sendto', 'udp', '127.0.0.1', PORT + 1, 'ok'],
+    ].sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
