@@ -1,6 +1,6 @@
 // `sandtrace monitor`: watch a running workload (cgroup, runc container or a process's cgroup)
 // with the eBPF probe; learn its normal behaviour, or print one JSON alert per line until stopped.
-import { parseFlags, numberFlag, splitDoubleDash } from '../args.js';
+import { integerFlag, noExtraArgs, parseFlags, numberFlag, splitDoubleDash } from '../args.js';
 import type { Collector } from '../../capture/collector.js';
 import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
@@ -13,7 +13,8 @@ import type { ProcessInfo } from '../../semantics/types.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
-const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE] [-- QEMU-ARGS...]';
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE [--force]] [-- QEMU-ARGS...]';
+export const usage = USAGE;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -51,11 +52,12 @@ function alertLine(f: Finding, proc: ProcessInfo | undefined): string {
 
 export async function run(argv: string[]): Promise<number> {
   const [mine, qemuArgs] = splitDoubleDash(argv);
-  const { values } = parseFlags(mine, {
+  const { values, positionals } = parseFlags(mine, {
     cgroup: { type: 'string' }, container: { type: 'string' }, pid: { type: 'string' }, vm: { type: 'boolean' }, kernel: { type: 'string' },
     model: { type: 'string' }, rules: { type: 'string', multiple: true }, learn: { type: 'string' }, out: { type: 'string' },
-    kind: { type: 'string' }, n: { type: 'string' }, far: { type: 'string' }, record: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' },
+    kind: { type: 'string' }, n: { type: 'string' }, far: { type: 'string' }, record: { type: 'string' }, 'no-builtin-rules': { type: 'boolean' }, force: { type: 'boolean' },
   }, USAGE);
+  noExtraArgs(positionals, 0, USAGE);
   const targets = [values.cgroup, values.container, values.pid, values.vm || undefined].filter((v) => v !== undefined);
   if (targets.length !== 1) throw new SandtraceError('USAGE', `give exactly one of --cgroup, --container, --pid, --vm; usage: ${USAGE}`);
   if (values.vm && (!values.kernel || qemuArgs.length === 0)) {
@@ -67,7 +69,8 @@ export async function run(argv: string[]): Promise<number> {
   if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
   // checked before learning starts, not after the whole duration
   if (values.out) checkOutFile(values.out);
-  if (values.record) checkOutFile(values.record);
+  // an earlier recording is never replaced without --force (as analyze and trace)
+  if (values.record) checkOutFile(values.record, { overwrite: values.force === true });
   const kind = (values.kind ?? 'vmm') as ModelKind;
   const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0);
   if (far !== undefined && (far <= 0 || far >= 1)) throw new SandtraceError('USAGE', '--far is a rate between 0 and 1 (e.g. 0.001)');
@@ -76,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let cgroupPath = '';
   if (values.cgroup !== undefined) cgroupPath = values.cgroup;
-  else if (values.pid !== undefined) cgroupPath = cgroupOfPid(Math.round(numberFlag(values.pid, 'pid', 1)));
+  else if (values.pid !== undefined) cgroupPath = cgroupOfPid(integerFlag(values.pid, 'pid', 1));
   else if (values.container !== undefined) {
     const { runcRoot } = await import('../../sandbox/index.js');
     cgroupPath = await cgroupOfContainer(values.container as string, [runcRoot()]);
@@ -132,7 +135,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.container !== undefined ? { containerId: values.container as string } : {}),
       ...(model ? { model } : {}),
       detectors,
-      ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: Math.round(numberFlag(values.n, 'n', 6)) } : {}), ...(far !== undefined ? { far } : {}) } } : {}),
+      ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: integerFlag(values.n, 'n', 6) } : {}), ...(far !== undefined ? { far } : {}) } } : {}),
       onFinding: (f, proc) => process.stdout.write(alertLine(f, proc) + '\n'),
       onAttached: () => process.stderr.write(`monitor: attached${learnMs !== undefined ? `, learning for ${learnMs / 1000}s` : ', watching until Ctrl-C'}\n`),
       signal: ac.signal,

@@ -150,6 +150,24 @@ test('monitor CLI: usage errors are one line, and SIGINT detaches cleanly with e
   assert.match(noTarget.stderr, /exactly one of --cgroup, --container, --pid/);
   const noOut = await runCli(['monitor', '--pid', String(process.pid), '--learn', '5s']);
   assert.equal(noOut.code, 2);
+  // a pid is a whole number, an extra argument is named, an earlier recording is kept without --force
+  const frac = await runCli(['monitor', '--pid', '1.5', '--model', 'x']);
+  assert.equal(frac.code, 2, frac.stderr);
+  assert.match(frac.stderr, /--pid needs a positive whole number, got '1\.5'/);
+  const extra = await runCli(['monitor', '--cgroup', '/nonexistent', 'stray', '--model', 'x']);
+  assert.equal(extra.code, 2, extra.stderr);
+  assert.match(extra.stderr, /unexpected argument 'stray'/);
+  const recDir = mkdtempSync(join(tmpdir(), 'sandtrace-monitor-rec-'));
+  try {
+    const earlier = join(recDir, 'earlier.jsonl.gz');
+    writeFileSync(earlier, 'an earlier recording');
+    const kept = await runCli(['monitor', '--cgroup', '/nonexistent', '--model', 'x', '--record', earlier]);
+    assert.equal(kept.code, 4, kept.stderr);
+    assert.match(kept.stderr, /the file exists \(use --force to replace it\)/);
+    assert.equal(readFileSync(earlier, 'utf8'), 'an earlier recording');
+  } finally {
+    rmSync(recDir, { recursive: true, force: true });
+  }
   // the cgroup sandtrace itself runs in (here, or the host's root one) is refused: sandtrace would
   // watch its own work, or the whole host
   const own = cgroupOfPid(process.pid);
