@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags, numberFlag } from '../src/cli/args.js';
+import { integerFlag, noExtraArgs, parseFlags } from '../src/cli/args.js';
 import { SandtraceError } from '../src/errors.js';
 import type { Collector } from '../src/capture/collector.js';
 import { createSandbox } from '../src/sandbox/index.js';
@@ -160,16 +160,17 @@ export interface WorkloadRow {
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, {
+  const { values, positionals } = parseFlags(argv, {
     json: { type: 'boolean' }, runs: { type: 'string' }, 'dd-count': { type: 'string' }, files: { type: 'string' },
     modes: { type: 'string' }, workloads: { type: 'string' },
   }, USAGE);
-  const runs = numberFlag(values.runs, 'runs', 5);
+  noExtraArgs(positionals, 0, USAGE);
+  const runs = integerFlag(values.runs, 'runs', 5);
   const wantModes = values.modes ? values.modes.split(',') : MODES.map((m) => m.name);
   const modes = MODES.filter((m) => m.name === 'untraced' || wantModes.includes(m.name));
   const unknown = wantModes.filter((n) => !MODES.some((m) => m.name === n));
   if (unknown.length) throw new SandtraceError('USAGE', `unknown mode ${unknown.join(',')}; usage: ${USAGE}`);
-  const all = workloads(numberFlag(values['dd-count'], 'dd-count', 500000), numberFlag(values.files, 'files', 4000));
+  const all = workloads(integerFlag(values['dd-count'], 'dd-count', 500000), integerFlag(values.files, 'files', 4000));
   const ws = values.workloads ? all.filter((w) => values.workloads!.split(',').includes(w.name)) : all;
   if (ws.length === 0) throw new SandtraceError('USAGE', `no such workload; usage: ${USAGE}`);
 

@@ -10,7 +10,7 @@ import type { SockAddr, SyscallEvent, TraceEvent } from '../src/capture/events.j
 import type { EnrichedEvent } from '../src/semantics/types.js';
 import { SemanticState } from '../src/semantics/state.js';
 import { syscallNumber } from '../src/semantics/syscalls.js';
-import { numberFlag, parseFlags } from '../src/cli/args.js';
+import { integerFlag, noExtraArgs, parseFlags } from '../src/cli/args.js';
 import { builtinRulePaths, createRuleDetector, falcoRulePaths, loadRuleFiles } from '../src/engine/rules/index.js';
 
 const USAGE = 'sandtrace bench engine [--json] [--events N] [--pool N] [--builtin-only] [--rules-only]';
@@ -245,13 +245,14 @@ export async function measureEngine(o: EngineBenchOptions): Promise<EngineBenchR
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, {
+  const { values, positionals } = parseFlags(argv, {
     json: { type: 'boolean' }, events: { type: 'string' }, pool: { type: 'string' }, 'builtin-only': { type: 'boolean' },
     'rules-only': { type: 'boolean' },
   }, USAGE);
+  noExtraArgs(positionals, 0, USAGE);
   const r = await measureEngine({
-    events: Math.max(1, Math.floor(numberFlag(values.events, 'events', 5_000_000))),
-    pool: Math.max(1, Math.floor(numberFlag(values.pool, 'pool', 200_000))),
+    events: integerFlag(values.events, 'events', 5_000_000),
+    pool: integerFlag(values.pool, 'pool', 200_000),
     builtinOnly: values['builtin-only'] === true,
     rulesOnly: values['rules-only'] === true,
   });

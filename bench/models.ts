@@ -2,7 +2,7 @@
 // (train on Training_Data_Master, score Validation + Attack), STIDE, VMM and MIX side by side in one
 // run. Wall and CPU time of training are both shown: the machine's 2 cores are shared.
 import { join } from 'node:path';
-import { parseFlags, numberFlag } from '../src/cli/args.js';
+import { integerFlag, noExtraArgs, parseFlags } from '../src/cli/args.js';
 import { SandtraceError } from '../src/errors.js';
 import { checkAdfaDir, readAdfaFolder } from '../src/engine/models/adfa.js';
 import { ProgramModel, trainProgramModel, type TrainOptions } from '../src/engine/models/model.js';
@@ -13,9 +13,10 @@ interface Row { model: string; train_s: number; train_cpu_s: number; calls: numb
 
 export async function runBench(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' }, runs: { type: 'string' } }, USAGE);
+  noExtraArgs(positionals, 1, USAGE);
   const dir = positionals[0] ?? process.env['SANDTRACE_ADFA_DIR'];
   if (!dir) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
-  const runs = Math.round(numberFlag(values.runs, 'runs', 3));
+  const runs = integerFlag(values.runs, 'runs', 3);
   await checkAdfaDir(dir);
   const train = (await readAdfaFolder(join(dir, 'Training_Data_Master'))).map((t) => t.calls);
   const test = [...await readAdfaFolder(join(dir, 'Validation_Data_Master')), ...await readAdfaFolder(join(dir, 'Attack_Data_Master'))].map((t) => t.calls);

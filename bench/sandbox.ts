@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
-import { numberFlag, parseFlags } from '../src/cli/args.js';
+import { integerFlag, noExtraArgs, parseFlags } from '../src/cli/args.js';
 import { createSandbox } from '../src/sandbox/index.js';
 
 const USAGE = 'sandtrace bench sandbox [--json] [--runs N]';
@@ -16,8 +16,9 @@ const median = (xs: number[]): number => {
 };
 
 export async function runBench(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { json: { type: 'boolean' }, runs: { type: 'string' } }, USAGE);
-  const runs = numberFlag(values.runs, 'runs', 10);
+  const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' }, runs: { type: 'string' } }, USAGE);
+  noExtraArgs(positionals, 0, USAGE);
+  const runs = integerFlag(values.runs, 'runs', 10);
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-bench-'));
   try {
     const sample = join(dir, 'true.sh');

@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags, numberFlag } from '../src/cli/args.js';
+import { integerFlag, noExtraArgs, parseFlags } from '../src/cli/args.js';
 import { runInVm } from '../src/vm/guest.js';
 import { SandtraceError } from '../src/errors.js';
 
@@ -98,8 +98,9 @@ export async function measure(spawns: number, files: number, rounds = 1): Promis
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { json: { type: 'boolean' }, spawns: { type: 'string' }, files: { type: 'string' }, rounds: { type: 'string' } }, USAGE);
-  const r = await measure(numberFlag(values.spawns, 'spawns', 500), numberFlag(values.files, 'files', 1000), Math.floor(numberFlag(values.rounds, 'rounds', 1)));
+  const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' }, spawns: { type: 'string' }, files: { type: 'string' }, rounds: { type: 'string' } }, USAGE);
+  noExtraArgs(positionals, 0, USAGE);
+  const r = await measure(integerFlag(values.spawns, 'spawns', 500), integerFlag(values.files, 'files', 1000), integerFlag(values.rounds, 'rounds', 1));
   const { untraced_s, traced_s, ratio, syscalls, syscalls_per_s, lost, untraced_cpu_s, traced_cpu_s, cpu_ratio, syscall_only } = r;
   if (values.json) {
     process.stdout.write(JSON.stringify({ untraced_s, traced_s, ratio, syscalls, syscalls_per_s, lost, untraced_cpu_s, traced_cpu_s, cpu_ratio, syscall_only }) + '\n');

@@ -146,6 +146,9 @@ test('an extra positional argument is refused with one line naming it; variable 
       ['eval', 'adfa-ld', t.path, 'extra'],
       ['vm', 'profile', 'vmlinuz', 'extra'],
       ['vm', 'run', 'examples/dropper.sh', 'extra'],
+      ['bench', 'sandbox', 'extra'],
+      ['bench', 'capture', 'extra'],
+      ['bench', 'models', t.path, 'extra'],
     ]) {
       const r = cli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
