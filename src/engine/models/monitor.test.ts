@@ -299,3 +299,28 @@ test('ExecNamer: a relative exec path is resolved in the process\'s working dire
     child.kill();
   }
 });
+
+test('ExecNamer: /proc/N/exe from a process in its own pid namespace names that namespace\'s pid N, not the host\'s', { timeout: 30_000 }, async () => {
+  if (process.getuid?.() !== 0) assert.fail('a new pid namespace needs root');
+  // sh is pid 1 of a new pid namespace and its sleep pid 2; host pid 2 (kthreadd) is something else
+  const outer = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', 'sleep 30 & wait'], { stdio: 'ignore' });
+  try {
+    let inner: number | undefined;
+    for (let i = 0; i < 100 && inner === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const kids = readFileSync(`/proc/${outer.pid}/task/${outer.pid}/children`, 'utf8').trim();
+      const sh = kids ? Number(kids.split(' ')[0]) : undefined;
+      // the namespace's init has forked its sleep (ns pid 2)
+      if (sh && readFileSync(`/proc/${sh}/task/${sh}/children`, 'utf8').trim()) inner = sh;
+    }
+    assert.ok(inner, 'the namespace\'s sh and its sleep started');
+    const namer = new ExecNamer();
+    // a process the monitor saw with host pid 2 runs some other program
+    namer.apply({ type: 'exec', seq: 1, ts: 1, pid: 2, tid: 2, exe: '/nonexistent/other-program', argv: [] });
+    const exec: TraceEvent = { type: 'exec', seq: 2, ts: 2, pid: inner, tid: inner, exe: '/proc/2/exe', argv: ['sleep'] };
+    namer.apply(exec);
+    assert.equal((exec as { exe: string }).exe, realpathSync('/usr/bin/sleep'));
+  } finally {
+    outer.kill('SIGKILL');
+  }
+});

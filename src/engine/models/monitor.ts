@@ -212,8 +212,9 @@ export class ExecNamer {
   private resolve(path: string, pid: number): string {
     const alias = EXE_ALIAS.exec(path);
     if (alias) {
-      const owner = alias[1] === 'self' || alias[1] === 'thread-self' ? pid : Number(alias[1]);
-      const was = alias[2] === 'exe' ? this.exeOf.get(owner) : undefined;
+      // /proc/N/exe names pid N of the process's own pid namespace (a container's), not the host's
+      const owner = alias[1] === 'self' || alias[1] === 'thread-self' ? pid : this.hostPid(Number(alias[1]), pid);
+      const was = alias[2] === 'exe' && owner !== undefined ? this.exeOf.get(owner) ?? (owner !== pid ? procExe(owner) : undefined) : undefined;
       if (was) return was;
       // the process's own link, unless it is gone (or has exec'd again meanwhile)
       return procExe(pid) ?? path;
@@ -239,6 +240,29 @@ export class ExecNamer {
     } catch {
       return path; // gone already, or not a host path
     }
+  }
+
+  /**
+   * The host pid of the process `viewer` calls `n`: the same number when the viewer sees the
+   * host's pids (or is gone: nothing better is known), else the process of the viewer's pid
+   * namespace whose innermost pid is n (those seen and those of the watched cgroup first).
+   */
+  private hostPid(n: number, viewer: number): number | undefined {
+    const ns = pidNamespace(viewer);
+    if (ns === undefined || ns === pidNamespace('self')) return n;
+    const candidates = new Set(this.exeOf.keys());
+    if (this.cgroup) {
+      try {
+        for (const p of readFileSync(join(this.cgroup, 'cgroup.procs'), 'utf8').split('\n')) if (p) candidates.add(Number(p));
+      } catch { /* gone */ }
+    }
+    for (const q of candidates) if (pidNamespace(q) === ns && innermostPid(q) === n) return q;
+    // rare (an exec through another process's /proc link): worth a look at every process
+    for (const d of readdirSync('/proc')) {
+      const q = Number(d);
+      if (Number.isInteger(q) && !candidates.has(q) && pidNamespace(q) === ns && innermostPid(q) === n) return q;
+    }
+    return undefined;
   }
 
   /** The process's root, else that of one live process of the watched cgroup. */
@@ -290,6 +314,26 @@ function procExe(pid: number): string | undefined {
     return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
   } catch {
     return undefined; // gone, or a kernel thread
+  }
+}
+
+/** The pid namespace a process is in (`pid:[4026531836]`), or undefined when it is gone. */
+function pidNamespace(pid: number | 'self'): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process's pid in its own (innermost) pid namespace: the last field of NSpid. */
+function innermostPid(pid: number): number | undefined {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+    const last = line?.trim().split(/\s+/).pop();
+    return last === undefined ? undefined : Number(last);
+  } catch {
+    return undefined;
   }
 }
 
