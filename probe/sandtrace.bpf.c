@@ -807,6 +807,9 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!b)
 		return 0;
 	init_rec(b, p, REC_EXEC, 0);
+	/* the new image's ABI: exec has just set the task up for it (TS_COMPAT for an i386 program) */
+	if (is_compat(p))
+		b->r.flags |= F_COMPAT;
 	filename = BPF_CORE_READ(bprm, filename);
 	n = bpf_probe_read_kernel_str(b->data, STR_MAX, filename);
 	if (n <= 0 || n > STR_MAX) {

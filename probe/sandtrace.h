@@ -11,7 +11,7 @@
 #define REC_READY 100
 #define REC_STATS 101
 
-#define F_COMPAT 1   /* i386 syscall (args are bx,cx,dx,si,di,bp) */
+#define F_COMPAT 1   /* i386 syscall (args are bx,cx,dx,si,di,bp); exec: an i386 image */
 #define F_NORET 2    /* the call never returned (task exited or was killed inside it) */
 #define F_THREAD 4   /* fork: CLONE_THREAD; exit: the thread group lives on */
 #define F_TRUNC 8    /* some argument was cut short (which one: rec.cut) */

@@ -8,7 +8,9 @@
  * (do_int80_syscall_32 or do_int80_emulation) and sysenter/syscall from 32-bit code
  * (do_fast_syscall_32), as ENTER32/RET32 records in i386 numbering. It reads memory and
  * registers only; all interpretation is done by sandtrace (TypeScript): an i386 socketcall, for
- * one, comes with the words of its argument array and the address they point to, as read.
+ * one, comes with the words of its argument array and the address they point to, as read. An
+ * address the kernel writes back (accept, recvfrom, getsockname, getpeername) is read at the
+ * return, no more of it than the caller's buffer held at the call.
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -105,7 +107,7 @@ enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, 
 #define ADDR_CUT 0x20000000u
 #define SCARGS_UNREAD 0x10000000u
 enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10,
-       BLOB_SCARGS = 11 };
+       BLOB_SCARGS = 11, BLOB_OUTADDR = 12 };
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -257,26 +259,43 @@ static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
 }
 
 /*
+ * Where the kernel writes an address back (accept, accept4, getsockname, getpeername, recvfrom):
+ * the buffer, the addrlen pointer and the caller's room, *addrlen before the call (ROOM_UNKNOWN
+ * when it cannot be read). The kernel copies no more than the room but writes back the address's
+ * full length, so the room, not what *addrlen says at the return, bounds what is read: beyond it
+ * lies the caller's own memory, not the address.
+ */
+#define ROOM_UNKNOWN 0xffffffffu
+struct outaddr { uint64_t ptr, lenp; uint32_t room; };
+
+/*
  * Path and socket arguments in pages the task has not touched yet (a forked child's .rodata)
  * cannot be read at entry; the kernel faults them in while copying, so they are read again at
- * the return (what: RETRY_*), which then says so (RET flags: RET_REREAD).
+ * the return (what: RETRY_*), which then says so (RET flags: RET_REREAD). The same table keeps a
+ * written-back address's buffer until the return (RETRY_OUT), with the user ip and sp at the call:
+ * a return to anywhere else (a signal handler, a restarted call) is no completed call.
  */
 #define RETRY_SLOTS 1024
-enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4 };
+enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4, RETRY_OUT = 8 };
 #define RET_REREAD 0x1u
-struct retry { uint64_t task, nr, a[6]; uint32_t what; };
+/* RET flags of the written-back address: cut at the caller's buffer (or 128 bytes); unreadable */
+#define RET_OUT_CUT 0x2u
+#define RET_OUT_UNREAD 0x4u
+struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; };
 static struct retry retries[RETRY_SLOTS];
 static int retry_count;
 static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void retry_put(uint64_t task, uint64_t nr, const uint64_t *a, uint32_t what) {
+static void retry_put(uint64_t task, const struct retry *in) {
     pthread_mutex_lock(&retry_lock);
     for (unsigned i = 0; i < 8; i++) {
         struct retry *r = &retries[((task >> 6) + i) % RETRY_SLOTS];
         if (r->task == 0 || r->task == task) {
             if (r->task == 0) retry_count++;
-            r->task = task; r->nr = nr; r->what = what;
-            memcpy(r->a, a, sizeof r->a);
+            uint64_t was = r->task;
+            *r = *in;
+            r->task = was;
+            __atomic_store_n(&r->task, task, __ATOMIC_RELEASE);
             break;
         }
     }
@@ -284,15 +303,18 @@ static void retry_put(uint64_t task, uint64_t nr, const uint64_t *a, uint32_t wh
 }
 
 static bool retry_take(uint64_t task, uint64_t nr, struct retry *out) {
-    bool found = false;
+    bool found = false, mine = false;
     if (__atomic_load_n(&retry_count, __ATOMIC_RELAXED) == 0) return false;
+    /* (a task blocked in accept keeps an entry: the other tasks' returns do not take the lock) */
+    for (unsigned i = 0; i < 8 && !mine; i++) mine = __atomic_load_n(&retries[((task >> 6) + i) % RETRY_SLOTS].task, __ATOMIC_ACQUIRE) == task;
+    if (!mine) return false;
     pthread_mutex_lock(&retry_lock);
     for (unsigned i = 0; i < 8; i++) {
         struct retry *r = &retries[((task >> 6) + i) % RETRY_SLOTS];
         if (r->task == task) {
             found = r->nr == nr;
             *out = *r;
-            r->task = 0;
+            __atomic_store_n(&r->task, 0, __ATOMIC_RELAXED);
             retry_count--;
             break;
         }
@@ -328,9 +350,10 @@ static bool exec_take(uint64_t task) {
     return found;
 }
 
-/* Which arguments carry paths, argv, a sockaddr and its length, or a msghdr (sendmsg: its
- * msg_name, msg_namelen) (x86_64 numbering); index+1, 0 = none. */
-struct argspec { uint8_t path, path2, argv, sa, salen, msg; };
+/* Which arguments carry paths, argv, a sockaddr and its length, a msghdr (sendmsg: its
+ * msg_name, msg_namelen), or a buffer the kernel writes an address to and its addrlen pointer
+ * (x86_64 numbering); index+1, 0 = none. */
+struct argspec { uint8_t path, path2, argv, sa, salen, msg, oa, oalen; };
 static struct argspec spec[512], spec32[512];
 
 /*
@@ -341,10 +364,15 @@ static struct argspec spec[512], spec32[512];
 #define NR32_SOCKETCALL 102
 static const uint8_t sc_nargs[21] = { 0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4 };
 static const struct argspec sc_spec[21] = {
-    [2] = { 0, 0, 0, 2, 3, 0 },  /* bind */
-    [3] = { 0, 0, 0, 2, 3, 0 },  /* connect */
-    [11] = { 0, 0, 0, 5, 6, 0 }, /* sendto */
-    [16] = { 0, 0, 0, 0, 0, 2 }, /* sendmsg */
+    [2] = { 0, 0, 0, 2, 3, 0, 0, 0 },  /* bind */
+    [3] = { 0, 0, 0, 2, 3, 0, 0, 0 },  /* connect */
+    [11] = { 0, 0, 0, 5, 6, 0, 0, 0 }, /* sendto */
+    [16] = { 0, 0, 0, 0, 0, 2, 0, 0 }, /* sendmsg */
+    [5] = { .oa = 2, .oalen = 3 },  /* accept */
+    [6] = { .oa = 2, .oalen = 3 },  /* getsockname */
+    [7] = { .oa = 2, .oalen = 3 },  /* getpeername */
+    [18] = { .oa = 2, .oalen = 3 }, /* accept4 */
+    [12] = { .oa = 5, .oalen = 6 }, /* recvfrom */
 };
 
 /* The calls each ABI's hooks must recognise, in its own numbering. */
@@ -357,35 +385,40 @@ static void init_specs(void) {
     for (size_t i = 0; i < sizeof p0 / sizeof *p0; i++) spec[p0[i]].path = 1;
     static const int p1[] = { 257, 258, 259, 260, 261, 262, 263, 267, 268, 269, 280, 332, 437, 439, 452 };
     for (size_t i = 0; i < sizeof p1 / sizeof *p1; i++) spec[p1[i]].path = 2;
-    spec[82] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* rename */
-    spec[86] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* link */
-    spec[88] = (struct argspec){ 1, 2, 0, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
-    spec[264] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* renameat */
-    spec[265] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* linkat */
-    spec[266] = (struct argspec){ 1, 3, 0, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
-    spec[316] = (struct argspec){ 2, 4, 0, 0, 0, 0 };  /* renameat2 */
-    spec[165] = (struct argspec){ 1, 2, 0, 0, 0, 0 };  /* mount: source, target */
-    spec[59] = (struct argspec){ 1, 0, 2, 0, 0, 0 };   /* execve */
-    spec[322] = (struct argspec){ 2, 0, 3, 0, 0, 0 };  /* execveat */
-    spec[42] = (struct argspec){ 0, 0, 0, 2, 3, 0 };   /* connect */
-    spec[49] = (struct argspec){ 0, 0, 0, 2, 3, 0 };   /* bind */
-    spec[44] = (struct argspec){ 0, 0, 0, 5, 6, 0 };   /* sendto */
-    spec[46] = (struct argspec){ 0, 0, 0, 0, 0, 2 };   /* sendmsg: its msghdr's msg_name */
+    spec[82] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* rename */
+    spec[86] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* link */
+    spec[88] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
+    spec[264] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* renameat */
+    spec[265] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* linkat */
+    spec[266] = (struct argspec){ 1, 3, 0, 0, 0, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
+    spec[316] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* renameat2 */
+    spec[165] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };  /* mount: source, target */
+    spec[59] = (struct argspec){ 1, 0, 2, 0, 0, 0, 0, 0 };   /* execve */
+    spec[322] = (struct argspec){ 2, 0, 3, 0, 0, 0, 0, 0 };  /* execveat */
+    spec[42] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 };   /* connect */
+    spec[49] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 };   /* bind */
+    spec[44] = (struct argspec){ 0, 0, 0, 5, 6, 0, 0, 0 };   /* sendto */
+    spec[46] = (struct argspec){ 0, 0, 0, 0, 0, 2, 0, 0 };   /* sendmsg: its msghdr's msg_name */
+    /* accept, accept4, getsockname, getpeername; recvfrom: the address the kernel writes back */
+    spec[43] = spec[288] = spec[51] = spec[52] = (struct argspec){ .oa = 2, .oalen = 3 };
+    spec[45] = (struct argspec){ .oa = 5, .oalen = 6 };
     /* i386 numbering (the eBPF probe's list): path in arg 1, in arg 2, two paths, exec, sockets */
     static const int q0[] = { 5, 8, 10, 12, 14, 15, 16, 18, 22, 30, 33, 39, 40, 51, 52, 61, 84, 85, 86, 87, 92, 99, 106, 107, 115,
                               182, 193, 195, 196, 198, 212, 226, 227, 229, 230, 232, 233, 235, 236, 268, 271, 356 };
     for (size_t i = 0; i < sizeof q0 / sizeof *q0; i++) spec32[q0[i]].path = 1;
     static const int q1[] = { 292, 295, 296, 297, 298, 299, 300, 301, 305, 306, 307, 320, 383, 412, 437, 439, 452 };
     for (size_t i = 0; i < sizeof q1 / sizeof *q1; i++) spec32[q1[i]].path = 2;
-    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0, 0 }; /* link, rename, symlink */
-    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0, 0 };                          /* mount: source, target */
-    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0, 0 }; /* renameat, linkat, renameat2 */
-    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0, 0 };  /* symlinkat */
-    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0, 0 };   /* execve */
-    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0, 0 };  /* execveat */
-    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3, 0 }; /* bind, connect */
-    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6, 0 };  /* sendto */
-    spec32[370] = (struct argspec){ 0, 0, 0, 0, 0, 2 }; /* sendmsg (struct compat_msghdr) */
+    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 }; /* link, rename, symlink */
+    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };                          /* mount: source, target */
+    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 }; /* renameat, linkat, renameat2 */
+    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0, 0, 0, 0 };  /* symlinkat */
+    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0, 0, 0, 0 };   /* execve */
+    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0, 0, 0, 0 };  /* execveat */
+    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 }; /* bind, connect */
+    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6, 0, 0, 0 };  /* sendto */
+    spec32[370] = (struct argspec){ 0, 0, 0, 0, 0, 2, 0, 0 }; /* sendmsg (struct compat_msghdr) */
+    spec32[364] = spec32[367] = spec32[368] = (struct argspec){ .oa = 2, .oalen = 3 }; /* accept4, getsockname, getpeername */
+    spec32[371] = (struct argspec){ .oa = 5, .oalen = 6 }; /* recvfrom */
 }
 
 static uint32_t task_uid(uint64_t task) {
@@ -542,19 +575,46 @@ static uint8_t *blob_sa_args(uint8_t *p, uint8_t *end, struct argspec s, const u
     return p;
 }
 
+/* The buffer of spec s's written-back address over the arguments a, and the caller's room. */
+static void out_addr(struct argspec s, const uint64_t *a, struct outaddr *o) {
+    int32_t len = 0;
+    if (!s.oa || !a[s.oa - 1] || !a[s.oalen - 1]) return;
+    o->ptr = a[s.oa - 1];
+    o->lenp = a[s.oalen - 1];
+    o->room = mem(o->lenp, &len, 4) ? (len < 0 ? 0 : (uint32_t)len) : ROOM_UNKNOWN;
+}
+
 /* The socket address of a call (spec s over its arguments a); for an i386 socketcall, the words
  * of its argument array, as the kernel copies them, and the address they point to (a call number
- * out of range: the kernel refuses it, EINVAL; nothing to read). */
-static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags) {
+ * out of range: the kernel refuses it, EINVAL; nothing to read). *o: where an address will be
+ * written back. */
+static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags, struct outaddr *o) {
     p = blob_sa_args(p, end, ab->spec[nr], a, ab->ptr, flags);
+    out_addr(ab->spec[nr], a, o);
     if (ab->ptr == 4 && nr == NR32_SOCKETCALL && a[0] >= 1 && a[0] <= 20) {
         uint32_t w[6] = { 0 };
         if (!mem(a[1], w, sc_nargs[a[0]] * 4u)) { *flags |= SCARGS_UNREAD; return p; }
         p = blob(p, end, BLOB_SCARGS, w, sc_nargs[a[0]] * 4u);
         uint64_t wa[6] = { w[0], w[1], w[2], w[3], w[4], w[5] };
         p = blob_sa_args(p, end, sc_spec[a[0]], wa, 4, flags);
+        out_addr(sc_spec[a[0]], wa, o);
     }
     return p;
+}
+
+/* The address the kernel wrote back, as long as it says (*addrlen now) but no longer than the
+ * caller's room or 128 bytes (RET_OUT_CUT); RET_OUT_UNREAD when it cannot be read. */
+static uint8_t *blob_out(uint8_t *p, uint8_t *end, const struct outaddr *o, uint32_t *flags) {
+    uint8_t sa[128];
+    int32_t len = 0;
+    if (!mem(o->lenp, &len, 4)) { *flags |= RET_OUT_UNREAD; return p; }
+    if (len <= 0) return p;
+    uint32_t n = (uint32_t)len;
+    if (n > o->room) { n = o->room; *flags |= RET_OUT_CUT; }
+    if (n > sizeof sa) { n = sizeof sa; *flags |= RET_OUT_CUT; }
+    if (n == 0) return p;
+    if (!mem(o->ptr, sa, n)) { *flags |= RET_OUT_UNREAD; return p; }
+    return blob(p, end, BLOB_OUTADDR, sa, n);
 }
 
 /* How the hooked function was entered: the 64-bit syscall, int $0x80, or the compat fast path. */
@@ -613,11 +673,17 @@ static void on_entry(unsigned int vcpu, void *ud) {
             }
         }
         uint32_t sflags = 0;
-        p = blob_sock(p, end, ab, nr, a, &sflags);
+        struct outaddr out = { 0, 0, 0 };
+        p = blob_sock(p, end, ab, nr, a, &sflags, &out);
         flags |= sflags;
         memcpy(rec + sizeof h + 4, &flags, 4);
-        uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD) ? RETRY_SOCK : 0);
-        if (what && task && !exec) retry_put(task, nr | (uint64_t)ab->enter << 32, a, what);
+        uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD) ? RETRY_SOCK : 0) |
+                        (out.ptr ? RETRY_OUT : 0);
+        if (what && task && !exec) {
+            struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via };
+            memcpy(r.a, a, sizeof r.a);
+            retry_put(task, &r);
+        }
     }
     if (task && announce_once(h.tgid)) {
         uint64_t mm = mem64(task + (uint64_t)off_mm);
@@ -639,8 +705,8 @@ static void on_return(unsigned int vcpu, void *ud) {
     struct hdr h = { (uint16_t)ab->ret, 0, 0, 0, 0, now_ns() };
     uint64_t task = mem64(reg(R_GS) + cfg_cur);
     task_info(vcpu, task, &h, NULL);
-    /* pt_regs is at rsp: ax at 10*8 ... orig_ax at 15*8 */
-    uint64_t pr[6] = { 0 };
+    /* pt_regs is at rsp: ax at 10*8 ... orig_ax at 15*8, ip at 16*8, sp at 19*8 */
+    uint64_t pr[10] = { 0 };
     mem(reg(R_RSP) + 80, pr, sizeof pr);
     uint64_t ax = pr[0], orig = pr[5];
     if (ud) orig = (uint32_t)orig; /* i386: a 32-bit number (-1 after sigreturn reads 0xffffffff, as 64-bit's does) */
@@ -654,10 +720,21 @@ static void on_return(unsigned int vcpu, void *ud) {
     struct retry rt;
     if (task && retry_take(task, orig | (uint64_t)ab->enter << 32, &rt)) {
         struct argspec s = ab->spec[orig];
-        rflags |= RET_REREAD;
+        struct outaddr out = rt.out, late = { 0, 0, 0 };
+        if (rt.what & (RETRY_PATH | RETRY_PATH2 | RETRY_SOCK)) rflags |= RET_REREAD;
         if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
         if (rt.what & RETRY_PATH2) p = blob_str(p, end, BLOB_PATH2, rt.a[s.path2 - 1]);
-        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags);
+        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late);
+        /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
+         * caller's room is not known (as in the eBPF probe) */
+        if (!out.ptr && late.ptr) { out = late; out.room = ROOM_UNKNOWN; }
+        /* A completed call returns where it was made, on the same stack. Signal delivery (inside
+         * the hooked function) moves sp to the handler's frame, or, restarting the call, moves ip
+         * back to the syscall instruction with ax = orig_ax; the fast path's ip is the vDSO's
+         * landing pad (its int $0x80 right before) at the return, not the one read at the call. */
+        uint64_t ip = pr[6], sp = pr[9];
+        bool done = sp == rt.sp && (rt.via == VIA_FAST32 ? !(ax == orig && (mem32(ip) & 0xffff) == 0x80cd) : ip == rt.ip);
+        if (out.ptr && (int64_t)ax >= 0 && done) p = blob_out(p, end, &out, &rflags);
     }
     memcpy(rec + sizeof h + 4, &rflags, 4);
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */

@@ -49,7 +49,10 @@ export interface SyscallEvent extends EventBase {
   path2?: string;
   /** argv of execve/execveat, read at the call. */
   argv?: string[];
-  /** Socket address of connect/bind/accept/sendto/recvfrom, read at the call (accept: at return). */
+  /**
+   * Socket address of connect/bind/sendto/sendmsg, read at the call; of accept/accept4/recvfrom/
+   * getsockname/getpeername, the one the kernel wrote back, read at the return.
+   */
   addr?: SockAddr;
   /**
    * 'socketcall': an i386 socket call made through the socketcall multiplexer (nr 102), as older
@@ -83,6 +86,12 @@ export interface ExecEvent extends EventBase {
   exe: string;
   argv: string[];
   uid?: number;
+  /**
+   * Whether the new image is a 64-bit ('x86_64') or a 32-bit ('i386') program, as the kernel set
+   * the task up for it. Set by the sources that read it (eBPF probe, VM introspection); absent
+   * when the source cannot tell.
+   */
+  abi?: Abi;
   /** As on SyscallEvent: 'exe' or 'argv' was cut, or could not be read. */
   truncated?: ArgName[];
   unreadable?: ArgName[];

@@ -1,13 +1,15 @@
 // The eBPF probe on Debian 12's kernel (6.1, the VM backend's guest kernel): its
 // sched_process_exit has one argument, so the loader must pick the 1-argument exit hook, and
 // the whole program must pass 6.1's verifier. The loader runs inside a guest on a cgroup2
-// subtree; its binary stream comes back base64-encoded on the serial console.
+// subtree; its binary stream comes back base64-encoded on the serial console. The guest kernel
+// runs i386 programs (IA32_EMULATION), which this host's may not: an exec says which ABI the new
+// image has.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ExitEvent, ForkEvent, TraceEvent } from '../../src/capture/events.js';
+import type { ExecEvent, ExitEvent, ForkEvent, TraceEvent } from '../../src/capture/events.js';
 import { ProbeDecoder } from '../../src/capture/ebpf/decode.js';
 import { buildInitramfs } from '../../src/vm/guest.js';
 import { defaultKernel } from '../../src/vmi/profile.js';
@@ -15,6 +17,7 @@ import { ROOT, tempDir } from '../helpers.js';
 
 const LOADER = join(ROOT, 'probe', 'build', 'sandtrace-probe');
 const WORKLOAD = join(ROOT, 'probe', 'test', 'exits.c');
+const I386 = join(ROOT, 'test', 'vm', 'compat-fast32.c'); // a freestanding i386 program
 const TAG = 'probe-vm';
 
 /** Host shared libraries of the given executables (ldd), to run them in the guest. */
@@ -42,7 +45,7 @@ function runGuest(kernel: string, initrd: string, consoleLog: string): Promise<n
   });
 }
 
-test('the probe loads on Debian 12\'s 6.1 kernel, picks the 1-argument exit hook and reports thread and process exits', { timeout: 150_000 }, async () => {
+test('the probe loads on Debian 12\'s 6.1 kernel, picks the 1-argument exit hook, reports thread and process exits and which ABI an exec\'s image has', { timeout: 150_000 }, async () => {
   const kernel = defaultKernel();
   assert.ok(kernel, 'Debian kernel image missing: run make setup');
   assert.match(basename(kernel), /^vmlinuz-6\.1\./, 'this test is about the 6.1 kernel');
@@ -52,6 +55,10 @@ test('the probe loads on Debian 12\'s 6.1 kernel, picks the 1-argument exit hook
     const exe = join(t.path, 'exits');
     const cc = spawnSync('cc', ['-O2', '-pthread', '-o', exe, WORKLOAD], { encoding: 'utf8' });
     assert.equal(cc.status, 0, cc.stderr);
+    const fast32 = join(t.path, 'fast32');
+    const cc32 = spawnSync('cc', ['-m32', '-nostdlib', '-static', '-fno-pie', '-no-pie', '-ffreestanding', '-fno-stack-protector',
+      '-fno-asynchronous-unwind-tables', '-O1', '-o', fast32, I386], { encoding: 'utf8' });
+    assert.equal(cc32.status, 0, cc32.stderr);
     // The loader on a fresh cgroup2 subtree; the workload moves itself in; SIGTERM ends the capture.
     const script = join(t.path, 'guest.sh');
     writeFileSync(script, `#!/bin/sh
@@ -63,6 +70,8 @@ i=0
 while [ ! -s /work/out.bin ] && [ $i -lt 600 ] && kill -0 $P 2>/dev/null; do sleep 0.1; i=$((i+1)); done
 sh -c 'echo $$ > /sys/fs/cgroup/t/cgroup.procs && exec /sample/exits' > /work/exits.txt
 echo "${TAG}: workload rc $?"
+sh -c 'echo $$ > /sys/fs/cgroup/t/cgroup.procs && exec /sample/fast32 x' > /dev/null
+echo "${TAG}: i386 rc $?"
 kill -TERM $P
 wait $P
 echo "${TAG}: loader rc $?"
@@ -77,6 +86,7 @@ echo "${TAG}: b64 end"
     const root = join(t.path, 'root');
     copyFileSync(LOADER, join(root, 'sample', 'sandtrace-probe'));
     copyFileSync(exe, join(root, 'sample', 'exits'));
+    copyFileSync(fast32, join(root, 'sample', 'fast32'));
     for (const lib of sharedLibs([LOADER, exe])) {
       copyFileSync(lib, join(root, lib.startsWith('/lib64/') ? lib.slice(1) : join('lib', 'x86_64-linux-gnu', basename(lib))));
     }
@@ -91,6 +101,7 @@ echo "${TAG}: b64 end"
     assert.deepEqual(said('loader rc '), ['0'], `the loader failed in the guest:\n${log}`);
     assert.deepEqual(said('err '), ['sandtrace-probe: exit hook: 1-arg tracepoint'], log);
     assert.deepEqual(said('workload rc '), ['5'], log);
+    assert.deepEqual(said('i386 rc '), ['5'], log); // its calls worked (mkdir /work/dir32 too)
 
     const begin = lines.indexOf(`${TAG}: b64 begin`);
     const end = lines.indexOf(`${TAG}: b64 end`);
@@ -117,6 +128,11 @@ echo "${TAG}: b64 end"
     // Syscalls with paths were captured too (the dynamic loader opening libc), and the exec.
     assert.ok(events.some((e) => e.type === 'syscall' && e.pid === main && e.name === 'openat' && /libc\.so\.6$/.test(e.path ?? '')));
     assert.ok(events.some((e) => e.type === 'exec' && e.pid === main));
+    // Each exec says which ABI the new image has; the i386 program's calls are i386 ones.
+    const execs = events.filter((e): e is ExecEvent => e.type === 'exec' && e.exe.startsWith('/sample/'));
+    assert.deepEqual(execs.map((e) => [e.exe, e.abi]), [['/sample/exits', 'x86_64'], ['/sample/fast32', 'i386']]);
+    const i386 = execs[1]!.pid;
+    assert.ok(events.some((e) => e.type === 'syscall' && e.pid === i386 && e.abi === 'i386' && e.name === 'mkdir' && e.path === '/work/dir32'));
   } finally {
     t.cleanup();
   }

@@ -1,6 +1,12 @@
 /* x86_64, static, not PIE: socket calls through the i386 socketcall multiplexer (int $0x80, nr 102,
  * the call number in ebx and a 32-bit pointer to an array of u32 arguments in ecx), as static i386
- * malware makes them. Only the guest's own loopback (127.0.0.1), which it brings up first. */
+ * malware makes them; then, in a second child, the calls whose address the kernel writes back
+ * (accept, accept4, getsockname, getpeername, recvfrom) as direct 64-bit calls and as direct i386
+ * ones (int $0x80), with buffers smaller than the address and one that a signal interrupts. Only
+ * the guest's own loopback (127.0.0.1), which it brings up first. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,6 +15,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #ifndef PORT
@@ -21,6 +28,17 @@ static long socketcall32(long call, const void *args) {
   return (int)r;
 }
 #define P(x) ((uint32_t)(uintptr_t)(x))
+
+/* A direct i386 call by int $0x80: ebx, ecx, edx, esi, edi and ebp (from r12, which the kernel keeps). */
+static long sys32(long nr, uint32_t b, uint32_t c, uint32_t d, uint32_t si, uint32_t di, uint32_t bp) {
+  long r;
+  register long r12 __asm__("r12") = bp;
+  __asm__ volatile("xchg %%r12, %%rbp\n\tint $0x80\n\txchg %%r12, %%rbp"
+                   : "=a"(r), "+r"(r12)
+                   : "a"(nr), "b"((long)b), "c"((long)c), "d"((long)d), "S"((long)si), "D"((long)di)
+                   : "memory", "r8", "r9", "r10", "r11");
+  return (int)r;
+}
 
 /* struct compat_msghdr and compat_iovec */
 struct msghdr32 { uint32_t name; int32_t namelen; uint32_t iov; uint32_t iovlen; uint32_t control; uint32_t controllen; uint32_t flags; };
@@ -47,6 +65,91 @@ __asm__(".section .rodata.sc,\"a\"\n.balign 65536\nro_socket:\n.long 2, 1, 0\n.b
         ".balign 65536\n.previous\n");
 
 #define SC(call, ...) (memcpy(a, (uint32_t[6]){ __VA_ARGS__ }, sizeof a), socketcall32(call, a))
+
+static struct sockaddr_in lo(int port) {
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  return sa;
+}
+static int listener(int port) {
+  struct sockaddr_in sa = lo(port);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 4) < 0) return -1;
+  return s;
+}
+static int dialer(int port) {
+  struct sockaddr_in sa = lo(port);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  return connect(s, (struct sockaddr *)&sa, sizeof sa) < 0 ? -1 : s;
+}
+static int udp_self(int port) {
+  struct sockaddr_in sa = lo(port);
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || sendto(s, "d", 1, 0, (struct sockaddr *)&sa, sizeof sa) != 1) return -1;
+  return s;
+}
+static void on_alarm(int sig) { (void)sig; }
+
+/* i386 buffers: below 4 GiB, where 32-bit pointers reach (the stack is not) */
+static struct sockaddr_in n32, p32, q32, c32, f32;
+static uint32_t n32len, p32len, q32len, c32len, f32len;
+static char d32[16];
+
+/* Addresses the kernel writes back, direct calls (64-bit, then i386 by int $0x80), TCP on PORT + 3
+ * and PORT + 5, UDP on PORT + 4 and PORT + 6. Prints what the guest saw. */
+static int direct(void) {
+  struct sockaddr_in name, peer, pn, cut, planted, from, eintr;
+  socklen_t nlen = sizeof name, alen = sizeof peer, plen = sizeof pn, clen = 8, tlen = 4, flen = sizeof from, elen = sizeof eintr;
+  char b[16];
+  int srv = listener(PORT + 3);
+  int gn = getsockname(srv, (struct sockaddr *)&name, &nlen);
+  int cli = dialer(PORT + 3);
+  int acc = accept(srv, (struct sockaddr *)&peer, &alen);
+  int gp = getpeername(cli, (struct sockaddr *)&pn, &plen);
+  /* an 8-byte buffer: the kernel copies 8 bytes and says 16 */
+  int gc = getpeername(acc, (struct sockaddr *)&cut, &clen);
+  /* a 4-byte buffer over a planted address: only family and port are the kernel's */
+  int cli2 = dialer(PORT + 3);
+  planted = lo(0);
+  planted.sin_addr.s_addr = htonl(0x0a0b0c0d); /* 10.11.12.13 */
+  int a4 = accept4(srv, (struct sockaddr *)&planted, &tlen, SOCK_CLOEXEC);
+  int udp = udp_self(PORT + 4);
+  long rf = recvfrom(udp, b, sizeof b, 0, (struct sockaddr *)&from, &flen);
+  /* an accept a signal interrupts: nothing written, the planted address is no peer */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm; /* no SA_RESTART */
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = { { 0, 0 }, { 0, 300000 } };
+  setitimer(ITIMER_REAL, &it, NULL);
+  eintr = lo(0);
+  eintr.sin_addr.s_addr = htonl(0x0a0b0c0d);
+  int ei = accept(srv, (struct sockaddr *)&eintr, &elen);
+  int eno = errno;
+
+  int srv32 = listener(PORT + 5);
+  n32len = sizeof n32;
+  long gn32 = sys32(367, srv32, P(&n32), P(&n32len), 0, 0, 0); /* getsockname */
+  int cli32 = dialer(PORT + 5);
+  p32len = sizeof p32;
+  long acc32 = sys32(364, srv32, P(&p32), P(&p32len), 0, 0, 0); /* accept4 */
+  q32len = sizeof q32;
+  long gp32 = sys32(368, cli32, P(&q32), P(&q32len), 0, 0, 0); /* getpeername */
+  c32len = 8;
+  long gc32 = sys32(368, acc32, P(&c32), P(&c32len), 0, 0, 0);
+  int udp32 = udp_self(PORT + 6);
+  f32len = sizeof f32;
+  long rf32 = sys32(371, udp32, P(d32), sizeof d32, 0, P(&f32), P(&f32len)); /* recvfrom */
+  printf("direct pid=%d srv=%d getsockname=%d:%u cli=%d accept=%d:%u getpeername=%d:%u cut=%d:%u:%u cli2=%d accept4=%d:%u:%u "
+         "udp=%d recvfrom=%ld:%u eintr=%d:%d srv32=%d getsockname32=%ld:%u cli32=%d accept32=%ld:%u getpeername32=%ld:%u "
+         "cut32=%ld:%u:%u udp32=%d recvfrom32=%ld:%u\n",
+         (int)getpid(), srv, gn, ntohs(name.sin_port), cli, acc, ntohs(peer.sin_port), gp, ntohs(pn.sin_port), gc, ntohs(cut.sin_port),
+         (unsigned)clen, cli2, a4, ntohs(planted.sin_port), (unsigned)tlen, udp, rf, ntohs(from.sin_port), ei, eno, srv32, gn32,
+         ntohs(n32.sin_port), cli32, acc32, ntohs(p32.sin_port), gp32, ntohs(q32.sin_port), gc32, ntohs(c32.sin_port), c32len, udp32,
+         rf32, ntohs(f32.sin_port));
+  fflush(stdout);
+  return 0;
+}
 
 int main(void) {
   if ((uintptr_t)a > 0xffffffffu) return 20;
@@ -105,11 +208,17 @@ int main(void) {
   long a4 = SC(18, udp, 0, 0, SOCK_NONBLOCK);                                      /* SYS_ACCEPT4 on a datagram socket: EOPNOTSUPP */
   long bad = socketcall32(3, (const void *)0x10);                                  /* an unreadable argument array */
   long inval = SC(99, 0, 0, 0);                                                    /* no such call */
+  fflush(stdout);
+  pid_t dchild = fork();
+  if (dchild == 0) _exit(direct());
+  int dst = -1;
+  if (dchild < 0 || waitpid(dchild, &dst, 0) != dchild || dst != 0) return 24;
   printf("socketcall pid=%d srv=%ld so=%ld bind=%ld listen=%ld getsockname=%ld:%u cli=%ld connect=%ld accept=%ld getpeername=%ld:%u "
          "getsockopt=%ld:%d send=%ld recv=%ld:%.4s shutdown=%ld udp=%ld ubind=%ld sendto=%ld recvfrom=%ld sendmsg=%ld recvmsg=%ld "
-         "socketpair=%ld:%d:%d accept4=%ld bad=%ld inval=%ld child=%d\n",
+         "socketpair=%ld:%d:%d accept4=%ld bad=%ld inval=%ld child=%d peer=%u from=%u direct=%d\n",
          (int)getpid(), srv, so, bd, ls, gn, ntohs(name_sa.sin_port), cli, cn, acc, gp, ntohs(pn_sa.sin_port), go, val, sn, rv, buf,
-         sh, udp, ub, st, rf, sm, rm, sp, sv[0], sv[1], a4, bad, inval, (int)child);
+         sh, udp, ub, st, rf, sm, rm, sp, sv[0], sv[1], a4, bad, inval, (int)child, ntohs(peer_sa.sin_port), ntohs(from_sa.sin_port),
+         (int)dchild);
   fflush(stdout);
   return 0;
 }

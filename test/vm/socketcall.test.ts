@@ -5,6 +5,10 @@
 // address, as the eBPF probe reports it, so that the report's network section and the network
 // rules see it; an argument array that cannot be read stays a socketcall, marked unreadable, and
 // one in a page not mapped yet at the call is read at its return (readAtExit), as the probe does.
+// The addresses the kernel writes back (accept, accept4, getsockname, getpeername, recvfrom) are
+// read at the return, through socketcall, as direct 64-bit calls and as direct i386 ones, never
+// more of them than the caller's buffer held at the call (a shorter buffer: cut and marked; what
+// lies beyond, and a buffer a signal-interrupted call never wrote, is not the address).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +24,7 @@ import type { TraceEvent, SyscallEvent } from '../../src/capture/events.js';
 import type { Report } from '../../src/report/schema.js';
 
 const SRC = fileURLToPath(new URL('./socketcall-int80.c', import.meta.url));
-const PORT = 39123; // the guest's loopback; UDP on PORT + 1
+const PORT = 39123; // the guest's loopback; UDP on PORT + 1; the direct calls on PORT + 3 to PORT + 6
 
 test('i386 socketcall in the guest is unpacked into the direct socket calls, with their addresses, and reaches the report', { timeout: 300_000 }, async () => {
   const kernel = defaultKernel();
@@ -52,6 +56,8 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     assert.match(g['socketpair'] ?? '', /^0:\d+:\d+$/);
     assert.match(res.output, /^child socket=3 connect=-111$/m, 'the child\'s socket calls worked (nothing listens on PORT + 2)');
 
+    const peer = n('peer');
+    assert.ok(peer > 0 && n('from') === PORT + 1, 'accept and recvfrom wrote the peer\'s address in the guest');
     const calls = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === pid && e.abi === 'i386');
     // every socketcall, in order: the direct call's name and number, how it was made, its result
     assert.deepEqual(calls.map((e) => [e.name, e.nr, e.via ?? null, e.ret]), [
@@ -81,8 +87,10 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     ]);
     const tcp = { family: 'inet', address: '127.0.0.1', port: PORT };
     const udpAddr = { ...tcp, port: PORT + 1 };
+    // the addresses passed in, and those the kernel wrote back (read at the return)
     assert.deepEqual(calls.filter((e) => e.addr).map((e) => [e.name, e.addr]),
-      [['bind', tcp], ['connect', tcp], ['bind', udpAddr], ['sendto', udpAddr], ['sendmsg', udpAddr]]);
+      [['bind', tcp], ['getsockname', tcp], ['connect', tcp], ['accept4', { ...tcp, port: peer }], ['getpeername', tcp],
+        ['bind', udpAddr], ['sendto', udpAddr], ['recvfrom', udpAddr], ['sendmsg', udpAddr]]);
     // the unpacked arguments are the words of the array, as the kernel read them
     const [sock, , , listen, , , connect, accept, , getsockopt, send] = calls;
     assert.deepEqual(sock?.args, [2, 1, 0, 0, 0, 0]); // AF_INET, SOCK_STREAM
@@ -104,6 +112,44 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
       ['connect', 'socketcall', [3, child[1]?.args[1], 16, 0, 0, 0], -111, { ...tcp, port: PORT + 2 }, true, undefined],
     ]);
 
+    // Direct calls whose address the kernel writes back: 64-bit, then i386 (int $0x80).
+    const dm = /^direct (.*)$/m.exec(res.output);
+    assert.ok(dm, `no report from the direct calls: ${res.output}`);
+    const d = Object.fromEntries(dm[1]!.trim().split(' ').map((kv) => kv.split('=') as [string, string]));
+    const dn = (k: string) => Number(d[k]);
+    const at = (k: string) => (d[k] ?? '').split(':').map(Number);
+    const [acc64, peer64] = at('accept'), [a4, port2, len2] = at('accept4'), [acc32, peer32] = at('accept32');
+    // what the guest saw: the calls worked; the short buffers got 8 and 4 bytes and the full length (16)
+    assert.deepEqual([at('getsockname'), at('getpeername'), at('cut'), [port2, len2], at('recvfrom'), at('eintr'),
+      at('getsockname32'), at('getpeername32'), at('cut32'), at('recvfrom32')],
+    [[0, PORT + 3], [0, PORT + 3], [0, peer64, 16], [port2, 16], [1, PORT + 4], [-1, 4], // EINTR
+      [0, PORT + 5], [0, PORT + 5], [0, peer32, 16], [1, PORT + 6]], dm[0]);
+    assert.ok([acc64, peer64, a4, port2, acc32, peer32].every((x) => x! > 0), dm[0]);
+    const OUT = new Set(['accept', 'accept4', 'getsockname', 'getpeername', 'recvfrom']);
+    const direct = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === dn('pid') && OUT.has(e.name));
+    const lo = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+    const eintr = direct[6];
+    assert.deepEqual(direct.map((e) => [e.abi, e.name, e.via ?? null, e.ret, e.addr ?? null, e.truncated ?? null, e.unreadable ?? null]), [
+      ['x86_64', 'getsockname', null, 0, lo(PORT + 3), null, null],
+      ['x86_64', 'accept', null, acc64, lo(peer64!), null, null],
+      ['x86_64', 'getpeername', null, 0, lo(PORT + 3), null, null],
+      ['x86_64', 'getpeername', null, 0, lo(peer64!), ['addr'], null], // 8 bytes of 16: cut, still the whole inet address
+      // 4 bytes: family and port; the planted 10.11.12.13 beyond the buffer is never read
+      ['x86_64', 'accept4', null, a4, { family: 'other', raw: 2 }, ['addr'], null],
+      ['x86_64', 'recvfrom', null, 1, lo(PORT + 4), null, null],
+      // interrupted by a signal: the kernel wrote nothing, and the buffer's planted address is not read.
+      // (The plugin's return hook runs after the handler's frame is set up, so ret is the handler's
+      // ax, not -EINTR: not asserted here.)
+      ['x86_64', 'accept', null, eintr?.ret, null, null, null],
+      ['i386', 'getsockname', null, 0, lo(PORT + 5), null, null],
+      ['i386', 'accept4', null, acc32, lo(peer32!), null, null],
+      ['i386', 'getpeername', null, 0, lo(PORT + 5), null, null],
+      ['i386', 'getpeername', null, 0, lo(peer32!), ['addr'], null],
+      ['i386', 'recvfrom', null, 1, lo(PORT + 6), null, null],
+    ]);
+    assert.deepEqual(direct.filter((e) => e.abi === 'i386').map((e) => e.nr), [367, 364, 368, 368, 371]);
+    assert.ok(!JSON.stringify(direct).includes('10.11.12.13'), 'a planted address was reported');
+
     // Through the analysis pipeline (semantics, rules, report), as `analyze --vm` would run it.
     const rec = join(dir, 'events.jsonl.gz');
     const w = await RecordingWriter.create(rec, { backend: 'vmi', target: 'socketcall' });
@@ -114,11 +160,13 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     assert.deepEqual(r.network, report.network);
     const net = report.network.filter((x) => x.pid === pid || x.pid === n('child')).map((x) => [x.op, x.proto, x.address, x.port, x.result]).sort();
     assert.deepEqual(net, [
+      ['accept', 'tcp', '127.0.0.1', peer, 'ok'],
       ['bind', 'tcp', '127.0.0.1', PORT, 'ok'],
       ['bind', 'udp', '127.0.0.1', PORT + 1, 'ok'],
       ['connect', 'tcp', '127.0.0.1', PORT, 'ok'],
       ['connect', 'tcp', '127.0.0.1', PORT + 2, 'ECONNREFUSED'],
       ['listen', 'tcp', '127.0.0.1', PORT, 'ok'],
+      ['recvfrom', 'udp', '127.0.0.1', PORT + 1, 'ok'],
       ['sendmsg', 'udp', '127.0.0.1', PORT + 1, 'ok'],
       ['sendto', 'udp', '127.0.0.1', PORT + 1, 'ok'],
     ].sort());

@@ -254,7 +254,7 @@ export class ProbeDecoder {
         const d = o + REC_FIXED;
         const ev: ExecEvent = {
           type: 'exec', seq: ++this.seq, ts, pid, tid, comm,
-          exe: cstr(b, d, l[0]), argv: splitNul(b, d + l[0], l[2]), uid: u32[w + 27]!,
+          exe: cstr(b, d, l[0]), argv: splitNul(b, d + l[0], l[2]), uid: u32[w + 27]!, abi: flags & F_COMPAT ? 'i386' : 'x86_64',
         };
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, true);

@@ -7,7 +7,7 @@ import type { Collector, CaptureStats } from '../collector.js';
 import type { TraceEvent, SyscallEvent, SockAddr, Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
-import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -235,6 +235,9 @@ export class VmiCollector implements Collector {
         enter.flags = (enter.flags & ~ADDR_FLAGS) | (rec.flags & ADDR_FLAGS);
       }
     }
+    // the address the kernel wrote back (accept, recvfrom, getsockname, getpeername), read at the return
+    if (rec.outAddr) enter.sockaddr = rec.outAddr;
+    if (rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD)) enter.outFlags = rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD);
     const ret = Number(rec.ret);
     const isExec = isExecNr(enter.abi, enter.nr) && ret === 0;
     if (isExec) {
@@ -260,8 +263,11 @@ export class VmiCollector implements Collector {
       const exe = execExe(enter.path, exePath(rec.exeParts), { cwd, newArgv: rec.newArgv });
       // The exec event carries the argv the kernel built (a script's interpreter first), read from
       // the new image's stack, as the other sources report it; the execve call keeps what was passed.
+      // the new image's ABI: the kernel returns from a successful exec with that ABI's execve number
+      // (set_personality_64bit: 59, set_personality_ia32: 11), whichever call and path it came by
+      const abi: Abi | undefined = rec.nr === NRS.i386.execve ? 'i386' : rec.nr === NRS.x86_64.execve ? 'x86_64' : undefined;
       out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm ?? enter.comm,
-        exe, argv: rec.newArgv ?? enter.argv, ...(rec.uid !== undefined ? { uid: rec.uid } : {}) });
+        exe, argv: rec.newArgv ?? enter.argv, ...(rec.uid !== undefined ? { uid: rec.uid } : {}), ...(abi ? { abi } : {}) });
     }
     if (isClone(rec.abi, rec.nr) && ret > 0) {
       const flags = rec.nr === NR.clone ? Number((enter.args[0] ?? 0n) & 0xffffffffn) : rec.nr === NR.clone3 ? enter.flags : 0;
@@ -336,12 +342,21 @@ export class VmiCollector implements Collector {
         ev.via = 'socketcall';
       }
     }
-    if (e.sockaddr) ev.addr = decodeSockaddr(e.sockaddr);
+    // (under 2 bytes there is no family: no address, as the probe decodes it)
+    if (e.sockaddr && e.sockaddr.length >= 2) ev.addr = decodeSockaddr(e.sockaddr);
+    let cut = false, unread = false;
     if (ADDR_CALLS[e.abi].has(e.nr)) {
       // (as the probe marks them: an address over 128 bytes is cut, and may then fail to read too)
-      if (e.flags & ENTER_FLAG.ADDR_CUT) ev.truncated = ['addr'];
-      if (e.flags & (ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.SCARGS_UNREAD)) ev.unreadable = ['addr'];
+      cut = (e.flags & ENTER_FLAG.ADDR_CUT) !== 0;
+      unread = (e.flags & (ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.SCARGS_UNREAD)) !== 0;
     }
+    // a written-back address cut at the caller's buffer (what lies beyond is not the address), or unreadable
+    if (e.outFlags) {
+      cut ||= (e.outFlags & RET_OUT.CUT) !== 0;
+      unread ||= (e.outFlags & RET_OUT.UNREAD) !== 0;
+    }
+    if (cut) ev.truncated = ['addr'];
+    if (unread) ev.unreadable = ['addr'];
     return ev;
   }
 }

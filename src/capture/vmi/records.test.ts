@@ -1,7 +1,7 @@
 // The plugin's record format (qemu-plugin/sandtrace.c) decoded from byte streams split anywhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD } from './records.js';
+import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT } from './records.js';
 import { decodeSockaddr } from './collector.js';
 
 function header(type: number, len: number, tid: number, tgid: number, ppid: number, ts: bigint): Buffer {
@@ -95,6 +95,9 @@ test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only
     enter(REC.ENTER32, 10, 11, [0x8049200, 0x8049300, 0], [blob(BLOB.PATH, Buffer.from('/bin/true')), blob(BLOB.ARGV, Buffer.from('true')), blob(BLOB.ARGV, Buffer.from('-a'))]),
     ret(REC.RET32, 10, 59, 0n, [blob(BLOB.COMM, Buffer.from('true')), blob(BLOB.EXE, Buffer.from('busybox')), blob(BLOB.EXE, Buffer.from('bin')),
       blob(BLOB.NEWARGV, Buffer.from('true\0-a\0'))]),
+    // a 64-bit execve of an i386 program returns as 11 (__set_personality_ia32): an i386 image
+    enter(REC.ENTER, 11, 59, [0x401000, 0x402000, 0], [blob(BLOB.PATH, Buffer.from('/work/fast32')), blob(BLOB.ARGV, Buffer.from('fast32'))]),
+    ret(REC.RET, 11, 11, 0n, [blob(BLOB.COMM, Buffer.from('fast32')), blob(BLOB.EXE, Buffer.from('fast32')), blob(BLOB.EXE, Buffer.from('work'))]),
     // a return through the other hook is not this call's: the i386 read stays open (ends unfinished)
     enter(REC.ENTER32, 10, 3, [0, 0x8049400, 16]), ret(REC.RET, 10, 3, 16n),
   ]);
@@ -102,13 +105,15 @@ test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only
   await c.start();
   const events = [];
   for await (const b of c.events()) events.push(...b);
-  const brief = events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.nr, e.path ?? null, e.argv ?? null, e.ret] : e.type === 'exec' ? ['exec', e.exe, e.argv] : [e.type]);
+  const brief = events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.nr, e.path ?? null, e.argv ?? null, e.ret] : e.type === 'exec' ? ['exec', e.exe, e.argv, e.abi] : [e.type]);
   assert.deepEqual(brief, [
     ['i386', 'open', 5, '/work/a', null, 3],
     ['x86_64', 'munmap', 11, null, null, 0],
     ['i386', 'socketcall', 102, null, null, 0],
     ['i386', 'execve', 11, '/bin/true', ['true', '-a'], 0],
-    ['exec', '/bin/true', ['true', '-a']],
+    ['exec', '/bin/true', ['true', '-a'], 'x86_64'], // the new image's ABI, from the number the exec returned with
+    ['x86_64', 'execve', 59, '/work/fast32', ['fast32'], 0],
+    ['exec', '/work/fast32', ['fast32'], 'i386'],
     ['i386', 'read', 3, null, null, null],
   ]);
   const open = events[0];
@@ -193,4 +198,66 @@ test('socket arguments unreadable at the call and read at its return replace the
     ['connect', [3, 0x7f0000001000, 16], 0, { family: 'inet', address: '127.0.0.1', port: 443 }, null, null, true, null],
     ['open', [0x7f0000002000, 0, 0], 3, null, '/etc/passwd', null, true, null],
   ]);
+});
+
+test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, getpeername; direct, i386 and through socketcall) come from the return, cut at the caller\'s buffer and marked', async () => {
+  const { VmiCollector } = await import('./collector.js');
+  const { Readable } = await import('node:stream');
+  const out = (b: Buffer) => blob(BLOB.OUTADDR, b);
+  const stream = Buffer.concat([
+    // accept(3, &sa, &len): the peer
+    enter(REC.ENTER, 40, 43, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 43, 4n, [out(IN4(40000))]),
+    // recvfrom(4, buf, 16, 0, &from, &fromlen)
+    enter(REC.ENTER, 40, 45, [4, 0x7f0000002000, 16, 0, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 45, 5n, [out(IN4(53))]),
+    // getsockname with an 8-byte buffer: the kernel said 16, 8 were read (still the whole inet address)
+    enter(REC.ENTER, 40, 51, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 51, 0n, [out(IN4(39123).subarray(0, 8))], RET_OUT.CUT),
+    // getpeername with a 4-byte buffer: family and port only; what lies beyond is the caller's (no address)
+    enter(REC.ENTER, 40, 52, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 52, 0n, [out(IN4(39123).subarray(0, 4))], RET_OUT.CUT),
+    // a room of 1 byte: no family, no address, cut
+    enter(REC.ENTER, 40, 52, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 52, 0n, [out(Buffer.from([2]))], RET_OUT.CUT),
+    // addrlen or the buffer could not be read at the return
+    enter(REC.ENTER, 40, 288, [3, 0x7f0000001000, 0x7f0000001080, 0]), ret(REC.RET, 40, 288, 5n, [], RET_OUT.UNREAD),
+    // a failed accept: nothing written, nothing read
+    enter(REC.ENTER, 40, 43, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 43, -11n),
+    // i386: accept4 and recvfrom direct; accept, getsockname and getpeername through socketcall
+    enter(REC.ENTER32, 41, 364, [3, 0x8049000, 0x8049080, 0]), ret(REC.RET32, 41, 364, 4n, [out(IN4(40001))]),
+    enter(REC.ENTER32, 41, 371, [4, 0x8049100, 16, 0, 0x8049000, 0x8049080]), ret(REC.RET32, 41, 371, 1n, [out(IN4(54))]),
+    enter(REC.ENTER32, 41, 102, [5, 0x8049200], [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080))]), ret(REC.RET32, 41, 102, 5n, [out(IN4(40002))]),
+    enter(REC.ENTER32, 41, 102, [6, 0x8049200], [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080))]),
+    ret(REC.RET32, 41, 102, 0n, [out(IN4(39123).subarray(0, 6))], RET_OUT.CUT),
+    // a socketcall whose array was read only at the return (readAtExit), and its written-back address
+    enter(REC.ENTER32, 41, 102, [7, 0x80a0000], [], ENTER_FLAG.SCARGS_UNREAD),
+    ret(REC.RET32, 41, 102, 0n, [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080)), out(IN4(39123))], RET_REREAD),
+  ]);
+  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
+  await c.start();
+  const events = [];
+  for await (const b of c.events()) events.push(...b);
+  const got = events.map((e) => {
+    assert.ok(e.type === 'syscall');
+    return [e.abi, e.name, e.ret, e.addr ?? null, e.via ?? null, e.truncated ?? null, e.unreadable ?? null, e.readAtExit ?? null];
+  });
+  const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+  assert.deepEqual(got, [
+    ['x86_64', 'accept', 4, inet(40000), null, null, null, null],
+    ['x86_64', 'recvfrom', 5, inet(53), null, null, null, null],
+    ['x86_64', 'getsockname', 0, inet(39123), null, ['addr'], null, null],
+    ['x86_64', 'getpeername', 0, { family: 'other', raw: 2 }, null, ['addr'], null, null],
+    ['x86_64', 'getpeername', 0, null, null, ['addr'], null, null],
+    ['x86_64', 'accept4', 5, null, null, null, ['addr'], null],
+    ['x86_64', 'accept', -11, null, null, null, null, null],
+    ['i386', 'accept4', 4, inet(40001), null, null, null, null],
+    ['i386', 'recvfrom', 1, inet(54), null, null, null, null],
+    ['i386', 'accept4', 5, inet(40002), 'socketcall', null, null, null],
+    ['i386', 'getsockname', 0, { family: 'other', raw: 2 }, 'socketcall', ['addr'], null, null],
+    ['i386', 'getpeername', 0, inet(39123), 'socketcall', null, null, true],
+  ]);
+  assert.equal(c.stats().parseErrors, 0);
+});
+
+test('the RET record\'s written-back address and its flags decode', () => {
+  const r = new RecordReader();
+  const [x] = r.push(ret(REC.RET32, 9, 102, 0n, [blob(BLOB.OUTADDR, IN4(7).subarray(0, 8))], RET_OUT.CUT | RET_REREAD));
+  assert.ok(x?.kind === 'ret');
+  assert.deepEqual([x.abi, x.outAddr, x.sockaddr, x.flags], ['i386', IN4(7).subarray(0, 8), undefined, RET_OUT.CUT | RET_REREAD]);
 });

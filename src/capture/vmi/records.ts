@@ -4,11 +4,13 @@
 // ENTER/RET, in i386 numbering, with 32-bit arguments. An i386 socketcall (102) entry carries the
 // words of its argument array (SCARGS), as the kernel copies them, and the address they point to.
 // A RET record's second word holds flags: RET_REREAD when arguments unreadable at entry were read
-// again at the return (their blobs follow).
+// again at the return (their blobs follow); RET_OUT_* for an address the kernel wrote back (accept,
+// accept4, recvfrom, getsockname, getpeername, direct or through socketcall: OUTADDR blob), read at
+// the return of a call that succeeded, no longer than the caller's buffer was at the call.
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12 } as const;
 /**
  * ENTER flags of the calls that carry a socket address (bind, connect, sendto, sendmsg, and the
  * i386 socketcall); execve's flags hold ARGV_INCOMPLETE, clone3's its clone flags.
@@ -23,6 +25,12 @@ export const ENTER_FLAG = {
 } as const;
 /** RET flag: the call's arguments were unreadable at entry and were read again at its return. */
 export const RET_REREAD = 0x1;
+/**
+ * RET flags of the address the kernel wrote back: cut (the kernel's length was more than the
+ * caller's buffer held at the call, or than 128 bytes: what was read is a prefix), or unreadable
+ * (addrlen or the buffer).
+ */
+export const RET_OUT = { CUT: 0x2, UNREAD: 0x4 } as const;
 const HDR = 24;
 
 export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
@@ -33,6 +41,8 @@ export interface EnterRec extends RecHeader {
   scArgs?: number[];
   /** Set by the collector: arguments unreadable at entry were read at the return (RetRec.flags RET_REREAD). */
   readAtExit?: boolean;
+  /** Set by the collector: the RET_OUT flags of the address the kernel wrote back (its bytes, RetRec.outAddr, go to sockaddr). */
+  outFlags?: number;
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
    * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
@@ -48,6 +58,11 @@ export interface RetRec extends RecHeader {
    * address, an i386 socketcall's argument words.
    */
   path?: string; path2?: string; sockaddr?: Buffer; scArgs?: number[];
+  /**
+   * The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername), at
+   * most as many bytes as the caller's buffer held at the call (flags RET_OUT).
+   */
+  outAddr?: Buffer;
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
   newArgv?: string[]; execfn?: string; uid?: number;
   /** After a successful exec: the working directory (task->fs->pwd), '/' then its components leaf first; empty when not read. */
@@ -128,6 +143,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     else if (kind === BLOB.PATH2) rec.path2 = data.toString('utf8');
     else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
     else if (kind === BLOB.SCARGS) rec.scArgs = words(data);
+    else if (kind === BLOB.OUTADDR) rec.outAddr = Buffer.from(data);
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
     else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
