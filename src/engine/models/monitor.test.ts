@@ -302,8 +302,8 @@ test('ExecNamer: a relative exec path is resolved in the process\'s working dire
 
 test('ExecNamer: /proc/N/exe from a process in its own pid namespace names that namespace\'s pid N, not the host\'s', { timeout: 30_000 }, async () => {
   if (process.getuid?.() !== 0) assert.fail('a new pid namespace needs root');
-  // sh is pid 1 of a new pid namespace and its sleep pid 2; host pid 2 (kthreadd) is something else
-  const outer = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', 'sleep 30 & wait'], { stdio: 'ignore' });
+  // sh is pid 1 of a new pid namespace and its sleeps pids 2 and 3; host pid 2 (kthreadd) is something else
+  const outer = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', 'sleep 30 & sleep 30 & wait'], { stdio: 'ignore' });
   try {
     let inner: number | undefined;
     for (let i = 0; i < 100 && inner === undefined; i++) {
@@ -320,6 +320,21 @@ test('ExecNamer: /proc/N/exe from a process in its own pid namespace names that 
     const exec: TraceEvent = { type: 'exec', seq: 2, ts: 2, pid: inner, tid: inner, exe: '/proc/2/exe', argv: ['sleep'] };
     namer.apply(exec);
     assert.equal((exec as { exe: string }).exe, realpathSync('/usr/bin/sleep'));
+    // the first sleep (its namespace's pid 2) is seen forked, then dies before an exec of its is
+    // named: its namespace, noted when it was seen, still says whose /proc/3/exe it meant (the
+    // other sleep's, not host pid 3's)
+    const sleeper = Number(readFileSync(`/proc/${inner}/task/${inner}/children`, 'utf8').trim().split(' ')[0]);
+    namer.apply({ type: 'fork', seq: 3, ts: 3, pid: inner, tid: inner, childPid: sleeper, childTid: sleeper, thread: false });
+    process.kill(sleeper, 'SIGKILL');
+    for (let i = 0; i < 100 && existsSync(`/proc/${sleeper}/ns/pid`); i++) await new Promise((r) => setTimeout(r, 20));
+    const late: TraceEvent = { type: 'exec', seq: 4, ts: 4, pid: sleeper, tid: sleeper, exe: '/proc/3/exe', argv: [] };
+    namer.apply(late);
+    assert.equal((late as { exe: string }).exe, realpathSync('/usr/bin/sleep'));
+    // a process gone before it was ever seen: its namespace is unknown, so host pid 2's program is
+    // not a stand-in (a workload could steer that guess to any host program); the path stays
+    const unseen: TraceEvent = { type: 'exec', seq: 5, ts: 5, pid: 4_000_002, tid: 4_000_002, exe: '/proc/2/exe', argv: [] };
+    namer.apply(unseen);
+    assert.equal((unseen as { exe: string }).exe, '/proc/2/exe');
   } finally {
     outer.kill('SIGKILL');
   }

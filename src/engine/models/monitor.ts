@@ -137,6 +137,8 @@ export class ExecNamer {
   private readonly exeOf = new Map<number, string>();
   /** Processes seen (an event of theirs, or their fork). */
   private readonly seen = new Set<number>();
+  /** Each process's pid namespace, read when it is first seen (it may be gone by its exec's naming). */
+  private readonly nsOf = new Map<number, string>();
   /** runc exec's own init (runc:[2:INIT]) until it execs the command: the runtime, not the workload. */
   private readonly runtime = new Set<number>();
   private readonly runtimeEvents = new WeakSet<TraceEvent>();
@@ -155,11 +157,13 @@ export class ExecNamer {
     if (ev.type !== 'exec' && this.runtime.has(ev.pid)) this.runtimeEvents.add(ev);
     if (ev.type === 'fork' && !ev.thread) {
       this.seen.add(ev.childPid);
+      this.noteNamespace(ev.childPid);
       const parent = this.exeOf.get(ev.pid);
       if (parent) this.exeOf.set(ev.childPid, parent);
     } else if (ev.type === 'exit' && !ev.thread) {
       this.exeOf.delete(ev.pid);
       this.seen.delete(ev.pid);
+      this.nsOf.delete(ev.pid);
       this.runtime.delete(ev.pid);
     } else if (ev.type === 'exec') {
       this.runtime.delete(ev.pid);
@@ -199,6 +203,7 @@ export class ExecNamer {
    */
   private first(ev: TraceEvent): void {
     this.seen.add(ev.pid);
+    this.noteNamespace(ev.pid);
     if (ev.type === 'exec') return;
     // runc exec's init joins from outside after attach; a process that was there at attach and
     // calls itself runc:[...] (prctl can) is the workload, and named like any other
@@ -242,14 +247,22 @@ export class ExecNamer {
     }
   }
 
+  private noteNamespace(pid: number): void {
+    const ns = pidNamespace(pid);
+    if (ns !== undefined) this.nsOf.set(pid, ns);
+  }
+
   /**
    * The host pid of the process `viewer` calls `n`: the same number when the viewer sees the
-   * host's pids (or is gone: nothing better is known), else the process of the viewer's pid
-   * namespace whose innermost pid is n (those seen and those of the watched cgroup first).
+   * host's pids, else the process of the viewer's pid namespace whose innermost pid is n (those
+   * seen and those of the watched cgroup first). Undefined when the viewer's namespace is not
+   * known (it was gone before it was first seen): host pid n would be a guess a workload could
+   * steer towards any host program.
    */
   private hostPid(n: number, viewer: number): number | undefined {
-    const ns = pidNamespace(viewer);
-    if (ns === undefined || ns === pidNamespace('self')) return n;
+    const ns = pidNamespace(viewer) ?? this.nsOf.get(viewer);
+    if (ns === undefined) return undefined;
+    if (ns === pidNamespace('self')) return n;
     const candidates = new Set(this.exeOf.keys());
     if (this.cgroup) {
       try {
