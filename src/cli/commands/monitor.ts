@@ -144,7 +144,7 @@ export async function run(argv: string[]): Promise<number> {
       await saveModel(values.out, r.model);
       process.stderr.write(`monitor: learned ${r.learned?.programs} program(s) from ${r.learned?.traces} process trace(s), ${r.learned?.calls} calls; wrote ${values.out}\n`);
     }
-    if (r.ended === 'cgroup-removed') process.stderr.write(`monitor: ${cgroupPath} was removed: nothing is left to watch\n`);
+    if (r.ended === 'cgroup-removed') process.stderr.write(`monitor: ${cgroupPath} was removed (or replaced by a new cgroup of that name, which the probe does not watch): nothing is left to watch\n`);
     process.stderr.write(`monitor: detached after ${r.events} events, ${r.findings} alert(s); lost ${r.stats.lost}${values.record ? `; recorded to ${values.record}` : ''}\n`);
   } finally {
     process.off('SIGINT', onSignal);

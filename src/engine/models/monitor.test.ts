@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
@@ -132,6 +132,24 @@ test('monitor: ends by itself when the watched cgroup is removed, instead of wat
     assert.ok(r.events > 0, 'the workload run before the removal was seen');
   } finally {
     if (!removed) await cg.remove();
+  }
+});
+
+test('monitor: a cgroup removed and made again under the same name (a restarted service) ends the watch too', { timeout: 60_000 }, async () => {
+  if (process.getuid?.() !== 0) assert.fail('the monitor test needs root (eBPF)');
+  const cg = makeCgroup('monitor-again');
+  try {
+    let attached!: () => void;
+    const ready = new Promise<void>((r) => { attached = r; });
+    const running = monitor({ collector: new EbpfCollector({ cgroupPath: cg.path }), cgroupPath: cg.path, detectors: [], onAttached: attached });
+    await ready;
+    // gone and back well within one poll: the path exists whenever it is looked at
+    rmdirSync(cg.path);
+    mkdirSync(cg.path);
+    const r = await running;
+    assert.equal(r.ended, 'cgroup-removed');
+  } finally {
+    await cg.remove();
   }
 });
 

@@ -1,7 +1,7 @@
 // Live monitoring of a running workload (a cgroup) with the eBPF probe, outside the sandbox:
 // either learn per-program models for a while, or report anomaly and rule findings as they happen.
 import { execFile as execFileCb } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import type { CaptureStats, Collector } from '../../capture/collector.js';
@@ -330,6 +330,15 @@ function procExe(pid: number): string | undefined {
   }
 }
 
+/** A directory's inode number (a cgroup v2 directory's is the cgroup's id), or undefined when it is gone. */
+function inodeOf(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pid namespace a process is in (`pid:[4026531836]`), or undefined when it is gone. */
 function pidNamespace(pid: number | 'self'): string | undefined {
   try {
@@ -479,9 +488,12 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   o.signal?.addEventListener('abort', onAbort, { once: true });
   if (o.signal?.aborted) stop();
   if (o.learnMs !== undefined) timer = setTimeout(() => stop('learned'), o.learnMs);
-  // a removed cgroup can hold nothing any more: watching it would wait forever on nothing
+  // a removed cgroup can hold nothing any more: watching it would wait forever on nothing. One
+  // made again under the same name (a service restarted) is another cgroup, with another id (its
+  // directory's inode), which the probe does not watch: that ends the watch too
+  const cgroupId = o.cgroupPath ? inodeOf(o.cgroupPath) : undefined;
   const gone = o.cgroupPath
-    ? setInterval(() => { if (!existsSync(join(o.cgroupPath as string, 'cgroup.procs'))) stop('cgroup-removed'); }, CGROUP_POLL_MS)
+    ? setInterval(() => { if (inodeOf(o.cgroupPath as string) !== cgroupId) stop('cgroup-removed'); }, CGROUP_POLL_MS)
     : undefined;
   let events = 0;
   try {
@@ -504,7 +516,11 @@ export async function monitor(o: MonitorOptions): Promise<MonitorResult> {
   if (learner) {
     const traces = [...learner.byExe.values()].reduce((a, l) => a + l.length, learner.unattributed.length);
     result.learned = { programs: learner.byExe.size, traces, calls: learner.calls };
-    if (learner.calls === 0) throw new SandtraceError('INPUT_EMPTY', 'no system calls seen while learning: is the workload running in that cgroup?');
+    if (learner.calls === 0) {
+      throw new SandtraceError('INPUT_EMPTY', result.ended === 'cgroup-removed'
+        ? 'no system calls seen while learning: the cgroup was removed (or replaced) before anything ran in it'
+        : 'no system calls seen while learning: is the workload running in that cgroup?');
+    }
     result.model = trainModelFile({ traces: learner.unattributed, byExe: learner.byExe, source: 'monitor --learn' }, { far: LIVE_FAR, ...o.train });
   }
   return result;
