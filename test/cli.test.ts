@@ -17,6 +17,10 @@ test('an unknown command exits 2 with one line', () => {
   const r = cli(['detonate']);
   assert.equal(r.code, 2);
   assert.match(assertOneLineError(r.stderr), /unknown command 'detonate'/);
+  // `help NAME` for a command that does not exist says so too, rather than printing the general help
+  const h = cli(['help', 'detonate']);
+  assert.equal(h.code, 2, h.stderr);
+  assert.match(assertOneLineError(h.stderr), /unknown command 'detonate'/);
 });
 
 test('analyze: a missing sample exits 4 and says so', () => {
@@ -99,7 +103,7 @@ test('a reader that closes the pipe early (| head) gets no stack trace', () => {
   assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|at .*\.js:\d+/);
 });
 
-test('a negative number for a flag is a usage error saying it must be positive, not node\'s "ambiguous"', () => {
+test('a negative number for a flag is a usage error asking for a positive number, not node\'s "ambiguous"', () => {
   const t = tempDir();
   try {
     for (const [args, flag, v] of [
@@ -111,7 +115,7 @@ test('a negative number for a flag is a usage error saying it must be positive, 
       const r = cli([...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       const line = assertOneLineError(r.stderr);
-      assert.ok(line.includes(`${flag} must be positive, got '${v}'`), line);
+      assert.ok(line.includes(`${flag} needs a positive number, got '${v}'`), line);
       assert.doesNotMatch(line, /ambiguous/);
     }
   } finally {

@@ -33,7 +33,9 @@ function checkDashValues(argv: string[], options: Options, usage: string): void 
     if (name === undefined || options[name]?.type !== 'string') continue;
     const v = argv[i + 1] as string;
     if (!v.startsWith('-') || v === '-') { i++; continue; }
-    if (NUMBER_LIKE.test(v)) throw new SandtraceError('USAGE', `${a} must be positive, got '${v}'`);
+    // the same words as numberFlag's for --timeout=-5; a path or name that reads like a negative
+    // number is written --out=-5
+    if (NUMBER_LIKE.test(v)) throw new SandtraceError('USAGE', `${a} needs a positive number, got '${v}' (a value that starts with '-' is written ${a}=${v})`);
     throw new SandtraceError('USAGE', `${a} needs a value, got the option '${v}' (a value that starts with '-' is written ${a}=${v}); usage: ${usage}`);
   }
 }

@@ -79,7 +79,13 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   // `sandtrace help CMD` is `sandtrace CMD --help`
-  if (name === 'help' && rest[0] !== undefined && COMMANDS[rest[0]]) [name, rest] = [rest[0], ['--help']];
+  if (name === 'help' && rest[0] !== undefined) {
+    if (!COMMANDS[rest[0]]) {
+      process.stderr.write(`sandtrace: unknown command '${rest[0]}' (see 'sandtrace help')\n`);
+      return EXIT.usage;
+    }
+    [name, rest] = [rest[0], ['--help']];
+  }
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') return help();
   const load = COMMANDS[name];
   if (!load) {

@@ -9,7 +9,7 @@ import { checkModelAbi, loadModel, saveModel, trainModelFile, MODEL_KINDS, type 
 
 export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
 
-const TRAIN_USAGE = 'sandtrace model train TRACES... --out MODEL [--abi i386] [--kind stide|vmm|mix] [--n N] [--far RATE] [--format FMT]';
+const TRAIN_USAGE = 'sandtrace model train TRACES... (--out|-o) MODEL [--abi i386] [--kind stide|vmm|mix] [--n N] [--far RATE] [--format FMT] [--json]';
 const SCORE_USAGE = 'sandtrace model score MODEL TRACES... [--json] [--abi i386] [--format FMT]';
 const INFO_USAGE = 'sandtrace model info MODEL';
 // errors name one subcommand's usage (one line); --help shows all three

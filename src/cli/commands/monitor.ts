@@ -13,7 +13,7 @@ import type { ProcessInfo } from '../../semantics/types.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
-const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE [--force]] [-- QEMU-ARGS...]';
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--no-builtin-rules] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE [--force]] [-- QEMU-ARGS...]';
 export const usage = USAGE;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
