@@ -2,7 +2,8 @@
 // process (evidence keeps the first matches), and the stateful extension's windows and sequences.
 import type { EnrichedEvent } from '../../semantics/types.js';
 import type { Detector, Evidence, Finding } from '../types.js';
-import { evtType, outputTokens, resolveField, type EvalCtx, type Scalar } from './fields.js';
+import { evtType, type EvalCtx, type Scalar } from './fields.js';
+import { compileOutput, type CompiledOutput } from './output.js';
 import { openFlags } from './args.js';
 import type { CompiledRule, RuleSet } from './load.js';
 
@@ -99,31 +100,11 @@ function evidenceOf(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): Evidenc
   return { seq: e.ev.seq, pid: e.ev.pid, event: eventName(e), ts: e.ev.ts, fields };
 }
 
-const outputCache = new WeakMap<CompiledRule, ((e: EnrichedEvent, ctx: EvalCtx) => string)[]>();
+const outputCache = new WeakMap<CompiledRule, CompiledOutput>();
 function renderOutput(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): string {
-  let parts = outputCache.get(rule);
-  if (!parts) {
-    parts = [];
-    let last = 0;
-    for (const t of outputTokens(rule.output)) {
-      const lit = rule.output.slice(last, t.index);
-      parts.push(() => lit);
-      const res = resolveField(t.name, t.arg);
-      if (res.ok) {
-        const g = res.def.get;
-        parts.push((ev, c) => {
-          const v = g(ev, c);
-          return v === null ? '<NA>' : String(v);
-        });
-      } else parts.push(() => '<NA>');
-      last = t.index + t.length;
-    }
-    const tail = rule.output.slice(last);
-    parts.push(() => tail);
-    outputCache.set(rule, parts);
-  }
-  let s = '';
-  for (const p of parts) s += p(e, ctx);
+  let out = outputCache.get(rule);
+  if (!out) outputCache.set(rule, (out = compileOutput(rule.output)));
+  const s = out.render(e, ctx);
   return s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}…` : s;
 }
 

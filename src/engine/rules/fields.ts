@@ -362,28 +362,6 @@ export function splitRef(ref: string): { repository: string; tag: string | undef
   return { repository: tagged ? name.slice(0, colon) : name, tag: tagged ? name.slice(colon + 1) : undefined, digest };
 }
 
-/** One `%field` placeholder of a rule's output: where it is, the field name and its `[arg]`. */
-export interface OutputToken {
-  index: number;
-  length: number;
-  /** As written after '%', e.g. `proc.aname[2]`. */
-  text: string;
-  name: string;
-  arg: string | undefined;
-}
-
-/** The `%field` placeholders of a rule output, in order (the detector renders them, the loader
- *  checks that each names a field). */
-export function outputTokens(output: string): OutputToken[] {
-  const out: OutputToken[] = [];
-  const re = /%([A-Za-z_][\w.]*(?:\[[^\]]*\])?)/g;
-  for (let m = re.exec(output); m; m = re.exec(output)) {
-    const fm = /^([\w.]+?)(?:\[([^\]]*)\])?$/.exec(m[1]!)!;
-    out.push({ index: m.index, length: m[0].length, text: m[1]!, name: fm[1]!, arg: fm[2] });
-  }
-  return out;
-}
-
 export type FieldResult = { ok: true; def: FieldDef } | { ok: false; reason: string };
 
 /** A process field of the event's process (rel 0), its Nth ancestor, or any ancestor. */

@@ -7,7 +7,8 @@ import { LineCounter, parseAllDocuments, isMap, isScalar, isSeq, type Document }
 import type { Severity } from '../types.js';
 import { CompileError, compileCondition, cyclePath, expandLists, isCycle, listEdges, stronglyConnected, type Env, type MacroDef, type Pred } from './compile.js';
 import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
-import { outputTokens, resolveField, type FieldDef } from './fields.js';
+import { resolveField, type FieldDef } from './fields.js';
+import { compileOutput } from './output.js';
 
 export type DiagnosticCode =
   | 'FILE_UNREADABLE' | 'YAML_SYNTAX' | 'INVALID_ITEM' | 'CONDITION_SYNTAX' | 'UNKNOWN_MACRO' | 'MACRO_CYCLE'
@@ -452,19 +453,13 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       };
       if (r.threshold) rule.threshold = thresholdSpec(r.threshold);
       if (r.sequence) rule.sequence = sequenceSpec(env, r.sequence);
-      // Output placeholders name fields as conditions do, and an unknown one is treated alike
-      // (Falco rejects such a rule: its output cannot be formatted).
-      let unknown: string | undefined;
-      for (const t of outputTokens(r.output)) {
-        const res = resolveField(t.name, t.arg);
-        if (!res.ok) {
-          unknown = `output: ${res.reason} (%${t.text})`;
-          break;
-        }
-      }
-      if (unknown) {
-        disable('UNSUPPORTED_FIELD', unknown, 'warning', r.outWhere);
-        continue;
+      // An output placeholder naming no field sandtrace knows prints <NA> (as before the check
+      // existed); it is reported, but the rule still runs: its condition is what detects.
+      for (const p of compileOutput(r.output).problems) {
+        diagnostics.push({
+          code: 'UNSUPPORTED_FIELD', severity: 'warning', file: r.outWhere.file, line: r.outWhere.line, rule: name,
+          message: `output: ${p.reason} (%${p.text}); it prints as <NA>, the rule still runs`,
+        });
       }
       ruleset.loaded++;
       if (r.enabled) ruleset.rules.push(rule);

@@ -375,11 +375,12 @@ test('enabled: Falco\'s boolean words are read as yaml-cpp reads them with a war
   assert.deepEqual(r.ruleset.off.sort(), ['bool false', 'quoted false', 'switched', 'word no']);
 });
 
-test('an unknown field in an output is diagnosed like one in a condition: UNSUPPORTED_FIELD at the output\'s line, the rule disabled', () => {
+test('an unknown field in an output is an UNSUPPORTED_FIELD warning at the output\'s line; the rule still runs and prints <NA> there', () => {
   const text = lines(
     ...full('bad output', 'evt.type = openat', '%proc.name %nosuch.field'), //  1-5
     ...full('good output', 'evt.type = openat', 'a=%proc.aname[2] f=%evt.arg.flags ns=%k8s.ns.name img=%container.image.repository 100%'), // 6-10
     ...full('appended'), //                                                     11-15
+    ...full('falco fields', 'evt.type = openat', 'at %evt.time.iso8601 info=%evt.info src=%evt.source p=%evt.plugininfo by %proc.name'), // 16-20
   );
   const extra = lines(
     '- rule: appended', //                 1
@@ -391,11 +392,54 @@ test('an unknown field in an output is diagnosed like one in a condition: UNSUPP
   assert.deepEqual(r.diagnostics.map((d) => [d.code, d.severity, d.file, d.line, d.rule]), [
     ['UNSUPPORTED_FIELD', 'warning', 'out.yaml', 4, 'bad output'],
     ['UNSUPPORTED_FIELD', 'warning', 'more.yaml', 2, 'appended'],
+    ['UNSUPPORTED_FIELD', 'warning', 'out.yaml', 19, 'falco fields'],
+    ['UNSUPPORTED_FIELD', 'warning', 'out.yaml', 19, 'falco fields'],
+    ['UNSUPPORTED_FIELD', 'warning', 'out.yaml', 19, 'falco fields'],
+    ['UNSUPPORTED_FIELD', 'warning', 'out.yaml', 19, 'falco fields'],
   ]);
-  assert.match(r.diagnostics[0]!.message, /output: unsupported field 'nosuch\.field'/);
+  assert.match(r.diagnostics[0]!.message, /output: unsupported field 'nosuch\.field' \(%nosuch\.field\); it prints as <NA>, the rule still runs/);
   assert.match(r.diagnostics[1]!.message, /proc\.nmae/);
-  assert.deepEqual(r.ruleset.rules.map((x) => x.name), ['good output']);
-  assert.deepEqual(r.ruleset.disabled.map((d) => [d.rule, d.code, d.line]), [['bad output', 'UNSUPPORTED_FIELD', 4], ['appended', 'UNSUPPORTED_FIELD', 2]]);
+  assert.deepEqual(r.diagnostics.slice(2).map((d) => /'([^']+)'/.exec(d.message)?.[1]), ['evt.time.iso8601', 'evt.info', 'evt.source', 'evt.plugininfo']);
+  assert.equal(r.ruleset.loaded, 4);
+  assert.deepEqual(r.ruleset.disabled, []);
+  assert.deepEqual(r.ruleset.rules.map((x) => x.name), ['bad output', 'good output', 'appended', 'falco fields']);
+  const s = new Sim();
+  s.open(s.run('/usr/bin/cat', ['cat', '/etc/hosts']), '/etc/hosts');
+  const d = createRuleDetector(r.ruleset);
+  for (const e of s.events) d.onEvent(e);
+  const out = new Map(d.finish().map((f) => [f.rule, f.output]));
+  assert.equal(out.get('bad output'), 'cat <NA>');
+  assert.equal(out.get('appended'), 'cat <NA>');
+  assert.equal(out.get('falco fields'), 'at <NA> info=<NA> src=<NA> p=<NA> by cat');
+});
+
+test("output placeholders are delimited as Falco's formatter does: a '.' after a field is text, widths, transformers, '%' before no name is text", () => {
+  const text = lines(
+    ...full('dot', 'evt.type = openat', 'opened by %user.name. File %fd.name, pid %proc.pid:'), // 1-5
+    ...full('width', 'evt.type = openat', '[%6proc.name][%2fd.name]'), //                         6-10
+    ...full('transformers', 'evt.type = openat', '%toupper(proc.name) %basename(fd.name) %len(fd.name) %tolower(toupper(proc.name))'), // 11-15
+    ...full('text', 'evt.type = openat', '100% of %% %proc.name%'), //                          16-20
+    ...full('unsupported transformer', 'evt.type = openat', '%b64(proc.name)|%toupper(proc.name'), // 21-25
+  );
+  const r = loadRuleStrings([{ file: 'fmt.yaml', text }]);
+  assert.deepEqual(r.diagnostics.map((d) => [d.code, d.severity, d.line, d.rule]), [
+    ['UNSUPPORTED_FIELD', 'warning', 24, 'unsupported transformer'],
+    ['UNSUPPORTED_FIELD', 'warning', 24, 'unsupported transformer'],
+  ]);
+  assert.match(r.diagnostics[0]!.message, /field transformer 'b64\(\.\.\.\)' is not supported \(%b64\(proc\.name\)\)/);
+  assert.match(r.diagnostics[1]!.message, /malformed field transformer 'toupper\(\.\.\.\)'/);
+  assert.equal(r.ruleset.loaded, 5);
+  const s = new Sim();
+  const pid = s.run('/usr/bin/cat', ['cat', '/etc/hosts']);
+  s.open(pid, '/etc/hosts');
+  const d = createRuleDetector(r.ruleset);
+  for (const e of s.events) d.onEvent(e);
+  const out = new Map(d.finish().map((f) => [f.rule, f.output]));
+  assert.equal(out.get('dot'), `opened by root. File /etc/hosts, pid ${pid}:`);
+  assert.equal(out.get('width'), '[cat   ][/e]');
+  assert.equal(out.get('transformers'), 'CAT hosts 10 cat');
+  assert.equal(out.get('text'), '100% of %% cat%');
+  assert.equal(out.get('unsupported transformer'), '<NA>|<NA>');
 });
 
 test('lists that include each other: a LIST_CYCLE warning at the first list, each holding the items of all; long and exponential chains do not hang', () => {
