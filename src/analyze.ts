@@ -67,15 +67,16 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   };
   const args = opts.args ?? [];
   const sample = await inspectSample(opts.sample, args);
+  // the inputs next (--rules, --model: a FIFO, an unreadable or wrong-ABI model), so that a bad
+  // one leaves nothing behind, not even an empty output directory
+  const errors: ReportDiagnostic[] = [];
+  const warnings: ReportDiagnostic[] = [];
+  const detectors = await buildDetectors(opts, errors, warnings);
   // a bad output directory is refused before anything starts
   const outDir = makeOutDir(resolve(opts.outDir));
   if (opts.overwrite === false) refuseExistingAnalysis(outDir);
   progress('preparing');
   const timeout = opts.timeout ?? 60;
-
-  const errors: ReportDiagnostic[] = [];
-  const warnings: ReportDiagnostic[] = [];
-  const detectors = await buildDetectors(opts, errors, warnings);
 
   const started = new Date();
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
@@ -221,7 +222,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
   const builtin = await loadRuleFiles(builtinRulePaths());
   for (const d of builtin.diagnostics) if (d.severity === 'error') errors.push({ code: d.code, message: d.message, where: `${d.file}:${d.line}` });
   if (opts.rules?.length) {
-    for (const p of opts.rules) await refuseSpecialFile(p, 'rule file'); // a FIFO would block the read
+    for (const p of opts.rules) await refuseSpecialFile(p, 'rule file'); // a named FIFO would block the read; a piped /dev/stdin is read
     // User rules are loaded separately so a broken file cannot take the built-in pack down.
     const user = await loadRuleFiles(opts.rules);
     for (const d of user.diagnostics) {

@@ -2,7 +2,7 @@
 // Also the one check every input file passes before it is opened (checkInputFile).
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { lstat, open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SandtraceError } from './errors.js';
 import type { SampleInfo } from './report/build.js';
@@ -24,12 +24,31 @@ function notRegular(path: string, what: string, kind: string): SandtraceError {
   return new SandtraceError('INPUT_UNREADABLE', `${what}${what ? ' ' : ''}${path} ${is}`, { details: { path } });
 }
 
+/** The paths of a descriptor this process was handed: /dev/stdin, /dev/fd/N, /proc/self/fd/N. */
+const INHERITED_FD = /^\/(?:dev\/(?:stdin|fd\/\d+)|proc\/(?:self|thread-self|(\d+))\/fd\/\d+)$/;
+
+/**
+ * Whether `path` (whose stat is `st`) is a pipe this process was handed as an open descriptor, by
+ * its path: /dev/stdin, /dev/fd/N or /proc/self/fd/N (a symlink there, lstat says) resolving to a
+ * pipe, as `cmd | sandtrace ... /dev/stdin` and `<(cmd)` give. Its writer was set up by whoever
+ * started sandtrace, so reading it cannot block for ever the way a named FIFO without a writer can.
+ */
+export async function isInheritedPipe(path: string, st: Stats): Promise<boolean> {
+  if (!st.isFIFO()) return false;
+  const m = INHERITED_FD.exec(path);
+  if (!m || (m[1] !== undefined && Number(m[1]) !== process.pid)) return false;
+  const l = await lstat(path).catch(() => undefined);
+  return l?.isSymbolicLink() === true;
+}
+
 /**
  * The check every input passes before it is read: stat'ed, never opened, so that a FIFO without a
  * writer cannot block the command and a device (/dev/zero) is not read as a file. Inputs are regular
- * files, or directories where `directory` allows one. Missing: INPUT_MISSING; a directory where a
- * file is wanted: INPUT_IS_DIRECTORY; a FIFO, socket or device: INPUT_UNREADABLE naming what it is.
- * `what` names the input in the message ('model file', 'sample', ...). Returns the stats.
+ * files, or directories where `directory` allows one, or a pipe handed over as /dev/stdin,
+ * /dev/fd/N or /proc/self/fd/N (see isInheritedPipe; read once, like a file). Missing:
+ * INPUT_MISSING; a directory where a file is wanted: INPUT_IS_DIRECTORY; a named FIFO, socket or
+ * device: INPUT_UNREADABLE naming what it is. `what` names the input in the message ('model
+ * file', 'sample', ...). Returns the stats.
  */
 export async function checkInputFile(path: string, what = '', opts: { directory?: boolean } = {}): Promise<Stats> {
   let st;
@@ -42,18 +61,19 @@ export async function checkInputFile(path: string, what = '', opts: { directory?
   }
   if (st.isDirectory() && !opts.directory) throw new SandtraceError('INPUT_IS_DIRECTORY', `${what}${what ? ' ' : ''}${path} is a directory, not a file`, { details: { path } });
   const kind = specialFileKind(st);
-  if (kind) throw notRegular(path, what, kind);
+  if (kind && !(await isInheritedPipe(path, st))) throw notRegular(path, what, kind);
   return st;
 }
 
 /**
- * Refuses a FIFO, socket or device (see checkInputFile) and lets everything else through, for
- * readers that report a missing or unreadable file in their own way (rule files: a diagnostic).
+ * Refuses a named FIFO, socket or device (see checkInputFile) and lets everything else through,
+ * a pipe handed over as /dev/stdin or /dev/fd/N included, for readers that report a missing or
+ * unreadable file in their own way (rule files: a diagnostic).
  */
 export async function refuseSpecialFile(path: string, what = ''): Promise<void> {
   const st = await stat(path).catch(() => undefined);
   const kind = st && specialFileKind(st);
-  if (kind) throw notRegular(path, what, kind);
+  if (kind && !(await isInheritedPipe(path, st))) throw notRegular(path, what, kind);
 }
 
 export async function inspectSample(path: string, args: string[] = []): Promise<SampleInfo> {
@@ -67,6 +87,10 @@ export async function inspectSample(path: string, args: string[] = []): Promise<
   }
   if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `sample is a directory, not a file: ${path}`);
   const kind = specialFileKind(st);
+  if (kind && (await isInheritedPipe(path, st))) {
+    // read once, a pipe could be hashed but never then copied into the sandbox
+    throw new SandtraceError('INPUT_UNREADABLE', `sample ${path} is a pipe: analyze needs the sample as a regular file (it is hashed, then copied into the sandbox); save it to a file first`, { details: { path } });
+  }
   if (kind) throw notRegular(path, 'sample', kind);
   if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `sample is empty: ${path}`);
   if (st.size > MAX_SAMPLE_BYTES) {

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
@@ -129,4 +129,117 @@ test('replay of a recording cut short: the verdict line says so', async () => {
   const s = sandtrace(['replay', stub, '--out', join(t.path, 'stub-out')]);
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /0 syscalls: .* \(recording cut short: /);
+});
+
+/** A runner for `sandtrace ARGS` from source that a shell can call: `node --import tsx RUNNER ARGS`. */
+const runner = join(t.path, 'sandtrace-runner.mjs');
+writeFileSync(runner, `const { main } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'cli', 'main.ts')).href)});\nprocess.exitCode = await main(process.argv.slice(2));\n`);
+const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** `script` run by bash, where `sandtrace` is the CLI from source; killed after `ms`. */
+function bash(script: string, ms = 60_000): Ran {
+  const r = spawnSync('bash', ['-c', `sandtrace() { ${sh(process.execPath)} --import tsx ${sh(runner)} "$@"; }\n${script}`], {
+    cwd: ROOT, encoding: 'utf8', timeout: ms, killSignal: 'SIGKILL',
+  });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') assert.fail(`bash -c ${script}: still running after ${ms / 1000}s (blocked?)`);
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('a pipe handed over as /dev/stdin or /dev/fd/N (<(...)) is read like a file by every command that reads rules, models or traces; a named FIFO still is not', async () => {
+  const rec = await recording(join(t.path, 'piped.events.gz'));
+  const { model, traces } = await i386Model();
+  const out = (n: string) => sh(join(t.path, n));
+  // rules
+  let r = bash('cat rules/00-base.yaml rules/10-execution.yaml | sandtrace rules check /dev/stdin');
+  assert.equal(r.code, 0, r.stderr);
+  const direct = sandtrace(['rules', 'check', 'rules/00-base.yaml', 'rules/10-execution.yaml']);
+  assert.match(direct.stdout, /^(\d+) of \1 rules loaded \(100\.0%\)/m);
+  assert.equal(r.stdout, direct.stdout);
+  r = bash('sandtrace rules check <(cat rules/*.yaml)');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^99 of 99 rules loaded \(100\.0%\), 0 disabled/m);
+  // models: read, trained from a pipe, and scoring piped traces
+  r = bash(`sandtrace model info <(cat ${sh(model)})`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /"abi": "i386"/);
+  r = bash(`cat ${sh(join(traces, 'UTD-0.txt'))} | sandtrace model train /dev/stdin --abi i386 --out ${out('piped.model.json')} && sandtrace model score ${sh(model)} <(cat ${sh(join(traces, 'UTD-1.txt'))})`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /trained vmm.* on 1 traces \(11 calls/);
+  assert.match(r.stdout, /^normal .* calls=11 \/dev\/fd\/\d+$/m);
+  assert.match(r.stdout, /^0 of 1 trace\(s\) anomalous$/m);
+  // traces: a gzip'd recording through a pipe gives the report its file gives; rules and model by <(...)
+  const file = sandtrace(['replay', rec, '--out', join(t.path, 'replay-file')]);
+  assert.equal(file.code, 0, file.stderr);
+  r = bash(`cat ${sh(rec)} | sandtrace replay /dev/stdin --out ${out('replay-pipe')} --rules <(cat rules/10-execution.yaml)`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.replace(/: \S+report\.json/, ''), file.stdout.replace(/: \S+report\.json/, ''));
+  assert.match(r.stdout, /, 399 syscalls: /);
+  const x64 = bash(`sandtrace model train <(cat ${sh(rec)}) --out ${out('x64.model.json')} && cat ${sh(rec)} | sandtrace replay /dev/stdin --model <(cat ${out('x64.model.json')}) --out ${out('replay-model')}`);
+  assert.equal(x64.code, 0, x64.stderr);
+  assert.match(x64.stdout, /verdict: .*399 syscalls/);
+  // an empty pipe holds no trace
+  r = bash(`true | sandtrace replay /dev/stdin --out ${out('replay-empty')}`);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(assertOneLineError(r.stderr), /\/dev\/stdin is empty \[INPUT_EMPTY\]/);
+  // analyze must hash the sample and then copy it into the sandbox: a pipe is refused, in one line
+  r = bash(`echo 'echo hi' | sandtrace analyze /dev/stdin --out ${out('analyze-pipe')}`);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(assertOneLineError(r.stderr), /sample \/dev\/stdin is a pipe: analyze needs the sample as a regular file .* \[INPUT_UNREADABLE\]/);
+  assert.ok(!existsSync(join(t.path, 'analyze-pipe')));
+  // a named FIFO is refused without being opened: given by its name or through a symlink
+  const link = join(t.path, 'fifo-link');
+  symlinkSync(fifo, link);
+  for (const path of [fifo, link]) {
+    for (const args of [['rules', 'check', path], ['model', 'info', path], ['replay', path, '--out', join(t.path, 'nope')]]) {
+      const f = sandtrace(args, 30_000);
+      assert.equal(f.code, 4, `${args.join(' ')}: ${f.stderr}`);
+      assert.ok(assertOneLineError(f.stderr).includes(`${path} is a FIFO, not a regular file`), f.stderr);
+    }
+  }
+});
+
+test('a file of megabytes without a newline: one-line error, exit 4, never an internal error; a recording with such a line reports it by number', async () => {
+  const noise = join(t.path, 'noise.bin');
+  // 4 MB of pseudo-random bytes, no newline among them
+  const bytes = Buffer.alloc(4_000_000);
+  for (let i = 0, x = 1; i < bytes.length; i++) { x = (x * 1103515245 + 12345) >>> 0; bytes[i] = (x >>> 16) & 0xff || 1; if (bytes[i] === 10) bytes[i] = 11; }
+  writeFileSync(noise, bytes);
+  for (const args of [['replay', noise, '--out', join(t.path, 'noise-out')], ['model', 'train', noise, '--out', join(t.path, 'noise.json')], ['model', 'train', t.path + '/noise-dir', '--out', join(t.path, 'noise2.json')]]) {
+    if (args[2]?.endsWith('noise-dir')) { mkdirSync(args[2], { recursive: true }); writeFileSync(join(args[2], 'x.bin'), bytes); }
+    const r = sandtrace(args);
+    assert.equal(r.code, 4, `${args.join(' ')}: ${r.stderr}`);
+    const line = assertOneLineError(r.stderr);
+    assert.match(line, /noise.*: not a format sandtrace can import .*\[INPUT_FORMAT_UNKNOWN\]/);
+    assert.doesNotMatch(line, /internal error/i);
+  }
+  // a recording whose line 3 is 3 MB without an end: that line is reported, the rest replays
+  const lines = gunzipSync(readFileSync(await recording(join(t.path, 'longline.events.gz')))).toString('utf8').trim().split('\n');
+  const rec = join(t.path, 'longline.events');
+  writeFileSync(rec, [...lines.slice(0, 2), bytes.subarray(0, 3_000_000).toString('latin1'), ...lines.slice(3)].join('\n') + '\n');
+  const r = sandtrace(['replay', rec, '--out', join(t.path, 'longline-out')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /, 398 syscalls: /);
+  const report = JSON.parse(readFileSync(join(t.path, 'longline-out', 'report.json'), 'utf8')) as { capture: { lost: number }; analysis: { warnings: { code: string; message: string }[] } };
+  assert.equal(report.capture.lost, 1, 'the event on that line is lost');
+  assert.ok(report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && w.message === 'line 3: more than 1,048,576 characters long (binary data, or a line that never ends?); skipped'), JSON.stringify(report.analysis.warnings));
+  const m = sandtrace(['model', 'train', rec, '--out', join(t.path, 'longline.json')]);
+  assert.equal(m.code, 0, m.stderr);
+  assert.match(m.stderr, new RegExp(`^${rec.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: more than 1,048,576 characters long`, 'm'));
+});
+
+test('analyze: a bad --model or --rules is refused before the output directory is made', async () => {
+  const { model } = await i386Model();
+  const sample = join(ROOT, 'test', 'samples', 'fork_exec_chain.sh');
+  for (const [i, [flag, value, why]] of ([
+    ['--model', fifo, /is a FIFO, not a regular file \[INPUT_UNREADABLE\]/],
+    ['--rules', fifo, /is a FIFO, not a regular file \[INPUT_UNREADABLE\]/],
+    ['--model', join(t.path, 'missing.model.json'), /does not exist \[INPUT_MISSING\]/],
+    ['--model', model, /trained on i386 system calls but the capture holds x86_64 calls.* \[MODEL_INVALID\]/],
+  ] as const).entries()) {
+    const dir = join(t.path, `analyze-out-${i}`);
+    const r = sandtrace(['analyze', sample, flag, value, '--out', dir]);
+    assert.equal(r.code, 4, `${flag} ${value}: ${r.stderr}`);
+    assert.match(assertOneLineError(r.stderr), why);
+    assert.ok(!existsSync(dir), `${flag} ${value}: ${dir} was made`);
+  }
 });

@@ -8,7 +8,7 @@ import { SandtraceError } from '../../errors.js';
 import { programKey } from '../../semantics/program.js';
 import type { Abi } from '../events.js';
 import { checkInputFile } from '../../sample.js';
-import { fileLines, parseHeader, type LinesState, type RecordingHeader } from './recording.js';
+import { fileLines, parseHeader, type Line, type LinesState, type RecordingHeader } from './recording.js';
 import { createImporter, detectFormat, unknownFormat, SandtraceImporter, type ImportIssue, type ImportOptions, type LineImporter, type RecordingTally, type TraceFormat } from './importers.js';
 
 export interface ReplayOptions extends ImportOptions {
@@ -16,38 +16,80 @@ export interface ReplayOptions extends ImportOptions {
   batch?: number;
 }
 
-/** A trace file is a regular file with something in it (stat'ed first: a FIFO is never opened). */
+/**
+ * A trace file is a regular file with something in it (stat'ed first: a named FIFO is never
+ * opened), or a pipe handed over as /dev/stdin or /dev/fd/N (whether it holds anything shows once
+ * it is read).
+ */
 async function checkFile(path: string): Promise<void> {
   const st = await checkInputFile(path);
-  if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `${path} is empty`, { details: { path } });
+  if (st.isFile() && st.size === 0) throw empty(path);
+}
+
+function empty(path: string): SandtraceError {
+  return new SandtraceError('INPUT_EMPTY', `${path} is empty`, { details: { path } });
 }
 
 const HEADER_START = /^\s*\{\s*"format"\s*:\s*"sandtrace\.events"/;
+/** The format is told from at most this many non-empty lines ... */
+const SNIFF_LINES = 50;
+/** ... and from about this much of the file (64 KiB; a line counts whole, up to MAX_LINE). */
+const SNIFF_CHARS = 1 << 16;
 
-/** The format of a file from its first lines (or `forced`), and its header when it is a recording. */
-async function sniff(path: string, forced?: TraceFormat): Promise<{ format: TraceFormat; header?: RecordingHeader }> {
+/** A trace file opened for reading once: its format, and its lines from the first. */
+interface OpenTrace {
+  format: TraceFormat;
+  header?: RecordingHeader;
+  /** Lines read ahead to tell the format, handed out first. */
+  ahead: Line[];
+  /** The lines after them. */
+  rest: AsyncGenerator<Line>;
+  state: LinesState;
+}
+
+/**
+ * Open a trace file and tell its format from its first lines (or take `forced`); the lines read to
+ * tell it are kept, so the file (or pipe) is read only once.
+ */
+async function openTrace(path: string, forced?: TraceFormat): Promise<OpenTrace> {
   await checkFile(path);
-  const head: string[] = [];
   const state: LinesState = {};
-  for await (const l of fileLines(path, state)) {
-    if (l.trim() !== '') head.push(l.length > 4096 ? l.slice(0, 4096) : l);
-    if (head.length >= 50) break;
-  }
-  // a recording cut short inside its header line is still a recording (of no events)
-  const f = forced ?? detectFormat(head) ?? (head.length === 0 && state.partial !== undefined && HEADER_START.test(state.partial) ? 'sandtrace' : undefined);
-  if (!f) {
-    if (state.truncated !== undefined && head.length === 0) {
-      throw new SandtraceError('INPUT_CORRUPT', `${path}: the file ends before its first line (${state.truncated}); a recording or trace cut short?`, { details: { path } });
+  const rest = fileLines(path, state);
+  const ahead: Line[] = [];
+  const head: string[] = [];
+  let chars = 0;
+  try {
+    while (head.length < SNIFF_LINES && chars < SNIFF_CHARS) {
+      const r = await rest.next();
+      if (r.done) break;
+      const l = r.value;
+      ahead.push(l);
+      const text = typeof l === 'string' ? l : l.head;
+      chars += l.length + 1;
+      if (text.trim() !== '') head.push(text.length > 4096 ? text.slice(0, 4096) : text);
     }
-    throw unknownFormat(path);
+    if (state.bytes === 0 && state.truncated === undefined) throw empty(path);
+    // a recording cut short inside its header line is still a recording (of no events)
+    const f = forced ?? detectFormat(head) ?? (head.length === 0 && state.partial !== undefined && HEADER_START.test(state.partial) ? 'sandtrace' : undefined);
+    if (!f) {
+      if (state.truncated !== undefined && head.length === 0) {
+        throw new SandtraceError('INPUT_CORRUPT', `${path}: the file ends before its first line (${state.truncated}); a recording or trace cut short?`, { details: { path } });
+      }
+      throw unknownFormat(path);
+    }
+    const header = f === 'sandtrace' && head[0] !== undefined ? parseHeader(head[0]) : undefined;
+    return { format: f, ...(header ? { header } : {}), ahead, rest, state };
+  } catch (e) {
+    await rest.return(undefined);
+    throw e;
   }
-  const header = f === 'sandtrace' && head[0] !== undefined ? parseHeader(head[0]) : undefined;
-  return { format: f, ...(header ? { header } : {}) };
 }
 
 /** Detect the format of a file from its first lines (gzip is looked through). */
 export async function detectFileFormat(path: string): Promise<TraceFormat> {
-  return (await sniff(path)).format;
+  const t = await openTrace(path);
+  await t.rest.return(undefined);
+  return t.format;
 }
 
 /**
@@ -69,6 +111,8 @@ export class RecordingCollector implements Collector {
   private format: TraceFormat | undefined;
   private fileHeader: RecordingHeader | undefined;
   private importer: LineImporter | undefined;
+  /** The file as opened by start(), until events() reads it. */
+  private opened: OpenTrace | undefined;
   private stopped = false;
   private started = 0;
   private cut: string | undefined;
@@ -82,9 +126,11 @@ export class RecordingCollector implements Collector {
   /** Checks the file and detects its format; throws INPUT_* errors before any event flows. */
   async start(): Promise<void> {
     this.started = performance.now();
-    const sniffed = await sniff(this.path, this.opts.format);
-    this.format = sniffed.format;
-    this.fileHeader = sniffed.header;
+    await this.opened?.rest.return(undefined);
+    const t = await openTrace(this.path, this.opts.format);
+    this.opened = t;
+    this.format = t.format;
+    this.fileHeader = t.header;
     this.importer = createImporter(this.format, this.opts);
     if (this.format !== 'sandtrace') this.st.notes.push(`imported ${this.path} as ${this.format}`);
   }
@@ -123,11 +169,22 @@ export class RecordingCollector implements Collector {
     const imp = this.importer as LineImporter;
     const size = this.opts.batch ?? 1024;
     let batch: TraceEvent[] = [];
-    const state: LinesState = {};
+    // the file as start() opened it (read once: it may be a pipe), or opened again
+    const t = this.opened ?? await openTrace(this.path, this.format);
+    this.opened = undefined;
+    const { state } = t;
+    const lines = async function* (): AsyncGenerator<Line> {
+      yield* t.ahead;
+      yield* t.rest;
+    };
     let lineNo = 0;
-    for await (const line of fileLines(this.path, state)) {
+    for await (const line of lines()) {
       if (this.stopped) break;
       lineNo++;
+      if (typeof line !== 'string') {
+        imp.issues.push({ line: lineNo, message: line.message });
+        continue;
+      }
       const evs = imp.line(line, lineNo);
       for (const e of evs) batch.push(e);
       if (batch.length >= size) {
@@ -159,6 +216,10 @@ export class RecordingCollector implements Collector {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // opened by start() and never read: let the file go
+    const t = this.opened;
+    this.opened = undefined;
+    await t?.rest.return(undefined);
   }
 
   stats(): CaptureStats {
@@ -264,7 +325,7 @@ export async function expandPaths(paths: readonly string[]): Promise<string[]> {
     }
     if (st.isDirectory()) {
       for (const n of (await readdir(p)).sort()) if (!n.startsWith('.')) await walk(join(p, n), false);
-    } else if (st.isFile() && (top || st.size > 0)) out.push(p);
+    } else if (st.isFile() ? top || st.size > 0 : top) out.push(p); // top: checkInputFile let only a handed-over pipe through
   };
   for (const p of paths) await walk(p, true);
   return out;

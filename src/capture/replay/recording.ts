@@ -1,11 +1,11 @@
 // The recording format: the normalized TraceEvent stream as gzip'd JSON lines. Line 1 is a header
 // ({"format":"sandtrace.events","version":1,...capture metadata}), then one event per line, then a
 // trailer with the capture stats; a missing trailer means the recording was cut short.
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { constants as zconstants, createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { StringDecoder } from 'node:string_decoder';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Abi, TraceEvent } from '../events.js';
 import type { CaptureStats } from '../collector.js';
 import { SandtraceError } from '../../errors.js';
@@ -132,16 +132,26 @@ function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-export async function isGzip(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(b, 0, 2, 0);
-    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
-  } finally {
-    await fh.close();
+/**
+ * The longest line a trace file may have, in characters. A longer one (a binary file, a line that
+ * never ends) is given up as a LongLine once it passes the limit and the rest of it is skipped, so
+ * that no file, whatever it holds, makes the reader hold more than this of one line.
+ */
+export const MAX_LINE = 1 << 20;
+/** How much of a LongLine is kept (for format detection and messages). */
+const LONG_HEAD = 4096;
+
+/** A line longer than the limit: its first characters, how long it had got when given up, the limit. */
+export class LongLine {
+  constructor(readonly head: string, readonly length: number, readonly limit: number) {}
+
+  /** The bad-line message for it. */
+  get message(): string {
+    return `more than ${this.limit.toLocaleString('en-US')} characters long (binary data, or a line that never ends?); skipped`;
   }
 }
+
+export type Line = string | LongLine;
 
 /** What fileLines found out about a file besides its lines. */
 export interface LinesState {
@@ -149,6 +159,8 @@ export interface LinesState {
   truncated?: string;
   /** The incomplete last line of a file that ends early: part of the cut, not a line. */
   partial?: string;
+  /** Bytes read so far (after gunzip): 0 at the end means the file or pipe held nothing. */
+  bytes?: number;
 }
 
 /**
@@ -171,43 +183,111 @@ function gunzipAll(raw: Readable): { out: Readable; read(): void } {
 }
 
 /**
- * Lines of a file, gunzipped when it is gzip. A gzip stream cut short (or a read error) ends the
- * lines after the last complete one and sets `state.truncated`; the incomplete line at the cut goes
- * to `state.partial`. Lines end at \n (a \r before it is dropped).
+ * The content of an open file, gunzipped when it is gzip, read once from where it stands: the
+ * first chunk tells gzip apart and is then handed on, so a pipe (read only once) works as a file.
  */
-export async function* fileLines(path: string, state: LinesState = {}): AsyncGenerator<string> {
-  const gzip = await isGzip(path);
-  const raw = createReadStream(path);
-  const src = gzip ? gunzipAll(raw) : { out: raw as Readable, read: () => undefined };
+async function* contentOf(fh: FileHandle): AsyncGenerator<Buffer> {
+  const buf = Buffer.alloc(1 << 16);
+  let got = 0;
+  // a pipe may hand out fewer than the two bytes of the gzip magic at first
+  while (got < 2) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  const first = buf.subarray(0, got);
+  if (got === 0) return;
+  const rest = fh.createReadStream({ autoClose: false, highWaterMark: 1 << 16 });
+  if (!(got >= 2 && first[0] === 0x1f && first[1] === 0x8b)) {
+    try {
+      yield first;
+      yield* rest as AsyncIterable<Buffer>;
+    } finally {
+      rest.destroy();
+    }
+    return;
+  }
+  const raw = Readable.from((async function* () {
+    yield first;
+    yield* rest as AsyncIterable<Buffer>;
+  })(), { objectMode: false });
+  const src = gunzipAll(raw);
+  try {
+    for await (const c of src.out as AsyncIterable<Buffer>) {
+      src.read();
+      yield c;
+    }
+  } finally {
+    raw.destroy();
+    src.out.destroy();
+    rest.destroy();
+  }
+}
+
+/**
+ * Lines of a file, gunzipped when it is gzip, read once (so a pipe works too). A gzip stream cut
+ * short (or a read error) ends the lines after the last complete one and sets `state.truncated`;
+ * the incomplete line at the cut goes to `state.partial`. Lines end at \n (a \r before it is
+ * dropped). A line longer than `maxLine` characters (default MAX_LINE) is handed out as a LongLine
+ * as soon as it passes the limit, and the rest of it is skipped unread into memory.
+ */
+export async function* fileLines(path: string, state: LinesState = {}, opts: { maxLine?: number } = {}): AsyncGenerator<Line> {
+  const max = opts.maxLine ?? MAX_LINE;
+  const fh = await open(path, 'r');
   const decoder = new StringDecoder('utf8');
   let parts: string[] = [];
+  let pending = 0; // characters in parts
+  let skipping = false; // inside a line already given up
   const line = (s: string) => (s.endsWith('\r') ? s.slice(0, -1) : s);
+  state.bytes = 0;
   try {
     try {
-      for await (const chunk of src.out as AsyncIterable<Buffer>) {
-        src.read();
+      for await (const chunk of contentOf(fh)) {
+        state.bytes += chunk.length;
         const piece = decoder.write(chunk);
         let start = 0;
-        for (let i = piece.indexOf('\n'); i >= 0; i = piece.indexOf('\n', start)) {
-          const text = parts.length > 0 ? parts.join('') + piece.slice(start, i) : piece.slice(start, i);
+        while (start < piece.length) {
+          const nl = piece.indexOf('\n', start);
+          const end = nl < 0 ? piece.length : nl;
+          if (skipping) {
+            if (nl < 0) break;
+            skipping = false;
+            start = nl + 1;
+            continue;
+          }
+          if (pending + (end - start) > max) {
+            const head = (parts.join('').slice(0, LONG_HEAD) + piece.slice(start, start + LONG_HEAD)).slice(0, LONG_HEAD);
+            const length = pending + (end - start);
+            parts = [];
+            pending = 0;
+            skipping = nl < 0;
+            start = end + 1;
+            yield new LongLine(head, length, max);
+            continue;
+          }
+          if (nl < 0) {
+            parts.push(piece.slice(start));
+            pending += piece.length - start;
+            break;
+          }
+          const text = parts.length > 0 ? parts.join('') + piece.slice(start, nl) : piece.slice(start, nl);
           parts = [];
-          start = i + 1;
+          pending = 0;
+          start = nl + 1;
           yield line(text);
         }
-        if (start < piece.length) parts.push(piece.slice(start));
       }
     } catch (e) {
       state.truncated = (e as Error).message;
     }
-    const rest = parts.join('') + decoder.end();
+    const rest = skipping ? '' : parts.join('') + decoder.end();
     if (state.truncated !== undefined) {
       if (rest !== '') state.partial = rest;
     } else if (rest !== '') {
       yield line(rest);
     }
   } finally {
-    raw.destroy();
-    src.out.destroy();
+    await fh.close();
   }
 }
 

@@ -2,13 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
-import { constants as zlibConstants, gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TraceEvent } from '../events.js';
 import { RecordingCollector, RecordingWriter, readTraces, detectFileFormat, expandPaths } from './index.js';
 import { isSandtraceError } from '../../errors.js';
+import { fileLines, LongLine, MAX_LINE, type Line, type LinesState } from './recording.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/traces/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-replay-'));
@@ -324,4 +325,56 @@ test('a FIFO or a device is refused by stat, never opened; one inside a trace fo
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a line without an end is never held whole: given up as a LongLine at the limit, the rest skipped, the lines after it read', async () => {
+  // 4 MB with no newline, then two lines
+  const file = join(tmp, 'no-newline.txt');
+  writeFileSync(file, Buffer.concat([Buffer.alloc(4_000_000, 0x61), Buffer.from('\nafter\nlast')]));
+  const state: LinesState = {};
+  const got: Line[] = [];
+  for await (const l of fileLines(file, state, { maxLine: 65536 })) got.push(l);
+  assert.equal(got.length, 3);
+  const long = got[0];
+  assert.ok(long instanceof LongLine, 'the 4 MB line is a LongLine, not a string');
+  assert.equal(long.limit, 65536);
+  assert.ok(long.length > 65536 && long.length < 65536 + (1 << 16) + 1, `given up within one chunk of the limit (${long.length})`);
+  assert.equal(long.head, 'a'.repeat(4096));
+  assert.deepEqual(got.slice(1), ['after', 'last']);
+  assert.equal(state.bytes, 4_000_000 + 11);
+  // gzip'd, the same lines; the default limit is 1 MiB
+  const gz = join(tmp, 'no-newline.txt.gz');
+  writeFileSync(gz, gzipSync(readFileSync(file)));
+  const lines: Line[] = [];
+  for await (const l of fileLines(gz)) lines.push(l);
+  assert.ok(lines[0] instanceof LongLine && lines[0].limit === MAX_LINE && MAX_LINE === 1 << 20);
+  assert.deepEqual(lines.slice(1), ['after', 'last']);
+});
+
+test('a recording with a line of megabytes: that line is a bad line with its number, the events around it replay', async () => {
+  const { path, events } = await smallRecording('long-line.events.gz');
+  const lines = gunzipSync(readFileSync(path)).toString('utf8').trim().split('\n');
+  const file = join(tmp, 'long-line.events');
+  // line 4 replaced by 3 MB of JSON-looking text without an end: the event it was is lost
+  writeFileSync(file, [...lines.slice(0, 3), `{"type":"syscall","x":"${'y'.repeat(3_000_000)}`, ...lines.slice(4)].join('\n') + '\n');
+  const c = new RecordingCollector(file);
+  const got = await collect(c);
+  assert.deepEqual(got.map((e) => e.seq), events.filter((_, i) => i !== 2).map((e) => e.seq));
+  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[4, 'more than 1,048,576 characters long (binary data, or a line that never ends?); skipped']]);
+  assert.equal(c.stats().lost, 1, 'one event lost');
+  assert.ok(c.stats().notes.includes('line 4: more than 1,048,576 characters long (binary data, or a line that never ends?); skipped'), c.stats().notes.join('|'));
+});
+
+test('the format is told from the first 64 KiB: a file of megabytes with no newline is INPUT_FORMAT_UNKNOWN, read no further', async () => {
+  const file = join(tmp, 'random.bin');
+  // random bytes, no newline anywhere, then strace lines after the first 2 MB
+  const noise = Buffer.from(Array.from({ length: 2_000_000 }, (_, i) => (i * 7919 + 13) % 251 + 11).map((b) => (b === 10 ? 11 : b)));
+  const strace = Array.from({ length: 60 }, (_, i) => `1234  close(${i + 3}) = 0`).join('\n');
+  writeFileSync(file, Buffer.concat([noise, Buffer.from(`\n${strace}\n`)]));
+  await assert.rejects(detectFileFormat(file), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_FORMAT_UNKNOWN');
+  await assert.rejects(readTraces(file), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_FORMAT_UNKNOWN');
+  // the same strace lines at the start are a strace log
+  const ok = join(tmp, 'strace-first.log');
+  writeFileSync(ok, `${strace}\n`);
+  assert.equal(await detectFileFormat(ok), 'strace');
 });

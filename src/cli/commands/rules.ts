@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'check' || files.length === 0) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
-  for (const f of files) await refuseSpecialFile(f, 'rule file'); // a FIFO would block the read
+  for (const f of files) await refuseSpecialFile(f, 'rule file'); // a named FIFO would block the read; a piped /dev/stdin is read
   const { ruleset, diagnostics } = await loadRuleFiles(files);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (values.json) {
