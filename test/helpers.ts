@@ -1,6 +1,6 @@
-// Shared helpers for the end-to-end tests: run the built CLI, make temp dirs.
+// Shared helpers for the tests: run the built CLI, make temp dirs, read a FIFO without hanging.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,4 +30,23 @@ export function assertOneLineError(stderr: string): string {
   if (lines.length !== 1) throw new Error(`expected a one-line error, got:\n${stderr}`);
   if (/\n\s+at /.test(stderr)) throw new Error(`stack trace in the error:\n${stderr}`);
   return lines[0] as string;
+}
+
+/**
+ * `p`, or a rejection after 5 s when a regression opened the FIFO and blocks: a writer is then
+ * opened so that the blocked reader returns and the test fails instead of hanging the run.
+ */
+export async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const blocked = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader */ }
+      reject(new Error(`blocked on the FIFO ${fifo}`));
+    }, 5000);
+  });
+  try {
+    return await Promise.race([p, blocked]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
 import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { TraceEvent } from '../events.js';
 import { RecordingCollector, RecordingWriter, readTraces, detectFileFormat, expandPaths } from './index.js';
 import { isSandtraceError } from '../../errors.js';
+import { unblocking } from '../../../test/helpers.js';
 import { fileLines, LongLine, MAX_LINE, type Line, type LinesState } from './recording.js';
 
 const FIX = fileURLToPath(new URL('../../../test/fixtures/traces/', import.meta.url));
@@ -288,24 +289,6 @@ test('a trailer whose event count disagrees with the events read says so (not "n
   assert.ok(!c2.stats().notes.some((n) => n.includes('no trailer')));
 });
 
-/**
- * `p`, or a rejection after 5 s when a regression opened the FIFO and blocks: a writer is then
- * opened so that the blocked reader returns and the test fails instead of hanging the run.
- */
-async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const blocked = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader */ }
-      reject(new Error(`blocked on the FIFO ${fifo}`));
-    }, 5000);
-  });
-  try {
-    return await Promise.race([p, blocked]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 test('a FIFO or a device is refused by stat, never opened; one inside a trace folder is left out', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-fifo-'));

@@ -2,7 +2,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT } from './records.js';
-import { decodeSockaddr } from './collector.js';
+import { Readable } from 'node:stream';
+import { decodeSockaddr, VmiCollector } from './collector.js';
+import type { TraceEvent } from '../events.js';
+import type { CaptureStats } from '../collector.js';
+
+/** Every event the VM collector makes of a stream of plugin records, and its stats after. */
+async function collectStream(stream: Buffer): Promise<{ events: TraceEvent[]; stats: CaptureStats }> {
+  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
+  await c.start();
+  const events: TraceEvent[] = [];
+  for await (const b of c.events()) events.push(...b);
+  return { events, stats: c.stats() };
+}
 
 function header(type: number, len: number, tid: number, tgid: number, ppid: number, ts: bigint): Buffer {
   const b = Buffer.alloc(24);
@@ -84,8 +96,6 @@ function ret(type: number, tid: number, nr: number, value: bigint, tail: Buffer[
 }
 
 test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only with their own ABI; an exec returns the new image\'s number', async () => {
-  const { VmiCollector } = await import('./collector.js');
-  const { Readable } = await import('node:stream');
   const stream = Buffer.concat([
     enter(REC.ENTER32, 10, 5, [0x8049000, 0o1101, 0o644], [blob(BLOB.PATH, Buffer.from('/work/a'))]), ret(REC.RET32, 10, 5, 3n),
     // x86_64 11 is munmap: a 64-bit call with the i386 execve's number is no exec
@@ -101,10 +111,7 @@ test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only
     // a return through the other hook is not this call's: the i386 read stays open (ends unfinished)
     enter(REC.ENTER32, 10, 3, [0, 0x8049400, 16]), ret(REC.RET, 10, 3, 16n),
   ]);
-  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
-  await c.start();
-  const events = [];
-  for await (const b of c.events()) events.push(...b);
+  const { events, stats } = await collectStream(stream);
   const brief = events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.nr, e.path ?? null, e.argv ?? null, e.ret] : e.type === 'exec' ? ['exec', e.exe, e.argv, e.abi] : [e.type]);
   assert.deepEqual(brief, [
     ['i386', 'open', 5, '/work/a', null, 3],
@@ -119,15 +126,13 @@ test('i386 records (ENTER32/RET32): abi, i386 names, paths and argv; paired only
   const open = events[0];
   assert.ok(open?.type === 'syscall');
   assert.deepEqual(open.args.slice(0, 3), [0x8049000, 0o1101, 0o644]);
-  assert.equal(c.stats().parseErrors, 0);
+  assert.equal(stats.parseErrors, 0);
 });
 
 const words = (...w: number[]) => { const b = Buffer.alloc(4 * w.length); w.forEach((v, i) => b.writeUInt32LE(v, 4 * i)); return b; };
 const IN4 = (port: number) => Buffer.from([2, 0, port >> 8, port & 0xff, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 test('i386 socketcall is unpacked into the direct call it stands for (via socketcall), as the eBPF probe does; an unreadable array stays a socketcall, marked', async () => {
-  const { VmiCollector } = await import('./collector.js');
-  const { Readable } = await import('node:stream');
   const sc = (tid: number, call: number, ptr: number, tail: Buffer[], flags = 0) => enter(REC.ENTER32, tid, 102, [call, ptr], tail, flags);
   const stream = Buffer.concat([
     sc(20, 1, 0x8049000, [blob(BLOB.SCARGS, words(2, 1, 0))]), ret(REC.RET32, 20, 102, 3n), // socket(AF_INET, SOCK_STREAM, 0)
@@ -144,10 +149,7 @@ test('i386 socketcall is unpacked into the direct call it stands for (via socket
     // clone3's flags are clone flags: CLONE_NEWNET (0x40000000) is no address mark
     enter(REC.ENTER, 20, 435, [0x7f0000002000, 88], [], 0x40000000), ret(REC.RET, 20, 435, -1n),
   ]);
-  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
-  await c.start();
-  const events = [];
-  for await (const b of c.events()) events.push(...b);
+  const { events, stats } = await collectStream(stream);
   const got = events.map((e) => {
     assert.ok(e.type === 'syscall');
     return { abi: e.abi, nr: e.nr, name: e.name, args: e.args, ret: e.ret, addr: e.addr, via: e.via, unreadable: e.unreadable, truncated: e.truncated };
@@ -168,12 +170,10 @@ test('i386 socketcall is unpacked into the direct call it stands for (via socket
     { abi: 'x86_64', nr: 42, name: 'connect', args: [3, 0x7f0000001000, 200, 0, 0, 0], ret: -22, addr: inet(80), via: undefined, unreadable: undefined, truncated: ['addr'] },
     { abi: 'x86_64', nr: 435, name: 'clone3', args: [0x7f0000002000, 88, 0, 0, 0, 0], ret: -1, addr: undefined, via: undefined, unreadable: undefined, truncated: undefined },
   ]);
-  assert.equal(c.stats().parseErrors, 0);
+  assert.equal(stats.parseErrors, 0);
 });
 
 test('socket arguments unreadable at the call and read at its return replace the entry\'s and are marked readAtExit', async () => {
-  const { VmiCollector } = await import('./collector.js');
-  const { Readable } = await import('node:stream');
   const stream = Buffer.concat([
     // socketcall(SYS_CONNECT) whose array was not mapped at the call: unpacked from the return's read
     enter(REC.ENTER32, 30, 102, [3, 0x80a0000], [], ENTER_FLAG.SCARGS_UNREAD),
@@ -187,10 +187,7 @@ test('socket arguments unreadable at the call and read at its return replace the
     // a path read at the return
     enter(REC.ENTER, 30, 2, [0x7f0000002000, 0]), ret(REC.RET, 30, 2, 3n, [blob(BLOB.PATH, Buffer.from('/etc/passwd'))], RET_REREAD),
   ]);
-  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
-  await c.start();
-  const events = [];
-  for await (const b of c.events()) events.push(...b);
+  const { events } = await collectStream(stream);
   const got = events.map((e) => e.type === 'syscall' ? [e.name, e.args.slice(0, 3), e.ret, e.addr ?? null, e.path ?? null, e.via ?? null, e.readAtExit ?? null, e.unreadable ?? null] : [e.type]);
   assert.deepEqual(got, [
     ['connect', [3, 0x80a000c, 16], -111, { family: 'inet', address: '127.0.0.1', port: 9 }, null, 'socketcall', true, null],
@@ -201,8 +198,6 @@ test('socket arguments unreadable at the call and read at its return replace the
 });
 
 test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, getpeername; direct, i386 and through socketcall) come from the return, cut at the caller\'s buffer and marked', async () => {
-  const { VmiCollector } = await import('./collector.js');
-  const { Readable } = await import('node:stream');
   const out = (b: Buffer) => blob(BLOB.OUTADDR, b);
   const stream = Buffer.concat([
     // accept(3, &sa, &len): the peer
@@ -229,10 +224,7 @@ test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, 
     enter(REC.ENTER32, 41, 102, [7, 0x80a0000], [], ENTER_FLAG.SCARGS_UNREAD),
     ret(REC.RET32, 41, 102, 0n, [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080)), out(IN4(39123))], RET_REREAD),
   ]);
-  const c = new VmiCollector({ open: async () => Readable.from([stream]) });
-  await c.start();
-  const events = [];
-  for await (const b of c.events()) events.push(...b);
+  const { events, stats } = await collectStream(stream);
   const got = events.map((e) => {
     assert.ok(e.type === 'syscall');
     return [e.abi, e.name, e.ret, e.addr ?? null, e.via ?? null, e.truncated ?? null, e.unreadable ?? null, e.readAtExit ?? null];
@@ -252,7 +244,7 @@ test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, 
     ['i386', 'getsockname', 0, { family: 'other', raw: 2 }, 'socketcall', ['addr'], null, null],
     ['i386', 'getpeername', 0, inet(39123), 'socketcall', null, null, true],
   ]);
-  assert.equal(c.stats().parseErrors, 0);
+  assert.equal(stats.parseErrors, 0);
 });
 
 test('the RET record\'s written-back address and its flags decode', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readAdfaFolder } from './adfa.js';
@@ -14,6 +14,7 @@ import { SemanticState } from '../../semantics/state.js';
 import { isSandtraceError } from '../../errors.js';
 import type { Finding } from '../types.js';
 import { adfaDir, runCli } from './testutil.js';
+import { unblocking } from '../../../test/helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sandtrace-models-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
@@ -373,21 +374,3 @@ test('a model file that is a FIFO (no writer) is refused by stat, never opened',
   }
 });
 
-/**
- * `p`, or a rejection after 5 s, when a regression opened the FIFO and blocks: a writer is then
- * opened so the blocked reader returns and the test fails instead of hanging the run.
- */
-async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const blocked = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader */ }
-      reject(new Error(`blocked on the FIFO ${fifo}`));
-    }, 5000);
-  });
-  try {
-    return await Promise.race([p, blocked]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
