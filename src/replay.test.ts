@@ -94,6 +94,16 @@ test('replay: a model of the other ABI than the trace is refused naming both, be
     (e: unknown) => isSandtraceError(e) && e.code === 'USAGE' && /--abi x86_64/.test(e.message) && /i386/.test(e.message));
 });
 
+test('replay: --abi numbers imported traces only; for a recording, which names its calls, it is refused rather than ignored', async () => {
+  const out = join(tmp, 'abi-rec-out');
+  await assert.rejects(replay({ file: await record('abi-rec.events.gz', {}), outDir: out, abi: 'i386' }),
+    (e: unknown) => isSandtraceError(e) && e.code === 'USAGE' && /--abi i386 does not apply to .*: it is a sandtrace recording whose calls are named as x86_64 calls/.test(e.message));
+  assert.equal(existsSync(out), false, 'no output directory');
+  // the ABI it already has is no contradiction
+  const same = await replay({ file: await record('abi-rec2.events.gz', {}), outDir: join(tmp, 'abi-rec-same'), abi: 'x86_64' });
+  assert.ok(same.report.syscalls.total > 0);
+});
+
 test('replay: a recording cut short says so in the result and the report; a trailer that miscounts is not "no trailer"', async () => {
   const whole = readFileSync(await record('whole.events.gz', {}));
   const cut = join(tmp, 'cut.events.gz');

@@ -45,6 +45,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // a numeric trace is numbered as the model's calls are, unless --abi says otherwise
   const collector = new RecordingCollector(opts.file, { ...(opts.abi ? { abi: opts.abi } : {}), ...(model ? { defaultAbi: model.abi } : {}) });
   await collector.start();
+  // --abi says how to number a numeric or sysdig trace; a recording or strace log names its calls
+  if (opts.abi && opts.abi !== collector.abi) {
+    await collector.stop();
+    throw new SandtraceError('USAGE', `--abi ${opts.abi} does not apply to ${opts.file}: it is a ${collector.detectedFormat === 'strace' ? 'strace log' : 'sandtrace recording'} whose calls are named as ${collector.abi} calls already`);
+  }
   if (model) models?.checkModelAbi(model, collector.abi, `the trace ${opts.file}`);
   const header = collector.header;
   const meta = (header?.meta ?? {}) as Record<string, unknown>;
