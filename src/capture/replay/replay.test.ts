@@ -265,9 +265,9 @@ test('a small gzip recording cut anywhere is still a recording: every event befo
   }
   assert.equal(seen, events.length, 'cut inside gzip\'s trailer: every event is there, and the cut is still noticed');
   // so few bytes that not even the header's beginning is there: a cut file, not "not a format"
-  const stub = join(tmp, 'stub.events.gz');
-  writeFileSync(stub, whole.subarray(0, 12));
-  await assert.rejects(detectFileFormat(stub), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_CORRUPT' && /ends before its first line \(unexpected end of file\)/.test(e.message));
+  const headerCut = join(tmp, 'header-cut.events.gz');
+  writeFileSync(headerCut, whole.subarray(0, 12));
+  await assert.rejects(detectFileFormat(headerCut), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_CORRUPT' && /ends before its first line \(unexpected end of file\)/.test(e.message));
 });
 
 test('a trailer whose event count disagrees with the events read says so (not "no trailer")', async () => {

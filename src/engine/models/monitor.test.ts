@@ -114,15 +114,24 @@ function whenAttached(child: ReturnType<typeof spawn>, then: () => void): void {
   child.stderr?.on('data', onData);
 }
 
+/**
+ * A monitor of the cgroup with no detectors, once its probe is attached; no signal will stop it.
+ * (Wrapped: an async function returning the promise itself would wait for it to settle.)
+ */
+async function attachedMonitor(cgroupPath: string): Promise<{ running: Promise<MonitorResult> }> {
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => { attached = r; });
+  const running = monitor({ collector: new EbpfCollector({ cgroupPath }), cgroupPath, detectors: [], onAttached: attached });
+  await Promise.race([ready, running.then(() => { throw new Error('monitor ended before attaching'); })]);
+  return { running };
+}
+
 test('monitor: ends by itself when the watched cgroup is removed, instead of watching nothing forever', { timeout: 60_000 }, async () => {
   if (process.getuid?.() !== 0) assert.fail('the monitor test needs root (eBPF)');
   const cg = makeCgroup('monitor-gone');
   let removed = false;
   try {
-    let attached!: () => void;
-    const ready = new Promise<void>((r) => { attached = r; });
-    const running = monitor({ collector: new EbpfCollector({ cgroupPath: cg.path }), cgroupPath: cg.path, detectors: [], onAttached: attached });
-    await ready;
+    const { running } = await attachedMonitor(cg.path);
     assert.equal((await runInCgroup(cg.path, 'true')).code, 0);
     await cg.remove();
     removed = true;
@@ -139,10 +148,7 @@ test('monitor: a cgroup removed and made again under the same name (a restarted 
   if (process.getuid?.() !== 0) assert.fail('the monitor test needs root (eBPF)');
   const cg = makeCgroup('monitor-again');
   try {
-    let attached!: () => void;
-    const ready = new Promise<void>((r) => { attached = r; });
-    const running = monitor({ collector: new EbpfCollector({ cgroupPath: cg.path }), cgroupPath: cg.path, detectors: [], onAttached: attached });
-    await ready;
+    const { running } = await attachedMonitor(cg.path);
     // gone and back well within one poll: the path exists whenever it is looked at
     rmdirSync(cg.path);
     mkdirSync(cg.path);
