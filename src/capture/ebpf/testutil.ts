@@ -71,6 +71,9 @@ export function runInCgroup(cg: string, script: string, opts: { stdin?: string; 
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid ?? -1 }));
+    // a script that exits before reading its stdin (`true`) closes the pipe first: its exit says
+    // how it went, an EPIPE on the way in is no failure of the run
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') reject(e); });
     child.stdin.end(opts.stdin ?? '');
   });
 }
