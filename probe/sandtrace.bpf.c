@@ -293,7 +293,7 @@ static __always_inline bool has_enter_data(long nr)
 	case 264: case 265: case 266: case 267: case 268: case 269: case 280: case 316: case 319:
 	case 322: case 332: case 437: case 439: case 452:
 	case 60: case 231: /* exit, exit_group: never return, reported at task exit */
-	case 43: case 288: case 45: case 51: case 52: /* the caller's address buffer size (at_exit_addr) */
+	case 43: case 288: case 45: case 51: case 52: case 47: /* the caller's address buffer size (at_exit_addr) */
 		return true;
 	}
 	return false;
@@ -308,6 +308,40 @@ static __always_inline u32 addr_room(u64 lenp)
 	int len = 0;
 
 	if (!lenp || bpf_probe_read_user(&len, sizeof(len), (void *)lenp))
+		return ROOM_UNKNOWN;
+	return len < 0 ? 0 : (u32)len;
+}
+
+/* The head of a msghdr: msg_name and msg_namelen, as struct user_msghdr or (compat) struct
+ * compat_msghdr (u32 msg_name, s32 msg_namelen) lays them out. False when it cannot be read. */
+static __always_inline bool msg_name(u64 msg, bool compat, u64 *name, int *namelen)
+{
+	if (compat) {
+		u32 m[2] = {};
+
+		if (!msg || bpf_probe_read_user(m, sizeof(m), (void *)msg))
+			return false;
+		*name = m[0];
+		*namelen = (int)m[1];
+	} else {
+		struct { u64 name; int namelen; } m = {};
+
+		if (!msg || bpf_probe_read_user(&m, 12, (void *)msg))
+			return false;
+		*name = m.name;
+		*namelen = m.namelen;
+	}
+	return true;
+}
+
+/* recvmsg: the room for the sender's address is msg_namelen at entry (the kernel writes the
+ * address's full size back there). */
+static __always_inline u32 msg_room(u64 msg, bool compat)
+{
+	u64 name = 0;
+	int len = 0;
+
+	if (!msg_name(msg, compat, &name, &len))
 		return ROOM_UNKNOWN;
 	return len < 0 ? 0 : (u32)len;
 }
@@ -361,6 +395,9 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 	case 45: /* recvfrom */
 		b->r.uid = addr_room(a[5]);
 		break;
+	case 47: /* recvmsg */
+		b->r.uid = msg_room(a[1], false);
+		break;
 	case 46: { /* sendmsg: msg_name */
 		struct user_msghdr m = {};
 
@@ -390,7 +427,7 @@ static __always_inline bool has_enter_data32(long nr)
 	case 361: case 362: case 369: case 370: /* bind, connect, sendto, sendmsg */
 	case 1: case 252: /* exit, exit_group: never return, reported at task exit */
 	case 102: /* socketcall: unpacked into the direct call (unpack_socketcall) */
-	case 364: case 371: case 367: case 368: /* the caller's address buffer size (at_exit_addr) */
+	case 364: case 371: case 367: case 368: case 372: /* the caller's address buffer size (at_exit_addr) */
 		return true;
 	}
 	return false;
@@ -444,6 +481,9 @@ static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u6
 		break;
 	case 371: /* recvfrom */
 		b->r.uid = addr_room(a[5]);
+		break;
+	case 372: /* recvmsg */
+		b->r.uid = msg_room(a[1], true);
 		break;
 	case 370: { /* sendmsg: struct compat_msghdr opens with u32 msg_name, s32 msg_namelen */
 		u32 m[2] = {};
@@ -531,16 +571,30 @@ static __noinline void reread(struct rec_buf *b, long nr)
 	b->r.uid = room;
 }
 
-/* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername. */
+/* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername, recvmsg. */
 static __always_inline bool has_exit_data(long nr)
 {
-	return nr == 43 || nr == 288 || nr == 45 || nr == 51 || nr == 52;
+	return nr == 43 || nr == 288 || nr == 45 || nr == 51 || nr == 52 || nr == 47;
 }
 
-/* i386: accept4, recvfrom, getsockname, getpeername (the direct calls; not socketcall). */
+/* i386: accept4, recvfrom, getsockname, getpeername, recvmsg (direct, or unpacked socketcall). */
 static __always_inline bool has_exit_data32(long nr)
 {
-	return nr == 364 || nr == 371 || nr == 367 || nr == 368;
+	return nr == 364 || nr == 371 || nr == 367 || nr == 368 || nr == 372;
+}
+
+/* An address of `len` bytes (the size the kernel wrote back) at ptr, of which the kernel copied
+ * at most `room`. */
+static __always_inline void put_written_addr(struct rec_buf *b, u64 ptr, int len, u32 room)
+{
+	/* the kernel copied no more than the caller's buffer held: what lies beyond is the
+	 * caller's own memory, not the address (the address shown is then a prefix) */
+	if (len > 0 && (u32)len > room) {
+		len = room;
+		b->r.cut |= A_ADDR;
+	}
+	if (len > 0)
+		put_addr(b, ptr, (u64)len);
 }
 
 /* recvfrom (addr_in_4) has the address in args 4 and 5, the others in args 1 and 2. */
@@ -564,24 +618,36 @@ static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, cons
 		b->r.bad |= A_ADDR;
 		return;
 	}
-	/* the kernel copied no more than the caller's buffer held: what lies beyond is the
-	 * caller's own memory, not the address (the address shown is then a prefix) */
-	if (len > 0 && (u32)len > room) {
-		len = room;
-		b->r.cut |= A_ADDR;
-	}
-	if (len > 0)
-		put_addr(b, ptr, (u64)len);
+	put_written_addr(b, ptr, len, room);
 }
 
-/* The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername, direct
- * or through socketcall), at most `room` bytes of it. */
+/* recvmsg: the sender's address at msg_name, msg_namelen bytes of it as the kernel wrote that
+ * back (0: the socket gave no address). Both are read from the msghdr again at the return. */
+static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool compat, long ret, u32 room)
+{
+	u64 name = 0;
+	int len = 0;
+
+	if (ret < 0 || !msg)
+		return;
+	if (!msg_name(msg, compat, &name, &len)) {
+		b->r.bad |= A_ADDR;
+		return;
+	}
+	if (name) /* NULL: no address asked for, none written */
+		put_written_addr(b, name, len, room);
+}
+
+/* The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername,
+ * recvmsg, direct or through socketcall), at most `room` bytes of it. */
 static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room)
 {
 	bool compat = (b->r.flags & F_COMPAT) != 0;
 	long nr = b->r.nr;
 
-	if (compat ? has_exit_data32(nr) : has_exit_data(nr))
+	if (nr == (compat ? 372 : 47))
+		collect_exit_msg(b, b->r.a[1], compat, ret, room);
+	else if (compat ? has_exit_data32(nr) : has_exit_data(nr))
 		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret, room);
 }
 

@@ -69,6 +69,12 @@ test('network: a connection to a port on the sandbox\'s own loopback is reported
   assert.equal(connects[0]?.proto, 'tcp');
 });
 
+test('network: what a UDP socket received names its sender (recvmsg), and a call that asked for no sender names none', async () => {
+  const r = await run('udp_recvmsg.sh', ['4445', '4446']);
+  const received = r.network.filter((n) => n.op === 'recvmsg');
+  assert.deepEqual(received.map((n) => [n.proto, n.address, n.port, n.result, n.count]), [['udp', '127.0.0.1', 4446, 'ok', 1]], JSON.stringify(r.network));
+});
+
 test('credential theft: reading /etc/passwd and the decoy SSH key is reported and flagged', async () => {
   const r = await run('read_secrets.sh');
   assert.ok(file(r, '/etc/passwd')?.ops.includes('read'));

@@ -26,6 +26,8 @@ interface Case {
   timeout: number;
   /** Facts that must be present (each listed item is included in the source's facts). */
   expect: Partial<Record<keyof Facts, string[]>>;
+  /** Facts that must be exactly these (nothing else made up). */
+  only?: Partial<Record<keyof Facts, string[]>>;
   timedOut?: boolean;
   /** Programs the sample runs a timing-dependent number of times (retry loops): left out of the cross-source comparison. */
   unstable?: string[];
@@ -57,6 +59,12 @@ const CASES: Case[] = [
     unstable: ['/usr/bin/sleep'],
   },
   {
+    // recvmsg names its sender; asked for none (msg_name NULL, msg_namelen 0), it names none
+    sample: 'udp_recvmsg.sh', args: ['4445', '4446'], timeout: 20,
+    expect: { bound: ['inet:127.0.0.1:4445', 'inet:127.0.0.1:4446'] },
+    only: { received: ['inet:127.0.0.1:4446'] },
+  },
+  {
     sample: 'self_delete.sh', args: [], timeout: 20,
     expect: { deleted: ['/tmp/self_delete.sh'], executed: ['/usr/bin/rm'] },
   },
@@ -86,6 +94,7 @@ for (const src of SOURCES) {
       for (const [k, items] of Object.entries(c.expect) as [keyof Facts, string[]][]) {
         for (const it of items) assert.ok(f[k].includes(it), `${src.name} ${c.sample}: ${k} lacks ${it}; has ${JSON.stringify(f[k])}`);
       }
+      for (const [k, items] of Object.entries(c.only ?? {}) as [keyof Facts, string[]][]) assert.deepEqual(f[k], items, `${src.name} ${c.sample}: ${k}`);
       let m = seen.get(c.sample);
       if (!m) { m = new Map(); seen.set(c.sample, m); }
       m.set(src.name, f);

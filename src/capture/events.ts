@@ -51,7 +51,8 @@ export interface SyscallEvent extends EventBase {
   argv?: string[];
   /**
    * Socket address of connect/bind/sendto/sendmsg, read at the call; of accept/accept4/recvfrom/
-   * getsockname/getpeername, the one the kernel wrote back, read at the return.
+   * recvmsg/getsockname/getpeername, the one the kernel wrote back, read at the return (recvfrom's
+   * and recvmsg's: the sender of what was received; none when the caller asked for none).
    */
   addr?: SockAddr;
   /**

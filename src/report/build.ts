@@ -15,7 +15,7 @@ import {
 export const TOOL_VERSION = '0.1.0';
 
 const EPERM = -1;
-const NETWORK_OPS = new Set(['connect', 'bind', 'listen', 'accept', 'accept4', 'sendto', 'sendmsg', 'recvfrom']);
+const NETWORK_OPS = new Set(['connect', 'bind', 'listen', 'accept', 'accept4', 'sendto', 'sendmsg', 'recvfrom', 'recvmsg']);
 
 interface FileAcc { ops: Set<FileOp>; pids: Set<number>; renamedTo: Set<string> }
 
@@ -159,13 +159,13 @@ export class ReportBuilder {
     if (op === 'listen' && fd?.lip !== undefined) {
       addr = fd.type === 'unix' ? { family: 'unix', path: fd.lip, abstract: false } : { family: fd.type === 'ipv6' ? 'inet6' : 'inet', address: fd.lip, port: fd.lport ?? 0 };
     }
-    // sendto/sendmsg/recvfrom without an address are ordinary traffic on a connected socket.
+    // sendto/sendmsg/recvfrom/recvmsg without an address are ordinary traffic on a connected socket.
     if (!addr) return;
     const family = addr.family;
     const address = family === 'inet' || family === 'inet6' ? addr.address : family === 'unix' ? (addr.abstract ? `@${addr.path}` : addr.path) : '';
     const port = family === 'inet' || family === 'inet6' ? addr.port : null;
     const proto: ReportNetwork['proto'] = family === 'unix' ? 'unix' : fd?.l4proto === 'tcp' || fd?.l4proto === 'udp' || fd?.l4proto === 'raw' ? fd.l4proto
-      : ev.name === 'sendto' || ev.name === 'recvfrom' ? 'udp' : family === 'inet' || family === 'inet6' ? 'tcp' : 'other';
+      : ev.name === 'sendto' || ev.name === 'recvfrom' || ev.name === 'recvmsg' ? 'udp' : family === 'inet' || family === 'inet6' ? 'tcp' : 'other';
     const ret = ev.ret;
     const result = ret === null ? 'unfinished' : ret >= 0 ? 'ok' : errnoName(ret);
     const key = `${op}\0${proto}\0${address}\0${port}\0${result}\0${ev.pid}`;

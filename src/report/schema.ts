@@ -46,7 +46,7 @@ export interface ReportDropped {
 }
 
 export interface ReportNetwork {
-  op: 'connect' | 'bind' | 'listen' | 'accept' | 'sendto' | 'recvfrom' | 'sendmsg' | 'socket';
+  op: 'connect' | 'bind' | 'listen' | 'accept' | 'sendto' | 'recvfrom' | 'sendmsg' | 'recvmsg' | 'socket';
   proto: 'tcp' | 'udp' | 'unix' | 'raw' | 'other';
   family: 'inet' | 'inet6' | 'unix' | 'netlink' | 'packet' | 'other';
   address: string;

@@ -17,6 +17,12 @@ export interface Facts {
   connections: string[];
   /** Addresses bound. */
   bound: string[];
+  /**
+   * Senders named by what was received: the address recvfrom and recvmsg (direct or through i386
+   * socketcall) say a successful call's data came from. A call that asked for no sender (a NULL
+   * address or msg_name, or room for none) names none.
+   */
+  received: string[];
 }
 
 const O_ACCMODE = 3;
@@ -48,6 +54,7 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
   const renamed: string[] = [];
   const connections: string[] = [];
   const bound: string[] = [];
+  const received: string[] = [];
   let on = !start;
   for (const e of events) {
     if (!on) {
@@ -98,6 +105,9 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
           case 'bind':
             if (e.addr) bound.push(addrKey(e.addr));
             break;
+          case 'recvfrom': case 'recvmsg':
+            if (ok && e.addr) received.push(addrKey(e.addr));
+            break;
         }
         break;
       }
@@ -113,5 +123,6 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
     renamed: sortedUnique(renamed),
     connections: sortedUnique(connections),
     bound: sortedUnique(bound),
+    received: sortedUnique(received),
   };
 }

@@ -208,6 +208,54 @@ test('an argument unreadable at the call is read at its return and marked so; a 
   }
 });
 
+// recvmsg on a UDP socket: the sender written back at msg_name, as much of it as msg_namelen had
+// room for; none asked for (msg_name NULL, msg_namelen 0) and none made up.
+const RECVMSG = `
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
+                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('127.0.0.1', 0))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))
+data = ctypes.create_string_buffer(256)
+name = ctypes.create_string_buffer(b'\\x0a\\x0b\\x0c\\x0d' * 32)
+def recvmsg(with_name, room):
+    s.sendto(b'x', r.getsockname())
+    io = iovec(ctypes.cast(data, ctypes.c_void_p), len(data))
+    m = msghdr(ctypes.cast(name, ctypes.c_void_p) if with_name else None, room, ctypes.pointer(io), 1, None, 0, 0)
+    return libc.recvmsg(r.fileno(), ctypes.byref(m), 0)
+print('port', s.getsockname()[1])
+print('named', recvmsg(True, 128), 'null', recvmsg(False, 0), 'zero', recvmsg(True, 0), 'short', recvmsg(True, 4), 'failed', libc.recvmsg(r.fileno(), ctypes.c_void_p(8), 0))
+`;
+
+test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room; none when none was asked for', { timeout: 30_000 }, async () => {
+  const cg = makeCgroup('recvmsg');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-recvmsg-'));
+  try {
+    const script = join(dir, 'recvmsg.py');
+    writeFileSync(script, RECVMSG);
+    const { events, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
+    assert.equal(result.code, 0, result.stderr);
+    const m = /port (\d+)\nnamed 1 null 1 zero 1 short 1 failed -1\n/.exec(result.stdout);
+    assert.ok(m, result.stdout);
+    const calls = syscalls(events).filter((e) => e.name === 'recvmsg');
+    assert.deepEqual(calls.map((e) => [e.ret, e.addr ?? null, e.truncated ?? [], e.unreadable ?? []]), [
+      [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
+      [1, null, [], []],
+      [1, null, ['addr'], []], // the kernel had a 16-byte sender and room for none of it
+      // 4 bytes of it: family and port, never the 10.11.12.13 planted after them
+      [1, { family: 'other', raw: 2 }, ['addr'], []],
+      [-14, null, [], []],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
+});
+
 // A 64-bit python issues i386 calls with `int 0x80` (the kernel runs them as compat calls, with
 // 32-bit registers): code and strings live in pages mapped below 4 GiB (MAP_32BIT).
 const I386 = `
@@ -258,6 +306,19 @@ lenp3 = put(20800, struct.pack('<i', 16))
 a = sockcall(5, 20864, srv.fileno(), put(20928, bytes(16)), lenp3)
 print('sc-accept', a, 'bad', sockcall(3, 20992, s, 0, 16), sc32(102, 3, 1, 0, 0), sc32(102, 99, put(21056, bytes(24)), 0, 0))
 print('child', pid, os.waitpid(pid, 0)[1], flush=True)
+# recvmsg, direct (372) and through socketcall (17): struct compat_msghdr is u32 msg_name, s32
+# msg_namelen, u32 msg_iov, u32 msg_iovlen, u32 msg_control, u32 msg_controllen, u32 msg_flags
+ur = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); ur.bind(('127.0.0.1', 0))
+us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); us.bind(('127.0.0.1', 0))
+iov = put(24576, struct.pack('<II', data + 24640, 64))
+def cmsg(off, name, room):
+    return put(off, struct.pack('<IiIIIII', name, room, iov, 1, 0, 0, 0))
+us.sendto(b'one', ur.getsockname())
+print('recvmsg', sc32(372, ur.fileno(), cmsg(24704, data + 24768, 16), 0, 0), 'port', us.getsockname()[1])
+us.sendto(b'two', ur.getsockname())
+print('sc-recvmsg', sockcall(17, 24832, ur.fileno(), cmsg(24896, data + 24960, 16), 0))
+us.sendto(b'three', ur.getsockname())
+print('null-recvmsg', sc32(372, ur.fileno(), cmsg(25024, 0, 0), 0, 0), flush=True)
 sc32(252, 3, 0, 0, 0)
 `;
 
@@ -278,6 +339,9 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
     const sc = /sc-socket (\d+) connect 0\nsc-getsockname 0 port (\d+)\nsc-accept (\d+) bad -14 -14 -22\nchild (\d+) 0\n/.exec(result.stdout);
     assert.ok(sc, result.stdout);
     const [scFd, scPortBE, accepted, child] = [Number(sc[1]), Number(sc[2]), Number(sc[3]), Number(sc[4])];
+    const rm = /recvmsg 3 port (\d+)\nsc-recvmsg 3\nnull-recvmsg 5\n/.exec(result.stdout);
+    assert.ok(rm, result.stdout);
+    const sender = { family: 'inet', address: '127.0.0.1', port: Number(rm[1]) };
     const scPort = ((scPortBE & 0xff) << 8) | (scPortBE >> 8);
     const i386 = syscalls(events).filter((e) => e.abi === 'i386');
     const call = (name: string, ret: number) => i386.find((e) => e.name === name && e.ret === ret);
@@ -301,6 +365,13 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
       [367, 'getsockname', [scFd, via[2]?.args[1], via[2]?.args[2]], 0],
       [364, 'accept4', [via[3]?.args[0], via[3]?.args[1], via[3]?.args[2]], accepted], // accept: accept4 with flags 0
       [362, 'connect', [scFd, 0, 16], -14], // a null address: EFAULT, as for the direct call
+      [372, 'recvmsg', [via[5]?.args[0], via[5]?.args[1], 0], 3],
+    ]);
+    // recvmsg's sender, read from the compat msghdr at the return: direct, through socketcall, and
+    // none when msg_name is NULL
+    const recvmsgs = i386.filter((e) => e.name === 'recvmsg');
+    assert.deepEqual(recvmsgs.map((e) => [e.via ?? 'direct', e.ret, e.addr ?? null, e.truncated ?? []]), [
+      ['direct', 3, sender, []], ['socketcall', 3, sender, []], ['direct', 5, null, []],
     ]);
     assert.deepEqual(via[1]?.addr, { family: 'inet', address: '127.0.0.1', port });
     assert.deepEqual(via[2]?.addr, { family: 'inet', address: '127.0.0.1', port: scPort });

@@ -367,3 +367,28 @@ test('complete arguments carry no marks: literal dots, a failed accept\'s pointe
   const exec = evs.find((e): e is ExecEvent => e.type === 'exec');
   assert.ok(exec && exec.truncated === undefined && exec.unreadable === undefined);
 });
+
+test('recvmsg names its sender from msg_name only, and marks a sender cut at the caller\'s room; a datagram that reads like an address is none', () => {
+  // strace 6.1's lines for the four calls of test/samples/udp_recvmsg.sh (and a 4-byte room)
+  const fake = '{iov_base="{sa_family=AF_INET, sin_port=htons(7), sin_addr=inet_addr(\\"6.6.6.6\\")}", iov_len=256}';
+  const lines = [
+    `9 1795423612.1 recvmsg(3<UDP:[876537]>, {msg_name={sa_family=AF_INET, sin_port=htons(4446), sin_addr=inet_addr("127.0.0.1")}, msg_namelen=128 => 16, msg_iov=[{iov_base="beacon", iov_len=256}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 6`,
+    `9 1795423612.2 recvmsg(3<UDP:[876537]>, {msg_name=NULL, msg_namelen=0, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 69`,
+    `9 1795423612.3 recvmsg(3<UDP:[876537]>, {msg_name=0x7f6fca177830, msg_namelen=0 => 16, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 69`,
+    `9 1795423612.4 recvmsg(3<UDP:[876537]>, {msg_name={sa_family=AF_INET, sa_data="\\202\\23"}, msg_namelen=4 => 16, msg_iov=[{iov_base="sin_port=htons(7)", iov_len=256}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 17`,
+    // a connected socket's data read with recvfrom and no address asked for, and sent with sendmsg
+    `9 1795423612.5 recvfrom(3<UDP:[876537]>, "{sa_family=AF_INET, sin_port=htons(7), sin_addr=inet_addr(\\"6.6.6.6\\")}", 256, 0, NULL, NULL) = 69`,
+    `9 1795423612.6 sendmsg(3<UDP:[876537]>, {msg_name=NULL, msg_namelen=0, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 69`,
+  ];
+  const { evs, p } = parse(lines.join('\n') + '\n');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  assert.deepEqual(calls.map((e) => [e.name, e.addr ?? null, e.truncated ?? [], e.unreadable ?? []]), [
+    ['recvmsg', { family: 'inet', address: '127.0.0.1', port: 4446 }, [], []],
+    ['recvmsg', null, [], []],
+    ['recvmsg', null, ['addr'], []], // room for none: the kernel copied none of its 16 bytes
+    ['recvmsg', { family: 'inet', address: '', port: 0 }, ['addr'], []],
+    ['recvfrom', null, [], []],
+    ['sendmsg', null, [], []],
+  ]);
+});

@@ -265,6 +265,38 @@ export function parseSockaddr(text: string): SockAddr | undefined {
   return { family: 'other', raw };
 }
 
+/** A `{...}` at the start of t, up to its closing brace (strings in it skipped); all of t when unclosed. */
+function braced(t: string): string {
+  let depth = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t[i];
+    if (c === '"') i = stringEnd(t, i);
+    else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) return t.slice(0, i + 1);
+  }
+  return t;
+}
+
+/** A printed msghdr's msg_name (`NULL`, `0x...` or a decoded `{sa_family=...}`) and what follows it. */
+function msgName(arg: string | undefined): { value: string; rest: string } | undefined {
+  const m = (arg ?? '').trimStart();
+  if (!m.startsWith('{msg_name=')) return undefined;
+  const t = m.slice(10);
+  const value = t.startsWith('{') ? braced(t) : t.slice(0, Math.max(0, t.indexOf(',')));
+  return { value, rest: t.slice(value.length) };
+}
+
+/**
+ * The decoded socket address a call's arguments hold: the address argument's, or msg_name's of
+ * sendmsg/recvmsg. Never one found elsewhere: a data buffer printed before it (recvfrom's, a
+ * message's iov) can read like one.
+ */
+function addrText(name: string, args: readonly string[]): string | undefined {
+  const where = ADDR_ARGS[name];
+  const t = name === 'sendmsg' || name === 'recvmsg' ? msgName(args[1])?.value : where ? args[where[0]]?.trimStart() : undefined;
+  return t?.startsWith('{sa_family=') ? braced(t) : undefined;
+}
+
 /** `"abc"...`: a string strace cut at its limit (-s for data and argv elements, PATH_MAX for paths). */
 function isCutString(arg: string): boolean {
   return arg.startsWith('"') && arg.endsWith('"...');
@@ -573,7 +605,8 @@ export class StraceParser {
       } else if (p2 !== undefined && BAD_PTR.test(p2)) bad.push('path2');
     }
     if (ADDR_CALLS.has(name)) {
-      const a = parseSockaddr(argsText);
+      const t = addrText(name, args);
+      const a = t === undefined ? undefined : parseSockaddr(t);
       if (a) ev.addr = a;
       this.addrMarks(name, args, ret, cut, bad);
     }
@@ -649,6 +682,19 @@ export class StraceParser {
       const m = args[1]?.trim() ?? '';
       if (BAD_PTR.test(m) || /[{ ]msg_name=0x[0-9a-f]+,/i.test(m)) bad.push('addr');
       else if (Number(/[{ ]msg_namelen=(\d+)/.exec(m)?.[1] ?? 0) > ADDR_MAX && !/msg_name=NULL/.test(m)) cut.push('addr');
+      return;
+    }
+    if (name === 'recvmsg') {
+      // `msg_namelen=ROOM => WRITTEN`: the kernel wrote the sender's full size back and copied at
+      // most ROOM bytes of it (msg_name printed as a pointer when that was none)
+      const mn = msgName(args[1]);
+      if (ret === null || ret < 0 || !mn || mn.value === 'NULL') return;
+      const l = /^, msg_namelen=(\d+)(?: => (\d+))?/.exec(mn.rest);
+      if (!l) return;
+      const room = Number(l[1]);
+      const written = Number(l[2] ?? l[1]);
+      if (written > room || written > ADDR_MAX) cut.push('addr');
+      else if (BAD_PTR.test(mn.value) && written > 0) bad.push('addr');
       return;
     }
     const where = ADDR_ARGS[name];
