@@ -873,6 +873,18 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!b)
 		return 0;
 	init_rec(b, p, REC_EXEC, 0);
+	/* The file the new image was loaded from (not its path, which can be swapped before anyone
+	 * looks it up again): its superblock's device (kernel dev_t) and inode number. For a #!
+	 * script (or binfmt_misc) that is the interpreter, and binprm.interp then differs from
+	 * filename: F_INTERP. */
+	{
+		struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
+
+		b->r.a[0] = BPF_CORE_READ(ino, i_sb, s_dev);
+		b->r.a[1] = BPF_CORE_READ(ino, i_ino);
+		if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename))
+			b->r.flags |= F_INTERP;
+	}
 	/* the new image's ABI: exec has just set the task up for it (TS_COMPAT for an i386 program) */
 	if (is_compat(p))
 		b->r.flags |= F_COMPAT;

@@ -18,6 +18,7 @@
 #define F_NOENTER 16 /* no sys_enter was seen (e.g. seccomp denied the call): data read at exit */
 #define F_SOCKETCALL 32 /* i386 socketcall(102) unpacked: nr and args are the direct call's */
 #define F_REREAD 64  /* arguments unreadable at entry were read at exit (the sample could have changed them) */
+#define F_INTERP 128 /* exec: the file (a[0], a[1]) is the interpreter of a #! script or binfmt_misc file */
 
 /* rec.cut and rec.bad bits: which argument was cut at its buffer / could not be read at all.
  * On exec records A_PATH is the executable's name. */
@@ -41,7 +42,8 @@ struct rec {
 	unsigned int pid, tid;     /* in the target pid namespace */
 	unsigned long long ts;     /* bpf_ktime_get_ns */
 	char comm[16];
-	unsigned long long a[6];   /* syscall args; fork: a[0]=child pid, a[1]=child tid */
+	unsigned long long a[6];   /* syscall args; fork: a[0]=child pid, a[1]=child tid;
+	                            * exec: a[0]=s_dev (kernel encoding), a[1]=i_ino of the file loaded */
 	long long ret;             /* syscall return; exit: raw exit code (wait status) */
 	unsigned short len_path, len_path2, len_argv, len_addr;
 	unsigned short argc;       /* argv elements read (exec: the new image's argc, saturated) */

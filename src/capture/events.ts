@@ -97,6 +97,24 @@ export interface ExecEvent extends EventBase {
   truncated?: ArgName[];
   unreadable?: ArgName[];
   /**
+   * The file the kernel loaded the new image from, as stat() would report it (st_dev, st_ino): the
+   * file itself, not its path, which can be swapped before anyone looks the path up again. `ino`
+   * is decimal (inode numbers are 64-bit; overlayfs xino sets the top bits). `interpreter`: the
+   * exec'd path is a #! script (or a binfmt_misc file) and this is its interpreter, the program
+   * the process runs (/proc/PID/exe). Set by the eBPF probe; absent when the source cannot tell.
+   * On an overlayfs the device is the overlay's own (the one /proc/PID/mountinfo gives the
+   * mount), while stat() of a file from a lower layer can report that layer's pseudo device.
+   */
+  file?: { dev: number; ino: string; interpreter?: true };
+  /**
+   * Set by the live monitor when it could not confirm that `exe` names `file`: the path led to
+   * another file by the time the monitor looked it up (swapped after the exec, or gone), and
+   * neither /proc/PID/exe nor anything else named the file. `exe` is then the path as exec'd, and
+   * the program is judged by no program's model (the global one): which model judges it is not
+   * the workload's choice.
+   */
+  exeUnverified?: true;
+  /**
    * The kernel itself started the program (init, a usermode helper such as modprobe for
    * request_module): no process of the captured system forked it or called execve. Set only by
    * sources that can tell it apart from anything a process could do (VM introspection).

@@ -2,8 +2,8 @@
 // and socket addresses of every family the kernel wrote decode right. Needs root and `make setup`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SyscallEvent, TraceEvent } from '../events.js';
-import { ProbeDecoder } from './decode.js';
+import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
+import { ProbeDecoder, REC_EXEC, REC_FIXED, userDev } from './decode.js';
 import { capture, makeCgroup, runInCgroup } from './testutil.js';
 
 const py = `
@@ -57,4 +57,32 @@ test('decoding is independent of chunk boundaries; addresses and two-path calls 
   } finally {
     await cg.remove();
   }
+});
+
+test('exec records: the loaded file\'s device in stat()\'s encoding, its 64-bit inode exact', () => {
+  // kernel dev_t is major << 20 | minor; stat() has minor's low byte, major, then minor's upper bits
+  assert.equal(userDev((8 << 20) | 1), 0x801); // sda1
+  assert.equal(userDev((259 << 20) | 0x10005), 0x10010305);
+  assert.equal(userDev(41), 41); // an anonymous device (overlayfs, tmpfs): major 0
+  const exe = '/bin/x\0';
+  const rec = Buffer.alloc(REC_FIXED + exe.length);
+  rec[0] = REC_EXEC;
+  rec[1] = 128; // F_INTERP
+  rec.writeUInt16LE(exe.length, 2);
+  rec.writeUInt32LE(7, 8);
+  rec.writeUInt32LE(7, 12);
+  rec.writeUInt32LE((8 << 20) | 1, 40); // a[0]: s_dev
+  rec.writeBigUInt64LE((1n << 63n) | 5n, 48); // a[1]: an overlayfs xino inode, past 2^53
+  rec.writeUInt16LE(exe.length, 96); // len_path
+  rec.write(exe, REC_FIXED, 'latin1');
+  const frame = Buffer.alloc(4 + rec.length + ((4 - (rec.length % 4)) % 4));
+  frame.writeUInt32LE(rec.length, 0);
+  rec.copy(frame, 4);
+  const [ev] = new ProbeDecoder().push(frame) as ExecEvent[];
+  assert.deepEqual(ev?.file, { dev: 0x801, ino: ((1n << 63n) | 5n).toString(), interpreter: true });
+  // no identity (a[1] == 0): no field
+  rec[1] = 0;
+  rec.writeBigUInt64LE(0n, 48);
+  rec.copy(frame, 4);
+  assert.equal((new ProbeDecoder().push(frame)[0] as ExecEvent).file, undefined);
 });

@@ -16,6 +16,7 @@ const F_THREAD = 4;
 export const F_TRUNC = 8;
 const F_SOCKETCALL = 32;
 const F_REREAD = 64;
+const F_INTERP = 128;
 
 // rec.cut / rec.bad bits (byte 106 / 107): the argument was cut at its buffer / could not be read.
 const A_PATH = 1;
@@ -87,6 +88,19 @@ function ipv6(b: Buffer, o: number): string {
   const hex = g.map((x) => x.toString(16));
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/**
+ * A kernel-internal dev_t (major << 20 | minor: a superblock's s_dev) as stat() reports it
+ * (new_encode_dev: minor's low byte, major, then minor's upper bits from bit 20).
+ */
+export function userDev(kdev: number): number {
+  return statDev(kdev >>> 20, kdev & 0xfffff);
+}
+
+/** A device number as stat() reports it, from its major and minor (as /proc/PID/mountinfo gives them). */
+export function statDev(major: number, minor: number): number {
+  return (minor & 0xff) + major * 0x100 + (minor >>> 8) * 0x100000;
 }
 
 /** Decodes a struct sockaddr of `len` bytes. */
@@ -256,6 +270,12 @@ export class ProbeDecoder {
           type: 'exec', seq: ++this.seq, ts, pid, tid, comm,
           exe: cstr(b, d, l[0]), argv: splitNul(b, d + l[0], l[2]), uid: u32[w + 27]!, abi: flags & F_COMPAT ? 'i386' : 'x86_64',
         };
+        // a[0]: the loaded file's s_dev, a[1]: its inode (0: the kernel gave none)
+        const ino = u32[w + 12]! + u32[w + 13]! * U32;
+        if (ino !== 0) {
+          ev.file = { dev: userDev(u32[w + 10]!), ino: (BigInt(u32[w + 13]!) << 32n | BigInt(u32[w + 12]!)).toString() };
+          if (flags & F_INTERP) ev.file.interpreter = true;
+        }
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, true);
         out.push(ev);

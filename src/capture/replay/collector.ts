@@ -279,7 +279,8 @@ export async function readTraces(path: string, opts: ImportOptions & { keepEvent
         for (const t of live.values()) if (t.pid === e.pid && t.exe === '') t.exe = program;
       }
       if (e.type === 'exec') {
-        const program = programKey({ exe: e.exe, argv: e.argv, name: e.comm ?? '' });
+        // a name the live monitor could not confirm (ExecEvent.exeUnverified) trains no program's model
+        const program = e.exeUnverified ? '' : programKey({ exe: e.exe, argv: e.argv, name: e.comm ?? '' });
         exeOf.set(e.pid, program);
         const cur = live.get(e.tid);
         closeProcess(e.pid);

@@ -361,3 +361,19 @@ test('the format is told from the first 64 KiB: a file of megabytes with no newl
   writeFileSync(ok, `${strace}\n`);
   assert.equal(await detectFileFormat(ok), 'strace');
 });
+
+test('a recorded exec the monitor could not verify (exeUnverified) trains no program: its trace is unattributed', async () => {
+  const path = join(tmp, 'unverified.events.gz');
+  const base = { ts: 1, comm: 'x', abi: 'x86_64' as const };
+  const events: TraceEvent[] = [
+    { ...base, type: 'exec', seq: 1, pid: 10, tid: 10, exe: '/usr/bin/true', argv: ['true'], uid: 0 },
+    { ...base, type: 'syscall', seq: 2, pid: 10, tid: 10, name: 'read', nr: 0, args: [], ret: 0 },
+    { ...base, type: 'exec', seq: 3, pid: 11, tid: 11, exe: '/usr/bin/sshd', argv: ['sshd'], uid: 0, exeUnverified: true },
+    { ...base, type: 'syscall', seq: 4, pid: 11, tid: 11, name: 'connect', nr: 42, args: [], ret: 0 },
+  ];
+  const w = new RecordingWriter(path, { backend: 'ebpf' });
+  w.write(events);
+  await w.close();
+  const r = await readTraces(path);
+  assert.deepEqual(r.traces.map((t) => [t.pid, t.exe, t.calls]), [[10, '/usr/bin/true', ['read']], [11, '', ['connect']]]);
+});

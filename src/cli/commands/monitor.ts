@@ -42,6 +42,8 @@ function alertLine(f: Finding, proc: ProcessInfo | undefined): string {
     name: proc?.name ?? '',
     ppid: proc?.ppid ?? 0,
     parent: proc?.parent?.exe ?? '',
+    // the exec path led to another file by the time it was named: exe is the path, not a verified program
+    ...(f.tags?.includes('exe-unverified') ? { exe_unverified: true } : {}),
     description: f.description,
     ...(f.output !== undefined ? { output: f.output } : {}),
     ...(f.attack.length ? { attack: f.attack } : {}),

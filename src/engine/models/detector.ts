@@ -4,7 +4,7 @@
 // Each thread is its own sequence (threads interleave arbitrarily); findings name the process.
 import type { Detector, Evidence, Finding, Severity } from '../types.js';
 import type { EnrichedEvent } from '../../semantics/types.js';
-import type { Abi } from '../../capture/events.js';
+import type { Abi, TraceEvent } from '../../capture/events.js';
 import { DEFAULTS, checkModelAbi, type AnomalyModel, type ProgramModel } from './model.js';
 import { programKey } from '../../semantics/program.js';
 import type { ScoreStream } from './scorers.js';
@@ -37,6 +37,31 @@ export interface AnomalyDetectorOptions {
   abi?: Abi;
 }
 
+/**
+ * Processes whose program the capture could not name for sure (ExecEvent.exeUnverified: the exec
+ * path led to another file by the time it was named): from that exec until the next, children
+ * forked meanwhile included. They are judged by no program's model: the global one.
+ */
+export class UnverifiedPrograms {
+  private readonly pids = new Set<number>();
+
+  note(ev: TraceEvent): void {
+    if (ev.type === 'exec') {
+      if (ev.exeUnverified) this.pids.add(ev.pid);
+      else this.pids.delete(ev.pid);
+    } else if (ev.type === 'fork' && !ev.thread) {
+      if (this.pids.has(ev.pid)) this.pids.add(ev.childPid);
+      else this.pids.delete(ev.childPid);
+    } else if (ev.type === 'exit' && !ev.thread) {
+      this.pids.delete(ev.pid);
+    }
+  }
+
+  has(pid: number): boolean {
+    return this.pids.has(pid);
+  }
+}
+
 interface Call { seq: number; name: string; value: number }
 
 interface Segment {
@@ -47,6 +72,8 @@ interface Segment {
   /** The modelled program whose model scores a program that has none: the one it is a copy of,
    *  or the one whose name it goes by. */
   lookalike?: { program: string; how: string };
+  /** The program's name is unverified (UnverifiedPrograms): scored by the global model. */
+  unverified: boolean;
   stream: ScoreStream;
   sum: number;
   count: number;
@@ -83,6 +110,7 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const reportUnseen = (opts.unseenPrograms ?? true) && perProgram;
   const segments = new Map<number, Segment>();
   const unseenReported = new Set<string>();
+  const unverified = new UnverifiedPrograms();
   const queue: Finding[] = [];
   // processes whose beginning was seen (forked or exec'd in view); others were caught mid-life
   const begun = new Set<number>();
@@ -117,6 +145,12 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
 
   const open = (e: EnrichedEvent): Segment | undefined => {
     const exe = programKey(e.proc);
+    if (unverified.has(e.proc.pid)) {
+      // whatever it is called, it is not shown to be that program: no program's model, no lookalike's
+      const g = model.global;
+      if (!g) return undefined;
+      return start(e, exe, g, undefined, true);
+    }
     const like = exe !== '' && !model.programs.has(exe) ? lookalike(e.proc) : undefined;
     const m = like ? model.forExe(like.program) : model.forExe(exe);
     if (reportUnseen && exe !== '' && !model.programs.has(exe) && !unseenReported.has(exe)) {
@@ -135,9 +169,13 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
       });
     }
     if (!m) return undefined;
+    return start(e, exe, m, like, false);
+  };
+
+  const start = (e: EnrichedEvent, exe: string, m: ProgramModel, like: Segment['lookalike'], unverifiedExe: boolean): Segment => {
     const s: Segment = {
-      pid: e.proc.pid, tid: e.ev.tid, exe, model: m, ...(like ? { lookalike: like } : {}), stream: m.scorer.stream(), sum: 0, count: 0,
-      ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
+      pid: e.proc.pid, tid: e.ev.tid, exe, model: m, ...(like ? { lookalike: like } : {}), unverified: unverifiedExe,
+      stream: m.scorer.stream(), sum: 0, count: 0, ring: [], ringSum: 0, bestSum: -1, best: [], windowAlerted: false,
       begun: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)),
       warm: begun.has(e.proc.pid) || (!live && !foundMidLife.has(e.proc.pid)) ? 0 : Math.max(0, m.data.n - 1),
     };
@@ -148,8 +186,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const finding = (s: Segment, kind: 'window' | 'process', score: number, threshold: number): Finding => {
     const c = s.model.data.calibration;
     const evidence: Evidence[] = s.best.map((x) => ({ seq: x.seq, pid: s.pid, event: x.name, fields: { 'evt.type': x.name, surprise: round(x.value) } }));
-    const like = s.lookalike ? ` (${s.exe}, ${s.lookalike.how})` : '';
-    const whose = s.lookalike?.program ?? s.exe;
+    const like = s.lookalike ? ` (${s.exe}, ${s.lookalike.how})` : s.unverified ? ` (exec'd as ${s.exe}, unverified: judged by the global model)` : '';
+    const whose = s.lookalike?.program ?? (s.unverified ? '' : s.exe);
     const what = kind === 'window'
       ? `${s.best.length} consecutive calls unlike ${whose || 'this program'}'s normal behaviour${like}`
       : `system-call behaviour over the process's life unlike ${whose || 'the'} normal model${like}`;
@@ -161,9 +199,9 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
       pid: s.pid,
       evidence,
       source: 'model',
-      output: `Anomalous system calls (proc.exe=${s.exe || '?'} proc.pid=${s.pid} score=${round(score)} threshold=${round(threshold)} model=${s.model.name}${s.lookalike ? ` judged_as=${s.lookalike.program}` : ''} calls=${s.count})`,
+      output: `Anomalous system calls (proc.exe=${s.exe || '?'} proc.pid=${s.pid} score=${round(score)} threshold=${round(threshold)} model=${s.model.name}${s.lookalike ? ` judged_as=${s.lookalike.program}` : ''}${s.unverified ? ' exe_unverified=true' : ''} calls=${s.count})`,
       confidence: Math.min(0.95, 0.5 + 0.15 * Math.log2(Math.max(1, score / Math.max(threshold, 1e-9)))),
-      tags: ['anomaly', s.model.data.kind, `far=${c.far}`],
+      tags: ['anomaly', s.model.data.kind, `far=${c.far}`, ...(s.unverified ? ['exe-unverified'] : [])],
       anomaly: { score: round(score), threshold: round(threshold), window: s.best.map((x) => x.name), model: s.model.name },
     };
   };
@@ -181,6 +219,21 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
     name: 'anomaly',
     onEvent(e: EnrichedEvent): void {
       const ev = e.ev;
+      unverified.note(ev);
+      if (ev.type === 'exec' && ev.exeUnverified) {
+        queue.push({
+          rule: 'model.unverified_program',
+          description: `by the time the program was named, ${ev.exe} led to another file than the one the kernel ran (swapped after the exec?): the process is judged by the global model, not by that name's`,
+          severity: 'medium',
+          attack: [],
+          pid: e.proc.pid,
+          evidence: [{ seq: ev.seq, pid: ev.pid, event: 'exec', fields: { 'proc.exe': ev.exe, 'proc.pid': e.proc.pid, 'exe.unverified': true } }],
+          source: 'model',
+          output: `Unverified program (proc.exe=${ev.exe} proc.pid=${e.proc.pid} parent=${e.proc.parent?.exe ?? ''} exe_unverified=true)`,
+          confidence: 0.7,
+          tags: ['anomaly', 'exe-unverified'],
+        });
+      }
       if (ev.running && !begun.has(ev.pid)) foundMidLife.add(ev.pid);
       if (ev.type === 'fork') { begun.add(ev.childPid); foundMidLife.delete(ev.childPid); return; }
       if (ev.type === 'exec') begun.add(e.proc.pid);

@@ -1,14 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { makeCgroup, runInCgroup } from '../../capture/ebpf/testutil.js';
-import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, cgroup2Root, type MonitorResult } from './monitor.js';
-import type { TraceEvent } from '../../capture/events.js';
-import { AnomalyModel, loadModel, saveModel } from './model.js';
+import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, cgroup2Root, TraceLearner, type MonitorResult } from './monitor.js';
+import type { ExecEvent, TraceEvent } from '../../capture/events.js';
+import { AnomalyModel, loadModel, saveModel, trainModelFile } from './model.js';
+import { createAnomalyDetector } from './detector.js';
+import { SemanticState } from '../../semantics/state.js';
 import type { Finding } from '../types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
 import { runCli } from './testutil.js';
@@ -362,4 +364,135 @@ test('ExecNamer: /proc/N/exe from a process in its own pid namespace names that 
   } finally {
     outer.kill('SIGKILL');
   }
+});
+
+/** The identity a kernel exec event gives a file on an ordinary filesystem (stat()'s own). */
+function kernelFile(path: string, interpreter = false): NonNullable<ExecEvent['file']> {
+  const st = statSync(path, { bigint: true });
+  return { dev: Number(st.dev), ino: st.ino.toString(), ...(interpreter ? { interpreter: true as const } : {}) };
+}
+
+test('ExecNamer: an exec path swapped to another file before it is named does not name the program by the new file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-swap-'));
+  try {
+    const evil = join(dir, 'evil');
+    const benign = join(dir, 'benign');
+    copyFileSync('/usr/bin/sleep', evil);
+    copyFileSync('/usr/bin/true', benign);
+    const link = join(dir, 'run');
+    const gone = 4_000_003; // no such process: nothing in /proc to ask
+    const exec = (exe: string, file: NonNullable<ExecEvent['file']>, pid = gone): ExecEvent => ({ type: 'exec', seq: 1, ts: 1, pid, tid: pid, exe, argv: [exe], file });
+    const named = (ev: ExecEvent): ExecEvent => { new ExecNamer().apply(ev); return ev; };
+
+    // not swapped: named by the file the link leads to, which is the one the kernel ran
+    symlinkSync(evil, link);
+    const kept = named(exec(link, kernelFile(evil)));
+    assert.equal(kept.exe, realpathSync(evil));
+    assert.equal(kept.exeUnverified, undefined);
+    // swapped after the exec, the process gone: neither the new target nor anything else names it
+    rmSync(link);
+    symlinkSync(benign, link);
+    const swapped = named(exec(link, kernelFile(evil)));
+    assert.equal(swapped.exe, link, 'the path as exec\'d, not the file it leads to now');
+    assert.equal(swapped.exeUnverified, true);
+    // an event without the file's identity (strace, a VM, an older recording) is named as before
+    const unknown: ExecEvent = { type: 'exec', seq: 1, ts: 1, pid: gone, tid: gone, exe: link, argv: [] };
+    new ExecNamer().apply(unknown);
+    assert.equal(unknown.exe, realpathSync(benign));
+    assert.equal(unknown.exeUnverified, undefined);
+
+    // swapped while the process still runs the file: its /proc/PID/exe names that file
+    rmSync(link);
+    symlinkSync(evil, link);
+    const child = spawn(link, ['5'], { stdio: 'ignore' });
+    try {
+      const runs = (): boolean => { try { return readlinkSync(`/proc/${child.pid}/exe`) === realpathSync(evil); } catch { return false; } };
+      for (let i = 0; i < 100 && !runs(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(runs(), "the child runs the file");
+      rmSync(link);
+      symlinkSync(benign, link);
+      const running = named(exec(link, kernelFile(evil), child.pid));
+      assert.equal(running.exe, realpathSync(evil));
+      assert.equal(running.exeUnverified, undefined);
+    } finally {
+      child.kill();
+    }
+
+    // a #! script: the kernel's file is its interpreter; the path must be a script run by it
+    const script = join(dir, 'job.sh');
+    writeFileSync(script, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const py = join(dir, 'job.py');
+    writeFileSync(py, `#!${realpathSync('/usr/bin/python3')}\n`, { mode: 0o755 });
+    const sh = kernelFile(realpathSync('/bin/sh'), true);
+    rmSync(link);
+    symlinkSync(script, link);
+    assert.equal(named(exec(link, sh)).exe, realpathSync(script));
+    // swapped to a script of another interpreter, or to a program: not what the kernel ran
+    rmSync(link);
+    symlinkSync(py, link);
+    assert.equal(named(exec(link, sh)).exeUnverified, true);
+    rmSync(link);
+    symlinkSync(benign, link);
+    assert.equal(named(exec(link, sh)).exeUnverified, true);
+    // sh itself exec'd, then the path swapped to a script sh runs: sh ran, not the script
+    rmSync(link);
+    symlinkSync(script, link);
+    assert.equal(named(exec(link, kernelFile(realpathSync('/bin/sh')))).exeUnverified, true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('monitor: a program whose exec path was swapped is judged by the global model, never by the name it took, and alerted on', () => {
+  const SVC = '/usr/sbin/svc';
+  // svc's normal life is odd by any other program's standards; the global model knows only the ordinary
+  const ordinary = ['brk', 'mmap', 'openat', 'fstat', 'close', ...Array.from({ length: 40 }, (_, i) => ['read', 'write', 'read', 'poll'][i % 4] as string), 'exit_group'];
+  const svcLife = ['brk', 'mmap', 'socket', 'connect', 'dup2', 'dup2', 'setuid', 'ptrace', 'mprotect', 'kill', 'socket', 'connect', 'dup2', 'setuid', 'exit_group'];
+  const data = trainModelFile({ traces: [], byExe: new Map([[SVC, Array.from({ length: 12 }, () => svcLife)]]), source: 'test' }, { kind: 'vmm' });
+  data.global = trainModelFile({ traces: Array.from({ length: 12 }, () => ordinary), byExe: new Map(), source: 'test' }, { kind: 'vmm' }).global;
+  const model = new AnomalyModel(data);
+  for (const m of [model.global, ...model.programs.values()]) if (m) m.data.calibration.windowThreshold = Infinity;
+
+  const judge = (exe: string, argv: string[], unverified: boolean) => {
+    const semantics = new SemanticState({});
+    const det = createAnomalyDetector(model, { live: false });
+    const learner = new TraceLearner();
+    let seq = 0;
+    const base = () => ({ seq: ++seq, ts: seq * 1000, pid: 200, tid: 200 });
+    const exec: ExecEvent = { ...base(), type: 'exec', exe, argv, ...(unverified ? { exeUnverified: true as const } : {}) };
+    const events: TraceEvent[] = [
+      { ...base(), pid: 1, tid: 1, type: 'fork', childPid: 200, childTid: 200, thread: false },
+      exec,
+      ...svcLife.map((name): TraceEvent => ({ ...base(), type: 'syscall', abi: 'x86_64', nr: -1, name, args: [], ret: 0 })),
+      // a child it forks runs the same unverified program
+      { ...base(), type: 'fork', childPid: 201, childTid: 201, thread: false },
+      { ...base(), pid: 201, tid: 201, type: 'syscall', abi: 'x86_64', nr: -1, name: 'getpid', args: [], ret: 201 },
+      { ...base(), type: 'exit', code: 0, thread: false },
+    ];
+    const found: Finding[] = [];
+    for (const ev of events) {
+      const e = semantics.apply(ev);
+      det.onEvent(e);
+      learner.onEvent(e);
+      found.push(...det.drain());
+    }
+    found.push(...det.finish());
+    learner.finish();
+    return { found, learner };
+  };
+  // named svc for sure: svc's own life, nothing to say
+  assert.deepEqual(judge(SVC, ['svc'], false).found.map((f) => f.rule), []);
+  // exec'd as svc, but the path led elsewhere by the time it was named: not svc's model, the global one
+  const { found, learner } = judge(SVC, ['svc'], true);
+  assert.deepEqual(found.map((f) => f.rule), ['model.unverified_program', 'model.anomalous_process']);
+  assert.match(found[0]!.output ?? '', /proc\.exe=\/usr\/sbin\/svc .*exe_unverified=true/);
+  assert.match(found[1]!.description, /exec'd as \/usr\/sbin\/svc, unverified/);
+  assert.ok(found[1]!.tags?.includes('exe-unverified'));
+  // and while learning, its calls (and its child's) teach svc's model nothing
+  assert.equal(learner.byExe.size, 0);
+  assert.equal(learner.unattributed.length, 2);
+  // a name that would pick a lookalike's model (/tmp/svc, run as svc) does not either
+  const like = judge('/tmp/svc', ['svc'], true).found;
+  assert.deepEqual(like.map((f) => f.rule), ['model.unverified_program', 'model.anomalous_process']);
+  assert.ok(like.every((f) => !/named svc|judged_as/.test(`${f.description} ${f.output}`)), JSON.stringify(like));
 });

@@ -1,20 +1,21 @@
 // Live monitoring of a running workload (a cgroup) with the eBPF probe, outside the sandbox:
 // either learn per-program models for a while, or report anomaly and rule findings as they happen.
 import { execFile as execFileCb } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import type { CaptureStats, Collector } from '../../capture/collector.js';
 import { SemanticState } from '../../semantics/state.js';
 import type { EnrichedEvent } from '../../semantics/types.js';
 import { runPipeline, type EventSink } from '../../pipeline.js';
-import type { TraceEvent } from '../../capture/events.js';
+import type { ExecEvent, TraceEvent } from '../../capture/events.js';
 import { SandtraceError } from '../../errors.js';
 import type { Detector, Finding } from '../types.js';
-import { createAnomalyDetector } from './detector.js';
+import { createAnomalyDetector, UnverifiedPrograms } from './detector.js';
 import { EXE_ALIAS, programKey } from '../../semantics/program.js';
 import { trainModelFile, type AnomalyModel, type ModelFileData, type TrainOptions } from './model.js';
 import { hierarchies } from '../../sandbox/cgroups.js';
+import { statDev } from '../../capture/ebpf/decode.js';
 
 const execFile = promisify(execFileCb);
 
@@ -131,6 +132,11 @@ export async function cgroupOfContainer(id: string, roots: readonly string[]): P
  * an exec path is resolved to the file it runs (/usr/bin/sh and /usr/bin/dash are one program); a
  * re-exec through /proc/self/exe (busybox) names the file the process ran before, which resolving
  * the alias in sandtrace's own process would get wrong (it names node).
+ *
+ * The path is looked up after the exec, so the workload could have pointed it at another file
+ * since (a symlink swapped right after the exec) and picked the model it is judged by. When the
+ * event says which file the kernel loaded (ExecEvent.file), the name is checked against it (see
+ * verify); a name that leads to another file is not used (ExecEvent.exeUnverified).
  */
 export class ExecNamer {
   /** Each process's program as last named. */
@@ -167,8 +173,54 @@ export class ExecNamer {
       this.runtime.delete(ev.pid);
     } else if (ev.type === 'exec') {
       this.runtime.delete(ev.pid);
-      ev.exe = this.resolve(ev.exe, ev.pid);
+      const name = this.verify(ev, this.resolve(ev.exe, ev.pid));
+      if (name === undefined) ev.exeUnverified = true;
+      else ev.exe = name;
       this.exeOf.set(ev.pid, ev.exe);
+    }
+  }
+
+  /**
+   * `name` when it is the file the kernel loaded (ev.file), else the process's own name for that
+   * file (/proc/PID/exe, while it runs it), else undefined: the path led to another file (swapped
+   * after the exec). Without ev.file (another source, an older recording) or when the name leads
+   * to no file at all (gone already: nothing another program's name could be taken from), `name`.
+   *
+   * The same file: stat() of both agrees, when the process still runs the image (its
+   * /proc/PID/exe is the loaded file); else the inode number and the device of the mount the name
+   * is on (an overlayfs's own device: stat() of a file of a lower layer reports a per-layer pseudo
+   * device, the kernel the overlay's). Left open by the latter: two layers of one overlay can hold
+   * different files with the same inode number. A #! script (ev.file.interpreter) is checked by
+   * its #! line: the name must be a script whose interpreter (nested ones included) is the file.
+   */
+  private verify(ev: ExecEvent, name: string): string | undefined {
+    const k = ev.file;
+    if (!k) return name;
+    const pid = ev.pid;
+    const found = this.locate(name, pid);
+    if (!found) return name;
+    // the process's image, while it still runs the file loaded: the exact identity to compare with
+    const own = identify(`/proc/${pid}/exe`, `/proc/${pid}/mountinfo`, k, true);
+    const image = own?.isK ? own : undefined;
+    const same = (id: Identity | undefined): boolean =>
+      id !== undefined && (image ? id.dev === image.dev && id.ino === image.ino : id.isK);
+    if (k.interpreter) return runsAs(found, k, same, 0) ? name : undefined;
+    if (same(identify(found.at, found.mountinfo, k))) return name;
+    // the name it was exec'd by now leads elsewhere: the process's own link names the file
+    return image ? procExeInRoot(pid) : undefined;
+  }
+
+  /** Where `name` (a path in the process's root, or the host's) is from here, with its mounts. */
+  private locate(name: string, pid: number): Located | undefined {
+    if (!name.startsWith('/')) return undefined;
+    for (const { root, mountinfo } of this.roots(pid)) {
+      const inRoot = resolveInRoot(root, name);
+      if (inRoot !== undefined) return { at: root + inRoot, root, mountinfo };
+    }
+    try {
+      return { at: realpathSync(name), mountinfo: '/proc/self/mountinfo' };
+    } catch {
+      return undefined;
     }
   }
 
@@ -235,7 +287,7 @@ export class ExecNamer {
     // Inside the process's own root (a container's image, not the host's files): /bin/sh is
     // busybox in an Alpine image whatever it is on the host. Gone already: the host's view.
     if (path.startsWith('/')) {
-      for (const root of this.roots(pid)) {
+      for (const { root } of this.roots(pid)) {
         const inRoot = resolveInRoot(root, path);
         if (inRoot !== undefined) return inRoot;
       }
@@ -278,9 +330,10 @@ export class ExecNamer {
     return undefined;
   }
 
-  /** The process's root, else that of one live process of the watched cgroup. */
-  private *roots(pid: number): Generator<string> {
-    if (existsSync(`/proc/${pid}/root/`)) { yield `/proc/${pid}/root`; return; }
+  /** The process's root, else that of one live process of the watched cgroup; with its mounts. */
+  private *roots(pid: number): Generator<{ root: string; mountinfo: string }> {
+    const of = (p: number | string) => ({ root: `/proc/${p}/root`, mountinfo: `/proc/${p}/mountinfo` });
+    if (existsSync(`/proc/${pid}/root/`)) { yield of(pid); return; }
     if (!this.cgroup) return;
     let procs: string[] = [];
     try {
@@ -289,7 +342,7 @@ export class ExecNamer {
       return;
     }
     for (const p of procs) {
-      if (existsSync(`/proc/${p}/root/`)) { yield `/proc/${p}/root`; return; }
+      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
     }
   }
 }
@@ -320,6 +373,108 @@ export function resolveInRoot(root: string, path: string): string | undefined {
     todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
   }
   return '/' + done.join('/');
+}
+
+/** A file found for a name: where it is from here, the root it was found in, and that root's mounts. */
+interface Located { at: string; root?: string; mountinfo: string }
+
+/** A file as stat() reports it, and whether it is the file a kernel exec event names (ExecEvent.file). */
+interface Identity { dev: bigint; ino: bigint; isK: boolean }
+
+type KernelFile = NonNullable<ExecEvent['file']>;
+
+/** Linux O_PATH: opens the name itself, never blocks (a FIFO swapped in) and needs no read access. */
+const O_PATH = 0o10000000;
+
+/**
+ * `path` as stat() reports it (its last component not followed, unless `follow`: /proc/PID/exe),
+ * and whether it is the file `k`: the same inode number, and the same device, or (an overlayfs,
+ * whose files stat() gives a pseudo device per layer) the device of the mount it is on
+ * (`mountinfo`: the mounts of the namespace it was reached through). Undefined when it cannot be
+ * opened.
+ */
+export function identify(path: string, mountinfo: string, k: KernelFile, follow = false): Identity | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | (follow ? 0 : constants.O_NOFOLLOW));
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    let isK = st.ino === BigInt(k.ino);
+    if (isK && st.dev !== BigInt(k.dev)) isK = mountDevice(fd, mountinfo) === k.dev;
+    return { dev: st.dev, ino: st.ino, isK };
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The device (stat()'s encoding) of the mount an open file is on: its mnt_id looked up in `mountinfo`. */
+function mountDevice(fd: number, mountinfo: string): number | undefined {
+  try {
+    const id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    if (id === undefined) return undefined;
+    for (const line of readFileSync(mountinfo, 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[0] !== id) continue;
+      const m = /^(\d+):(\d+)$/.exec(f[2] ?? '');
+      if (!m) return undefined;
+      return statDev(Number(m[1]), Number(m[2]));
+    }
+  } catch { /* gone */ }
+  return undefined;
+}
+
+/**
+ * Whether `script` is a #! script the kernel runs with the file `same` recognises: its
+ * interpreter, or (nested, as the kernel allows) its interpreter's interpreter.
+ */
+function runsAs(script: Located, k: KernelFile, same: (id: Identity | undefined) => boolean, depth: number): boolean {
+  const interp = shebang(script.at);
+  if (interp === undefined || !interp.startsWith('/') || depth > 4) return false;
+  let at: string;
+  if (script.root !== undefined) {
+    const inRoot = resolveInRoot(script.root, interp);
+    if (inRoot === undefined) return false;
+    at = script.root + inRoot;
+  } else {
+    try { at = realpathSync(interp); } catch { return false; }
+  }
+  const found: Located = { ...script, at };
+  return same(identify(at, script.mountinfo, k)) || runsAs(found, k, same, depth + 1);
+}
+
+/** The interpreter a #! line names (as the kernel parses it: the first word after #!), if any. */
+function shebang(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(256); // BINPRM_BUF_SIZE: all of the line the kernel reads
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    if (n < 2 || buf[0] !== 0x23 || buf[1] !== 0x21) return undefined;
+    return /^[ \t]*([^ \t\n\0]+)/.exec(buf.toString('latin1', 2, n))?.[1];
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The process's /proc/PID/exe as a path in its own root (a chroot's prefix taken off). */
+function procExeInRoot(pid: number): string | undefined {
+  const exe = procExe(pid);
+  let root: string | undefined;
+  try { root = readlinkSync(`/proc/${pid}/root`); } catch { /* gone */ }
+  if (exe === undefined || root === undefined) return undefined;
+  return root !== '/' && exe.startsWith(root + '/') ? exe.slice(root.length) : exe;
 }
 
 function procExe(pid: number): string | undefined {
@@ -375,9 +530,12 @@ export class TraceLearner implements Detector {
   /** Traces of processes whose program could not be named: normal behaviour all the same (global model). */
   readonly unattributed: string[][] = [];
   calls = 0;
+  /** Processes whose program is unverified: their calls teach no program's model. */
+  private readonly unverified = new UnverifiedPrograms();
 
   onEvent(e: EnrichedEvent): void {
     const ev = e.ev;
+    this.unverified.note(ev);
     if (ev.type === 'exec' || (ev.type === 'exit' && !ev.thread)) {
       for (const [tid, t] of [...this.open]) if (t.pid === e.proc.pid) this.close(tid);
       return;
@@ -385,7 +543,7 @@ export class TraceLearner implements Detector {
     if (ev.type === 'exit') { this.close(ev.tid); return; }
     if (ev.type !== 'syscall') return;
     let t = this.open.get(ev.tid);
-    const program = programKey(e.proc);
+    const program = this.unverified.has(e.proc.pid) ? '' : programKey(e.proc);
     if (t && (t.exe !== program || t.pid !== e.proc.pid)) { this.close(ev.tid); t = undefined; }
     if (!t) {
       t = { pid: e.proc.pid, exe: program, calls: [] };
