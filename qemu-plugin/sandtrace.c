@@ -9,8 +9,9 @@
  * (do_fast_syscall_32), as ENTER32/RET32 records in i386 numbering. It reads memory and
  * registers only; all interpretation is done by sandtrace (TypeScript): an i386 socketcall, for
  * one, comes with the words of its argument array and the address they point to, as read. An
- * address the kernel writes back (accept, recvfrom, getsockname, getpeername) is read at the
- * return, no more of it than the caller's buffer held at the call.
+ * address the kernel writes back (accept, recvfrom, recvmsg, getsockname, getpeername) is read at
+ * the return, no more of it than the caller's buffer held at the call. A call a signal handler
+ * interrupts returns into the handler: its result is read from the signal frame.
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -259,7 +260,8 @@ static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
 }
 
 /*
- * Where the kernel writes an address back (accept, accept4, getsockname, getpeername, recvfrom):
+ * Where the kernel writes an address back (accept, accept4, getsockname, getpeername, recvfrom,
+ * recvmsg: msg_name, its length in the caller's msghdr):
  * the buffer, the addrlen pointer and the caller's room, *addrlen before the call (ROOM_UNKNOWN
  * when it cannot be read). The kernel copies no more than the room but writes back the address's
  * full length, so the room, not what *addrlen says at the return, bounds what is read: beyond it
@@ -272,8 +274,8 @@ struct outaddr { uint64_t ptr, lenp; uint32_t room; };
  * Path and socket arguments in pages the task has not touched yet (a forked child's .rodata)
  * cannot be read at entry; the kernel faults them in while copying, so they are read again at
  * the return (what: RETRY_*), which then says so (RET flags: RET_REREAD). The same table keeps a
- * written-back address's buffer until the return (RETRY_OUT), with the user ip and sp at the call:
- * a return to anywhere else (a signal handler, a restarted call) is no completed call.
+ * written-back address's buffer until the return (RETRY_OUT), with the user ip and sp at the call
+ * (came_back: the kernel wrote the address only if the call completed).
  */
 #define RETRY_SLOTS 1024
 enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4, RETRY_OUT = 8 };
@@ -281,6 +283,10 @@ enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4, RETRY_OUT = 8 };
 /* RET flags of the written-back address: cut at the caller's buffer (or 128 bytes); unreadable */
 #define RET_OUT_CUT 0x2u
 #define RET_OUT_UNREAD 0x4u
+/* RET flags of a signal at the return: a handler's frame holds the call's registers (the result
+ * is the one it saved); the kernel makes the call again (the result is no result) */
+#define RET_SIGFRAME 0x8u
+#define RET_RESTART 0x10u
 struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; };
 static struct retry retries[RETRY_SLOTS];
 static int retry_count;
@@ -351,9 +357,10 @@ static bool exec_take(uint64_t task) {
 }
 
 /* Which arguments carry paths, argv, a sockaddr and its length, a msghdr (sendmsg: its
- * msg_name, msg_namelen), or a buffer the kernel writes an address to and its addrlen pointer
+ * msg_name, msg_namelen), a buffer the kernel writes an address to and its addrlen pointer, or a
+ * msghdr the kernel writes an address through (recvmsg: to msg_name, its length to msg_namelen)
  * (x86_64 numbering); index+1, 0 = none. */
-struct argspec { uint8_t path, path2, argv, sa, salen, msg, oa, oalen; };
+struct argspec { uint8_t path, path2, argv, sa, salen, msg, oa, oalen, omsg; };
 static struct argspec spec[512], spec32[512];
 
 /*
@@ -364,61 +371,64 @@ static struct argspec spec[512], spec32[512];
 #define NR32_SOCKETCALL 102
 static const uint8_t sc_nargs[21] = { 0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4 };
 static const struct argspec sc_spec[21] = {
-    [2] = { 0, 0, 0, 2, 3, 0, 0, 0 },  /* bind */
-    [3] = { 0, 0, 0, 2, 3, 0, 0, 0 },  /* connect */
-    [11] = { 0, 0, 0, 5, 6, 0, 0, 0 }, /* sendto */
-    [16] = { 0, 0, 0, 0, 0, 2, 0, 0 }, /* sendmsg */
+    [2] = { .sa = 2, .salen = 3 },  /* bind */
+    [3] = { .sa = 2, .salen = 3 },  /* connect */
+    [11] = { .sa = 5, .salen = 6 }, /* sendto */
+    [16] = { .msg = 2 }, /* sendmsg */
     [5] = { .oa = 2, .oalen = 3 },  /* accept */
     [6] = { .oa = 2, .oalen = 3 },  /* getsockname */
     [7] = { .oa = 2, .oalen = 3 },  /* getpeername */
     [18] = { .oa = 2, .oalen = 3 }, /* accept4 */
     [12] = { .oa = 5, .oalen = 6 }, /* recvfrom */
+    [17] = { .omsg = 2 },           /* recvmsg */
 };
 
 /* The calls each ABI's hooks must recognise, in its own numbering. */
-struct abi { int enter, ret; struct argspec *spec; uint64_t execve, execveat, exit_group, prctl, clone, fork, vfork, clone3; unsigned ptr; };
-static const struct abi abi64 = { REC_ENTER, REC_RET, spec, 59, 322, 231, 157, 56, 57, 58, 435, 8 };
-static const struct abi abi32 = { REC_ENTER32, REC_RET32, spec32, 11, 358, 252, 172, 120, 2, 190, 435, 4 };
+struct abi { int enter, ret; struct argspec *spec; uint64_t execve, execveat, exit_group, prctl, clone, fork, vfork, clone3, restart; unsigned ptr; };
+static const struct abi abi64 = { REC_ENTER, REC_RET, spec, 59, 322, 231, 157, 56, 57, 58, 435, 219, 8 };
+static const struct abi abi32 = { REC_ENTER32, REC_RET32, spec32, 11, 358, 252, 172, 120, 2, 190, 435, 0, 4 };
 
 static void init_specs(void) {
     static const int p0[] = { 2, 4, 6, 21, 76, 80, 83, 84, 85, 87, 89, 90, 92, 94, 133, 137, 161, 166, 188, 189, 191, 194, 197 };
     for (size_t i = 0; i < sizeof p0 / sizeof *p0; i++) spec[p0[i]].path = 1;
     static const int p1[] = { 257, 258, 259, 260, 261, 262, 263, 267, 268, 269, 280, 332, 437, 439, 452 };
     for (size_t i = 0; i < sizeof p1 / sizeof *p1; i++) spec[p1[i]].path = 2;
-    spec[82] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* rename */
-    spec[86] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* link */
-    spec[88] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };   /* symlink: target, then the new link (as the eBPF probe) */
-    spec[264] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* renameat */
-    spec[265] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* linkat */
-    spec[266] = (struct argspec){ 1, 3, 0, 0, 0, 0, 0, 0 };  /* symlinkat(target, newdirfd, linkpath) */
-    spec[316] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 };  /* renameat2 */
-    spec[165] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };  /* mount: source, target */
-    spec[59] = (struct argspec){ 1, 0, 2, 0, 0, 0, 0, 0 };   /* execve */
-    spec[322] = (struct argspec){ 2, 0, 3, 0, 0, 0, 0, 0 };  /* execveat */
-    spec[42] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 };   /* connect */
-    spec[49] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 };   /* bind */
-    spec[44] = (struct argspec){ 0, 0, 0, 5, 6, 0, 0, 0 };   /* sendto */
-    spec[46] = (struct argspec){ 0, 0, 0, 0, 0, 2, 0, 0 };   /* sendmsg: its msghdr's msg_name */
+    spec[82] = (struct argspec){ .path = 1, .path2 = 2 };   /* rename */
+    spec[86] = (struct argspec){ .path = 1, .path2 = 2 };   /* link */
+    spec[88] = (struct argspec){ .path = 1, .path2 = 2 };   /* symlink: target, then the new link (as the eBPF probe) */
+    spec[264] = (struct argspec){ .path = 2, .path2 = 4 };  /* renameat */
+    spec[265] = (struct argspec){ .path = 2, .path2 = 4 };  /* linkat */
+    spec[266] = (struct argspec){ .path = 1, .path2 = 3 };  /* symlinkat(target, newdirfd, linkpath) */
+    spec[316] = (struct argspec){ .path = 2, .path2 = 4 };  /* renameat2 */
+    spec[165] = (struct argspec){ .path = 1, .path2 = 2 };  /* mount: source, target */
+    spec[59] = (struct argspec){ .path = 1, .argv = 2 };   /* execve */
+    spec[322] = (struct argspec){ .path = 2, .argv = 3 };  /* execveat */
+    spec[42] = (struct argspec){ .sa = 2, .salen = 3 };   /* connect */
+    spec[49] = (struct argspec){ .sa = 2, .salen = 3 };   /* bind */
+    spec[44] = (struct argspec){ .sa = 5, .salen = 6 };   /* sendto */
+    spec[46] = (struct argspec){ .msg = 2 };   /* sendmsg: its msghdr's msg_name */
     /* accept, accept4, getsockname, getpeername; recvfrom: the address the kernel writes back */
     spec[43] = spec[288] = spec[51] = spec[52] = (struct argspec){ .oa = 2, .oalen = 3 };
     spec[45] = (struct argspec){ .oa = 5, .oalen = 6 };
+    spec[47] = (struct argspec){ .omsg = 2 }; /* recvmsg: the sender, through its msghdr */
     /* i386 numbering (the eBPF probe's list): path in arg 1, in arg 2, two paths, exec, sockets */
     static const int q0[] = { 5, 8, 10, 12, 14, 15, 16, 18, 22, 30, 33, 39, 40, 51, 52, 61, 84, 85, 86, 87, 92, 99, 106, 107, 115,
                               182, 193, 195, 196, 198, 212, 226, 227, 229, 230, 232, 233, 235, 236, 268, 271, 356 };
     for (size_t i = 0; i < sizeof q0 / sizeof *q0; i++) spec32[q0[i]].path = 1;
     static const int q1[] = { 292, 295, 296, 297, 298, 299, 300, 301, 305, 306, 307, 320, 383, 412, 437, 439, 452 };
     for (size_t i = 0; i < sizeof q1 / sizeof *q1; i++) spec32[q1[i]].path = 2;
-    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 }; /* link, rename, symlink */
-    spec32[21] = (struct argspec){ 1, 2, 0, 0, 0, 0, 0, 0 };                          /* mount: source, target */
-    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ 2, 4, 0, 0, 0, 0, 0, 0 }; /* renameat, linkat, renameat2 */
-    spec32[304] = (struct argspec){ 1, 3, 0, 0, 0, 0, 0, 0 };  /* symlinkat */
-    spec32[11] = (struct argspec){ 1, 0, 2, 0, 0, 0, 0, 0 };   /* execve */
-    spec32[358] = (struct argspec){ 2, 0, 3, 0, 0, 0, 0, 0 };  /* execveat */
-    spec32[361] = spec32[362] = (struct argspec){ 0, 0, 0, 2, 3, 0, 0, 0 }; /* bind, connect */
-    spec32[369] = (struct argspec){ 0, 0, 0, 5, 6, 0, 0, 0 };  /* sendto */
-    spec32[370] = (struct argspec){ 0, 0, 0, 0, 0, 2, 0, 0 }; /* sendmsg (struct compat_msghdr) */
+    spec32[9] = spec32[38] = spec32[83] = (struct argspec){ .path = 1, .path2 = 2 }; /* link, rename, symlink */
+    spec32[21] = (struct argspec){ .path = 1, .path2 = 2 };                          /* mount: source, target */
+    spec32[302] = spec32[303] = spec32[353] = (struct argspec){ .path = 2, .path2 = 4 }; /* renameat, linkat, renameat2 */
+    spec32[304] = (struct argspec){ .path = 1, .path2 = 3 };  /* symlinkat */
+    spec32[11] = (struct argspec){ .path = 1, .argv = 2 };   /* execve */
+    spec32[358] = (struct argspec){ .path = 2, .argv = 3 };  /* execveat */
+    spec32[361] = spec32[362] = (struct argspec){ .sa = 2, .salen = 3 }; /* bind, connect */
+    spec32[369] = (struct argspec){ .sa = 5, .salen = 6 };  /* sendto */
+    spec32[370] = (struct argspec){ .msg = 2 }; /* sendmsg (struct compat_msghdr) */
     spec32[364] = spec32[367] = spec32[368] = (struct argspec){ .oa = 2, .oalen = 3 }; /* accept4, getsockname, getpeername */
     spec32[371] = (struct argspec){ .oa = 5, .oalen = 6 }; /* recvfrom */
+    spec32[372] = (struct argspec){ .omsg = 2 }; /* recvmsg (struct compat_msghdr) */
 }
 
 static uint32_t task_uid(uint64_t task) {
@@ -575,12 +585,21 @@ static uint8_t *blob_sa_args(uint8_t *p, uint8_t *end, struct argspec s, const u
     return p;
 }
 
-/* The buffer of spec s's written-back address over the arguments a, and the caller's room. */
-static void out_addr(struct argspec s, const uint64_t *a, struct outaddr *o) {
+/* The buffer of spec s's written-back address over the arguments a, and the caller's room
+ * (recvmsg: msg_name, and msg_namelen in the caller's msghdr, which the kernel rewrites; ptr is
+ * the size of a user pointer). */
+static void out_addr(struct argspec s, const uint64_t *a, unsigned ptr, struct outaddr *o) {
     int32_t len = 0;
-    if (!s.oa || !a[s.oa - 1] || !a[s.oalen - 1]) return;
-    o->ptr = a[s.oa - 1];
-    o->lenp = a[s.oalen - 1];
+    if (s.omsg && a[s.omsg - 1]) {
+        uint64_t name = 0;
+        if (!mem(a[s.omsg - 1], &name, ptr) || !name) return; /* no msghdr (EFAULT), or no address asked for */
+        o->ptr = name;
+        o->lenp = a[s.omsg - 1] + ptr;
+    } else {
+        if (!s.oa || !a[s.oa - 1] || !a[s.oalen - 1]) return;
+        o->ptr = a[s.oa - 1];
+        o->lenp = a[s.oalen - 1];
+    }
     o->room = mem(o->lenp, &len, 4) ? (len < 0 ? 0 : (uint32_t)len) : ROOM_UNKNOWN;
 }
 
@@ -590,14 +609,14 @@ static void out_addr(struct argspec s, const uint64_t *a, struct outaddr *o) {
  * written back. */
 static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags, struct outaddr *o) {
     p = blob_sa_args(p, end, ab->spec[nr], a, ab->ptr, flags);
-    out_addr(ab->spec[nr], a, o);
+    out_addr(ab->spec[nr], a, ab->ptr, o);
     if (ab->ptr == 4 && nr == NR32_SOCKETCALL && a[0] >= 1 && a[0] <= 20) {
         uint32_t w[6] = { 0 };
         if (!mem(a[1], w, sc_nargs[a[0]] * 4u)) { *flags |= SCARGS_UNREAD; return p; }
         p = blob(p, end, BLOB_SCARGS, w, sc_nargs[a[0]] * 4u);
         uint64_t wa[6] = { w[0], w[1], w[2], w[3], w[4], w[5] };
         p = blob_sa_args(p, end, sc_spec[a[0]], wa, 4, flags);
-        out_addr(sc_spec[a[0]], wa, o);
+        out_addr(sc_spec[a[0]], wa, 4, o);
     }
     return p;
 }
@@ -619,6 +638,116 @@ static uint8_t *blob_out(uint8_t *p, uint8_t *end, const struct outaddr *o, uint
 
 /* How the hooked function was entered: the 64-bit syscall, int $0x80, or the compat fast path. */
 enum { VIA_SYSCALL64 = 0, VIA_INT80 = 1, VIA_FAST32 = 2 };
+
+/*
+ * Every call's user ip and sp at the call, by task, to tell at the return how the call came back.
+ * Direct-mapped and lock-free (a task is in one call at a time; its slot is checked before and
+ * after the copy): another task's call in the same slot meanwhile loses it, and the return is then
+ * taken as it stands (the retry table keeps its own copy for the calls whose address it reads).
+ */
+#define CALL_SLOTS 65536
+struct callsite { uint64_t task, key, ip, sp, via; };
+static struct callsite callsites[CALL_SLOTS];
+
+static struct callsite *cslot(uint64_t task) { return &callsites[(task * 0x9e3779b97f4a7c15ull) >> 48]; }
+
+static void callsite_put(uint64_t task, uint64_t key, uint64_t ip, uint64_t sp, int via) {
+    struct callsite *c = cslot(task);
+    __atomic_store_n(&c->task, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&c->key, key, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->ip, ip, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->sp, sp, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->via, (uint64_t)via, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->task, task, __ATOMIC_RELEASE);
+}
+
+static bool callsite_get(uint64_t task, uint64_t key, struct callsite *out) {
+    struct callsite *c = cslot(task);
+    if (__atomic_load_n(&c->task, __ATOMIC_ACQUIRE) != task) return false;
+    out->key = __atomic_load_n(&c->key, __ATOMIC_RELAXED);
+    out->ip = __atomic_load_n(&c->ip, __ATOMIC_RELAXED);
+    out->sp = __atomic_load_n(&c->sp, __ATOMIC_RELAXED);
+    out->via = __atomic_load_n(&c->via, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&c->task, __ATOMIC_RELAXED) == task && out->key == key;
+}
+
+/*
+ * Signal frames, offsets from the frame's start (the handler's sp) from the guest's BTF, -1 when
+ * not known: the 64-bit rt_sigframe and the ia32 rt_sigframe (info, uc, and the saved ax, ip, sp
+ * in uc.uc_mcontext), the ia32 sigframe of a handler without SA_SIGINFO (ax, ip, sp in sc).
+ */
+struct sigframe { int64_t info, uc, ax, ip, sp; };
+static struct sigframe sf64 = { -1, -1, -1, -1, -1 }, sfrt32 = { -1, -1, -1, -1, -1 }, sf32 = { -1, -1, -1, -1, -1 };
+
+static void parse_frame(const char *v, struct sigframe *f, bool rt) {
+    int64_t *o = rt ? &f->info : &f->ax;
+    int n = rt ? 5 : 3;
+    char *e = (char *)v;
+    for (int i = 0; i < n; i++) {
+        o[i] = strtoll(e, &e, 0);
+        if (*e != (i + 1 < n ? ':' : 0)) { *f = (struct sigframe){ -1, -1, -1, -1, -1 }; return; }
+        if (*e) e++;
+    }
+}
+
+/* An i386 register as a 64-bit result: -4095..-1 are errors, anything else is unsigned (an address). */
+static uint64_t result32(uint32_t v) { return v >= 0xfffff001u ? (uint64_t)(int64_t)(int32_t)v : v; }
+
+/*
+ * The interrupted context's ax, ip, sp in the signal frame at the return's sp, when the handler's
+ * registers say one was just set up there (the kernel points them into it): 64-bit, si = &info and
+ * dx = &uc; ia32 rt, dx = &info and cx = &uc; ia32 without SA_SIGINFO, ax = the signal, dx = cx = 0.
+ * *wide: 64-bit registers (else 32-bit ones, compared as such).
+ */
+static bool frame_regs(const uint64_t *pr, uint64_t *ax, uint64_t *ip, uint64_t *sp, bool *wide) {
+    uint64_t fsp = pr[9], cx = pr[1], dx = pr[2], si = pr[3];
+    const struct sigframe *f = NULL;
+    if (sf64.sp >= 0 && si == fsp + (uint64_t)sf64.info && dx == fsp + (uint64_t)sf64.uc) f = &sf64;
+    else if (sfrt32.sp >= 0 && dx == fsp + (uint64_t)sfrt32.info && cx == fsp + (uint64_t)sfrt32.uc) f = &sfrt32;
+    else if (sf32.sp >= 0 && dx == 0 && cx == 0 && pr[0] >= 1 && pr[0] <= 64) f = &sf32;
+    if (!f) return false;
+    *wide = f == &sf64;
+    if (*wide) return mem(fsp + (uint64_t)f->ax, ax, 8) && mem(fsp + (uint64_t)f->ip, ip, 8) && mem(fsp + (uint64_t)f->sp, sp, 8);
+    uint32_t a = 0, i = 0, s = 0;
+    if (!mem(fsp + (uint64_t)f->ax, &a, 4) || !mem(fsp + (uint64_t)f->ip, &i, 4) || !mem(fsp + (uint64_t)f->sp, &s, 4)) return false;
+    *ax = result32(a); *ip = i; *sp = s;
+    return true;
+}
+
+/* The 2 bytes at ip are int $0x80 (a fast-path call restarts there: the vDSO's landing pad - 2). */
+static bool at_int80(uint64_t ip) { uint16_t b = 0; return mem(ip, &b, 2) && b == 0x80cd; }
+
+/*
+ * How a call (made at c) came back, at the instruction after the call of the hooked function
+ * (signals are delivered before it): where it was made (BACK_DONE); into a handler whose frame
+ * holds the call's registers, *ax its result (BACK_FRAME: -EINTR if the signal cut it short);
+ * back at its system call instruction, with ax the call's number (or restart_syscall's), to be
+ * made again (BACK_RESTART: SA_RESTART, or no handler: a stop and continue). The fast path's ip at
+ * the call is not where it returns (the vDSO's landing pad, its int $0x80 right before).
+ */
+enum { BACK_UNKNOWN, BACK_DONE, BACK_FRAME, BACK_RESTART };
+static int came_back(const struct callsite *c, const uint64_t *pr, uint64_t orig, uint64_t restart_nr, uint64_t *ax) {
+    uint64_t ip = pr[6], sp = pr[9];
+    bool fast = c->via == VIA_FAST32;
+    *ax = pr[0];
+    if (sp == c->sp) {
+        bool again = (*ax == orig || *ax == restart_nr) && (fast ? at_int80(ip) : ip == c->ip - 2);
+        return again ? BACK_RESTART : fast || ip == c->ip ? BACK_DONE : BACK_UNKNOWN;
+    }
+    uint64_t fax = 0, fip = 0, fsp = 0;
+    bool wide = true;
+    if (!frame_regs(pr, &fax, &fip, &fsp, &wide)) return BACK_UNKNOWN;
+    uint64_t csp = wide ? c->sp : (uint32_t)c->sp, cip = wide ? c->ip : (uint32_t)c->ip;
+    if (fsp != csp) return BACK_UNKNOWN;
+    /* (with a handler, restart_syscall's case fails with -EINTR instead) */
+    if ((wide ? fax : (uint32_t)fax) == (wide ? orig : (uint32_t)orig) && (fast ? at_int80(fip) : fip == (uint64_t)(cip - 2)))
+        return BACK_RESTART;
+    if (!fast && fip != cip) return BACK_UNKNOWN;
+    *ax = fax;
+    return BACK_FRAME;
+}
 
 static void on_entry(unsigned int vcpu, void *ud) {
     int via = (int)(uintptr_t)ud;
@@ -685,6 +814,7 @@ static void on_entry(unsigned int vcpu, void *ud) {
             retry_put(task, &r);
         }
     }
+    if (task && !exec && nr != ab->exit_group) callsite_put(task, nr | (uint64_t)ab->enter << 32, pr[16], pr[19], via);
     if (task && announce_once(h.tgid)) {
         uint64_t mm = mem64(task + (uint64_t)off_mm);
         if (mm) { p = blob_exe(p, end, mm); p = blob_args(p, end, mm); }
@@ -715,10 +845,18 @@ static void on_return(unsigned int vcpu, void *ud) {
     if (task && orig == ab->prctl) tslot(vcpu, task)->task = 0; /* prctl: maybe PR_SET_NAME */
     uint8_t *p = rec + sizeof h;
     uint32_t nr32 = (uint32_t)orig, rflags = 0;
+    uint64_t key = orig | (uint64_t)ab->enter << 32;
+    struct retry rt;
+    bool retried = task && retry_take(task, key, &rt);
+    /* where the call was made: the retry table's copy first (it is never lost to another task) */
+    struct callsite c = { 0 };
+    bool known = retried ? (c = (struct callsite){ task, key, rt.ip, rt.sp, (uint64_t)rt.via }, true) : task && !exec && callsite_get(task, key, &c);
+    int back = known && !exec ? came_back(&c, pr, orig, ab->restart, &ax) : BACK_UNKNOWN;
+    if (back == BACK_FRAME) rflags |= RET_SIGFRAME;
+    if (back == BACK_RESTART) rflags |= RET_RESTART;
     memcpy(p, &nr32, 4); p += 8; /* then the flags */
     memcpy(p, &ax, 8); p += 8;
-    struct retry rt;
-    if (task && retry_take(task, orig | (uint64_t)ab->enter << 32, &rt)) {
+    if (retried) {
         struct argspec s = ab->spec[orig];
         struct outaddr out = rt.out, late = { 0, 0, 0 };
         if (rt.what & (RETRY_PATH | RETRY_PATH2 | RETRY_SOCK)) rflags |= RET_REREAD;
@@ -728,17 +866,13 @@ static void on_return(unsigned int vcpu, void *ud) {
         /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
          * caller's room is not known (as in the eBPF probe) */
         if (!out.ptr && late.ptr) { out = late; out.room = ROOM_UNKNOWN; }
-        /* A completed call returns where it was made, on the same stack. Signal delivery (inside
-         * the hooked function) moves sp to the handler's frame, or, restarting the call, moves ip
-         * back to the syscall instruction with ax = orig_ax; the fast path's ip is the vDSO's
-         * landing pad (its int $0x80 right before) at the return, not the one read at the call. */
-        uint64_t ip = pr[6], sp = pr[9];
-        bool done = sp == rt.sp && (rt.via == VIA_FAST32 ? !(ax == orig && (mem32(ip) & 0xffff) == 0x80cd) : ip == rt.ip);
-        if (out.ptr && (int64_t)ax >= 0 && done) p = blob_out(p, end, &out, &rflags);
+        /* the kernel wrote the address if the call completed: it came back where it was made, or
+         * into a handler after it succeeded (not cut short, not to be made again) */
+        if (out.ptr && (int64_t)ax >= 0 && (back == BACK_DONE || back == BACK_FRAME)) p = blob_out(p, end, &out, &rflags);
     }
     memcpy(rec + sizeof h + 4, &rflags, 4);
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */
-    if ((orig == ab->clone || orig == ab->fork || orig == ab->vfork || orig == ab->clone3) && (int64_t)ax > 0) announce_clear((uint32_t)ax);
+    if ((orig == ab->clone || orig == ab->fork || orig == ab->vfork || orig == ab->clone3) && (int64_t)ax > 0 && back != BACK_RESTART) announce_clear((uint32_t)ax);
     if (exec && task) {
         announce_once(h.tgid);
         /* after a successful exec: the new comm and the exe path, dentry by dentry (leaf first) */
@@ -883,6 +1017,9 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         else if (K("taskfs")) off_task_fs = strtoll(v, NULL, 0);
         else if (K("pwd")) off_pwd_dentry = strtoll(v, NULL, 0);
         else if (K("pwdmnt")) off_pwd_mnt = strtoll(v, NULL, 0);
+        else if (K("sigrt")) parse_frame(v, &sf64, true);
+        else if (K("sigrt32")) parse_frame(v, &sfrt32, true);
+        else if (K("sig32")) parse_frame(v, &sf32, false);
 #undef K
     }
     if ((!out && !sock) || !cfg_entry || !cfg_dosys || !cfg_after || !cfg_cur || !cfg_entry_len || off_pid < 0 || off_tgid != off_pid + 4 ||

@@ -71,6 +71,15 @@ export interface SyscallEvent extends EventBase {
   readAtExit?: true;
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */
   unreadable?: ArgName[];
+  /**
+   * A signal delivered while the call was blocked: 'interrupted', a handler ran and the call failed
+   * with EINTR (ret, what the program saw); 'restarted', the kernel makes the call again after the
+   * signal (SA_RESTART, or no handler: a stop and continue), so ret is null and the next event of
+   * the thread, the same call made again, carries the result. Set by VM introspection, which reads
+   * the result from the handler's signal frame; the eBPF probe and strace report the kernel's
+   * internal code instead (ret -512 ERESTARTSYS and its kin).
+   */
+  signal?: 'interrupted' | 'restarted';
 }
 
 /** A new task: fork, vfork or clone. `thread` is true for CLONE_THREAD. */

@@ -127,6 +127,15 @@ export function pluginArgs(p: KernelProfile, sock: string): string {
   const fs = o['fs_struct.pwd'] ?? -1;
   const cwd = { taskfs: o['task_struct.fs'], pwd: fs < 0 ? -1 : fs + o['path.dentry'], pwdmnt: fs < 0 ? -1 : fs + o['path.mnt'] };
   if (known(cwd)) Object.assign(kv, cwd);
+  // signal frames: a call a handler interrupts returns into the handler, its result saved in the frame
+  const frame = (s: string, fields: string[]) => {
+    const v = fields.map((f) => (o as Record<string, number | undefined>)[`${s}.${f}`]);
+    return v.every((x) => typeof x === 'number' && x >= 0) ? v.join(':') : undefined;
+  };
+  const regs = ['ax', 'ip', 'sp'].map((r) => `uc.uc_mcontext.${r}`);
+  const frames = { sigrt: frame('rt_sigframe', ['info', 'uc', ...regs]), sigrt32: frame('rt_sigframe_ia32', ['info', 'uc', ...regs]),
+    sig32: frame('sigframe_ia32', ['sc.ax', 'sc.ip', 'sc.sp']) };
+  for (const [k, v] of Object.entries(frames)) if (v) kv[k] = v;
   // i386 calls (int $0x80, sysenter/syscall from 32-bit code) when the kernel has IA32_EMULATION
   const c = p.compat;
   if (c) {

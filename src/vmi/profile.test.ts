@@ -68,6 +68,14 @@ test('profile: offsets are consistent with the kernel ABI and the cache returns 
     assert.equal(o['qstr.name'], 8); // after the u64 hash_len
     assert.equal(o['cred.uid'], 8);
     assert.ok(o['task_struct.comm'] > o['task_struct.pid'] && o['task_struct.comm'] < p.sizes.task_struct);
+    // the signal frames are user-space ABI (what a handler and sigreturn see): BTF gives the uapi
+    // layouts (64-bit: pretcode, then the ucontext whose uc_mcontext is struct sigcontext; ia32 rt:
+    // pretcode, sig, pinfo, puc, info, uc; ia32 without SA_SIGINFO: pretcode, sig, sc)
+    const frame = (s: string, f: string[]) => f.map((x) => o[`${s}.${x}` as keyof typeof o]);
+    const regs = ['uc.uc_mcontext.ax', 'uc.uc_mcontext.ip', 'uc.uc_mcontext.sp'];
+    assert.deepEqual(frame('rt_sigframe', ['uc', 'info', ...regs]), [8, 8 + 304, 8 + 40 + 13 * 8, 8 + 40 + 16 * 8, 8 + 40 + 15 * 8]);
+    assert.deepEqual(frame('rt_sigframe_ia32', ['info', 'uc', ...regs]), [16, 16 + 128, 144 + 20 + 44, 144 + 20 + 56, 144 + 20 + 28]);
+    assert.deepEqual(frame('sigframe_ia32', ['sc.ax', 'sc.ip', 'sc.sp']), [8 + 44, 8 + 56, 8 + 28]);
     const entry = BigInt(p.syscall.entry), after = BigInt(p.syscall.afterCall);
     assert.ok(after > entry && after - entry < 512n);
     assert.match(p.syscall.entryBytes, /0f01f8$/); // ends with swapgs

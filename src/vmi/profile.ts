@@ -8,9 +8,15 @@ import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } fr
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
 
-export const PROFILE_VERSION = 7;
+export const PROFILE_VERSION = 8;
 
-/** Struct fields the introspection reads, as 'struct.field' -> byte offset. */
+const SIGFRAME_FIELDS = [
+  'rt_sigframe.info', 'rt_sigframe.uc', 'rt_sigframe.uc.uc_mcontext.ax', 'rt_sigframe.uc.uc_mcontext.ip', 'rt_sigframe.uc.uc_mcontext.sp',
+  'rt_sigframe_ia32.info', 'rt_sigframe_ia32.uc', 'rt_sigframe_ia32.uc.uc_mcontext.ax', 'rt_sigframe_ia32.uc.uc_mcontext.ip',
+  'rt_sigframe_ia32.uc.uc_mcontext.sp', 'sigframe_ia32.sc.ax', 'sigframe_ia32.sc.ip', 'sigframe_ia32.sc.sp',
+] as const;
+
+/** Struct fields the introspection reads, as 'struct.field' (or 'struct.field.field...') -> byte offset. */
 export const FIELDS = [
   'task_struct.pid', 'task_struct.tgid', 'task_struct.comm', 'task_struct.tasks', 'task_struct.real_parent',
   'task_struct.mm', 'task_struct.cred', 'task_struct.thread_pid', 'mm_struct.pgd', 'mm_struct.exe_file',
@@ -18,9 +24,13 @@ export const FIELDS = [
   'file.f_path', 'path.dentry', 'path.mnt', 'dentry.d_name', 'dentry.d_parent', 'qstr.name', 'cred.uid', 'cred.euid',
   // exe paths across mount points, and the working directory at exec (optional: -1 when absent)
   'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root', 'task_struct.fs', 'fs_struct.pwd',
+  // the signal frames the kernel writes on the user stack for a handler (the 64-bit one; the ia32
+  // ones with and without SA_SIGINFO): where the interrupted call's registers are saved, and what
+  // the handler's registers point to (optional: a call's result is then read from the registers only)
+  ...SIGFRAME_FIELDS,
 ] as const;
 const OPTIONAL_FIELDS: readonly string[] = ['task_struct.thread_pid', 'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root',
-  'task_struct.fs', 'fs_struct.pwd'];
+  'task_struct.fs', 'fs_struct.pwd', ...SIGFRAME_FIELDS];
 export type Field = (typeof FIELDS)[number];
 
 export const SYMBOLS = ['_text', 'init_task', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'entry_SYSCALL_64',

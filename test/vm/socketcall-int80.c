@@ -1,8 +1,9 @@
 /* x86_64, static, not PIE: socket calls through the i386 socketcall multiplexer (int $0x80, nr 102,
  * the call number in ebx and a 32-bit pointer to an array of u32 arguments in ecx), as static i386
  * malware makes them; then, in a second child, the calls whose address the kernel writes back
- * (accept, accept4, getsockname, getpeername, recvfrom) as direct 64-bit calls and as direct i386
- * ones (int $0x80), with buffers smaller than the address and one that a signal interrupts. Only
+ * (accept, accept4, getsockname, getpeername, recvfrom, recvmsg) as direct 64-bit calls and as
+ * direct i386 ones (int $0x80), with buffers smaller than the address, a recvmsg that asks for no
+ * address, and an accept that a signal interrupts. Only
  * the guest's own loopback (127.0.0.1), which it brings up first. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,7 +46,7 @@ struct msghdr32 { uint32_t name; int32_t namelen; uint32_t iov; uint32_t iovlen;
 struct iovec32 { uint32_t base; uint32_t len; };
 
 static uint32_t a[6];
-static struct sockaddr_in tcp_sa, udp_sa, name_sa, peer_sa, pn_sa, from_sa;
+static struct sockaddr_in tcp_sa, udp_sa, name_sa, peer_sa, pn_sa, from_sa, rfrom_sa;
 static uint32_t name_len, peer_len, pn_len, from_len, val_len;
 static int one = 1, val, sv[2];
 static char buf[16], ubuf[16], mbuf[16];
@@ -91,9 +92,11 @@ static int udp_self(int port) {
 static void on_alarm(int sig) { (void)sig; }
 
 /* i386 buffers: below 4 GiB, where 32-bit pointers reach (the stack is not) */
-static struct sockaddr_in n32, p32, q32, c32, f32;
+static struct sockaddr_in n32, p32, q32, c32, f32, g32;
 static uint32_t n32len, p32len, q32len, c32len, f32len;
-static char d32[16];
+static char d32[16], e32[4];
+static struct msghdr32 m32;
+static struct iovec32 v32;
 
 /* Addresses the kernel writes back, direct calls (64-bit, then i386 by int $0x80), TCP on PORT + 3
  * and PORT + 5, UDP on PORT + 4 and PORT + 6. Prints what the guest saw. */
@@ -115,6 +118,26 @@ static int direct(void) {
   int a4 = accept4(srv, (struct sockaddr *)&planted, &tlen, SOCK_CLOEXEC);
   int udp = udp_self(PORT + 4);
   long rf = recvfrom(udp, b, sizeof b, 0, (struct sockaddr *)&from, &flen);
+  /* recvmsg: the sender's address through msg_name; none asked for (msg_name NULL, a length
+   * regardless); a 4-byte msg_name over a planted address: only family and port are the kernel's */
+  struct sockaddr_in self4 = lo(PORT + 4), mfrom, mcut;
+  char mb[4];
+  struct iovec mio = { mb, sizeof mb };
+  struct msghdr mh = { .msg_name = &mfrom, .msg_namelen = sizeof mfrom, .msg_iov = &mio, .msg_iovlen = 1 };
+  sendto(udp, "m", 1, 0, (struct sockaddr *)&self4, sizeof self4);
+  long rm = recvmsg(udp, &mh, 0);
+  unsigned rmlen = mh.msg_namelen;
+  sendto(udp, "n", 1, 0, (struct sockaddr *)&self4, sizeof self4);
+  mh.msg_name = NULL;
+  mh.msg_namelen = sizeof mfrom;
+  long rmnull = recvmsg(udp, &mh, 0);
+  sendto(udp, "c", 1, 0, (struct sockaddr *)&self4, sizeof self4);
+  mcut = lo(0);
+  mcut.sin_addr.s_addr = htonl(0x0a0b0c0d); /* 10.11.12.13 */
+  mh.msg_name = &mcut;
+  mh.msg_namelen = 4;
+  long rmcut = recvmsg(udp, &mh, 0);
+  unsigned rmcutlen = mh.msg_namelen;
   /* an accept a signal interrupts: nothing written, the planted address is no peer */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -140,13 +163,19 @@ static int direct(void) {
   int udp32 = udp_self(PORT + 6);
   f32len = sizeof f32;
   long rf32 = sys32(371, udp32, P(d32), sizeof d32, 0, P(&f32), P(&f32len)); /* recvfrom */
+  struct sockaddr_in self6 = lo(PORT + 6);
+  sendto(udp32, "m", 1, 0, (struct sockaddr *)&self6, sizeof self6);
+  v32 = (struct iovec32){ P(e32), sizeof e32 };
+  m32 = (struct msghdr32){ P(&g32), sizeof g32, P(&v32), 1, 0, 0, 0 };
+  long rm32 = sys32(372, udp32, P(&m32), 0, 0, 0, 0); /* recvmsg (struct compat_msghdr) */
   printf("direct pid=%d srv=%d getsockname=%d:%u cli=%d accept=%d:%u getpeername=%d:%u cut=%d:%u:%u cli2=%d accept4=%d:%u:%u "
-         "udp=%d recvfrom=%ld:%u eintr=%d:%d srv32=%d getsockname32=%ld:%u cli32=%d accept32=%ld:%u getpeername32=%ld:%u "
-         "cut32=%ld:%u:%u udp32=%d recvfrom32=%ld:%u\n",
+         "udp=%d recvfrom=%ld:%u recvmsg=%ld:%u:%u recvmsgnull=%ld recvmsgcut=%ld:%u:%u eintr=%d:%d srv32=%d getsockname32=%ld:%u cli32=%d accept32=%ld:%u getpeername32=%ld:%u "
+         "cut32=%ld:%u:%u udp32=%d recvfrom32=%ld:%u recvmsg32=%ld:%u:%d\n",
          (int)getpid(), srv, gn, ntohs(name.sin_port), cli, acc, ntohs(peer.sin_port), gp, ntohs(pn.sin_port), gc, ntohs(cut.sin_port),
-         (unsigned)clen, cli2, a4, ntohs(planted.sin_port), (unsigned)tlen, udp, rf, ntohs(from.sin_port), ei, eno, srv32, gn32,
+         (unsigned)clen, cli2, a4, ntohs(planted.sin_port), (unsigned)tlen, udp, rf, ntohs(from.sin_port), rm, ntohs(mfrom.sin_port), rmlen, rmnull, rmcut,
+         ntohs(mcut.sin_port), rmcutlen, ei, eno, srv32, gn32,
          ntohs(n32.sin_port), cli32, acc32, ntohs(p32.sin_port), gp32, ntohs(q32.sin_port), gc32, ntohs(c32.sin_port), c32len, udp32,
-         rf32, ntohs(f32.sin_port));
+         rf32, ntohs(f32.sin_port), rm32, ntohs(g32.sin_port), m32.namelen);
   fflush(stdout);
   return 0;
 }
@@ -202,7 +231,7 @@ int main(void) {
   msg = (struct msghdr32){ P(&udp_sa), sizeof udp_sa, P(&iov), 1, 0, 0, 0 };
   long sm = SC(16, udp, P(&msg), 0);                                               /* SYS_SENDMSG */
   riov = (struct iovec32){ P(mbuf), sizeof mbuf };
-  rmsg = (struct msghdr32){ 0, 0, P(&riov), 1, 0, 0, 0 };
+  rmsg = (struct msghdr32){ P(&rfrom_sa), sizeof rfrom_sa, P(&riov), 1, 0, 0, 0 };
   long rm = SC(17, udp, P(&rmsg), 0);                                              /* SYS_RECVMSG */
   long sp = SC(8, AF_UNIX, SOCK_STREAM, 0, P(sv));                                 /* SYS_SOCKETPAIR */
   long a4 = SC(18, udp, 0, 0, SOCK_NONBLOCK);                                      /* SYS_ACCEPT4 on a datagram socket: EOPNOTSUPP */
@@ -215,10 +244,10 @@ int main(void) {
   if (dchild < 0 || waitpid(dchild, &dst, 0) != dchild || dst != 0) return 24;
   printf("socketcall pid=%d srv=%ld so=%ld bind=%ld listen=%ld getsockname=%ld:%u cli=%ld connect=%ld accept=%ld getpeername=%ld:%u "
          "getsockopt=%ld:%d send=%ld recv=%ld:%.4s shutdown=%ld udp=%ld ubind=%ld sendto=%ld recvfrom=%ld sendmsg=%ld recvmsg=%ld "
-         "socketpair=%ld:%d:%d accept4=%ld bad=%ld inval=%ld child=%d peer=%u from=%u direct=%d\n",
+         "socketpair=%ld:%d:%d accept4=%ld bad=%ld inval=%ld child=%d peer=%u from=%u rfrom=%u direct=%d\n",
          (int)getpid(), srv, so, bd, ls, gn, ntohs(name_sa.sin_port), cli, cn, acc, gp, ntohs(pn_sa.sin_port), go, val, sn, rv, buf,
          sh, udp, ub, st, rf, sm, rm, sp, sv[0], sv[1], a4, bad, inval, (int)child, ntohs(peer_sa.sin_port), ntohs(from_sa.sin_port),
-         (int)dchild);
+         ntohs(rfrom_sa.sin_port), (int)dchild);
   fflush(stdout);
   return 0;
 }

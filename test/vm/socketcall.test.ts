@@ -5,10 +5,11 @@
 // address, as the eBPF probe reports it, so that the report's network section and the network
 // rules see it; an argument array that cannot be read stays a socketcall, marked unreadable, and
 // one in a page not mapped yet at the call is read at its return (readAtExit), as the probe does.
-// The addresses the kernel writes back (accept, accept4, getsockname, getpeername, recvfrom) are
-// read at the return, through socketcall, as direct 64-bit calls and as direct i386 ones, never
-// more of them than the caller's buffer held at the call (a shorter buffer: cut and marked; what
-// lies beyond, and a buffer a signal-interrupted call never wrote, is not the address).
+// The addresses the kernel writes back (accept, accept4, getsockname, getpeername, recvfrom, and
+// recvmsg's sender through its msghdr) are read at the return, through socketcall, as direct
+// 64-bit calls and as direct i386 ones, never more of them than the caller's buffer held at the
+// call (a shorter buffer: cut and marked; what lies beyond, a recvmsg that asked for no address,
+// and a buffer a signal-interrupted call never wrote, is not the address).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -57,7 +58,7 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     assert.match(res.output, /^child socket=3 connect=-111$/m, 'the child\'s socket calls worked (nothing listens on PORT + 2)');
 
     const peer = n('peer');
-    assert.ok(peer > 0 && n('from') === PORT + 1, 'accept and recvfrom wrote the peer\'s address in the guest');
+    assert.ok(peer > 0 && n('from') === PORT + 1 && n('rfrom') === PORT + 1, 'accept, recvfrom and recvmsg wrote the peer\'s address in the guest');
     const calls = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === pid && e.abi === 'i386');
     // every socketcall, in order: the direct call's name and number, how it was made, its result
     assert.deepEqual(calls.map((e) => [e.name, e.nr, e.via ?? null, e.ret]), [
@@ -90,7 +91,7 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     // the addresses passed in, and those the kernel wrote back (read at the return)
     assert.deepEqual(calls.filter((e) => e.addr).map((e) => [e.name, e.addr]),
       [['bind', tcp], ['getsockname', tcp], ['connect', tcp], ['accept4', { ...tcp, port: peer }], ['getpeername', tcp],
-        ['bind', udpAddr], ['sendto', udpAddr], ['recvfrom', udpAddr], ['sendmsg', udpAddr]]);
+        ['bind', udpAddr], ['sendto', udpAddr], ['recvfrom', udpAddr], ['sendmsg', udpAddr], ['recvmsg', udpAddr]]);
     // the unpacked arguments are the words of the array, as the kernel read them
     const [sock, , , listen, , , connect, accept, , getsockopt, send] = calls;
     assert.deepEqual(sock?.args, [2, 1, 0, 0, 0, 0]); // AF_INET, SOCK_STREAM
@@ -120,15 +121,15 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     const at = (k: string) => (d[k] ?? '').split(':').map(Number);
     const [acc64, peer64] = at('accept'), [a4, port2, len2] = at('accept4'), [acc32, peer32] = at('accept32');
     // what the guest saw: the calls worked; the short buffers got 8 and 4 bytes and the full length (16)
-    assert.deepEqual([at('getsockname'), at('getpeername'), at('cut'), [port2, len2], at('recvfrom'), at('eintr'),
-      at('getsockname32'), at('getpeername32'), at('cut32'), at('recvfrom32')],
-    [[0, PORT + 3], [0, PORT + 3], [0, peer64, 16], [port2, 16], [1, PORT + 4], [-1, 4], // EINTR
-      [0, PORT + 5], [0, PORT + 5], [0, peer32, 16], [1, PORT + 6]], dm[0]);
+    assert.deepEqual([at('getsockname'), at('getpeername'), at('cut'), [port2, len2], at('recvfrom'), at('recvmsg'), at('recvmsgnull'),
+      at('recvmsgcut'), at('eintr'), at('getsockname32'), at('getpeername32'), at('cut32'), at('recvfrom32'), at('recvmsg32')],
+    [[0, PORT + 3], [0, PORT + 3], [0, peer64, 16], [port2, 16], [1, PORT + 4], [1, PORT + 4, 16], [1], [1, PORT + 4, 16],
+      [-1, 4], // EINTR
+      [0, PORT + 5], [0, PORT + 5], [0, peer32, 16], [1, PORT + 6], [1, PORT + 6, 16]], dm[0]);
     assert.ok([acc64, peer64, a4, port2, acc32, peer32].every((x) => x! > 0), dm[0]);
-    const OUT = new Set(['accept', 'accept4', 'getsockname', 'getpeername', 'recvfrom']);
+    const OUT = new Set(['accept', 'accept4', 'getsockname', 'getpeername', 'recvfrom', 'recvmsg']);
     const direct = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === dn('pid') && OUT.has(e.name));
     const lo = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
-    const eintr = direct[6];
     assert.deepEqual(direct.map((e) => [e.abi, e.name, e.via ?? null, e.ret, e.addr ?? null, e.truncated ?? null, e.unreadable ?? null]), [
       ['x86_64', 'getsockname', null, 0, lo(PORT + 3), null, null],
       ['x86_64', 'accept', null, acc64, lo(peer64!), null, null],
@@ -137,17 +138,23 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
       // 4 bytes: family and port; the planted 10.11.12.13 beyond the buffer is never read
       ['x86_64', 'accept4', null, a4, { family: 'other', raw: 2 }, ['addr'], null],
       ['x86_64', 'recvfrom', null, 1, lo(PORT + 4), null, null],
-      // interrupted by a signal: the kernel wrote nothing, and the buffer's planted address is not read.
-      // (The plugin's return hook runs after the handler's frame is set up, so ret is the handler's
-      // ax, not -EINTR: not asserted here.)
-      ['x86_64', 'accept', null, eintr?.ret, null, null, null],
+      // recvmsg: the sender (itself, PORT + 4) from msg_name; none asked for, none read; a 4-byte
+      // msg_name: family and port, cut, and the planted address beyond it is never read
+      ['x86_64', 'recvmsg', null, 1, lo(PORT + 4), null, null],
+      ['x86_64', 'recvmsg', null, 1, null, null, null],
+      ['x86_64', 'recvmsg', null, 1, { family: 'other', raw: 2 }, ['addr'], null],
+      // interrupted by a signal: the kernel wrote nothing, and the buffer's planted address is not
+      // read; the result, -EINTR, from the handler's signal frame
+      ['x86_64', 'accept', null, -4, null, null, null],
       ['i386', 'getsockname', null, 0, lo(PORT + 5), null, null],
       ['i386', 'accept4', null, acc32, lo(peer32!), null, null],
       ['i386', 'getpeername', null, 0, lo(PORT + 5), null, null],
       ['i386', 'getpeername', null, 0, lo(peer32!), ['addr'], null],
       ['i386', 'recvfrom', null, 1, lo(PORT + 6), null, null],
+      ['i386', 'recvmsg', null, 1, lo(PORT + 6), null, null], // struct compat_msghdr
     ]);
-    assert.deepEqual(direct.filter((e) => e.abi === 'i386').map((e) => e.nr), [367, 364, 368, 368, 371]);
+    assert.equal(direct.find((e) => e.name === 'accept' && e.ret === -4)?.signal, 'interrupted');
+    assert.deepEqual(direct.filter((e) => e.abi === 'i386').map((e) => e.nr), [367, 364, 368, 368, 371, 372]);
     assert.ok(!JSON.stringify(direct).includes('10.11.12.13'), 'a planted address was reported');
 
     // Through the analysis pipeline (semantics, rules, report), as `analyze --vm` would run it.
@@ -167,6 +174,7 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
       ['connect', 'tcp', '127.0.0.1', PORT + 2, 'ECONNREFUSED'],
       ['listen', 'tcp', '127.0.0.1', PORT, 'ok'],
       ['recvfrom', 'udp', '127.0.0.1', PORT + 1, 'ok'],
+      ['recvmsg', 'udp', '127.0.0.1', PORT + 1, 'ok'], // the sender socketcall's recvmsg named
       ['sendmsg', 'udp', '127.0.0.1', PORT + 1, 'ok'],
       ['sendto', 'udp', '127.0.0.1', PORT + 1, 'ok'],
     ].sort());

@@ -7,7 +7,7 @@ import type { Collector, CaptureStats } from '../collector.js';
 import type { TraceEvent, SyscallEvent, SockAddr, Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
-import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -52,6 +52,7 @@ const ADDR_CALLS: Record<Abi, ReadonlySet<number>> = {
   i386: new Set([361, 362, 369, 370, 102]), // bind, connect, sendto, sendmsg, socketcall
 };
 const SOCKETCALL = 102;
+const EINTR = 4;
 const ADDR_FLAGS = ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.ADDR_CUT | ENTER_FLAG.SCARGS_UNREAD;
 /**
  * i386 socketcall(call, args): the direct i386 call each call number stands for, as the eBPF
@@ -235,11 +236,16 @@ export class VmiCollector implements Collector {
         enter.flags = (enter.flags & ~ADDR_FLAGS) | (rec.flags & ADDR_FLAGS);
       }
     }
-    // the address the kernel wrote back (accept, recvfrom, getsockname, getpeername), read at the return
+    // the address the kernel wrote back (accept, recvfrom, recvmsg, getsockname, getpeername), read at the return
     if (rec.outAddr) enter.sockaddr = rec.outAddr;
     if (rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD)) enter.outFlags = rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD);
+    // a signal at the return: a call the kernel makes again returned nothing (its next entry is the
+    // same call again); one a handler cut short failed with EINTR (read from the handler's frame)
+    const restarted = (rec.flags & RET_SIGNAL.RESTART) !== 0;
+    if (restarted) enter.signal = 'restarted';
+    else if ((rec.flags & RET_SIGNAL.FRAME) && rec.ret === -BigInt(EINTR)) enter.signal = 'interrupted';
     const ret = Number(rec.ret);
-    const isExec = isExecNr(enter.abi, enter.nr) && ret === 0;
+    const isExec = isExecNr(enter.abi, enter.nr) && ret === 0 && !restarted;
     if (isExec) {
       // What the kernel put on the new stack is authoritative (entry reads can miss untouched pages).
       // (only then: for a script the new stack holds the interpreter's argv, not the one passed)
@@ -255,7 +261,7 @@ export class VmiCollector implements Collector {
       if (this.opts.rootExe !== undefined && !this.inScope.size && enter.path === this.opts.rootExe) this.inScope.add(rec.tgid);
     }
     if (!this.wanted(rec.tgid)) return;
-    const ev = this.syscall(enter, ret, rec.ts);
+    const ev = this.syscall(enter, restarted ? null : ret, rec.ts);
     out.push(ev);
     if (isExec) {
       // a relative path is the process's working directory's (execveat: its dirfd's, not known here)
@@ -269,7 +275,7 @@ export class VmiCollector implements Collector {
       out.push({ type: 'exec', seq: ++this.seq, ts: this.ts(rec.ts), pid: rec.tgid, tid: rec.tid, comm: rec.comm ?? enter.comm,
         exe, argv: rec.newArgv ?? enter.argv, ...(rec.uid !== undefined ? { uid: rec.uid } : {}), ...(abi ? { abi } : {}) });
     }
-    if (isClone(rec.abi, rec.nr) && ret > 0) {
+    if (isClone(rec.abi, rec.nr) && ret > 0 && !restarted) {
       const flags = rec.nr === NR.clone ? Number((enter.args[0] ?? 0n) & 0xffffffffn) : rec.nr === NR.clone3 ? enter.flags : 0;
       const thread = (flags & CLONE_THREAD) !== 0;
       const childPid = thread ? rec.tgid : ret;
@@ -332,6 +338,7 @@ export class VmiCollector implements Collector {
     if (e.path2 !== undefined) ev.path2 = e.path2;
     if (isExecNr(e.abi, e.nr)) ev.argv = e.argv;
     if (e.readAtExit) ev.readAtExit = true;
+    if (e.signal) ev.signal = e.signal;
     if (e.abi === 'i386' && e.nr === SOCKETCALL) {
       // unpacked into the direct call it stands for, with the words the kernel copied as its arguments
       const nr = socketcallTarget(Number(e.args[0] ?? -1n));

@@ -1,7 +1,7 @@
 // The plugin's record format (qemu-plugin/sandtrace.c) decoded from byte streams split anywhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT } from './records.js';
+import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL } from './records.js';
 import { Readable } from 'node:stream';
 import { decodeSockaddr, VmiCollector } from './collector.js';
 import type { TraceEvent } from '../events.js';
@@ -197,13 +197,16 @@ test('socket arguments unreadable at the call and read at its return replace the
   ]);
 });
 
-test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, getpeername; direct, i386 and through socketcall) come from the return, cut at the caller\'s buffer and marked', async () => {
+test('addresses the kernel writes back (accept, accept4, recvfrom, recvmsg, getsockname, getpeername; direct, i386 and through socketcall) come from the return, cut at the caller\'s buffer and marked', async () => {
   const out = (b: Buffer) => blob(BLOB.OUTADDR, b);
   const stream = Buffer.concat([
     // accept(3, &sa, &len): the peer
     enter(REC.ENTER, 40, 43, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 43, 4n, [out(IN4(40000))]),
     // recvfrom(4, buf, 16, 0, &from, &fromlen)
     enter(REC.ENTER, 40, 45, [4, 0x7f0000002000, 16, 0, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 45, 5n, [out(IN4(53))]),
+    // recvmsg(4, &msg, 0): the sender, from its msg_name; one without msg_name: none
+    enter(REC.ENTER, 40, 47, [4, 0x7f0000003000, 0]), ret(REC.RET, 40, 47, 5n, [out(IN4(55))]),
+    enter(REC.ENTER, 40, 47, [4, 0x7f0000003000, 0]), ret(REC.RET, 40, 47, 5n),
     // getsockname with an 8-byte buffer: the kernel said 16, 8 were read (still the whole inet address)
     enter(REC.ENTER, 40, 51, [3, 0x7f0000001000, 0x7f0000001080]), ret(REC.RET, 40, 51, 0n, [out(IN4(39123).subarray(0, 8))], RET_OUT.CUT),
     // getpeername with a 4-byte buffer: family and port only; what lies beyond is the caller's (no address)
@@ -218,6 +221,9 @@ test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, 
     enter(REC.ENTER32, 41, 364, [3, 0x8049000, 0x8049080, 0]), ret(REC.RET32, 41, 364, 4n, [out(IN4(40001))]),
     enter(REC.ENTER32, 41, 371, [4, 0x8049100, 16, 0, 0x8049000, 0x8049080]), ret(REC.RET32, 41, 371, 1n, [out(IN4(54))]),
     enter(REC.ENTER32, 41, 102, [5, 0x8049200], [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080))]), ret(REC.RET32, 41, 102, 5n, [out(IN4(40002))]),
+    // recvmsg: direct (struct compat_msghdr) and through socketcall (SYS_RECVMSG)
+    enter(REC.ENTER32, 41, 372, [4, 0x8049300, 0]), ret(REC.RET32, 41, 372, 2n, [out(IN4(56))]),
+    enter(REC.ENTER32, 41, 102, [17, 0x8049200], [blob(BLOB.SCARGS, words(4, 0x8049300, 0))]), ret(REC.RET32, 41, 102, 2n, [out(IN4(57))]),
     enter(REC.ENTER32, 41, 102, [6, 0x8049200], [blob(BLOB.SCARGS, words(3, 0x8049000, 0x8049080))]),
     ret(REC.RET32, 41, 102, 0n, [out(IN4(39123).subarray(0, 6))], RET_OUT.CUT),
     // a socketcall whose array was read only at the return (readAtExit), and its written-back address
@@ -233,6 +239,8 @@ test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, 
   assert.deepEqual(got, [
     ['x86_64', 'accept', 4, inet(40000), null, null, null, null],
     ['x86_64', 'recvfrom', 5, inet(53), null, null, null, null],
+    ['x86_64', 'recvmsg', 5, inet(55), null, null, null, null],
+    ['x86_64', 'recvmsg', 5, null, null, null, null, null],
     ['x86_64', 'getsockname', 0, inet(39123), null, ['addr'], null, null],
     ['x86_64', 'getpeername', 0, { family: 'other', raw: 2 }, null, ['addr'], null, null],
     ['x86_64', 'getpeername', 0, null, null, ['addr'], null, null],
@@ -241,6 +249,8 @@ test('addresses the kernel writes back (accept, accept4, recvfrom, getsockname, 
     ['i386', 'accept4', 4, inet(40001), null, null, null, null],
     ['i386', 'recvfrom', 1, inet(54), null, null, null, null],
     ['i386', 'accept4', 5, inet(40002), 'socketcall', null, null, null],
+    ['i386', 'recvmsg', 2, inet(56), null, null, null, null],
+    ['i386', 'recvmsg', 2, inet(57), 'socketcall', null, null, null],
     ['i386', 'getsockname', 0, { family: 'other', raw: 2 }, 'socketcall', ['addr'], null, null],
     ['i386', 'getpeername', 0, inet(39123), 'socketcall', null, null, true],
   ]);
@@ -252,4 +262,30 @@ test('the RET record\'s written-back address and its flags decode', () => {
   const [x] = r.push(ret(REC.RET32, 9, 102, 0n, [blob(BLOB.OUTADDR, IN4(7).subarray(0, 8))], RET_OUT.CUT | RET_REREAD));
   assert.ok(x?.kind === 'ret');
   assert.deepEqual([x.abi, x.outAddr, x.sockaddr, x.flags], ['i386', IN4(7).subarray(0, 8), undefined, RET_OUT.CUT | RET_REREAD]);
+});
+
+test('a signal at the return: a call a handler cut short says so (EINTR from its frame), one the kernel makes again returns nothing', async () => {
+  const stream = Buffer.concat([
+    // read(3, buf, 1): a handler without SA_RESTART ran, the frame saved -EINTR
+    enter(REC.ENTER, 50, 0, [3, 0x7f0000001000, 1]), ret(REC.RET, 50, 0, -4n, [], RET_SIGNAL.FRAME),
+    // read: SA_RESTART, the kernel makes it again (ret is the call's number, no result) ...
+    enter(REC.ENTER, 50, 0, [3, 0x7f0000001000, 1]), ret(REC.RET, 50, 0, 0n, [], RET_SIGNAL.RESTART),
+    // ... and the same call made again returns 1
+    enter(REC.ENTER, 50, 0, [3, 0x7f0000001000, 1]), ret(REC.RET, 50, 0, 1n),
+    // a call that completed before a handler ran at its return keeps its result, unmarked
+    enter(REC.ENTER, 50, 1, [4, 0x7f0000001000, 1]), ret(REC.RET, 50, 1, 1n, [], RET_SIGNAL.FRAME),
+    // i386 accept4 made again (its written-back address is never read): no result, no address
+    enter(REC.ENTER32, 51, 364, [3, 0x8049000, 0x8049080, 0]), ret(REC.RET32, 51, 364, 364n, [], RET_SIGNAL.RESTART),
+    // fork made again (ERESTARTNOINTR): its number is no child's pid
+    enter(REC.ENTER, 50, 57, []), ret(REC.RET, 50, 57, 57n, [], RET_SIGNAL.RESTART),
+  ]);
+  const { events } = await collectStream(stream);
+  assert.deepEqual(events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.ret, e.signal ?? null, e.addr ?? null] : [e.type]), [
+    ['x86_64', 'read', -4, 'interrupted', null],
+    ['x86_64', 'read', null, 'restarted', null],
+    ['x86_64', 'read', 1, null, null],
+    ['x86_64', 'write', 1, null, null],
+    ['i386', 'accept4', null, 'restarted', null],
+    ['x86_64', 'fork', null, 'restarted', null],
+  ]);
 });

@@ -5,8 +5,10 @@
 // words of its argument array (SCARGS), as the kernel copies them, and the address they point to.
 // A RET record's second word holds flags: RET_REREAD when arguments unreadable at entry were read
 // again at the return (their blobs follow); RET_OUT_* for an address the kernel wrote back (accept,
-// accept4, recvfrom, getsockname, getpeername, direct or through socketcall: OUTADDR blob), read at
-// the return of a call that succeeded, no longer than the caller's buffer was at the call.
+// accept4, recvfrom, recvmsg, getsockname, getpeername, direct or through socketcall: OUTADDR blob),
+// read at the return of a call that completed, no longer than the caller's buffer was at the call;
+// RET_SIGNAL_* when a signal was delivered at the return (the result from the handler's frame, or
+// the call made again).
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
@@ -31,6 +33,13 @@ export const RET_REREAD = 0x1;
  * (addrlen or the buffer).
  */
 export const RET_OUT = { CUT: 0x2, UNREAD: 0x4 } as const;
+/**
+ * RET flags of a signal delivered at the return. FRAME: the call returned into a handler, and ret
+ * is the result the kernel saved for it in the handler's signal frame (-EINTR: the signal cut it
+ * short; the registers hold the handler's arguments). RESTART: the kernel makes the call again
+ * (SA_RESTART, or no handler: a stop and continue): ret is the call's number, no result.
+ */
+export const RET_SIGNAL = { FRAME: 0x8, RESTART: 0x10 } as const;
 const HDR = 24;
 
 export interface RecHeader { tid: number; tgid: number; ppid: number; ts: bigint }
@@ -43,6 +52,8 @@ export interface EnterRec extends RecHeader {
   readAtExit?: boolean;
   /** Set by the collector: the RET_OUT flags of the address the kernel wrote back (its bytes, RetRec.outAddr, go to sockaddr). */
   outFlags?: number;
+  /** Set by the collector: a signal at the return (RetRec.flags RET_SIGNAL) cut the call short, or has it made again. */
+  signal?: 'interrupted' | 'restarted';
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
    * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
@@ -59,8 +70,8 @@ export interface RetRec extends RecHeader {
    */
   path?: string; path2?: string; sockaddr?: Buffer; scArgs?: number[];
   /**
-   * The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername), at
-   * most as many bytes as the caller's buffer held at the call (flags RET_OUT).
+   * The address the kernel wrote back (accept, accept4, recvfrom, recvmsg's msg_name, getsockname,
+   * getpeername), at most as many bytes as the caller's buffer held at the call (flags RET_OUT).
    */
   outAddr?: Buffer;
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
