@@ -279,6 +279,26 @@ test('resolveInRoot: exec paths are resolved inside the process\'s own root, abs
   }
 });
 
+test('resolveInRoot: a link only its own pid namespace can read (/proc/self in a container\'s /proc) leads nowhere, and does not throw', { timeout: 30_000 }, async () => {
+  if (process.getuid?.() !== 0) assert.fail('a new pid namespace needs root');
+  const outer = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', 'sleep', '30'], { stdio: 'ignore' });
+  try {
+    let inner: number | undefined;
+    for (let i = 0; i < 100 && inner === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const kids = readFileSync(`/proc/${outer.pid}/task/${outer.pid}/children`, 'utf8').trim();
+      if (kids) inner = Number(kids.split(' ')[0]);
+    }
+    assert.ok(inner, 'the namespace\'s sleep started');
+    const root = `/proc/${inner}/root`;
+    assert.ok(statSync(`${root}/proc/self`, { throwIfNoEntry: false }) === undefined, 'its /proc/self does not resolve from here');
+    // a #! line or exec path the kernel follows inside the namespace: from here, unresolvable
+    assert.equal(resolveInRoot(root, '/proc/self/root/usr/bin/sh'), undefined);
+  } finally {
+    outer.kill('SIGKILL');
+  }
+});
+
 test('ExecNamer: a process there at attach calling itself runc:[2:INIT] is named like any other; one that joined since is runc exec\'s init until it execs', () => {
   // a watched cgroup with this process in it at attach time
   const cg = mkdtempSync(join(tmpdir(), 'sandtrace-namer-'));

@@ -173,7 +173,13 @@ export class ExecNamer {
       this.runtime.delete(ev.pid);
     } else if (ev.type === 'exec') {
       this.runtime.delete(ev.pid);
-      const name = this.verify(ev, this.resolve(ev.exe, ev.pid));
+      let name: string | undefined;
+      try {
+        name = this.verify(ev, this.resolve(ev.exe, ev.pid));
+      } catch {
+        // the workload's files changed under the lookup: nothing was confirmed
+        name = ev.file ? undefined : ev.exe;
+      }
       if (name === undefined) ev.exeUnverified = true;
       else ev.exe = name;
       this.exeOf.set(ev.pid, ev.exe);
@@ -191,7 +197,9 @@ export class ExecNamer {
    * is on (an overlayfs's own device: stat() of a file of a lower layer reports a per-layer pseudo
    * device, the kernel the overlay's). Left open by the latter: two layers of one overlay can hold
    * different files with the same inode number. A #! script (ev.file.interpreter) is checked by
-   * its #! line: the name must be a script whose interpreter (nested ones included) is the file.
+   * its #! line: the name must be a script whose interpreter (nested ones included) is the file;
+   * which script it is cannot be checked (the kernel keeps no trace of it), so a swap to another
+   * script with the same interpreter passes.
    */
   private verify(ev: ExecEvent, name: string): string | undefined {
     const k = ev.file;
@@ -368,7 +376,12 @@ export function resolveInRoot(root: string, path: string): string | undefined {
     }
     if (!st.isSymbolicLink()) { done.push(c); continue; }
     if (++links > 40) return undefined; // ELOOP
-    const target = readlinkSync(here);
+    let target: string;
+    try {
+      target = readlinkSync(here);
+    } catch {
+      return undefined; // swapped for a non-link meanwhile, or a link only its own namespace can read (/proc/self)
+    }
     if (target.startsWith('/')) done.length = 0;
     todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
   }
@@ -412,7 +425,10 @@ export function identify(path: string, mountinfo: string, k: KernelFile, follow 
   }
 }
 
-/** The device (stat()'s encoding) of the mount an open file is on: its mnt_id looked up in `mountinfo`. */
+/**
+ * The device (stat()'s encoding) of the overlay mount an open file is on: its mnt_id looked up in
+ * `mountinfo`. Undefined on any other filesystem.
+ */
 function mountDevice(fd: number, mountinfo: string): number | undefined {
   try {
     const id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
@@ -420,6 +436,9 @@ function mountDevice(fd: number, mountinfo: string): number | undefined {
     for (const line of readFileSync(mountinfo, 'utf8').split('\n')) {
       const f = line.split(' ');
       if (f[0] !== id) continue;
+      // only an overlay reports per-layer devices; elsewhere (btrfs subvolumes: inode numbers start
+      // again in each) a device that differs is another file
+      if (line.split(' - ')[1]?.split(' ')[0] !== 'overlay') return undefined;
       const m = /^(\d+):(\d+)$/.exec(f[2] ?? '');
       if (!m) return undefined;
       return statDev(Number(m[1]), Number(m[2]));
@@ -451,7 +470,14 @@ function runsAs(script: Located, k: KernelFile, same: (id: Identity | undefined)
 function shebang(path: string): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    // O_PATH first: opening a device node or FIFO the workload put there for reading could act on it
+    const at = openSync(path, O_PATH | constants.O_NOFOLLOW);
+    try {
+      if (!fstatSync(at).isFile()) return undefined;
+      fd = openSync(`/proc/self/fd/${at}`, constants.O_RDONLY | constants.O_NONBLOCK);
+    } finally {
+      closeSync(at);
+    }
   } catch {
     return undefined;
   }
