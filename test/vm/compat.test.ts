@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { runInVm } from '../../src/vm/guest.js';
+import { captureInVm } from './capture.js';
 import { loadProfile, defaultKernel } from '../../src/vmi/profile.js';
-import type { TraceEvent, SyscallEvent, ExecEvent, ForkEvent, ExitEvent } from '../../src/capture/events.js';
+import type { SyscallEvent, ExecEvent, ForkEvent, ExitEvent } from '../../src/capture/events.js';
 
 const INT80_C = fileURLToPath(new URL('./compat-int80.c', import.meta.url));
 const FAST32_C = fileURLToPath(new URL('./compat-fast32.c', import.meta.url));
@@ -37,11 +37,7 @@ test('i386 calls in the guest: int $0x80 from a 64-bit program and the fast path
   assert.ok(loadProfile(kernel).compat?.fast, 'the 6.1 kernel (IA32_EMULATION=y) has a compat part with the fast path');
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-vm32-'));
   try {
-    const vm = runInVm({ sample: build(dir), timeout: 60 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
+    const { events, res, stats } = await captureInVm({ sample: build(dir), timeout: 60 });
     const m = /int80 pid=(\d+) fd=(\d+) wrote=(-?\d+) enoent=(-?\d+) symlink=(-?\d+) true=(\d+):(\d+) fast=(\d+):(\d+) fast64=(\d+):(\d+)/.exec(res.output);
     assert.ok(m, `no report from the sample: ${res.output}`);
     const [pid, fd, wrote, enoent, symlink, truePid, trueRc, fastPid, fastRc, fast64Pid, fast64Rc] = m.slice(1).map(Number) as number[];
@@ -51,7 +47,7 @@ test('i386 calls in the guest: int $0x80 from a 64-bit program and the fast path
     assert.equal(res.sampleExit, 7);
     const via = /via (syscall|sysenter|int80)/.exec(res.output)?.[1];
     assert.ok(via === 'syscall' || via === 'sysenter', `the i386 vDSO should enter by syscall or sysenter, not ${via}`);
-    assert.equal(vm.collector.stats().lost, 0);
+    assert.equal(stats.lost, 0);
 
     const calls = events.filter((e): e is SyscallEvent => e.type === 'syscall');
     const of = (p: number | undefined) => calls.filter((e) => e.pid === p && e.abi === 'i386').map((e) =>

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, assertTcg, buildInitramfs, PLUGIN_PATH } from '../../src/vm/guest.js';
+import { captureInVm } from './capture.js';
 import type { TraceEvent, SyscallEvent, ExecEvent, ForkEvent } from '../../src/capture/events.js';
 import { isSandtraceError } from '../../src/errors.js';
 import { createHash } from 'node:crypto';
@@ -98,11 +99,7 @@ test('a sample in a TCG guest: processes, parents, exe paths, file and exec even
 test('page-table isolation on (pti=on): the same attribution, read on the kernel page tables', { timeout: 240_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'sandtrace-vmtest-'));
   try {
-    const vm = runInVm({ sample: SAMPLE, timeout: 30, outDir: out, kernelArgs: ['pti=on', 'loglevel=7'] });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
+    const { events, res } = await captureInVm({ sample: SAMPLE, timeout: 30, outDir: out, kernelArgs: ['pti=on', 'loglevel=7'] });
     const con = readFileSync(res.consolePath, 'utf8');
     assert.match(con, /page tables isolation: enabled/);
     const s = /sample pid=(\d+)/.exec(con), c = /child pid=(\d+)/.exec(con);
@@ -158,11 +155,7 @@ int main(void) {
 `);
     const cc = spawnSync('cc', ['-O1', '-o', join(dir, 'elf'), join(dir, 'elf.c')], { encoding: 'utf8' });
     assert.equal(cc.status, 0, `cc failed (run make setup): ${cc.stderr}`);
-    const vm = runInVm({ sample: join(dir, 'elf'), timeout: 30 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
+    const { events, res, vm } = await captureInVm({ sample: join(dir, 'elf'), timeout: 30 });
     const m = /elf pid=(\d+) child=(\d+)/.exec(res.output);
     assert.ok(m, `no output from the ELF sample: ${res.output}`);
     const execs = events.filter((e): e is ExecEvent => e.type === 'exec').map((e) => [e.pid, e.exe]);

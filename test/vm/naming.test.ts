@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { monitorGuest } from '../../src/vm/monitor.js';
-import { buildInitramfs, runInVm, PLUGIN_PATH } from '../../src/vm/guest.js';
+import { buildInitramfs, PLUGIN_PATH } from '../../src/vm/guest.js';
+import { captureInVm } from './capture.js';
 import { defaultKernel } from '../../src/vmi/profile.js';
 import { SemanticState } from '../../src/semantics/state.js';
 import type { ExecEvent, SyscallEvent, TraceEvent } from '../../src/capture/events.js';
@@ -120,11 +121,7 @@ async function runGuestProgram(name: string, source: string, ccFlags: string[] =
     writeFileSync(join(dir, `${name}.c`), source);
     const cc = spawnSync('cc', ['-static', '-O1', ...ccFlags, '-o', join(dir, name), join(dir, `${name}.c`)], { encoding: 'utf8' });
     assert.equal(cc.status, 0, `cc -static failed (run make setup): ${cc.stderr}`);
-    const vm = runInVm({ sample: join(dir, name), timeout: 30 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    return { events, res: await vm.done };
+    return await captureInVm({ sample: join(dir, name), timeout: 30 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { runInVm } from '../../src/vm/guest.js';
+import { captureInVm } from './capture.js';
 import { loadProfile, defaultKernel } from '../../src/vmi/profile.js';
-import type { TraceEvent, SyscallEvent } from '../../src/capture/events.js';
+import type { SyscallEvent } from '../../src/capture/events.js';
 
 const SRC64 = fileURLToPath(new URL('./signal.c', import.meta.url));
 const SRC32 = fileURLToPath(new URL('./signal32.c', import.meta.url));
@@ -43,13 +43,9 @@ test('a call a signal interrupts: -EINTR from the handler\'s frame, or no result
   assert.ok(loadProfile(kernel).compat?.fast, 'the 6.1 kernel (IA32_EMULATION=y) has a compat part with the fast path');
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-vmsig-'));
   try {
-    const vm = runInVm({ sample: build(dir), timeout: 60 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
+    const { events, res, stats } = await captureInVm({ sample: build(dir), timeout: 60 });
     assert.equal(res.sampleExit, 0, res.output);
-    assert.equal(vm.collector.stats().lost, 0);
+    assert.equal(stats.lost, 0);
     const l64 = /^sig64 .*$/m.exec(res.output)?.[0], l32 = /^sig32 .*$/m.exec(res.output)?.[0], dl = /^dialer .*$/m.exec(res.output)?.[0];
     assert.ok(l64 && l32 && dl, `no report from the sample: ${res.output}`);
     const g64 = kv(l64), g32 = kv(l32), gd = kv(dl);

@@ -17,11 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { runInVm } from '../../src/vm/guest.js';
+import { captureInVm } from './capture.js';
 import { loadProfile, defaultKernel } from '../../src/vmi/profile.js';
 import { RecordingWriter } from '../../src/capture/replay/index.js';
 import { replay } from '../../src/replay.js';
-import type { TraceEvent, SyscallEvent } from '../../src/capture/events.js';
+import type { SyscallEvent } from '../../src/capture/events.js';
 import type { Report } from '../../src/report/schema.js';
 
 const SRC = fileURLToPath(new URL('./socketcall-int80.c', import.meta.url));
@@ -37,13 +37,9 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     // static and not PIE: the argument arrays and addresses sit below 4 GiB, where 32-bit pointers reach
     const cc = spawnSync('cc', ['-O1', '-static', '-no-pie', `-DPORT=${PORT}`, '-o', exe, SRC], { encoding: 'utf8' });
     assert.equal(cc.status, 0, `cc failed: ${cc.stderr}`);
-    const vm = runInVm({ sample: exe, timeout: 60 });
-    await vm.collector.start();
-    const events: TraceEvent[] = [];
-    for await (const b of vm.collector.events()) events.push(...b);
-    const res = await vm.done;
+    const { events, res, stats } = await captureInVm({ sample: exe, timeout: 60 });
     assert.equal(res.sampleExit, 0, res.output);
-    assert.equal(vm.collector.stats().lost, 0);
+    assert.equal(stats.lost, 0);
     // what the guest itself saw
     const m = /^socketcall (.*)$/m.exec(res.output);
     assert.ok(m, `no report from the sample: ${res.output}`);
@@ -161,7 +157,7 @@ test('i386 socketcall in the guest is unpacked into the direct socket calls, wit
     const rec = join(dir, 'events.jsonl.gz');
     const w = await RecordingWriter.create(rec, { backend: 'vmi', target: 'socketcall' });
     w.write(events);
-    await w.close(vm.collector.stats());
+    await w.close(stats);
     const { report } = await replay({ file: rec, outDir: join(dir, 'out') });
     const r = JSON.parse(readFileSync(join(dir, 'out', 'report.json'), 'utf8')) as Report;
     assert.deepEqual(r.network, report.network);
