@@ -623,7 +623,7 @@ static __always_inline void collect_exit(struct rec_buf *b, bool addr_in_4, cons
 
 /* recvmsg: the sender's address at msg_name, msg_namelen bytes of it as the kernel wrote that
  * back (0: the socket gave no address). Both are read from the msghdr again at the return. */
-static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool compat, long ret, u32 room)
+static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool compat, long ret, u32 room, u64 at_call)
 {
 	u64 name = 0;
 	int len = 0;
@@ -634,19 +634,22 @@ static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool co
 		b->r.bad |= A_ADDR;
 		return;
 	}
+	/* where the kernel wrote: msg_name at the call (a pointer swapped since would name a made-up sender) */
+	if (at_call != NAME_UNKNOWN)
+		name = at_call;
 	if (name) /* NULL: no address asked for, none written */
 		put_written_addr(b, name, len, room);
 }
 
 /* The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername,
  * recvmsg, direct or through socketcall), at most `room` bytes of it. */
-static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room)
+static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room, u64 msg_name_at_call)
 {
 	bool compat = (b->r.flags & F_COMPAT) != 0;
 	long nr = b->r.nr;
 
 	if (nr == (compat ? 372 : 47))
-		collect_exit_msg(b, b->r.a[1], compat, ret, room);
+		collect_exit_msg(b, b->r.a[1], compat, ret, room, msg_name_at_call);
 	else if (compat ? has_exit_data32(nr) : has_exit_data(nr))
 		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret, room);
 }
@@ -723,6 +726,14 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	} else {
 		collect_enter(&s->b, id, s->b.r.a);
 	}
+	s->msg_name = NAME_UNKNOWN;
+	if (s->b.r.nr == (compat ? 372 : 47)) { /* recvmsg, direct or unpacked from socketcall */
+		u64 name = 0;
+		int len = 0;
+
+		if (msg_name(s->b.r.a[1], compat, &name, &len))
+			s->msg_name = name;
+	}
 	s->nr = id;
 	s->valid = 1;
 	return 0;
@@ -774,7 +785,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 				/* what the kernel used may differ, should another thread have changed it */
 				s->b.r.flags |= F_REREAD;
 			}
-			at_exit_addr(&s->b, ret, s->b.r.uid);
+			at_exit_addr(&s->b, ret, s->b.r.uid, s->msg_name);
 			s->b.r.uid = 0; /* only exec records carry the uid */
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
@@ -797,7 +808,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			collect_enter(b, nr, b->r.a);
 		}
 		/* the caller's buffer size is gone (*lenp now holds the address's size): read it whole */
-		at_exit_addr(b, ret, ROOM_UNKNOWN);
+		at_exit_addr(b, ret, ROOM_UNKNOWN, NAME_UNKNOWN);
 		b->r.uid = 0;
 		b->r.ret = ret;
 		output(b);

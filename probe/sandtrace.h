@@ -61,7 +61,11 @@ struct rec_buf {
 struct stash {
 	unsigned int valid;
 	int nr;
+	/* recvmsg: msg_name as the msghdr held it at the call (NAME_UNKNOWN: unreadable then). The
+	 * kernel writes the sender there, whatever another thread points msg_name at meanwhile. */
+	unsigned long long msg_name;
 	struct rec_buf b;
 };
+#define NAME_UNKNOWN (~0ULL)
 
 #endif

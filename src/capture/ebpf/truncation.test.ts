@@ -227,11 +227,25 @@ def recvmsg(with_name, room):
     io = iovec(ctypes.cast(data, ctypes.c_void_p), len(data))
     m = msghdr(ctypes.cast(name, ctypes.c_void_p) if with_name else None, room, ctypes.pointer(io), 1, None, 0, 0)
     return libc.recvmsg(r.fileno(), ctypes.byref(m), 0)
+# blocked in recvmsg, msg_name is pointed at a planted sockaddr by another thread, then the datagram
+# comes: the kernel writes the sender where msg_name pointed at the call
+import threading, time
+fake = ctypes.create_string_buffer(b'\\x02\\x00\\x00\\x07\\x0a\\x0b\\x0c\\x0d' + b'\\0' * 8)
+def swapped():
+    real = ctypes.create_string_buffer(128)
+    io = iovec(ctypes.cast(data, ctypes.c_void_p), len(data))
+    m = msghdr(ctypes.cast(real, ctypes.c_void_p), 128, ctypes.pointer(io), 1, None, 0, 0)
+    def swap():
+        time.sleep(0.3)
+        m.name = ctypes.cast(fake, ctypes.c_void_p).value
+        s.sendto(b'y', r.getsockname())
+    threading.Thread(target=swap).start()
+    return libc.recvmsg(r.fileno(), ctypes.byref(m), 0)
 print('port', s.getsockname()[1])
-print('named', recvmsg(True, 128), 'null', recvmsg(False, 0), 'zero', recvmsg(True, 0), 'short', recvmsg(True, 4), 'failed', libc.recvmsg(r.fileno(), ctypes.c_void_p(8), 0))
+print('named', recvmsg(True, 128), 'null', recvmsg(False, 0), 'zero', recvmsg(True, 0), 'short', recvmsg(True, 4), 'failed', libc.recvmsg(r.fileno(), ctypes.c_void_p(8), 0), 'swapped', swapped())
 `;
 
-test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room; none when none was asked for', { timeout: 30_000 }, async () => {
+test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room, where msg_name pointed at the call; none when none was asked for', { timeout: 30_000 }, async () => {
   const cg = makeCgroup('recvmsg');
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-recvmsg-'));
   try {
@@ -239,7 +253,7 @@ test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room; non
     writeFileSync(script, RECVMSG);
     const { events, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
     assert.equal(result.code, 0, result.stderr);
-    const m = /port (\d+)\nnamed 1 null 1 zero 1 short 1 failed -1\n/.exec(result.stdout);
+    const m = /port (\d+)\nnamed 1 null 1 zero 1 short 1 failed -1 swapped 1\n/.exec(result.stdout);
     assert.ok(m, result.stdout);
     const calls = syscalls(events).filter((e) => e.name === 'recvmsg');
     assert.deepEqual(calls.map((e) => [e.ret, e.addr ?? null, e.truncated ?? [], e.unreadable ?? []]), [
@@ -249,6 +263,8 @@ test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room; non
       // 4 bytes of it: family and port, never the 10.11.12.13 planted after them
       [1, { family: 'other', raw: 2 }, ['addr'], []],
       [-14, null, [], []],
+      // msg_name swapped for a planted 10.11.12.13:7 while the call blocked: the real sender still
+      [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
     ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
