@@ -839,6 +839,59 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/* A signal get_signal() dequeued for delivery, before it acts on the signal's disposition. When
+ * the task is on its way out of a system call that exited with a kernel-internal restart code,
+ * what the program sees of that call depends on the signal (src/capture/signals.ts): the record
+ * says which signal, what it is set to do, and its sa_flags. The test is the kernel's own
+ * (arch_do_signal_or_restart, handle_signal): pt_regs of a system call (orig_ax != -1) whose
+ * return value still is ERESTART*. Once a handler runs, handle_signal() rewrites it (-EINTR, or
+ * the call's number to restart it), so later signals of the same return are not reported; other
+ * entries into the kernel (interrupts, faults) have orig_ax == -1. */
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+{
+	struct task_struct *t;
+	struct pt_regs *regs;
+	struct rec *r;
+	unsigned long handler;
+	long nr, ret;
+	bool compat;
+
+	if (!wanted())
+		return 0;
+	t = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	nr = (int)BPF_CORE_READ(regs, orig_ax); /* syscall_get_nr() */
+	if (nr == -1)
+		return 0;
+	compat = is_compat(t);
+	ret = BPF_CORE_READ(regs, ax);
+	if (compat) /* syscall_get_error(): an i386 call's return is sign-extended from 32 bits */
+		ret = (int)ret;
+	if (ret != -512 && ret != -513 && ret != -514 && ret != -516)
+		return 0;
+	r = bpf_ringbuf_reserve(&rb, REC_FIXED, 0);
+	if (!r) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(r, 0, REC_FIXED);
+	r->type = REC_SIGNAL;
+	r->flags = compat ? F_COMPAT : 0;
+	r->nr = nr;
+	r->ts = bpf_ktime_get_ns();
+	fill_task(r, t);
+	handler = (unsigned long)BPF_CORE_READ(ka, sa.sa_handler);
+	r->a[0] = sig;
+	r->a[1] = handler == 0 ? SIG_DISP_DEFAULT : handler == 1 ? SIG_DISP_IGNORE : SIG_DISP_HANDLER;
+	r->a[2] = BPF_CORE_READ(ka, sa.sa_flags);
+	r->ret = ret;
+	bpf_ringbuf_submit(r, wake_flag());
+	return 0;
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {

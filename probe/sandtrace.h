@@ -7,6 +7,7 @@
 #define REC_FORK 2
 #define REC_EXEC 3
 #define REC_EXIT 4
+#define REC_SIGNAL 5 /* a signal dequeued for a task whose syscall exited with a restart code */
 /* Written by the loader, not the kernel. */
 #define REC_READY 100
 #define REC_STATS 101
@@ -19,6 +20,11 @@
 #define F_SOCKETCALL 32 /* i386 socketcall(102) unpacked: nr and args are the direct call's */
 #define F_REREAD 64  /* arguments unreadable at entry were read at exit (the sample could have changed them) */
 #define F_INTERP 128 /* exec: the file (a[0], a[1]) is the interpreter of a #! script or binfmt_misc file */
+
+/* A signal record's disposition (a[1]): what get_signal() is about to do with the signal. */
+#define SIG_DISP_DEFAULT 0 /* SIG_DFL */
+#define SIG_DISP_IGNORE 1  /* SIG_IGN */
+#define SIG_DISP_HANDLER 2 /* a handler runs (a[2] & SA_RESTART says whether the call restarts) */
 
 /* rec.cut and rec.bad bits: which argument was cut at its buffer / could not be read at all.
  * On exec records A_PATH is the executable's name. */
@@ -38,13 +44,15 @@ struct rec {
 	unsigned char type;
 	unsigned char flags;
 	unsigned short data_len;
-	int nr;                    /* syscall number; exec: 0 */
+	int nr;                    /* syscall number; exec: 0; signal: the pending call's (orig_ax) */
 	unsigned int pid, tid;     /* in the target pid namespace */
 	unsigned long long ts;     /* bpf_ktime_get_ns */
 	char comm[16];
 	unsigned long long a[6];   /* syscall args; fork: a[0]=child pid, a[1]=child tid;
-	                            * exec: a[0]=s_dev (kernel encoding), a[1]=i_ino of the file loaded */
-	long long ret;             /* syscall return; exit: raw exit code (wait status) */
+	                            * exec: a[0]=s_dev (kernel encoding), a[1]=i_ino of the file loaded;
+	                            * signal: a[0]=signal, a[1]=SIG_DISP_*, a[2]=sa_flags */
+	long long ret;             /* syscall return; exit: raw exit code (wait status);
+	                            * signal: the restart code the call's return still holds */
 	unsigned short len_path, len_path2, len_argv, len_addr;
 	unsigned short argc;       /* argv elements read (exec: the new image's argc, saturated) */
 	unsigned char cut, bad;    /* A_* bits: cut at its buffer; unreadable (bad pointer, unmapped page) */

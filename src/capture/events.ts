@@ -73,11 +73,16 @@ export interface SyscallEvent extends EventBase {
   unreadable?: ArgName[];
   /**
    * A signal delivered while the call was blocked: 'interrupted', a handler ran and the call failed
-   * with EINTR (ret, what the program saw); 'restarted', the kernel makes the call again after the
-   * signal (SA_RESTART, or no handler: a stop and continue), so ret is null and the next event of
-   * the thread, the same call made again, carries the result. Set by VM introspection, which reads
-   * the result from the handler's signal frame; the eBPF probe and strace report the kernel's
-   * internal code instead (ret -512 ERESTARTSYS and its kin).
+   * with EINTR (ret -4, what the program saw); 'restarted', the kernel makes the call again after
+   * the signal (SA_RESTART, or no handler: a stop and continue), so ret is null and the thread's
+   * next making of that call carries the result (after the handler's own calls and its
+   * rt_sigreturn, if one ran; as restart_syscall for a sleep, ERESTART_RESTARTBLOCK). A call whose
+   * process the signal killed has ret null and no mark. Every source sets it: VM introspection
+   * reads the result from the handler's signal frame; the eBPF probe reports the signal delivered
+   * after the call (its disposition and SA_RESTART) and strace's log has the signal and the
+   * process's sigaction calls, from which both settle the kernel's internal code (-512
+   * ERESTARTSYS and its kin) with src/capture/signals.ts. Where the outcome cannot be known (the
+   * stream ended first; strace attached mid-run with no sigaction seen) the internal code stays.
    */
   signal?: 'interrupted' | 'restarted';
 }

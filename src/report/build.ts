@@ -83,7 +83,8 @@ export class ReportBuilder {
       if (d) d.count++;
       else this.denied.set(k, { name: ev.name, pid: ev.pid, count: 1 });
     }
-    if (NETWORK_OPS.has(ev.name)) this.net(e);
+    // a call the kernel makes again after a signal is one operation: the repeat carries its result
+    if (NETWORK_OPS.has(ev.name) && ev.signal !== 'restarted') this.net(e);
     const ok = ret !== null && ret >= 0;
     const path = e.path;
     switch (ev.name) {

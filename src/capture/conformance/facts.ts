@@ -23,6 +23,12 @@ export interface Facts {
    * address or msg_name, or room for none) names none.
    */
   received: string[];
+  /**
+   * Calls a signal cut into, as `name:interrupted` (a handler ran; the call failed with EINTR) or
+   * `name:restarted` (the kernel made it again): what the program saw, not the kernel's internal
+   * restart code the call exited with.
+   */
+  signalled: string[];
 }
 
 const O_ACCMODE = 3;
@@ -55,6 +61,7 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
   const connections: string[] = [];
   const bound: string[] = [];
   const received: string[] = [];
+  const signalled: string[] = [];
   let on = !start;
   for (const e of events) {
     if (!on) {
@@ -80,6 +87,7 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
       }
       case 'syscall': {
         const ok = e.ret !== null && e.ret >= 0;
+        if (e.signal) signalled.push(`${e.name}:${e.signal}`);
         switch (e.name) {
           case 'open': case 'openat': case 'openat2': {
             const flags = e.args[e.name === 'open' ? 1 : 2] ?? 0;
@@ -124,5 +132,6 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
     connections: sortedUnique(connections),
     bound: sortedUnique(bound),
     received: sortedUnique(received),
+    signalled: sortedUnique(signalled),
   };
 }

@@ -176,6 +176,9 @@ export class EbpfCollector implements Collector {
             { details: { code, signal } }));
           return;
         }
+        // Calls still held for a signal's outcome (released by the STATS record when the stream ended cleanly).
+        const held = this.decoder.flush();
+        if (held.length) this.enqueue(held);
         if (!this.decoder.stats) {
           this.thawAfterCrash();
           this.failure = new SandtraceError('CAPTURE_FAILED',

@@ -1,9 +1,10 @@
 // The stream decoder on the probe's real output: chunk boundaries anywhere give the same events,
-// and socket addresses of every family the kernel wrote decode right. Needs root and `make setup`.
+// and socket addresses of every family the kernel wrote decode right (needs root and `make
+// setup`). On synthetic records: exec identities, and calls held for a signal's outcome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
-import { ProbeDecoder, REC_EXEC, REC_FIXED, userDev } from './decode.js';
+import { ProbeDecoder, REC_EXEC, REC_EXIT, REC_FIXED, REC_FORK, REC_SIGNAL, REC_STATS, REC_SYSCALL, userDev } from './decode.js';
 import { capture, makeCgroup, runInCgroup } from './testutil.js';
 
 const py = `
@@ -85,4 +86,86 @@ test('exec records: the loaded file\'s device in stat()\'s encoding, its 64-bit 
   rec.writeBigUInt64LE(0n, 48);
   rec.copy(frame, 4);
   assert.equal((new ProbeDecoder().push(frame)[0] as ExecEvent).file, undefined);
+});
+
+/** One framed record: type, tid, nr, a[], ret (the fixed part only). */
+function frame(type: number, tid: number, f: { nr?: number; a?: number[]; ret?: number; flags?: number } = {}): Buffer {
+  const rec = Buffer.alloc(type === REC_STATS ? 40 : REC_FIXED);
+  rec[0] = type;
+  if (type !== REC_STATS) {
+    rec[1] = f.flags ?? 0;
+    rec.writeInt32LE(f.nr ?? 0, 4);
+    rec.writeUInt32LE(tid, 8);
+    rec.writeUInt32LE(tid, 12);
+    rec.writeBigUInt64LE(BigInt(tid) * 1000n, 16);
+    rec.write('t', 24);
+    (f.a ?? []).forEach((v, i) => rec.writeBigInt64LE(BigInt(v), 40 + i * 8));
+    rec.writeBigInt64LE(BigInt(f.ret ?? 0), 88);
+  }
+  const out = Buffer.alloc(4 + rec.length);
+  out.writeUInt32LE(rec.length, 0);
+  rec.copy(out, 4);
+  return out;
+}
+const ACCEPT4 = 288;
+const call = (tid: number, ret: number, nr = ACCEPT4): Buffer => frame(REC_SYSCALL, tid, { nr, ret });
+/** A signal record: signal, disposition (0 SIG_DFL, 1 SIG_IGN, 2 a handler), sa_flags, the call's restart code. */
+const sig = (tid: number, signo: number, disp: number, ret: number, saFlags = 0): Buffer => frame(REC_SIGNAL, tid, { nr: ACCEPT4, a: [signo, disp, saFlags], ret });
+const SA_RESTART = 0x10000000;
+const brief = (evs: TraceEvent[]): string[] => evs.map((e) => e.type === 'syscall'
+  ? `${e.seq} ${e.tid} ${e.name} ${e.ret}${e.signal ? ` ${e.signal}` : ''}` : `${e.seq} ${e.tid} ${e.type}`);
+
+test('a call that exited with a restart code waits for its thread\'s next record; other threads\' events go on, seq stays in order', () => {
+  const d = new ProbeDecoder();
+  assert.deepEqual(brief(d.push(call(1, -512))), []);
+  assert.deepEqual(brief(d.push(call(2, 2, 39))), ['1 2 getpid 2']); // another thread is not held up
+  // a stop, an ignored signal and a continue decide nothing: the call stays pending
+  assert.deepEqual(brief(d.push(Buffer.concat([sig(1, 19, 0, -512), sig(1, 10, 1, -512), sig(1, 18, 0, -512)]))), []);
+  // then a handler without SA_RESTART: EINTR, released now, seq after the other thread's event
+  assert.deepEqual(brief(d.push(sig(1, 14, 2, -512))), ['2 1 accept4 -4 interrupted']);
+  assert.deepEqual(brief(d.push(call(1, 5))), ['3 1 accept4 5']);
+  // no handler ran: the thread's next call (the same one made again) says it was restarted
+  assert.deepEqual(brief(d.push(Buffer.concat([call(1, -512), sig(1, 19, 0, -512), call(1, 6)]))), ['4 1 accept4 null restarted', '5 1 accept4 6']);
+  // a restarted call cut into again: the first settled, the second held in turn
+  assert.deepEqual(brief(d.push(Buffer.concat([call(1, -512), call(1, -512)]))), ['6 1 accept4 null restarted']);
+  assert.deepEqual(brief(d.push(frame(REC_FORK, 1, { a: [9, 9] }))), ['7 1 accept4 null restarted', '8 1 fork']);
+  assert.deepEqual(d.parseErrors, 0);
+});
+
+test('each restart code with each disposition settles as handle_signal() does', () => {
+  const cases: [number, number, number, number, string][] = [
+    // ret, signal, disposition, sa_flags -> outcome
+    [-512, 14, 2, SA_RESTART, 'accept4 null restarted'],
+    [-512, 14, 2, 0, 'accept4 -4 interrupted'],
+    [-513, 14, 2, 0, 'accept4 null restarted'], // ERESTARTNOINTR: always made again
+    [-514, 14, 2, SA_RESTART, 'accept4 -4 interrupted'], // ERESTARTNOHAND: EINTR whenever a handler runs
+    [-516, 14, 2, SA_RESTART, 'accept4 -4 interrupted'], // ERESTART_RESTARTBLOCK too
+    [-512, 9, 0, 0, 'accept4 null'], // SIGKILL: the call never returns, no mark
+    [-512, 15, 0, 0, 'accept4 null'], // a default action that kills
+  ];
+  for (const [ret, signo, disp, fl, want] of cases) {
+    const d = new ProbeDecoder();
+    assert.deepEqual(brief(d.push(Buffer.concat([call(1, ret), sig(1, signo, disp, ret, fl)]))), [`1 1 ${want}`], `${ret} ${signo} ${disp} ${fl}`);
+  }
+});
+
+test('a held call of a task that exits was killed inside it; a signal with nothing held is no event', () => {
+  const d = new ProbeDecoder();
+  assert.deepEqual(brief(d.push(Buffer.concat([sig(3, 14, 2, -512), call(1, -512), sig(1, 19, 0, -512), frame(REC_EXIT, 1, { ret: 9 })]))),
+    ['1 1 accept4 null', '2 1 exit']);
+  const ev = new ProbeDecoder().push(Buffer.concat([call(1, -512), frame(REC_EXIT, 1, { ret: 9 })]))[0] as SyscallEvent;
+  assert.equal(ev.signal, undefined);
+  assert.equal(d.parseErrors, 0);
+});
+
+test('calls still held when the stream ends are released as reported, in seq order: at STATS, or by flush()', () => {
+  const d = new ProbeDecoder();
+  assert.deepEqual(brief(d.push(Buffer.concat([call(1, -512), call(2, -516, 230), call(3, 0, 39)]))), ['1 3 getpid 0']);
+  assert.deepEqual(brief(d.push(frame(REC_STATS, 0))), ['2 1 accept4 -512', '3 2 clock_nanosleep -516']);
+  assert.deepEqual(d.flush(), []);
+  // a stream that broke off (no STATS): the collector flushes
+  const cut = new ProbeDecoder();
+  assert.deepEqual(brief(cut.push(call(1, -514, 34))), []);
+  assert.deepEqual(brief(cut.flush()), ['1 1 pause -514']);
+  assert.deepEqual(cut.flush(), []);
 });

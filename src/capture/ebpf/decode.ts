@@ -2,11 +2,13 @@
 // TraceEvents. Built for throughput: plain Buffer reads, no per-record allocations beyond the event.
 import type { Abi, ArgName, ExecEvent, ExitEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
+import { isRestartCode, noHandler, onDelivery, SA_RESTART, settle, type Disposition } from '../signals.js';
 
 export const REC_SYSCALL = 1;
 export const REC_FORK = 2;
 export const REC_EXEC = 3;
 export const REC_EXIT = 4;
+export const REC_SIGNAL = 5;
 export const REC_READY = 100;
 export const REC_STATS = 101;
 
@@ -17,6 +19,10 @@ export const F_TRUNC = 8;
 const F_SOCKETCALL = 32;
 const F_REREAD = 64;
 const F_INTERP = 128;
+
+// A signal record's disposition (a[1]).
+const SIG_DISP_DEFAULT = 0;
+const SIG_DISP_IGNORE = 1;
 
 // rec.cut / rec.bad bits (byte 106 / 107): the argument was cut at its buffer / could not be read.
 const A_PATH = 1;
@@ -131,6 +137,15 @@ export function decodeSockaddr(b: Buffer, o: number, len: number): SockAddr | un
  * Incremental decoder: push() stream chunks, get events in stream order with seq numbers.
  * The READY record sets the time base; the STATS record ends the stream. Chunks are copied into
  * one aligned working buffer so that fields are read with typed-array loads.
+ *
+ * A call that exited with a kernel-internal restart code (a signal is pending) is held back until
+ * its thread's next record says what the program saw (src/capture/signals.ts): a signal record
+ * (the probe's REC_SIGNAL: the signal and its disposition) settles it when a handler runs or the
+ * signal kills; any other record of the thread (its next call, the same one made again, a fork,
+ * an exec) means no handler ran and the kernel made the call again, and its exit means the task
+ * died inside it. Events get their seq when released, so the stream stays in seq order; other
+ * threads' events are not held. What is still held when the stream ends is released as the probe
+ * reported it (the STATS record, or flush() when the stream broke off).
  */
 export class ProbeDecoder {
   seq = 0;
@@ -149,6 +164,8 @@ export class ProbeDecoder {
   private lastComm: { a: number; b: number; c: number; d: number; s: string } | null = null;
   private readonly names64: string[] = [];
   private readonly names32: string[] = [];
+  /** Per tid: its call that exited with a restart code, not settled yet. */
+  private readonly held = new Map<number, SyscallEvent>();
 
   push(chunk: Buffer): TraceEvent[] {
     const need = this.kept + chunk.length;
@@ -225,6 +242,7 @@ export class ProbeDecoder {
         lost: u32[w + 2]! + u32[w + 3]! * U32, freezes: u32[w + 4]! + u32[w + 5]! * U32,
         frozenNs: u32[w + 6]! + u32[w + 7]! * U32, records: u32[w + 8]! + u32[w + 9]! * U32,
       };
+      this.releaseHeld(out);
       return;
     }
     const head = u32[w]!;
@@ -241,7 +259,7 @@ export class ProbeDecoder {
         const abi: Abi = flags & F_COMPAT ? 'i386' : 'x86_64';
         const nr = i32[w + 1]!;
         const ev: SyscallEvent = {
-          type: 'syscall', seq: ++this.seq, ts, pid, tid, comm, abi, nr, name: this.name(nr, abi),
+          type: 'syscall', seq: 0, ts, pid, tid, comm, abi, nr, name: this.name(nr, abi),
           args: [
             u32[w + 10]! + i32[w + 11]! * U32, u32[w + 12]! + i32[w + 13]! * U32, u32[w + 14]! + i32[w + 15]! * U32,
             u32[w + 16]! + i32[w + 17]! * U32, u32[w + 18]! + i32[w + 19]! * U32, u32[w + 20]! + i32[w + 21]! * U32,
@@ -253,21 +271,21 @@ export class ProbeDecoder {
         if (dataLen) this.syscallData(ev, o, dataLen);
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, false);
-        out.push(ev);
+        this.emit(ev, out);
         return;
       }
       case REC_FORK:
-        out.push({
-          type: 'fork', seq: ++this.seq, ts, pid, tid, comm,
+        this.emit({
+          type: 'fork', seq: 0, ts, pid, tid, comm,
           childPid: u32[w + 10]!, childTid: u32[w + 12]!, thread: (flags & F_THREAD) !== 0,
-        });
+        }, out);
         return;
       case REC_EXEC: {
         const l = this.lens(w);
         if (l === null || l[0] + l[2] > dataLen) { this.parseErrors++; return; }
         const d = o + REC_FIXED;
         const ev: ExecEvent = {
-          type: 'exec', seq: ++this.seq, ts, pid, tid, comm,
+          type: 'exec', seq: 0, ts, pid, tid, comm,
           exe: cstr(b, d, l[0]), argv: splitNul(b, d + l[0], l[2]), uid: u32[w + 27]!, abi: flags & F_COMPAT ? 'i386' : 'x86_64',
         };
         // a[0]: the loaded file's s_dev, a[1]: its inode (0: the kernel gave none)
@@ -278,23 +296,78 @@ export class ProbeDecoder {
         }
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, true);
-        out.push(ev);
+        this.emit(ev, out);
         return;
       }
       case REC_EXIT: {
         const raw = u32[w + 22]!;
         const sig = raw & 0x7f;
         const ev: ExitEvent = {
-          type: 'exit', seq: ++this.seq, ts, pid, tid, comm,
+          type: 'exit', seq: 0, ts, pid, tid, comm,
           code: sig ? 128 + sig : (raw >>> 8) & 0xff, thread: (flags & F_THREAD) !== 0,
         };
         if (sig) ev.signal = sig;
-        out.push(ev);
+        this.emit(ev, out);
+        return;
+      }
+      case REC_SIGNAL: {
+        // a[0] signal, a[1] disposition, a[2] sa_flags; ret: the restart code the kernel acts on
+        const ev = this.held.get(tid);
+        if (!ev) return; // its call was not reported (lost), or it was settled already
+        const disp = u32[w + 12]!;
+        const d: Disposition = disp === SIG_DISP_DEFAULT ? { kind: 'default' } : disp === SIG_DISP_IGNORE ? { kind: 'ignore' }
+          : { kind: 'handler', restart: (u32[w + 14]! & SA_RESTART) !== 0 };
+        const outcome = onDelivery(u32[w + 22]! + i32[w + 23]! * U32, u32[w + 10]!, d);
+        if (outcome === undefined) return; // ignored, a stop or a continue: the call stays pending
+        this.held.delete(tid);
+        settle(ev, outcome);
+        this.release(ev, out);
         return;
       }
       default:
         this.parseErrors++;
     }
+  }
+
+  /**
+   * Puts ev out, after the held call of its thread, settled: that call did not return to a
+   * handler (the thread went on, so the kernel made it again), or, when ev is the thread's exit,
+   * never returned. A call exiting with a restart code is held in turn.
+   */
+  private emit(ev: TraceEvent, out: TraceEvent[]): void {
+    if (this.held.size !== 0) {
+      const prev = this.held.get(ev.tid);
+      if (prev) {
+        this.held.delete(ev.tid);
+        settle(prev, ev.type === 'exit' ? 'killed' : noHandler());
+        this.release(prev, out);
+      }
+    }
+    if (ev.type === 'syscall' && ev.ret !== null && ev.ret <= -512 && isRestartCode(ev.ret)) {
+      this.held.set(ev.tid, ev);
+      return;
+    }
+    this.release(ev, out);
+  }
+
+  private release(ev: TraceEvent, out: TraceEvent[]): void {
+    ev.seq = ++this.seq;
+    out.push(ev);
+  }
+
+  private releaseHeld(out: TraceEvent[]): void {
+    for (const ev of this.held.values()) this.release(ev, out);
+    this.held.clear();
+  }
+
+  /**
+   * The calls still held (exited with a restart code, outcome unknown), as the probe reported
+   * them: for a stream that ended without its STATS record, which releases them itself.
+   */
+  flush(): TraceEvent[] {
+    const out: TraceEvent[] = [];
+    this.releaseHeld(out);
+    return out;
   }
 
   /** cb: the cut byte, then the bad byte (word 26 above argc). */

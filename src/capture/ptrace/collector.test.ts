@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { StraceCollector, type StraceCollectorOptions } from './collector.js';
 import type { ExecEvent, ExitEvent, ForkEvent, SyscallEvent, TraceEvent } from '../events.js';
 
@@ -47,16 +48,31 @@ test('traces a command: process tree, files, exit status, console, seq order', a
   }
 });
 
-test('a syscall subset (with --seccomp-bpf) keeps the process tree and only the calls asked for', async () => {
+test('a syscall subset (with --seccomp-bpf) keeps the process tree, the signal calls and only the calls asked for', async () => {
   const { evs, c } = await capture({ command: ['/bin/sh', '-c', '/bin/cat /etc/hostname > /dev/null; /bin/true'], syscalls: ['openat'] });
   assert.equal(c.stats().parseErrors, 0);
   assert.deepEqual(c.stats().notes, []);
   const names = new Set(evs.filter((e): e is SyscallEvent => e.type === 'syscall').map((e) => e.name));
-  for (const n of names) assert.ok(['openat', 'clone', 'clone3', 'fork', 'vfork', 'execve', 'exit_group', 'exit'].includes(n), n);
+  const signalCalls = ['rt_sigaction', 'rt_sigreturn', 'restart_syscall'];
+  for (const n of names) assert.ok(['openat', 'clone', 'clone3', 'fork', 'vfork', 'execve', 'exit_group', 'exit', ...signalCalls].includes(n), n);
+  assert.ok(names.has('rt_sigaction'), 'the shell\'s dispositions are traced: a call a signal cuts into is settled from them');
   assert.ok(evs.some((e) => e.type === 'syscall' && e.name === 'openat' && e.path === '/etc/hostname'));
   const execs = evs.filter((e): e is ExecEvent => e.type === 'exec');
   assert.deepEqual(execs.map((e) => e.exe), ['/bin/sh', '/bin/cat', '/bin/true']);
   assert.equal(evs.filter((e) => e.type === 'fork').length, 2, 'both children announced by their fork');
+});
+
+test('calls a signal handler cut short are reported as the program saw them (EINTR), with the full trace or a syscall subset', async () => {
+  // test/fixtures/strace-signals/sleeps.py: two sleeps, each cut short by SIGALRM's handler
+  const script = fileURLToPath(new URL('../../../test/fixtures/strace-signals/sleeps.py', import.meta.url));
+  for (const syscalls of [undefined, ['clock_nanosleep']]) {
+    const { evs, c } = await capture({ command: [PY, '-S', '-I', script], ...(syscalls ? { syscalls } : {}) });
+    assert.equal(c.stats().parseErrors, 0);
+    const sleeps = evs.filter((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'clock_nanosleep' && e.signal !== undefined);
+    assert.deepEqual(sleeps.map((e) => [e.ret, e.signal]), [[-4, 'interrupted'], [-4, 'interrupted']], `syscalls ${JSON.stringify(syscalls)}`);
+    assert.ok(!evs.some((e) => e.type === 'syscall' && (e.ret ?? 0) <= -512 && (e.ret ?? 0) >= -516), 'no kernel-internal restart code is left');
+    assert.deepEqual(evs.map((e) => e.seq), evs.map((_, i) => i + 1));
+  }
 });
 
 test('attaches to a waiting process in its own pid namespace: pids are the namespace\'s, set-up is skipped', async () => {

@@ -25,8 +25,9 @@ export interface StraceCollectorOptions {
    */
   skipUntilExec?: boolean;
   /**
-   * Trace only these syscalls (plus the process lifecycle ones, which the tree needs). For commands
-   * this enables --seccomp-bpf: the tracee then stops only for them, not for every call.
+   * Trace only these syscalls (plus the process lifecycle ones, which the tree needs, and the
+   * signal ones a call a signal cut into is settled from). For commands this enables
+   * --seccomp-bpf: the tracee then stops only for them, not for every call.
    */
   syscalls?: string[];
   /**
@@ -56,6 +57,12 @@ export interface StraceCollectorOptions {
 }
 
 type Waiter = (r: IteratorResult<TraceEvent[]>) => void;
+
+/**
+ * What the parser settles a call a signal cut into from (sigaction, signal, sigreturn: i386 too).
+ * i386's signal() as a regex: a bare `signal` is strace's class of every signal call.
+ */
+const SIGNAL_CALLS = ['rt_sigaction', 'sigaction', '/^signal$', 'rt_sigreturn', 'sigreturn', 'restart_syscall'];
 
 /** Version line of the strace on PATH, or undefined when it is missing. */
 export function straceVersion(bin = 'strace'): string | undefined {
@@ -164,8 +171,9 @@ export class StraceCollector implements Collector {
 
     const args = ['-f', '-ttt', '-yy', '-s', String(this.opts.stringLimit ?? 256), '-o', this.fifo];
     if (this.opts.syscalls && this.opts.syscalls.length > 0) {
-      // The process tree needs the lifecycle calls whatever the caller asked for.
-      const set = new Set([...this.opts.syscalls, 'clone', 'clone3', 'fork', 'vfork', 'execve', 'execveat']);
+      // The process tree needs the lifecycle calls whatever the caller asked for, and a call a
+      // signal cut into is settled from the signal calls (dispositions, handler returns).
+      const set = new Set([...this.opts.syscalls, 'clone', 'clone3', 'fork', 'vfork', 'execve', 'execveat', ...SIGNAL_CALLS]);
       args.push('-e', `trace=${[...set].join(',')}`);
       // Only for commands: strace cannot install a seccomp filter in a process it attaches to.
       if (this.opts.command) args.push('--seccomp-bpf');

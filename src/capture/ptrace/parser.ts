@@ -1,8 +1,16 @@
 // Streaming parser for `strace -f -ttt -yy` output: turns each line (in any order strace
 // interleaves them) into normalized TraceEvents. Lines it cannot read are counted, never dropped silently;
 // arguments strace cut (`"..."...`, a last `...`) or could not read (a pointer printed as 0x...) are marked.
+// A call a signal cut into (`= ? ERESTARTSYS` and kin, a code the program never sees) is held
+// until its thread's next line shows what the program saw, settled by the rules of ../signals.ts
+// with the dispositions the trace showed (see SigTable and Cut below): `interrupted`, ret -EINTR;
+// `restarted`, ret null (the same call, or restart_syscall, is made again, after the handler's own
+// calls when one ran); killed inside the call, ret null, unmarked. A call whose signal's
+// disposition the trace never showed (set before the trace began) keeps the raw code, noted,
+// unless an rt_sigreturn right after the signal tells; see Cut.
 import type { Abi, ArgName, ExecEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
 import { errnoName, syscallName, syscallNumber } from '../../semantics/syscalls.js';
+import { EINTR, SA_RESTART, isRestartCode, noHandler, onDelivery, settle, type Disposition, type Outcome } from '../signals.js';
 
 export interface StraceParserOptions {
   /** Timestamp (seconds, as strace -ttt prints it) that maps to ts = 0; default: the first line's. */
@@ -51,10 +59,79 @@ const SIGNALS = ['', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABR
 function signalNumberOf(name: string): number {
   const i = SIGNALS.indexOf(name);
   if (i > 0) return i;
+  if (/^\d+$/.test(name)) return Number(name);
   const rt = /^SIGRT(MIN|_)(\d*)$/.exec(name);
   if (rt) return 32 + Number(rt[2] || 0);
   return 0;
 }
+
+/** A disposition the trace showed; `once`: SA_RESETHAND (back to default once delivered). */
+type Disp = Disposition & { once?: true };
+type Shown = Disp | 'unknown';
+
+/**
+ * One process's signal dispositions as far as the trace showed them (rt_sigaction, sigaction and
+ * signal calls that succeeded, queries included), held by every task that shares them in the
+ * kernel (threads: CLONE_SIGHAND), copied at fork, reset at exec. A signal missing from `set` is
+ * `rest`: 'plain' after an exec the trace saw (no handler survives an exec; default, or ignored if
+ * it was ignored before, which the trace need not have shown), 'unknown' in a task the trace began
+ * in mid-run (a handler too). `early`: the changes of a task whose fork strace has not reported
+ * yet (-f may print a child's lines first), replayed on what it inherits once it has.
+ */
+interface SigTable { rest: 'plain' | 'unknown'; set: Map<number, Shown>; early?: (readonly [number, Shown] | 'exec')[] }
+
+/** What an exec leaves (signal(7)): handlers back to default, ignored signals still ignored. */
+function afterExec(t: SigTable): SigTable {
+  const set = new Map<number, Shown>();
+  for (const [sig, d] of t.set) {
+    if (d === 'unknown') continue; // default or ignored now: 'plain'
+    set.set(sig, d.kind === 'handler' ? { kind: 'default' } : d);
+  }
+  return { rest: 'plain', set };
+}
+
+const SA_RESETHAND = 0x80000000;
+const SIGACTION_CALLS = new Set(['rt_sigaction', 'sigaction', 'signal']);
+
+/** A handler as strace prints it (SIG_DFL, SIG_IGN, an address) with its sa_flags text. */
+function dispOf(handler: string, flags: string): Shown {
+  if (handler === 'SIG_DFL') return { kind: 'default' };
+  if (handler === 'SIG_IGN') return { kind: 'ignore' };
+  if (!/^0x[0-9a-f]+$/i.test(handler)) return 'unknown';
+  let bits = 0;
+  for (const f of flags.split('|')) {
+    if (f === 'SA_RESTART') bits |= SA_RESTART;
+    else if (f === 'SA_RESETHAND' || f === 'SA_ONESHOT') bits |= SA_RESETHAND;
+    else if (/^0x[0-9a-f]+$/i.test(f)) bits |= parseInt(f, 16);
+  }
+  const d: Disp = { kind: 'handler', restart: (bits & SA_RESTART) !== 0 };
+  if (bits & SA_RESETHAND) d.once = true;
+  return d;
+}
+
+/** A printed struct sigaction: null for NULL, 'unknown' when strace could not read it (an address). */
+function parseSigaction(text: string | undefined): Shown | null {
+  const t = (text ?? '').trim();
+  if (t === 'NULL' || t === '') return null;
+  const h = /^\{sa_handler=([^,}]+)/.exec(t)?.[1];
+  if (h === undefined) return 'unknown';
+  return dispOf(h, /[{ ]sa_flags=([^,}]+)/.exec(t)?.[1] ?? '0');
+}
+
+/**
+ * A call that exited with a restart code, held until its thread's next line shows what the program
+ * saw. A signal delivered to the thread (`--- SIGX {...} ---`) settles it by the signal's
+ * disposition (onDelivery); one ignored, stopping or continuing leaves it pending; the thread's
+ * next call means no handler ran and the kernel made it again (noHandler); the thread's end
+ * (`+++ killed by`, `+++ exited`: the process went while the call was pending) that it never
+ * returned. A signal whose disposition the trace never showed (`unknown`) may have run a handler,
+ * and a handler's own calls cannot be told from the call made again: only an rt_sigreturn as the
+ * thread's next call settles it, by the value the handler's frame restores (-EINTR, or the call's
+ * number when it is made again); after any other line, or a second signal that may run a handler,
+ * the call keeps the raw code, counted in the notes. An rt_sigreturn right after a call no handler
+ * was seen to cut short (a handler the trace missed) settles it the same way.
+ */
+interface Cut { ev: SyscallEvent; unknown: boolean }
 
 // Symbolic constants strace prints for integer arguments (x86-64 values), so `args` stays numeric.
 const CONSTANTS: Record<string, number> = {
@@ -369,6 +446,13 @@ function parseReturn(rest: string): Ret | undefined {
   return r;
 }
 
+/** The return value of a whole call line (`name(args) = ret`); undefined when it has none. */
+function lineRet(body: string): number | null | undefined {
+  const rest = body.slice(body.indexOf('(') + 1);
+  const { close } = scanArgs(rest, true);
+  return close < 0 ? undefined : parseReturn(rest.slice(close))?.ret;
+}
+
 /**
  * The argv the kernel gives a script (binfmt_script): `#!interp [one arg]` runs
  * `interp [arg] path argv[1..]`. `head` is the file's first bytes; not a script: argv unchanged.
@@ -425,6 +509,12 @@ export class StraceParser {
   private skipping: number | undefined;
   /** Tasks of the runtime seen while skipping, other than the one that execs the sample: never reported. */
   private readonly preExec = new Set<number>();
+  /** host tid -> its process's signal dispositions */
+  private readonly sig = new Map<number, SigTable>();
+  /** host tid -> its call a signal cut into, not settled yet */
+  private readonly cuts = new Map<number, Cut>();
+  /** Calls released with the raw restart code: disposition unknown, or the trace ended first. */
+  private readonly rawCuts = { unknown: 0, ended: 0 };
   private readonly opts: StraceParserOptions;
 
   constructor(opts: StraceParserOptions = {}) {
@@ -456,6 +546,10 @@ export class StraceParser {
     const out: TraceEvent[] = [];
     if (this.buf.trim() !== '') this.line(this.buf, out);
     this.buf = '';
+    for (const [tid, c] of this.cuts) { this.rawCuts.ended++; this.emitFor(tid, c.ev, out); }
+    this.cuts.clear();
+    if (this.rawCuts.ended > 0) this.notes.push(`${this.rawCuts.ended} call(s) a signal cut into keep the kernel's restart code (ERESTARTSYS and kin): the trace ended before their thread went on`);
+    if (this.rawCuts.unknown > 0) this.notes.push(`${this.rawCuts.unknown} call(s) a signal cut into keep the kernel's restart code (ERESTARTSYS and kin): what the program saw could not be told (a signal whose disposition the trace never showed may have run a handler)`);
     for (const [tid, p] of this.pending) {
       this.complete(tid, p.name, p.args, null, p.ts, out);
     }
@@ -500,7 +594,8 @@ export class StraceParser {
     this.ensureTask(tid);
 
     if (body.startsWith('+++ ')) { this.exitLine(tid, body, tsNs, out); return; }
-    if (body.startsWith('--- ')) { this.counts.signals++; return; }
+    if (body.startsWith('--- ')) { this.counts.signals++; this.signalLine(tid, body, out); return; }
+    if (this.cuts.has(tid)) this.nextCall(tid, body, out);
     if (body.startsWith('<... ')) {
       // `???` is strace's name for a call it could not identify (e.g. caught mid-exec).
       const rm = /^<\.\.\. ([A-Za-z0-9_]+|\?\?\?) resumed>(.*)$/.exec(body);
@@ -632,6 +727,7 @@ export class StraceParser {
     }
     if (cut.length) ev.truncated = cut;
     if (bad.length) ev.unreadable = bad;
+    if (SIGACTION_CALLS.has(name) && ret !== null && ret >= 0) this.sigaction(tid, name, args);
     // A fork: the child's namespace pid is the return value; with --pidns-translation the host pid is in a comment.
     let fork: { childHost: number; thread: boolean } | undefined;
     if (FORK_CALLS.has(name) && ret !== null && ret > 0) {
@@ -640,6 +736,7 @@ export class StraceParser {
       const thread = name === 'clone' || name === 'clone3' ? /\bCLONE_THREAD\b/.test(argsText) : false;
       fork = { childHost, thread };
       this.tgid.set(childHost, thread ? hostTgid : childHost);
+      this.sigFork(tid, childHost, /\bCLONE_SIGHAND\b/.test(argsText) ? 'share' : /\bCLONE_CLEAR_SIGHAND\b/.test(argsText) ? 'clear' : 'copy');
       const c = this.comm.get(hostTgid);
       // The child may already have exec'd (its lines came first): keep the name it has.
       if (c !== undefined && !this.comm.has(childHost)) this.comm.set(childHost, c);
@@ -648,6 +745,7 @@ export class StraceParser {
     if (exec) {
       // A non-leader thread that execs takes over the group leader's id.
       if (tid !== hostTgid) { this.tgid.set(tid, hostTgid); }
+      this.sigExec(tid, hostTgid);
       if (this.skipping !== undefined && (tid === this.skipping || hostTgid === this.skipping)) {
         this.skipping = undefined;
         this.preExec.delete(tid);
@@ -668,8 +766,115 @@ export class StraceParser {
     if (fork) {
       this.emitFor(tid, { type: 'fork', seq: 0, ts, pid: hostTgid, tid, childPid: fork.thread ? hostTgid : fork.childHost, childTid: fork.childHost, thread: fork.thread }, out);
     }
-    this.emitFor(tid, ev, out);
+    if (isRestartCode(ev.ret)) this.holdCut(tid, ev, out);
+    else this.emitFor(tid, ev, out);
     if (fork) { this.announced.add(fork.childHost); this.release(fork.childHost, out, false); }
+  }
+
+  /** A task's dispositions: its own when its fork is not known yet, its process's otherwise. */
+  private sigTable(tid: number): SigTable {
+    let t = this.sig.get(tid);
+    if (t) return t;
+    const g = this.tgid.get(tid);
+    if (this.held.has(tid)) t = { rest: 'unknown', set: new Map(), early: [] };
+    else if (g !== undefined && g !== tid) t = this.sigTable(g);
+    else t = { rest: 'unknown', set: new Map() };
+    this.sig.set(tid, t);
+    return t;
+  }
+
+  private setDisposition(tid: number, sig: number, d: Shown): void {
+    const t = this.sigTable(tid);
+    t.set.set(sig, d);
+    t.early?.push([sig, d]);
+  }
+
+  /** A successful rt_sigaction, sigaction (i386) or signal (i386) call: the signal's new disposition, or, for a query, its current one. */
+  private sigaction(tid: number, name: string, args: string[]): void {
+    const sig = signalNumberOf((args[0] ?? '').trim());
+    if (sig <= 0) return;
+    if (name === 'signal') {
+      // sys_signal: SA_ONESHOT | SA_NOMASK, so a handler runs once and without SA_RESTART
+      const d = dispOf((args[1] ?? '').trim(), 'SA_RESETHAND');
+      this.setDisposition(tid, sig, d);
+      return;
+    }
+    const act = parseSigaction(args[1]);
+    if (act !== null) { this.setDisposition(tid, sig, act); return; }
+    const old = parseSigaction(args[2]);
+    if (old !== null && old !== 'unknown') this.setDisposition(tid, sig, old);
+  }
+
+  private sigExec(tid: number, hostTgid: number): void {
+    const t = this.sigTable(tid);
+    const n = afterExec(t);
+    if (t.early) n.early = [...t.early, 'exec'];
+    this.sig.set(tid, n);
+    this.sig.set(hostTgid, n);
+  }
+
+  /** A new task's dispositions: its parent's (CLONE_SIGHAND), a copy, or a copy without handlers (CLONE_CLEAR_SIGHAND); then its own changes made before its fork was reported. */
+  private sigFork(parent: number, child: number, how: 'share' | 'copy' | 'clear'): void {
+    const p = this.sigTable(parent);
+    let t: SigTable = how === 'share' ? p : how === 'clear' ? afterExec(p) : { rest: p.rest, set: new Map(p.set) };
+    for (const op of this.sig.get(child)?.early ?? []) {
+      if (op === 'exec') t = afterExec(t);
+      else t.set.set(op[0], op[1]);
+    }
+    this.sig.set(child, t);
+  }
+
+  private holdCut(tid: number, ev: SyscallEvent, out: TraceEvent[]): void {
+    const prev = this.cuts.get(tid);
+    if (prev) this.releaseCut(tid, undefined, out);
+    this.cuts.set(tid, { ev, unknown: false });
+  }
+
+  /** Release a held call, settled by `outcome` or (undefined) with its raw restart code. */
+  private releaseCut(tid: number, outcome: Outcome | undefined, out: TraceEvent[]): void {
+    const c = this.cuts.get(tid);
+    if (!c) return;
+    this.cuts.delete(tid);
+    if (outcome) settle(c.ev, outcome);
+    else this.rawCuts.unknown++;
+    this.emitFor(tid, c.ev, out);
+  }
+
+  /** `--- SIGX {...} ---`: a signal delivered to the thread (`--- stopped by SIGX ---` is a stop, no delivery). */
+  private signalLine(tid: number, body: string, out: TraceEvent[]): void {
+    const m = /^--- (SIG[A-Z0-9_]+|\d+) [{(]/.exec(body);
+    if (!m) return;
+    const sig = signalNumberOf(m[1] as string);
+    const t = this.sigTable(tid);
+    const d = sig > 0 ? t.set.get(sig) ?? (t.rest === 'plain' ? 'plain' : 'unknown') : 'unknown';
+    const c = this.cuts.get(tid);
+    if (c) {
+      if (d === 'unknown') {
+        // a second signal that may have run a handler: which frame an rt_sigreturn restores is unknown
+        if (c.unknown) this.releaseCut(tid, undefined, out);
+        else c.unknown = true;
+      } else {
+        // 'plain' (default or ignored, no handler): left pending; a default kill shows as the thread's `+++ killed by`
+        const o = onDelivery(c.ev.ret as number, sig, d === 'plain' ? { kind: 'ignore' } : d);
+        if (o === 'killed' || (o && !c.unknown)) this.releaseCut(tid, o, out);
+        else if (o) this.releaseCut(tid, undefined, out); // a handler after one that may have run first
+      }
+    }
+    if (typeof d === 'object' && d.kind === 'handler' && d.once) this.setDisposition(tid, sig, { kind: 'default' });
+  }
+
+  /** The thread's next call line while a call of it is held: no handler ran, unless it is an rt_sigreturn. */
+  private nextCall(tid: number, body: string, out: TraceEvent[]): void {
+    if (!/^(<\.\.\. )?([A-Za-z_][A-Za-z0-9_]*|\?\?\?)[ (]/.test(body)) return;
+    const c = this.cuts.get(tid) as Cut;
+    if (/^(rt_)?sigreturn\(/.test(body)) {
+      // what the handler's frame restores: -EINTR, or the number of the call made again
+      const r = lineRet(body);
+      const again = r !== null && r !== undefined && (r === c.ev.nr || r === syscallNumber('restart_syscall', c.ev.abi));
+      this.releaseCut(tid, r === -EINTR ? 'interrupted' : again ? 'restarted' : undefined, out);
+      return;
+    }
+    this.releaseCut(tid, c.unknown ? undefined : noHandler(), out);
   }
 
   /**
@@ -733,6 +938,8 @@ export class StraceParser {
     } else if (/^\+\+\+ superseded by execve in pid (\d+) \+\+\+/.test(body)) {
       ev = { type: 'exit', seq: 0, ts, pid: hostTgid, tid, code: 0, thread: true };
     } else { this.error(body); return; }
+    // a call a signal cut into that never returned: the task ended first
+    this.releaseCut(tid, 'killed', out);
     const p = this.pending.get(tid);
     if (p) {
       // A call cut short by the task's end (exit_group, a kill) still happened: deliver it first.
