@@ -381,6 +381,9 @@ test('recvmsg names its sender from msg_name only, and marks a sender cut at the
     // a connected socket's data read with recvfrom and no address asked for, and sent with sendmsg
     `9 1795423612.5 recvfrom(3<UDP:[876537]>, "{sa_family=AF_INET, sin_port=htons(7), sin_addr=inet_addr(\\"6.6.6.6\\")}", 256, 0, NULL, NULL) = 69`,
     `9 1795423612.6 sendmsg(3<UDP:[876537]>, {msg_name=NULL, msg_namelen=0, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 69`,
+    // a msghdr strace could not read back (another thread unmapped it): the sender is unreadable; a failed call has none
+    `9 1795423612.7 recvmsg(3<UDP:[876537]>, 0x7f6fca170000, 0) = 6`,
+    `9 1795423612.8 recvmsg(3<UDP:[876537]>, 0x8, 0) = -1 EFAULT (Bad address)`,
   ];
   const { evs, p } = parse(lines.join('\n') + '\n');
   assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
@@ -392,5 +395,7 @@ test('recvmsg names its sender from msg_name only, and marks a sender cut at the
     ['recvmsg', { family: 'inet', address: '', port: 0 }, ['addr'], []],
     ['recvfrom', null, [], []],
     ['sendmsg', null, [], []],
+    ['recvmsg', null, [], ['addr']],
+    ['recvmsg', null, [], []],
   ]);
 });

@@ -893,7 +893,10 @@ export class StraceParser {
       // `msg_namelen=ROOM => WRITTEN`: the kernel wrote the sender's full size back and copied at
       // most ROOM bytes of it (msg_name printed as a pointer when that was none)
       const mn = msgName(args[1]);
-      if (ret === null || ret < 0 || !mn || mn.value === 'NULL') return;
+      if (ret === null || ret < 0) return;
+      // a msghdr strace could not read after a call that succeeded: whether a sender was written is unknown (as in the probe)
+      if (BAD_PTR.test(args[1]?.trim() ?? '')) { bad.push('addr'); return; }
+      if (!mn || mn.value === 'NULL') return;
       const l = /^, msg_namelen=(\d+)(?: => (\d+))?/.exec(mn.rest);
       if (!l) return;
       const room = Number(l[1]);
