@@ -346,6 +346,34 @@ test('ExecNamer: a relative exec path is resolved in the process\'s working dire
   }
 });
 
+test('ExecNamer: a process gone before its exec is named is looked up in its parent\'s root, not in some other process\'s of the cgroup', { timeout: 30_000 }, async () => {
+  if (process.getuid?.() !== 0) assert.fail('chroot needs root');
+  const root = mkdtempSync(join(tmpdir(), 'sandtrace-chroot-'));
+  // the watched cgroup as the namer reads it: one process, in the host's root (runc exec's init
+  // is such a process until it enters the container)
+  const cg = mkdtempSync(join(tmpdir(), 'sandtrace-cgroup-'));
+  writeFileSync(join(cg, 'cgroup.procs'), `${process.pid}\n`);
+  mkdirSync(join(root, 'bin'));
+  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+  writeFileSync(join(root, 'bin', 'real'), '');
+  symlinkSync('/bin/real', join(root, 'bin', 'prog')); // the host has no /bin/prog
+  const parent = spawn('chroot', [root, '/bin/busybox', 'sleep', '30'], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100 && readlinkSync(`/proc/${parent.pid}/root`) !== root; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(readlinkSync(`/proc/${parent.pid}/root`), root);
+    const namer = new ExecNamer(cg);
+    const child = 4_000_002; // forked by the chrooted process, exec'd and gone already
+    namer.apply({ type: 'fork', seq: 1, ts: 1, pid: parent.pid ?? 0, tid: parent.pid ?? 0, childPid: child, childTid: child, thread: false });
+    const exec: TraceEvent = { type: 'exec', seq: 2, ts: 2, pid: child, tid: child, exe: '/bin/prog', argv: ['prog'] };
+    namer.apply(exec);
+    assert.equal((exec as { exe: string }).exe, '/bin/real');
+  } finally {
+    parent.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+    rmSync(cg, { recursive: true, force: true });
+  }
+});
+
 test('ExecNamer: /proc/N/exe from a process in its own pid namespace names that namespace\'s pid N, not the host\'s', { timeout: 30_000 }, async () => {
   if (process.getuid?.() !== 0) assert.fail('a new pid namespace needs root');
   // sh is pid 1 of a new pid namespace and its sleeps pids 2 and 3; host pid 2 (kthreadd) is something else

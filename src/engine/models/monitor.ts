@@ -145,6 +145,8 @@ export class ExecNamer {
   private readonly seen = new Set<number>();
   /** Each process's pid namespace, read when it is first seen (it may be gone by its exec's naming). */
   private readonly nsOf = new Map<number, string>();
+  /** Each process's parent, from its fork: a process gone before its exec is named has its parent's root. */
+  private readonly parentOf = new Map<number, number>();
   /** runc exec's own init (runc:[2:INIT]) until it execs the command: the runtime, not the workload. */
   private readonly runtime = new Set<number>();
   private readonly runtimeEvents = new WeakSet<TraceEvent>();
@@ -164,12 +166,14 @@ export class ExecNamer {
     if (ev.type === 'fork' && !ev.thread) {
       this.seen.add(ev.childPid);
       this.noteNamespace(ev.childPid);
+      this.parentOf.set(ev.childPid, ev.pid);
       const parent = this.exeOf.get(ev.pid);
       if (parent) this.exeOf.set(ev.childPid, parent);
     } else if (ev.type === 'exit' && !ev.thread) {
       this.exeOf.delete(ev.pid);
       this.seen.delete(ev.pid);
       this.nsOf.delete(ev.pid);
+      this.parentOf.delete(ev.pid);
       this.runtime.delete(ev.pid);
     } else if (ev.type === 'exec') {
       this.runtime.delete(ev.pid);
@@ -338,10 +342,18 @@ export class ExecNamer {
     return undefined;
   }
 
-  /** The process's root, else that of one live process of the watched cgroup; with its mounts. */
+  /**
+   * The process's root, else its nearest live ancestor's (what it inherited), else that of one live
+   * process of the watched cgroup; with its mounts. The ancestor comes first: a cgroup's process
+   * need not be in its mount namespace yet (runc exec's init joins the cgroup before it enters the
+   * container's root), and a file looked up in another root can be another program.
+   */
   private *roots(pid: number): Generator<{ root: string; mountinfo: string }> {
     const of = (p: number | string) => ({ root: `/proc/${p}/root`, mountinfo: `/proc/${p}/mountinfo` });
-    if (existsSync(`/proc/${pid}/root/`)) { yield of(pid); return; }
+    // (an ancestor whose exit was seen is not asked: its pid may be another process's by now)
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && (p === pid || this.seen.has(p)) && hops < 16; p = this.parentOf.get(p), hops++) {
+      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
+    }
     if (!this.cgroup) return;
     let procs: string[] = [];
     try {
