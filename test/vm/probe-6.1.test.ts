@@ -3,13 +3,13 @@
 // the whole program must pass 6.1's verifier. The loader runs inside a guest on a cgroup2
 // subtree; its binary stream comes back base64-encoded on the serial console. The guest kernel
 // runs i386 programs (IA32_EMULATION), which this host's may not: an exec says which ABI the new
-// image has.
+// image has. A call a signal cuts into is settled by the signal_deliver hook there too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ExecEvent, ExitEvent, ForkEvent, TraceEvent } from '../../src/capture/events.js';
+import type { ExecEvent, ExitEvent, ForkEvent, SyscallEvent, TraceEvent } from '../../src/capture/events.js';
 import { ProbeDecoder } from '../../src/capture/ebpf/decode.js';
 import { buildInitramfs } from '../../src/vm/guest.js';
 import { defaultKernel } from '../../src/vmi/profile.js';
@@ -18,6 +18,7 @@ import { ROOT, tempDir } from '../helpers.js';
 const LOADER = join(ROOT, 'probe', 'build', 'sandtrace-probe');
 const WORKLOAD = join(ROOT, 'probe', 'test', 'exits.c');
 const I386 = join(ROOT, 'test', 'vm', 'compat-fast32.c'); // a freestanding i386 program
+const SIGNALS = join(ROOT, 'probe', 'test', 'signals.c'); // calls a signal cuts into
 const TAG = 'probe-vm';
 
 /** Host shared libraries of the given executables (ldd), to run them in the guest. */
@@ -59,6 +60,9 @@ test('the probe loads on Debian 12\'s 6.1 kernel, picks the 1-argument exit hook
     const cc32 = spawnSync('cc', ['-m32', '-nostdlib', '-static', '-fno-pie', '-no-pie', '-ffreestanding', '-fno-stack-protector',
       '-fno-asynchronous-unwind-tables', '-O1', '-o', fast32, I386], { encoding: 'utf8' });
     assert.equal(cc32.status, 0, cc32.stderr);
+    const sigs = join(t.path, 'signals');
+    const ccs = spawnSync('cc', ['-O2', '-o', sigs, SIGNALS], { encoding: 'utf8' });
+    assert.equal(ccs.status, 0, ccs.stderr);
     // The loader on a fresh cgroup2 subtree; the workload moves itself in; SIGTERM ends the capture.
     const script = join(t.path, 'guest.sh');
     writeFileSync(script, `#!/bin/sh
@@ -72,11 +76,14 @@ sh -c 'echo $$ > /sys/fs/cgroup/t/cgroup.procs && exec /sample/exits' > /work/ex
 echo "${TAG}: workload rc $?"
 sh -c 'echo $$ > /sys/fs/cgroup/t/cgroup.procs && exec /sample/fast32 x' > /dev/null
 echo "${TAG}: i386 rc $?"
+sh -c 'echo $$ > /sys/fs/cgroup/t/cgroup.procs && exec /sample/signals' > /work/signals.txt
+echo "${TAG}: signals rc $?"
 kill -TERM $P
 wait $P
 echo "${TAG}: loader rc $?"
 sed "s/^/${TAG}: err /" /work/err.txt
 sed "s/^/${TAG}: out /" /work/exits.txt
+sed "s/^/${TAG}: sig /" /work/signals.txt
 echo "${TAG}: b64 begin"
 base64 /work/out.bin
 echo "${TAG}: b64 end"
@@ -87,7 +94,8 @@ echo "${TAG}: b64 end"
     copyFileSync(LOADER, join(root, 'sample', 'sandtrace-probe'));
     copyFileSync(exe, join(root, 'sample', 'exits'));
     copyFileSync(fast32, join(root, 'sample', 'fast32'));
-    for (const lib of sharedLibs([LOADER, exe])) {
+    copyFileSync(sigs, join(root, 'sample', 'signals'));
+    for (const lib of sharedLibs([LOADER, exe, sigs])) {
       copyFileSync(lib, join(root, lib.startsWith('/lib64/') ? lib.slice(1) : join('lib', 'x86_64-linux-gnu', basename(lib))));
     }
     const cpio = spawnSync('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc --quiet > '${initrd}'`]);
@@ -102,6 +110,7 @@ echo "${TAG}: b64 end"
     assert.deepEqual(said('err '), ['sandtrace-probe: exit hook: 1-arg tracepoint'], log);
     assert.deepEqual(said('workload rc '), ['5'], log);
     assert.deepEqual(said('i386 rc '), ['5'], log); // its calls worked (mkdir /work/dir32 too)
+    assert.deepEqual([said('signals rc '), said('sig ')], [['0'], ['pause -1', 'read 1']], log);
 
     const begin = lines.indexOf(`${TAG}: b64 begin`);
     const end = lines.indexOf(`${TAG}: b64 end`);
@@ -130,9 +139,15 @@ echo "${TAG}: b64 end"
     assert.ok(events.some((e) => e.type === 'exec' && e.pid === main));
     // Each exec says which ABI the new image has; the i386 program's calls are i386 ones.
     const execs = events.filter((e): e is ExecEvent => e.type === 'exec' && e.exe.startsWith('/sample/'));
-    assert.deepEqual(execs.map((e) => [e.exe, e.abi]), [['/sample/exits', 'x86_64'], ['/sample/fast32', 'i386']]);
+    assert.deepEqual(execs.map((e) => [e.exe, e.abi]), [['/sample/exits', 'x86_64'], ['/sample/fast32', 'i386'], ['/sample/signals', 'x86_64']]);
     const i386 = execs[1]!.pid;
     assert.ok(events.some((e) => e.type === 'syscall' && e.pid === i386 && e.abi === 'i386' && e.name === 'mkdir' && e.path === '/work/dir32'));
+    // Calls a signal cut into (the signal_deliver hook, bpf_task_pt_regs: 5.15+) report what the
+    // program saw: pause() failed with EINTR; read() was made again and then read the byte.
+    const sig = execs[2]!.pid;
+    const calls = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === sig && (e.name === 'pause' || e.name === 'read'));
+    assert.deepEqual(calls.slice(-3).map((e) => [e.name, e.ret, e.signal ?? null]), [['pause', -4, 'interrupted'], ['read', null, 'restarted'], ['read', 1, null]]);
+    assert.ok(!events.some((e) => e.type === 'syscall' && e.ret !== null && e.ret <= -512 && e.ret >= -516), 'no kernel-internal restart code left');
   } finally {
     t.cleanup();
   }
