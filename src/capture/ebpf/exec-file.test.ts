@@ -104,6 +104,9 @@ test('exec events on an overlayfs root: the overlay\'s device and the file\'s in
       // the monitor's comparison finds it through the mount the path is on
       assert.equal(identify(path, '/proc/self/mountinfo', ev.file)?.isK, true, exe);
       assert.equal(identify(join(merged, 'bin', 'sh'), '/proc/self/mountinfo', ev.file)?.isK, false, exe);
+      // the table of a process gone meanwhile is passed over for the next one that lists the mount
+      assert.equal(identify(path, () => ['/proc/999999999/mountinfo', '/proc/self/mountinfo'], ev.file)?.isK, true, exe);
+      assert.equal(identify(path, () => ['/proc/999999999/mountinfo'], ev.file)?.isK, false, `${exe}: no table, no verdict`);
     }
   } finally {
     if (mounted > 1) execFileSync('umount', [merged]);

@@ -212,12 +212,19 @@ export class ExecNamer {
     const found = this.locate(name, pid);
     if (!found) return name;
     // the process's image, while it still runs the file loaded: the exact identity to compare with
-    const own = identify(`/proc/${pid}/exe`, `/proc/${pid}/mountinfo`, k, true);
+    const own = identify(`/proc/${pid}/exe`, () => this.mountTables(pid, pid), k, true);
     const image = own?.isK ? own : undefined;
     const same = (id: Identity | undefined): boolean =>
       id !== undefined && (image ? id.dev === image.dev && id.ino === image.ino : id.isK);
     if (k.interpreter) return runsAs(found, k, same, 0) ? name : undefined;
-    if (same(identify(found.at, found.mountinfo, k))) return name;
+    let id = identify(found.at, found.mountinfo, k);
+    if (id === undefined && found.root === `/proc/${pid}/root`) {
+      // the process exited between its root being found and the file being opened there: its
+      // ancestors' root, or its cgroup's, as for a process gone before
+      const again = this.locate(name, pid);
+      if (again && again.root !== found.root) id = identify(again.at, again.mountinfo, k);
+    }
+    if (same(id)) return name;
     // the name it was exec'd by now leads elsewhere: the process's own link names the file
     return image ? procExeInRoot(pid) : undefined;
   }
@@ -225,9 +232,9 @@ export class ExecNamer {
   /** Where `name` (a path in the process's root, or the host's) is from here, with its mounts. */
   private locate(name: string, pid: number): Located | undefined {
     if (!name.startsWith('/')) return undefined;
-    for (const { root, mountinfo } of this.roots(pid)) {
+    for (const { root, owner } of this.roots(pid)) {
       const inRoot = resolveInRoot(root, name);
-      if (inRoot !== undefined) return { at: root + inRoot, root, mountinfo };
+      if (inRoot !== undefined) return { at: root + inRoot, root, mountinfo: () => this.mountTables(owner, pid) };
     }
     try {
       return { at: realpathSync(name), mountinfo: '/proc/self/mountinfo' };
@@ -348,22 +355,39 @@ export class ExecNamer {
    * need not be in its mount namespace yet (runc exec's init joins the cgroup before it enters the
    * container's root), and a file looked up in another root can be another program.
    */
-  private *roots(pid: number): Generator<{ root: string; mountinfo: string }> {
-    const of = (p: number | string) => ({ root: `/proc/${p}/root`, mountinfo: `/proc/${p}/mountinfo` });
-    // (an ancestor whose exit was seen is not asked: its pid may be another process's by now)
-    for (let p: number | undefined = pid, hops = 0; p !== undefined && (p === pid || this.seen.has(p)) && hops < 16; p = this.parentOf.get(p), hops++) {
+  private *roots(pid: number): Generator<{ root: string; owner: number }> {
+    const of = (p: number) => ({ root: `/proc/${p}/root`, owner: p });
+    for (const p of this.ancestry(pid)) {
       if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
     }
-    if (!this.cgroup) return;
-    let procs: string[] = [];
+    for (const p of this.cgroupProcs()) {
+      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
+    }
+  }
+
+  /** The process and its ancestors (an ancestor whose exit was seen is left out: its pid may be another process's by now). */
+  private *ancestry(pid: number): Generator<number> {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && (p === pid || this.seen.has(p)) && hops < 16; p = this.parentOf.get(p), hops++) yield p;
+  }
+
+  private cgroupProcs(): number[] {
+    if (!this.cgroup) return [];
     try {
-      procs = readFileSync(join(this.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      return readFileSync(join(this.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
     } catch {
-      return;
+      return [];
     }
-    for (const p of procs) {
-      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
-    }
+  }
+
+  /**
+   * Mount tables to find a mount of `owner`'s namespace in: owner's own, then those of the
+   * process's ancestors and of the cgroup's processes, should owner exit while it is looked at
+   * (mount ids are unique across namespaces, so any table that lists the id describes that mount).
+   */
+  private *mountTables(owner: number, pid: number): Generator<string> {
+    yield `/proc/${owner}/mountinfo`;
+    for (const p of this.ancestry(pid)) if (p !== owner) yield `/proc/${p}/mountinfo`;
+    for (const p of this.cgroupProcs().slice(0, 8)) yield `/proc/${p}/mountinfo`;
   }
 }
 
@@ -401,7 +425,10 @@ export function resolveInRoot(root: string, path: string): string | undefined {
 }
 
 /** A file found for a name: where it is from here, the root it was found in, and that root's mounts. */
-interface Located { at: string; root?: string; mountinfo: string }
+/** Mount tables (/proc/PID/mountinfo files) to look a mount id up in, tried in turn; made afresh on each use. */
+type MountTables = string | (() => Iterable<string>);
+
+interface Located { at: string; root?: string; mountinfo: MountTables }
 
 /** A file as stat() reports it, and whether it is the file a kernel exec event names (ExecEvent.file). */
 interface Identity { dev: bigint; ino: bigint; isK: boolean }
@@ -415,10 +442,10 @@ const O_PATH = 0o10000000;
  * `path` as stat() reports it (its last component not followed, unless `follow`: /proc/PID/exe),
  * and whether it is the file `k`: the same inode number, and the same device, or (an overlayfs,
  * whose files stat() gives a pseudo device per layer) the device of the mount it is on
- * (`mountinfo`: the mounts of the namespace it was reached through). Undefined when it cannot be
- * opened.
+ * (`mountinfo`: the mount tables of the namespace it was reached through). Undefined when it
+ * cannot be opened.
  */
-export function identify(path: string, mountinfo: string, k: KernelFile, follow = false): Identity | undefined {
+export function identify(path: string, mountinfo: MountTables, k: KernelFile, follow = false): Identity | undefined {
   let fd: number;
   try {
     fd = openSync(path, O_PATH | (follow ? 0 : constants.O_NOFOLLOW));
@@ -439,23 +466,32 @@ export function identify(path: string, mountinfo: string, k: KernelFile, follow 
 
 /**
  * The device (stat()'s encoding) of the overlay mount an open file is on: its mnt_id looked up in
- * `mountinfo`. Undefined on any other filesystem.
+ * the first of `tables` that lists it (the fd pins the mount, so the id cannot be reused meanwhile).
+ * Undefined on any other filesystem, or when no table lists it.
  */
-function mountDevice(fd: number, mountinfo: string): number | undefined {
+function mountDevice(fd: number, tables: MountTables): number | undefined {
+  let id: string | undefined;
   try {
-    const id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-    if (id === undefined) return undefined;
-    for (const line of readFileSync(mountinfo, 'utf8').split('\n')) {
+    id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  } catch { /* cannot happen while the fd is open */ }
+  if (id === undefined) return undefined;
+  for (const table of typeof tables === 'string' ? [tables] : tables()) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // its process is gone: the next table
+    }
+    for (const line of text.split('\n')) {
       const f = line.split(' ');
       if (f[0] !== id) continue;
       // only an overlay reports per-layer devices; elsewhere (btrfs subvolumes: inode numbers start
       // again in each) a device that differs is another file
       if (line.split(' - ')[1]?.split(' ')[0] !== 'overlay') return undefined;
       const m = /^(\d+):(\d+)$/.exec(f[2] ?? '');
-      if (!m) return undefined;
-      return statDev(Number(m[1]), Number(m[2]));
+      return m ? statDev(Number(m[1]), Number(m[2])) : undefined;
     }
-  } catch { /* gone */ }
+  }
   return undefined;
 }
 
