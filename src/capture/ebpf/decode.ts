@@ -271,7 +271,13 @@ export class ProbeDecoder {
         if (dataLen) this.syscallData(ev, o, dataLen);
         const cb = u32[w + 26]! >>> 16;
         if (cb) this.marks(ev, cb, false);
-        this.emit(ev, out);
+        // the common case, kept lean: nothing held, and no restart code to hold
+        if (this.held.size === 0 && (ev.ret === null || ev.ret > -512)) {
+          ev.seq = ++this.seq;
+          out.push(ev);
+        } else {
+          this.emit(ev, out);
+        }
         return;
       }
       case REC_FORK:
