@@ -143,3 +143,40 @@ test('a real exec through a symlink swapped before it is named: the monitor does
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a binfmt_misc program (qemu-user, Wine): its name is confirmed by a registered entry that hands it to the loaded interpreter', { timeout: 60_000 }, async () => {
+  const BINFMT = '/proc/sys/fs/binfmt_misc';
+  const entry = `sandtrace-test-${process.pid}`;
+  const cg = makeCgroup('execfile-binfmt');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-execfile-binfmt-'));
+  // binfmt_misc is global: mounted (if it was not) and the entry registered only for this test
+  const mounted = !existsSync(join(BINFMT, 'register'));
+  try {
+    if (mounted) execFileSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', BINFMT]);
+    // files that open with \x7fSTX<pid> go to /usr/bin/true (a magic no real file has)
+    const magic = Buffer.concat([Buffer.from('\x7fSTX', 'latin1'), Buffer.from(String(process.pid))]);
+    writeFileSync(join(BINFMT, 'register'), `:${entry}:M:0:${[...magic].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}::/usr/bin/true:`);
+    const prog = join(dir, 'prog');
+    writeFileSync(prog, Buffer.concat([magic, Buffer.from(' a foreign binary')]), { mode: 0o755 });
+    const other = join(dir, 'other'); // no entry matches it
+    writeFileSync(other, 'plain data', { mode: 0o755 });
+    const { events, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, prog));
+    assert.equal(result.code, 0, result.stderr);
+    const ev = execs(events).find((e) => e.exe === prog);
+    assert.ok(ev?.file, JSON.stringify(execs(events)));
+    assert.deepEqual(ev.file, { ...statOf('/usr/bin/true'), interpreter: true });
+    // named after the process is gone: the file at the name is one the entry hands to that interpreter
+    const named = { ...ev, file: { ...ev.file } };
+    new ExecNamer(cg.path).apply(named);
+    assert.deepEqual([named.exe, named.exeUnverified], [realpathSync(prog), undefined]);
+    // the path swapped for a file no entry hands to it: not confirmed
+    const swapped = { ...ev, exe: other, file: { ...ev.file } };
+    new ExecNamer(cg.path).apply(swapped);
+    assert.equal(swapped.exeUnverified, true);
+  } finally {
+    if (existsSync(join(BINFMT, entry))) writeFileSync(join(BINFMT, entry), '-1');
+    if (mounted) execFileSync('umount', [BINFMT]);
+    await cg.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -201,9 +201,9 @@ export class ExecNamer {
    * is on (an overlayfs's own device: stat() of a file of a lower layer reports a per-layer pseudo
    * device, the kernel the overlay's). Left open by the latter: two layers of one overlay can hold
    * different files with the same inode number. A #! script (ev.file.interpreter) is checked by
-   * its #! line: the name must be a script whose interpreter (nested ones included) is the file;
-   * which script it is cannot be checked (the kernel keeps no trace of it), so a swap to another
-   * script with the same interpreter passes.
+   * its #! line: the name must be a script whose interpreter (nested ones included) is the file,
+   * or a file a binfmt_misc entry hands to it; which script or file it is cannot be checked (the
+   * kernel keeps no trace of it), so a swap to another with the same interpreter passes.
    */
   private verify(ev: ExecEvent, name: string): string | undefined {
     const k = ev.file;
@@ -216,7 +216,7 @@ export class ExecNamer {
     const image = own?.isK ? own : undefined;
     const same = (id: Identity | undefined): boolean =>
       id !== undefined && (image ? id.dev === image.dev && id.ino === image.ino : id.isK);
-    if (k.interpreter) return runsAs(found, k, same, 0) ? name : undefined;
+    if (k.interpreter) return runsAs(found, ev.exe, k, same, 0) ? name : undefined;
     let id = identify(found.at, found.mountinfo, k);
     if (id === undefined && found.root === `/proc/${pid}/root`) {
       // the process exited between its root being found and the file being opened there: its
@@ -496,26 +496,95 @@ function mountDevice(fd: number, tables: MountTables): number | undefined {
 }
 
 /**
- * Whether `script` is a #! script the kernel runs with the file `same` recognises: its
- * interpreter, or (nested, as the kernel allows) its interpreter's interpreter.
+ * Whether `script` is a file the kernel runs with the file `same` recognises as its interpreter: a
+ * #! script whose interpreter (or, nested as the kernel allows, its interpreter's) it is, or a
+ * file a binfmt_misc entry hands to it. `execName`: the path the file was exec'd by (binfmt_misc
+ * matches extensions on it).
  */
-function runsAs(script: Located, k: KernelFile, same: (id: Identity | undefined) => boolean, depth: number): boolean {
-  const interp = shebang(script.at);
-  if (interp === undefined || !interp.startsWith('/') || depth > 4) return false;
-  let at: string;
-  if (script.root !== undefined) {
-    const inRoot = resolveInRoot(script.root, interp);
-    if (inRoot === undefined) return false;
-    at = script.root + inRoot;
-  } else {
-    try { at = realpathSync(interp); } catch { return false; }
+function runsAs(script: Located, execName: string, k: KernelFile, same: (id: Identity | undefined) => boolean, depth: number): boolean {
+  const head = fileHead(script.at);
+  if (head === undefined || depth > 4) return false;
+  const interp = shebang(head);
+  const inRootOf = (path: string): string | undefined => {
+    if (!path.startsWith('/')) return undefined;
+    if (script.root !== undefined) {
+      const inRoot = resolveInRoot(script.root, path);
+      return inRoot === undefined ? undefined : script.root + inRoot;
+    }
+    try { return realpathSync(path); } catch { return undefined; }
+  };
+  if (interp !== undefined) {
+    const at = inRootOf(interp);
+    if (at !== undefined && (same(identify(at, script.mountinfo, k)) || runsAs({ ...script, at }, interp, k, same, depth + 1))) return true;
   }
-  const found: Located = { ...script, at };
-  return same(identify(at, script.mountinfo, k)) || runsAs(found, k, same, depth + 1);
+  for (const e of binfmtMisc()) {
+    if (!e.matches(head, execName)) continue;
+    // the interpreter as the exec looked it up (in the process's root), or as opened when the entry
+    // was registered (flag F: the host's file)
+    for (const at of [inRootOf(e.interpreter), e.fixed ? e.interpreter : undefined]) {
+      if (at !== undefined && same(identify(at, script.mountinfo, k))) return true;
+    }
+  }
+  return false;
 }
 
 /** The interpreter a #! line names (as the kernel parses it: the first word after #!), if any. */
-function shebang(path: string): string | undefined {
+function shebang(head: Buffer): string | undefined {
+  if (head.length < 2 || head[0] !== 0x23 || head[1] !== 0x21) return undefined;
+  return /^[ \t]*([^ \t\n\0]+)/.exec(head.toString('latin1', 2))?.[1];
+}
+
+/** A binfmt_misc entry: which files it runs (magic bytes at an offset, under a mask; or an extension) and with what. */
+interface BinfmtEntry { interpreter: string; fixed: boolean; matches(head: Buffer, execName: string): boolean }
+
+/**
+ * The enabled binfmt_misc entries (/proc/sys/fs/binfmt_misc, when mounted): the kernel hands a
+ * file one of them matches to its interpreter (qemu-user for foreign binaries, Wine), as it does a
+ * #! script to the interpreter its first line names.
+ */
+export function binfmtMisc(dir = '/proc/sys/fs/binfmt_misc'): BinfmtEntry[] {
+  let names: string[];
+  try {
+    if (readFileSync(join(dir, 'status'), 'utf8').trim() !== 'enabled') return [];
+    names = readdirSync(dir).filter((n) => n !== 'status' && n !== 'register');
+  } catch {
+    return []; // not mounted: no entries
+  }
+  const out: BinfmtEntry[] = [];
+  for (const n of names) {
+    let text: string;
+    try { text = readFileSync(join(dir, n), 'utf8'); } catch { continue; }
+    const f = new Map(text.split('\n').map((l) => { const i = l.search(/[ :]/); return [i < 0 ? l : l.slice(0, i), i < 0 ? '' : l.slice(i + 1).trim()] as const; }));
+    const interpreter = f.get('interpreter');
+    if (!f.has('enabled') || !interpreter) continue;
+    const fixed = (f.get('flags') ?? '').includes('F');
+    const ext = f.get('extension');
+    if (ext !== undefined) {
+      const want = ext.startsWith('.') ? ext.slice(1) : ext;
+      out.push({ interpreter, fixed, matches: (_h, name) => { const b = posix.basename(name); const i = b.lastIndexOf('.'); return i >= 0 && b.slice(i + 1) === want; } });
+      continue;
+    }
+    const magic = Buffer.from(f.get('magic') ?? '', 'hex');
+    const mask = f.has('mask') ? Buffer.from(f.get('mask') ?? '', 'hex') : undefined;
+    const offset = Number(f.get('offset') ?? 0);
+    if (magic.length === 0 || !Number.isInteger(offset) || offset < 0) continue;
+    out.push({
+      interpreter, fixed,
+      matches: (head) => {
+        if (head.length < offset + magic.length) return false;
+        for (let i = 0; i < magic.length; i++) {
+          const m = mask ? (mask[i] ?? 0xff) : 0xff;
+          if (((head[offset + i] ?? 0) & m) !== ((magic[i] ?? 0) & m)) return false;
+        }
+        return true;
+      },
+    });
+  }
+  return out;
+}
+
+/** The first 256 bytes of a regular file (BINPRM_BUF_SIZE: what the kernel reads to pick a handler), if it is one. */
+function fileHead(path: string): Buffer | undefined {
   let fd: number;
   try {
     // O_PATH first: opening a device node or FIFO the workload put there for reading could act on it
@@ -531,10 +600,8 @@ function shebang(path: string): string | undefined {
   }
   try {
     if (!fstatSync(fd).isFile()) return undefined;
-    const buf = Buffer.alloc(256); // BINPRM_BUF_SIZE: all of the line the kernel reads
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    if (n < 2 || buf[0] !== 0x23 || buf[1] !== 0x21) return undefined;
-    return /^[ \t]*([^ \t\n\0]+)/.exec(buf.toString('latin1', 2, n))?.[1];
+    const buf = Buffer.alloc(256);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
   } catch {
     return undefined;
   } finally {
