@@ -235,6 +235,7 @@ export class ExecNamer {
     for (const { root, owner } of this.roots(pid)) {
       const inRoot = resolveInRoot(root, name);
       if (inRoot !== undefined) return { at: root + inRoot, root, mountinfo: () => this.mountTables(owner, pid) };
+      if (existsSync(`${root}/`)) break; // not in the root, which is still there: in no other
     }
     try {
       return { at: realpathSync(name), mountinfo: '/proc/self/mountinfo' };
@@ -309,6 +310,7 @@ export class ExecNamer {
       for (const { root } of this.roots(pid)) {
         const inRoot = resolveInRoot(root, path);
         if (inRoot !== undefined) return inRoot;
+        if (existsSync(`${root}/`)) break; // not in the root, which is still there: in no other
       }
     }
     try {
@@ -350,19 +352,16 @@ export class ExecNamer {
   }
 
   /**
-   * The process's root, else its nearest live ancestor's (what it inherited), else that of one live
-   * process of the watched cgroup; with its mounts. The ancestor comes first: a cgroup's process
+   * The process's root, else its nearest live ancestor's (what it inherited), else that of a live
+   * process of the watched cgroup, with the process it belongs to. The ancestor comes first: a cgroup's process
    * need not be in its mount namespace yet (runc exec's init joins the cgroup before it enters the
    * container's root), and a file looked up in another root can be another program.
    */
   private *roots(pid: number): Generator<{ root: string; owner: number }> {
-    const of = (p: number) => ({ root: `/proc/${p}/root`, owner: p });
-    for (const p of this.ancestry(pid)) {
-      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
-    }
-    for (const p of this.cgroupProcs()) {
-      if (existsSync(`/proc/${p}/root/`)) { yield of(p); return; }
-    }
+    // in turn: the caller asks for the next one only when a process exited while its root was
+    // being walked (a short-lived one often does)
+    for (const p of this.ancestry(pid)) if (existsSync(`/proc/${p}/root/`)) yield { root: `/proc/${p}/root`, owner: p };
+    for (const p of this.cgroupProcs()) if (existsSync(`/proc/${p}/root/`)) yield { root: `/proc/${p}/root`, owner: p };
   }
 
   /** The process and its ancestors (an ancestor whose exit was seen is left out: its pid may be another process's by now). */
