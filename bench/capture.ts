@@ -40,7 +40,8 @@ function workloads(ddCount: number, files: number): Workload[] {
     {
       name: 'archive',
       // A source-like tree: `files` text files of about 4 KiB in 50 directories, with distinct
-      // lines so that gzip has real work; written by python3 in few system calls.
+      // lines so that gzip has real work; written by python3 in few system calls, in the
+      // container's own /tmp (the sandbox's tmpfs, not the host's).
       setup: `python3 -c '
 import os, random
 r = random.Random(1)

@@ -25,6 +25,7 @@ function rng(seed: number): () => number {
   };
 }
 
+// Paths named by the synthetic events below: made up in memory, never opened on any machine.
 const LIBS = ['/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libm.so.6', '/etc/ld.so.cache',
   '/usr/lib/locale/locale-archive', '/usr/lib/x86_64-linux-gnu/libz.so.1', '/usr/lib/python3.11/os.py'];
 const READS = ['/etc/passwd', '/etc/hosts', '/etc/resolv.conf', '/etc/nsswitch.conf', '/proc/self/status', '/proc/meminfo',

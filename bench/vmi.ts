@@ -12,6 +12,7 @@ const USAGE = 'sandtrace bench vmi [--json] [--spawns N] [--files N] [--rounds N
 
 export function workload(spawns: number, files: number): string {
   return `#!/bin/sh
+# runs in the guest: /work is its tmpfs working directory (src/vm/guest.ts)
 # spawns: each iteration forks+execs cat and rm (external busybox applets)
 i=0
 while [ $i -lt ${spawns} ]; do

@@ -1,12 +1,6 @@
 /* i386, no libc: calls through the vDSO's __kernel_vsyscall (sysenter or syscall: the fast compat
  * path), a socketcall among them, and one int $0x80 */
-__asm__(".globl _start\n_start:\n xor %ebp, %ebp\n push %esp\n call cmain\n hlt\n"
-        ".globl vcall\nvcall:\n push %ebp\n push %ebx\n push %esi\n push %edi\n"
-        " mov 20(%esp), %eax\n mov 24(%esp), %edi\n"
-        " mov 0(%edi), %ebx\n mov 4(%edi), %ecx\n mov 8(%edi), %edx\n mov 12(%edi), %esi\n mov 20(%edi), %ebp\n mov 16(%edi), %edi\n"
-        " call *vsys\n pop %edi\n pop %esi\n pop %ebx\n pop %ebp\n ret\n");
-int vcall(int nr, const int *a);
-unsigned vsys;
+#include "vsys32.h"
 static int sys(int nr, int a, int b, int c, int d, int e, int f) { int v[6] = { a, b, c, d, e, f }; return vcall(nr, v); }
 static const char msg[] = "fast\n";
 static const unsigned char sa[16] = { 2, 0, 0, 9, 127, 0, 0, 1 }; /* AF_INET 127.0.0.1:9 */

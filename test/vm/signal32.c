@@ -4,13 +4,7 @@
  * int $0x80 before the vDSO's landing pad), then SIGALRM handlers (the kernel's vDSO restorers):
  * with SA_SIGINFO (ia32 rt_sigframe) and without (ia32 sigframe), with and without SA_RESTART.
  * Prints what it saw: "sig32 pid=P via=V f=R:PORT a=R b=R c=R c2=R d=R e=R". */
-__asm__(".globl _start\n_start:\n xor %ebp, %ebp\n push %esp\n call cmain\n hlt\n"
-        ".globl vcall\nvcall:\n push %ebp\n push %ebx\n push %esi\n push %edi\n"
-        " mov 20(%esp), %eax\n mov 24(%esp), %edi\n"
-        " mov 0(%edi), %ebx\n mov 4(%edi), %ecx\n mov 8(%edi), %edx\n mov 12(%edi), %esi\n mov 20(%edi), %ebp\n mov 16(%edi), %edi\n"
-        " call *vsys\n pop %edi\n pop %esi\n pop %ebx\n pop %ebp\n ret\n");
-int vcall(int nr, const int *a);
-unsigned vsys;
+#include "vsys32.h"
 static int sys(int nr, int a, int b, int c, int d) { int v[6] = { a, b, c, d, 0, 0 }; return vcall(nr, v); }
 
 #ifndef PORT

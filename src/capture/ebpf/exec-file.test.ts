@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecEvent } from '../events.js';
 import { defaultLoaderPath } from './collector.js';
+import { statDev } from './decode.js';
 import { capture, makeCgroup, runInCgroup } from './testutil.js';
 import { baseRootfs } from '../../sandbox/image.js';
 import { ExecNamer, identify } from '../../engine/models/monitor.js';
@@ -32,7 +33,7 @@ function mountDev(dir: string): number {
   const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse().find((l) => l.split(' ')[4] === dir);
   const [major, minor] = (line?.split(' ')[2] ?? '').split(':').map(Number);
   assert.ok(major !== undefined && minor !== undefined, `a mount at ${dir}`);
-  return (minor & 0xff) + major * 0x100 + Math.floor(minor / 0x100) * 0x100000;
+  return statDev(major, minor);
 }
 
 test('exec events carry the identity of the file the kernel loaded: a program, a script\'s interpreter', { timeout: 60_000 }, async () => {

@@ -232,11 +232,8 @@ export class ExecNamer {
   /** Where `name` (a path in the process's root, or the host's) is from here, with its mounts. */
   private locate(name: string, pid: number): Located | undefined {
     if (!name.startsWith('/')) return undefined;
-    for (const { root, owner } of this.roots(pid)) {
-      const inRoot = resolveInRoot(root, name);
-      if (inRoot !== undefined) return { at: root + inRoot, root, mountinfo: () => this.mountTables(owner, pid) };
-      if (existsSync(`${root}/`)) break; // not in the root, which is still there: in no other
-    }
+    const r = this.inRoots(name, pid);
+    if (r) return { at: r.root + r.inRoot, root: r.root, mountinfo: () => this.mountTables(r.owner, pid) };
     try {
       return { at: realpathSync(name), mountinfo: '/proc/self/mountinfo' };
     } catch {
@@ -307,11 +304,8 @@ export class ExecNamer {
     // Inside the process's own root (a container's image, not the host's files): /bin/sh is
     // busybox in an Alpine image whatever it is on the host. Gone already: the host's view.
     if (path.startsWith('/')) {
-      for (const { root } of this.roots(pid)) {
-        const inRoot = resolveInRoot(root, path);
-        if (inRoot !== undefined) return inRoot;
-        if (existsSync(`${root}/`)) break; // not in the root, which is still there: in no other
-      }
+      const r = this.inRoots(path, pid);
+      if (r) return r.inRoot;
     }
     try {
       return realpathSync(path);
@@ -336,17 +330,26 @@ export class ExecNamer {
     const ns = pidNamespace(viewer) ?? this.nsOf.get(viewer);
     if (ns === undefined) return undefined;
     if (ns === pidNamespace('self')) return n;
-    const candidates = new Set(this.exeOf.keys());
-    if (this.cgroup) {
-      try {
-        for (const p of readFileSync(join(this.cgroup, 'cgroup.procs'), 'utf8').split('\n')) if (p) candidates.add(Number(p));
-      } catch { /* gone */ }
-    }
+    const candidates = new Set([...this.exeOf.keys(), ...this.cgroupProcs()]);
     for (const q of candidates) if (pidNamespace(q) === ns && innermostPid(q) === n) return q;
     // rare (an exec through another process's /proc link): worth a look at every process
     for (const d of readdirSync('/proc')) {
       const q = Number(d);
       if (Number.isInteger(q) && !candidates.has(q) && pidNamespace(q) === ns && innermostPid(q) === n) return q;
+    }
+    return undefined;
+  }
+
+  /**
+   * `path` resolved in the process's root (see roots): the path there, the root and its process.
+   * The next root is tried only when the one walked vanished meanwhile: a path missing from a root
+   * that is still there is in no other.
+   */
+  private inRoots(path: string, pid: number): { inRoot: string; root: string; owner: number } | undefined {
+    for (const { root, owner } of this.roots(pid)) {
+      const inRoot = resolveInRoot(root, path);
+      if (inRoot !== undefined) return { inRoot, root, owner };
+      if (existsSync(`${root}/`)) break;
     }
     return undefined;
   }
