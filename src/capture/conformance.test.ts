@@ -65,6 +65,17 @@ const CASES: Case[] = [
     only: { received: ['inet:127.0.0.1:4446'] },
   },
   {
+    // batched datagrams: every message of a sendmmsg names its destination, every message of a
+    // recvmmsg its sender (none for the message that asked for none, none on a connected socket)
+    sample: 'udp_mmsg.sh', args: ['4448', '4449', '4450', '4451'], timeout: 20,
+    expect: { bound: ['inet:127.0.0.1:4448', 'inet:127.0.0.1:4449', 'inet:127.0.0.1:4450', 'inet:127.0.0.1:4451'] },
+    only: {
+      sent: ['inet:127.0.0.1:4448', 'inet:127.0.0.1:4449'],
+      received: ['inet:127.0.0.1:4450', 'inet:127.0.0.1:4451'],
+      connections: ['inet:127.0.0.1:4449'],
+    },
+  },
+  {
     // a call a signal cut into: EINTR when the handler has no SA_RESTART, made again when it has
     sample: 'signal_accept.sh', args: ['4447'], timeout: 30,
     expect: { bound: ['inet:127.0.0.1:4447'] },

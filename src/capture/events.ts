@@ -12,6 +12,9 @@ export type SockAddr =
 /** An argument read from the traced program's memory (or, for exec's exe, the kernel's). */
 export type ArgName = 'path' | 'path2' | 'argv' | 'addr' | 'exe';
 
+/** Messages of one sendmmsg/recvmmsg whose addresses a source reads (SyscallEvent.addrs). */
+export const MMSG_ADDR_MAX = 16;
+
 interface EventBase {
   /** 1-based, strictly increasing within one capture; evidence refers to events by it. */
   seq: number;
@@ -55,6 +58,17 @@ export interface SyscallEvent extends EventBase {
    * and recvmsg's: the sender of what was received; none when the caller asked for none).
    */
   addr?: SockAddr;
+  /**
+   * sendmmsg/recvmmsg: one entry per message the call handled, in order; null where a message
+   * names no address. sendmmsg: each message's msg_name, read at the call, of the messages it
+   * sent (the first `ret`; only the first when it failed: the kernel stops at the first error and
+   * reports it only when nothing was sent). recvmmsg: the sender the kernel wrote into each
+   * received message's msg_name (the first `ret`), read at the return; null when the message
+   * asked for none. Absent when the call handled no message. At most MMSG_ADDR_MAX entries: a
+   * call that handled more marks 'addr' truncated. A message header that cannot be read ends the
+   * list there and marks 'addr' unreadable.
+   */
+  addrs?: (SockAddr | null)[];
   /**
    * 'socketcall': an i386 socket call made through the socketcall multiplexer (nr 102), as older
    * and static libcs do; nr, name and args are those of the direct call it stands for (accept as

@@ -18,8 +18,13 @@ export interface Facts {
   /** Addresses bound. */
   bound: string[];
   /**
-   * Senders named by what was received: the address recvfrom and recvmsg (direct or through i386
-   * socketcall) say a successful call's data came from. A call that asked for no sender (a NULL
+   * Destinations named by the data sent: sendto's and sendmsg's address, and each sendmmsg
+   * message's, whatever the result (like connections: what the program tried to reach).
+   */
+  sent: string[];
+  /**
+   * Senders named by what was received: the address recvfrom, recvmsg and each message of
+   * recvmmsg (direct or through i386 socketcall) say a successful call's data came from. A call that asked for no sender (a NULL
    * address or msg_name, or room for none) names none.
    */
   received: string[];
@@ -60,6 +65,7 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
   const renamed: string[] = [];
   const connections: string[] = [];
   const bound: string[] = [];
+  const sent: string[] = [];
   const received: string[] = [];
   const signalled: string[] = [];
   let on = !start;
@@ -113,8 +119,17 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
           case 'bind':
             if (e.addr) bound.push(addrKey(e.addr));
             break;
+          case 'sendto': case 'sendmsg':
+            if (e.addr) sent.push(addrKey(e.addr));
+            break;
+          case 'sendmmsg':
+            for (const a of e.addrs ?? []) if (a) sent.push(addrKey(a));
+            break;
           case 'recvfrom': case 'recvmsg':
             if (ok && e.addr) received.push(addrKey(e.addr));
+            break;
+          case 'recvmmsg':
+            if (ok) for (const a of e.addrs ?? []) if (a) received.push(addrKey(a));
             break;
         }
         break;
@@ -131,6 +146,7 @@ export function factsOf(events: readonly TraceEvent[], opts: { startAtFirstExec?
     renamed: sortedUnique(renamed),
     connections: sortedUnique(connections),
     bound: sortedUnique(bound),
+    sent: sortedUnique(sent),
     received: sortedUnique(received),
     signalled: sortedUnique(signalled),
   };
