@@ -75,6 +75,17 @@ test('network: what a UDP socket received names its sender (recvmsg), and a call
   assert.deepEqual(received.map((n) => [n.proto, n.address, n.port, n.result, n.count]), [['udp', '127.0.0.1', 4446, 'ok', 1]], JSON.stringify(r.network));
 });
 
+test('network: each message of a sendmmsg is reported under its destination, each of a recvmmsg under its sender', async () => {
+  const r = await run('udp_mmsg.sh', ['4448', '4449', '4450', '4451']);
+  const batch = r.network.filter((n) => n.op === 'sendmmsg' || n.op === 'recvmmsg');
+  assert.deepEqual(batch.map((n) => [n.op, n.proto, n.address, n.port, n.result, n.count]).sort(), [
+    ['recvmmsg', 'udp', '127.0.0.1', 4450, 'ok', 1], // the second datagram from it came into a message that asked for no sender
+    ['recvmmsg', 'udp', '127.0.0.1', 4451, 'ok', 1],
+    ['sendmmsg', 'udp', '127.0.0.1', 4448, 'ok', 2],
+    ['sendmmsg', 'udp', '127.0.0.1', 4449, 'ok', 1],
+  ], JSON.stringify(r.network));
+});
+
 test('credential theft: reading /etc/passwd and the decoy SSH key is reported and flagged', async () => {
   const r = await run('read_secrets.sh');
   assert.ok(file(r, '/etc/passwd')?.ops.includes('read'));

@@ -1,7 +1,7 @@
 // Builds report.json from the enriched event stream: an accumulator that sees each event once
 // (memory bounded by distinct files, endpoints and syscall names, not by event count).
 import type { Backend, CaptureStats } from '../capture/collector.js';
-import type { SockAddr } from '../capture/events.js';
+import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Finding, Verdict } from '../engine/types.js';
 import type { FileChange } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
@@ -15,7 +15,7 @@ import {
 export const TOOL_VERSION = '0.1.0';
 
 const EPERM = -1;
-const NETWORK_OPS = new Set(['connect', 'bind', 'listen', 'accept', 'accept4', 'sendto', 'sendmsg', 'recvfrom', 'recvmsg']);
+const NETWORK_OPS = new Set(['connect', 'bind', 'listen', 'accept', 'accept4', 'sendto', 'sendmsg', 'recvfrom', 'recvmsg', 'sendmmsg', 'recvmmsg', 'recvmmsg_time64']);
 
 interface FileAcc { ops: Set<FileOp>; pids: Set<number>; renamedTo: Set<string> }
 
@@ -154,7 +154,12 @@ export class ReportBuilder {
   private net(e: EnrichedEvent): void {
     const ev = e.ev;
     if (ev.type !== 'syscall') return;
-    const op = (ev.name === 'accept4' ? 'accept' : ev.name) as ReportNetwork['op'];
+    const op = (ev.name === 'accept4' ? 'accept' : ev.name === 'recvmmsg_time64' ? 'recvmmsg' : ev.name) as ReportNetwork['op'];
+    // a batch: each message's address (none: a connected socket's, or no sender asked for)
+    if (ev.addrs) {
+      for (const a of ev.addrs) if (a) this.netEntry(op, a, e);
+      return;
+    }
     const fd = e.fd;
     let addr: SockAddr | undefined = ev.addr;
     if (op === 'listen' && fd?.lip !== undefined) {
@@ -162,11 +167,17 @@ export class ReportBuilder {
     }
     // sendto/sendmsg/recvfrom/recvmsg without an address are ordinary traffic on a connected socket.
     if (!addr) return;
+    this.netEntry(op, addr, e);
+  }
+
+  private netEntry(op: ReportNetwork['op'], addr: SockAddr, e: EnrichedEvent): void {
+    const ev = e.ev as SyscallEvent;
+    const fd = e.fd;
     const family = addr.family;
     const address = family === 'inet' || family === 'inet6' ? addr.address : family === 'unix' ? (addr.abstract ? `@${addr.path}` : addr.path) : '';
     const port = family === 'inet' || family === 'inet6' ? addr.port : null;
     const proto: ReportNetwork['proto'] = family === 'unix' ? 'unix' : fd?.l4proto === 'tcp' || fd?.l4proto === 'udp' || fd?.l4proto === 'raw' ? fd.l4proto
-      : ev.name === 'sendto' || ev.name === 'recvfrom' || ev.name === 'recvmsg' ? 'udp' : family === 'inet' || family === 'inet6' ? 'tcp' : 'other';
+      : op === 'sendto' || op === 'recvfrom' || op === 'recvmsg' || op === 'sendmmsg' || op === 'recvmmsg' ? 'udp' : family === 'inet' || family === 'inet6' ? 'tcp' : 'other';
     const ret = ev.ret;
     const result = ret === null ? 'unfinished' : ret >= 0 ? 'ok' : errnoName(ret);
     const key = `${op}\0${proto}\0${address}\0${port}\0${result}\0${ev.pid}`;

@@ -30,3 +30,29 @@ test('a connect the kernel made again after a signal is one connection, with the
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a sendmmsg counts each sent message under its own destination, a recvmmsg each received one under its sender; messages with no address count under none', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-net-'));
+  try {
+    const at = (port: number): SockAddr => ({ family: 'inet', address: '127.0.0.1', port });
+    const base = { ts: 1, pid: 1, tid: 1, comm: 'c', abi: 'x86_64' as const };
+    const events: TraceEvent[] = [
+      { ...base, type: 'exec', seq: 1, exe: '/usr/bin/c', argv: ['c'], uid: 0 },
+      { ...base, type: 'syscall', seq: 2, nr: 41, name: 'socket', args: [2, 2, 0], ret: 3 },
+      { ...base, type: 'syscall', seq: 3, nr: 307, name: 'sendmmsg', args: [3, 0, 4, 0], ret: 4, addrs: [at(53), at(9), at(53), null] },
+      { ...base, type: 'syscall', seq: 4, nr: 307, name: 'sendmmsg', args: [3, 0, 2, 0], ret: -1, addrs: [at(7)] },
+      { ...base, type: 'syscall', seq: 5, nr: 299, name: 'recvmmsg', args: [3, 0, 8, 0, 0], ret: 3, addrs: [at(53), null, at(54)] },
+    ];
+    const rec = join(dir, 'events.jsonl.gz');
+    const w = await RecordingWriter.create(rec, { backend: 'ebpf' });
+    w.write(events);
+    await w.close();
+    const { report } = await replay({ file: rec, outDir: join(dir, 'out') });
+    assert.deepEqual(report.network.map((n) => [n.op, n.proto, n.port, n.result, n.count]).sort(), [
+      ['recvmmsg', 'udp', 53, 'ok', 1], ['recvmmsg', 'udp', 54, 'ok', 1],
+      ['sendmmsg', 'udp', 53, 'ok', 2], ['sendmmsg', 'udp', 7, 'EPERM', 1], ['sendmmsg', 'udp', 9, 'ok', 1],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -46,7 +46,8 @@ export interface ReportDropped {
 }
 
 export interface ReportNetwork {
-  op: 'connect' | 'bind' | 'listen' | 'accept' | 'sendto' | 'recvfrom' | 'sendmsg' | 'recvmsg' | 'socket';
+  /** sendmmsg/recvmmsg: one entry per address of the batch's messages, counted per message. */
+  op: 'connect' | 'bind' | 'listen' | 'accept' | 'sendto' | 'recvfrom' | 'sendmsg' | 'recvmsg' | 'sendmmsg' | 'recvmmsg' | 'socket';
   proto: 'tcp' | 'udp' | 'unix' | 'raw' | 'other';
   family: 'inet' | 'inet6' | 'unix' | 'netlink' | 'packet' | 'other';
   address: string;

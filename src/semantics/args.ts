@@ -1,6 +1,6 @@
 // Falco-style named arguments of a syscall event (evt.arg.NAME), decoded from the raw registers
 // and the pointer arguments the collector read. Computed on demand: rules ask for few of them.
-import type { SyscallEvent } from '../capture/events.js';
+import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { EnrichedEvent } from './types.js';
 import { cloneFlags, openFlags, protFlags, ptraceRequest, signalName, socketDomain, socketType } from './flags.js';
 import { errnoName } from './syscalls.js';
@@ -90,16 +90,19 @@ export function decodeArgs(e: EnrichedEvent): Record<string, string | number> {
     if (names[1] && (e.path2 !== undefined || ev.path2 !== undefined)) out[names[1]] = e.path2 ?? ev.path2 ?? '';
   }
   if (ev.argv) out['args'] = ev.argv.slice(1).join(' ');
-  if (ev.addr) {
-    const a = ev.addr;
-    out['addr'] = a.family === 'inet' ? `${a.address}:${a.port}` : a.family === 'inet6' ? `[${a.address}]:${a.port}` : a.family === 'unix' ? a.path : '';
-  }
+  if (ev.addr) out['addr'] = addrText(ev.addr);
+  // a batch (sendmmsg/recvmmsg): each message's address, '-' for a message without one
+  if (ev.addrs) out['addrs'] = ev.addrs.map((a) => (a ? addrText(a) : '-')).join(' ');
   if (e.fd && (e.fd.type === 'ipv4' || e.fd.type === 'ipv6' || e.fd.type === 'unix')) out['tuple'] = e.fd.name;
   if (ev.ret !== null) {
     out['res'] = ev.ret < 0 ? errnoName(ev.ret) : ev.ret;
     if (OPEN_LIKE.has(ev.name) || ev.name === 'socket' || ev.name === 'accept' || ev.name === 'accept4') out['fd'] = ev.ret;
   }
   return out;
+}
+
+function addrText(a: SockAddr): string {
+  return a.family === 'inet' ? `${a.address}:${a.port}` : a.family === 'inet6' ? `[${a.address}]:${a.port}` : a.family === 'unix' ? a.path : '';
 }
 
 const OPEN_LIKE = new Set(['open', 'openat', 'openat2', 'creat', 'memfd_create']);

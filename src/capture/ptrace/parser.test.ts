@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StraceParser, argValue, decodeCString, parseSockaddr, splitArgs } from './parser.js';
-import type { ExecEvent, ExitEvent, ForkEvent, SyscallEvent, TraceEvent } from '../events.js';
+import type { ExecEvent, ExitEvent, ForkEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
 import { syscallNumber } from '../../semantics/syscalls.js';
 
 function parse(text: string, opts: ConstructorParameters<typeof StraceParser>[0] = {}): { evs: TraceEvent[]; p: StraceParser } {
@@ -398,4 +398,47 @@ test('recvmsg names its sender from msg_name only, and marks a sender cut at the
     ['recvmsg', null, [], ['addr']],
     ['recvmsg', null, [], []],
   ]);
+});
+
+test('sendmmsg names each sent message\'s destination and recvmmsg each received message\'s sender, from their own headers only', () => {
+  // strace 6.1's lines for test/samples/udp_mmsg.sh, plus the ret rules and what strace could not read
+  const to = (port: number) => `{sa_family=AF_INET, sin_port=htons(${port}), sin_addr=inet_addr("127.0.0.1")}`;
+  const fake = '{iov_base="{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(7), sin_addr=inet_addr(\\"6.6.6.6\\")}", iov_len=64}';
+  const sent = (name: string, len = 16) => `{msg_hdr={msg_name=${name}, msg_namelen=${len}, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=5}`;
+  const got = (name: string, lens: string) => `{msg_hdr={msg_name=${name}, msg_namelen=${lens}, msg_iov=[${fake}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=5}`;
+  const many = Array.from({ length: 20 }, () => sent(to(9))).join(', ');
+  const lines = [
+    `9 1795423612.1 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${sent(to(4448))}, ${sent(to(4449))}, ${sent(to(4448))}], 3, 0) = 3`,
+    `9 1795423612.2 recvmmsg(3<UDP:[127.0.0.1:4448]>, [${got(to(4450), '128 => 16')}, ${got('NULL', '0')}, ${got(to(4451), '128 => 16')}], 4, MSG_DONTWAIT, NULL) = 3`,
+    // a connected socket: no message names a destination
+    `9 1795423612.3 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${sent('NULL', 0)}, ${sent('NULL', 0)}], 2, 0) = 2`,
+    // two of three sent: the third was never sent; a failure: only the first was tried
+    `9 1795423612.4 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${sent(to(1))}, ${sent(to(2))}, ${sent(to(3))}], 3, 0) = 2`,
+    `9 1795423612.5 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${sent(to(4))}, ${sent(to(5))}], 2, 0) = -1 EPERM (Operation not permitted)`,
+    // 20 messages: 16 addresses, marked cut; a sender cut at a 4-byte room, and room for none
+    `9 1795423612.6 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${many}], 20, 0) = 20`,
+    `9 1795423612.7 recvmmsg(3<UDP:[127.0.0.1:4448]>, [${got('{sa_family=AF_INET, sa_data="\\202\\23"}', '4 => 16')}, ${got('0x7f6fca177830', '0 => 16')}], 2, 0, NULL) = 2`,
+    // a header strace could not read: the list ends there; a failed recvmmsg has none
+    `9 1795423612.8 sendmmsg(5<UDP:[127.0.0.1:4450]>, [${sent(to(6))}, ${sent('0x7f6fca170000')}], 2, 0) = 2`,
+    `9 1795423612.9 sendmmsg(5<UDP:[127.0.0.1:4450]>, 0x7f6fca170000, 2, 0) = 2`,
+    `9 1795423613.0 recvmmsg(3<UDP:[127.0.0.1:4448]>, 0x7f6fca170000, 2, 0, NULL) = -1 EFAULT (Bad address)`,
+  ];
+  const { evs, p } = parse(lines.join('\n') + '\n');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  const port = (a: SockAddr | null) => (a === null ? null : 'port' in a ? a.port : a.family);
+  assert.deepEqual(calls.map((e) => [e.name, e.addrs?.map(port) ?? null, e.truncated ?? [], e.unreadable ?? [], e.addr ?? null]), [
+    ['sendmmsg', [4448, 4449, 4448], [], [], null],
+    ['recvmmsg', [4450, null, 4451], [], [], null],
+    ['sendmmsg', [null, null], [], [], null],
+    ['sendmmsg', [1, 2], [], [], null],
+    ['sendmmsg', [4], [], [], null],
+    ['sendmmsg', Array.from({ length: 16 }, () => 9), ['addr'], [], null],
+    ['recvmmsg', [0, null], ['addr'], [], null],
+    ['sendmmsg', [6], [], ['addr'], null],
+    ['sendmmsg', null, [], ['addr'], null],
+    ['recvmmsg', null, [], [], null],
+  ]);
+  // `msg_namelen=128 => 16` closes nothing: the arguments after the vector are its own
+  assert.deepEqual([calls[1]?.args.length, calls[1]?.args[2]], [5, 4]);
 });

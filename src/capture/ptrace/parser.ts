@@ -8,7 +8,7 @@
 // calls when one ran); killed inside the call, ret null, unmarked. A call whose signal's
 // disposition the trace never showed (set before the trace began) keeps the raw code, noted,
 // unless an rt_sigreturn right after the signal tells; see Cut.
-import type { Abi, ArgName, ExecEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
+import { MMSG_ADDR_MAX, type Abi, type ArgName, type ExecEvent, type SockAddr, type SyscallEvent, type TraceEvent } from '../events.js';
 import { errnoName, syscallName, syscallNumber } from '../../semantics/syscalls.js';
 import { EINTR, SA_RESTART, isRestartCode, noHandler, onDelivery, settle, type Disposition, type Outcome } from '../signals.js';
 
@@ -221,7 +221,7 @@ function scanArgs(s: string, stopAtParen: boolean): { args: string[]; close: num
         return { args, close: i + 1 };
       }
       if (depth > 0) depth--;
-    } else if (c === 93 || c === 125 || c === 62) { if (depth > 0) depth--; }
+    } else if (c === 93 || c === 125 || (c === 62 && s.charCodeAt(i - 1) !== 61 /* `=>`: a value in and out */)) { if (depth > 0) depth--; }
     else if (c === 92 /* \ */) i++;
     else if (c === 44 /* , */ && depth === 0) {
       args.push(s.slice(start, i).trim());
@@ -372,6 +372,44 @@ function addrText(name: string, args: readonly string[]): string | undefined {
   const where = ADDR_ARGS[name];
   const t = name === 'sendmsg' || name === 'recvmsg' ? msgName(args[1])?.value : where ? args[where[0]]?.trimStart() : undefined;
   return t?.startsWith('{sa_family=') ? braced(t) : undefined;
+}
+
+/**
+ * The addresses of a sendmmsg/recvmmsg's messages (SyscallEvent.addrs) from strace's printed
+ * vector, `[{msg_hdr={msg_name=..., msg_namelen=...}, msg_len=N}, ...]`: sendmmsg's destinations
+ * of the messages it handled (the first `ret`; the first alone when it failed; all it was given
+ * when it never returned), recvmmsg's senders of the `ret` messages received (`msg_namelen=ROOM =>
+ * WRITTEN`, as recvmsg's). strace prints the vector at the return; each message's header is
+ * parsed on its own, so a payload that reads like an address is never taken for one.
+ */
+function mmsgAddrs(received: boolean, vector: string | undefined, vlen: number, ret: number | null): { addrs: (SockAddr | null)[]; cut: boolean; bad: boolean } {
+  const addrs: (SockAddr | null)[] = [];
+  const handled = received ? (ret !== null && ret > 0 ? ret : 0) : ret === null ? vlen : ret >= 0 ? Math.min(ret, vlen) : Math.min(1, vlen);
+  const want = Math.min(handled, MMSG_ADDR_MAX);
+  let cut = handled > MMSG_ADDR_MAX;
+  if (want === 0) return { addrs, cut: false, bad: false };
+  const t = (vector ?? '').trim();
+  if (!t.startsWith('[')) return { addrs, cut: false, bad: true }; // the vector itself unreadable (a pointer)
+  const items = splitArgs(t.slice(1, t.endsWith(']') ? -1 : undefined));
+  for (let i = 0; i < want; i++) {
+    const item = items[i]?.trim() ?? '';
+    // `...` past strace's -s elements, or an element it could not read: the list ends there
+    if (!item.startsWith('{msg_hdr=')) return { addrs, cut: cut || item === '...', bad: item !== '...' };
+    const mn = msgName(item.slice(9));
+    if (!mn) return { addrs, cut, bad: true };
+    const l = /^, msg_namelen=(\d+)(?: => (\d+))?/.exec(mn.rest);
+    const room = Number(l?.[1] ?? 0);
+    const len = received ? Number(l?.[2] ?? l?.[1] ?? 0) : room;
+    if (mn.value === 'NULL' || len === 0) { addrs.push(null); continue; }
+    // room for none (msg_namelen 0 at the call): the kernel copied none of the sender, as recvmsg's
+    if (received && room === 0) { addrs.push(null); cut = true; continue; }
+    if (!mn.value.startsWith('{sa_family=')) return { addrs, cut, bad: true }; // a pointer strace could not read
+    const a = parseSockaddr(braced(mn.value));
+    if (!a) return { addrs, cut, bad: true };
+    addrs.push(a);
+    if (len > ADDR_MAX || (received && len > room)) cut = true;
+  }
+  return { addrs, cut, bad: false };
 }
 
 /** `"abc"...`: a string strace cut at its limit (-s for data and argv elements, PATH_MAX for paths). */
@@ -704,6 +742,11 @@ export class StraceParser {
       const a = t === undefined ? undefined : parseSockaddr(t);
       if (a) ev.addr = a;
       this.addrMarks(name, args, ret, cut, bad);
+    } else if (name === 'sendmmsg' || name === 'recvmmsg' || name === 'recvmmsg_time64') {
+      const m = mmsgAddrs(name !== 'sendmmsg', args[1], argValue(args[2] ?? '0'), ret);
+      if (m.addrs.length) ev.addrs = m.addrs;
+      if (m.cut) cut.push('addr');
+      if (m.bad) bad.push('addr');
     }
     let exec: { exe: string; argv: string[] } | undefined;
     let execMarks: Pick<ExecEvent, 'truncated' | 'unreadable'> = {};

@@ -153,6 +153,13 @@ test('Falco event mapping: spawned_process, open_write, evt.rawres, evt.res, evt
   assert.ok(!fire(yaml, (s) => s.open(1, '/tmp/x'), { container: false }).has('container'));
 });
 
+test('evt.arg.addrs: a sendmmsg\'s destinations, one per message, for rules on batched datagrams', () => {
+  const yaml = rule('batch', 'evt.type = sendmmsg and evt.arg.addrs contains "10.0.0.9:53"');
+  const at = (address: string, port: number) => ({ family: 'inet' as const, address, port });
+  assert.ok(fire(yaml, (s) => { s.sys(1, 'sendmmsg', [3, 0, 3, 0], 3, { addrs: [at('10.0.0.1', 53), null, at('10.0.0.9', 53)] }); }).has('batch'));
+  assert.ok(!fire(yaml, (s) => { s.sys(1, 'sendmmsg', [3, 0, 2, 0], 2, { addrs: [at('10.0.0.1', 53), null] }); }).has('batch'));
+});
+
 test('stateful: threshold counts distinct values per process within the window; sequences run in order', () => {
   const yaml = [
     rule('scan', 'evt.type = connect', '  threshold:\n    count: 5\n    within: 2s\n    distinct: fd.sport\n'),
