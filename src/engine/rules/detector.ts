@@ -1,6 +1,7 @@
 // Runs a RuleSet over enriched events: rules indexed by event type, one finding per rule and
 // process (evidence keeps the first matches), and the stateful extension's windows and sequences.
 import type { EnrichedEvent } from '../../semantics/types.js';
+import { messageViews } from '../../semantics/state.js';
 import type { Detector, Evidence, Finding } from '../types.js';
 import { evtType, type EvalCtx, type Scalar } from './fields.js';
 import { compileOutput, type CompiledOutput } from './output.js';
@@ -289,11 +290,21 @@ export function createRuleDetector(ruleset: RuleSet): Detector {
           if (p) ctx.written.add(p);
         }
       }
-      ctx.cur = e;
       ctx.type = t;
       const seq = plan.seq;
-      for (let i = 0; i < seq.length; i++) onSequenceStep(seq[i]!, e);
-      plan.dispatch(e, ctx, hit);
+      // a sendmmsg is judged once per destination of its messages, as that many sendtos
+      const views = ev.type === 'syscall' && ev.addrs ? messageViews(e) : undefined;
+      if (views === undefined) {
+        ctx.cur = e;
+        for (let i = 0; i < seq.length; i++) onSequenceStep(seq[i]!, e);
+        plan.dispatch(e, ctx, hit);
+        return;
+      }
+      for (const v of views) {
+        ctx.cur = v;
+        for (let i = 0; i < seq.length; i++) onSequenceStep(seq[i]!, v);
+        plan.dispatch(v, ctx, hit);
+      }
     },
     drain: pending,
     finish: pending,

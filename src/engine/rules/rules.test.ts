@@ -160,6 +160,17 @@ test('evt.arg.addrs: a sendmmsg\'s destinations, one per message, for rules on b
   assert.ok(!fire(yaml, (s) => { s.sys(1, 'sendmmsg', [3, 0, 2, 0], 2, { addrs: [at('10.0.0.1', 53), null] }); }).has('batch'));
 });
 
+test('a sendmmsg is judged per destination: an outside address after a loopback one fires, a second destination of an unconnected socket is its own', () => {
+  const out = rule('out', 'evt.type in (sendto, sendmmsg) and evt.arg.addr exists and fd.typechar = 4 and not fd.sip startswith "127."');
+  const at = (address: string, port: number) => ({ family: 'inet' as const, address, port });
+  assert.ok(fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendmmsg', [fd, 0, 3, 0], 3, { addrs: [at('127.0.0.1', 53), null, at('203.0.113.9', 53)] }); }).has('out'));
+  assert.ok(!fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [at('127.0.0.1', 53), at('127.0.0.2', 53)] }); }).has('out'));
+  // sendto does not connect: the second datagram's destination is its own, not the first's
+  assert.ok(fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('127.0.0.1', 53) }); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 53) }); }).has('out'));
+  // a connected socket's batch goes to its peer: judged once, by the connect
+  assert.ok(!fire(out, (s) => { const fd = s.connect(1, '127.0.0.1', 53, 0); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [null, null] }); }).has('out'));
+});
+
 test('stateful: threshold counts distinct values per process within the window; sequences run in order', () => {
   const yaml = [
     rule('scan', 'evt.type = connect', '  threshold:\n    count: 5\n    within: 2s\n    distinct: fd.sport\n'),
