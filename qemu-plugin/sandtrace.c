@@ -10,7 +10,9 @@
  * registers only; all interpretation is done by sandtrace (TypeScript): an i386 socketcall, for
  * one, comes with the words of its argument array and the address they point to, as read. An
  * address the kernel writes back (accept, recvfrom, recvmsg, getsockname, getpeername) is read at
- * the return, no more of it than the caller's buffer held at the call. A call a signal handler
+ * the return, no more of it than the caller's buffer held at the call. sendmmsg and recvmmsg: the
+ * address of each of their first 16 messages (one blob a message), read at the call or, for
+ * recvmmsg, at the return, where the call's msg_name pointers and rooms say. A call a signal handler
  * interrupts returns into the handler: its result is read from the signal frame.
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
@@ -107,8 +109,21 @@ enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, 
 #define ADDR_UNREAD 0x40000000u
 #define ADDR_CUT 0x20000000u
 #define SCARGS_UNREAD 0x10000000u
+/* ENTER flag of sendmmsg (direct or through socketcall): a message header or address could not be
+ * read (its MMSG blobs say which; read again at the return) */
+#define MMSG_UNREAD 0x08000000u
 enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10,
-       BLOB_SCARGS = 11, BLOB_OUTADDR = 12 };
+       BLOB_SCARGS = 11, BLOB_OUTADDR = 12, BLOB_MMSG = 13, BLOB_OUTMMSG = 14 };
+/*
+ * sendmmsg/recvmmsg: one MMSG blob (sendmmsg's msg_name, read at the call: ENTER, or RET when read
+ * again) or OUTMMSG blob (recvmmsg's sender, written back by the kernel: RET) per message, in
+ * order, for at most MMSG_MAX messages: a flags byte (MM_*), then the address's bytes (none: the
+ * message names no address). MM_END: the message's header could not be read; the list ends there.
+ */
+#define MMSG_MAX 16
+#define MM_CUT 0x1u
+#define MM_UNREAD 0x2u
+#define MM_END 0x4u
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -269,6 +284,13 @@ static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
  */
 #define ROOM_UNKNOWN 0xffffffffu
 struct outaddr { uint64_t ptr, lenp; uint32_t room; };
+/*
+ * recvmmsg: where the kernel writes each message's sender (set: a recvmmsg with messages): the
+ * vector of struct mmsghdr (ptr: the size of a user pointer, which also gives the layout), each of
+ * the first n messages' msg_name and room (msg_namelen at the call); end: the header after them
+ * could not be read.
+ */
+struct outmm { uint64_t vec; uint64_t name[MMSG_MAX]; uint32_t room[MMSG_MAX]; uint8_t n, end, ptr, set; };
 
 /*
  * Path and socket arguments in pages the task has not touched yet (a forked child's .rodata)
@@ -287,7 +309,7 @@ enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4, RETRY_OUT = 8 };
  * is the one it saved); the kernel makes the call again (the result is no result) */
 #define RET_SIGFRAME 0x8u
 #define RET_RESTART 0x10u
-struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; };
+struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; struct outmm mm; };
 static struct retry retries[RETRY_SLOTS];
 static int retry_count;
 static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -358,9 +380,10 @@ static bool exec_take(uint64_t task) {
 
 /* Which arguments carry paths, argv, a sockaddr and its length, a msghdr (sendmsg: its
  * msg_name, msg_namelen), a buffer the kernel writes an address to and its addrlen pointer, or a
- * msghdr the kernel writes an address through (recvmsg: to msg_name, its length to msg_namelen)
- * (x86_64 numbering); index+1, 0 = none. */
-struct argspec { uint8_t path, path2, argv, sa, salen, msg, oa, oalen, omsg; };
+ * msghdr the kernel writes an address through (recvmsg: to msg_name, its length to msg_namelen),
+ * a vector of struct mmsghdr read at the call (sendmmsg) or written through (recvmmsg) and its
+ * length (x86_64 numbering); index+1, 0 = none. */
+struct argspec { uint8_t path, path2, argv, sa, salen, msg, oa, oalen, omsg, smm, rmm, mlen; };
 static struct argspec spec[512], spec32[512];
 
 /*
@@ -381,6 +404,8 @@ static const struct argspec sc_spec[21] = {
     [18] = { .oa = 2, .oalen = 3 }, /* accept4 */
     [12] = { .oa = 5, .oalen = 6 }, /* recvfrom */
     [17] = { .omsg = 2 },           /* recvmsg */
+    [20] = { .smm = 2, .mlen = 3 }, /* sendmmsg */
+    [19] = { .rmm = 2, .mlen = 3 }, /* recvmmsg */
 };
 
 /* The calls each ABI's hooks must recognise, in its own numbering. */
@@ -411,6 +436,8 @@ static void init_specs(void) {
     spec[43] = spec[288] = spec[51] = spec[52] = (struct argspec){ .oa = 2, .oalen = 3 };
     spec[45] = (struct argspec){ .oa = 5, .oalen = 6 };
     spec[47] = (struct argspec){ .omsg = 2 }; /* recvmsg: the sender, through its msghdr */
+    spec[307] = (struct argspec){ .smm = 2, .mlen = 3 }; /* sendmmsg: each message's msg_name */
+    spec[299] = (struct argspec){ .rmm = 2, .mlen = 3 }; /* recvmmsg: each message's sender */
     /* i386 numbering (the eBPF probe's list): path in arg 1, in arg 2, two paths, exec, sockets */
     static const int q0[] = { 5, 8, 10, 12, 14, 15, 16, 18, 22, 30, 33, 39, 40, 51, 52, 61, 84, 85, 86, 87, 92, 99, 106, 107, 115,
                               182, 193, 195, 196, 198, 212, 226, 227, 229, 230, 232, 233, 235, 236, 268, 271, 356 };
@@ -429,6 +456,8 @@ static void init_specs(void) {
     spec32[364] = spec32[367] = spec32[368] = (struct argspec){ .oa = 2, .oalen = 3 }; /* accept4, getsockname, getpeername */
     spec32[371] = (struct argspec){ .oa = 5, .oalen = 6 }; /* recvfrom */
     spec32[372] = (struct argspec){ .omsg = 2 }; /* recvmsg (struct compat_msghdr) */
+    spec32[345] = (struct argspec){ .smm = 2, .mlen = 3 }; /* sendmmsg (struct compat_mmsghdr) */
+    spec32[337] = spec32[417] = (struct argspec){ .rmm = 2, .mlen = 3 }; /* recvmmsg, recvmmsg_time64 */
 }
 
 static uint32_t task_uid(uint64_t task) {
@@ -572,10 +601,54 @@ static uint8_t *blob_sa(uint8_t *p, uint8_t *end, uint64_t ptr, uint64_t len, ui
     return blob(p, end, BLOB_SOCKADDR, sa, len);
 }
 
+/* One message's MMSG/OUTMMSG blob: its MM_* flags, then the address's n bytes. */
+static uint8_t *blob_mm(uint8_t *p, uint8_t *end, int kind, uint8_t fl, const uint8_t *sa, size_t n) {
+    if (p + 5 + n > end) return p;
+    uint16_t l = (uint16_t)(1 + n);
+    p[0] = (uint8_t)kind; p[1] = 0;
+    memcpy(p + 2, &l, 2);
+    p[4] = fl;
+    if (n) memcpy(p + 5, sa, n);
+    return p + 5 + n;
+}
+
+/* struct mmsghdr: a msghdr and the u32 msg_len; 64 bytes (x86_64), 32 (struct compat_mmsghdr). */
+static uint64_t mm_stride(unsigned ptr) { return ptr == 8 ? 64 : 32; }
+
+/* Message i's msg_name and msg_namelen (the first two members of its msghdr). */
+static bool mm_header(uint64_t vec, uint32_t i, unsigned ptr, uint64_t *name, int32_t *namelen) {
+    uint8_t b[12];
+    if (!mem(vec + (uint64_t)i * mm_stride(ptr), b, ptr + 4u)) return false;
+    *name = 0;
+    memcpy(name, b, ptr);
+    memcpy(namelen, b + ptr, 4);
+    return true;
+}
+
+/* sendmmsg: the msg_name of each of its first MMSG_MAX messages, as sendmsg's (at most 128
+ * bytes: MM_CUT beyond; MM_UNREAD), one MMSG blob each; a header that cannot be read ends them
+ * (MM_END). MMSG_UNREAD in *flags when anything could not be read. */
+static uint8_t *blob_mmsg(uint8_t *p, uint8_t *end, uint64_t vec, uint32_t vlen, unsigned ptr, uint32_t *flags) {
+    uint32_t n = vlen < MMSG_MAX ? vlen : MMSG_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t name;
+        int32_t namelen;
+        if (!mm_header(vec, i, ptr, &name, &namelen)) { *flags |= MMSG_UNREAD; return blob_mm(p, end, BLOB_MMSG, MM_END, NULL, 0); }
+        uint8_t sa[128], fl = 0;
+        uint32_t len = (uint32_t)namelen;
+        if (!name || !len) { p = blob_mm(p, end, BLOB_MMSG, 0, NULL, 0); continue; }
+        if (len > sizeof sa) { len = sizeof sa; fl |= MM_CUT; }
+        if (!mem(name, sa, len)) { fl |= MM_UNREAD; len = 0; *flags |= MMSG_UNREAD; }
+        p = blob_mm(p, end, BLOB_MMSG, fl, sa, len);
+    }
+    return p;
+}
+
 /* The socket address arguments of spec s over the arguments a (msghdr: pointer-sized msg_name,
- * then the u32 msg_namelen). */
+ * then the u32 msg_namelen; sendmmsg: each message's). */
 static uint8_t *blob_sa_args(uint8_t *p, uint8_t *end, struct argspec s, const uint64_t *a, unsigned ptr, uint32_t *flags) {
     if (s.sa) return blob_sa(p, end, a[s.sa - 1], a[s.salen - 1], flags);
+    if (s.smm) return blob_mmsg(p, end, a[s.smm - 1], (uint32_t)a[s.mlen - 1], ptr, flags);
     if (s.msg && a[s.msg - 1]) {
         uint64_t name = 0;
         uint32_t namelen = 0;
@@ -603,13 +676,31 @@ static void out_addr(struct argspec s, const uint64_t *a, unsigned ptr, struct o
     o->room = mem(o->lenp, &len, 4) ? (len < 0 ? 0 : (uint32_t)len) : ROOM_UNKNOWN;
 }
 
+/* recvmmsg (spec s over the arguments a): each of its first MMSG_MAX messages' msg_name and room
+ * (msg_namelen before the call), kept until the return. */
+static void out_mmsg(struct argspec s, const uint64_t *a, unsigned ptr, struct outmm *m) {
+    uint32_t vlen = (uint32_t)a[s.mlen - 1], n = vlen < MMSG_MAX ? vlen : MMSG_MAX;
+    if (!n) return;
+    m->set = 1; m->vec = a[s.rmm - 1]; m->ptr = (uint8_t)ptr; m->n = 0; m->end = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t name;
+        int32_t namelen;
+        if (!mm_header(m->vec, i, ptr, &name, &namelen)) { m->end = 1; break; }
+        m->name[i] = name;
+        m->room[i] = namelen < 0 ? 0 : (uint32_t)namelen;
+        m->n++;
+    }
+}
+
 /* The socket address of a call (spec s over its arguments a); for an i386 socketcall, the words
  * of its argument array, as the kernel copies them, and the address they point to (a call number
  * out of range: the kernel refuses it, EINVAL; nothing to read). *o: where an address will be
  * written back. */
-static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags, struct outaddr *o) {
+static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags, struct outaddr *o,
+                          struct outmm *m) {
     p = blob_sa_args(p, end, ab->spec[nr], a, ab->ptr, flags);
     out_addr(ab->spec[nr], a, ab->ptr, o);
+    if (ab->spec[nr].rmm) out_mmsg(ab->spec[nr], a, ab->ptr, m);
     if (ab->ptr == 4 && nr == NR32_SOCKETCALL && a[0] >= 1 && a[0] <= 20) {
         uint32_t w[6] = { 0 };
         if (!mem(a[1], w, sc_nargs[a[0]] * 4u)) { *flags |= SCARGS_UNREAD; return p; }
@@ -617,6 +708,7 @@ static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64
         uint64_t wa[6] = { w[0], w[1], w[2], w[3], w[4], w[5] };
         p = blob_sa_args(p, end, sc_spec[a[0]], wa, 4, flags);
         out_addr(sc_spec[a[0]], wa, 4, o);
+        if (sc_spec[a[0]].rmm) out_mmsg(sc_spec[a[0]], wa, 4, m);
     }
     return p;
 }
@@ -634,6 +726,27 @@ static uint8_t *blob_out(uint8_t *p, uint8_t *end, const struct outaddr *o, uint
     if (n == 0) return p;
     if (!mem(o->ptr, sa, n)) { *flags |= RET_OUT_UNREAD; return p; }
     return blob(p, end, BLOB_OUTADDR, sa, n);
+}
+
+/* recvmmsg: the sender the kernel wrote to each of the first ret (at most MMSG_MAX) messages, as
+ * recvmsg's (its length from msg_namelen now, no more than the room or 128 bytes: MM_CUT;
+ * MM_UNREAD), one OUTMMSG blob each; none for a message with no msg_name or a length of 0; a header
+ * that could not be read (at the call, or its msg_namelen now) ends them (MM_END). */
+static uint8_t *blob_outmm(uint8_t *p, uint8_t *end, const struct outmm *m, uint64_t ret) {
+    uint32_t n = ret < MMSG_MAX ? (uint32_t)ret : MMSG_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t len = 0;
+        if (i >= m->n || (m->name[i] && !mem(m->vec + (uint64_t)i * mm_stride(m->ptr) + m->ptr, &len, 4)))
+            return blob_mm(p, end, BLOB_OUTMMSG, MM_END, NULL, 0);
+        uint8_t sa[128], fl = 0;
+        uint32_t k = len > 0 ? (uint32_t)len : 0;
+        if (!m->name[i] || !k) { p = blob_mm(p, end, BLOB_OUTMMSG, 0, NULL, 0); continue; }
+        if (k > m->room[i]) { k = m->room[i]; fl |= MM_CUT; }
+        if (k > sizeof sa) { k = sizeof sa; fl |= MM_CUT; }
+        if (k && !mem(m->name[i], sa, k)) { fl |= MM_UNREAD; k = 0; }
+        p = blob_mm(p, end, BLOB_OUTMMSG, fl, sa, k);
+    }
+    return p;
 }
 
 /* How the hooked function was entered: the 64-bit syscall, int $0x80, or the compat fast path. */
@@ -803,14 +916,17 @@ static void on_entry(unsigned int vcpu, void *ud) {
         }
         uint32_t sflags = 0;
         struct outaddr out = { 0, 0, 0 };
-        p = blob_sock(p, end, ab, nr, a, &sflags, &out);
+        struct outmm mm;
+        mm.set = 0;
+        p = blob_sock(p, end, ab, nr, a, &sflags, &out, &mm);
         flags |= sflags;
         memcpy(rec + sizeof h + 4, &flags, 4);
-        uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD) ? RETRY_SOCK : 0) |
-                        (out.ptr ? RETRY_OUT : 0);
+        uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD | MMSG_UNREAD) ? RETRY_SOCK : 0) |
+                        (out.ptr || mm.set ? RETRY_OUT : 0);
         if (what && task && !exec) {
-            struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via };
+            struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via, { 0 } };
             memcpy(r.a, a, sizeof r.a);
+            if (mm.set) r.mm = mm;
             retry_put(task, &r);
         }
     }
@@ -859,16 +975,21 @@ static void on_return(unsigned int vcpu, void *ud) {
     if (retried) {
         struct argspec s = ab->spec[orig];
         struct outaddr out = rt.out, late = { 0, 0, 0 };
+        struct outmm *mm = rt.mm.set ? &rt.mm : NULL, late_mm;
+        late_mm.set = 0;
         if (rt.what & (RETRY_PATH | RETRY_PATH2 | RETRY_SOCK)) rflags |= RET_REREAD;
         if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
         if (rt.what & RETRY_PATH2) p = blob_str(p, end, BLOB_PATH2, rt.a[s.path2 - 1]);
-        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late);
+        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late, &late_mm);
         /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
          * caller's room is not known (as in the eBPF probe) */
         if (!out.ptr && late.ptr) { out = late; out.room = ROOM_UNKNOWN; }
+        if (!mm && late_mm.set) { for (unsigned i = 0; i < MMSG_MAX; i++) late_mm.room[i] = ROOM_UNKNOWN; mm = &late_mm; }
         /* the kernel wrote the address if the call completed: it came back where it was made, or
          * into a handler after it succeeded (not cut short, not to be made again) */
-        if (out.ptr && (int64_t)ax >= 0 && (back == BACK_DONE || back == BACK_FRAME)) p = blob_out(p, end, &out, &rflags);
+        bool done = back == BACK_DONE || back == BACK_FRAME;
+        if (out.ptr && (int64_t)ax >= 0 && done) p = blob_out(p, end, &out, &rflags);
+        if (mm && (int64_t)ax > 0 && done) p = blob_outmm(p, end, mm, ax);
     }
     memcpy(rec + sizeof h + 4, &rflags, 4);
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */

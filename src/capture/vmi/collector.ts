@@ -4,10 +4,10 @@
 import type { Readable } from 'node:stream';
 import { posix } from 'node:path';
 import type { Collector, CaptureStats } from '../collector.js';
-import type { TraceEvent, SyscallEvent, SockAddr, Abi } from '../events.js';
+import { MMSG_ADDR_MAX, type TraceEvent, type SyscallEvent, type SockAddr, type Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
-import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, type EnterRec, type RetRec, type PluginRecord, type ProcRec } from './records.js';
+import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, MMSG_FLAG, type EnterRec, type RetRec, type PluginRecord, type ProcRec, type MmsgAddr } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -52,6 +52,9 @@ const ADDR_CALLS: Record<Abi, ReadonlySet<number>> = {
   i386: new Set([361, 362, 369, 370, 102]), // bind, connect, sendto, sendmsg, socketcall
 };
 const SOCKETCALL = 102;
+/** sendmmsg and recvmmsg (i386: recvmmsg and recvmmsg_time64), per ABI, as direct calls (or unpacked from socketcall). */
+const SENDMMSG: Record<Abi, number> = { x86_64: 307, i386: 345 };
+const RECVMMSG: Record<Abi, ReadonlySet<number>> = { x86_64: new Set([299]), i386: new Set([337, 417]) };
 const EINTR = 4;
 const ADDR_FLAGS = ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.ADDR_CUT | ENTER_FLAG.SCARGS_UNREAD;
 /**
@@ -235,7 +238,11 @@ export class VmiCollector implements Collector {
         if (rec.sockaddr) enter.sockaddr = rec.sockaddr;
         enter.flags = (enter.flags & ~ADDR_FLAGS) | (rec.flags & ADDR_FLAGS);
       }
+      // sendmmsg's messages (direct or through socketcall), read again
+      if (rec.mmsg) enter.mmsg = rec.mmsg;
     }
+    // recvmmsg's senders, written back by the kernel and read at the return
+    if (rec.outMmsg) enter.outMmsg = rec.outMmsg;
     // the address the kernel wrote back (accept, recvfrom, recvmsg, getsockname, getpeername), read at the return
     if (rec.outAddr) enter.sockaddr = rec.outAddr;
     if (rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD)) enter.outFlags = rec.flags & (RET_OUT.CUT | RET_OUT.UNREAD);
@@ -362,10 +369,46 @@ export class VmiCollector implements Collector {
       cut ||= (e.outFlags & RET_OUT.CUT) !== 0;
       unread ||= (e.outFlags & RET_OUT.UNREAD) !== 0;
     }
+    // sendmmsg/recvmmsg: an address per message handled (ev.nr and ev.args: the direct call's)
+    const vlen = ev.via === 'socketcall' ? (e.scArgs?.[2] ?? 0) : Number((e.args[2] ?? 0n) & 0xffffffffn);
+    const sending = ev.nr === SENDMMSG[e.abi];
+    if (sending || RECVMMSG[e.abi].has(ev.nr)) {
+      // sendmmsg: the messages it sent; the first only when it failed (the kernel reports an error
+      // only when nothing was sent) or never returned (killed in the call); none when it is made
+      // again. recvmmsg: the messages it received.
+      const handled = sending
+        ? (ret !== null && ret >= 0 ? ret : e.signal === 'restarted' ? 0 : Math.min(vlen, 1))
+        : (ret !== null && ret > 0 ? ret : 0);
+      const m = mmsgAddrs(sending ? e.mmsg : e.outMmsg, handled);
+      if (m.addrs) ev.addrs = m.addrs;
+      cut ||= m.cut;
+      unread ||= m.unread;
+    }
     if (cut) ev.truncated = ['addr'];
     if (unread) ev.unreadable = ['addr'];
     return ev;
   }
+}
+
+/**
+ * The addresses of the first `handled` messages of a sendmmsg/recvmmsg (at most MMSG_ADDR_MAX:
+ * more is cut) from the plugin's per-message blobs: null for a message that names none (or whose
+ * address could not be read: unread); a header that could not be read (or a message the plugin
+ * has no blob for) ends the list, unread. None when no message was handled.
+ */
+export function mmsgAddrs(list: readonly MmsgAddr[] | undefined, handled: number): { addrs?: (SockAddr | null)[]; cut: boolean; unread: boolean } {
+  if (!(handled > 0)) return { cut: false, unread: false };
+  const addrs: (SockAddr | null)[] = [];
+  let cut = false, unread = false;
+  for (let i = 0; i < Math.min(handled, MMSG_ADDR_MAX); i++) {
+    const m = list?.[i];
+    if (!m || (m.flags & MMSG_FLAG.END)) return { addrs, cut, unread: true };
+    cut ||= (m.flags & MMSG_FLAG.CUT) !== 0;
+    unread ||= (m.flags & MMSG_FLAG.UNREAD) !== 0;
+    // (under 2 bytes there is no family: no address, as for a single address)
+    addrs.push(m.addr && m.addr.length >= 2 ? decodeSockaddr(m.addr) : null);
+  }
+  return { addrs, cut: cut || handled > MMSG_ADDR_MAX, unread };
 }
 
 function isThreadClone(e: EnterRec): boolean {

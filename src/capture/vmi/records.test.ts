@@ -1,7 +1,7 @@
 // The plugin's record format (qemu-plugin/sandtrace.c) decoded from byte streams split anywhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL } from './records.js';
+import { RecordReader, REC, BLOB, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, MMSG_FLAG } from './records.js';
 import { Readable } from 'node:stream';
 import { decodeSockaddr, VmiCollector } from './collector.js';
 import type { TraceEvent } from '../events.js';
@@ -288,4 +288,102 @@ test('a signal at the return: a call a handler cut short says so (EINTR from its
     ['i386', 'accept4', null, 'restarted', null],
     ['x86_64', 'fork', null, 'restarted', null],
   ]);
+});
+
+/** One message's MMSG/OUTMMSG blob: its flags byte, then the address (none: no address). */
+const mm = (kind: number, addr: Buffer | null, flags = 0) => blob(kind, Buffer.concat([Buffer.from([flags]), addr ?? Buffer.alloc(0)]));
+
+test('the MMSG and OUTMMSG blobs decode: flags, and the address when there is one', () => {
+  const r = new RecordReader();
+  const [e, x] = r.push(Buffer.concat([
+    enter(REC.ENTER, 60, 307, [3, 0x7f0000001000, 2, 0], [mm(BLOB.MMSG, IN4(53)), mm(BLOB.MMSG, null), mm(BLOB.MMSG, null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD),
+    ret(REC.RET, 60, 299, 2n, [mm(BLOB.OUTMMSG, IN4(54).subarray(0, 4), MMSG_FLAG.CUT), mm(BLOB.OUTMMSG, null, MMSG_FLAG.UNREAD)]),
+  ]));
+  assert.ok(e?.kind === 'enter' && x?.kind === 'ret');
+  assert.deepEqual([e.flags, e.mmsg], [ENTER_FLAG.MMSG_UNREAD, [{ flags: 0, addr: IN4(53) }, { flags: 0 }, { flags: MMSG_FLAG.END }]]);
+  assert.deepEqual([x.mmsg, x.outMmsg], [undefined, [{ flags: MMSG_FLAG.CUT, addr: IN4(54).subarray(0, 4) }, { flags: MMSG_FLAG.UNREAD }]]);
+  assert.equal(r.parseErrors, 0);
+});
+
+test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per message handled, at most 16, cut and unreadable marked', async () => {
+  const S = (a: Buffer | null, f = 0) => mm(BLOB.MMSG, a, f);
+  const R = (a: Buffer | null, f = 0) => mm(BLOB.OUTMMSG, a, f);
+  const three = [S(IN4(4448)), S(IN4(4449)), S(null)];
+  const many = Array.from({ length: 16 }, (_, i) => S(IN4(5000 + i)));
+  const V = 0x7f0000001000;
+  const stream = Buffer.concat([
+    // sendmmsg(3, vec, 3, 0): two destinations and a message with no name, all sent
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], three), ret(REC.RET, 70, 307, 3n),
+    // two of three sent: the first two; failed: the first (the kernel stops at it); none sent; no message
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], three), ret(REC.RET, 70, 307, 2n),
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], three), ret(REC.RET, 70, 307, -111n),
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0x40], three), ret(REC.RET, 70, 307, 0n),
+    enter(REC.ENTER, 70, 307, [3, V, 0, 0]), ret(REC.RET, 70, 307, -9n),
+    // 20 sent: the first 16 (the plugin reads no more), cut
+    enter(REC.ENTER, 70, 307, [3, V, 20, 0], many), ret(REC.RET, 70, 307, 20n),
+    // an address over 128 bytes (a prefix: cut); one that could not be read (null, unreadable)
+    enter(REC.ENTER, 70, 307, [3, V, 2, 0], [S(IN4(7), MMSG_FLAG.CUT), S(null, MMSG_FLAG.UNREAD)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 2n),
+    // the second header could not be read: the list ends there, unreadable if the call got that far
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], [S(IN4(8)), S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 3n),
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], [S(IN4(8)), S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 1n),
+    // read again at the return (not mapped at the call): the return's reading, readAtExit
+    enter(REC.ENTER, 70, 307, [3, V, 1, 0], [S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 1n, [S(IN4(9))], RET_REREAD),
+    // made again: nothing handled yet
+    enter(REC.ENTER, 70, 307, [3, V, 3, 0], three), ret(REC.RET, 70, 307, 307n, [], RET_SIGNAL.RESTART),
+    // recvmmsg(4, vec, 4, MSG_DONTWAIT, NULL): three received; the second asked for no sender; the
+    // third had a 4-byte room (family and port: cut)
+    enter(REC.ENTER, 71, 299, [4, V, 4, 0x40, 0]), ret(REC.RET, 71, 299, 3n, [R(IN4(4450)), R(null), R(IN4(4451).subarray(0, 4), MMSG_FLAG.CUT)]),
+    // nothing received; a failed one
+    enter(REC.ENTER, 71, 299, [4, V, 4, 0x40, 0]), ret(REC.RET, 71, 299, 0n),
+    enter(REC.ENTER, 71, 299, [4, V, 4, 0x40, 0]), ret(REC.RET, 71, 299, -11n),
+    // 2 received, the second's header unreadable; received with no blob at all (not read): unreadable
+    enter(REC.ENTER, 71, 299, [4, V, 4, 0, 0]), ret(REC.RET, 71, 299, 2n, [R(IN4(1)), R(null, MMSG_FLAG.END)]),
+    enter(REC.ENTER, 71, 299, [4, V, 4, 0, 0]), ret(REC.RET, 71, 299, 2n),
+    // 17 received: 16 senders, cut
+    enter(REC.ENTER, 71, 299, [4, V, 17, 0, 0]), ret(REC.RET, 71, 299, 17n, Array.from({ length: 16 }, () => R(IN4(2)))),
+    // i386: direct sendmmsg (struct compat_mmsghdr), recvmmsg and recvmmsg_time64
+    enter(REC.ENTER32, 72, 345, [3, 0x8049000, 3, 0], three), ret(REC.RET32, 72, 345, 3n),
+    enter(REC.ENTER32, 72, 337, [4, 0x8049000, 2, 0, 0]), ret(REC.RET32, 72, 337, 1n, [R(IN4(4450))]),
+    enter(REC.ENTER32, 72, 417, [4, 0x8049000, 2, 0, 0]), ret(REC.RET32, 72, 417, 2n, [R(null), R(IN4(4451))]),
+    // through socketcall: SYS_SENDMMSG (20, 4 words), SYS_RECVMMSG (19, 5 words); vlen from the words
+    enter(REC.ENTER32, 72, 102, [20, 0x8049100], [blob(BLOB.SCARGS, words(3, 0x8049000, 3, 0)), ...three]), ret(REC.RET32, 72, 102, 3n),
+    enter(REC.ENTER32, 72, 102, [19, 0x8049100], [blob(BLOB.SCARGS, words(4, 0x8049000, 2, 0, 0))]), ret(REC.RET32, 72, 102, 2n, [R(IN4(4450)), R(null)]),
+    enter(REC.ENTER32, 72, 102, [20, 0x8049100], [blob(BLOB.SCARGS, words(3, 0x8049000, 0, 0))]), ret(REC.RET32, 72, 102, -9n),
+  ]);
+  const { events, stats } = await collectStream(stream);
+  const got = events.map((e) => {
+    assert.ok(e.type === 'syscall');
+    return [e.abi, e.name, e.via ?? null, e.ret, e.addrs ?? null, e.truncated ?? null, e.unreadable ?? null, e.readAtExit ?? null];
+  });
+  const A = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+  const sent3 = [A(4448), A(4449), null];
+  assert.deepEqual(got, [
+    ['x86_64', 'sendmmsg', null, 3, sent3, null, null, null],
+    ['x86_64', 'sendmmsg', null, 2, sent3.slice(0, 2), null, null, null],
+    ['x86_64', 'sendmmsg', null, -111, sent3.slice(0, 1), null, null, null],
+    ['x86_64', 'sendmmsg', null, 0, null, null, null, null],
+    ['x86_64', 'sendmmsg', null, -9, null, null, null, null],
+    ['x86_64', 'sendmmsg', null, 20, Array.from({ length: 16 }, (_, i) => A(5000 + i)), ['addr'], null, null],
+    ['x86_64', 'sendmmsg', null, 2, [A(7), null], ['addr'], ['addr'], null],
+    ['x86_64', 'sendmmsg', null, 3, [A(8)], null, ['addr'], null],
+    ['x86_64', 'sendmmsg', null, 1, [A(8)], null, null, null],
+    ['x86_64', 'sendmmsg', null, 1, [A(9)], null, null, true],
+    ['x86_64', 'sendmmsg', null, null, null, null, null, null],
+    ['x86_64', 'recvmmsg', null, 3, [A(4450), null, { family: 'other', raw: 2 }], ['addr'], null, null],
+    ['x86_64', 'recvmmsg', null, 0, null, null, null, null],
+    ['x86_64', 'recvmmsg', null, -11, null, null, null, null],
+    ['x86_64', 'recvmmsg', null, 2, [A(1)], null, ['addr'], null],
+    ['x86_64', 'recvmmsg', null, 2, [], null, ['addr'], null],
+    ['x86_64', 'recvmmsg', null, 17, Array.from({ length: 16 }, () => A(2)), ['addr'], null, null],
+    ['i386', 'sendmmsg', null, 3, sent3, null, null, null],
+    ['i386', 'recvmmsg', null, 1, [A(4450)], null, null, null],
+    ['i386', 'recvmmsg_time64', null, 2, [null, A(4451)], null, null, null],
+    ['i386', 'sendmmsg', 'socketcall', 3, sent3, null, null, null],
+    ['i386', 'recvmmsg', 'socketcall', 2, [A(4450), null], null, null, null],
+    ['i386', 'sendmmsg', 'socketcall', -9, null, null, null, null],
+  ]);
+  assert.deepEqual(events.map((e) => e.type === 'syscall' && e.nr).slice(-6), [345, 337, 417, 345, 337, 345]);
+  // (no single address on these calls)
+  assert.ok(events.every((e) => e.type === 'syscall' && e.addr === undefined));
+  assert.equal(stats.parseErrors, 0);
 });

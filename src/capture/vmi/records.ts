@@ -9,10 +9,17 @@
 // read at the return of a call that completed, no longer than the caller's buffer was at the call;
 // RET_SIGNAL_* when a signal was delivered at the return (the result from the handler's frame, or
 // the call made again).
+// sendmmsg and recvmmsg (x86_64, direct i386, i386 socketcall) carry one blob per message, in
+// order, for at most the first 16 (MMSG_ADDR_MAX) of them: MMSG (ENTER; RET when read again)
+// for sendmmsg's msg_name read at the call, OUTMMSG (RET, only for a result > 0 of a call that
+// completed) for the sender the kernel wrote to recvmmsg's msg_name (the pointer and room,
+// msg_namelen, as they were at the call). Each is a flags byte (MMSG_FLAG) and the address's bytes;
+// none: the message names no address. An END blob (no address) stands for a header that could not
+// be read: the list ends there.
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12, MMSG: 13, OUTMMSG: 14 } as const;
 /**
  * ENTER flags of the calls that carry a socket address (bind, connect, sendto, sendmsg, and the
  * i386 socketcall); execve's flags hold ARGV_INCOMPLETE, clone3's its clone flags.
@@ -24,7 +31,20 @@ export const ENTER_FLAG = {
   ADDR_CUT: 0x20000000,
   /** The i386 socketcall's argument array could not be read (the kernel fails it with EFAULT). */
   SCARGS_UNREAD: 0x10000000,
+  /**
+   * sendmmsg (direct or through socketcall): a message header or address could not be read (its
+   * MMSG blobs say which); the plugin read them again at the return.
+   */
+  MMSG_UNREAD: 0x08000000,
 } as const;
+/**
+ * The flags byte of one message's MMSG/OUTMMSG blob. CUT: the address was longer than the room
+ * (recvmmsg: msg_namelen at the call) or 128 bytes, what follows is a prefix. UNREAD: the address
+ * could not be read (none follows). END: the message header could not be read; the list ends here.
+ */
+export const MMSG_FLAG = { CUT: 0x1, UNREAD: 0x2, END: 0x4 } as const;
+/** One message of a sendmmsg/recvmmsg: its MMSG_FLAG bits and its address's bytes (none: no address). */
+export interface MmsgAddr { flags: number; addr?: Buffer }
 /** RET flag: the call's arguments were unreadable at entry and were read again at its return. */
 export const RET_REREAD = 0x1;
 /**
@@ -54,6 +74,10 @@ export interface EnterRec extends RecHeader {
   outFlags?: number;
   /** Set by the collector: a signal at the return (RetRec.flags RET_SIGNAL) cut the call short, or has it made again. */
   signal?: 'interrupted' | 'restarted';
+  /** sendmmsg: each message's msg_name, read at the call (MMSG blobs; the return's when read again). */
+  mmsg?: MmsgAddr[];
+  /** Set by the collector: recvmmsg's senders, read at the return (RetRec.outMmsg). */
+  outMmsg?: MmsgAddr[];
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
    * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
@@ -74,6 +98,10 @@ export interface RetRec extends RecHeader {
    * getpeername), at most as many bytes as the caller's buffer held at the call (flags RET_OUT).
    */
   outAddr?: Buffer;
+  /** sendmmsg's messages read again at the return (flags RET_REREAD; MMSG blobs). */
+  mmsg?: MmsgAddr[];
+  /** recvmmsg: the sender the kernel wrote to each received message (OUTMMSG blobs). */
+  outMmsg?: MmsgAddr[];
   /** After a successful exec: argv and the file name as passed, from the new image's stack. */
   newArgv?: string[]; execfn?: string; uid?: number;
   /** After a successful exec: the working directory (task->fs->pwd), '/' then its components leaf first; empty when not read. */
@@ -140,6 +168,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
       else if (kind === BLOB.ARGV) rec.argv.push(data.toString('utf8'));
       else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
       else if (kind === BLOB.SCARGS) rec.scArgs = words(data);
+      else if (kind === BLOB.MMSG && data.length >= 1) (rec.mmsg ??= []).push(mmsgAddr(data));
       else if (kind === BLOB.EXE) (rec.announce ??= { exeParts: [] }).exeParts.push(data.toString('utf8'));
       else if (kind === BLOB.NEWARGV) (rec.announce ??= { exeParts: [] }).argv = splitArgs(data);
     }
@@ -155,6 +184,8 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     else if (kind === BLOB.SOCKADDR) rec.sockaddr = Buffer.from(data);
     else if (kind === BLOB.SCARGS) rec.scArgs = words(data);
     else if (kind === BLOB.OUTADDR) rec.outAddr = Buffer.from(data);
+    else if (kind === BLOB.MMSG && data.length >= 1) (rec.mmsg ??= []).push(mmsgAddr(data));
+    else if (kind === BLOB.OUTMMSG && data.length >= 1) (rec.outMmsg ??= []).push(mmsgAddr(data));
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
     else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
@@ -163,6 +194,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
   return rec;
 }
 
+const mmsgAddr = (b: Buffer): MmsgAddr => (b.length > 1 ? { flags: b[0] ?? 0, addr: Buffer.from(b.subarray(1)) } : { flags: b[0] ?? 0 });
 const words = (b: Buffer) => Array.from({ length: b.length >>> 2 }, (_, i) => b.readUInt32LE(4 * i));
 const splitArgs = (b: Buffer) => b.toString('utf8').replace(/\0$/, '').split('\0');
 
