@@ -116,7 +116,7 @@ static long recv32(int sc, long nr, int fd, struct mmsghdr32 *v, uint32_t n) {
   return socketcall32(19, a); /* SYS_RECVMMSG: 5 words */
 }
 
-static void i386(int sc, int b) {
+static void calls32(int sc, int b) {
   int r1 = udp(b), r2 = udp(b + 1), s = udp(b + 2), s2 = udp(b + 3);
   u1 = lo(b); u2 = lo(b + 1);
   io32 = (struct iovec32){ P("mmsg"), 4 };
@@ -163,7 +163,7 @@ int main(void) {
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return 22;
   close(s);
   direct64(PORT);
-  i386(0, PORT + 10);
-  i386(1, PORT + 20);
+  calls32(0, PORT + 10);
+  calls32(1, PORT + 20);
   return 0;
 }
