@@ -294,6 +294,7 @@ static __always_inline bool has_enter_data(long nr)
 	case 322: case 332: case 437: case 439: case 452:
 	case 60: case 231: /* exit, exit_group: never return, reported at task exit */
 	case 43: case 288: case 45: case 51: case 52: case 47: /* the caller's address buffer size (at_exit_addr) */
+	case 307: case 299: /* sendmmsg's destinations; recvmmsg's msg_name and room (stash_recvmmsg) */
 		return true;
 	}
 	return false;
@@ -302,7 +303,6 @@ static __always_inline bool has_enter_data(long nr)
 /* The size of the caller's address buffer (*lenp at entry) for a call the kernel writes an
  * address back to: afterwards *lenp holds the address's full size, and only this many bytes of
  * it were copied. ROOM_UNKNOWN when it cannot be read. */
-#define ROOM_UNKNOWN 0xffffffffu
 static __always_inline u32 addr_room(u64 lenp)
 {
 	int len = 0;
@@ -344,6 +344,92 @@ static __always_inline u32 msg_room(u64 msg, bool compat)
 	if (!msg_name(msg, compat, &name, &len))
 		return ROOM_UNKNOWN;
 	return len < 0 ? 0 : (u32)len;
+}
+
+/* sendmmsg/recvmmsg: struct mmsghdr is a user_msghdr and a u32 msg_len, 64 bytes; i386's
+ * compat_mmsghdr a compat_msghdr and a u32, 32 bytes. */
+static __always_inline u64 mmsg_at(u64 vec, bool compat, u32 i)
+{
+	return vec + (u64)i * (compat ? 32 : 64);
+}
+
+/* Appends one entry of a sendmmsg/recvmmsg address list (sandtrace.h): len bytes of the sockaddr
+ * at ptr (ptr 0 or len 0: a null entry), `word` holding MM_CUT or MM_BAD already. Returns false
+ * when the list ends here (MM_BAD: this entry, or the address, could not be read). At most
+ * MMSG_ADDR_MAX entries of 2 + ADDR_MAX bytes, and nothing else in such a record: always room. */
+static __always_inline bool put_mm_entry(struct rec_buf *b, u64 ptr, u32 len, u32 word)
+{
+	u32 off = b->r.data_len;
+
+	if (off > DATA_MAX - 2 - ADDR_MAX)
+		return false;
+	if (!ptr || (word & MM_BAD))
+		len = 0;
+	if (len > ADDR_MAX) { /* as sendmsg's: the kernel uses no more than sizeof(sockaddr_storage) */
+		len = ADDR_MAX;
+		word |= MM_CUT;
+	}
+	opaque(off);
+	off &= DATA_MAX - 1;
+	if (len) {
+		opaque(len);
+		if (bpf_probe_read_user(&b->data[off + 2], len & (ADDR_MAX * 2 - 1), (void *)ptr)) {
+			word |= MM_BAD;
+			len = 0;
+		}
+	}
+	if (word & MM_BAD)
+		b->r.bad |= A_ADDR;
+	if (word & MM_CUT)
+		mark_cut(b, A_ADDR);
+	word |= len;
+	b->data[off] = word & 0xff;
+	b->data[off + 1] = (word >> 8) & 0xff;
+	b->r.data_len = off + 2 + len;
+	b->r.len_addr += 2 + len;
+	return !(word & MM_BAD);
+}
+
+/* sendmmsg(fd, msgvec, vlen, flags): each message's destination, msg_name as its header holds it
+ * at the call, for the first min(vlen, MMSG_ADDR_MAX) messages. Which of them the call sent is
+ * known at the return only: the decoder keeps those (the first ret, or the first one when the
+ * call failed). */
+static __noinline void collect_sendmmsg(struct rec_buf *b, u64 vec, u32 vlen, bool compat)
+{
+	for (u32 i = 0; i < MMSG_ADDR_MAX; i++) {
+		u64 name = 0;
+		int namelen = 0;
+
+		if (i >= vlen)
+			break;
+		if (!msg_name(mmsg_at(vec, compat, i), compat, &name, &namelen)) {
+			put_mm_entry(b, 0, 0, MM_BAD);
+			break;
+		}
+		if (!put_mm_entry(b, name, namelen ? (u32)namelen : 0, 0))
+			break;
+	}
+}
+
+/* recvmmsg, at entry: each message's msg_name (where the kernel will write the sender, whatever
+ * another thread points it at meanwhile) and room (msg_namelen), for the first
+ * min(vlen, MMSG_ADDR_MAX) messages. */
+static __noinline void stash_recvmmsg(struct stash *s, u64 vec, u32 vlen, bool compat)
+{
+	for (u32 i = 0; i < MMSG_ADDR_MAX; i++) {
+		u64 name = 0;
+		int len = 0;
+
+		if (i >= vlen)
+			break;
+		if (msg_name(mmsg_at(vec, compat, i), compat, &name, &len)) {
+			s->mm_name[i] = name;
+			s->mm_room[i] = len < 0 ? 0 : (u32)len;
+		} else {
+			s->mm_name[i] = NAME_UNKNOWN;
+			s->mm_room[i] = ROOM_UNKNOWN;
+		}
+	}
 }
 
 static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 *a)
@@ -398,6 +484,9 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 	case 47: /* recvmsg */
 		b->r.uid = msg_room(a[1], false);
 		break;
+	case 307: /* sendmmsg: each message's msg_name */
+		collect_sendmmsg(b, a[1], (u32)a[2], false);
+		break;
 	case 46: { /* sendmsg: msg_name */
 		struct user_msghdr m = {};
 
@@ -428,6 +517,7 @@ static __always_inline bool has_enter_data32(long nr)
 	case 1: case 252: /* exit, exit_group: never return, reported at task exit */
 	case 102: /* socketcall: unpacked into the direct call (unpack_socketcall) */
 	case 364: case 371: case 367: case 368: case 372: /* the caller's address buffer size (at_exit_addr) */
+	case 345: case 337: case 417: /* sendmmsg; recvmmsg, recvmmsg_time64 (stash_recvmmsg) */
 		return true;
 	}
 	return false;
@@ -484,6 +574,9 @@ static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u6
 		break;
 	case 372: /* recvmsg */
 		b->r.uid = msg_room(a[1], true);
+		break;
+	case 345: /* sendmmsg: struct compat_mmsghdr, 32 bytes */
+		collect_sendmmsg(b, a[1], (u32)a[2], true);
 		break;
 	case 370: { /* sendmsg: struct compat_msghdr opens with u32 msg_name, s32 msg_namelen */
 		u32 m[2] = {};
@@ -641,15 +734,61 @@ static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool co
 		put_written_addr(b, name, len, room);
 }
 
+/* recvmmsg, at the return: the sender of each message received (the first ret, at most
+ * MMSG_ADDR_MAX), written where its msg_name pointed at the call, msg_namelen as the kernel wrote
+ * it back, cut at the room msg_namelen gave at the call. s: the stash with msg_name and room at
+ * the call (NULL when the entry was not seen: taken from the header now, room unknown). */
+static __noinline void collect_recvmmsg(struct rec_buf *b, struct stash *s, long ret)
+{
+	bool compat = (b->r.flags & F_COMPAT) != 0;
+	u64 vec = b->r.a[1];
+
+	for (u32 i = 0; i < MMSG_ADDR_MAX; i++) {
+		u64 name = 0, at_call = NAME_UNKNOWN;
+		u32 room = ROOM_UNKNOWN, word = 0;
+		int len = 0;
+
+		if ((long)i >= ret)
+			break;
+		if (!msg_name(mmsg_at(vec, compat, i), compat, &name, &len)) {
+			put_mm_entry(b, 0, 0, MM_BAD);
+			break;
+		}
+		if (s) {
+			at_call = s->mm_name[i];
+			room = s->mm_room[i];
+		}
+		if (at_call != NAME_UNKNOWN)
+			name = at_call;
+		if (len < 0)
+			len = 0;
+		if ((u32)len > room) { /* the kernel copied no more than room: the rest is the caller's memory */
+			len = room;
+			word = MM_CUT;
+		}
+		if (!put_mm_entry(b, name, name ? (u32)len : 0, word))
+			break;
+	}
+}
+
+static __always_inline bool is_recvmmsg(long nr, bool compat)
+{
+	return compat ? nr == 337 || nr == 417 : nr == 299;
+}
+
 /* The address the kernel wrote back (accept, accept4, recvfrom, getsockname, getpeername,
- * recvmsg, direct or through socketcall), at most `room` bytes of it. */
-static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room, u64 msg_name_at_call)
+ * recvmsg, direct or through socketcall), at most `room` bytes of it; recvmmsg's senders. */
+static __always_inline void at_exit_addr(struct rec_buf *b, long ret, u32 room, u64 msg_name_at_call, struct stash *s)
 {
 	bool compat = (b->r.flags & F_COMPAT) != 0;
 	long nr = b->r.nr;
 
 	if (nr == (compat ? 372 : 47))
 		collect_exit_msg(b, b->r.a[1], compat, ret, room, msg_name_at_call);
+	else if (is_recvmmsg(nr, compat)) {
+		if (ret > 0)
+			collect_recvmmsg(b, s, ret);
+	}
 	else if (compat ? has_exit_data32(nr) : has_exit_data(nr))
 		collect_exit(b, nr == (compat ? 371 : 45), b->r.a, ret, room);
 }
@@ -733,7 +872,8 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 
 		if (msg_name(s->b.r.a[1], compat, &name, &len))
 			s->msg_name = name;
-	}
+	} else if (is_recvmmsg(s->b.r.nr, compat)) /* direct or unpacked from socketcall */
+		stash_recvmmsg(s, s->b.r.a[1], (u32)s->b.r.a[2], compat);
 	s->nr = id;
 	s->valid = 1;
 	return 0;
@@ -785,7 +925,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 				/* what the kernel used may differ, should another thread have changed it */
 				s->b.r.flags |= F_REREAD;
 			}
-			at_exit_addr(&s->b, ret, s->b.r.uid, s->msg_name);
+			at_exit_addr(&s->b, ret, s->b.r.uid, s->msg_name, s);
 			s->b.r.uid = 0; /* only exec records carry the uid */
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */
@@ -808,7 +948,7 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			collect_enter(b, nr, b->r.a);
 		}
 		/* the caller's buffer size is gone (*lenp now holds the address's size): read it whole */
-		at_exit_addr(b, ret, ROOM_UNKNOWN, NAME_UNKNOWN);
+		at_exit_addr(b, ret, ROOM_UNKNOWN, NAME_UNKNOWN, NULL);
 		b->r.uid = 0;
 		b->r.ret = ret;
 		output(b);

@@ -57,8 +57,25 @@ struct rec {
 	unsigned short argc;       /* argv elements read (exec: the new image's argc, saturated) */
 	unsigned char cut, bad;    /* A_* bits: cut at its buffer; unreadable (bad pointer, unmapped page) */
 	unsigned int uid;
-	/* data: path | path2 | argv (NUL-separated) | addr */
+	/* data: path | path2 | argv (NUL-separated) | addr
+	 * sendmmsg/recvmmsg (x86_64 307/299; i386 345/337/417, direct or through socketcall): the addr
+	 * region (len_addr bytes) is a list of entries, one per message read, in order:
+	 * [u16 word][word & MM_LEN bytes of sockaddr]. MM_LEN 0 is a null entry (msg_name NULL or
+	 * msg_namelen 0: no address); MM_CUT: the address shown is a prefix (it did not fit: ADDR_MAX,
+	 * or recvmmsg's room, msg_namelen at the call); MM_BAD: that message's header (or the address
+	 * it points at) could not be read, no bytes follow and the list ends there. At most
+	 * MMSG_ADDR_MAX entries. sendmmsg: each message's msg_name, read at entry, for the first
+	 * min(vlen, MMSG_ADDR_MAX) messages (the decoder keeps those the call handled: the first ret,
+	 * or the first one when it failed). recvmmsg: read at the return, for the first
+	 * min(ret, MMSG_ADDR_MAX) messages: the sender the kernel wrote where msg_name pointed at the
+	 * call (msg_name and room noted at entry in the stash). rec.cut/rec.bad's A_ADDR is set too
+	 * (so that sys_exit reads a list again that was unreadable at entry), but the decoder takes
+	 * the marks from the entries it keeps. */
 };
+#define MMSG_ADDR_MAX 16
+#define MM_LEN 0x0fff
+#define MM_BAD 0x4000
+#define MM_CUT 0x8000
 #define REC_FIXED 112
 
 struct rec_buf {
@@ -72,8 +89,13 @@ struct stash {
 	/* recvmsg: msg_name as the msghdr held it at the call (NAME_UNKNOWN: unreadable then). The
 	 * kernel writes the sender there, whatever another thread points msg_name at meanwhile. */
 	unsigned long long msg_name;
+	/* recvmmsg: each message's msg_name and room (msg_namelen) at the call, for the first
+	 * min(vlen, MMSG_ADDR_MAX) messages (NAME_UNKNOWN / ROOM_UNKNOWN: header unreadable then) */
+	unsigned long long mm_name[MMSG_ADDR_MAX];
+	unsigned int mm_room[MMSG_ADDR_MAX];
 	struct rec_buf b;
 };
 #define NAME_UNKNOWN (~0ULL)
+#define ROOM_UNKNOWN 0xffffffffu
 
 #endif

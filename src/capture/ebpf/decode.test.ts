@@ -169,3 +169,122 @@ test('calls still held when the stream ends are released as reported, in seq ord
   assert.deepEqual(brief(cut.flush()), ['1 1 pause -514']);
   assert.deepEqual(cut.flush(), []);
 });
+
+// sendmmsg/recvmmsg: the addr region is a list of [u16 word][sockaddr] entries (probe/sandtrace.h):
+// word & 0x0fff the sockaddr's length (0: null), 0x8000 cut, 0x4000 unreadable (the list ends).
+const MM_CUT = 0x8000;
+const MM_BAD = 0x4000;
+const A_ADDR = 8;
+/** A sockaddr_in for 127.0.0.1:port (16 bytes). */
+const sin = (port: number): Buffer => {
+  const b = Buffer.alloc(16);
+  b.writeUInt16LE(2, 0);
+  b.writeUInt16BE(port, 2);
+  Buffer.from([127, 0, 0, 1]).copy(b, 4);
+  return b;
+};
+/** An entry: a sockaddr (null: a null entry), with extra flag bits. */
+const entry = (sa: Buffer | null, flags = 0): Buffer => {
+  const w = Buffer.alloc(2);
+  w.writeUInt16LE((sa?.length ?? 0) | flags, 0);
+  return sa ? Buffer.concat([w, sa]) : w;
+};
+/** A syscall record with an addr region (len_addr) and cut/bad bytes, framed. */
+function mmsgFrame(nr: number, ret: number | null, vlen: number, entries: Buffer[], f: { compat?: boolean; cut?: number; bad?: number; socketcall?: boolean } = {}): Buffer {
+  const data = Buffer.concat(entries);
+  const rec = Buffer.alloc(REC_FIXED + data.length);
+  rec[0] = REC_SYSCALL;
+  rec[1] = (f.compat ? 1 : 0) | (ret === null ? 2 : 0) | (f.cut ? 8 : 0) | (f.socketcall ? 32 : 0);
+  rec.writeUInt16LE(data.length, 2);
+  rec.writeInt32LE(nr, 4);
+  rec.writeUInt32LE(7, 8);
+  rec.writeUInt32LE(7, 12);
+  rec.write('t', 24);
+  [5, 0x1000, vlen, 0].forEach((v, i) => rec.writeBigInt64LE(BigInt(v), 40 + i * 8));
+  rec.writeBigInt64LE(BigInt(ret ?? 0), 88);
+  rec.writeUInt16LE(data.length, 102); // len_addr
+  rec[106] = f.cut ?? 0;
+  rec[107] = f.bad ?? 0;
+  data.copy(rec, REC_FIXED);
+  const out = Buffer.alloc(4 + rec.length + ((4 - (rec.length % 4)) % 4));
+  out.writeUInt32LE(rec.length, 0);
+  rec.copy(out, 4);
+  return out;
+}
+const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+const mm = (buf: Buffer): { name: string; ret: number | null; addrs?: unknown; truncated?: string[]; unreadable?: string[] } => {
+  const d = new ProbeDecoder();
+  const [ev, ...rest] = d.push(buf) as SyscallEvent[];
+  assert.equal(rest.length, 0);
+  assert.equal(d.parseErrors, 0);
+  const o: ReturnType<typeof mm> = { name: ev!.name, ret: ev!.ret };
+  if (ev!.addrs !== undefined) o.addrs = ev!.addrs;
+  if (ev!.addr !== undefined) o.addrs = ['addr?', ev!.addr];
+  if (ev!.truncated) o.truncated = ev!.truncated;
+  if (ev!.unreadable) o.unreadable = ev!.unreadable;
+  return o;
+};
+
+test('sendmmsg: the destinations of the messages the call handled (ret; the first one when it failed); null for a message naming none', () => {
+  const three = [entry(sin(4448)), entry(null), entry(sin(4449))];
+  assert.deepEqual(mm(mmsgFrame(307, 3, 3, three)), { name: 'sendmmsg', ret: 3, addrs: [inet(4448), null, inet(4449)] });
+  // two of three sent: the third was read at the call but not sent
+  assert.deepEqual(mm(mmsgFrame(307, 2, 3, three)), { name: 'sendmmsg', ret: 2, addrs: [inet(4448), null] });
+  // failed: the kernel reports an error only when nothing was sent: the first message is the one it tried
+  assert.deepEqual(mm(mmsgFrame(307, -111, 3, three)), { name: 'sendmmsg', ret: -111, addrs: [inet(4448)] });
+  // never returned (killed inside it): the first message, as for a failure
+  assert.deepEqual(mm(mmsgFrame(307, null, 3, three)), { name: 'sendmmsg', ret: null, addrs: [inet(4448)] });
+  // nothing handled: no list at all (ret 0; vlen 0)
+  assert.deepEqual(mm(mmsgFrame(307, 0, 3, three)), { name: 'sendmmsg', ret: 0 });
+  assert.deepEqual(mm(mmsgFrame(307, -9, 0, [])), { name: 'sendmmsg', ret: -9 });
+  // i386, direct (345) and through socketcall (unpacked to 345): the same list
+  assert.deepEqual(mm(mmsgFrame(345, 3, 3, three, { compat: true })), { name: 'sendmmsg', ret: 3, addrs: [inet(4448), null, inet(4449)] });
+  assert.deepEqual(mm(mmsgFrame(345, 1, 3, three, { compat: true, socketcall: true })), { name: 'sendmmsg', ret: 1, addrs: [inet(4448)] });
+});
+
+test('sendmmsg: cut and unreadable marks come from the entries kept; more than 16 messages handled is cut', () => {
+  // an address cut at 128 bytes in a message that was sent: truncated
+  const cut = Buffer.concat([sin(9), Buffer.alloc(112)]);
+  assert.deepEqual(mm(mmsgFrame(307, 2, 2, [entry(sin(1)), entry(cut, MM_CUT)], { cut: A_ADDR })),
+    { name: 'sendmmsg', ret: 2, addrs: [inet(1), inet(9)], truncated: ['addr'] });
+  // ... in a message that was not sent: no mark
+  assert.deepEqual(mm(mmsgFrame(307, 1, 2, [entry(sin(1)), entry(cut, MM_CUT)], { cut: A_ADDR })), { name: 'sendmmsg', ret: 1, addrs: [inet(1)] });
+  // the third header unreadable: the list ends there; marked only when that message was handled
+  const badThird = [entry(sin(1)), entry(sin(2)), entry(null, MM_BAD)];
+  assert.deepEqual(mm(mmsgFrame(307, 2, 3, badThird, { bad: A_ADDR })), { name: 'sendmmsg', ret: 2, addrs: [inet(1), inet(2)] });
+  assert.deepEqual(mm(mmsgFrame(307, 3, 3, badThird, { bad: A_ADDR })), { name: 'sendmmsg', ret: 3, addrs: [inet(1), inet(2)], unreadable: ['addr'] });
+  // the vector itself unreadable (EFAULT): no list, unreadable
+  assert.deepEqual(mm(mmsgFrame(307, -14, 3, [entry(null, MM_BAD)], { bad: A_ADDR })), { name: 'sendmmsg', ret: -14, unreadable: ['addr'] });
+  // 20 messages sent, 16 read: cut (the decoder knows from ret)
+  const sixteen = Array.from({ length: 16 }, (_, i) => entry(sin(1000 + i)));
+  const all16 = Array.from({ length: 16 }, (_, i) => inet(1000 + i));
+  assert.deepEqual(mm(mmsgFrame(307, 20, 20, sixteen)), { name: 'sendmmsg', ret: 20, addrs: all16, truncated: ['addr'] });
+  assert.deepEqual(mm(mmsgFrame(307, 16, 20, sixteen)), { name: 'sendmmsg', ret: 16, addrs: all16 });
+  assert.deepEqual(mm(mmsgFrame(307, -11, 20, sixteen)), { name: 'sendmmsg', ret: -11, addrs: [inet(1000)] });
+});
+
+test('recvmmsg: the sender of each message received; null where none was asked for; cut at the room', () => {
+  const list = [entry(sin(4450)), entry(null), entry(sin(4451)), entry(sin(4450).subarray(0, 4), MM_CUT), entry(null, MM_CUT)];
+  assert.deepEqual(mm(mmsgFrame(299, 5, 8, list, { cut: A_ADDR })), {
+    name: 'recvmmsg', ret: 5,
+    addrs: [inet(4450), null, inet(4451), { family: 'other', raw: 2 }, null], truncated: ['addr'],
+  });
+  assert.deepEqual(mm(mmsgFrame(299, 3, 8, list.slice(0, 3))), { name: 'recvmmsg', ret: 3, addrs: [inet(4450), null, inet(4451)] });
+  // nothing received: no list
+  assert.deepEqual(mm(mmsgFrame(299, -11, 8, [])), { name: 'recvmmsg', ret: -11 });
+  assert.deepEqual(mm(mmsgFrame(299, 0, 8, [])), { name: 'recvmmsg', ret: 0 });
+  // a header unreadable at the return ends the list: unreadable
+  assert.deepEqual(mm(mmsgFrame(299, 3, 3, [entry(sin(1)), entry(null, MM_BAD)], { bad: A_ADDR })),
+    { name: 'recvmmsg', ret: 3, addrs: [inet(1)], unreadable: ['addr'] });
+  // more than 16 received: 16 senders, cut
+  const sixteen = Array.from({ length: 16 }, () => entry(sin(7)));
+  assert.deepEqual(mm(mmsgFrame(299, 17, 32, sixteen)), { name: 'recvmmsg', ret: 17, addrs: Array.from({ length: 16 }, () => inet(7)), truncated: ['addr'] });
+  // i386: recvmmsg (337) and recvmmsg_time64 (417)
+  assert.deepEqual(mm(mmsgFrame(337, 1, 2, [entry(sin(3))], { compat: true })), { name: 'recvmmsg', ret: 1, addrs: [inet(3)] });
+  assert.deepEqual(mm(mmsgFrame(417, 2, 2, [entry(null), entry(sin(3))], { compat: true })), { name: 'recvmmsg_time64', ret: 2, addrs: [null, inet(3)] });
+});
+
+test('other calls keep their single address and marks', () => {
+  // sendmsg (46) with one sockaddr in the addr region, cut: addr, not addrs
+  assert.deepEqual(mm(mmsgFrame(46, 1, 0, [sin(5)], { cut: A_ADDR })), { name: 'sendmsg', ret: 1, addrs: ['addr?', inet(5)], truncated: ['addr'] });
+});

@@ -1,6 +1,6 @@
 // Decoder for the probe's binary stream ([u32 length][record], layout in probe/sandtrace.h) into
 // TraceEvents. Built for throughput: plain Buffer reads, no per-record allocations beyond the event.
-import type { Abi, ArgName, ExecEvent, ExitEvent, SockAddr, SyscallEvent, TraceEvent } from '../events.js';
+import { MMSG_ADDR_MAX, type Abi, type ArgName, type ExecEvent, type ExitEvent, type SockAddr, type SyscallEvent, type TraceEvent } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { isRestartCode, noHandler, onDelivery, SA_RESTART, settle, type Disposition } from '../signals.js';
 
@@ -29,6 +29,35 @@ const A_PATH = 1;
 const A_PATH2 = 2;
 const A_ARGV = 4;
 const A_ADDR = 8;
+
+// sendmmsg/recvmmsg records: the addr region is a list of entries [u16 word][word & MM_LEN bytes
+// of sockaddr], one per message read, in order (probe/sandtrace.h). MM_LEN 0: a null entry (the
+// message names no address); MM_CUT: that address is a prefix; MM_BAD: that message's header (or
+// its address) could not be read, and the list ends there. sendmmsg's list holds every message the
+// probe read at entry (min(vlen, MMSG_ADDR_MAX)): the decoder keeps those the call handled (the
+// first ret; the first one when it failed). recvmmsg's holds the first min(ret, MMSG_ADDR_MAX). The
+// record's A_ADDR cut/bad bits are replaced by what the kept entries say (and by a call that
+// handled more than MMSG_ADDR_MAX messages: cut).
+const MM_LEN = 0x0fff;
+const MM_BAD = 0x4000;
+const MM_CUT = 0x8000;
+
+/** 'send' for sendmmsg, 'recv' for recvmmsg (i386: recvmmsg_time64 too), else undefined. */
+function mmsgKind(abi: Abi, nr: number): 'send' | 'recv' | undefined {
+  if (abi === 'x86_64') return nr === 307 ? 'send' : nr === 299 ? 'recv' : undefined;
+  return nr === 345 ? 'send' : nr === 337 || nr === 417 ? 'recv' : undefined;
+}
+
+/**
+ * How many messages a sendmmsg/recvmmsg handled. sendmmsg: ret; when it failed, the first message
+ * (the kernel stops at the first error and reports it only when nothing was sent), and the same
+ * for a call that never returned (what it did is unknown: its first message was attempted).
+ * recvmmsg: ret (none when it failed or never returned).
+ */
+export function mmsgHandled(kind: 'send' | 'recv', ret: number | null, vlen: number): number {
+  if (ret !== null && ret >= 0) return ret;
+  return kind === 'send' && vlen > 0 ? 1 : 0;
+}
 
 function argNames(bits: number, exec: boolean): ArgName[] {
   const out: ArgName[] = [];
@@ -268,8 +297,8 @@ export class ProbeDecoder {
         };
         if (flags & F_SOCKETCALL) ev.via = 'socketcall';
         if (flags & F_REREAD) ev.readAtExit = true;
-        if (dataLen) this.syscallData(ev, o, dataLen);
-        const cb = u32[w + 26]! >>> 16;
+        let cb = u32[w + 26]! >>> 16;
+        if (dataLen) cb = this.syscallData(ev, o, dataLen, cb);
         if (cb) this.marks(ev, cb, false);
         // the common case, kept lean: nothing held, and no restart code to hold
         if (this.held.size === 0 && (ev.ret === null || ev.ret > -512)) {
@@ -388,10 +417,11 @@ export class ProbeDecoder {
     return [x & 0xffff, x >>> 16, y & 0xffff, y >>> 16];
   }
 
-  private syscallData(ev: SyscallEvent, o: number, dataLen: number): void {
+  /** Reads the record's data into ev; returns the cut and bad bits (cb) to mark it with. */
+  private syscallData(ev: SyscallEvent, o: number, dataLen: number, cb: number): number {
     const b = this.buf;
     const l = this.lens(o >>> 2)!;
-    if (l[0] + l[1] + l[2] + l[3] > dataLen) { this.parseErrors++; return; }
+    if (l[0] + l[1] + l[2] + l[3] > dataLen) { this.parseErrors++; return cb; }
     let p = o + REC_FIXED;
     if (l[0]) ev.path = cstr(b, p, l[0]);
     p += l[0];
@@ -400,8 +430,40 @@ export class ProbeDecoder {
     if (l[2]) ev.argv = splitNul(b, p, l[2]);
     p += l[2];
     if (l[3]) {
+      const mm = mmsgKind(ev.abi, ev.nr);
+      if (mm) return this.mmsgAddrs(ev, mm, p, l[3], cb);
       const addr = decodeSockaddr(b, p, l[3]);
       if (addr) ev.addr = addr;
     }
+    return cb;
+  }
+
+  /**
+   * A sendmmsg/recvmmsg's address list (len bytes at p): ev.addrs for the messages the call
+   * handled; cb's A_ADDR bits replaced by what those entries say.
+   */
+  private mmsgAddrs(ev: SyscallEvent, kind: 'send' | 'recv', p: number, len: number, cb: number): number {
+    const b = this.buf;
+    const handled = mmsgHandled(kind, ev.ret, ev.args[2]! >>> 0);
+    const keep = Math.min(handled, MMSG_ADDR_MAX);
+    const addrs: (SockAddr | null)[] = [];
+    let cut = handled > MMSG_ADDR_MAX;
+    let bad = false;
+    const end = p + len;
+    while (addrs.length < keep) {
+      if (p + 2 > end) break;
+      const word = b.readUInt16LE(p);
+      const n = word & MM_LEN;
+      if (word & MM_BAD) { bad = true; break; }
+      if (p + 2 + n > end) { this.parseErrors++; break; }
+      addrs.push(n ? decodeSockaddr(b, p + 2, n) ?? null : null);
+      if (word & MM_CUT) cut = true;
+      p += 2 + n;
+    }
+    if (addrs.length) ev.addrs = addrs;
+    cb &= ~(A_ADDR | (A_ADDR << 8));
+    if (cut) cb |= A_ADDR;
+    if (bad) cb |= A_ADDR << 8;
+    return cb;
   }
 }
