@@ -61,12 +61,14 @@ export interface SyscallEvent extends EventBase {
   /**
    * sendmmsg/recvmmsg: one entry per message the call handled, in order; null where a message
    * names no address. sendmmsg: each message's msg_name, read at the call, of the messages it
-   * sent (the first `ret`; only the first when it failed: the kernel stops at the first error and
-   * reports it only when nothing was sent). recvmmsg: the sender the kernel wrote into each
+   * sent (the first `ret`; only the first when it failed, the kernel stopping at the first error
+   * and reporting it only when nothing was sent, or when it never returned; none when a signal
+   * makes the kernel make it again, since the call made again sends them). recvmmsg: the sender the kernel wrote into each
    * received message's msg_name (the first `ret`), read at the return; null when the message
    * asked for none. Absent when the call handled no message. At most MMSG_ADDR_MAX entries: a
-   * call that handled more marks 'addr' truncated. A message header that cannot be read ends the
-   * list there and marks 'addr' unreadable.
+   * call that handled more marks 'addr' truncated, as does an address cut at the caller's room or
+   * at 128 bytes. A message header or address that cannot be read ends the list there (absent if
+   * it was the first) and marks 'addr' unreadable.
    */
   addrs?: (SockAddr | null)[];
   /**

@@ -34,3 +34,14 @@ test('only the four kernel-internal restart codes count; settle rewrites the eve
   const c = ev(); settle(c, 'killed');
   assert.deepEqual([c.ret, c.signal], [null, undefined]);
 });
+
+test('a sendmmsg the kernel makes again names no destination: the call made again sends the messages; one cut short keeps its first', () => {
+  const a = { family: 'inet', address: '127.0.0.1', port: 53 } as const;
+  const call = (): SyscallEvent => ({ type: 'syscall', seq: 1, ts: 0, pid: 1, tid: 1, abi: 'x86_64', nr: 307, name: 'sendmmsg', args: [3, 0, 2, 0], ret: -512, addrs: [a], truncated: ['addr'], unreadable: ['addr', 'path'] });
+  const again = call();
+  settle(again, 'restarted');
+  assert.deepEqual([again.ret, again.addrs, again.truncated, again.unreadable], [null, undefined, undefined, ['path']]);
+  const cut = call();
+  settle(cut, 'interrupted');
+  assert.deepEqual([cut.ret, cut.addrs], [-4, [a]]);
+});

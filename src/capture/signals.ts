@@ -4,7 +4,7 @@
 // handle_signal() when a handler runs, arch_do_signal_or_restart() when none does). Sources that
 // see the exit code (the eBPF probe, strace) settle it with these rules; VM introspection reads
 // the outcome from the handler's signal frame instead. SyscallEvent.signal says which it was.
-import type { SyscallEvent } from './events.js';
+import type { ArgName, SyscallEvent } from './events.js';
 
 export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;
@@ -69,7 +69,17 @@ export function settle(ev: SyscallEvent, outcome: Outcome): void {
   } else if (outcome === 'restarted') {
     ev.ret = null;
     ev.signal = 'restarted';
+    // a sendmmsg made again sends its messages then: the call made again names them
+    if (ev.addrs) dropAddrs(ev);
   } else {
     ev.ret = null;
   }
+}
+
+function dropAddrs(ev: SyscallEvent): void {
+  delete ev.addrs;
+  const only = (l: ArgName[] | undefined) => l?.filter((a) => a !== 'addr');
+  const t = only(ev.truncated), u = only(ev.unreadable);
+  if (t?.length) ev.truncated = t; else delete ev.truncated;
+  if (u?.length) ev.unreadable = u; else delete ev.unreadable;
 }

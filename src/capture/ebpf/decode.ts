@@ -451,7 +451,7 @@ export class ProbeDecoder {
     let bad = false;
     const end = p + len;
     while (addrs.length < keep) {
-      if (p + 2 > end) break;
+      if (p + 2 > end) { bad = true; break; } // fewer entries than messages handled: not read
       const word = b.readUInt16LE(p);
       const n = word & MM_LEN;
       if (word & MM_BAD) { bad = true; break; }

@@ -377,14 +377,14 @@ function addrText(name: string, args: readonly string[]): string | undefined {
 /**
  * The addresses of a sendmmsg/recvmmsg's messages (SyscallEvent.addrs) from strace's printed
  * vector, `[{msg_hdr={msg_name=..., msg_namelen=...}, msg_len=N}, ...]`: sendmmsg's destinations
- * of the messages it handled (the first `ret`; the first alone when it failed; all it was given
- * when it never returned), recvmmsg's senders of the `ret` messages received (`msg_namelen=ROOM =>
+ * of the messages it handled (the first `ret`; the first alone when it failed or never returned;
+ * settle() drops them when the kernel makes the call again), recvmmsg's senders of the `ret` messages received (`msg_namelen=ROOM =>
  * WRITTEN`, as recvmsg's). strace prints the vector at the return; each message's header is
  * parsed on its own, so a payload that reads like an address is never taken for one.
  */
 function mmsgAddrs(received: boolean, vector: string | undefined, vlen: number, ret: number | null): { addrs: (SockAddr | null)[]; cut: boolean; bad: boolean } {
   const addrs: (SockAddr | null)[] = [];
-  const handled = received ? (ret !== null && ret > 0 ? ret : 0) : ret === null ? vlen : ret >= 0 ? Math.min(ret, vlen) : Math.min(1, vlen);
+  const handled = received ? (ret !== null && ret > 0 ? ret : 0) : ret !== null && ret >= 0 ? Math.min(ret, vlen) : Math.min(1, vlen);
   const want = Math.min(handled, MMSG_ADDR_MAX);
   let cut = handled > MMSG_ADDR_MAX;
   if (want === 0) return { addrs, cut: false, bad: false };

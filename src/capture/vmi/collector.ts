@@ -392,23 +392,23 @@ export class VmiCollector implements Collector {
 
 /**
  * The addresses of the first `handled` messages of a sendmmsg/recvmmsg (at most MMSG_ADDR_MAX:
- * more is cut) from the plugin's per-message blobs: null for a message that names none (or whose
- * address could not be read: unread); a header that could not be read (or a message the plugin
- * has no blob for) ends the list, unread. None when no message was handled.
+ * more is cut) from the plugin's per-message blobs: null for a message that names none; a header
+ * or an address that could not be read (or a message the plugin has no blob for) ends the list,
+ * unread. None when no message was handled, or the first could not be read.
  */
 export function mmsgAddrs(list: readonly MmsgAddr[] | undefined, handled: number): { addrs?: (SockAddr | null)[]; cut: boolean; unread: boolean } {
   if (!(handled > 0)) return { cut: false, unread: false };
   const addrs: (SockAddr | null)[] = [];
-  let cut = false, unread = false;
+  let cut = handled > MMSG_ADDR_MAX;
   for (let i = 0; i < Math.min(handled, MMSG_ADDR_MAX); i++) {
     const m = list?.[i];
-    if (!m || (m.flags & MMSG_FLAG.END)) return { addrs, cut, unread: true };
+    // a header or an address that could not be read ends the list, as the other sources end it
+    if (!m || (m.flags & (MMSG_FLAG.END | MMSG_FLAG.UNREAD))) return { ...(addrs.length ? { addrs } : {}), cut, unread: true };
     cut ||= (m.flags & MMSG_FLAG.CUT) !== 0;
-    unread ||= (m.flags & MMSG_FLAG.UNREAD) !== 0;
     // (under 2 bytes there is no family: no address, as for a single address)
     addrs.push(m.addr && m.addr.length >= 2 ? decodeSockaddr(m.addr) : null);
   }
-  return { addrs, cut: cut || handled > MMSG_ADDR_MAX, unread };
+  return { addrs, cut, unread: false };
 }
 
 function isThreadClone(e: EnterRec): boolean {

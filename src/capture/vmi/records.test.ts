@@ -321,7 +321,7 @@ test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per me
     enter(REC.ENTER, 70, 307, [3, V, 0, 0]), ret(REC.RET, 70, 307, -9n),
     // 20 sent: the first 16 (the plugin reads no more), cut
     enter(REC.ENTER, 70, 307, [3, V, 20, 0], many), ret(REC.RET, 70, 307, 20n),
-    // an address over 128 bytes (a prefix: cut); one that could not be read (null, unreadable)
+    // an address over 128 bytes (a prefix: cut); one that could not be read (the list ends: unreadable)
     enter(REC.ENTER, 70, 307, [3, V, 2, 0], [S(IN4(7), MMSG_FLAG.CUT), S(null, MMSG_FLAG.UNREAD)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 2n),
     // the second header could not be read: the list ends there, unreadable if the call got that far
     enter(REC.ENTER, 70, 307, [3, V, 3, 0], [S(IN4(8)), S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 3n),
@@ -364,7 +364,7 @@ test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per me
     ['x86_64', 'sendmmsg', null, 0, null, null, null, null],
     ['x86_64', 'sendmmsg', null, -9, null, null, null, null],
     ['x86_64', 'sendmmsg', null, 20, Array.from({ length: 16 }, (_, i) => A(5000 + i)), ['addr'], null, null],
-    ['x86_64', 'sendmmsg', null, 2, [A(7), null], ['addr'], ['addr'], null],
+    ['x86_64', 'sendmmsg', null, 2, [A(7)], ['addr'], ['addr'], null],
     ['x86_64', 'sendmmsg', null, 3, [A(8)], null, ['addr'], null],
     ['x86_64', 'sendmmsg', null, 1, [A(8)], null, null, null],
     ['x86_64', 'sendmmsg', null, 1, [A(9)], null, null, true],
@@ -373,7 +373,7 @@ test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per me
     ['x86_64', 'recvmmsg', null, 0, null, null, null, null],
     ['x86_64', 'recvmmsg', null, -11, null, null, null, null],
     ['x86_64', 'recvmmsg', null, 2, [A(1)], null, ['addr'], null],
-    ['x86_64', 'recvmmsg', null, 2, [], null, ['addr'], null],
+    ['x86_64', 'recvmmsg', null, 2, null, null, ['addr'], null],
     ['x86_64', 'recvmmsg', null, 17, Array.from({ length: 16 }, () => A(2)), ['addr'], null, null],
     ['i386', 'sendmmsg', null, 3, sent3, null, null, null],
     ['i386', 'recvmmsg', null, 1, [A(4450)], null, null, null],
