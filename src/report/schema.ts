@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.2.0';
+export const REPORT_VERSION = '1.3.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
