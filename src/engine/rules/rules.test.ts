@@ -2,7 +2,7 @@
 // diagnostics for bad input, and compatibility with Falco's own rule files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRuleDetector, falcoRulePaths, loadRuleFiles, loadRuleStrings } from './index.js';
+import { builtinRulePaths, createRuleDetector, falcoRulePaths, loadRuleFiles, loadRuleStrings } from './index.js';
 import { parseCondition, ConditionSyntaxError } from './parse.js';
 import { O, Sim } from '../../../test/rules/sim.js';
 
@@ -169,6 +169,27 @@ test('a sendmmsg is judged per destination: an outside address after a loopback 
   assert.ok(fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('127.0.0.1', 53) }); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 53) }); }).has('out'));
   // a connected socket's batch goes to its peer: judged once, by the connect
   assert.ok(!fire(out, (s) => { const fd = s.connect(1, '127.0.0.1', 53, 0); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [null, null] }); }).has('out'));
+});
+
+test('the built-in sweep and scan rules count datagram destinations too, each message of a sendmmsg batch as its own', async () => {
+  const { ruleset } = await loadRuleFiles(builtinRulePaths());
+  const fired = (scenario: (s: Sim) => void) => {
+    const s = new Sim();
+    scenario(s);
+    const d = createRuleDetector(ruleset);
+    for (const e of s.events) d.onEvent(e);
+    return new Set(d.finish().map((f) => f.rule));
+  };
+  const at = (address: string, port: number) => ({ family: 'inet' as const, address, port });
+  // one batch to 22 hosts: a host sweep over UDP (a worm's or a scanner's probes)
+  const sweep = fired((s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendmmsg', [fd, 0, 16, 0], 16, { addrs: Array.from({ length: 16 }, (_, i) => at(`198.51.100.${i + 1}`, 161)) }); for (let i = 17; i <= 22; i++) s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at(`198.51.100.${i}`, 161) }); });
+  assert.ok(sweep.has('ST-DIS-010'), [...sweep].join(' '));
+  assert.ok(sweep.has('ST-C2-009'));
+  // 20 ports of one host: a UDP port scan, even on loopback
+  assert.ok(fired((s) => { const fd = s.socket(1, 2, 2); for (let p = 20; p < 40; p++) s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('127.0.0.1', p) }); }).has('ST-DIS-011'));
+  // many datagrams to one resolver: neither
+  const dns = fired((s) => { const fd = s.socket(1, 2, 2); for (let i = 0; i < 30; i++) s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('192.0.2.53', 53) }); });
+  assert.ok(!dns.has('ST-DIS-010') && !dns.has('ST-DIS-011'), [...dns].join(' '));
 });
 
 test('stateful: threshold counts distinct values per process within the window; sequences run in order', () => {
