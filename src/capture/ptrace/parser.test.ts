@@ -442,3 +442,29 @@ test('sendmmsg names each sent message\'s destination and recvmmsg each received
   // `msg_namelen=128 => 16` closes nothing: the arguments after the vector are its own
   assert.deepEqual([calls[1]?.args.length, calls[1]?.args[2]], [5, 4]);
 });
+
+test('fd annotations close where strace closes them: a path ending in = or holding ( [ { stays one argument; a socket\'s -> does not close it', () => {
+  // strace 6.1 -yy: a path escapes <, > (\76) and quotes, not ( [ { =; sockets print -> and quoted paths
+  const lines = [
+    `7 1795423612.1 openat(3</tmp/d=>, "../../etc/shadow", O_RDONLY) = 4</etc/shadow>`,
+    `7 1795423612.2 openat(4</tmp/wd/b(>, "x", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)`,
+    `7 1795423612.3 openat(5</tmp/wd/c\\"q[{>, "y", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)`,
+    `7 1795423612.4 openat(6</tmp/wd/d\\76e>, "z", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)`,
+    `7 1795423612.5 write(8</memfd:a=> (deleted)>, "\\177ELF", 4) = 4`,
+    `7 1795423612.6 sendto(9<UNIX-DGRAM:[28646->28647,"/run/a>b"]>, "x", 1, 0, NULL, 0) = 1`,
+    `7 1795423612.7 execveat(8</memfd:a=> (deleted)>, "", ["kworker"], 0x7ffd0000 /* 0 vars */, AT_EMPTY_PATH) = 0`,
+  ];
+  const { evs, p } = parse(lines.join('\n') + '\n');
+  assert.equal(p.parseErrors, 0, p.errorSamples.join('\n'));
+  const calls = evs.filter((e): e is SyscallEvent => e.type === 'syscall');
+  assert.deepEqual(calls.map((e) => [e.name, e.args[0], e.path ?? null, e.ret]), [
+    ['openat', 3, '../../etc/shadow', 4],
+    ['openat', 4, 'x', -2],
+    ['openat', 5, 'y', -2],
+    ['openat', 6, 'z', -2],
+    ['write', 8, null, 4],
+    ['sendto', 9, null, 1],
+    ['execveat', 8, '', 0],
+  ]);
+  assert.ok(evs.some((e) => e.type === 'exec'), 'the fileless exec is an exec event');
+});

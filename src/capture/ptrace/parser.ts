@@ -201,29 +201,42 @@ function stringEnd(s: string, open: number): number {
 /**
  * One pass over a call's argument text: the top-level arguments, and where the call's `)` is
  * (-1 when `stopAtParen` is false or it is missing). Strings are skipped with indexOf, since data
- * buffers make up most of strace's output.
+ * buffers make up most of strace's output. Brackets are matched by kind. Inside an fd annotation
+ * only `<` and `>` count: a path's (`3</tmp/b(=>`) has `<`, `>` and quotes escaped but not `(`,
+ * `[`, `{` or `=`; a socket's or another kernel name's (`5<UNIX-STREAM:[1->2,"/p"]>`, `4<TCP:[a->b]>`)
+ * has `->` and quoted paths, neither of which closes it. Elsewhere `>` closes nothing
+ * (`msg_namelen=128 => 16`, `[16 => 0]`).
  */
 function scanArgs(s: string, stopAtParen: boolean): { args: string[]; close: number } {
   const args: string[] = [];
-  let depth = 0;
+  const open: number[] = []; // the openers in force, innermost last
   let start = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
+    if (c === 92 /* \ */) { i++; continue; }
+    const top = open.length ? open[open.length - 1] : 0;
+    if (top === PATH_NOTE || top === NAME_NOTE) {
+      if (c === 60) open.push(noteKind(s, i));
+      else if (c === 62 /* > */ && (top === PATH_NOTE || s.charCodeAt(i - 1) !== 45 /* - */)) open.pop();
+      else if (c === 34 && top === NAME_NOTE) i = stringEnd(s, i);
+      continue;
+    }
     if (c === 34 /* " */) i = stringEnd(s, i);
     else if (c === 47 /* / */ && s.charCodeAt(i + 1) === 42 /* * */) {
       const end = s.indexOf('*/', i + 2);
       i = end < 0 ? s.length : end + 1;
-    } else if (c === 40 || c === 91 || c === 123 || c === 60) depth++;
+    } else if (c === 40 || c === 91 || c === 123) open.push(c);
+    else if (c === 60) open.push(noteKind(s, i));
     else if (c === 41 /* ) */) {
-      if (depth === 0 && stopAtParen) {
+      if (open.length === 0 && stopAtParen) {
         const last = s.slice(start, i).trim();
         if (last !== '' || args.length > 0) args.push(last);
         return { args, close: i + 1 };
       }
-      if (depth > 0) depth--;
-    } else if (c === 93 || c === 125 || (c === 62 && s.charCodeAt(i - 1) !== 61 /* `=>`: a value in and out */)) { if (depth > 0) depth--; }
-    else if (c === 92 /* \ */) i++;
-    else if (c === 44 /* , */ && depth === 0) {
+      closeTo(open, 40);
+    } else if (c === 93 /* ] */) closeTo(open, 91);
+    else if (c === 125 /* } */) closeTo(open, 123);
+    else if (c === 44 /* , */ && open.length === 0) {
       args.push(s.slice(start, i).trim());
       start = i + 1;
     }
@@ -231,6 +244,18 @@ function scanArgs(s: string, stopAtParen: boolean): { args: string[]; close: num
   const last = s.slice(start).trim();
   if (last !== '' || args.length > 0) args.push(last);
   return { args, close: -1 };
+}
+
+/** An fd annotation opened by the `<` at i: a path (`</...>`) or another name (socket, pipe, device). */
+const PATH_NOTE = 1, NAME_NOTE = 2;
+function noteKind(s: string, i: number): number {
+  return s.charCodeAt(i + 1) === 47 /* / */ ? PATH_NOTE : NAME_NOTE;
+}
+
+/** Pops the openers down to and including the innermost `opener` (none when there is no such opener: a stray closer). */
+function closeTo(open: number[], opener: number): void {
+  const k = open.lastIndexOf(opener);
+  if (k >= 0) open.length = k;
 }
 
 /** Split the text between a call's parentheses into top-level arguments. */
