@@ -394,12 +394,14 @@ static __always_inline bool put_mm_entry(struct rec_buf *b, u64 ptr, u32 len, u3
  * at the call, for the first min(vlen, MMSG_ADDR_MAX) messages. Which of them the call sent is
  * known at the return only: the decoder keeps those (the first ret, or the first one when the
  * call failed). */
-static __noinline void collect_sendmmsg(struct rec_buf *b, u64 vec, u32 vlen, bool compat)
+static __noinline void collect_sendmmsg(struct rec_buf *b, u64 vec, u32 vlen, bool compat, u32 from)
 {
 	for (u32 i = 0; i < MMSG_ADDR_MAX; i++) {
 		u64 name = 0;
 		int namelen = 0;
 
+		if (i < from)
+			continue;
 		if (i >= vlen)
 			break;
 		if (!msg_name(mmsg_at(vec, compat, i), compat, &name, &namelen)) {
@@ -430,6 +432,7 @@ static __noinline void stash_recvmmsg(struct stash *s, u64 vec, u32 vlen, bool c
 			s->mm_room[i] = ROOM_UNKNOWN;
 		}
 	}
+	s->mm_set = 1;
 }
 
 static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 *a)
@@ -485,7 +488,7 @@ static __always_inline void collect_enter(struct rec_buf *b, long nr, const u64 
 		b->r.uid = msg_room(a[1], false);
 		break;
 	case 307: /* sendmmsg: each message's msg_name */
-		collect_sendmmsg(b, a[1], (u32)a[2], false);
+		collect_sendmmsg(b, a[1], (u32)a[2], false, 0);
 		break;
 	case 46: { /* sendmsg: msg_name */
 		struct user_msghdr m = {};
@@ -576,7 +579,7 @@ static __always_inline void collect_enter32(struct rec_buf *b, long nr, const u6
 		b->r.uid = msg_room(a[1], true);
 		break;
 	case 345: /* sendmmsg: struct compat_mmsghdr, 32 bytes */
-		collect_sendmmsg(b, a[1], (u32)a[2], true);
+		collect_sendmmsg(b, a[1], (u32)a[2], true, 0);
 		break;
 	case 370: { /* sendmsg: struct compat_msghdr opens with u32 msg_name, s32 msg_namelen */
 		u32 m[2] = {};
@@ -644,6 +647,52 @@ static __always_inline void prepare32(struct rec_buf *b, long nr)
 	if (nr == 102)
 		unpack_socketcall(b);
 	collect_enter32(b, b->r.nr, b->r.a);
+}
+
+/* sendmmsg's list as read at entry (the whole record's data): the index of the first entry that
+ * could not be read (MM_BAD), and its offset in *at; MMSG_ADDR_MAX when every entry was read. */
+static __noinline u32 mm_first_bad(struct rec_buf *b, u32 *at)
+{
+	u32 off = 0;
+
+	for (u32 i = 0; i < MMSG_ADDR_MAX; i++) {
+		u32 word;
+
+		if (off + 2 > b->r.data_len)
+			break;
+		opaque(off);
+		off &= DATA_MAX - 1;
+		word = b->data[off] | ((u32)b->data[off + 1] << 8);
+		if (word & MM_BAD) {
+			*at = off;
+			return i;
+		}
+		off += 2 + (word & MM_LEN);
+	}
+	return MMSG_ADDR_MAX;
+}
+
+/* sendmmsg, at the return, when a message header or address could not be read at entry: read
+ * again from that message on, and only if the call got that far (the first ret messages, or the
+ * first when it failed). What was read at entry before it stands: a thread could have repointed
+ * it since the kernel sent it. */
+static __noinline void reread_sendmmsg(struct rec_buf *b, long ret)
+{
+	u32 at = 0, k = mm_first_bad(b, &at);
+	u32 sent = ret > 0 ? (u32)ret : 1;
+
+	if (k >= sent || k >= MMSG_ADDR_MAX)
+		return; /* not sent: the decoder keeps only the messages before it */
+	b->r.bad &= ~A_ADDR;
+	b->r.len_addr = at;
+	b->r.data_len = at;
+	collect_sendmmsg(b, b->r.a[1], (u32)b->r.a[2], (b->r.flags & F_COMPAT) != 0, k);
+	b->r.flags |= F_REREAD;
+}
+
+static __always_inline bool is_sendmmsg(long nr, bool compat)
+{
+	return nr == (compat ? 345 : 307);
 }
 
 static __noinline void reread(struct rec_buf *b, long nr)
@@ -866,6 +915,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 		collect_enter(&s->b, id, s->b.r.a);
 	}
 	s->msg_name = NAME_UNKNOWN;
+	s->mm_set = 0;
 	if (s->b.r.nr == (compat ? 372 : 47)) { /* recvmsg, direct or unpacked from socketcall */
 		u64 name = 0;
 		int len = 0;
@@ -920,12 +970,16 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			/* A string in a page not faulted in yet cannot be read at entry, but the kernel has
 			 * faulted it in since: read the arguments again. Not after a successful execve (the
 			 * caller's memory is gone); a bad pointer stays unreadable. */
-			if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322)))) {
+			if (s->b.r.bad && is_sendmmsg(s->b.r.nr, compat)) /* direct or unpacked from socketcall */
+				reread_sendmmsg(&s->b, ret);
+			else if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322)))) {
 				reread(&s->b, nr);
 				/* what the kernel used may differ, should another thread have changed it */
 				s->b.r.flags |= F_REREAD;
 			}
-			at_exit_addr(&s->b, ret, s->b.r.uid, s->msg_name, s);
+			/* recvmmsg's msg_name and room at the call: not noted when the call was a socketcall
+			 * whose arguments could be unpacked only now (taken from the headers at the return) */
+			at_exit_addr(&s->b, ret, s->b.r.uid, s->msg_name, s->mm_set ? s : NULL);
 			s->b.r.uid = 0; /* only exec records carry the uid */
 			s->b.r.ret = ret;
 			/* Stamp the completion, and who the task is now (execve changes comm, maybe tid). */

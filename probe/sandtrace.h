@@ -93,6 +93,7 @@ struct stash {
 	 * min(vlen, MMSG_ADDR_MAX) messages (NAME_UNKNOWN / ROOM_UNKNOWN: header unreadable then) */
 	unsigned long long mm_name[MMSG_ADDR_MAX];
 	unsigned int mm_room[MMSG_ADDR_MAX];
+	unsigned int mm_set; /* mm_name/mm_room were noted at this call's entry */
 	struct rec_buf b;
 };
 #define NAME_UNKNOWN (~0ULL)

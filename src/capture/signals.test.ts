@@ -41,6 +41,11 @@ test('a sendmmsg the kernel makes again names no destination: the call made agai
   const again = call();
   settle(again, 'restarted');
   assert.deepEqual([again.ret, again.addrs, again.truncated, again.unreadable], [null, undefined, undefined, ['path']]);
+  // its first message unreadable at the call: the mark goes too, the call made again reads them
+  const unread = call();
+  delete unread.addrs; delete unread.truncated; unread.unreadable = ['addr'];
+  settle(unread, 'restarted');
+  assert.equal(unread.unreadable, undefined);
   const cut = call();
   settle(cut, 'interrupted');
   assert.deepEqual([cut.ret, cut.addrs], [-4, [a]]);

@@ -69,8 +69,9 @@ export function settle(ev: SyscallEvent, outcome: Outcome): void {
   } else if (outcome === 'restarted') {
     ev.ret = null;
     ev.signal = 'restarted';
-    // a sendmmsg made again sends its messages then: the call made again names them
-    if (ev.addrs) dropAddrs(ev);
+    // a sendmmsg made again sends its messages then: the call made again names them (and says
+    // whether they could be read)
+    if (ev.name === 'sendmmsg') dropAddrs(ev);
   } else {
     ev.ret = null;
   }

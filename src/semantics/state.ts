@@ -42,7 +42,7 @@ const FD_ARG0 = new Set([
   'read', 'write', 'pread64', 'pwrite64', 'readv', 'writev', 'preadv', 'pwritev', 'preadv2', 'pwritev2',
   'close', 'fstat', 'lseek', 'ioctl', 'fcntl', 'flock', 'fsync', 'fdatasync', 'ftruncate', 'getdents',
   'getdents64', 'fchdir', 'fchmod', 'fchown', 'fstatfs', 'connect', 'accept', 'accept4', 'bind', 'listen',
-  'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'shutdown', 'getsockname', 'getpeername',
+  'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'recvmmsg_time64', 'shutdown', 'getsockname', 'getpeername',
   'setsockopt', 'getsockopt', 'sendfile', 'splice', 'tee', 'fgetxattr', 'fsetxattr', 'flistxattr',
   'fremovexattr', 'copy_file_range', 'fallocate', 'fadvise64', 'syncfs', 'dup', 'dup2', 'dup3', 'execveat',
   'readahead', 'sync_file_range', 'vmsplice', 'futimesat', 'fstatat64',

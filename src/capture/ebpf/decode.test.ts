@@ -282,6 +282,9 @@ test('recvmmsg: the sender of each message received; null where none was asked f
   // i386: recvmmsg (337) and recvmmsg_time64 (417)
   assert.deepEqual(mm(mmsgFrame(337, 1, 2, [entry(sin(3))], { compat: true })), { name: 'recvmmsg', ret: 1, addrs: [inet(3)] });
   assert.deepEqual(mm(mmsgFrame(417, 2, 2, [entry(null), entry(sin(3))], { compat: true })), { name: 'recvmmsg_time64', ret: 2, addrs: [null, inet(3)] });
+  // fewer entries than messages received, or none at all: what was not read is unreadable, never silently short
+  assert.deepEqual(mm(mmsgFrame(299, 3, 3, [entry(sin(1))])), { name: 'recvmmsg', ret: 3, addrs: [inet(1)], unreadable: ['addr'] });
+  assert.deepEqual(mm(mmsgFrame(299, 2, 2, [])), { name: 'recvmmsg', ret: 2, unreadable: ['addr'] });
 });
 
 test('other calls keep their single address and marks', () => {

@@ -299,6 +299,11 @@ export class ProbeDecoder {
         if (flags & F_REREAD) ev.readAtExit = true;
         let cb = u32[w + 26]! >>> 16;
         if (dataLen) cb = this.syscallData(ev, o, dataLen, cb);
+        else {
+          // a batch whose record holds no list (not read): none of its addresses is known
+          const mm = mmsgKind(ev.abi, ev.nr);
+          if (mm) cb = this.mmsgAddrs(ev, mm, o + REC_FIXED, 0, cb);
+        }
         if (cb) this.marks(ev, cb, false);
         // the common case, kept lean: nothing held, and no restart code to hold
         if (this.held.size === 0 && (ev.ret === null || ev.ret > -512)) {
@@ -429,9 +434,9 @@ export class ProbeDecoder {
     p += l[1];
     if (l[2]) ev.argv = splitNul(b, p, l[2]);
     p += l[2];
+    const mm = mmsgKind(ev.abi, ev.nr);
+    if (mm) return this.mmsgAddrs(ev, mm, p, l[3], cb);
     if (l[3]) {
-      const mm = mmsgKind(ev.abi, ev.nr);
-      if (mm) return this.mmsgAddrs(ev, mm, p, l[3], cb);
       const addr = decodeSockaddr(b, p, l[3]);
       if (addr) ev.addr = addr;
     }

@@ -187,7 +187,19 @@ print('recvmmsg', sc32(337, r1.fileno(), vec([room(16), (0, 0), room(4)]), 3, MS
 for i in range(2): s.sendto(b'x', r1.getsockname())
 print('sc-recvmmsg', sockcall(19, r1.fileno(), vec([room(16), room(16), room(16)]), 3, MSG_WAITFORONE, 0))
 s.sendto(b'x', r1.getsockname())
-print('recvmmsg64', sc32(417, r1.fileno(), vec([room(16)]), 1, MSG_WAITFORONE, 0), flush=True)
+print('recvmmsg64', sc32(417, r1.fileno(), vec([room(16)]), 1, MSG_WAITFORONE, 0))
+# a socketcall recvmmsg whose argument array is not paged in at the call (a file mapping never
+# touched) is unpacked only at the return, where its headers say where the sender went; the msg_name
+# of the recvmmsg before it, planted with 10.11.12.13:7 since, must not be taken for its
+prev = room(16)
+s.sendto(b'x', r1.getsockname())
+print('prev', sc32(337, r1.fileno(), vec([prev]), 1, MSG_WAITFORONE, 0))
+ctypes.memmove(prev[0], struct.pack('<HH4s8x', 2, socket.htons(7), bytes([10, 11, 12, 13])), 16)
+import tempfile
+f = tempfile.TemporaryFile(); f.write(struct.pack('<5I', r1.fileno(), vec([room(16)]), 1, MSG_WAITFORONE, 0).ljust(4096, b'\\0')); f.flush()
+args = libc.mmap(None, 4096, 1, 2 | MAP_32BIT, f.fileno(), 0)
+s.sendto(b'x', r1.getsockname())
+print('unpaged', sc32(102, 19, args, 0, 0, 0), flush=True)
 `;
 
 test('i386 sendmmsg and recvmmsg (compat_mmsghdr), direct and through socketcall', { timeout: 30_000 }, async (t) => {
@@ -202,7 +214,7 @@ test('i386 sendmmsg and recvmmsg (compat_mmsghdr), direct and through socketcall
     assert.equal(result.code, 0, result.stderr);
     assert.equal(stats.lost, 0);
     assert.equal(stats.parseErrors, 0);
-    const m = /ports (\d+) (\d+) (\d+)\nsendmmsg 3\nsc-sendmmsg 2\nrecvmmsg 3\nsc-recvmmsg 2\nrecvmmsg64 1\n/.exec(result.stdout);
+    const m = /ports (\d+) (\d+) (\d+)\nsendmmsg 3\nsc-sendmmsg 2\nrecvmmsg 3\nsc-recvmmsg 2\nrecvmmsg64 1\nprev 1\nunpaged 1\n/.exec(result.stdout);
     assert.ok(m, result.stdout);
     const [r1, r2, s] = m.slice(1).map(Number) as [number, number, number];
     const calls = syscalls(events).filter((e) => e.abi === 'i386' && /mmsg/.test(e.name));
@@ -212,6 +224,77 @@ test('i386 sendmmsg and recvmmsg (compat_mmsghdr), direct and through socketcall
       ['direct', 337, 'recvmmsg', 3, [inet(s), null, { family: 'other', raw: 2 }], ['addr'], []],
       ['socketcall', 337, 'recvmmsg', 2, [inet(s), inet(s)], [], []],
       ['direct', 417, 'recvmmsg_time64', 1, [inet(s)], [], []],
+      ['direct', 337, 'recvmmsg', 1, [inet(s)], [], []],
+      // unpacked at the return: the sender where its own header points, not where the call before pointed
+      ['socketcall', 337, 'recvmmsg', 1, [inet(s)], [], []],
+    ]);
+    assert.deepEqual(calls.map((e) => e.readAtExit ?? false), [false, false, false, false, false, false, true]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
+});
+
+// A destination in a file mapping the process never touched: the probe cannot read it at the call
+// (no page yet), the kernel faults it in and uses it.
+const UNPAGED = `
+import ctypes, os, socket, tempfile
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
+                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); return s
+r1, r2, s = udp(), udp(), udp()
+port = lambda x: x.getsockname()[1]
+def sin(p, family=socket.AF_INET):
+    return family.to_bytes(2, 'little') + p.to_bytes(2, 'big') + socket.inet_aton('127.0.0.1') + bytes(8)
+def unpaged(b):
+    # a private mapping of a file, never read or written by this process
+    f = tempfile.TemporaryFile(); f.write(b.ljust(4096, b'\\0')); f.flush()
+    return libc.mmap(None, 4096, 1, 2, f.fileno(), 0), f
+keep = []
+def send(names):
+    msgs = (mmsghdr * len(names))()
+    for i, name in enumerate(names):
+        buf = ctypes.create_string_buffer(8); keep.append(buf)
+        io = iovec(ctypes.cast(buf, ctypes.c_void_p), 8); keep.append(io)
+        if isinstance(name, bytes):
+            b = ctypes.create_string_buffer(name, 16); keep.append(b); name = ctypes.cast(b, ctypes.c_void_p).value
+        msgs[i].hdr = msghdr(name, 16, ctypes.pointer(io), 1, None, 0, 0)
+    return libc.sendmmsg(s.fileno(), msgs, len(names), 0)
+print('ports', port(r1), port(r2))
+# the second destination not paged in, sent: read again at the return, from that message on
+a, fa = unpaged(sin(port(r2)))
+print('sent', send([sin(port(r1)), a]))
+# the second not paged in and refused by the kernel (an AF_INET6 family on an AF_INET socket): never
+# sent, so never read again; the first stands as read at the call
+b, fb = unpaged(sin(port(r2), socket.AF_INET6))
+print('refused', send([sin(port(r1)), b]), flush=True)
+`;
+
+test('a sendmmsg destination not paged in at the call is read at the return, from that message on, and only when the call sent it', { timeout: 30_000 }, async () => {
+  const cg = makeCgroup('mmsg-unpaged');
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mmsg-unpaged-'));
+  try {
+    const script = join(dir, 'unpaged.py');
+    writeFileSync(script, UNPAGED);
+    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(stats.lost, 0);
+    const m = /ports (\d+) (\d+)\nsent 2\nrefused 1\n/.exec(result.stdout);
+    assert.ok(m, result.stdout);
+    const [r1, r2] = m.slice(1).map(Number) as [number, number];
+    const sends = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'sendmmsg');
+    assert.deepEqual(sends.map((e) => [...brief(e)!, e.readAtExit ?? false]), [
+      ['sendmmsg', 2, [inet(r1), inet(r2)], [], [], true],
+      ['sendmmsg', 1, [inet(r1)], [], [], false],
     ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
