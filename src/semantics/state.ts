@@ -302,9 +302,10 @@ export class SemanticState {
         return fd;
       case 'sendto':
       case 'sendmsg':
-        // An unconnected socket's send names its destination for this call only: the next send
-        // may go elsewhere (a connected socket's peer stays what connect made it).
-        return fd && ev.addr && fd.role === undefined ? withRemote(fd, ev.addr) : fd;
+        // A send that names an address goes there, for this call only (the next may go elsewhere),
+        // on a socket with no peer and on any datagram socket, bound or connected (the kernel
+        // sends a datagram where msg_name says); a connected stream socket keeps its peer.
+        return fd && ev.addr && sendsToAddress(fd) ? withRemote(fd, ev.addr) : fd;
       case 'bind':
         if (fd && ev.addr) {
           const updated = withLocal(fd, ev.addr);
@@ -402,15 +403,21 @@ function addrOf(addr: SockAddr): { ip: string; port: number; type: FdType } {
   return { ip: '', port: 0, type: addr.family === 'netlink' ? 'netlink' : 'socket' };
 }
 
+/** Whether a send's own address is where the data goes: a socket with no peer yet, or a datagram socket. */
+function sendsToAddress(fd: FdInfo): boolean {
+  return fd.role === undefined || (fd.l4proto !== undefined && fd.l4proto !== 'tcp');
+}
+
 /**
- * A sendmmsg on a socket with no peer of its own, as one send per distinct destination: each view
+ * A sendmmsg that names addresses (a socket with no peer, or any datagram socket: see
+ * sendsToAddress), as one send per distinct destination: each view
  * is the call with that message's address (`addr`) and the socket as a sendto to it leaves it, so
  * that rules see every destination of a batch (fd.sip, evt.arg.addr) as they see a sendto's.
  * Any other event is its own only view.
  */
 export function messageViews(e: EnrichedEvent): EnrichedEvent[] {
   const ev = e.ev;
-  if (ev.type !== 'syscall' || ev.name !== 'sendmmsg' || !ev.addrs || !e.fd || e.fd.role !== undefined) return [e];
+  if (ev.type !== 'syscall' || ev.name !== 'sendmmsg' || !ev.addrs || !e.fd || !sendsToAddress(e.fd)) return [e];
   const seen = new Set<string>();
   const views: EnrichedEvent[] = [];
   for (const a of ev.addrs) {

@@ -167,8 +167,15 @@ test('a sendmmsg is judged per destination: an outside address after a loopback 
   assert.ok(!fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [at('127.0.0.1', 53), at('127.0.0.2', 53)] }); }).has('out'));
   // sendto does not connect: the second datagram's destination is its own, not the first's
   assert.ok(fire(out, (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('127.0.0.1', 53) }); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 53) }); }).has('out'));
-  // a connected socket's batch goes to its peer: judged once, by the connect
+  // a connected socket's batch without names goes to its peer: judged once, by the connect
   assert.ok(!fire(out, (s) => { const fd = s.connect(1, '127.0.0.1', 53, 0); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [null, null] }); }).has('out'));
+  // a datagram socket, bound or connected, sends where each message says (as musl's resolver binds first)
+  const bound = (s: Sim) => { const fd = s.socket(1, 2, 2); s.sys(1, 'bind', [fd, 0, 16], 0, { addr: at('0.0.0.0', 0) }); return fd; };
+  assert.ok(fire(out, (s) => { const fd = bound(s); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 53) }); }).has('out'));
+  assert.ok(fire(out, (s) => { const fd = bound(s); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [at('127.0.0.1', 53), at('203.0.113.9', 53)] }); }).has('out'));
+  assert.ok(fire(out, (s) => { const fd = s.connect(1, '127.0.0.1', 53, 0, s.socket(1, 2, 2)); s.sys(1, 'sendmmsg', [fd, 0, 2, 0], 2, { addrs: [null, at('203.0.113.9', 53)] }); }).has('out'));
+  // a connected stream socket's data goes to its peer, whatever address a send names
+  assert.ok(!fire(out, (s) => { const fd = s.socket(1, 2, 1); s.sys(1, 'connect', [fd, 0, 16], 0, { addr: at('127.0.0.1', 80) }); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 80) }); }).has('out'));
 });
 
 test('the built-in sweep and scan rules count datagram destinations too, each message of a sendmmsg batch as its own', async () => {
