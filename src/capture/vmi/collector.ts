@@ -232,14 +232,22 @@ export class VmiCollector implements Collector {
     if (rec.path !== undefined) enter.path = rec.path;
     if (rec.path2 !== undefined) enter.path2 = rec.path2;
     if (rec.flags & RET_REREAD) {
-      enter.readAtExit = true;
+      // sendmmsg's messages (direct or through socketcall): what was read at the call stands up to
+      // the first message unreadable then; only from there on is the return's reading taken (a
+      // thread could have repointed the others after the kernel sent them), and only when the call
+      // got that far (toEvent)
+      const rereadFrom = rec.mmsg && !(enter.flags & ENTER_FLAG.SCARGS_UNREAD) ? firstUnread(enter.mmsg) : undefined;
+      if (rereadFrom === undefined) enter.readAtExit = true;
       if (ADDR_CALLS[enter.abi].has(enter.nr)) {
         if (rec.scArgs) enter.scArgs = rec.scArgs;
         if (rec.sockaddr) enter.sockaddr = rec.sockaddr;
         enter.flags = (enter.flags & ~ADDR_FLAGS) | (rec.flags & ADDR_FLAGS);
       }
-      // sendmmsg's messages (direct or through socketcall), read again
-      if (rec.mmsg) enter.mmsg = rec.mmsg;
+      if (rec.mmsg) {
+        const k = rereadFrom ?? 0;
+        enter.mmsg = [...(enter.mmsg ?? []).slice(0, k), ...rec.mmsg.slice(k)];
+        enter.mmsgRereadFrom = k;
+      }
     }
     // recvmmsg's senders, written back by the kernel and read at the return
     if (rec.outMmsg) enter.outMmsg = rec.outMmsg;
@@ -380,6 +388,8 @@ export class VmiCollector implements Collector {
         ? (ret !== null && ret >= 0 ? ret : e.signal === 'restarted' ? 0 : Math.min(vlen, 1))
         : (ret !== null && ret > 0 ? ret : 0);
       const m = mmsgAddrs(sending ? e.mmsg : e.outMmsg, handled);
+      // read again at the return from a message the call handled: what the kernel used may differ
+      if (sending && e.mmsgRereadFrom !== undefined && e.mmsgRereadFrom < Math.min(handled, MMSG_ADDR_MAX)) ev.readAtExit = true;
       if (m.addrs) ev.addrs = m.addrs;
       cut ||= m.cut;
       unread ||= m.unread;
@@ -388,6 +398,12 @@ export class VmiCollector implements Collector {
     if (unread) ev.unreadable = ['addr'];
     return ev;
   }
+}
+
+/** The index of the first message whose header or address could not be read (its list's length when none). */
+function firstUnread(list: readonly MmsgAddr[] | undefined): number {
+  const k = (list ?? []).findIndex((m) => (m.flags & (MMSG_FLAG.END | MMSG_FLAG.UNREAD)) !== 0);
+  return k < 0 ? (list ?? []).length : k;
 }
 
 /**

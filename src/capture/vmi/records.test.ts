@@ -328,6 +328,10 @@ test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per me
     enter(REC.ENTER, 70, 307, [3, V, 3, 0], [S(IN4(8)), S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 1n),
     // read again at the return (not mapped at the call): the return's reading, readAtExit
     enter(REC.ENTER, 70, 307, [3, V, 1, 0], [S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 1n, [S(IN4(9))], RET_REREAD),
+    // only from the first message unreadable at the call: the one before stands as read then (a
+    // thread repointed it since), and nothing is read again for a message the call did not send
+    enter(REC.ENTER, 70, 307, [3, V, 2, 0], [S(IN4(1)), S(null, MMSG_FLAG.UNREAD)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 2n, [S(IN4(99)), S(IN4(2))], RET_REREAD),
+    enter(REC.ENTER, 70, 307, [3, V, 2, 0], [S(IN4(1)), S(null, MMSG_FLAG.END)], ENTER_FLAG.MMSG_UNREAD), ret(REC.RET, 70, 307, 1n, [S(IN4(99)), S(IN4(2))], RET_REREAD),
     // made again: nothing handled yet
     enter(REC.ENTER, 70, 307, [3, V, 3, 0], three), ret(REC.RET, 70, 307, 307n, [], RET_SIGNAL.RESTART),
     // recvmmsg(4, vec, 4, MSG_DONTWAIT, NULL): three received; the second asked for no sender; the
@@ -368,6 +372,8 @@ test('sendmmsg and recvmmsg (x86_64, direct i386, socketcall): an address per me
     ['x86_64', 'sendmmsg', null, 3, [A(8)], null, ['addr'], null],
     ['x86_64', 'sendmmsg', null, 1, [A(8)], null, null, null],
     ['x86_64', 'sendmmsg', null, 1, [A(9)], null, null, true],
+    ['x86_64', 'sendmmsg', null, 2, [A(1), A(2)], null, null, true],
+    ['x86_64', 'sendmmsg', null, 1, [A(1)], null, null, null],
     ['x86_64', 'sendmmsg', null, null, null, null, null, null],
     ['x86_64', 'recvmmsg', null, 3, [A(4450), null, { family: 'other', raw: 2 }], ['addr'], null, null],
     ['x86_64', 'recvmmsg', null, 0, null, null, null, null],

@@ -78,6 +78,8 @@ export interface EnterRec extends RecHeader {
   mmsg?: MmsgAddr[];
   /** Set by the collector: recvmmsg's senders, read at the return (RetRec.outMmsg). */
   outMmsg?: MmsgAddr[];
+  /** Set by the collector: sendmmsg's messages from this index on were read again at the return. */
+  mmsgRereadFrom?: number;
   /**
    * On the first call of a process the plugin had not seen (a fork child, or a program the kernel
    * itself exec'd: init, modprobe): what it runs, mm->exe_file leaf first and mm's argv.
