@@ -409,11 +409,11 @@ function sendsToAddress(fd: FdInfo): boolean {
 }
 
 /**
- * A sendmmsg that names addresses (a socket with no peer, or any datagram socket: see
- * sendsToAddress), as one send per distinct destination: each view
- * is the call with that message's address (`addr`) and the socket as a sendto to it leaves it, so
- * that rules see every destination of a batch (fd.sip, evt.arg.addr) as they see a sendto's.
- * Any other event is its own only view.
+ * A sendmmsg that names addresses (on a socket with no peer, or any datagram socket: see
+ * sendsToAddress), as one send per distinct destination: each view is the call with that
+ * message's address (`addr`) and the socket as a sendto to it shows it, so that rules see every
+ * destination of a batch (fd.sip, evt.arg.addr) as they see a sendto's. Any other event is its
+ * own only view.
  */
 export function messageViews(e: EnrichedEvent): EnrichedEvent[] {
   const ev = e.ev;
