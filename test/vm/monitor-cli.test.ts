@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from '../../src/vm/guest.js';
 import { defaultKernel } from '../../src/vmi/profile.js';
@@ -60,9 +61,13 @@ test('monitor --vm learns per-program models from a guest; the unchanged program
       '  if [ $i -gt 5 ]; then nc -w 1 127.0.0.1 4444 < /dev/null; fi\ndone\n', { mode: 0o755 });
     const model = join(t.path, 'guest-model.json');
     const normalInitrd = buildInitramfs(normalDir, join(normalDir, 's', 'svc.sh'), [], 600);
+    const guestDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('sandtrace-vm-')).sort();
+    const before = guestDirs();
     const learned = await monitorRun(['--vm', '--kernel', kernel, '--learn', '25s', '--out', model, '--',
       ...guestArgs(kernel, normalInitrd, normalDir)], 120_000);
     assert.equal(learned.code, 0, learned.err);
+    // the monitor waited for QEMU to exit and removed the plugin's socket directory before exiting
+    assert.deepEqual(guestDirs(), before);
     assert.ok(existsSync(model), learned.err);
     const m = JSON.parse(readFileSync(model, 'utf8')) as { programs: Record<string, { calibration: { far: number } }> };
     const programs = Object.keys(m.programs);
@@ -77,6 +82,7 @@ test('monitor --vm learns per-program models from a guest; the unchanged program
       ...guestArgs(kernel, normalInitrd, normalDir)], 30_000);
     assert.equal(control.code, 0, control.err);
     assert.match(control.err, /detached after \d+ events/);
+    assert.deepEqual(guestDirs(), before, 'stopped by Ctrl-C, it cleans up too');
     assert.deepEqual(parse(control.out).filter((a) => a['source'] === 'model').map((a) => a['output']), []);
 
     // The rogue program: the nc it starts is a program never seen while learning, and the

@@ -108,3 +108,15 @@ test('exePath: a path the plugin had to cut (record full, too deep, unreadable c
   assert.equal(exePath(['ls', 'bin', PATH_CUT]), '');
   assert.equal(execExe('/opt/deep/x', exePath(['x', PATH_CUT])), '/opt/deep/x'); // the passed path then
 });
+
+test('stop() twice: the second call waits for the guest to be shut down, as the first does (a CLI that exits after it leaves nothing behind)', async () => {
+  let finished = false;
+  const c = new VmiCollector({
+    open: async () => Readable.from([]),
+    stop: async () => { await new Promise((r) => setTimeout(r, 50)); finished = true; },
+  });
+  await c.start();
+  void c.stop();
+  await c.stop();
+  assert.equal(finished, true);
+});

@@ -86,7 +86,7 @@ export class VmiCollector implements Collector {
   private endedAt = 0;
   private delivered = 0;
   private lost = 0;
-  private stopped = false;
+  private stopping: Promise<void> | undefined;
   private readonly notes: string[] = [];
   /** KASLR slide the plugin derived at run time (null until the first syscall). */
   slide: bigint | null = null;
@@ -128,10 +128,10 @@ export class VmiCollector implements Collector {
     if (tail.length) { this.delivered += tail.length; yield tail; }
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    await this.opts.stop?.();
+  /** Shuts the guest's capture down. Idempotent: every call resolves once the first one has finished. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => { await this.opts.stop?.(); })();
+    return this.stopping;
   }
 
   stats(): CaptureStats {
