@@ -4,12 +4,10 @@
 // and through socketcall. Needs root and `make setup`.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { SyscallEvent, TraceEvent } from '../events.js';
 import { defaultLoaderPath } from './collector.js';
-import { capture, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
+import { capturePython, ia32Syscalls } from './testutil.js';
 
 const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
 const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
@@ -93,46 +91,37 @@ print('swapped', libc.recvmmsg(r1.fileno(), v, 2, MSG_WAITFORONE, None), flush=T
 `;
 
 test('x86_64 sendmmsg and recvmmsg: each message\'s destination or sender, for the messages the call handled', { timeout: 30_000 }, async () => {
-  const cg = makeCgroup('mmsg');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mmsg-'));
-  try {
-    const script = join(dir, 'mmsg.py');
-    writeFileSync(script, X64);
-    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(stats.lost, 0);
-    assert.equal(stats.parseErrors, 0);
-    const m = /ports (\d+) (\d+) (\d+) (\d+) (\d+)\nthree 3\npartial 1\nfailed -1\ntwenty 20\nreceived 5\neighteen 18\nefault -1\nswapped 1\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const [r1, , r3, s, s2] = m.slice(1).map(Number) as [number, number, number, number, number];
-    const sys = syscalls(events).filter((e) => e.pid === result.pid);
-    const sends = sys.filter((e) => e.name === 'sendmmsg');
-    assert.deepEqual(sends.map(brief), [
-      // a NULL msg_name on a connected socket: null (the connect names that destination)
-      ['sendmmsg', 3, [inet(r1), null, inet(r3)], [], []],
-      // the second message failed (EDESTADDRREQ): only the first was sent, the third not tried
-      ['sendmmsg', 1, [inet(r1)], [], []],
-      // nothing sent: the error is the first message's, which named none
-      ['sendmmsg', -89, [null], [], []],
-      // 20 sent, the first 16 read
-      ['sendmmsg', 20, Array.from({ length: 16 }, (_, i) => inet(i % 2 === 0 ? r3 : r1)), ['addr'], []],
-    ]);
-    const recvs = sys.filter((e) => e.name === 'recvmmsg');
-    const senders18 = Array.from({ length: 16 }, (_, i) => inet(i % 3 ? s2 : s));
-    assert.deepEqual(recvs.map(brief), [
-      // 4 bytes of the third sender: family and port, never the planted 10.11.12.13 after them;
-      // room for none: null, cut
-      ['recvmmsg', 5, [inet(s), null, { family: 'other', raw: 2 }, null, inet(s)], ['addr'], []],
-      ['recvmmsg', 18, senders18, ['addr'], []],
-      ['recvmmsg', -14, 'none', [], []],
-      // msg_name swapped for a planted address while the call blocked: the real sender still
-      ['recvmmsg', 1, [inet(s2)], [], []],
-    ]);
-    assert.ok(sends.concat(recvs).every((e) => e.readAtExit === undefined));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, stats, result } = await capturePython('mmsg', X64);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  assert.equal(stats.parseErrors, 0);
+  const m = /ports (\d+) (\d+) (\d+) (\d+) (\d+)\nthree 3\npartial 1\nfailed -1\ntwenty 20\nreceived 5\neighteen 18\nefault -1\nswapped 1\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const [r1, , r3, s, s2] = m.slice(1).map(Number) as [number, number, number, number, number];
+  const sys = syscalls(events).filter((e) => e.pid === result.pid);
+  const sends = sys.filter((e) => e.name === 'sendmmsg');
+  assert.deepEqual(sends.map(brief), [
+    // a NULL msg_name on a connected socket: null (the connect names that destination)
+    ['sendmmsg', 3, [inet(r1), null, inet(r3)], [], []],
+    // the second message failed (EDESTADDRREQ): only the first was sent, the third not tried
+    ['sendmmsg', 1, [inet(r1)], [], []],
+    // nothing sent: the error is the first message's, which named none
+    ['sendmmsg', -89, [null], [], []],
+    // 20 sent, the first 16 read
+    ['sendmmsg', 20, Array.from({ length: 16 }, (_, i) => inet(i % 2 === 0 ? r3 : r1)), ['addr'], []],
+  ]);
+  const recvs = sys.filter((e) => e.name === 'recvmmsg');
+  const senders18 = Array.from({ length: 16 }, (_, i) => inet(i % 3 ? s2 : s));
+  assert.deepEqual(recvs.map(brief), [
+    // 4 bytes of the third sender: family and port, never the planted 10.11.12.13 after them;
+    // room for none: null, cut
+    ['recvmmsg', 5, [inet(s), null, { family: 'other', raw: 2 }, null, inet(s)], ['addr'], []],
+    ['recvmmsg', 18, senders18, ['addr'], []],
+    ['recvmmsg', -14, 'none', [], []],
+    // msg_name swapped for a planted address while the call blocked: the real sender still
+    ['recvmmsg', 1, [inet(s2)], [], []],
+  ]);
+  assert.ok(sends.concat(recvs).every((e) => e.readAtExit === undefined));
 });
 
 // A 64-bit python issues i386 calls with `int 0x80`, from code and data mapped below 4 GiB
@@ -205,34 +194,25 @@ print('unpaged', sc32(102, 19, args, 0, 0, 0), flush=True)
 test('i386 sendmmsg and recvmmsg (compat_mmsghdr), direct and through socketcall', { timeout: 30_000 }, async (t) => {
   const ia32 = ia32Syscalls();
   if (!ia32.ok) { t.skip(ia32.why); return; }
-  const cg = makeCgroup('mmsg32');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mmsg32-'));
-  try {
-    const script = join(dir, 'mmsg32.py');
-    writeFileSync(script, I386);
-    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(stats.lost, 0);
-    assert.equal(stats.parseErrors, 0);
-    const m = /ports (\d+) (\d+) (\d+)\nsendmmsg 3\nsc-sendmmsg 2\nrecvmmsg 3\nsc-recvmmsg 2\nrecvmmsg64 1\nprev 1\nunpaged 1\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const [r1, r2, s] = m.slice(1).map(Number) as [number, number, number];
-    const calls = syscalls(events).filter((e) => e.abi === 'i386' && /mmsg/.test(e.name));
-    assert.deepEqual(calls.map((e) => [e.via ?? 'direct', e.nr, ...brief(e)!]), [
-      ['direct', 345, 'sendmmsg', 3, [inet(r1), null, inet(r2)], [], []],
-      ['socketcall', 345, 'sendmmsg', 2, [inet(r2), inet(r1)], [], []],
-      ['direct', 337, 'recvmmsg', 3, [inet(s), null, { family: 'other', raw: 2 }], ['addr'], []],
-      ['socketcall', 337, 'recvmmsg', 2, [inet(s), inet(s)], [], []],
-      ['direct', 417, 'recvmmsg_time64', 1, [inet(s)], [], []],
-      ['direct', 337, 'recvmmsg', 1, [inet(s)], [], []],
-      // unpacked at the return: the sender where its own header points, not where the call before pointed
-      ['socketcall', 337, 'recvmmsg', 1, [inet(s)], [], []],
-    ]);
-    assert.deepEqual(calls.map((e) => e.readAtExit ?? false), [false, false, false, false, false, false, true]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, stats, result } = await capturePython('mmsg32', I386);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  assert.equal(stats.parseErrors, 0);
+  const m = /ports (\d+) (\d+) (\d+)\nsendmmsg 3\nsc-sendmmsg 2\nrecvmmsg 3\nsc-recvmmsg 2\nrecvmmsg64 1\nprev 1\nunpaged 1\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const [r1, r2, s] = m.slice(1).map(Number) as [number, number, number];
+  const calls = syscalls(events).filter((e) => e.abi === 'i386' && /mmsg/.test(e.name));
+  assert.deepEqual(calls.map((e) => [e.via ?? 'direct', e.nr, ...brief(e)!]), [
+    ['direct', 345, 'sendmmsg', 3, [inet(r1), null, inet(r2)], [], []],
+    ['socketcall', 345, 'sendmmsg', 2, [inet(r2), inet(r1)], [], []],
+    ['direct', 337, 'recvmmsg', 3, [inet(s), null, { family: 'other', raw: 2 }], ['addr'], []],
+    ['socketcall', 337, 'recvmmsg', 2, [inet(s), inet(s)], [], []],
+    ['direct', 417, 'recvmmsg_time64', 1, [inet(s)], [], []],
+    ['direct', 337, 'recvmmsg', 1, [inet(s)], [], []],
+    // unpacked at the return: the sender where its own header points, not where the call before pointed
+    ['socketcall', 337, 'recvmmsg', 1, [inet(s)], [], []],
+  ]);
+  assert.deepEqual(calls.map((e) => e.readAtExit ?? false), [false, false, false, false, false, false, true]);
 });
 
 // A destination in a file mapping the process never touched: the probe cannot read it at the call
@@ -280,24 +260,15 @@ print('refused', send([sin(port(r1)), b]), flush=True)
 `;
 
 test('a sendmmsg destination not paged in at the call is read at the return, from that message on, and only when the call sent it', { timeout: 30_000 }, async () => {
-  const cg = makeCgroup('mmsg-unpaged');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-mmsg-unpaged-'));
-  try {
-    const script = join(dir, 'unpaged.py');
-    writeFileSync(script, UNPAGED);
-    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(stats.lost, 0);
-    const m = /ports (\d+) (\d+)\nsent 2\nrefused 1\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const [r1, r2] = m.slice(1).map(Number) as [number, number];
-    const sends = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'sendmmsg');
-    assert.deepEqual(sends.map((e) => [...brief(e)!, e.readAtExit ?? false]), [
-      ['sendmmsg', 2, [inet(r1), inet(r2)], [], [], true],
-      ['sendmmsg', 1, [inet(r1)], [], [], false],
-    ]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, stats, result } = await capturePython('mmsg-unpaged', UNPAGED);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  const m = /ports (\d+) (\d+)\nsent 2\nrefused 1\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const [r1, r2] = m.slice(1).map(Number) as [number, number];
+  const sends = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'sendmmsg');
+  assert.deepEqual(sends.map((e) => [...brief(e)!, e.readAtExit ?? false]), [
+    ['sendmmsg', 2, [inet(r1), inet(r2)], [], [], true],
+    ['sendmmsg', 1, [inet(r1)], [], [], false],
+  ]);
 });

@@ -1,7 +1,8 @@
 // Test helpers for the eBPF backend: a throw-away cgroup v2 directory, workloads placed in it, and
 // a capture that collects everything. Used by the *.test.ts files here and by bench/capture.ts.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CaptureStats } from '../collector.js';
 import type { TraceEvent } from '../events.js';
@@ -105,6 +106,27 @@ export async function capture<T>(opts: EbpfCollectorOptions, work: () => Promise
     await consumer;
   }
   return { events, stats: c.stats(), result };
+}
+
+/**
+ * Runs a python3 script in a throw-away cgroup under the probe and returns what was captured, with
+ * the script's exit code, output and pid. `files` are written next to the script first; `args`
+ * gets that directory (to name them).
+ */
+export async function capturePython(tag: string, script: string, o: { args?: (dir: string) => string[]; files?: Record<string, string | Buffer> } = {}):
+  Promise<Captured & { result: Awaited<ReturnType<typeof runInCgroup>> }> {
+  const cg = makeCgroup(tag);
+  const dir = mkdtempSync(join(tmpdir(), `sandtrace-${tag}-`));
+  try {
+    const path = join(dir, `${tag}.py`);
+    writeFileSync(path, script);
+    for (const [name, data] of Object.entries(o.files ?? {})) writeFileSync(join(dir, name), data);
+    const args = (o.args?.(dir) ?? []).join(' ');
+    return await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${path} ${args}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await cg.remove();
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
 import { RecordingWriter } from '../replay/recording.js';
 import { replay } from '../../replay.js';
 import { defaultLoaderPath } from './collector.js';
-import { capture, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
+import { capture, capturePython, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
 
 const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
 const marked = (e: TraceEvent) => (e.type === 'syscall' || e.type === 'exec') && (e.truncated !== undefined || e.unreadable !== undefined);
@@ -184,28 +184,20 @@ print('accept', libc.accept(srv.fileno(), sa, ctypes.byref(n)), n.value, c.getso
 `;
 
 test('an argument unreadable at the call is read at its return and marked so; a kernel-written address is cut at the caller\'s buffer', { timeout: 30_000 }, async () => {
-  const cg = makeCgroup('late');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-late-'));
-  try {
-    const script = join(dir, 'late.py');
-    const page = join(dir, 'page');
-    writeFileSync(script, LATE);
-    writeFileSync(page, Buffer.concat([Buffer.from('/etc/hostname\0'), Buffer.alloc(4096 - 14)]));
-    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script} ${page}`));
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(stats.lost, 0);
-    const m = /touched (\d+)\nuntouched (\d+)\naccept (\d+) 16 (\d+)\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const opens = syscalls(events).filter((e) => e.name === 'openat' && e.path === '/etc/hostname');
-    assert.deepEqual(opens.map((e) => [e.ret, e.readAtExit ?? false]), [[Number(m[1]), false], [Number(m[2]), true]]);
-    const accept = syscalls(events).find((e) => e.name === 'accept' && e.ret === Number(m[3]));
-    assert.deepEqual(accept?.truncated, ['addr'], JSON.stringify(accept));
-    // the 4 bytes the kernel wrote: family and the client's port; never the planted 10.11.12.13
-    assert.ok(!JSON.stringify(accept?.addr ?? null).includes('10.11.12.13'), JSON.stringify(accept?.addr));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, stats, result } = await capturePython('late', LATE, {
+    files: { page: Buffer.concat([Buffer.from('/etc/hostname\0'), Buffer.alloc(4096 - 14)]) },
+    args: (dir) => [join(dir, 'page')],
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  const m = /touched (\d+)\nuntouched (\d+)\naccept (\d+) 16 (\d+)\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const opens = syscalls(events).filter((e) => e.name === 'openat' && e.path === '/etc/hostname');
+  assert.deepEqual(opens.map((e) => [e.ret, e.readAtExit ?? false]), [[Number(m[1]), false], [Number(m[2]), true]]);
+  const accept = syscalls(events).find((e) => e.name === 'accept' && e.ret === Number(m[3]));
+  assert.deepEqual(accept?.truncated, ['addr'], JSON.stringify(accept));
+  // the 4 bytes the kernel wrote: family and the client's port; never the planted 10.11.12.13
+  assert.ok(!JSON.stringify(accept?.addr ?? null).includes('10.11.12.13'), JSON.stringify(accept?.addr));
 });
 
 // recvmsg on a UDP socket: the sender written back at msg_name, as much of it as msg_namelen had
@@ -246,30 +238,21 @@ print('named', recvmsg(True, 128), 'null', recvmsg(False, 0), 'zero', recvmsg(Tr
 `;
 
 test('recvmsg: the sender the kernel wrote back, cut at msg_namelen\'s room, where msg_name pointed at the call; none when none was asked for', { timeout: 30_000 }, async () => {
-  const cg = makeCgroup('recvmsg');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-recvmsg-'));
-  try {
-    const script = join(dir, 'recvmsg.py');
-    writeFileSync(script, RECVMSG);
-    const { events, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
-    assert.equal(result.code, 0, result.stderr);
-    const m = /port (\d+)\nnamed 1 null 1 zero 1 short 1 failed -1 swapped 1\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const calls = syscalls(events).filter((e) => e.name === 'recvmsg');
-    assert.deepEqual(calls.map((e) => [e.ret, e.addr ?? null, e.truncated ?? [], e.unreadable ?? []]), [
-      [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
-      [1, null, [], []],
-      [1, null, ['addr'], []], // the kernel had a 16-byte sender and room for none of it
-      // 4 bytes of it: family and port, never the 10.11.12.13 planted after them
-      [1, { family: 'other', raw: 2 }, ['addr'], []],
-      [-14, null, [], []],
-      // msg_name swapped for a planted 10.11.12.13:7 while the call blocked: the real sender still
-      [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
-    ]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, result } = await capturePython('recvmsg', RECVMSG);
+  assert.equal(result.code, 0, result.stderr);
+  const m = /port (\d+)\nnamed 1 null 1 zero 1 short 1 failed -1 swapped 1\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const calls = syscalls(events).filter((e) => e.name === 'recvmsg');
+  assert.deepEqual(calls.map((e) => [e.ret, e.addr ?? null, e.truncated ?? [], e.unreadable ?? []]), [
+    [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
+    [1, null, [], []],
+    [1, null, ['addr'], []], // the kernel had a 16-byte sender and room for none of it
+    // 4 bytes of it: family and port, never the 10.11.12.13 planted after them
+    [1, { family: 'other', raw: 2 }, ['addr'], []],
+    [-14, null, [], []],
+    // msg_name swapped for a planted 10.11.12.13:7 while the call blocked: the real sender still
+    [1, { family: 'inet', address: '127.0.0.1', port: Number(m[1]) }, [], []],
+  ]);
 });
 
 // A 64-bit python issues i386 calls with `int 0x80` (the kernel runs them as compat calls, with
@@ -341,77 +324,68 @@ sc32(252, 3, 0, 0, 0)
 test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones', { timeout: 30_000 }, async (t) => {
   const ia32 = ia32Syscalls();
   if (!ia32.ok) { t.skip(ia32.why); return; }
-  const cg = makeCgroup('i386');
-  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-i386-'));
-  try {
-    const script = join(dir, 'i386.py');
-    writeFileSync(script, I386);
-    const { events, stats, result } = await capture({ cgroupPath: cg.path }, () => runInCgroup(cg.path, `exec /usr/bin/python3 ${script}`));
-    assert.equal(result.code, 3, result.stderr);
-    assert.equal(stats.lost, 0);
-    const m = /open (\d+)\nopenat -2\nrename -2\nunlink -36\nbad -14\nexecve -2\nconnect 0 to (\d+)\ngetsockname 0 port (\d+)\n/.exec(result.stdout);
-    assert.ok(m, result.stdout);
-    const [fd, port, localPort] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    const sc = /sc-socket (\d+) connect 0\nsc-getsockname 0 port (\d+)\nsc-accept (\d+) bad -14 -14 -22\nchild (\d+) 0\n/.exec(result.stdout);
-    assert.ok(sc, result.stdout);
-    const [scFd, scPortBE, accepted, child] = [Number(sc[1]), Number(sc[2]), Number(sc[3]), Number(sc[4])];
-    const rm = /recvmsg 3 port (\d+)\nsc-recvmsg 3\nnull-recvmsg 5\n/.exec(result.stdout);
-    assert.ok(rm, result.stdout);
-    const sender = { family: 'inet', address: '127.0.0.1', port: Number(rm[1]) };
-    const scPort = ((scPortBE & 0xff) << 8) | (scPortBE >> 8);
-    const i386 = syscalls(events).filter((e) => e.abi === 'i386');
-    const call = (name: string, ret: number) => i386.find((e) => e.name === name && e.ret === ret);
-    assert.equal(call('open', fd)?.path, '/etc/hostname');
-    assert.equal(call('openat', -2)?.path, '/tmp/sandtrace-i386-missing');
-    assert.deepEqual([call('rename', -2)?.path, call('rename', -2)?.path2], ['/tmp/sandtrace-i386-a', '/tmp/sandtrace-i386-b']);
-    assert.equal(call('unlink', -36)?.path, '/'.repeat(4095));
-    assert.deepEqual(call('unlink', -36)?.truncated, ['path']);
-    assert.deepEqual(call('open', -14)?.unreadable, ['path']);
-    assert.equal(call('open', -14)?.path, undefined);
-    // Direct socket calls: connect's address read at entry, getsockname's at exit.
-    assert.deepEqual(call('connect', 0)?.addr, { family: 'inet', address: '127.0.0.1', port });
-    assert.deepEqual(call('getsockname', 0)?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
-    assert.equal(call('connect', 0)?.via, undefined);
-    // socketcall (102) is unpacked into the direct call it stands for, with its arguments and
-    // address, and says how it was made
-    const via = i386.filter((e) => e.via === 'socketcall');
-    assert.deepEqual(via.map((e) => [e.nr, e.name, e.args.slice(0, 3), e.ret]), [
-      [359, 'socket', [2, 1, 0], scFd],
-      [362, 'connect', [scFd, via[1]?.args[1], 16], 0],
-      [367, 'getsockname', [scFd, via[2]?.args[1], via[2]?.args[2]], 0],
-      [364, 'accept4', [via[3]?.args[0], via[3]?.args[1], via[3]?.args[2]], accepted], // accept: accept4 with flags 0
-      [362, 'connect', [scFd, 0, 16], -14], // a null address: EFAULT, as for the direct call
-      [372, 'recvmsg', [via[5]?.args[0], via[5]?.args[1], 0], 3],
-    ]);
-    // recvmsg's sender, read from the compat msghdr at the return: direct, through socketcall, and
-    // none when msg_name is NULL
-    const recvmsgs = i386.filter((e) => e.name === 'recvmsg');
-    assert.deepEqual(recvmsgs.map((e) => [e.via ?? 'direct', e.ret, e.addr ?? null, e.truncated ?? []]), [
-      ['direct', 3, sender, []], ['socketcall', 3, sender, []], ['direct', 5, null, []],
-    ]);
-    assert.deepEqual(via[1]?.addr, { family: 'inet', address: '127.0.0.1', port });
-    assert.deepEqual(via[2]?.addr, { family: 'inet', address: '127.0.0.1', port: scPort });
-    // accept's peer, written back by the kernel: the first client queued (the direct connect's)
-    assert.deepEqual(via[3]?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
-    assert.equal(via[3]?.args[3], 0);
-    // what cannot be unpacked stays socketcall: an argument array at a bad address, an unknown call
-    const raw = i386.filter((e) => e.name === 'socketcall');
-    assert.deepEqual(raw.map((e) => [e.nr, e.args[0], e.ret, e.unreadable]), [[102, 3, -14, ['addr']], [102, 99, -22, undefined]]);
-    // execve's argv is an array of 4-byte pointers.
-    const failed = call('execve', -2);
-    assert.equal(failed?.path, '/tmp/sandtrace-i386-nonexistent');
-    assert.deepEqual(failed?.argv, ['/bin/true', 'one', 'two words']);
-    // A successful one runs a 64-bit program: it still reports as the i386 execve it was, once.
-    const execs = syscalls(events).filter((e) => e.pid === child && (e.name === 'execve' || e.ret === null && e.name !== 'exit_group'));
-    assert.deepEqual(execs.map((e) => [e.abi, e.name, e.ret, e.path, e.argv]), [['i386', 'execve', 0, '/bin/true', ['/bin/true', 'one', 'two words']]]);
-    const exec = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === child);
-    assert.deepEqual(exec?.argv, ['/bin/true', 'one', 'two words']);
-    assert.ok(exec.seq < execs[0]!.seq, 'exec event, then the call that returned into it (as for x86_64)');
-    // exit_group through int 0x80 never returns: reported at task exit, as i386, with ret null.
-    const eg = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'exit_group');
-    assert.deepEqual(eg.map((e) => [e.abi, e.nr, e.args[0], e.ret]), [['i386', 252, 3, null]]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await cg.remove();
-  }
+  const { events, stats, result } = await capturePython('i386', I386);
+  assert.equal(result.code, 3, result.stderr);
+  assert.equal(stats.lost, 0);
+  const m = /open (\d+)\nopenat -2\nrename -2\nunlink -36\nbad -14\nexecve -2\nconnect 0 to (\d+)\ngetsockname 0 port (\d+)\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const [fd, port, localPort] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const sc = /sc-socket (\d+) connect 0\nsc-getsockname 0 port (\d+)\nsc-accept (\d+) bad -14 -14 -22\nchild (\d+) 0\n/.exec(result.stdout);
+  assert.ok(sc, result.stdout);
+  const [scFd, scPortBE, accepted, child] = [Number(sc[1]), Number(sc[2]), Number(sc[3]), Number(sc[4])];
+  const rm = /recvmsg 3 port (\d+)\nsc-recvmsg 3\nnull-recvmsg 5\n/.exec(result.stdout);
+  assert.ok(rm, result.stdout);
+  const sender = { family: 'inet', address: '127.0.0.1', port: Number(rm[1]) };
+  const scPort = ((scPortBE & 0xff) << 8) | (scPortBE >> 8);
+  const i386 = syscalls(events).filter((e) => e.abi === 'i386');
+  const call = (name: string, ret: number) => i386.find((e) => e.name === name && e.ret === ret);
+  assert.equal(call('open', fd)?.path, '/etc/hostname');
+  assert.equal(call('openat', -2)?.path, '/tmp/sandtrace-i386-missing');
+  assert.deepEqual([call('rename', -2)?.path, call('rename', -2)?.path2], ['/tmp/sandtrace-i386-a', '/tmp/sandtrace-i386-b']);
+  assert.equal(call('unlink', -36)?.path, '/'.repeat(4095));
+  assert.deepEqual(call('unlink', -36)?.truncated, ['path']);
+  assert.deepEqual(call('open', -14)?.unreadable, ['path']);
+  assert.equal(call('open', -14)?.path, undefined);
+  // Direct socket calls: connect's address read at entry, getsockname's at exit.
+  assert.deepEqual(call('connect', 0)?.addr, { family: 'inet', address: '127.0.0.1', port });
+  assert.deepEqual(call('getsockname', 0)?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
+  assert.equal(call('connect', 0)?.via, undefined);
+  // socketcall (102) is unpacked into the direct call it stands for, with its arguments and
+  // address, and says how it was made
+  const via = i386.filter((e) => e.via === 'socketcall');
+  assert.deepEqual(via.map((e) => [e.nr, e.name, e.args.slice(0, 3), e.ret]), [
+    [359, 'socket', [2, 1, 0], scFd],
+    [362, 'connect', [scFd, via[1]?.args[1], 16], 0],
+    [367, 'getsockname', [scFd, via[2]?.args[1], via[2]?.args[2]], 0],
+    [364, 'accept4', [via[3]?.args[0], via[3]?.args[1], via[3]?.args[2]], accepted], // accept: accept4 with flags 0
+    [362, 'connect', [scFd, 0, 16], -14], // a null address: EFAULT, as for the direct call
+    [372, 'recvmsg', [via[5]?.args[0], via[5]?.args[1], 0], 3],
+  ]);
+  // recvmsg's sender, read from the compat msghdr at the return: direct, through socketcall, and
+  // none when msg_name is NULL
+  const recvmsgs = i386.filter((e) => e.name === 'recvmsg');
+  assert.deepEqual(recvmsgs.map((e) => [e.via ?? 'direct', e.ret, e.addr ?? null, e.truncated ?? []]), [
+    ['direct', 3, sender, []], ['socketcall', 3, sender, []], ['direct', 5, null, []],
+  ]);
+  assert.deepEqual(via[1]?.addr, { family: 'inet', address: '127.0.0.1', port });
+  assert.deepEqual(via[2]?.addr, { family: 'inet', address: '127.0.0.1', port: scPort });
+  // accept's peer, written back by the kernel: the first client queued (the direct connect's)
+  assert.deepEqual(via[3]?.addr, { family: 'inet', address: '127.0.0.1', port: localPort });
+  assert.equal(via[3]?.args[3], 0);
+  // what cannot be unpacked stays socketcall: an argument array at a bad address, an unknown call
+  const raw = i386.filter((e) => e.name === 'socketcall');
+  assert.deepEqual(raw.map((e) => [e.nr, e.args[0], e.ret, e.unreadable]), [[102, 3, -14, ['addr']], [102, 99, -22, undefined]]);
+  // execve's argv is an array of 4-byte pointers.
+  const failed = call('execve', -2);
+  assert.equal(failed?.path, '/tmp/sandtrace-i386-nonexistent');
+  assert.deepEqual(failed?.argv, ['/bin/true', 'one', 'two words']);
+  // A successful one runs a 64-bit program: it still reports as the i386 execve it was, once.
+  const execs = syscalls(events).filter((e) => e.pid === child && (e.name === 'execve' || e.ret === null && e.name !== 'exit_group'));
+  assert.deepEqual(execs.map((e) => [e.abi, e.name, e.ret, e.path, e.argv]), [['i386', 'execve', 0, '/bin/true', ['/bin/true', 'one', 'two words']]]);
+  const exec = events.find((e): e is ExecEvent => e.type === 'exec' && e.pid === child);
+  assert.deepEqual(exec?.argv, ['/bin/true', 'one', 'two words']);
+  assert.ok(exec.seq < execs[0]!.seq, 'exec event, then the call that returned into it (as for x86_64)');
+  // exit_group through int 0x80 never returns: reported at task exit, as i386, with ret null.
+  const eg = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'exit_group');
+  assert.deepEqual(eg.map((e) => [e.abi, e.nr, e.args[0], e.ret]), [['i386', 252, 3, null]]);
 });
