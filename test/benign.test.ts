@@ -4,10 +4,10 @@
 // not, so the corpus cannot pass because detection is broken.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, writeFile, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
+import { scratchDir } from './helpers.js';
 
 const DIR = join(import.meta.dirname, 'samples', 'benign');
 
@@ -29,7 +29,7 @@ test('the benign corpus covers every sample on disk', async () => {
 for (const [name, programs] of Object.entries(EXPECT)) {
   test(`benign: ${name} is labelled benign with no high or critical finding`, { timeout: 120_000 }, async () => {
     assert.equal(process.getuid?.(), 0, 'the sandbox needs root; run the tests as root after make setup');
-    const outDir = await mkdtemp(join(tmpdir(), `sandtrace-benign-${name}-`));
+    const outDir = scratchDir(`sandtrace-benign-${name}-`);
     const { report } = await analyze({ sample: join(DIR, name), outDir, timeout: 60 });
     assert.equal(report.analysis.status, 'completed', JSON.stringify(report.analysis.errors));
     const ran = new Set(report.processes.flatMap((p) => [base(p.exe), base(p.argv[0] ?? '')]));
@@ -41,7 +41,7 @@ for (const [name, programs] of Object.entries(EXPECT)) {
 }
 
 test('control: a credential-stealing, persisting, beaconing script is labelled malicious, even with a broken user rule file', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-control-'));
+  const dir = scratchDir('sandtrace-control-');
   const sample = join(dir, 'stealer.sh');
   await writeFile(sample, [
     '#!/bin/sh',

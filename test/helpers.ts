@@ -1,5 +1,6 @@
 // Shared helpers for the tests: run the built CLI, make temp dirs, read a FIFO without hanging.
 import { spawnSync } from 'node:child_process';
+import { after } from 'node:test';
 import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,16 @@ export function cli(args: string[], opts: { cwd?: string; timeoutMs?: number; en
 export function tempDir(prefix = 'sandtrace-test-'): { path: string; cleanup(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+const scratch: string[] = [];
+
+/** A temp directory removed, with everything in it, when the test file's tests are done. */
+export function scratchDir(prefix = 'sandtrace-test-'): string {
+  if (scratch.length === 0) after(() => { for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true }); });
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(path);
+  return path;
 }
 
 /** A CLI failure is one line (no stack trace) naming the reason. */

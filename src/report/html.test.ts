@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
@@ -15,6 +14,7 @@ import { navigatorLayer } from './navigator.js';
 import { computeVerdict } from '../engine/verdict.js';
 import { builtinRulePaths, createRuleDetector, loadRuleFiles } from '../engine/rules/index.js';
 import { O, Sim } from '../../test/rules/sim.js';
+import { scratchDir } from '../../test/helpers.js';
 
 const XSS_NAME = '<script>alert(1)</script>';
 const XSS_ARG = '"><img src=x onerror=window.__pwned=1>';
@@ -71,7 +71,7 @@ test('report.html in headless Chromium: verdict, ATT&CK ids and process tree vis
   assert.ok(existsSync(exe), `${exe} is missing: run 'make setup' (scripts/setup.d/60-chromium.sh installs chromium)`);
   const r = await hostileReport();
   assert.equal(r.verdict.label, 'malicious');
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-html-'));
+  const dir = scratchDir('sandtrace-html-');
   const [htmlPath, layerPath] = await renderOutputs(r, dir);
   assert.ok(htmlPath && layerPath);
   assert.equal(JSON.parse(await readFile(layerPath, 'utf8')).versions.layer, '4.5');
@@ -124,7 +124,7 @@ test('report.html in headless Chromium: verdict, ATT&CK ids and process tree vis
 test('bin/sandtrace report DIR re-renders from report.json; bad input gives one line and a non-zero exit', async () => {
   const cli = join(import.meta.dirname, '..', '..', 'bin', 'sandtrace');
   const r = await hostileReport();
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rerender-'));
+  const dir = scratchDir('sandtrace-rerender-');
   await writeFile(join(dir, 'report.json'), JSON.stringify(r));
   const ok = spawnSync(cli, ['report', dir], { encoding: 'utf8' });
   assert.equal(ok.status, 0, ok.stderr);

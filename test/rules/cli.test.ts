@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { scratchDir } from '../helpers.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'sandtrace');
@@ -26,7 +26,7 @@ test("rules check --json on Falco's files prints {rules, loaded, disabled} and e
 });
 
 test('rules check on a malformed file: diagnostics with file and line, non-zero exit', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rules-'));
+  const dir = scratchDir('sandtrace-rules-');
   const file = join(dir, 'broken.yaml');
   await writeFile(file, [
     '- rule: fine', '  desc: ok', '  condition: evt.type = openat', '  output: x', '  priority: NOTICE',
@@ -69,7 +69,7 @@ test('bench engine prints {events, seconds, events_per_s, rules} (shape only: fi
 });
 
 test('rules check reports misspelt keys, missing desc/output/priority, a non-boolean enabled, unknown output fields and cycles with their lines', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rules-'));
+  const dir = scratchDir('sandtrace-rules-');
   const file = join(dir, 'defects.yaml');
   await writeFile(file, [
     '- rule: misspelt', '  desc: d', '  condition: evt.type = openat', '  output: "%proc.name"', '  priorty: WARNING', //  1-5
@@ -121,7 +121,7 @@ test('rules check: the built-in pack has no diagnostics and Falco\'s files load 
 });
 
 test("rules check: an output's text and fields it cannot fill never switch a rule off (a '.' after a field is text; Falco fields sandtrace lacks print <NA>)", async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rules-'));
+  const dir = scratchDir('sandtrace-rules-');
   const file = join(dir, 'outputs.yaml');
   const rule = (name: string, output: string) => ['- rule: ' + name, '  desc: d', '  condition: evt.type = openat', `  output: "${output}"`, '  priority: NOTICE'];
   await writeFile(file, [

@@ -2,14 +2,14 @@
 // capture, semantics) must produce the findings their behaviour calls for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { analyze } from '../../src/analyze.js';
+import { scratchDir } from '../helpers.js';
 
 async function detonate(name: string, body: string): Promise<Set<string>> {
   assert.equal(process.getuid?.(), 0, 'the sandbox needs root; run the tests as root after make setup');
-  const dir = await mkdtemp(join(tmpdir(), `sandtrace-live-${name}-`));
+  const dir = scratchDir(`sandtrace-live-${name}-`);
   const sample = join(dir, name);
   await writeFile(sample, body);
   await chmod(sample, 0o755);
@@ -71,7 +71,7 @@ test('namespace escape attempts denied by seccomp are still findings; the script
 
 test('cd /tmp && cat x: rule outputs carry the process\'s cwd and the analysis\' container', { timeout: 120_000 }, async () => {
   assert.equal(process.getuid?.(), 0, 'the sandbox needs root; run the tests as root after make setup');
-  const dir = await mkdtemp(join(tmpdir(), 'sandtrace-live-cwd-'));
+  const dir = scratchDir('sandtrace-live-cwd-');
   const sample = join(dir, 'cwd.sh');
   await writeFile(sample, ['#!/bin/sh', 'cd /tmp', 'echo data > x', 'cat x', ''].join('\n'));
   await chmod(sample, 0o755);

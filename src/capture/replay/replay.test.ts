@@ -220,6 +220,7 @@ test('strace import: every unparsable line is counted, not only the ones listed'
   for await (const _ of c.events()) { /* drain */ }
   assert.equal(c.stats().parseErrors, 500);
   assert.ok(c.stats().notes.some((n) => /480 more bad line\(s\)/.test(n)), c.stats().notes.join('\n'));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A small gzip'd recording (an exec and 200 calls, with its trailer) and its uncompressed lines. */
