@@ -69,8 +69,10 @@ struct rec {
 	 * or the first one when it failed). recvmmsg: read at the return, for the first
 	 * min(ret, MMSG_ADDR_MAX) messages: the sender the kernel wrote where msg_name pointed at the
 	 * call (msg_name and room noted at entry in the stash). rec.cut/rec.bad's A_ADDR is set too
-	 * (so that sys_exit reads a list again that was unreadable at entry), but the decoder takes
-	 * the marks from the entries it keeps. */
+	 * (sys_exit reads a sendmmsg list again from its first unreadable entry, if the call sent that
+	 * message: reread_sendmmsg), but the decoder takes the marks from the entries it keeps. A
+	 * recvmmsg whose socketcall arguments were unpacked only at sys_exit takes msg_name and room
+	 * from the headers then (stash.mm_set: noted at this call's entry). */
 };
 #define MMSG_ADDR_MAX 16
 #define MM_LEN 0x0fff
