@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include "int80.h"
 
 #ifndef PORT
 #define PORT 39223
@@ -29,27 +30,7 @@
 #define PLANTED 0x0a0b0c0d /* 10.11.12.13 */
 
 static uint32_t a[6];
-static long socketcall32(long call, const void *args) {
-  long r;
-  __asm__ volatile("int $0x80" : "=a"(r) : "a"(102), "b"(call), "c"((long)(uint32_t)(uintptr_t)args) : "memory", "r8", "r9", "r10", "r11");
-  return (int)r;
-}
-#define P(x) ((uint32_t)(uintptr_t)(x))
-/* A direct i386 call by int $0x80: ebx, ecx, edx, esi, edi and ebp (from r12, which the kernel keeps). */
-static long sys32(long nr, uint32_t b, uint32_t c, uint32_t d, uint32_t si, uint32_t di, uint32_t bp) {
-  long r;
-  register long r12 __asm__("r12") = bp;
-  __asm__ volatile("xchg %%r12, %%rbp\n\tint $0x80\n\txchg %%r12, %%rbp"
-                   : "=a"(r), "+r"(r12)
-                   : "a"(nr), "b"((long)b), "c"((long)c), "d"((long)d), "S"((long)si), "D"((long)di)
-                   : "memory", "r8", "r9", "r10", "r11");
-  return (int)r;
-}
 
-static struct sockaddr_in lo(int port) {
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  return sa;
-}
 static int udp(int port) {
   struct sockaddr_in sa = lo(port);
   int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -97,9 +78,7 @@ static void direct64(int b) {
 }
 
 /* ---- i386 calls (int $0x80), direct or through socketcall: buffers below 4 GiB ---- */
-struct msghdr32 { uint32_t name; int32_t namelen; uint32_t iov; uint32_t iovlen; uint32_t control; uint32_t controllen; uint32_t flags; };
 struct mmsghdr32 { struct msghdr32 hdr; uint32_t len; };
-struct iovec32 { uint32_t base; uint32_t len; };
 _Static_assert(sizeof(struct mmsghdr32) == 32, "struct compat_mmsghdr");
 static struct mmsghdr32 m32[3], in32[4], many32[MANY], many_in32[MANY];
 static struct iovec32 io32, rio32[MANY];

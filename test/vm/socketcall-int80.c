@@ -16,34 +16,13 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include "int80.h"
 #include <sys/time.h>
 #include <sys/wait.h>
 
 #ifndef PORT
 #define PORT 39123 /* TCP; UDP uses PORT + 1 */
 #endif
-
-static long socketcall32(long call, const void *args) {
-  long r;
-  __asm__ volatile("int $0x80" : "=a"(r) : "a"(102), "b"(call), "c"((long)(uint32_t)(uintptr_t)args) : "memory", "r8", "r9", "r10", "r11");
-  return (int)r;
-}
-#define P(x) ((uint32_t)(uintptr_t)(x))
-
-/* A direct i386 call by int $0x80: ebx, ecx, edx, esi, edi and ebp (from r12, which the kernel keeps). */
-static long sys32(long nr, uint32_t b, uint32_t c, uint32_t d, uint32_t si, uint32_t di, uint32_t bp) {
-  long r;
-  register long r12 __asm__("r12") = bp;
-  __asm__ volatile("xchg %%r12, %%rbp\n\tint $0x80\n\txchg %%r12, %%rbp"
-                   : "=a"(r), "+r"(r12)
-                   : "a"(nr), "b"((long)b), "c"((long)c), "d"((long)d), "S"((long)si), "D"((long)di)
-                   : "memory", "r8", "r9", "r10", "r11");
-  return (int)r;
-}
-
-/* struct compat_msghdr and compat_iovec */
-struct msghdr32 { uint32_t name; int32_t namelen; uint32_t iov; uint32_t iovlen; uint32_t control; uint32_t controllen; uint32_t flags; };
-struct iovec32 { uint32_t base; uint32_t len; };
 
 static uint32_t a[6];
 static struct sockaddr_in tcp_sa, udp_sa, name_sa, peer_sa, pn_sa, from_sa, rfrom_sa;
@@ -67,10 +46,6 @@ __asm__(".section .rodata.sc,\"a\"\n.balign 65536\nro_socket:\n.long 2, 1, 0\n.b
 
 #define SC(call, ...) (memcpy(a, (uint32_t[6]){ __VA_ARGS__ }, sizeof a), socketcall32(call, a))
 
-static struct sockaddr_in lo(int port) {
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  return sa;
-}
 static int listener(int port) {
   struct sockaddr_in sa = lo(port);
   int s = socket(AF_INET, SOCK_STREAM, 0);

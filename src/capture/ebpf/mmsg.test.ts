@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { SyscallEvent, TraceEvent } from '../events.js';
 import { defaultLoaderPath } from './collector.js';
-import { capturePython, ia32Syscalls } from './testutil.js';
+import { PY_SOCKETS, capturePython, ia32Syscalls } from './testutil.js';
 
 const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
 const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
@@ -19,19 +19,8 @@ before(() => {
 });
 
 // Every socket is UDP on 127.0.0.1 with a port the kernel picks; the script prints them.
-const X64 = `
-import ctypes, socket, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-class iovec(ctypes.Structure):
-    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
-class msghdr(ctypes.Structure):
-    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
-                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
-class mmsghdr(ctypes.Structure):
-    _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
+const X64 = `${PY_SOCKETS}import threading, time
 assert ctypes.sizeof(mmsghdr) == 64
-def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); return s
 r1, r2, r3, s, s2 = udp(), udp(), udp(), udp(), udp()
 port = lambda x: x.getsockname()[1]
 keep = []
@@ -127,11 +116,7 @@ test('x86_64 sendmmsg and recvmmsg: each message\'s destination or sender, for t
 // A 64-bit python issues i386 calls with `int 0x80`, from code and data mapped below 4 GiB
 // (MAP_32BIT), as truncation.test.ts's i386 test does; this stub passes five arguments (ebx, ecx,
 // edx, esi, edi: recvmmsg's timeout is the fifth).
-const I386 = `
-import ctypes, socket, struct
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+const I386 = `${PY_SOCKETS}import struct
 MAP_32BIT, ANON_PRIVATE = 0x40, 0x22
 # push rbx; eax=nr; ebx, ecx, edx, esi, edi from the C arguments; int 0x80; pop rbx; ret
 code = bytes([0x53, 0x89, 0xf8, 0x89, 0xf3, 0x49, 0x89, 0xca, 0x89, 0xd1, 0x44, 0x89, 0xd2, 0x44, 0x89, 0xc6, 0x44, 0x89, 0xcf,
@@ -144,8 +129,6 @@ top = [0]
 def put(b):
     off = top[0]; top[0] += (len(b) + 15) & ~15
     ctypes.memmove(data + off, b, len(b)); return data + off
-def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); return s
 r1, r2, s = udp(), udp(), udp()
 port = lambda x: x.getsockname()[1]
 def sin(p):
@@ -217,20 +200,7 @@ test('i386 sendmmsg and recvmmsg (compat_mmsghdr), direct and through socketcall
 
 // A destination in a file mapping the process never touched: the probe cannot read it at the call
 // (no page yet), the kernel faults it in and uses it.
-const UNPAGED = `
-import ctypes, os, socket, tempfile
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-class iovec(ctypes.Structure):
-    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
-class msghdr(ctypes.Structure):
-    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
-                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
-class mmsghdr(ctypes.Structure):
-    _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
-def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); return s
+const UNPAGED = `${PY_SOCKETS}import tempfile
 r1, r2, s = udp(), udp(), udp()
 port = lambda x: x.getsockname()[1]
 def sin(p, family=socket.AF_INET):

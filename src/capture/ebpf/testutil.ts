@@ -109,6 +109,27 @@ export async function capture<T>(opts: EbpfCollectorOptions, work: () => Promise
 }
 
 /**
+ * The opening of the python workloads that make socket calls through libc: ctypes' libc (mmap
+ * typed), x86_64's struct iovec, msghdr and mmsghdr, and udp(), a UDP socket bound to a port of
+ * 127.0.0.1 the kernel picks.
+ */
+export const PY_SOCKETS = `
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
+                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); return s
+`;
+
+/**
  * Runs a python3 script in a throw-away cgroup under the probe and returns what was captured, with
  * the script's exit code, output and pid. `files` are written next to the script first; `args`
  * gets that directory (to name them).

@@ -10,7 +10,7 @@ import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
 import { RecordingWriter } from '../replay/recording.js';
 import { replay } from '../../replay.js';
 import { defaultLoaderPath } from './collector.js';
-import { capture, capturePython, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
+import { PY_SOCKETS, capture, capturePython, ia32Syscalls, makeCgroup, runInCgroup } from './testutil.js';
 
 const syscalls = (evs: TraceEvent[]) => evs.filter((e): e is SyscallEvent => e.type === 'syscall');
 const marked = (e: TraceEvent) => (e.type === 'syscall' || e.type === 'exec') && (e.truncated !== undefined || e.unreadable !== undefined);
@@ -202,15 +202,7 @@ test('an argument unreadable at the call is read at its return and marked so; a 
 
 // recvmsg on a UDP socket: the sender written back at msg_name, as much of it as msg_namelen had
 // room for; none asked for (msg_name NULL, msg_namelen 0) and none made up.
-const RECVMSG = `
-import ctypes, socket
-libc = ctypes.CDLL(None, use_errno=True)
-class iovec(ctypes.Structure):
-    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
-class msghdr(ctypes.Structure):
-    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.POINTER(iovec)),
-                ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
-r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('127.0.0.1', 0))
+const RECVMSG = `${PY_SOCKETS}r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('127.0.0.1', 0))
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))
 data = ctypes.create_string_buffer(256)
 name = ctypes.create_string_buffer(b'\\x0a\\x0b\\x0c\\x0d' * 32)
