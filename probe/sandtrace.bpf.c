@@ -776,9 +776,12 @@ static __always_inline void collect_exit_msg(struct rec_buf *b, u64 msg, bool co
 		b->r.bad |= A_ADDR;
 		return;
 	}
-	/* where the kernel wrote: msg_name at the call (a pointer swapped since would name a made-up sender) */
+	/* where the kernel wrote: msg_name at the call (a pointer swapped since would name a made-up
+	 * sender); when the msghdr could not be read then (not paged in yet), msg_name now, and said so */
 	if (at_call != NAME_UNKNOWN)
 		name = at_call;
+	else if (name)
+		b->r.flags |= F_REREAD;
 	if (name) /* NULL: no address asked for, none written */
 		put_written_addr(b, name, len, room);
 }
@@ -809,6 +812,8 @@ static __noinline void collect_recvmmsg(struct rec_buf *b, struct stash *s, long
 		}
 		if (at_call != NAME_UNKNOWN)
 			name = at_call;
+		else if (name) /* the header was not readable at the call: msg_name now, and said so */
+			b->r.flags |= F_REREAD;
 		if (len < 0)
 			len = 0;
 		if ((u32)len > room) { /* the kernel copied no more than room: the rest is the caller's memory */

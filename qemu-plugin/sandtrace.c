@@ -280,17 +280,18 @@ static uint8_t *blob_str(uint8_t *p, uint8_t *end, int kind, uint64_t addr) {
  * the buffer, the addrlen pointer and the caller's room, *addrlen before the call (ROOM_UNKNOWN
  * when it cannot be read). The kernel copies no more than the room but writes back the address's
  * full length, so the room, not what *addrlen says at the return, bounds what is read: beyond it
- * lies the caller's own memory, not the address.
+ * lies the caller's own memory, not the address. msg: a recvmsg msghdr that could not be read at the
+ * call (a page not touched yet, which the kernel faults in): read at the return instead.
  */
 #define ROOM_UNKNOWN 0xffffffffu
-struct outaddr { uint64_t ptr, lenp; uint32_t room; };
+struct outaddr { uint64_t ptr, lenp; uint32_t room; uint64_t msg; };
 /*
  * recvmmsg: where the kernel writes each message's sender (set: a recvmmsg with messages): the
  * vector of struct mmsghdr (ptr: the size of a user pointer, which also gives the layout), each of
- * the first n messages' msg_name and room (msg_namelen at the call); end: the header after them
- * could not be read.
+ * the first n messages' msg_name and room (msg_namelen at the call); late: a bit per message whose
+ * header could not be read at the call (read at the return instead, room unknown).
  */
-struct outmm { uint64_t vec; uint64_t name[MMSG_MAX]; uint32_t room[MMSG_MAX]; uint8_t n, end, ptr, set; };
+struct outmm { uint64_t vec; uint64_t name[MMSG_MAX]; uint32_t room[MMSG_MAX]; uint16_t late; uint8_t n, ptr, set; };
 
 /*
  * Path and socket arguments in pages the task has not touched yet (a forked child's .rodata)
@@ -665,7 +666,8 @@ static void out_addr(struct argspec s, const uint64_t *a, unsigned ptr, struct o
     int32_t len = 0;
     if (s.omsg && a[s.omsg - 1]) {
         uint64_t name = 0;
-        if (!mem(a[s.omsg - 1], &name, ptr) || !name) return; /* no msghdr (EFAULT), or no address asked for */
+        if (!mem(a[s.omsg - 1], &name, ptr)) { o->msg = a[s.omsg - 1]; return; } /* not paged in yet, or EFAULT: see at the return */
+        if (!name) return; /* no address asked for */
         o->ptr = name;
         o->lenp = a[s.omsg - 1] + ptr;
     } else {
@@ -677,18 +679,17 @@ static void out_addr(struct argspec s, const uint64_t *a, unsigned ptr, struct o
 }
 
 /* recvmmsg (spec s over the arguments a): each of its first MMSG_MAX messages' msg_name and room
- * (msg_namelen before the call), kept until the return. */
+ * (msg_namelen before the call), kept until the return; a header not readable now is read then. */
 static void out_mmsg(struct argspec s, const uint64_t *a, unsigned ptr, struct outmm *m) {
     uint32_t vlen = (uint32_t)a[s.mlen - 1], n = vlen < MMSG_MAX ? vlen : MMSG_MAX;
     if (!n) return;
-    m->set = 1; m->vec = a[s.rmm - 1]; m->ptr = (uint8_t)ptr; m->n = 0; m->end = 0;
+    m->set = 1; m->vec = a[s.rmm - 1]; m->ptr = (uint8_t)ptr; m->n = (uint8_t)n; m->late = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t name;
         int32_t namelen;
-        if (!mm_header(m->vec, i, ptr, &name, &namelen)) { m->end = 1; break; }
+        if (!mm_header(m->vec, i, ptr, &name, &namelen)) { m->name[i] = 0; m->room[i] = ROOM_UNKNOWN; m->late |= (uint16_t)(1u << i); continue; }
         m->name[i] = name;
         m->room[i] = namelen < 0 ? 0 : (uint32_t)namelen;
-        m->n++;
     }
 }
 
@@ -730,20 +731,25 @@ static uint8_t *blob_out(uint8_t *p, uint8_t *end, const struct outaddr *o, uint
 
 /* recvmmsg: the sender the kernel wrote to each of the first ret (at most MMSG_MAX) messages, as
  * recvmsg's (its length from msg_namelen now, no more than the room or 128 bytes: MM_CUT;
- * MM_UNREAD), one OUTMMSG blob each; none for a message with no msg_name or a length of 0; a header
- * that could not be read (at the call, or its msg_namelen now) ends them (MM_END). */
-static uint8_t *blob_outmm(uint8_t *p, uint8_t *end, const struct outmm *m, uint64_t ret) {
+ * MM_UNREAD), one OUTMMSG blob each; none for a message with no msg_name or a length of 0. A
+ * header that could not be read at the call is read now, msg_name too (RET_REREAD in *flags: a
+ * thread could have repointed it since); one that cannot be read now ends them (MM_END). */
+static uint8_t *blob_outmm(uint8_t *p, uint8_t *end, const struct outmm *m, uint64_t ret, uint32_t *flags) {
     uint32_t n = ret < MMSG_MAX ? (uint32_t)ret : MMSG_MAX;
     for (uint32_t i = 0; i < n; i++) {
         int32_t len = 0;
-        if (i >= m->n || (m->name[i] && !mem(m->vec + (uint64_t)i * mm_stride(m->ptr) + m->ptr, &len, 4)))
+        uint64_t name = m->name[i];
+        bool late = (m->late >> i) & 1u;
+        if (i >= m->n || (late ? !mm_header(m->vec, i, m->ptr, &name, &len)
+                               : name && !mem(m->vec + (uint64_t)i * mm_stride(m->ptr) + m->ptr, &len, 4)))
             return blob_mm(p, end, BLOB_OUTMMSG, MM_END, NULL, 0);
+        if (late && name) *flags |= RET_REREAD;
         uint8_t sa[128], fl = 0;
         uint32_t k = len > 0 ? (uint32_t)len : 0;
-        if (!m->name[i] || !k) { p = blob_mm(p, end, BLOB_OUTMMSG, 0, NULL, 0); continue; }
+        if (!name || !k) { p = blob_mm(p, end, BLOB_OUTMMSG, 0, NULL, 0); continue; }
         if (k > m->room[i]) { k = m->room[i]; fl |= MM_CUT; }
         if (k > sizeof sa) { k = sizeof sa; fl |= MM_CUT; }
-        if (k && !mem(m->name[i], sa, k)) { fl |= MM_UNREAD; k = 0; }
+        if (k && !mem(name, sa, k)) { fl |= MM_UNREAD; k = 0; }
         p = blob_mm(p, end, BLOB_OUTMMSG, fl, sa, k);
     }
     return p;
@@ -915,14 +921,14 @@ static void on_entry(unsigned int vcpu, void *ud) {
             }
         }
         uint32_t sflags = 0;
-        struct outaddr out = { 0, 0, 0 };
+        struct outaddr out = { 0, 0, 0, 0 };
         struct outmm mm;
         mm.set = 0;
         p = blob_sock(p, end, ab, nr, a, &sflags, &out, &mm);
         flags |= sflags;
         memcpy(rec + sizeof h + 4, &flags, 4);
         uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD | MMSG_UNREAD) ? RETRY_SOCK : 0) |
-                        (out.ptr || mm.set ? RETRY_OUT : 0);
+                        (out.ptr || out.msg || mm.set ? RETRY_OUT : 0);
         if (what && task && !exec) {
             struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via, { 0 } };
             memcpy(r.a, a, sizeof r.a);
@@ -974,7 +980,7 @@ static void on_return(unsigned int vcpu, void *ud) {
     memcpy(p, &ax, 8); p += 8;
     if (retried) {
         struct argspec s = ab->spec[orig];
-        struct outaddr out = rt.out, late = { 0, 0, 0 };
+        struct outaddr out = rt.out, late = { 0, 0, 0, 0 };
         struct outmm *mm = rt.mm.set ? &rt.mm : NULL, late_mm;
         late_mm.set = 0;
         if (rt.what & (RETRY_PATH | RETRY_PATH2 | RETRY_SOCK)) rflags |= RET_REREAD;
@@ -983,13 +989,20 @@ static void on_return(unsigned int vcpu, void *ud) {
         if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late, &late_mm);
         /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
          * caller's room is not known (as in the eBPF probe) */
-        if (!out.ptr && late.ptr) { out = late; out.room = ROOM_UNKNOWN; }
+        if (!out.ptr && !out.msg && (late.ptr || late.msg)) { out = late; out.room = ROOM_UNKNOWN; }
         if (!mm && late_mm.set) { for (unsigned i = 0; i < MMSG_MAX; i++) late_mm.room[i] = ROOM_UNKNOWN; mm = &late_mm; }
         /* the kernel wrote the address if the call completed: it came back where it was made, or
          * into a handler after it succeeded (not cut short, not to be made again) */
         bool done = back == BACK_DONE || back == BACK_FRAME;
+        if (out.msg && (int64_t)ax >= 0 && done) {
+            /* recvmsg's msghdr, not paged in at the call: the kernel faulted it in; its msg_name
+             * now (a thread could have repointed it since), the room unknown */
+            uint64_t name = 0;
+            if (!mem(out.msg, &name, ab->ptr)) rflags |= RET_OUT_UNREAD;
+            else if (name) { out.ptr = name; out.lenp = out.msg + ab->ptr; out.room = ROOM_UNKNOWN; rflags |= RET_REREAD; }
+        }
         if (out.ptr && (int64_t)ax >= 0 && done) p = blob_out(p, end, &out, &rflags);
-        if (mm && (int64_t)ax > 0 && done) p = blob_outmm(p, end, mm, ax);
+        if (mm && (int64_t)ax > 0 && done) p = blob_outmm(p, end, mm, ax, &rflags);
     }
     memcpy(rec + sizeof h + 4, &rflags, 4);
     /* a new process (a fork returned its pid): whatever last held the pid, announce it afresh */

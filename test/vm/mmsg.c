@@ -10,6 +10,9 @@
  *   - a recvmmsg of 4 messages at B: the second asks for no sender (msg_name NULL), the third has
  *     a 4-byte room over a planted address (only family and port are the kernel's);
  *   - a sendmmsg of MANY messages to B + 1 and a recvmmsg of MANY at B + 1 (more than 16).
+ * Then, in a child, on PORT + 30 (receiver) and PORT + 32 (sender): a recvmsg and a recvmmsg of 2 whose msghdr
+ * and vector lie in pages the program has not touched yet, 64-bit and i386, which the kernel faults
+ * in during the call (the capture reads them at the return).
  * Prints what the guest saw. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +23,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include "int80.h"
 
 #ifndef PORT
@@ -130,6 +135,50 @@ static void calls32(int sc, int b) {
   close(r1); close(r2); close(s); close(s2);
 }
 
+/* ---- headers in pages not touched yet: a private mapping of a memfd the program wrote but never
+ * mapped before, below 2 GiB (i386 pointers) ---- */
+static void *untouched(const void *data, size_t n) {
+  static char page[4096];
+  int fd = memfd_create("hdr", 0);
+  memset(page, 0, sizeof page);
+  memcpy(page, data, n);
+  if (fd < 0 || write(fd, page, sizeof page) != (ssize_t)sizeof page) return NULL;
+  void *p = mmap(NULL, sizeof page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_32BIT, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static struct sockaddr_in ufrom[6];
+
+static void unpaged(int b) {
+  int r = udp(b), s = udp(b + 2);
+  struct sockaddr_in to = lo(b);
+  for (int i = 0; i < 6; i++) { rio[i] = (struct iovec){ rbuf[i], sizeof rbuf[i] }; rio32[i] = (struct iovec32){ P(rbuf[i]), sizeof rbuf[i] }; ufrom[i] = lo(0); }
+  struct msghdr h = { .msg_name = &ufrom[0], .msg_namelen = sizeof ufrom[0], .msg_iov = &rio[0], .msg_iovlen = 1 };
+  struct mmsghdr v[2];
+  memset(v, 0, sizeof v);
+  for (int i = 0; i < 2; i++) v[i].msg_hdr = (struct msghdr){ .msg_name = &ufrom[1 + i], .msg_namelen = sizeof ufrom[0], .msg_iov = &rio[1 + i], .msg_iovlen = 1 };
+  struct msghdr32 h32 = { P(&ufrom[3]), sizeof ufrom[0], P(&rio32[3]), 1, 0, 0, 0 };
+  struct mmsghdr32 v32[2];
+  memset(v32, 0, sizeof v32);
+  for (int i = 0; i < 2; i++) v32[i].hdr = (struct msghdr32){ P(&ufrom[4 + i]), sizeof ufrom[0], P(&rio32[4 + i]), 1, 0, 0, 0 };
+  struct msghdr *hp = untouched(&h, sizeof h);
+  struct mmsghdr *vp = untouched(v, sizeof v);
+  struct msghdr32 *hp32 = untouched(&h32, sizeof h32);
+  struct mmsghdr32 *vp32 = untouched(v32, sizeof v32);
+  if (!hp || !vp || !hp32 || !vp32) { printf("unpaged mmap failed\n"); return; }
+  for (int i = 0; i < 6; i++) sendto(s, "x", 1, 0, (struct sockaddr *)&to, sizeof to);
+  long rm = recvmsg(r, hp, MSG_DONTWAIT);
+  long rmm = recvmmsg(r, vp, 2, MSG_DONTWAIT, NULL);
+  long rm32 = sys32(372, r, P(hp32), MSG_DONTWAIT, 0, 0, 0);
+  long rmm32 = sys32(337, r, P(vp32), 2, MSG_DONTWAIT, 0, 0);
+  printf("unpaged pid=%d recvmsg=%ld recvmmsg=%ld recvmsg32=%ld recvmmsg32=%ld from=%u:%u:%u:%u:%u:%u\n", (int)getpid(), rm, rmm, rm32, rmm32,
+         ntohs(ufrom[0].sin_port), ntohs(ufrom[1].sin_port), ntohs(ufrom[2].sin_port), ntohs(ufrom[3].sin_port), ntohs(ufrom[4].sin_port),
+         ntohs(ufrom[5].sin_port));
+  fflush(stdout);
+  close(r); close(s);
+}
+
 int main(void) {
   if ((uintptr_t)a > 0xffffffffu) return 20;
   /* the guest's loopback is down at boot: bring it up */
@@ -144,5 +193,8 @@ int main(void) {
   direct64(PORT);
   calls32(0, PORT + 10);
   calls32(1, PORT + 20);
-  return 0;
+  /* in a child, so that its calls are told from the ones above by pid */
+  pid_t c = fork();
+  if (c == 0) { unpaged(PORT + 30); _exit(0); }
+  return c < 0 || waitpid(c, NULL, 0) != c ? 23 : 0;
 }

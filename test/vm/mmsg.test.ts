@@ -5,7 +5,8 @@
 // at the call (none for a message without one; the first only when the call failed; a call that
 // sent more than 16 gives 16, cut). recvmmsg: the sender the kernel wrote to each received
 // message's msg_name, read at the return as the call's pointers and rooms say (none asked for:
-// none; a 4-byte room: family and port, cut, and the planted address beyond it never read).
+// none; a 4-byte room: family and port, cut, and the planted address beyond it never read). A
+// recvmsg's or recvmmsg's header in a page not touched at the call is read at the return.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,13 +66,28 @@ test('sendmmsg and recvmmsg in the guest name every message\'s address (x86_64, 
       ], w.tag);
       assert.deepEqual([...new Set(calls.map((e) => e.nr))], w.nrs, w.tag);
     }
+    // a recvmsg's msghdr and a recvmmsg's vector in pages not touched yet: unreadable at the call,
+    // read at the return (msg_name too: marked read at exit), 64-bit and i386
+    const um = /^unpaged (.*)$/m.exec(res.output);
+    assert.ok(um, `no report from the unpaged calls: ${res.output}`);
+    const ug = Object.fromEntries(um[1]!.trim().split(' ').map((kv) => kv.split('=') as [string, string]));
+    const sender = PORT + 32;
+    assert.deepEqual([ug['recvmsg'], ug['recvmmsg'], ug['recvmsg32'], ug['recvmmsg32'], ug['from']],
+      ['1', '2', '1', '2', Array(6).fill(sender).join(':')], um[0]);
+    const late = events.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === Number(ug['pid']) && /^recvm/.test(e.name));
+    assert.deepEqual(late.map((e) => [e.abi, e.name, e.ret, e.addr ?? null, e.addrs ?? null, e.readAtExit ?? null, e.truncated ?? null, e.unreadable ?? null]), [
+      ['x86_64', 'recvmsg', 1, lo(sender), null, true, null, null],
+      ['x86_64', 'recvmmsg', 2, null, [lo(sender), lo(sender)], true, null, null],
+      ['i386', 'recvmsg', 1, lo(sender), null, true, null, null],
+      ['i386', 'recvmmsg', 2, null, [lo(sender), lo(sender)], true, null, null],
+    ]);
     assert.ok(!JSON.stringify(events).includes('10.11.12.13'), 'a planted address was reported');
     // what the conformance suite's facts make of it: every destination and sender, nothing else
     const f = factsOf(events, { startAtFirstExec: false });
     const key = (p: number) => `inet:127.0.0.1:${p}`;
-    assert.deepEqual(f.sent, [PORT, PORT + 1, PORT + 10, PORT + 11, PORT + 20, PORT + 21].map(key));
+    assert.deepEqual(f.sent, [PORT, PORT + 1, PORT + 10, PORT + 11, PORT + 20, PORT + 21, PORT + 30].map(key));
     // (the cut one: a family without an address)
-    assert.deepEqual(f.received, [...[PORT + 2, PORT + 3, PORT + 12, PORT + 13, PORT + 22, PORT + 23].map(key), 'other:2']);
+    assert.deepEqual(f.received, [...[PORT + 2, PORT + 3, PORT + 12, PORT + 13, PORT + 22, PORT + 23, PORT + 32].map(key), 'other:2']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

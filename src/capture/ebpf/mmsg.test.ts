@@ -205,10 +205,10 @@ r1, r2, s = udp(), udp(), udp()
 port = lambda x: x.getsockname()[1]
 def sin(p, family=socket.AF_INET):
     return family.to_bytes(2, 'little') + p.to_bytes(2, 'big') + socket.inet_aton('127.0.0.1') + bytes(8)
-def unpaged(b):
+def unpaged(b, prot=1):
     # a private mapping of a file, never read or written by this process
     f = tempfile.TemporaryFile(); f.write(b.ljust(4096, b'\\0')); f.flush()
-    return libc.mmap(None, 4096, 1, 2, f.fileno(), 0), f
+    return libc.mmap(None, 4096, prot, 2, f.fileno(), 0), f
 keep = []
 def send(names):
     msgs = (mmsghdr * len(names))()
@@ -219,26 +219,47 @@ def send(names):
             b = ctypes.create_string_buffer(name, 16); keep.append(b); name = ctypes.cast(b, ctypes.c_void_p).value
         msgs[i].hdr = msghdr(name, 16, ctypes.pointer(io), 1, None, 0, 0)
     return libc.sendmmsg(s.fileno(), msgs, len(names), 0)
-print('ports', port(r1), port(r2))
+print('ports', port(r1), port(r2), port(s))
 # the second destination not paged in, sent: read again at the return, from that message on
 a, fa = unpaged(sin(port(r2)))
 print('sent', send([sin(port(r1)), a]))
 # the second not paged in and refused by the kernel (an AF_INET6 family on an AF_INET socket): never
 # sent, so never read again; the first stands as read at the call
 b, fb = unpaged(sin(port(r2), socket.AF_INET6))
-print('refused', send([sin(port(r1)), b]), flush=True)
+print('refused', send([sin(port(r1)), b]))
+# a recvmsg's msghdr and a recvmmsg's vector not paged in at the call (writable: the kernel writes
+# msg_namelen back): the senders are read at the return, from msg_name as it is then, and said so
+names = [ctypes.create_string_buffer(16) for i in range(3)]; rb = ctypes.create_string_buffer(8)
+rio = iovec(ctypes.cast(rb, ctypes.c_void_p), 8)
+hdr = lambda i: msghdr(ctypes.cast(names[i], ctypes.c_void_p), 16, ctypes.pointer(rio), 1, None, 0, 0)
+v = (mmsghdr * 2)(); v[0].hdr = hdr(1); v[1].hdr = hdr(2)
+h, fh = unpaged(bytes(hdr(0)), 3)
+vv, fv = unpaged(bytes(v), 3)
+r1.setblocking(False)
+try:
+    while True: r1.recv(64)
+except BlockingIOError: pass
+for i in range(3): s.sendto(b'x', r1.getsockname())
+print('recvmsg', libc.recvmsg(r1.fileno(), ctypes.c_void_p(h), socket.MSG_DONTWAIT))
+print('recvmmsg', libc.recvmmsg(r1.fileno(), ctypes.c_void_p(vv), 2, socket.MSG_DONTWAIT, None), flush=True)
 `;
 
-test('a sendmmsg destination not paged in at the call is read at the return, from that message on, and only when the call sent it', { timeout: 30_000 }, async () => {
+test('a sendmmsg destination not paged in at the call is read at the return, from that message on, and only when the call sent it; so are recvmsg and recvmmsg headers', { timeout: 30_000 }, async () => {
   const { events, stats, result } = await capturePython('mmsg-unpaged', UNPAGED);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(stats.lost, 0);
-  const m = /ports (\d+) (\d+)\nsent 2\nrefused 1\n/.exec(result.stdout);
+  const m = /ports (\d+) (\d+) (\d+)\nsent 2\nrefused 1\nrecvmsg 1\nrecvmmsg 2\n/.exec(result.stdout);
   assert.ok(m, result.stdout);
-  const [r1, r2] = m.slice(1).map(Number) as [number, number];
+  const [r1, r2, s] = m.slice(1).map(Number) as [number, number, number];
   const sends = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'sendmmsg');
   assert.deepEqual(sends.map((e) => [...brief(e)!, e.readAtExit ?? false]), [
     ['sendmmsg', 2, [inet(r1), inet(r2)], [], [], true],
     ['sendmmsg', 1, [inet(r1)], [], [], false],
+  ]);
+  // the senders, where msg_name points at the return (nothing noted at the call): marked read at exit
+  const recvs = syscalls(events).filter((e) => e.pid === result.pid && /^recvm/.test(e.name));
+  assert.deepEqual(recvs.map((e) => [...brief(e)!, e.addr ?? null, e.readAtExit ?? false]), [
+    ['recvmsg', 1, 'none', [], [], inet(s), true],
+    ['recvmmsg', 2, [inet(s), inet(s)], [], [], null, true],
   ]);
 });
