@@ -10,7 +10,7 @@ import { runPipeline, type EventSink } from './pipeline.js';
 import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { inspectSample, refuseSpecialFile } from './sample.js';
-import type { FileChange, Sandbox, SandboxResult, SandboxStartInfo } from './sandbox/types.js';
+import { checkTimeout, type FileChange, type Sandbox, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
 import { SemanticState } from './semantics/state.js';
 import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
@@ -66,6 +66,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     opts.onProgress?.({ stage, events, elapsed: (Date.now() - t0) / 1000 });
   };
   const args = opts.args ?? [];
+  const timeout = checkTimeout(opts.timeout ?? 60);
   const sample = await inspectSample(opts.sample, args);
   // the inputs next (--rules, --model: a FIFO, an unreadable or wrong-ABI model), so that a bad
   // one leaves nothing behind, not even an empty output directory
@@ -76,7 +77,6 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const outDir = makeOutDir(resolve(opts.outDir));
   if (opts.overwrite === false) refuseExistingAnalysis(outDir);
   progress('preparing');
-  const timeout = opts.timeout ?? 60;
 
   const started = new Date();
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;

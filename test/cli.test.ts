@@ -67,6 +67,14 @@ test('analyze: bad flags are usage errors (exit 2)', () => {
   assertOneLineError(r.stderr);
 });
 
+test('a timeout longer than a timer can wait is refused, not taken as 1 ms (which killed the sample at once and called it benign)', () => {
+  for (const argv of [['analyze', 'examples/dropper.sh', '--timeout', '99999999999'], ['vm', 'run', 'examples/dropper.sh', '--timeout', '2000001']]) {
+    const r = cli(argv);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(assertOneLineError(r.stderr), /--timeout must be at most 2000000/);
+  }
+});
+
 test('output paths: one line and exit 4 before any work, never a hang (Node\'s mkdir -p loops forever under /proc)', () => {
   const t = tempDir();
   try {

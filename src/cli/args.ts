@@ -64,10 +64,11 @@ export function splitDoubleDash(argv: string[]): [string[], string[]] {
   return i < 0 ? [argv, []] : [argv.slice(0, i), argv.slice(i + 1)];
 }
 
-export function numberFlag(value: string | undefined, name: string, fallback: number): number {
+export function numberFlag(value: string | undefined, name: string, fallback: number, max = Infinity): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new SandtraceError('USAGE', `--${name} needs a positive number, got '${value}'`);
+  if (n > max) throw new SandtraceError('USAGE', `--${name} must be at most ${max}, got '${value}'`);
   return n;
 }
 

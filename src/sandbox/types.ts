@@ -1,5 +1,6 @@
 // The sandbox contract: one isolated, disposable run of a sample. Implemented by the runc
 // container sandbox (root) and the rootless sandbox; the VM sandbox follows the same shape.
+import { SandtraceError } from '../errors.js';
 
 export interface SandboxLimits {
   memoryMiB: number;
@@ -8,6 +9,21 @@ export interface SandboxLimits {
   cpus: number;
   /** Size of the writable layer in MiB (what the sample can write at most); sandbox default when absent. */
   diskMiB?: number;
+}
+
+/**
+ * The longest timeout a run takes, in seconds (23 days). Node's timers wait at most 2^31-1 ms and
+ * fire at once beyond it, which would kill the sample as it starts and call the run benign; the
+ * VM sandbox's host timer adds its boot allowance on top.
+ */
+export const MAX_TIMEOUT_S = 2_000_000;
+
+/** A run's timeout in seconds: positive, finite and at most MAX_TIMEOUT_S, else a USAGE error. */
+export function checkTimeout(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_S) {
+    throw new SandtraceError('USAGE', `timeout must be more than 0 and at most ${MAX_TIMEOUT_S} s (23 days), got ${seconds}`);
+  }
+  return seconds;
 }
 
 export interface SandboxOptions {

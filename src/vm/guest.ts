@@ -14,6 +14,7 @@ import { VmiCollector } from '../capture/vmi/collector.js';
 import { loadProfile, defaultKernel, type KernelProfile } from '../vmi/profile.js';
 import { ensureDiskImage, rootModules, installModules } from './rootfs.js';
 import { makeOutDir } from '../outpath.js';
+import { checkTimeout } from '../sandbox/types.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 export const PLUGIN_PATH = join(ROOT, 'qemu-plugin', 'build', 'libsandtrace.so');
@@ -274,7 +275,7 @@ export function runInVm(opts: VmRunOptions): VmRun {
   const kernel = opts.kernel ?? defaultKernel();
   if (!kernel) throw new SandtraceError('VM_KERNEL_MISSING', 'no guest kernel: run make setup (fetches Debian\'s linux-image-amd64) or pass a vmlinuz');
   const profile = loadProfile(kernel);
-  const timeout = opts.timeout ?? 30;
+  const timeout = checkTimeout(opts.timeout ?? 30);
   const debian = opts.rootfs === 'debian';
   // The guest's status lines carry a per-run tag so the sample's own output cannot pass for them
   // by accident (a root sample can still forge them: exit status and files are the guest's word).

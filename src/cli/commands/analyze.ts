@@ -4,6 +4,7 @@ import { SandtraceError } from '../../errors.js';
 import { noExtraArgs, numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
 import { checkOutFile } from '../../outpath.js';
 import { progressLine } from '../progress.js';
+import { MAX_TIMEOUT_S } from '../../sandbox/types.js';
 import { EXIT, exitCodeFor } from '../main.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
@@ -22,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   noExtraArgs(positionals, 1, USAGE);
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'ptrace') throw new SandtraceError('USAGE', `--backend must be auto, ebpf or ptrace, not '${backend}'`);
-  const timeout = numberFlag(values.timeout, 'timeout', 60);
+  const timeout = numberFlag(values.timeout, 'timeout', 60, MAX_TIMEOUT_S);
   // an earlier analysis or recording is never replaced without --force (report.json: in analyze())
   const overwrite = values.force === true;
   if (values.record) checkOutFile(values.record, { overwrite });

@@ -4,6 +4,7 @@ import { noExtraArgs, parseFlags, numberFlag, splitDoubleDash } from '../args.js
 import { SandtraceError } from '../../errors.js';
 import { loadProfile, defaultKernel, type KernelProfile } from '../../vmi/profile.js';
 import { runInVm } from '../../vm/guest.js';
+import { MAX_TIMEOUT_S } from '../../sandbox/types.js';
 
 export const summary = 'guest introspection: profile a kernel image (vm profile), run a sample in a VM (vm run)';
 
@@ -63,7 +64,7 @@ async function runSample(argv: string[]): Promise<number> {
   if (positionals.length === 0) throw new SandtraceError('USAGE', `vm run takes one sample; usage: ${USAGE}`);
   noExtraArgs(positionals, 1, USAGE);
   const vm = runInVm({
-    sample: positionals[0] as string, args, timeout: numberFlag(values.timeout, 'timeout', 30),
+    sample: positionals[0] as string, args, timeout: numberFlag(values.timeout, 'timeout', 30, MAX_TIMEOUT_S),
     ...(values.kernel ? { kernel: values.kernel } : {}), ...(values.out ? { outDir: values.out } : {}),
     ...(values.all ? { allProcesses: true } : {}), ...(values.debian ? { rootfs: 'debian' as const } : {}),
   });
