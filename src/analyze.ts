@@ -1,7 +1,6 @@
 // analyze(): one whole analysis of a sample. Sandbox -> capture -> semantics -> rules and
 // models -> verdict -> report.json, report.html and the ATT&CK layer in the output directory.
 import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Backend, CaptureStats, Collector } from './capture/collector.js';
 import { SandtraceError } from './errors.js';
@@ -15,7 +14,7 @@ import { SemanticState } from './semantics/state.js';
 import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
 import { renderOutputs } from './report/render.js';
-import { makeOutDir, refuseExistingAnalysis } from './outpath.js';
+import { clearAnalysis, makeOutDir, refuseExistingAnalysis, writeOutputFile } from './outpath.js';
 
 export type Stage = 'preparing' | 'starting' | 'running' | 'collecting' | 'reporting' | 'done';
 
@@ -94,7 +93,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     progress('starting');
-    await rm(droppedDir, { recursive: true, force: true });
+    await clearAnalysis(outDir); // what an analysis replaced by --force wrote
     const info = await run.sandbox.create();
     const collector = await run.collector(info);
     if (opts.record) {
@@ -198,7 +197,7 @@ export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
     ...i.context, ended: new Date(), processes: i.semantics.processes(), findings, verdict: i.sampleRan === false ? { score: 0, label: 'unknown' } : computeVerdict(findings), errors, warnings,
   });
   const reportPath = join(i.outDir, 'report.json');
-  await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
+  await writeOutputFile(reportPath, JSON.stringify(report, null, 2) + '\n');
   let htmlPath: string | undefined;
   try {
     const written = await renderOutputs(report, i.outDir);
@@ -206,7 +205,7 @@ export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
   } catch (e) {
     report.analysis.errors.push(diag(e, 'render'));
     report.analysis.status = 'partial';
-    await writeFile(reportPath, JSON.stringify(report, null, 2) + '\n');
+    await writeOutputFile(reportPath, JSON.stringify(report, null, 2) + '\n');
   }
   return { report, outDir: i.outDir, reportPath, htmlPath };
 }

@@ -1,7 +1,9 @@
 // Output paths the user names (analysis directories, model files, plots): made or checked before
 // any work starts, so that a bad one costs a one-line error, not an analysis or an hour of learning.
-import { accessSync, constants, lstatSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { SandtraceError } from './errors.js';
 
 const REASONS: Record<string, string> = {
@@ -44,15 +46,20 @@ export function makeOutDir(dir: string, mode = 0o777): string {
  * A file about to be written: its directory must exist and be writable, and it must not be a
  * directory. With `overwrite: false`, an existing regular file is refused too (a device such as
  * /dev/null, or a FIFO, loses nothing and stays allowed): `--force` is what replaces it.
+ * Writability is tried, not asked: access() says yes to root everywhere, also under /proc or on a
+ * file the kernel will not let anyone open for writing, and the work would be done for nothing.
  */
 export function checkOutFile(path: string, opts: { overwrite?: boolean } = {}): string {
   const abs = resolve(path);
+  let exists = false;
   try {
     const st = statSync(abs);
     if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     if (opts.overwrite === false && st.isFile()) {
       throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: the file exists (use --force to replace it)`, { details: { path: abs, exists: true } });
     }
+    exists = st.isFile();
+    if (!exists) return abs; // a device or a FIFO: opening one to try it could block or act
   } catch (e) {
     if (e instanceof SandtraceError) throw e;
     const code = (e as { code?: string }).code;
@@ -63,6 +70,12 @@ export function checkOutFile(path: string, opts: { overwrite?: boolean } = {}): 
   try {
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(dir, constants.W_OK);
+    if (exists) closeSync(openSync(abs, constants.O_WRONLY)); // no O_TRUNC: the file stays as it is
+    else {
+      // made and removed again: nothing is left if the work fails later
+      closeSync(openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+      unlinkSync(abs);
+    }
   } catch (e) {
     throw unwritable(abs, e);
   }
@@ -70,16 +83,43 @@ export function checkOutFile(path: string, opts: { overwrite?: boolean } = {}): 
 }
 
 /**
- * An analysis directory about to be written: refused when it already holds an analysis
- * (report.json), so that a new run never silently replaces an earlier one; `--force` replaces it.
+ * Writes one output file of an analysis directory by a new file renamed over the name: a link
+ * planted at the name (report.html -> /etc/x) is replaced, never followed, and a reader never sees
+ * half a file.
+ */
+export async function writeOutputFile(path: string, data: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** What an analysis writes into its directory (analyze, replay; report re-renders the last two). */
+export const ANALYSIS_FILES = ['report.json', 'report.html', 'attack-layer.json', 'dropped'] as const;
+
+/**
+ * An analysis directory about to be written: refused when it already holds an analysis (any of
+ * ANALYSIS_FILES), so that a new run never silently replaces an earlier one; `--force` replaces it.
  * Whether the directory can be made and written is makeOutDir's question, not this one's.
  */
 export function refuseExistingAnalysis(dir: string): void {
   const abs = resolve(dir);
-  const report = join(abs, 'report.json');
-  let exists = false;
-  try { lstatSync(report); exists = true; } catch { /* absent (or unreachable: makeOutDir says why) */ }
-  if (exists) {
-    throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: it already holds an analysis (report.json; use --force to replace it)`, { details: { path: abs, exists: true } });
+  const found = ANALYSIS_FILES.find((f) => {
+    try { lstatSync(join(abs, f)); return true; } catch { return false; /* absent (or unreachable: makeOutDir says why) */ }
+  });
+  if (found) {
+    throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${abs}: it already holds an analysis (${found}; use --force to replace it)`, { details: { path: abs, exists: true } });
   }
+}
+
+/**
+ * Removes what an earlier analysis wrote into dir (ANALYSIS_FILES, without following links), so
+ * that one replaced by --force leaves none of its files behind (its dropped files in particular).
+ */
+export async function clearAnalysis(dir: string): Promise<void> {
+  for (const f of ANALYSIS_FILES) await rm(join(resolve(dir), f), { recursive: true, force: true });
 }

@@ -111,6 +111,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`sandtrace ${name}: ${String(fsErr.syscall ?? 'access')} ${fsErr.path}: ${why} [${fsErr.code}]\n`);
       return EXIT.input;
     }
+    // one the system refused without naming a path (a write to a full disk: ENOSPC)
+    if (typeof fsErr.code === 'string' && /^E[A-Z]+$/.test(fsErr.code) && typeof fsErr.syscall === 'string') {
+      process.stderr.write(`sandtrace ${name}: ${fsErr.syscall} failed: ${(e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+$/, '')} [${fsErr.code}]\n`);
+      return EXIT.failure;
+    }
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`sandtrace ${name}: internal error: ${msg.split('\n')[0]}\n`);
     if (process.env['SANDTRACE_DEBUG'] && e instanceof Error) process.stderr.write(`${e.stack}\n`);

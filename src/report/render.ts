@@ -1,11 +1,10 @@
 // Writes the human-facing outputs of a report next to report.json: report.html and the
 // ATT&CK Navigator layer. Used at the end of an analysis and by `sandtrace report DIR`.
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Report } from './schema.js';
 import { renderHtml } from './html.js';
 import { navigatorLayer } from './navigator.js';
-import { makeOutDir } from '../outpath.js';
+import { makeOutDir, writeOutputFile } from '../outpath.js';
 
 export const HTML_FILE = 'report.html';
 export const LAYER_FILE = 'attack-layer.json';
@@ -14,7 +13,7 @@ export async function renderOutputs(report: Report, dir: string): Promise<string
   makeOutDir(dir);
   const html = join(dir, HTML_FILE);
   const layer = join(dir, LAYER_FILE);
-  await writeFile(html, renderHtml(report));
-  await writeFile(layer, JSON.stringify(navigatorLayer(report), null, 2) + '\n');
+  await writeOutputFile(html, renderHtml(report));
+  await writeOutputFile(layer, JSON.stringify(navigatorLayer(report), null, 2) + '\n');
   return [html, layer];
 }
