@@ -204,14 +204,18 @@ export class ReportBuilder {
       if (f.renamedTo.size) out.renamedTo = [...f.renamedTo];
       return out;
     });
-    const dropped: ReportDropped[] = ctx.changes.filter((c) => c.change !== 'deleted' && c.sha256 !== null).map((c) => {
-      const d: ReportDropped = { path: c.path, sha256: c.sha256 as string, size: c.size, change: c.change as 'created' | 'modified', truncated: c.truncated };
+    const dropped: ReportDropped[] = ctx.changes.filter((c) => c.change !== 'deleted' && (c.sha256 !== null || c.unhashed)).map((c) => {
+      const d: ReportDropped = { path: c.path, sha256: c.sha256, size: c.size, change: c.change as 'created' | 'modified', truncated: c.truncated };
       if (c.copy) d.copy = ctx.copyPath ? ctx.copyPath(c.copy) : c.copy;
       return d;
     });
     const deleted = ctx.changes.filter((c) => c.change === 'deleted').map((c) => c.path).sort();
     const counts = Object.fromEntries([...this.counts.entries()].sort((a, b) => b[1] - a[1]));
     const warnings = [...ctx.warnings];
+    const unhashed = ctx.changes.filter((c) => c.unhashed);
+    if (unhashed.length) {
+      warnings.push({ code: 'FILES_UNHASHED', message: `${unhashed.length} dropped file(s) too large to hash (sparse, or past the 1 GiB hashing budget), listed with their size and first bytes: ${unhashed.slice(0, 3).map((c) => c.path).join(', ')}${unhashed.length > 3 ? ', ...' : ''}` });
+    }
     if (this.argsTruncated || this.argsUnreadable) {
       warnings.push({
         code: 'ARGS_INCOMPLETE',

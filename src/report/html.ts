@@ -179,7 +179,7 @@ export function renderHtml(r: Report): string {
     esc(f.ops.join(', ')), esc(f.pids.join(', ')),
   ]);
   const dropped = r.dropped.slice(0, MAX_ROWS).map((d) => [
-    `<span class="argv">${esc(d.path)}</span>`, esc(d.change), esc(d.size), `<span class="argv small">${esc(d.sha256)}</span>`,
+    `<span class="argv">${esc(d.path)}</span>`, esc(d.change), esc(d.size), `<span class="argv small">${esc(d.sha256 ?? 'not hashed: too large')}</span>`,
     d.copy ? esc(d.copy) : `<span class="muted">${d.truncated ? 'over size cap' : 'not kept'}</span>`,
   ]);
   const net = r.network.slice(0, MAX_ROWS).map((n) => [

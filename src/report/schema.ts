@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.3.0';
+export const REPORT_VERSION = '1.4.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -36,7 +36,8 @@ export interface ReportFile {
 
 export interface ReportDropped {
   path: string;
-  sha256: string;
+  /** null: too large to hash (a sparse file can claim exabytes); the copy holds its first bytes. */
+  sha256: string | null;
   size: number;
   /** Whether the file was created (new) or an existing image file modified. */
   change: 'created' | 'modified';

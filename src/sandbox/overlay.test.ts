@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, appendFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, appendFileSync, renameSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMountPoint, listChanges, mountOverlay, overlayDirs, unmountOverlay } from './overlay.js';
@@ -91,4 +91,27 @@ test('created, modified and deleted files incl. whiteouts and opaque dirs; caps;
   assert.equal(nm.get('/o/3'), 'created');
   assert.ok(!nm.has('/n/new.txt'), 'a file listed as unchanged is left out');
   assert.ok(noMerged.every((c) => c.copy === undefined), 'no copies without an output dir');
+});
+
+test('a sparse file claiming terabytes is listed with its size and first bytes, not read to its end; hashing stops at the budget', { timeout: 60_000 }, () => {
+  const upper = mkdtempSync(join(root, 'sparse-upper-'));
+  const low = mkdtempSync(join(root, 'sparse-lower-'));
+  const out = mkdtempSync(join(root, 'sparse-out-'));
+  // 8 TiB of holes behind 4 real bytes: before the budget, listing it read 8 TiB of zeros (hours)
+  writeFileSync(join(upper, 'big'), 'MZ!!');
+  truncateSync(join(upper, 'big'), 8 * 2 ** 40);
+  const t0 = Date.now();
+  const [big] = listChanges({ upper, lower: low }, out);
+  assert.ok(Date.now() - t0 < 20_000, 'listed in bounded time');
+  assert.deepEqual({ ...big, copy: undefined }, { path: '/big', change: 'created', size: 8 * 2 ** 40, sha256: null, truncated: true, unhashed: true, copy: undefined });
+  assert.equal(readFileSync(big!.copy!).subarray(0, 4).toString(), 'MZ!!', 'the copy holds its first bytes');
+  assert.equal(statSync(big!.copy!).size, 16 << 20, 'the copy is cut at the per-file cap');
+
+  // a budget of 1 MiB: the first file (512 KiB) is hashed, the second (768 KiB) no longer fits
+  const a = Buffer.alloc(512 << 10, 1), b = Buffer.alloc(768 << 10, 2);
+  const up2 = mkdtempSync(join(root, 'budget-upper-'));
+  writeFileSync(join(up2, 'a'), a);
+  writeFileSync(join(up2, 'b'), b);
+  const got = listChanges({ upper: up2, lower: low }, null, { perFileBytes: 1 << 20, totalBytes: 4 << 20, hashBytes: 1 << 20 });
+  assert.deepEqual(got.map((c) => [c.path, c.size, c.sha256, c.unhashed ?? false]), [['/a', a.length, sha(a), false], ['/b', b.length, null, true]]);
 });

@@ -51,11 +51,17 @@ export async function unmountOverlay(d: OverlayDirs): Promise<string[]> {
 export interface ChangeLimits {
   perFileBytes: number;
   totalBytes: number;
+  /**
+   * Bytes hashed at most, all files together: a file that does not fit in what is left is listed
+   * with its size and first bytes, sha256 null. Real data cannot exceed the sandbox's disk cap;
+   * only sparse files (or many links to one) come near this.
+   */
+  hashBytes?: number;
   /** Entries listed at most, and directory depth walked at most: a sample cannot make the walk explode. */
   maxEntries?: number;
   maxDepth?: number;
 }
-export const DEFAULT_CHANGE_LIMITS: ChangeLimits = { perFileBytes: 16 << 20, totalBytes: 64 << 20, maxEntries: 100000, maxDepth: 64 };
+export const DEFAULT_CHANGE_LIMITS: ChangeLimits = { perFileBytes: 16 << 20, totalBytes: 64 << 20, hashBytes: 1 << 30, maxEntries: 100000, maxDepth: 64 };
 
 function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
@@ -67,9 +73,11 @@ function lstatOrNull(p: string): Stats | null {
 
 /**
  * Hashes a regular file and copies at most `maxCopy` bytes of it; never follows a symlink
- * (O_NOFOLLOW) and refuses anything that is not a regular file once opened.
+ * (O_NOFOLLOW) and refuses anything that is not a regular file once opened. A file larger than
+ * `maxHash` is not hashed (sha256 null) and only its first `maxCopy` bytes are read: a sparse file
+ * costs the sample no disk but can claim exabytes, which would take centuries to read.
  */
-function hashAndCopy(src: string, dst: string | null, maxCopy: number): { sha256: string; size: number; copied: number; wrote: boolean } | null {
+function hashAndCopy(src: string, dst: string | null, maxCopy: number, maxHash = Infinity): { sha256: string | null; size: number; copied: number; read: number; wrote: boolean } | null {
   let fd: number;
   try {
     fd = openSync(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -80,6 +88,8 @@ function hashAndCopy(src: string, dst: string | null, maxCopy: number): { sha256
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return null;
+    const hashing = st.size <= maxHash;
+    if (!hashing && (dst === null || maxCopy <= 0)) return { sha256: null, size: st.size, copied: 0, read: 0, wrote: false };
     if (dst !== null && maxCopy > 0) {
       try {
         mkdirSync(dirname(dst), { recursive: true });
@@ -93,9 +103,13 @@ function hashAndCopy(src: string, dst: string | null, maxCopy: number): { sha256
     let size = 0;
     let copied = 0;
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      // hashing: never more than maxHash (one byte over tells a file that grew); not hashing: the
+      // copy's bytes only
+      const want = Math.min(buf.length, (hashing ? maxHash + 1 : out >= 0 ? maxCopy : 0) - size);
+      if (want <= 0) break;
+      const n = readSync(fd, buf, 0, want, null);
       if (n <= 0) break;
-      h.update(buf.subarray(0, n));
+      if (hashing) h.update(buf.subarray(0, n));
       if (out >= 0 && copied < maxCopy) {
         const take = Math.min(n, maxCopy - copied);
         writeSync(out, buf, 0, take);
@@ -103,7 +117,8 @@ function hashAndCopy(src: string, dst: string | null, maxCopy: number): { sha256
       }
       size += n;
     }
-    return { sha256: h.digest('hex'), size, copied, wrote: out >= 0 };
+    const whole = hashing && size <= maxHash;
+    return { sha256: whole ? h.digest('hex') : null, size: whole ? size : Math.max(size, st.size), copied, read: size, wrote: out >= 0 };
   } finally {
     closeSync(fd);
     if (out >= 0) closeSync(out);
@@ -126,6 +141,7 @@ export interface ChangesInput {
 export function listChanges(inp: ChangesInput, outDir: string | null, limits: ChangeLimits = DEFAULT_CHANGE_LIMITS): FileChange[] {
   const changes: FileChange[] = [];
   let budget = limits.totalBytes;
+  let hashBudget = limits.hashBytes ?? Infinity;
   const deleted = new Set<string>();
   const markDeleted = (cpath: string): void => {
     if (deleted.has(cpath)) return;
@@ -168,11 +184,17 @@ export function listChanges(inp: ChangesInput, outDir: string | null, limits: Ch
         const dst = outDir === null ? null : join(outDir, r);
         const cap = Math.min(limits.perFileBytes, budget);
         const known = inp.unchanged?.get(cpath);
-        if (known !== undefined && hashAndCopy(join(inp.upper, r), null, 0)?.sha256 === known) continue;
-        const hc = hashAndCopy(join(inp.upper, r), dst, cap);
+        if (known !== undefined) {
+          const same = hashAndCopy(join(inp.upper, r), null, 0, hashBudget);
+          hashBudget -= same?.read ?? 0;
+          if (same?.sha256 === known) continue;
+        }
+        const hc = hashAndCopy(join(inp.upper, r), dst, cap, hashBudget);
         if (!hc) continue;
         budget -= hc.copied;
+        hashBudget -= hc.read;
         const fc: FileChange = { path: cpath, change, size: hc.size, sha256: hc.sha256, truncated: hc.copied < hc.size };
+        if (hc.sha256 === null) fc.unhashed = true;
         if (dst !== null && hc.wrote) fc.copy = dst;
         changes.push(fc);
       } else {

@@ -56,10 +56,16 @@ export interface FileChange {
   path: string;
   change: 'created' | 'modified' | 'deleted';
   size: number;
+  /** null for a deletion, a file that is not a regular one, or one not hashed (unhashed). */
   sha256: string | null;
   /** Host path of the copy (in the output dir), when copied. */
   copy?: string;
   truncated: boolean;
+  /**
+   * A regular file larger than what was left of the hashing budget (ChangeLimits.hashBytes; a
+   * sparse file can claim exabytes without using the disk): its size and first bytes, no sha256.
+   */
+  unhashed?: true;
 }
 
 export interface SandboxResult {
