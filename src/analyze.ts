@@ -10,6 +10,7 @@ import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { inspectSample, refuseSpecialFile } from './sample.js';
 import { checkTimeout, type FileChange, type Sandbox, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
+import { DEFAULT_CHANGE_LIMITS } from './sandbox/overlay.js';
 import { SemanticState } from './semantics/state.js';
 import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
@@ -126,6 +127,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     stats = collector.stats();
     try {
       changes = await run.sandbox.changes(droppedDir);
+      const most = DEFAULT_CHANGE_LIMITS.maxEntries ?? Infinity;
+      if (changes.length >= most) warnings.push({ code: 'REPORT_LIMITED', message: `the sample changed more files than are listed: dropped and deleted files are the first ${most} changes found (in path order)` });
     } catch (e) {
       errors.push(diag(e, 'changes'));
     }

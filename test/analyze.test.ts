@@ -111,6 +111,20 @@ test('a sample that outlives the timeout is killed: the report says so and lists
   assert.ok(r.processes.filter((p) => p.exe.endsWith('/sleep')).length >= 2);
 });
 
+test('a sample that makes an exabyte sparse file and floods the report with names still gets a complete, bounded report in time', { timeout: 120_000 }, async () => {
+  const t0 = Date.now();
+  const r = await run('unanalysable.sh', [], 10);
+  assert.ok(Date.now() - t0 < 90_000, 'the analysis ended in bounded time');
+  assert.equal(r.analysis.status, 'completed');
+  assert.equal(r.analysis.timedOut, true);
+  const big = r.dropped.find((d) => d.path === '/root/big');
+  assert.ok(big && big.sha256 === null && big.size >= 2 ** 50, JSON.stringify(big));
+  assert.ok(r.analysis.warnings.some((w) => w.code === 'FILES_UNHASHED'));
+  assert.ok(r.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED') && (r.analysis.omitted?.files ?? 0) > 0, JSON.stringify(r.analysis.omitted));
+  assert.ok(JSON.stringify(r).length < 40 << 20);
+  assert.ok((r.syscalls.counts['rename'] ?? 0) > (r.analysis.omitted?.files ?? 0) / 2, 'every rename is still counted');
+});
+
 test('recording and replay give the same processes, files, dropped and deleted files, network, syscalls and findings', async () => {
   const t = tempDir();
   try {

@@ -19,6 +19,23 @@ const NETWORK_OPS = new Set(['connect', 'bind', 'listen', 'accept', 'accept4', '
 
 interface FileAcc { ops: Set<FileOp>; pids: Set<number>; renamedTo: Set<string> }
 
+/**
+ * What one report lists at most. A sample controls how many distinct names it touches (a loop of
+ * renames through 4,000-byte paths made a report of gigabytes and ran node out of memory): past
+ * these, operations are counted (analysis.omitted, a REPORT_LIMITED warning) and not listed. The
+ * syscall counts, findings and verdict still see every event.
+ */
+export const REPORT_LIMITS = {
+  /** distinct file paths, and the characters of all listed names (paths and rename targets) */
+  files: 20_000, fileChars: 16 << 20,
+  /** rename targets and pids listed per file */
+  renamedTo: 8, pidsPerFile: 64,
+  /** distinct network entries (operation, endpoint, result, pid) */
+  network: 20_000,
+  /** processes, the first ones started */
+  processes: 10_000,
+} as const;
+
 export interface SampleInfo { name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[] }
 
 export interface ReportContext {
@@ -54,6 +71,10 @@ export class ReportBuilder {
   /** Events whose arguments were read at the call's return (unreadable when it was made). */
   private argsReadAtExit = 0;
   private argsUnreadable = 0;
+  /** Characters of the names in `files`, and operations past REPORT_LIMITS, counted and not listed. */
+  private fileChars = 0;
+  private filesOmitted = 0;
+  private networkOmitted = 0;
   /** Syscalls the sandbox's seccomp profile denies: an EPERM from them is a blocked attempt. */
   private readonly deniedSet: ReadonlySet<string>;
 
@@ -104,7 +125,13 @@ export class ReportBuilder {
         if (ok && path) {
           this.file(path, 'rename', ev.pid);
           if (e.path2) {
-            this.files.get(path)?.renamedTo.add(e.path2);
+            const f = this.files.get(path);
+            if (f && !f.renamedTo.has(e.path2)) {
+              if (f.renamedTo.size < REPORT_LIMITS.renamedTo && this.fileChars + e.path2.length <= REPORT_LIMITS.fileChars) {
+                f.renamedTo.add(e.path2);
+                this.fileChars += e.path2.length;
+              } else this.filesOmitted++;
+            }
             this.file(e.path2, 'create', ev.pid);
           }
         }
@@ -144,11 +171,16 @@ export class ReportBuilder {
   private file(path: string, op: FileOp, pid: number): void {
     let f = this.files.get(path);
     if (!f) {
+      if (this.files.size >= REPORT_LIMITS.files || this.fileChars + path.length > REPORT_LIMITS.fileChars) {
+        this.filesOmitted++;
+        return;
+      }
       f = { ops: new Set(), pids: new Set(), renamedTo: new Set() };
       this.files.set(path, f);
+      this.fileChars += path.length;
     }
     f.ops.add(op);
-    f.pids.add(pid);
+    if (f.pids.size < REPORT_LIMITS.pidsPerFile) f.pids.add(pid);
   }
 
   private net(e: EnrichedEvent): void {
@@ -183,6 +215,7 @@ export class ReportBuilder {
     const key = `${op}\0${proto}\0${address}\0${port}\0${result}\0${ev.pid}`;
     const n = this.network.get(key);
     if (n) n.count++;
+    else if (this.network.size >= REPORT_LIMITS.network) this.networkOmitted++;
     else this.network.set(key, { op, proto, family, address, port, result, pid: ev.pid, count: 1 });
   }
 
@@ -193,7 +226,8 @@ export class ReportBuilder {
       if (c.change === 'created') this.file(c.path, 'create', 0);
       if (c.change === 'deleted' && !this.files.get(c.path)?.ops.has('delete')) this.file(c.path, 'delete', 0);
     }
-    const processes: ReportProcess[] = ctx.processes.map((p) => ({
+    const processesOmitted = Math.max(0, ctx.processes.length - REPORT_LIMITS.processes);
+    const processes: ReportProcess[] = ctx.processes.slice(0, REPORT_LIMITS.processes).map((p) => ({
       pid: p.pid, ppid: p.ppid, exe: p.exe, argv: p.argv, uid: p.uid, start: secs(p.start),
       end: p.end === null ? null : secs(p.end), exit: p.exit, signal: p.signal, syscalls: this.perPid.get(p.pid) ?? 0,
       ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
@@ -216,6 +250,23 @@ export class ReportBuilder {
     if (unhashed.length) {
       warnings.push({ code: 'FILES_UNHASHED', message: `${unhashed.length} dropped file(s) too large to hash (sparse, or past the 1 GiB hashing budget), listed with their size and first bytes: ${unhashed.slice(0, 3).map((c) => c.path).join(', ')}${unhashed.length > 3 ? ', ...' : ''}` });
     }
+    const omitted = { files: this.filesOmitted, network: this.networkOmitted, processes: processesOmitted };
+    if (omitted.files || omitted.network || omitted.processes) {
+      warnings.push({
+        code: 'REPORT_LIMITED',
+        message: `the sample touched more than one report lists (counted in syscalls, seen by the rules, not listed): ${[
+          omitted.files ? `${omitted.files} file operations past ${REPORT_LIMITS.files} paths or ${REPORT_LIMITS.fileChars >> 20} MiB of names` : '',
+          omitted.network ? `${omitted.network} network operations past ${REPORT_LIMITS.network} entries` : '',
+          omitted.processes ? `${omitted.processes} processes past the first ${REPORT_LIMITS.processes}` : '',
+        ].filter(Boolean).join('; ')}`,
+      });
+    }
+    if (this.argsReadAtExit) {
+      warnings.push({
+        code: 'ARGS_READ_AT_EXIT',
+        message: `${this.argsReadAtExit} events carry an argument the capture could read only at the call's return (memory not paged in at the call): another thread of the sample could have changed it in between, so the path or address shown may not be the one the kernel used`,
+      });
+    }
     if (this.argsTruncated || this.argsUnreadable) {
       warnings.push({
         code: 'ARGS_INCOMPLETE',
@@ -235,6 +286,7 @@ export class ReportBuilder {
         timeout: ctx.timeout, timedOut: ctx.timedOut,
         status: ctx.errors.length ? 'partial' : 'completed',
         isolation: ctx.isolation, errors: ctx.errors, warnings,
+        ...(omitted.files || omitted.network || omitted.processes ? { omitted } : {}),
       },
       sample: ctx.sample,
       processes,

@@ -166,8 +166,10 @@ const SCRIPT = `document.getElementById('toggle').addEventListener('click',funct
 function argsNote(r: Report): string {
   const t = r.capture.argsTruncated ?? 0;
   const u = r.capture.argsUnreadable ?? 0;
-  if (!t && !u) return '';
-  return `, <span class="diag">${[t ? `${esc(t)} with cut arguments` : '', u ? `${esc(u)} with unreadable arguments` : ''].filter(Boolean).join(', ')}</span>`;
+  const x = r.capture.argsReadAtExit ?? 0;
+  if (!t && !u && !x) return '';
+  return `, <span class="diag">${[t ? `${esc(t)} with cut arguments` : '', u ? `${esc(u)} with unreadable arguments` : '',
+    x ? `${esc(x)} with arguments read at the return` : ''].filter(Boolean).join(', ')}</span>`;
 }
 
 export function renderHtml(r: Report): string {

@@ -81,6 +81,11 @@ export interface Report {
     isolation: { kind: 'container' | 'rootless' | 'vm' | 'none'; guarantees: string[]; weaker: string[] };
     errors: ReportDiagnostic[];
     warnings: ReportDiagnostic[];
+    /**
+     * Since 1.4: what the report's lists left out past their limits (REPORT_LIMITS: file
+     * operations on paths past the listed ones, network operations, processes), when anything was.
+     */
+    omitted?: { files: number; network: number; processes: number };
   };
   sample: { name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[] };
   processes: ReportProcess[];

@@ -61,7 +61,7 @@ export interface ChangeLimits {
   maxEntries?: number;
   maxDepth?: number;
 }
-export const DEFAULT_CHANGE_LIMITS: ChangeLimits = { perFileBytes: 16 << 20, totalBytes: 64 << 20, hashBytes: 1 << 30, maxEntries: 100000, maxDepth: 64 };
+export const DEFAULT_CHANGE_LIMITS: ChangeLimits = { perFileBytes: 16 << 20, totalBytes: 64 << 20, hashBytes: 1 << 30, maxEntries: 20_000, maxDepth: 64 };
 
 function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;

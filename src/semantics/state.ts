@@ -57,6 +57,8 @@ const DIRFD: Record<string, [number, number]> = {
 };
 
 const OPENERS = new Set(['open', 'openat', 'openat2', 'creat']);
+/** What copy provenance may hold, in characters of names (see SemanticState.copiedFrom). */
+const COPIED_FROM_CHARS = 8 << 20;
 
 /** Other calls that return a new descriptor, and what it is. */
 const FD_PRODUCERS: Record<string, FdType> = {
@@ -81,6 +83,12 @@ export class SemanticState {
    * (O_TRUNC, creat) or removing the file forgets it.
    */
   private readonly copiedFrom = new Map<string, string>();
+  /**
+   * Characters of the names copiedFrom holds: a sample that links or copies files in a loop
+   * through long names would grow it without end. Past COPIED_FROM_CHARS, new copies are not
+   * remembered (the ones known stay, and overwriting or removing still forgets).
+   */
+  private copiedChars = 0;
 
   constructor(opts: SemanticOptions = {}) {
     this.containerId = opts.containerId ?? '';
@@ -343,7 +351,19 @@ export class SemanticState {
     const filePath = (f: FdInfo | undefined) => (f?.type === 'file' && f.path?.startsWith('/') ? f.path : undefined);
     const origin = (p: string) => this.copiedFrom.get(p) ?? p;
     const copy = (from: string | undefined, to: string | undefined) => {
-      if (from !== undefined && to !== undefined && from !== to && to.startsWith('/') && from.startsWith('/')) this.copiedFrom.set(to, origin(from));
+      if (from === undefined || to === undefined || from === to || !to.startsWith('/') || !from.startsWith('/')) return;
+      const o = origin(from);
+      const had = this.copiedFrom.get(to);
+      const cost = had === undefined ? to.length + o.length : o.length - had.length;
+      if (this.copiedChars + cost > COPIED_FROM_CHARS) return;
+      this.copiedFrom.set(to, o);
+      this.copiedChars += cost;
+    };
+    const forget = (p: string) => {
+      const had = this.copiedFrom.get(p);
+      if (had === undefined) return;
+      this.copiedFrom.delete(p);
+      this.copiedChars -= p.length + had.length;
     };
     if (READS.has(name)) {
       const from = filePath(fd);
@@ -358,11 +378,11 @@ export class SemanticState {
     } else if (name === 'copy_file_range') {
       copy(filePath(fd), filePath(st.fds.get(a[2] ?? -1)));
     } else if (OPENERS.has(name)) {
-      if (path !== undefined && (openerFlags(name, a) & O_TRUNC) !== 0) this.copiedFrom.delete(path);
+      if (path !== undefined && (openerFlags(name, a) & O_TRUNC) !== 0) forget(path);
     } else if (name === 'rename' || name === 'renameat' || name === 'renameat2') {
       if (path !== undefined && path2 !== undefined) {
         copy(path, path2);
-        this.copiedFrom.delete(path);
+        forget(path);
       }
     } else if (name === 'link' || name === 'linkat') {
       copy(path, path2);
@@ -370,7 +390,7 @@ export class SemanticState {
       // the target as written, relative to the link's own directory
       if (path !== undefined && path2?.startsWith('/')) copy(posix.resolve(posix.dirname(path2), path), path2);
     } else if (name === 'unlink' || name === 'unlinkat') {
-      if (path !== undefined) this.copiedFrom.delete(path);
+      if (path !== undefined) forget(path);
     }
   }
 

@@ -6,6 +6,7 @@ import type { Detector, Evidence, Finding } from '../types.js';
 import { evtType, type EvalCtx, type Scalar } from './fields.js';
 import { compileOutput, type CompiledOutput } from './output.js';
 import { openFlags } from './args.js';
+import { WrittenFiles } from './written.js';
 import type { CompiledRule, RuleSet } from './load.js';
 
 const MAX_EVIDENCE = 8;
@@ -125,7 +126,7 @@ interface SeqState {
 
 export function createRuleDetector(ruleset: RuleSet): Detector {
   const ix = indexOf(ruleset);
-  const ctx: EvalCtx = { written: new Set(), cur: null, type: '' };
+  const ctx: EvalCtx = { written: new WrittenFiles(), cur: null, type: '' };
   const accs = new Map<CompiledRule, Map<number, Acc>>();
   const order: Acc[] = [];
   const windows = new Map<CompiledRule, Map<number, Window>>();

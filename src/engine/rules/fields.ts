@@ -7,13 +7,14 @@ import { errnoName } from '../../semantics/syscalls.js';
 import { decodeArgs } from '../../semantics/args.js';
 import { openFlags as renderOpenFlags } from '../../semantics/flags.js';
 import { openFlags, rawArg } from './args.js';
+import type { WrittenFiles } from './written.js';
 
 export type Scalar = string | number | boolean | null;
 export type FieldKind = 'str' | 'num' | 'bool' | 'net';
 
 /** Per-detector state that some fields consult (files written during the capture). */
 export interface EvalCtx {
-  written: Set<string>;
+  written: WrittenFiles;
   /** The event being evaluated and its evt.type, computed once per event by the detector. */
   cur: EnrichedEvent | null;
   type: string;
@@ -116,9 +117,7 @@ const PROC: Record<string, [FieldKind, ProcGet]> = {
 function writtenExe(exe: string, ctx: EvalCtx): boolean {
   if (exe === '') return false;
   if (exe.startsWith('/')) return ctx.written.has(exe);
-  const rel = '/' + exe.replace(/^(\.\/)+/, '');
-  for (const w of ctx.written) if (w.endsWith(rel)) return true;
-  return false;
+  return ctx.written.hasSuffix('/' + exe.replace(/^(\.\/)+/, ''));
 }
 
 /** Fields Falco has that the parent/ancestor prefixes map onto (proc.pname = name of parent). */
