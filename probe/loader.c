@@ -380,8 +380,12 @@ int main(int argc, char **argv)
 		backlog = *prod_pos - *cons_pos;
 		if (!fz.frozen && (backlog > ring / 2 || out_pending() > 2 * (size_t)ring))
 			set_frozen(&fz, 1);
-		else if (fz.frozen && backlog < ring / 8 && out_pending() < ring / 4)
+		else if (fz.frozen && backlog < ring / 8 && out_pending() < ring / 4) {
 			set_frozen(&fz, 0);
+			/* the sandbox gives the sample the time it spent frozen (Sandbox.wait()); on stderr,
+			 * which is read at once, not behind the events the reader has yet to take */
+			fprintf(stderr, "sandtrace-probe-paused %llu\n", fz.total_ns);
+		}
 	}
 
 	/* Detach first so that nothing is added, then drain the ring and the buffer completely. */

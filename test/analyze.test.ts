@@ -125,6 +125,18 @@ test('a sample that makes an exabyte sparse file and floods the report with name
   assert.ok((r.syscalls.counts['rename'] ?? 0) > (r.analysis.omitted?.files ?? 0) / 2, 'every rename is still counted');
 });
 
+test('a sample that floods the capture is frozen to drain it, losing nothing, and gets the frozen time back on its timeout', { timeout: 120_000 }, async () => {
+  const T = 5;
+  const r = await run('capture_flood.sh', [], T);
+  assert.equal(r.capture.lost, 0);
+  const paused = r.capture.paused ?? 0;
+  assert.ok(paused >= 1, `the flood was frozen (${paused} s): on a machine whose analysis keeps up with it, there is nothing to give back`);
+  const root = r.processes.find((p) => p.pid === 1);
+  assert.ok(root && root.end !== null, 'the sample was killed at its (extended) timeout');
+  // without the time given back it was killed after T seconds, most of them frozen
+  assert.ok(root.end - root.start >= T + Math.min(T, paused) / 2, `the sample lived ${root.end - root.start} s with ${paused} s frozen`);
+});
+
 test('recording and replay give the same processes, files, dropped and deleted files, network, syscalls and findings', async () => {
   const t = tempDir();
   try {

@@ -16,10 +16,17 @@ export interface CaptureStats {
   duration: number;
   /** Free-form facts about the capture (e.g. "froze the sandbox 3 times to drain the ring"). */
   notes: string[];
+  /** Seconds the target was paused (frozen) for the capture to keep up; absent when never. */
+  paused?: number;
 }
 
 export interface Collector {
   readonly backend: Backend;
+  /**
+   * Seconds the target has been paused (frozen) so far for the capture to keep up, live; absent
+   * for sources that never pause it. The sandbox adds them to the sample's time.
+   */
+  pausedSeconds?(): number;
   /** Attach to the source. Resolves once no event of the target can be missed any more. */
   start(): Promise<void>;
   /**

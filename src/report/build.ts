@@ -299,6 +299,7 @@ export class ReportBuilder {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,
         parseErrors: ctx.capture.parseErrors, duration: Math.round(ctx.capture.duration * 1000) / 1000, notes: ctx.capture.notes,
         argsTruncated: this.argsTruncated, argsUnreadable: this.argsUnreadable, argsReadAtExit: this.argsReadAtExit,
+        ...(ctx.capture.paused ? { paused: Math.round(ctx.capture.paused * 1000) / 1000 } : {}),
       },
       findings: ctx.findings,
       verdict: ctx.verdict,

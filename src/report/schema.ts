@@ -102,6 +102,8 @@ export interface Report {
     argsUnreadable?: number;
     /** Since 1.1: events whose arguments were read at the call's return, not at the call (the sample could have changed them between). */
     argsReadAtExit?: number;
+    /** Since 1.4: seconds the sample was paused (frozen) for the capture to keep up; the timeout ran on meanwhile. */
+    paused?: number;
   };
   findings: Finding[];
   verdict: Verdict;

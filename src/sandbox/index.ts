@@ -231,16 +231,26 @@ class RuncSandbox implements Sandbox {
     }
   }
 
-  async wait(): Promise<SandboxResult> {
+  async wait(opts: { paused?: () => number } = {}): Promise<SandboxResult> {
     if (this.result) return this.result;
     if (this.state !== 'started' || !this.exitInfo) throw new SandtraceError('INTERNAL', `sandbox ${this.id} is not started`);
-    const timeoutMs = Math.max(0, (this.opts.timeout > 0 ? this.opts.timeout : 60) * 1000 - (Date.now() - this.startedAt));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.exitInfo.then(() => false),
-      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), timeoutMs); }),
-    ]);
-    if (timer) clearTimeout(timer);
+    const budgetMs = (this.opts.timeout > 0 ? this.opts.timeout : 60) * 1000;
+    const exited = this.exitInfo.then(() => false);
+    let deadline = this.startedAt + budgetMs;
+    let timedOut = false;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      timedOut = await Promise.race([
+        exited,
+        new Promise<boolean>((r) => { timer = setTimeout(() => r(true), Math.max(0, deadline - Date.now())); }),
+      ]);
+      if (timer) clearTimeout(timer);
+      if (!timedOut) break;
+      // time the sample spent frozen for the capture is given back, at most the timeout again
+      const owed = this.startedAt + budgetMs + Math.min(budgetMs, (opts.paused?.() ?? 0) * 1000);
+      if (owed - deadline < 50) break;
+      deadline = owed;
+    }
     const endedAt = timedOut ? Date.now() : Date.now();
     if (timedOut) await killAll(this.cg);
     const exit = await raceTimeout(this.exitInfo, 10000, { code: null, signal: null });

@@ -83,8 +83,13 @@ export interface Sandbox {
   create(): Promise<SandboxStartInfo>;
   /** Let the sample run. */
   start(): Promise<void>;
-  /** Resolve when the sample's first process exits, or at the timeout after freezing and killing everything. */
-  wait(): Promise<SandboxResult>;
+  /**
+   * Resolve when the sample's first process exits, or at the timeout after freezing and killing
+   * everything. `paused`: seconds the sample has spent frozen by the capture so far; the timeout
+   * is extended by them (up to the timeout again), so a sample that floods the capture cannot
+   * spend its own time frozen and end the analysis before it shows what it does.
+   */
+  wait(opts?: { paused?: () => number }): Promise<SandboxResult>;
   /** Pause and resume every process of the container (cgroup freezer); used by capture back-pressure. */
   freeze(): Promise<void>;
   thaw(): Promise<void>;

@@ -117,6 +117,8 @@ export class EbpfCollector implements Collector {
   private failure: SandtraceError | null = null;
   private draining = false;
   private stderr = '';
+  /** Nanoseconds the target has been frozen so far, as of the loader's last thaw. */
+  private pausedNs = 0;
   private delivered = 0;
   private startedAt = 0;
   private endedAt = 0;
@@ -146,7 +148,18 @@ export class EbpfCollector implements Collector {
     const child = spawn(this.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.startedAt = performance.now();
-    child.stderr!.on('data', (d: Buffer) => { if (this.stderr.length < 65536) this.stderr += d.toString(); });
+    let partial = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        // the loader's running total of time frozen, at each thaw (pausedSeconds())
+        const m = /^sandtrace-probe-paused (\d+)$/.exec(l);
+        if (m) this.pausedNs = Number(m[1]);
+        else if (this.stderr.length < 65536) this.stderr += `${l}\n`;
+      }
+    });
+    child.stderr!.on('end', () => { if (partial && this.stderr.length < 65536) this.stderr += partial; });
     child.stdin!.on('error', () => { /* the loader is gone; its exit is handled below */ });
     this.exited = new Promise((resolve) => child.on('close', () => resolve()));
 
@@ -242,6 +255,11 @@ export class EbpfCollector implements Collector {
     clearTimeout(timer);
   }
 
+  /** Seconds the target has been frozen so far (live: as of the last thaw; the whole at the end). */
+  pausedSeconds(): number {
+    return Math.max(this.decoder.stats?.frozenNs ?? 0, this.pausedNs) / 1e9;
+  }
+
   stats(): CaptureStats {
     const s = this.decoder.stats;
     const notes: string[] = [];
@@ -263,6 +281,7 @@ export class EbpfCollector implements Collector {
       parseErrors: this.decoder.parseErrors,
       duration: this.startedAt ? (end - this.startedAt) / 1000 : 0,
       notes,
+      ...(s && s.frozenNs > 0 ? { paused: s.frozenNs / 1e9 } : {}),
     };
   }
 }

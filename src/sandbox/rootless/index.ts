@@ -245,7 +245,7 @@ class RootlessSandbox implements Sandbox {
     this.state = 'started';
   }
 
-  async wait(): Promise<SandboxResult> {
+  async wait(): Promise<SandboxResult> { // (strace never pauses the sample: nothing to give back)
     if (this.result) return this.result;
     if (this.state !== 'started') throw new SandtraceError('INTERNAL', `wait() in state ${this.state}`);
     const timer = setTimeout(() => {
