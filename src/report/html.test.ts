@@ -153,3 +153,16 @@ test('bin/sandtrace report DIR re-renders from report.json; bad input gives one 
     assert.match(b.stderr, why);
   }
 });
+
+test('control and text-direction characters from the sample are shown as \\uXXXX, not acted on (b\\u202etxt.exe must not read bexe.txt)', async () => {
+  const r = await hostileReport();
+  const spoof = '/tmp/b\u202etxt.exe';
+  const ansi = '/tmp/\u001b[31mred\u0007';
+  r.files.push({ path: spoof, ops: ['create'], pids: [1] }, { path: ansi, ops: ['create'], pids: [1] });
+  const dir = scratchDir('sandtrace-html-');
+  const [html] = await renderOutputs(r, dir);
+  const page = await readFile(html!, 'utf8');
+  assert.ok(!/[\u202e\u001b\u0007]/.test(page), 'no raw control or override character in the page');
+  assert.ok(page.includes('/tmp/b\\u202etxt.exe'));
+  assert.ok(page.includes('/tmp/\\u001b[31mred\\u0007'));
+});

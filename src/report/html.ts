@@ -10,8 +10,14 @@ const MAX_ROWS = 500;
 const MAX_TIMELINE = 80;
 const MAX_TREE = 1000;
 
+// Control characters, and the ones that reorder text (a file 'b\u202etxt.exe' reads 'bexe.txt'),
+// come from the sample: shown as \uXXXX, never acted on by the browser.
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
 export function esc(v: unknown): string {
-  return String(v ?? '').replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return String(v ?? '')
+    .replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`)
+    .replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 const SEV_ORDER: Severity[] = ['critical', 'high', 'medium', 'low', 'info'];
