@@ -138,6 +138,71 @@ test('replay: a recording cut short says so in the result and the report; a trai
   assert.equal((await replay({ file: none, outDir: join(tmp, 'none') })).cutShort, 'recording cut short: it has no trailer');
 });
 
+test('replay: a trailer whose event count is not a count (1e400, "many", none) is reported as corrupt, and nothing is counted lost from it', async () => {
+  const lines = gunzipSync(readFileSync(await record('trailer-count.events.gz', {}))).toString('utf8').trim().split('\n');
+  for (const [name, events, shown] of [['huge', '1e400', 'Infinity'], ['many', '"many"', '"many"'], ['none', undefined, undefined]] as const) {
+    const file = join(tmp, `trailer-${name}.events`);
+    const trailer = events === undefined ? '{"format":"sandtrace.events.end"}' : `{"format":"sandtrace.events.end","events":${events}}`;
+    writeFileSync(file, [...lines.slice(0, -1), trailer].join('\n') + '\n');
+    const r = await replay({ file, outDir: join(tmp, `trailer-${name}`) });
+    assert.equal(r.report.capture.lost, 0, name);
+    assert.equal(r.cutShort, undefined, name);
+    const expected = shown === undefined ? 'no event count' : `a malformed event count (${shown})`;
+    assert.deepEqual(r.report.analysis.warnings.map((w) => [w.code, w.message]),
+      [['INPUT_CORRUPT', `the recording's trailer has ${expected}; the events read could not be checked against it`]], name);
+  }
+});
+
+test('replay: a header whose version is not the number 1 is refused naming the file and the version as written', async () => {
+  const lines = gunzipSync(readFileSync(await record('version.events.gz', {}))).toString('utf8').trim().split('\n');
+  for (const [version, said] of [['"1"', 'is version "1" (string, not a number)'], ['2', 'is version 2'], [undefined, 'has no version']] as const) {
+    const header = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    if (version === undefined) delete header['version'];
+    else header['version'] = JSON.parse(version);
+    const file = join(tmp, `version-${version ?? 'none'}.events`);
+    writeFileSync(file, [JSON.stringify(header), ...lines.slice(1)].join('\n') + '\n');
+    const out = join(tmp, `version-${version ?? 'none'}`);
+    await assert.rejects(replay({ file, outDir: out }),
+      (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_CORRUPT' && e.message === `${file}: the recording ${said}; this sandtrace reads version 1`);
+    assert.equal(existsSync(out), false, 'refused before anything is written');
+  }
+});
+
+test('replay: event lines with fields of the wrong type are bad lines reported with their numbers; the report holds none of their values', async () => {
+  const lines = gunzipSync(readFileSync(await record('types.events.gz', {}))).toString('utf8').trim().split('\n');
+  const bad = [
+    '{"type":"exec","seq":1,"ts":0,"pid":1,"tid":1,"exe":"/bin/sh","argv":5}',
+    '{"type":"syscall","seq":2,"ts":0,"pid":1,"tid":1,"abi":"x86_64","nr":2,"name":"open","args":[],"ret":3,"path":{"a":1}}',
+    '{"type":"syscall","seq":3,"ts":0,"pid":1,"tid":1,"abi":"x86_64","nr":2,"name":"open","args":[],"ret":3,"path":null}',
+    '{"type":"fork","seq":4,"ts":0,"pid":1,"tid":1,"childPid":"x","childTid":2,"thread":false}',
+    '{"type":"exit","seq":5,"ts":0,"pid":1,"tid":1,"code":{"a":1},"thread":false}',
+  ];
+  const file = join(tmp, 'types.events');
+  // after the header; the trailer counts the events written, so the bad lines are also a count mismatch
+  writeFileSync(file, [lines[0], ...bad, ...lines.slice(1)].join('\n') + '\n');
+  const r = await replay({ file, outDir: join(tmp, 'types') });
+  assert.deepEqual(r.report.analysis.warnings.filter((w) => w.message.startsWith('line ')).map((w) => w.message), [
+    'line 2: exec event: argv is not a list of strings', 'line 3: syscall event: path is not a string', 'line 4: syscall event: path is not a string',
+    'line 5: fork event: childPid is not an integer', 'line 6: exit event: code is not an integer',
+  ]);
+  assert.equal(r.report.capture.parseErrors, 5);
+  assert.equal(r.report.syscalls.total, events().filter((e) => e.type === 'syscall').length, 'the good events were all analysed');
+  const json = readFileSync(r.reportPath, 'utf8');
+  assert.ok(!json.includes('"x"') && !json.includes('{"a":1}') && !json.includes('"a": 1'), 'no bad value reached report.json');
+});
+
+test('replay: a gzip recording with trailing garbage or a flipped checksum byte analyses every event and says what is wrong where', async () => {
+  const whole = readFileSync(await record('garbage.events.gz', {}));
+  const garbage = join(tmp, 'garbage2.events.gz');
+  writeFileSync(garbage, Buffer.concat([whole, Buffer.from('garbage\n')]));
+  const r = await replay({ file: garbage, outDir: join(tmp, 'garbage') });
+  assert.equal(r.report.syscalls.total, events().filter((e) => e.type === 'syscall').length, 'every event analysed');
+  const where = `byte ${whole.length.toLocaleString('en-US')} of the gzip file`;
+  assert.equal(r.cutShort, `recording corrupt: trailing garbage at ${where}: data after the end of the gzip stream that is not gzip`);
+  assert.deepEqual(r.report.analysis.warnings.map((w) => [w.code, w.message]),
+    [['INPUT_CORRUPT', `the recording is corrupt (trailing garbage at ${where}: data after the end of the gzip stream that is not gzip); events before the damage were analysed`]]);
+});
+
 test('replay: a hand-made header with a malformed sample, users or isolation falls back to what the trace says', async () => {
   const file = join(tmp, 'odd-meta.events');
   writeFileSync(file, [{ format: 'sandtrace.events', version: 1, created: 'x', meta: { sample: 'x', users: [1, 2], isolation: 'none' } }, ...events(),

@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
 import { RecordingCollector } from './capture/replay/index.js';
-import { countMismatch } from './capture/replay/importers.js';
+import { countMismatch, trailerCount, trailerProblem } from './capture/replay/importers.js';
 import type { RecordedChange, RecordingTrailer } from './capture/replay/recording.js';
 import type { Abi } from './capture/events.js';
 import { buildDetectors, finishReport, type AnalyzeResult } from './analyze.js';
@@ -16,8 +16,8 @@ import { ReportBuilder, type SampleInfo } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { DENIED_SYSCALLS } from './sandbox/seccomp.js';
 import { SemanticState } from './semantics/state.js';
-import { makeOutDir } from './outpath.js';
-import { checkInputFile, refuseSpecialFile } from './sample.js';
+import { clearAnalysis, makeOutDir } from './outpath.js';
+import { checkInputFile } from './sample.js';
 
 export interface ReplayOptions {
   file: string;
@@ -41,7 +41,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   if (model && opts.abi && opts.abi !== model.abi) {
     throw new SandtraceError('USAGE', `--abi ${opts.abi} does not match the model: ${opts.model} was trained on ${model.abi} system calls, so the trace must be ${model.abi} too`);
   }
-  for (const r of opts.rules ?? []) await refuseSpecialFile(r, 'rule file');
+  // the rules next (as analyze loads them): a missing or wrong user file refuses the replay
+  const errors: ReportDiagnostic[] = [];
+  const warnings: ReportDiagnostic[] = [];
+  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}) }, errors, warnings);
   // a numeric trace is numbered as the model's calls are, unless --abi says otherwise
   const collector = new RecordingCollector(opts.file, { ...(opts.abi ? { abi: opts.abi } : {}), ...(model ? { defaultAbi: model.abi } : {}) });
   await collector.start();
@@ -55,11 +58,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const meta = (header?.meta ?? {}) as Record<string, unknown>;
   const outDir = resolve(opts.outDir);
   makeOutDir(outDir);
-  const errors: ReportDiagnostic[] = [];
-  const warnings: ReportDiagnostic[] = [];
   // a live monitor's recording: judged as the monitor judged it (partial lives included)
   const live = meta['live'] === true;
-  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), live }, errors, warnings);
   if (model && models) detectors.push(models.createAnomalyDetector(model, { live, abi: collector.abi }));
   const users = recordedUsers(meta['users']);
   const semantics = new SemanticState({
@@ -78,7 +78,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const trailer = tally?.trailer ? checkTrailer(tally.trailer) : undefined;
   const recorded = trailer?.stats;
   // events the trailer counts that are in the file neither as events nor as bad lines: lost too
-  const missing = tally && typeof tally.trailer?.events === 'number' ? Math.max(0, tally.trailer.events - tally.events - tally.badLines) : 0;
+  const said = trailerCount(tally?.trailer);
+  const missing = tally && said !== undefined ? Math.max(0, said - tally.events - tally.badLines) : 0;
   const capture: CaptureStats = recorded
     ? { ...recorded, notes: [...recorded.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: recorded.parseErrors + replayed.parseErrors, lost: recorded.lost + replayed.lost + missing }
     : { ...replayed, lost: replayed.lost + missing };
@@ -86,17 +87,22 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   if (trailer?.badStats) warnings.push({ code: 'INPUT_CORRUPT', message: 'the capture statistics in the recording\'s trailer are malformed and were left out', where: opts.file });
   let cutShort: string | undefined;
   const what = recording ? 'recording' : 'trace';
-  if (collector.truncated !== undefined) {
+  if (collector.truncated !== undefined && collector.corrupt) {
+    // damaged gzip data (a checksum, trailing garbage): every event decoded before the damage was read
+    cutShort = `${what} corrupt: ${collector.truncated}`;
+    warnings.push({ code: 'INPUT_CORRUPT', message: `the ${what} is corrupt (${collector.truncated}); events before the damage were analysed`, where: opts.file });
+  } else if (collector.truncated !== undefined) {
     cutShort = `${what} cut short: the file ends unexpectedly (${collector.truncated})`;
     warnings.push({ code: 'RECORDING_TRUNCATED', message: `the ${what} was cut short: the file ends unexpectedly (${collector.truncated}); events up to the cut were analysed`, where: opts.file });
   } else if (recording && !tally?.trailer) {
     cutShort = 'recording cut short: it has no trailer';
     warnings.push({ code: 'RECORDING_TRUNCATED', message: 'the recording has no trailer: it was cut short; events up to the cut were analysed', where: opts.file });
   }
-  const mismatch = tally ? countMismatch(tally) : undefined;
+  const mismatch = tally?.trailer ? trailerProblem(tally.trailer) ?? countMismatch(tally) : undefined;
   if (mismatch) warnings.push({ code: 'INPUT_CORRUPT', message: mismatch, where: opts.file });
   for (const n of replayed.notes.filter((x) => x.startsWith('line '))) warnings.push({ code: 'INPUT_CORRUPT', message: n, where: opts.file });
   const sample = recordedSample(meta['sample']) ?? await traceAsSample(opts.file);
+  await clearAnalysis(outDir); // what an analysis replaced by --force wrote (its dropped files above all)
   const result = await finishReport({
     builder, detectors, semantics, errors, warnings, outDir,
     context: {

@@ -468,3 +468,52 @@ test('fd annotations close where strace closes them: a path ending in = or holdi
   ]);
   assert.ok(evs.some((e) => e.type === 'exec'), 'the fileless exec is an exec event');
 });
+
+test('unfinished and resumed lines out of order: no call is dropped, each such line is counted with its number', () => {
+  // /work/cli-review/st/ooo.log: resumed lines without their start, an unfinished call started again
+  const { evs, p } = parse([
+    '100 execve("/bin/sh", ["sh"], 0x7ffd /* 5 vars */) = 0',
+    '100 read(3,  <unfinished ...>',
+    '101 <... write resumed>"hi", 2) = 2',
+    '100 <... read resumed>"abc", 3) = 3',
+    '100 <... openat resumed>) = 4',
+    '101 write(1, "hi", 2 <unfinished ...>',
+    '100 read(4, <unfinished ...>',
+    '100 read(5, <unfinished ...>',
+    '102 +++ exited with 0 +++',
+    '100 open("/etc/passwd", O_RDONLY) = 3',
+    '100 exit_group(0) = ?',
+    '100 +++ exited with 0 +++',
+  ].join('\n') + '\n');
+  const calls = (pid: number) => evs.filter((e): e is SyscallEvent => e.type === 'syscall' && e.pid === pid).map((e) => [e.name, e.args[0], e.ret]);
+  // each read never resumed is a call that never returned, in its place: before the task's next call
+  assert.deepEqual(calls(100), [['execve', 0, 0], ['read', 3, 3], ['openat', undefined, 4], ['read', 4, null], ['read', 5, null], ['open', 0, 3], ['exit_group', 0, null]]);
+  assert.deepEqual(calls(101), [['write', 0, 2], ['write', 1, null]]);
+  assert.equal(p.parseErrors, 0);
+  assert.equal(p.outOfOrder, 4);
+  assert.deepEqual(p.outOfOrderSamples.map((s) => s.line), [3, 5, 7, 8]);
+  assert.match(p.outOfOrderSamples[2]?.message ?? '', /^read\(\.\.\. <unfinished \.\.\.> is never resumed: task 100 goes on with read\( \(line 8\); kept as a call that never returned \(ret null\)$/);
+  assert.match(p.outOfOrderSamples[1]?.message ?? '', /^<\.\.\. openat resumed> without its start/);
+  assert.ok(p.notes.some((n) => n.startsWith('4 strace line(s) out of order')), p.notes.join('\n'));
+  assert.ok(evs.every((e, i) => e.seq === i + 1));
+});
+
+test('a thread that execs takes its leader\'s tid: its execve resumed under the leader\'s tid is the same call, whole', () => {
+  // strace -f of a python thread calling os.execv (strace 6.1)
+  const { evs, p } = parse([
+    '14247 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 5 vars */) = 0',
+    '14247 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7f, parent_tid=0x7f, exit_signal=0, stack=0x7f, stack_size=0x7fff00, tls=0x7f} => {parent_tid=[14301]}, 88) = 14301',
+    '14247 futex(0x7f, FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 0, NULL, FUTEX_BITSET_ANY <unfinished ...>',
+    '14301 execve("/bin/true", ["true"], 0x7fff3fb92b98 /* 38 vars */ <unfinished ...>',
+    '14247 <... futex resumed>)              = ?',
+    '14247 +++ superseded by execve in pid 14301 +++',
+    '14247 <... execve resumed>)             = 0',
+    '14247 exit_group(0) = ?',
+    '14247 +++ exited with 0 +++',
+  ].join('\n') + '\n');
+  assert.equal(p.outOfOrder, 0, p.outOfOrderSamples.map((s) => s.message).join('\n'));
+  const execs = sys(evs, 'execve');
+  assert.deepEqual(execs.map((e) => [e.pid, e.tid, e.path, e.ret]), [[14247, 14247, '/usr/bin/python3', 0], [14247, 14247, '/bin/true', 0]]);
+  assert.deepEqual(evs.filter((e): e is ExecEvent => e.type === 'exec').map((e) => e.exe), ['/usr/bin/python3', '/bin/true']);
+  assert.ok(!p.notes.some((n) => /never returned/.test(n)), p.notes.join('\n'));
+});

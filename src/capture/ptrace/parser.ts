@@ -40,7 +40,7 @@ export interface StraceParserOptions {
   holdLimit?: number;
 }
 
-interface Pending { name: string; args: string; ts: number }
+interface Pending { name: string; args: string; ts: number; line: number }
 
 const RESTART_ERRNO: Record<string, number> = {
   ERESTARTSYS: 512, ERESTARTNOINTR: 513, ERESTARTNOHAND: 514, ENOIOCTLCMD: 515, ERESTART_RESTARTBLOCK: 516,
@@ -553,6 +553,13 @@ export class StraceParser {
   readonly notes: string[] = [];
   /** Counters of non-call lines, for notes and tests. */
   readonly counts = { lines: 0, signals: 0, attached: 0, detached: 0, unfinished: 0, resumedOrphans: 0, held: 0 };
+  /**
+   * Lines that parse but do not fit the lines before them (a `<... resumed>` without its start, an
+   * `<unfinished ...>` the task never resumes): their calls are kept as far as the log tells them,
+   * and they are counted here, the first 20 with their line numbers, as parse errors are.
+   */
+  outOfOrder = 0;
+  readonly outOfOrderSamples: { line: number; message: string }[] = [];
 
   private seq = 0;
   private buf = '';
@@ -627,12 +634,31 @@ export class StraceParser {
     if (this.parseErrors > 0) {
       this.notes.push(`${this.parseErrors} strace line(s) could not be parsed; first: ${this.errorSamples.slice(0, 3).join(' | ')}`);
     }
+    if (this.outOfOrder > 0) {
+      this.notes.push(`${this.outOfOrder} strace line(s) out of order, their calls kept as far as the log tells them; first: ${this.outOfOrderSamples.slice(0, 3).map((s) => `line ${s.line}: ${s.message}`).join(' | ')}`);
+    }
     return out;
   }
 
   private error(line: string): void {
     this.parseErrors++;
     if (this.errorSamples.length < 20) this.errorSamples.push(`line ${this.lineNo}: ${line.slice(0, 200)}`);
+  }
+
+  private outOfOrderLine(line: number, message: string): void {
+    this.outOfOrder++;
+    if (this.outOfOrderSamples.length < 20) this.outOfOrderSamples.push({ line, message });
+  }
+
+  /**
+   * The task makes another call while `p` is still unfinished: strace never resumed it (a line is
+   * missing, or the log was put together out of order). It is a call that never returned, as one
+   * the task's end cuts short: delivered now, with ret null, before the call that follows it.
+   */
+  private supersede(tid: number, p: Pending, next: string, out: TraceEvent[]): void {
+    this.pending.delete(tid);
+    this.complete(tid, p.name, p.args, null, p.ts, out);
+    this.outOfOrderLine(p.line, `${p.name}(... <unfinished ...> is never resumed: task ${tid} goes on with ${next} (line ${this.lineNo}); kept as a call that never returned (ret null)`);
   }
 
   private line(raw: string, out: TraceEvent[]): void {
@@ -669,9 +695,11 @@ export class StraceParser {
       let callTs = tsNs;
       if (p && p.name === name) { args = p.args + args; callTs = p.ts; this.pending.delete(tid); }
       else {
-        // Resumed without its start: attached mid-call, or strace reported the start under another tid.
+        // Resumed without its start (a line missing, or the log out of order): the call is kept with
+        // what the line tells of it, its name, return value and the arguments after the cut
         this.counts.resumedOrphans++;
-        if (p) this.pending.delete(tid);
+        if (p) this.supersede(tid, p, `<... ${name} resumed>`, out);
+        this.outOfOrderLine(this.lineNo, `<... ${name} resumed> without its start (no ${name}(... <unfinished ...> of task ${tid} before it); kept, its arguments before the cut unknown`);
       }
       this.finish(tid, name, args, callTs, line, out);
       return;
@@ -680,9 +708,11 @@ export class StraceParser {
     if (!cm) { this.error(line); return; }
     const name = cm[1] as string;
     const rest = cm[2] as string;
+    const p = this.pending.get(tid);
+    if (p) this.supersede(tid, p, `${name}(`, out);
     if (rest.endsWith(' <unfinished ...>') || rest.endsWith('<unfinished ...>')) {
       this.counts.unfinished++;
-      this.pending.set(tid, { name, args: rest.replace(/ ?<unfinished \.\.\.>$/, ''), ts: tsNs });
+      this.pending.set(tid, { name, args: rest.replace(/ ?<unfinished \.\.\.>$/, ''), ts: tsNs, line: this.lineNo });
       return;
     }
     this.finish(tid, name, rest, tsNs, line, out);
@@ -999,6 +1029,7 @@ export class StraceParser {
     const hostTgid = this.tgid.get(tid) ?? tid;
     const thread = tid !== hostTgid;
     let ev: TraceEvent | undefined;
+    let execBy: number | undefined;
     const ex = /^\+\+\+ exited with (-?\d+) \+\+\+/.exec(body);
     const kd = /^\+\+\+ killed by ([A-Z0-9_]+)( \(core dumped\))? \+\+\+/.exec(body);
     if (ex) ev = { type: 'exit', seq: 0, ts, pid: hostTgid, tid, code: Number(ex[1]), thread };
@@ -1006,7 +1037,7 @@ export class StraceParser {
       const sig = signalNumberOf(kd[1] as string);
       ev = { type: 'exit', seq: 0, ts, pid: hostTgid, tid, code: 128 + sig, signal: sig, thread };
       if (kd[2]) this.notes.push(`task ${this.nsOf(tid)} dumped core (${kd[1]})`);
-    } else if (/^\+\+\+ superseded by execve in pid (\d+) \+\+\+/.test(body)) {
+    } else if ((execBy = Number(/^\+\+\+ superseded by execve in pid (\d+) \+\+\+/.exec(body)?.[1] ?? NaN)) >= 0) {
       ev = { type: 'exit', seq: 0, ts, pid: hostTgid, tid, code: 0, thread: true };
     } else { this.error(body); return; }
     // a call a signal cut into that never returned: the task ended first
@@ -1016,6 +1047,13 @@ export class StraceParser {
       // A call cut short by the task's end (exit_group, a kill) still happened: deliver it first.
       this.pending.delete(tid);
       this.complete(tid, p.name, p.args, null, p.ts, out);
+    }
+    // A thread other than the leader exec'd: it takes the leader's tid, and strace resumes its
+    // execve under that tid (`<... execve resumed>` on the next line of the leader's)
+    const exec = execBy !== undefined && execBy !== tid ? this.pending.get(execBy) : undefined;
+    if (exec && (exec.name === 'execve' || exec.name === 'execveat')) {
+      this.pending.delete(execBy as number);
+      this.pending.set(tid, exec);
     }
     if (this.skipping !== undefined || this.preExec.has(tid)) return;
     this.emitFor(tid, ev, out);

@@ -9,7 +9,7 @@ import { programKey } from '../../semantics/program.js';
 import type { Abi } from '../events.js';
 import { checkInputFile } from '../../sample.js';
 import { fileLines, parseHeader, type Line, type LinesState, type RecordingHeader } from './recording.js';
-import { createImporter, detectFormat, unknownFormat, SandtraceImporter, type ImportIssue, type ImportOptions, type LineImporter, type RecordingTally, type TraceFormat } from './importers.js';
+import { countMismatch, createImporter, detectFormat, trailerProblem, unknownFormat, versionProblem, SandtraceImporter, type ImportIssue, type ImportOptions, type LineImporter, type RecordingTally, type TraceFormat } from './importers.js';
 
 export interface ReplayOptions extends ImportOptions {
   /** Events per delivered batch. */
@@ -72,12 +72,18 @@ async function openTrace(path: string, forced?: TraceFormat): Promise<OpenTrace>
     // a recording cut short inside its header line is still a recording (of no events)
     const f = forced ?? detectFormat(head) ?? (head.length === 0 && state.partial !== undefined && HEADER_START.test(state.partial) ? 'sandtrace' : undefined);
     if (!f) {
+      if (state.corrupt && head.length === 0) {
+        throw new SandtraceError('INPUT_CORRUPT', `${path}: the file is corrupt before its first line (${state.truncated})`, { details: { path } });
+      }
       if (state.truncated !== undefined && head.length === 0) {
         throw new SandtraceError('INPUT_CORRUPT', `${path}: the file ends before its first line (${state.truncated}); a recording or trace cut short?`, { details: { path } });
       }
       throw unknownFormat(path);
     }
     const header = f === 'sandtrace' && head[0] !== undefined ? parseHeader(head[0]) : undefined;
+    // a version this sandtrace cannot read is refused before any event flows
+    const version = header ? versionProblem(header, path) : undefined;
+    if (version) throw new SandtraceError('INPUT_CORRUPT', version, { details: { path } });
     return { format: f, ...(header ? { header } : {}), ahead, rest, state };
   } catch (e) {
     await rest.return(undefined);
@@ -116,6 +122,7 @@ export class RecordingCollector implements Collector {
   private stopped = false;
   private started = 0;
   private cut: string | undefined;
+  private damaged = false;
   private readonly st: CaptureStats = { backend: 'replay', events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] };
 
   constructor(path: string, opts: ReplayOptions = {}) {
@@ -152,6 +159,11 @@ export class RecordingCollector implements Collector {
   /** Why the file ended early (a gzip stream cut short), after events(); undefined when it did not. */
   get truncated(): string | undefined {
     return this.cut;
+  }
+
+  /** After events(): the gzip data is damaged, not only cut (`truncated` says what and where). */
+  get corrupt(): boolean {
+    return this.damaged;
   }
 
   /** A recording's trailer as read, and the events read (after events()); undefined for other formats. */
@@ -199,17 +211,18 @@ export class RecordingCollector implements Collector {
       yield batch;
     }
     this.cut = state.truncated;
-    this.finish(imp, state.truncated);
+    this.damaged = state.corrupt === true;
+    this.finish(imp, state);
   }
 
-  private finish(imp: LineImporter, truncated: string | undefined): void {
+  private finish(imp: LineImporter, { truncated, corrupt }: LinesState): void {
     this.st.parseErrors = imp.issues.reduce((n, i) => n + (i.lines ?? 1), 0);
     // a bad line of a recording is one lost event; other formats' bad lines may hold several
     if (imp.format === 'sandtrace') this.st.lost = imp.issues.length;
     const listed = imp.issues.filter((i) => i.lines === undefined).slice(0, 20);
     for (const i of listed) this.st.notes.push(`line ${i.line}: ${i.message}`);
     if (this.st.parseErrors > listed.length) this.st.notes.push(`${this.st.parseErrors - listed.length} more bad line(s)`);
-    if (truncated) this.st.notes.push(`file is truncated (${truncated}); events up to the cut were replayed`);
+    if (truncated) this.st.notes.push(corrupt ? `file is corrupt (${truncated}); events before the damage were replayed` : `file is truncated (${truncated}); events up to the cut were replayed`);
     this.st.notes.push(...imp.notes());
     this.st.duration = (performance.now() - this.started) / 1000;
   }
@@ -247,6 +260,12 @@ export interface FileTraces {
   traces: ProcessTrace[];
   issues: ImportIssue[];
   notes: string[];
+  /**
+   * Why the file holds less than it was meant to, when it does: cut short (a truncated gzip, a
+   * recording without its trailer), corrupt (damaged gzip data: read up to the damage), or a
+   * trailer whose count disagrees with the events read or is malformed. Bad lines are in issues.
+   */
+  shortfall?: string;
 }
 
 /**
@@ -303,17 +322,40 @@ export async function readTraces(path: string, opts: ImportOptions & { keepEvent
   const traces = all.filter((t) => t.calls.length > 0 || t.events.length > 0);
   if (traces.length > 1) traces.forEach((t, i) => { t.id = `${path}#${t.pid}.${t.tid}.${i}`; });
   const st = c.stats();
-  return { path, format: c.detectedFormat as TraceFormat, abi: c.abi, traces, issues: [...c.issues()], notes: st.notes };
+  const tally = c.recording();
+  const short = [
+    c.truncated !== undefined ? (c.corrupt ? `corrupt (${c.truncated})` : `cut short: the file ends unexpectedly (${c.truncated})`)
+      : c.detectedFormat === 'sandtrace' && !tally?.trailer ? 'cut short: the recording has no trailer' : '',
+    tally?.trailer ? trailerProblem(tally.trailer) ?? countMismatch(tally) ?? '' : '',
+  ].filter(Boolean).join('; ');
+  return { path, format: c.detectedFormat as TraceFormat, abi: c.abi, traces, issues: [...c.issues()], notes: st.notes, ...(short ? { shortfall: short } : {}) };
+}
+
+/** A file met inside a trace directory that cannot be looked at: why, in words, with its code. */
+function unreadableEntry(p: string, e: unknown): SandtraceError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const details = { path: p, errno: code };
+  if (code === 'ENOENT') return new SandtraceError('INPUT_MISSING', `${p} does not exist (a symbolic link to nothing?)`, { cause: e, details });
+  if (code === 'ELOOP') return new SandtraceError('INPUT_UNREADABLE', `cannot read ${p}: too many levels of symbolic links (a symbolic link loop)`, { cause: e, details });
+  if (code === 'EACCES' || code === 'EPERM') return new SandtraceError('INPUT_UNREADABLE', `cannot read ${p}: permission denied`, { cause: e, details });
+  return new SandtraceError('INPUT_UNREADABLE', `cannot read ${p}: ${code ?? (e as Error).message}`, { cause: e, details });
 }
 
 /**
  * Resolve files and directories (recursively, sorted) into the list of files to read. A path given
  * that is a FIFO, socket or device is refused; one met inside a directory is left out (never opened).
+ * Symbolic links are followed, but each directory is read once (known by device and inode): a link
+ * back up the tree (a loop), to a directory read already or to one that holds the one given (`/`)
+ * is not walked again, so no link makes the walk endless or the whole file system.
  */
 export async function expandPaths(paths: readonly string[]): Promise<string[]> {
-  const { readdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const { readdir, realpath } = await import('node:fs/promises');
+  const { dirname, join } = await import('node:path');
   const out: string[] = [];
+  const seen = new Set<string>();
+  const above = new Set<string>();
+  // as bigints: an overlayfs inode number (xino sets the top bits) is past what a double tells apart
+  const id = async (d: string) => { const b = await stat(d, { bigint: true }); return `${b.dev}:${b.ino}`; };
   const walk = async (p: string, top: boolean): Promise<void> => {
     let st;
     if (top) st = await checkInputFile(p, '', { directory: true });
@@ -321,11 +363,33 @@ export async function expandPaths(paths: readonly string[]): Promise<string[]> {
       try {
         st = await stat(p);
       } catch (e) {
-        throw new SandtraceError('INPUT_MISSING', `${p} does not exist`, { cause: e, details: { path: p } });
+        throw unreadableEntry(p, e);
       }
     }
     if (st.isDirectory()) {
-      for (const n of (await readdir(p)).sort()) if (!n.startsWith('.')) await walk(join(p, n), false);
+      let dir: string;
+      try {
+        dir = await id(p);
+      } catch (e) {
+        throw unreadableEntry(p, e);
+      }
+      if (seen.has(dir) || (!top && above.has(dir))) return;
+      seen.add(dir);
+      if (top) {
+        // the directories above one given: a link inside it up to one of them leads back into it
+        try {
+          for (let d = await realpath(p), up = dirname(d); up !== d; d = up, up = dirname(up)) above.add(await id(up));
+        } catch {
+          // an ancestor that cannot be looked at: only the directories read are known then
+        }
+      }
+      let names: string[];
+      try {
+        names = await readdir(p);
+      } catch (e) {
+        throw unreadableEntry(p, e);
+      }
+      for (const n of names.sort()) if (!n.startsWith('.')) await walk(join(p, n), false);
     } else if (st.isFile() ? top || st.size > 0 : top) out.push(p); // top: checkInputFile let only a handed-over pipe through
   };
   for (const p of paths) await walk(p, true);

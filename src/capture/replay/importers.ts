@@ -6,7 +6,7 @@ import type { Abi, SyscallEvent, TraceEvent } from '../events.js';
 import { syscallName, syscallNumber } from '../../semantics/syscalls.js';
 import { StraceParser } from '../ptrace/parser.js';
 import { SandtraceError } from '../../errors.js';
-import { eventProblem, parseHeader, type RecordingTrailer } from './recording.js';
+import { eventProblem, parseHeader, RECORDING_VERSION, type RecordingHeader, type RecordingTrailer } from './recording.js';
 
 export type TraceFormat = 'sandtrace' | 'adfa' | 'pairs' | 'sysdig' | 'strace';
 export const TRACE_FORMATS: readonly TraceFormat[] = ['sandtrace', 'adfa', 'pairs', 'sysdig', 'strace'];
@@ -102,7 +102,10 @@ export class SandtraceImporter implements LineImporter {
     if (!this.header) {
       const h = parseHeader(text);
       if (!h) { this.issues.push({ line: lineNo, message: 'missing sandtrace.events header' }); }
-      else if (h.version !== 1) throw new SandtraceError('INPUT_CORRUPT', `recording version ${String(h.version)} is not supported (this sandtrace reads version 1)`);
+      else {
+        const bad = versionProblem(h);
+        if (bad) throw new SandtraceError('INPUT_CORRUPT', bad);
+      }
       this.header = true;
       if (h) return [];
     }
@@ -128,15 +131,37 @@ export class SandtraceImporter implements LineImporter {
 
   notes(): string[] {
     if (!this.trailer) return ['recording has no trailer: the capture was cut short'];
-    const m = countMismatch(this.tally());
+    const m = trailerProblem(this.trailer) ?? countMismatch(this.tally());
     return m ? [m] : [];
   }
 }
 
+/** Why a recording header's version is not the one this sandtrace reads (1, the number). */
+export function versionProblem(h: RecordingHeader, path?: string): string | undefined {
+  if (h.version === RECORDING_VERSION) return undefined;
+  const v = (h as { version?: unknown }).version;
+  const said = v === undefined ? 'has no version' : `is version ${typeof v === 'number' ? String(v) : `${JSON.stringify(v)} (${v === null ? 'null' : typeof v}, not a number)`}`;
+  return `${path ? `${path}: ` : ''}the recording ${said}; this sandtrace reads version ${RECORDING_VERSION}`;
+}
+
+/** A trailer's event count when it is one (a whole number of events); undefined when it is absent or malformed. */
+export function trailerCount(t: Partial<RecordingTrailer> | undefined): number | undefined {
+  const n = t?.events;
+  return Number.isSafeInteger(n) && (n as number) >= 0 ? n : undefined;
+}
+
+/** A trailer whose event count is missing or not a count: a damaged recording, said so. */
+export function trailerProblem(t: Partial<RecordingTrailer>): string | undefined {
+  if (trailerCount(t) !== undefined) return undefined;
+  const n = (t as { events?: unknown }).events;
+  const what = n === undefined ? 'no event count' : `a malformed event count (${typeof n === 'number' ? String(n) : JSON.stringify(n)})`;
+  return `the recording's trailer has ${what}; the events read could not be checked against it`;
+}
+
 /** When a recording's trailer counts other events than were read: what it says and what was read. */
 export function countMismatch(t: RecordingTally): string | undefined {
-  const said = t.trailer?.events;
-  if (!t.trailer || typeof said !== 'number' || said === t.events) return undefined;
+  const said = trailerCount(t.trailer);
+  if (said === undefined || said === t.events) return undefined;
   return `event count mismatch: the trailer says ${said} event(s), ${t.events} were read${t.badLines > 0 ? ` (${t.badLines} bad line(s))` : ''}`;
 }
 
@@ -292,6 +317,7 @@ class StraceImporter implements LineImporter {
   readonly issues: ImportIssue[] = [];
   private readonly parser = new StraceParser();
   private reported = 0;
+  private reportedOutOfOrder = 0;
 
   line(text: string): TraceEvent[] {
     const out = this.parser.push(text + '\n');
@@ -306,6 +332,12 @@ class StraceImporter implements LineImporter {
       const m = /^line (\d+): (.*)$/s.exec(s);
       this.issues.push({ line: m ? Number(m[1]) : 0, message: `not an strace line: ${m ? m[2] : s}` });
     }
+    // lines that parse but are out of order: their calls are kept, yet the log is damaged there
+    const ooo = this.parser.outOfOrderSamples;
+    for (; this.reportedOutOfOrder < ooo.length; this.reportedOutOfOrder++) {
+      const o = ooo[this.reportedOutOfOrder] as { line: number; message: string };
+      this.issues.push({ line: o.line, message: `strace line out of order: ${o.message}` });
+    }
   }
 
   end(): TraceEvent[] {
@@ -313,10 +345,13 @@ class StraceImporter implements LineImporter {
     this.collect();
     const extra = this.parser.parseErrors - this.parser.errorSamples.length;
     if (extra > 0) this.issues.push({ line: 0, message: `${extra} more unparsable strace line(s)`, lines: extra });
+    const more = this.parser.outOfOrder - this.parser.outOfOrderSamples.length;
+    if (more > 0) this.issues.push({ line: 0, message: `${more} more strace line(s) out of order`, lines: more });
     return out;
   }
 
   notes(): string[] {
-    return this.parser.notes.filter((n) => !n.includes('could not be parsed'));
+    // the parser's summaries of these lines: each is an issue with its line number already
+    return this.parser.notes.filter((n) => !n.includes('could not be parsed') && !n.includes('line(s) out of order'));
   }
 }

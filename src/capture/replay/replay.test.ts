@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
-import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, statSync } from 'node:fs';
+import { constants as zlibConstants, crc32 as gunzipCrc, deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -205,7 +205,58 @@ test('a process found mid-life is named by its `running` program in a recording;
     JSON.stringify(sc(1, 40, 'read', { running: { exe: '/bin/x' } as never })), JSON.stringify(sc(2, 40, 'read'))].join('\n') + '\n');
   const c = new RecordingCollector(bad);
   assert.deepEqual((await collect(c)).map((e) => e.seq), [2]);
-  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'running without exe or argv']]);
+  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'syscall event: running is not an object {exe, argv}']]);
+});
+
+test('every field the engine reads is type-checked: a line with one wrong or missing is a bad line with its number, never a crash', async () => {
+  const common = { ts: 5, pid: 7, tid: 7, comm: 'svc', running: { exe: '/usr/bin/svc', argv: ['svc'] } };
+  // one event of each type with every field events.ts defines
+  const full: Record<string, unknown>[] = [
+    { type: 'syscall', seq: 1, ...common, abi: 'x86_64', nr: 42, name: 'connect', args: [3, 2 ** 60, 16], ret: -111, path: '/a', path2: '/b', argv: ['a'],
+      addr: { family: 'inet', address: '10.0.0.1', port: 80 }, addrs: [null, { family: 'unix', path: '/s', abstract: false }, { family: 'other', raw: 3 }],
+      via: 'socketcall', truncated: ['path'], readAtExit: true, unreadable: ['addr'], signal: 'interrupted' },
+    { type: 'fork', seq: 2, ...common, childPid: 8, childTid: 8, thread: false },
+    { type: 'exec', seq: 3, ...common, exe: '/bin/sh', argv: ['sh'], uid: 0, abi: 'i386', truncated: ['argv'], unreadable: ['exe'],
+      file: { dev: 2049, ino: '1234', interpreter: true }, exeUnverified: true, byKernel: true },
+    { type: 'exit', seq: 4, ...common, code: 0, signal: 9, thread: false },
+  ];
+  const kindOf = (v: unknown) => (Array.isArray(v) ? 'array' : typeof v);
+  const pool: unknown[] = [5, 1.5, 'x', null, { a: 1 }, ['x'], [5], true];
+  const bad: string[] = [];
+  for (const e of full) {
+    for (const [k, good] of Object.entries(e)) {
+      if (k === 'type') continue;
+      // absent: wrong for the fields every event of its type has
+      if (['seq', 'ts', 'pid', 'tid', 'abi', 'nr', 'name', 'args', 'ret', 'childPid', 'childTid', 'thread', 'exe', 'argv', 'code'].includes(k)
+        && !(e['type'] === 'syscall' && k === 'argv') && !(e['type'] === 'exec' && k === 'abi')) {
+        const { [k]: _, ...rest } = e;
+        bad.push(JSON.stringify(rest));
+      }
+      for (const v of pool) {
+        const ok = (v === 5 && typeof good === 'number') || (v === 1.5 && (k === 'ts' || k === 'ret'))
+          || (v === 'x' && typeof good === 'string' && !['abi', 'via', 'signal'].includes(k)) || (v === true && typeof good === 'boolean')
+          || (v === null && k === 'ret') || (kindOf(v) === 'array' && JSON.stringify(v) === (k === 'argv' ? '["x"]' : k === 'args' ? '[5]' : ''));
+        if (!ok) bad.push(JSON.stringify({ ...e, [k]: v }));
+      }
+    }
+  }
+  // values of the right JSON type that are still wrong
+  bad.push(
+    '{"type":"exec","seq":1,"ts":0,"pid":1,"tid":1,"exe":"/bin/sh","argv":5}',
+    JSON.stringify(full[0]).replace('"seq":1', '"seq":1e400'),
+    JSON.stringify({ ...full[0], abi: 'arm64' }), JSON.stringify({ ...full[0], truncated: ['bogus'] }),
+    JSON.stringify({ ...full[0], addr: { family: 'inet', address: '10.0.0.1' } }), JSON.stringify({ ...full[0], readAtExit: false }),
+    JSON.stringify({ ...full[2], file: { dev: 1, ino: 5 } }), JSON.stringify({ ...full[3], code: 1.5 }),
+  );
+  const file = join(tmp, 'fields.events');
+  writeFileSync(file, [JSON.stringify({ format: 'sandtrace.events', version: 1, created: 'x' }), ...full.map((e) => JSON.stringify(e)), ...bad].join('\n') + '\n');
+  const c = new RecordingCollector(file);
+  const got = await collect(c);
+  assert.deepEqual(got, full, 'the whole events pass, every field intact');
+  const issues = c.issues();
+  assert.deepEqual(issues.map((i) => i.line), bad.map((_, i) => i + 6), issues.length < bad.length ? `accepted: ${bad.filter((_, i) => !issues.some((x) => x.line === i + 6)).slice(0, 5).join('\n')}` : '');
+  assert.equal(issues.find((i) => i.line === 6 + bad.indexOf('{"type":"exec","seq":1,"ts":0,"pid":1,"tid":1,"exe":"/bin/sh","argv":5}'))?.message, 'exec event: argv is not a list of strings');
+  assert.equal(c.stats().lost, bad.length);
 });
 
 test('strace import: every unparsable line is counted, not only the ones listed', async () => {
@@ -221,6 +272,32 @@ test('strace import: every unparsable line is counted, not only the ones listed'
   assert.equal(c.stats().parseErrors, 500);
   assert.ok(c.stats().notes.some((n) => /480 more bad line\(s\)/.test(n)), c.stats().notes.join('\n'));
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('strace import: lines out of order (resumed without a start, unfinished never resumed) are bad lines with their numbers; their calls are kept', async () => {
+  const file = join(tmp, 'ooo.log');
+  writeFileSync(file, [
+    '100 execve("/bin/sh", ["sh"], 0x7ffd /* 5 vars */) = 0',
+    '100 read(3,  <unfinished ...>',
+    '101 <... write resumed>"hi", 2) = 2',
+    '100 <... read resumed>"abc", 3) = 3',
+    '100 <... openat resumed>) = 4',
+    '101 write(1, "hi", 2 <unfinished ...>',
+    '100 read(3, <unfinished ...>',
+    '100 read(3, <unfinished ...>',
+    '102 +++ exited with 0 +++',
+    '100 open("/etc/passwd", O_RDONLY) = 3',
+    '100 exit_group(0) = ?',
+    '100 +++ exited with 0 +++',
+  ].join('\n') + '\n');
+  const c = new RecordingCollector(file);
+  const got = await collect(c);
+  assert.equal(got.filter((e) => e.type === 'syscall').length, 9, 'every call the log shows');
+  assert.deepEqual(c.issues().map((i) => i.line), [3, 5, 7, 8]);
+  assert.ok(c.issues().every((i) => i.message.startsWith('strace line out of order: ')));
+  assert.equal(c.stats().parseErrors, 4);
+  assert.equal(c.stats().lost, 0, 'nothing lost: the calls are kept');
+  assert.ok(c.stats().notes.includes(`line 7: strace line out of order: read(... <unfinished ...> is never resumed: task 100 goes on with read( (line 8); kept as a call that never returned (ret null)`), c.stats().notes.join('\n'));
 });
 
 /** A small gzip'd recording (an exec and 200 calls, with its trailer) and its uncompressed lines. */
@@ -271,6 +348,77 @@ test('a small gzip recording cut anywhere is still a recording: every event befo
   await assert.rejects(detectFileFormat(headerCut), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_CORRUPT' && /ends before its first line \(unexpected end of file\)/.test(e.message));
 });
 
+test('a gzip recording with trailing garbage or a damaged checksum: every event decoded before the damage replays, and the damage is named with its byte', async () => {
+  const { path, events } = await smallRecording('damaged.events.gz');
+  const whole = readFileSync(path);
+  assert.ok(gunzipSync(whole).length > 1 << 14, 'more than one zlib output chunk (16 KiB): zlib\'s gunzip dropped the last one');
+  const replayed = async (name: string, bytes: Buffer) => {
+    const file = join(tmp, name);
+    writeFileSync(file, bytes);
+    const c = new RecordingCollector(file);
+    return { c, got: await collect(c) };
+  };
+  // `(cat good.gz; echo garbage) > x.gz`
+  const garbage = await replayed('garbage.events.gz', Buffer.concat([whole, Buffer.from('garbage\n')]));
+  assert.deepEqual(garbage.got, events, 'every event, trailer read');
+  assert.deepEqual(garbage.c.issues(), []);
+  assert.equal(garbage.c.corrupt, true);
+  assert.equal(garbage.c.truncated, `trailing garbage at byte ${whole.length.toLocaleString('en-US')} of the gzip file: data after the end of the gzip stream that is not gzip`);
+  assert.ok(garbage.c.stats().notes.some((n) => n.startsWith('file is corrupt (trailing garbage')), garbage.c.stats().notes.join('|'));
+  // one byte of the CRC-32 in gzip's own trailer flipped
+  const flipped = Buffer.from(whole);
+  flipped.writeUInt8(flipped.readUInt8(whole.length - 6) ^ 0xff, whole.length - 6);
+  const crc = await replayed('crc.events.gz', flipped);
+  assert.deepEqual(crc.got, events);
+  assert.equal(crc.c.corrupt, true);
+  assert.match(crc.c.truncated ?? '', new RegExp(`^checksum mismatch at byte ${(whole.length - 8).toLocaleString('en-US')} of the gzip file: `));
+  // damage inside the compressed data, past the first 16 KiB decoded: a corrupt file, not a cut one
+  const inside = Buffer.from(whole);
+  for (let i = whole.length - 200; i < whole.length - 160; i++) inside.writeUInt8(inside.readUInt8(i) ^ 0x55, i);
+  const bad = await replayed('inside.events.gz', inside);
+  assert.ok(bad.got.length > 50, `the events decoded before the damage (${bad.got.length})`);
+  assert.deepEqual(bad.got, events.slice(0, bad.got.length));
+  assert.equal(bad.c.corrupt, true);
+  assert.match(bad.c.truncated ?? '', /of the gzip file/);
+  // zero padding after the data (tape blocks) is no damage; nor is a second member
+  const padded = await replayed('padded.events.gz', Buffer.concat([whole, Buffer.alloc(1000)]));
+  assert.deepEqual(padded.got, events);
+  assert.equal(padded.c.truncated, undefined);
+  const lines: Line[] = [];
+  const two = join(tmp, 'two-members.gz');
+  writeFileSync(two, Buffer.concat([gzipSync('a\nb\n'), Buffer.alloc(3), gzipSync('c\n')]));
+  const state: LinesState = {};
+  for await (const l of fileLines(two, state)) lines.push(l);
+  assert.deepEqual([lines, state.truncated], [['a', 'b', 'c'], undefined]);
+});
+
+test('a gzip header with a file name, comment, extra field and header CRC is read past; a header CRC that does not match is damage', async () => {
+  const text = 'one\ntwo\n';
+  const data = Buffer.from(text);
+  // FHCRC 2, FEXTRA 4, FNAME 8, FCOMMENT 16 (RFC 1952), as other gzip writers may set them
+  const header = Buffer.from([0x1f, 0x8b, 8, 2 | 4 | 8 | 16, 0, 0, 0, 0, 0, 3]);
+  const file = join(tmp, 'flags.gz');
+  const size = Buffer.alloc(4);
+  size.writeUInt32LE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32LE(gunzipCrc(data));
+  const fields = Buffer.concat([header, Buffer.from([3, 0, 1, 2, 3]), Buffer.from('name.txt\0a comment\0')]);
+  const hcrc = Buffer.alloc(2);
+  hcrc.writeUInt16LE(gunzipCrc(fields) & 0xffff);
+  writeFileSync(file, Buffer.concat([fields, hcrc, deflateRawSync(data), crc, size]));
+  const lines: Line[] = [];
+  const state: LinesState = {};
+  for await (const l of fileLines(file, state)) lines.push(l);
+  assert.deepEqual([lines, state.truncated], [['one', 'two'], undefined]);
+  // a header whose CRC-16 does not match is damage, named with its byte
+  hcrc.writeUInt16LE(hcrc.readUInt16LE(0) ^ 1);
+  writeFileSync(file, Buffer.concat([fields, hcrc, deflateRawSync(data), crc, size]));
+  const bad: LinesState = {};
+  for await (const _ of fileLines(file, bad)) { /* none */ }
+  assert.equal(bad.truncated, `header checksum mismatch at byte ${fields.length} of the gzip file: the gzip header does not match its CRC-16`);
+  assert.equal(bad.corrupt, true);
+});
+
 test('a trailer whose event count disagrees with the events read says so (not "no trailer")', async () => {
   const { path } = await smallRecording('count.events.gz');
   const lines = gunzipSync(readFileSync(path)).toString('utf8').trim().split('\n');
@@ -306,6 +454,36 @@ test('a FIFO or a device is refused by stat, never opened; one inside a trace fo
     // a folder of traces: the FIFO in it is not a trace and is never opened
     writeFileSync(join(dir, 'a.txt'), '5 3 3 6\n');
     assert.deepEqual(await unblocking(expandPaths([dir]), fifo), [join(dir, 'a.txt')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a trace folder with symbolic links: files are followed, a directory is read once (a loop, a link up or to / is not walked), a bad link is named for what it is', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-links-'));
+  try {
+    const d = join(dir, 'd');
+    mkdirSync(join(d, 'sub'), { recursive: true });
+    writeFileSync(join(d, 'a.txt'), '5 3 3 6\n');
+    writeFileSync(join(d, 'sub', 'b.txt'), '5 3 6\n');
+    symlinkSync('..', join(d, 'sub', 'up'));
+    symlinkSync('.', join(d, 'sub', 'self'));
+    symlinkSync('/', join(d, 'sub', 'root'));
+    symlinkSync('sub/b.txt', join(d, 'link.txt'));
+    // `mkdir -p d/sub; ln -s .. d/sub/up`: each file once, and the walk ends
+    assert.deepEqual(await expandPaths([d]), [join(d, 'a.txt'), join(d, 'link.txt'), join(d, 'sub', 'b.txt')]);
+    // a folder given twice, or inside one given, is not read twice; one holding a folder given is read whole
+    assert.deepEqual(await expandPaths([join(d, 'sub'), d]), [join(d, 'sub', 'b.txt'), join(d, 'a.txt'), join(d, 'link.txt')]);
+    const loop = join(dir, 'loop');
+    mkdirSync(loop);
+    symlinkSync('me', join(loop, 'me'));
+    await assert.rejects(expandPaths([loop]), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_UNREADABLE'
+      && e.message === `cannot read ${join(loop, 'me')}: too many levels of symbolic links (a symbolic link loop)`);
+    const dangling = join(dir, 'dangling');
+    mkdirSync(dangling);
+    symlinkSync('nowhere', join(dangling, 'x.txt'));
+    await assert.rejects(expandPaths([dangling]), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_MISSING'
+      && e.message === `${join(dangling, 'x.txt')} does not exist (a symbolic link to nothing?)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,6 +18,8 @@ export async function run(argv: string[]): Promise<number> {
   noExtraArgs(positionals, 1, USAGE);
   const abi = values.abi;
   if (abi !== undefined && abi !== 'x86_64' && abi !== 'i386') throw new SandtraceError('USAGE', `--abi must be x86_64 or i386`);
+  // an empty --out would be the current directory: the report and its files among the user's own
+  if (values.out === '') throw new SandtraceError('USAGE', `--out needs a directory (an empty one would write into the current directory); usage: ${USAGE}`);
   const outDir = values.out ?? 'analysis';
   // an earlier analysis in the output directory is never replaced without --force
   if (values.force !== true) refuseExistingAnalysis(outDir);
@@ -30,6 +32,12 @@ export async function run(argv: string[]): Promise<number> {
   else {
     process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
       `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls: ${displayPath(res.reportPath)}${res.cutShort ? ` (${res.cutShort})` : ''}\n`);
+  }
+  // what went wrong is said where the user looks, as analyze says it, not only inside report.json
+  const failed = r.verdict.label === 'unknown';
+  if (!values.json || failed) {
+    for (const e of r.analysis.errors) process.stderr.write(`sandtrace replay: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
+    for (const w of r.analysis.warnings) process.stderr.write(`sandtrace replay: warning: ${w.where ? `${w.where}: ` : ''}${w.message} [${w.code}]\n`);
   }
   return 0;
 }
