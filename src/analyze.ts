@@ -8,11 +8,11 @@ import type { Detector, Finding } from './engine/types.js';
 import { runPipeline, type EventSink } from './pipeline.js';
 import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
-import { inspectSample, refuseSpecialFile } from './sample.js';
+import { inspectSample } from './sample.js';
 import { checkTimeout, type FileChange, type Sandbox, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
 import { DEFAULT_CHANGE_LIMITS } from './sandbox/overlay.js';
 import { SemanticState } from './semantics/state.js';
-import { loadRuleFiles, builtinRulePaths, createRuleDetector } from './engine/rules/index.js';
+import { loadRules, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
 import { renderOutputs } from './report/render.js';
 import { clearAnalysis, makeOutDir, refuseExistingAnalysis, writeOutputFile } from './outpath.js';
@@ -227,20 +227,16 @@ export function diag(e: unknown, where: string): ReportDiagnostic {
 
 /** `live`: the events are a live monitor's (processes seen only in part at both ends: see the anomaly detector). */
 export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'> & { live?: boolean }, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
-  const detectors: Detector[] = [];
-  const builtin = await loadRuleFiles(builtinRulePaths());
-  for (const d of builtin.diagnostics) if (d.severity === 'error') errors.push({ code: d.code, message: d.message, where: `${d.file}:${d.line}` });
-  if (opts.rules?.length) {
-    for (const p of opts.rules) await refuseSpecialFile(p, 'rule file'); // a named FIFO would block the read; a piped /dev/stdin is read
-    // User rules are loaded separately so a broken file cannot take the built-in pack down.
-    const user = await loadRuleFiles(opts.rules);
-    for (const d of user.diagnostics) {
-      const entry = { code: d.code, message: d.rule ? `${d.rule}: ${d.message}` : d.message, where: `${d.file}:${d.line}` };
-      (d.severity === 'error' ? errors : warnings).push(entry);
-    }
-    detectors.push(createRuleDetector(user.ruleset));
+  // the built-in pack and the user's files, as replay and monitor load them: a user file that is
+  // missing or wrong refuses the analysis before the sample runs (RULES_INVALID)
+  const loaded = await loadRules(opts.rules ?? []);
+  for (const d of loaded.diagnostics) {
+    const entry = { code: d.code, message: d.rule ? `${d.rule}: ${d.message}` : d.message, where: `${d.file}:${d.line}` };
+    // the pack's own errors; the user's warnings (Falco this engine does not support)
+    if (d.severity === 'error') errors.push(entry);
+    else if (opts.rules?.includes(d.file)) warnings.push(entry);
   }
-  detectors.unshift(createRuleDetector(builtin.ruleset));
+  const detectors: Detector[] = [createRuleDetector(loaded.ruleset)];
   if (opts.model) {
     const { loadModel, createAnomalyDetector } = await import('./engine/models/index.js');
     detectors.push(createAnomalyDetector(await loadModel(opts.model), { live: opts.live ?? false }));

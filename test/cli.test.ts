@@ -1,7 +1,7 @@
 // The command line's contract for bad input: a one-line reason and a stable non-zero exit code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, ftruncateSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, ftruncateSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { assertOneLineError, cli, ROOT, tempDir } from './helpers.js';
@@ -88,6 +88,8 @@ test('output paths: one line and exit 4 before any work, never a hang (Node\'s m
       [['analyze', sample, '--out', join(afile, 'sub')], /cannot write .*afile\/sub: a parent is not a directory \[OUTPUT_UNWRITABLE\]/],
       [['model', 'train', sample, '--out', t.path], /cannot write .*: it is a directory \[OUTPUT_UNWRITABLE\]/],
       [['monitor', '--pid', String(process.pid), '--learn', '1h', '--out', '/proc/nope/m.json'], /cannot write \/proc\/nope\/m\.json/],
+      // an earlier model is not replaced without --force, before an hour of learning, not after
+      [['monitor', '--pid', String(process.pid), '--learn', '1h', '--out', afile], /cannot write .*afile: the file exists \(use --force to replace it\)/],
       [['eval', 'adfa-ld', t.path, '--roc', '/proc/nope/roc.svg'], /cannot write \/proc\/nope\/roc\.svg/],
     ] as const) {
       const r = cli([...args]);
@@ -239,9 +241,21 @@ test('an earlier analysis is never silently replaced: replay and analyze refuse 
     assert.equal(again.code, 4, again.stderr);
     assert.match(assertOneLineError(again.stderr), /^sandtrace replay: cannot write .*replayed: it already holds an analysis \(report\.json; use --force to replace it\) \[OUTPUT_UNWRITABLE\]$/);
     assert.equal(readFileSync(report, 'utf8'), earlier, 'the earlier report is untouched');
+    // what the earlier analysis wrote besides its report (a live run's dropped files) goes with it
+    mkdirSync(join(out, 'dropped', 'tmp'), { recursive: true });
+    writeFileSync(join(out, 'dropped', 'tmp', 'payload.bin'), 'from the earlier run');
     const forced = cli(['replay', rec, '--out', out, '--force']);
     assert.equal(forced.code, 0, forced.stderr);
     assert.notEqual(readFileSync(report, 'utf8'), earlier, 'replaced with --force');
+    assert.equal(existsSync(join(out, 'dropped')), false, 'no stale dropped/ beside a report that names none');
+    assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')).dropped, []);
+    // --out '' would be the current directory
+    const here = join(t.path, 'cwd');
+    mkdirSync(here);
+    const empty = cli(['replay', rec, '--out', ''], { cwd: here });
+    assert.equal(empty.code, 2, empty.stderr);
+    assert.match(assertOneLineError(empty.stderr), /^sandtrace replay: --out needs a directory .*\[USAGE\]$/);
+    assert.deepEqual(readdirSync(here), [], 'nothing written into the current directory');
 
     // analyze: the same rule, said before the sample runs
     const sample = join(t.path, 's.sh');

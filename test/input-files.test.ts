@@ -231,6 +231,36 @@ test('a file of megabytes without a newline: one-line error, exit 4, never an in
   assert.match(m.stderr, new RegExp(`^${rec.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: more than 1,048,576 characters long`, 'm'));
 });
 
+test('replay --rules: a missing or malformed rule file is refused before any work, in one line, exit 4; the report\'s warnings are said on stderr', async () => {
+  const rec = await recording(join(t.path, 'rules-in.events.gz'));
+  const broken = join(t.path, 'broken-rules.yaml');
+  writeFileSync(broken, '- rule: x\n  desc: d\n  condition: evt.type = open and (\n  output: o\n  priority: WARNING\n');
+  for (const [rules, code, what] of [
+    [join(t.path, 'no-such-rules.yaml'), 'INPUT_MISSING', /rule file .*no-such-rules\.yaml does not exist/],
+    [broken, 'RULES_INVALID', /broken-rules\.yaml:\d+: /],
+  ] as const) {
+    // replay, and analyze before its sandbox starts (it used to run the sample without the rules)
+    for (const cmd of [['replay', rec], ['analyze', 'examples/dropper.sh']]) {
+      const out = join(t.path, `rules-out-${code}-${cmd[0]}`);
+      const r = sandtrace([...cmd, '--rules', rules, '--out', out]);
+      assert.equal(r.code, 4, r.stderr);
+      const line = assertOneLineError(r.stderr);
+      assert.match(line, what);
+      assert.ok(line.endsWith(`[${code}]`), line);
+      assert.equal(r.stdout, '');
+      assert.equal(existsSync(out), false, 'nothing written');
+    }
+  }
+  // a good rule file still runs; a recording with a bad line says so on stderr too, not only in report.json
+  const lines = gunzipSync(readFileSync(rec)).toString('utf8').trim().split('\n');
+  const bad = join(t.path, 'bad-line.events');
+  writeFileSync(bad, [lines[0], '{"type":"exec","seq":1,"ts":0,"pid":1,"tid":1,"exe":"/bin/sh","argv":5}', ...lines.slice(1)].join('\n') + '\n');
+  const r = sandtrace(['replay', bad, '--rules', 'rules/10-execution.yaml', '--out', join(t.path, 'bad-line-out')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /, 399 syscalls: /);
+  assert.ok(r.stderr.split('\n').includes(`sandtrace replay: warning: ${bad}: line 2: exec event: argv is not a list of strings [INPUT_CORRUPT]`), r.stderr);
+});
+
 test('analyze: a bad --model or --rules is refused before the output directory is made', async () => {
   const { model } = await i386Model();
   const sample = join(ROOT, 'test', 'samples', 'fork_exec_chain.sh');

@@ -7,13 +7,12 @@ import { checkOutFile } from '../../outpath.js';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { cgroupOfContainer, cgroupOfPid, checkWatchable, monitor } from '../../engine/models/monitor.js';
 import { checkModelAbi, loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
-import { refuseSpecialFile } from '../../sample.js';
 import type { Detector, Finding } from '../../engine/types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
-const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--no-builtin-rules] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE [--force]] [-- QEMU-ARGS...]';
+const USAGE = 'sandtrace monitor (--cgroup PATH | --container ID | --pid PID | --vm --kernel VMLINUZ) [--model MODEL] [--rules FILE...] [--no-builtin-rules] [--learn DURATION --out MODEL [--kind stide|vmm] [--n N] [--far RATE]] [--record FILE] [--force] [-- QEMU-ARGS...]';
 export const usage = USAGE;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -69,9 +68,9 @@ export async function run(argv: string[]): Promise<number> {
   const learnMs = values.learn === undefined ? undefined : parseDuration(values.learn);
   if (learnMs !== undefined && !values.out) throw new SandtraceError('USAGE', '--learn needs --out MODEL');
   if (learnMs !== undefined && values.model) throw new SandtraceError('USAGE', '--learn and --model are exclusive');
-  // checked before learning starts, not after the whole duration
-  if (values.out) checkOutFile(values.out);
-  // an earlier recording is never replaced without --force (as analyze and trace)
+  // checked before learning starts, not after the whole duration; an earlier model and an earlier
+  // recording are never replaced without --force (as model train, analyze and trace)
+  if (values.out) checkOutFile(values.out, { overwrite: values.force === true });
   if (values.record) checkOutFile(values.record, { overwrite: values.force === true });
   const kind = (values.kind ?? 'vmm') as ModelKind;
   const far = values.far === undefined ? undefined : numberFlag(values.far, 'far', 0);
@@ -90,25 +89,14 @@ export async function run(argv: string[]): Promise<number> {
 
   const model = values.model ? await loadModel(values.model) : undefined;
   if (model) checkModelAbi(model, 'x86_64', 'the live capture'); // before anything attaches
-  for (const p of values.rules ?? []) await refuseSpecialFile(p, 'rule file');
   const detectors: Detector[] = [];
   if (learnMs === undefined) {
     const rules = await import('../../engine/rules/index.js');
-    let builtin: string[] = [];
-    if (!values['no-builtin-rules']) {
-      try {
-        builtin = rules.builtinRulePaths();
-      } catch (e) {
-        process.stderr.write(`monitor: built-in rules unavailable (${(e as Error).message}); continuing without them\n`);
-      }
-    }
-    const paths = [...builtin, ...(values.rules ?? [])];
-    if (paths.length) {
-      const loaded = await rules.loadRuleFiles(paths);
-      // the diagnostic's level field has been named both ways while the rule engine settles
-      const errors = loaded.diagnostics.filter((d) => ((d as { severity?: string }).severity ?? (d as { level?: string }).level) === 'error');
-      for (const d of errors.slice(0, 10)) process.stderr.write(`${d.file}:${d.line}: ${d.message}\n`);
-      if (errors.length && values.rules?.length) throw new SandtraceError('RULES_INVALID', `${errors.length} error(s) in the rule files`);
+    const builtin = !values['no-builtin-rules'];
+    if (builtin || values.rules?.length) {
+      // as analyze and replay load them: a missing or wrong user file is refused (RULES_INVALID)
+      const loaded = await rules.loadRules(values.rules ?? [], { builtin });
+      for (const d of loaded.diagnostics.filter((x) => x.severity === 'error').slice(0, 10)) process.stderr.write(`monitor: rule pack: ${d.file}:${d.line}: ${d.message}\n`);
       detectors.push(rules.createRuleDetector(loaded.ruleset));
     }
     if (!model && detectors.length === 0) throw new SandtraceError('USAGE', `nothing to alert on: give --model or --rules; usage: ${USAGE}`);
