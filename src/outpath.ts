@@ -1,6 +1,6 @@
 // Output paths the user names (analysis directories, model files, plots): made or checked before
 // any work starts, so that a bad one costs a one-line error, not an analysis or an hour of learning.
-import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -80,6 +80,23 @@ export function checkOutFile(path: string, opts: { overwrite?: boolean } = {}): 
     throw unwritable(abs, e);
   }
   return abs;
+}
+
+/**
+ * Refuses to write `out` when it is one of the `inputs` (the same file: device and inode, so a
+ * second name or a link is caught too), whatever --force says: training would replace the data it
+ * learns from. Nothing is refused when `out` does not exist yet (it cannot be an input then).
+ */
+export function refuseInputAsOutput(out: string, inputs: readonly string[], flag: string): void {
+  let o: Stats;
+  try { o = statSync(out); } catch { return; } // absent or unreachable: checkOutFile says why
+  for (const i of inputs) {
+    let st: Stats;
+    try { st = statSync(i); } catch { continue; }
+    if (st.dev === o.dev && st.ino === o.ino) {
+      throw new SandtraceError('OUTPUT_UNWRITABLE', `cannot write ${out} (${flag}): it is ${i === out ? 'one of the inputs' : `the input ${i}`}, which is never replaced, not even with --force`, { details: { path: out, input: i } });
+    }
+  }
 }
 
 /**

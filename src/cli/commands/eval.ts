@@ -1,24 +1,36 @@
 // `sandtrace eval adfa-ld DIR`: the standard ADFA-LD protocol for the baseline (STIDE) and the
 // chosen model (Markov) side by side (with --ablation also the Markov + neural mixture), with ROC curves.
+import { statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { noExtraArgs, parseFlags } from '../args.js';
 import { SandtraceError } from '../../errors.js';
-import { checkOutFile } from '../../outpath.js';
+import { checkOutFile, refuseInputAsOutput } from '../../outpath.js';
+import { expandPaths } from '../../capture/replay/index.js';
 import { evalAdfa, rocSvg } from '../../engine/models/index.js';
 
 export const summary = 'evaluate the anomaly models on a dataset (adfa-ld DIR) and plot the ROC curve';
 
-const USAGE = 'sandtrace eval adfa-ld DIR [--json] [--roc FILE.svg] [--ablation]';
+const USAGE = 'sandtrace eval adfa-ld DIR [--json] [--roc FILE.svg [--force]] [--ablation]';
 export const usage = USAGE;
+
+/** The dataset's files, when `out` exists (a path that does not exist yet cannot be one of them). */
+async function datasetFilesLike(out: string, dir: string): Promise<string[]> {
+  try { statSync(out); } catch { return []; }
+  return expandPaths([dir]);
+}
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    json: { type: 'boolean' }, roc: { type: 'string' }, ablation: { type: 'boolean' },
+    json: { type: 'boolean' }, roc: { type: 'string' }, ablation: { type: 'boolean' }, force: { type: 'boolean' },
   }, USAGE);
   const [dataset, dir] = positionals;
   if (dataset !== 'adfa-ld' || !dir) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
   noExtraArgs(positionals, 2, USAGE);
-  if (values.roc) checkOutFile(values.roc);
+  if (values.roc) {
+    // the plot never replaces a file of the dataset, nor an earlier plot without --force
+    refuseInputAsOutput(values.roc, await datasetFilesLike(values.roc, dir), '--roc');
+    checkOutFile(values.roc, { overwrite: values.force === true });
+  }
   const r = await evalAdfa(dir, { ablation: values.ablation ?? false });
   // files that are not traces were left out: said on stderr, whatever the output format
   if (r.skipped.length > 0) {

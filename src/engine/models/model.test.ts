@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readAdfaFolder } from './adfa.js';
@@ -9,7 +10,7 @@ import { createAnomalyDetector, loadModel, saveModel, trainModelFile, trainProgr
 import { AnomalyModel, calibratedThreshold } from './model.js';
 import { monitor } from './monitor.js';
 import type { TraceEvent } from '../../capture/events.js';
-import { RecordingCollector, readTraces } from '../../capture/replay/index.js';
+import { RecordingCollector, RecordingWriter, readTraces } from '../../capture/replay/index.js';
 import { SemanticState } from '../../semantics/state.js';
 import { isSandtraceError } from '../../errors.js';
 import type { Finding } from '../types.js';
@@ -374,3 +375,205 @@ test('a model file that is a FIFO (no writer) is refused by stat, never opened',
   }
 });
 
+
+// Review findings: corrupt model files, n as a flag or a field, what decided a verdict, inputs
+// cut short or with nothing to score, and outputs that would replace inputs.
+
+/** A small model file (trained here, deterministic) over a handful of calls, of the kind asked. */
+function smallModel(kind: 'vmm' | 'mix' | 'stide') {
+  const traces = Array.from({ length: 12 }, (_, i) => ['openat', 'read', 'write', i % 2 ? 'read' : 'close', 'close', 'read', 'write']);
+  return trainModelFile({ traces, source: 'test' }, { kind });
+}
+
+test('model files with a corrupt table, vocabulary, smoothing, kind, calibration or neural part are refused: MODEL_INVALID, one line naming the file and the field', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-corrupt-'));
+  try {
+    const vmm = smallModel('vmm');
+    const mix = smallModel('mix');
+    const g = vmm.global!;
+    const x = mix.global!;
+    const nw = x.neural!;
+    const [k0] = g.table[0]!;
+    const names = Array.from({ length: 5000 }, (_, i) => `call${i}`);
+    const cases: [string, unknown, RegExp][] = [
+      ['a negative count (scored as NaN: detection off)', { ...vmm, global: { ...g, table: [[k0, -5], ...g.table.slice(1)] } }, /invalid table: entry 0 has count -5 \(counts are positive whole numbers\)/],
+      ['a zero count', { ...vmm, global: { ...g, table: [[k0, 0], ...g.table.slice(1)] } }, /entry 0 has count 0/],
+      ['a fractional count', { ...vmm, global: { ...g, table: [[k0, 1.5], ...g.table.slice(1)] } }, /entry 0 has count 1\.5/],
+      ['a key outside the windows of n over the vocabulary', { ...vmm, global: { ...g, table: [[1e9, 1], ...g.table.slice(1)] } }, /entry 0 has key 1000000000, not a window of \d+ of the \d+ vocabulary names/],
+      ['a key twice', { ...vmm, global: { ...g, table: [...g.table, g.table[0]] } }, new RegExp(`entry ${g.table.length} repeats key ${k0}`)],
+      ['an entry that is no pair', { ...vmm, global: { ...g, table: [[k0, 1, 2]] } }, /entry 0 is not \[key, count\]/],
+      ['an empty table', { ...vmm, global: { ...g, table: [] } }, /invalid table \(empty/],
+      ['an unknown smoothing', { ...vmm, global: { ...g, smoothing: 'zz' } }, /invalid smoothing "zz" \(kn or wb\)/],
+      ['a vocabulary of numbers', { ...vmm, global: { ...g, vocab: g.vocab.map((_, i) => i) } }, /invalid vocab entry 0 0 \(system call names are strings\)/],
+      ['a name twice in the vocabulary', { ...vmm, global: { ...g, vocab: [g.vocab[0], g.vocab[0], ...g.vocab.slice(2)] } }, new RegExp(`vocab entry 1 "${g.vocab[0]}" \\(named twice\\)`)],
+      ['an empty vocabulary', { ...vmm, global: { ...g, vocab: [] } }, /invalid vocab \[\]/],
+      ['a Markov table relabelled STIDE', { ...vmm, kind: 'stide', global: { ...g, kind: 'stide' } }, /invalid smoothing "(kn|wb)" \(a STIDE model has none/],
+      ['a STIDE threshold no fraction reaches', { ...vmm, kind: 'stide', global: { ...g, kind: 'stide', smoothing: undefined, calibration: { ...g.calibration, threshold: 4.5 } } }, /invalid threshold 4\.5 \(a fraction of unseen windows, 0 to 1\)/],
+      ['n 17 (a file field, not a flag)', { ...vmm, global: { ...g, n: 17 } }, /invalid n 17 \(a whole number from 1 to 16\)/],
+      ['an n too large for the vocabulary', { ...vmm, global: { ...g, n: 5, vocab: names } }, /invalid n 5 \(too large for a vocabulary of 5000 names: at most 4\)/],
+      ['a window no calibration piece holds', { ...vmm, global: { ...g, calibration: { ...g.calibration, window: 1e12 } } }, /invalid window 1000000000000 \(1 to the calibration chunk, 1000\)/],
+      ['a mix weight above 1', { ...mix, global: { ...x, lambda: 2 } }, /invalid lambda 2 /],
+      ['neural weights of the wrong shape', { ...mix, global: { ...x, neural: { ...nw, w2: nw.w2.slice(1) } } }, new RegExp(`invalid neural w2 \\(${nw.w2.length - 1} numbers, the config makes it ${nw.w2.length}\\)`)],
+      ['a neural weight beyond 32-bit floats', { ...mix, global: { ...x, neural: { ...nw, w1: [1e39, ...nw.w1.slice(1)] } } }, /invalid neural w1\[0\] 1e\+39 \(a finite number\)/],
+      ['a neural vocabulary of another size', { ...mix, global: { ...x, neural: { ...nw, vocab: nw.vocab + 1 } } }, /invalid neural vocab/],
+      ['no training record', { ...vmm, training: undefined }, /invalid training \(missing\)/],
+      ['a model for the program ""', { ...vmm, programs: { '': g } }, /a model for the program ""/],
+    ];
+    const path = join(dir, 'm.json');
+    await saveModel(path, vmm);
+    await loadModel(path); // the good ones load
+    await saveModel(path, mix);
+    await loadModel(path);
+    for (const [what, file, why] of cases) {
+      writeFileSync(path, JSON.stringify(file));
+      await assert.rejects(loadModel(path), (e: unknown) => isSandtraceError(e) && e.code === 'MODEL_INVALID'
+        && e.message.startsWith(`${path}: `) && why.test(e.message) && !e.message.includes('\n'), what);
+    }
+    // at the CLI: exit 4, one line (a file's n is no usage error: no flag was given)
+    writeFileSync(path, JSON.stringify({ ...vmm, global: { ...g, n: 17 } }));
+    const r = await runCli(['model', 'score', path, path]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /^sandtrace model: .*m\.json: model for the global model has an invalid n 17 .*\[MODEL_INVALID\]\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('training: an n the data cannot take is a usage error that says which n it allows', async () => {
+  const traces = Array.from({ length: 6 }, (_, t) => Array.from({ length: 100 }, (_, i) => `call${(i * 7 + t) % 100}`));
+  const usage = (n: number) => (e: unknown) => isSandtraceError(e) && e.code === 'USAGE' && e.message.includes(`${n}`);
+  assert.throws(() => trainProgramModel(traces, { kind: 'vmm', n: 12 }), usage(12));
+  assert.throws(() => trainProgramModel(traces, { kind: 'vmm', n: 12 }), /n=12 is too large for the 100 system call names of this training data: it allows n up to 7/);
+  assert.throws(() => trainProgramModel(traces, { kind: 'stide', n: 17 }), usage(17));
+  assert.equal(trainProgramModel(traces, { kind: 'vmm', n: 7, smoothing: 'kn' }).n, 7);
+  // at the CLI: exit 2 (ADFA-style numbers name 100 different x86_64 calls)
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-n-'));
+  try {
+    for (let t = 0; t < 6; t++) writeFileSync(join(dir, `UTD-${t}.txt`), Array.from({ length: 100 }, (_, i) => (i * 7 + t) % 100).join(' ') + '\n');
+    const r = await runCli(['model', 'train', dir, '--n', '12', '--out', join(dir, 'm.json')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /it allows n up to 7 \[USAGE\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('model score: an anomalous verdict says which threshold decided it (the window\'s, the trace\'s, or both), in text and JSON', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-why-'));
+  try {
+    // x86_64 numbers as ADFA-style traces: 0 read, 1 write, 2 open, 3 close; 200.. never seen
+    const cycle = (n: number) => Array.from({ length: n }, (_, i) => i % 4);
+    const file = trainModelFile({ traces: Array.from({ length: 12 }, () => cycle(200).map((i) => ['read', 'write', 'open', 'close'][i]!)), source: 'test' }, { kind: 'vmm' });
+    const g = file.global!;
+    // thresholds set by hand: a mean of 10 bits, a window of 5
+    const path = join(dir, 'm.json');
+    writeFileSync(path, JSON.stringify({ ...file, global: { ...g, calibration: { ...g.calibration, threshold: 10, windowThreshold: 5, minEvidence: 20 } } }));
+    const burst = Array.from({ length: 25 }, (_, i) => 200 + i);
+    writeFileSync(join(dir, 'window.txt'), [...cycle(2000), ...burst].join(' ') + '\n');
+    writeFileSync(join(dir, 'both.txt'), burst.join(' ') + '\n');
+    const text = await runCli(['model', 'score', path, join(dir, 'window.txt'), join(dir, 'both.txt')]);
+    assert.equal(text.code, 0, text.stderr);
+    const [w, b] = text.stdout.split('\n');
+    assert.match(w ?? '', /^ANOMALOUS window=[\d.]+ > 5: score=0\.\d+ threshold=10 calls=2025 .*window\.txt$/);
+    assert.match(b ?? '', /^ANOMALOUS score=[\d.]+ > 10, window=[\d.]+ > 5: score=[\d.]+ threshold=10 calls=25 .*both\.txt$/);
+    const json = await runCli(['model', 'score', path, join(dir, 'window.txt'), '--json']);
+    const row = JSON.parse(json.stdout).traces[0] as { anomalous: boolean; anomalousBy: string[]; reason: string; score: number; threshold: number };
+    assert.equal(row.anomalous, true);
+    assert.deepEqual(row.anomalousBy, ['window']);
+    assert.match(row.reason, /^window=[\d.]+ > 5$/);
+    assert.ok(row.score < row.threshold, 'the trace score alone would say normal');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('model score and train: an input cut short or with bad lines gets one warning line; nothing to score is INPUT_EMPTY, as for training', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-cut-'));
+  try {
+    const model = join(dir, 'm.json');
+    await saveModel(model, smallModel('vmm'));
+    // a recording of a program making 300 calls, with its trailer; then cut in the middle
+    const whole = join(dir, 'whole.events.gz');
+    const events: TraceEvent[] = [{ type: 'exec', seq: 1, ts: 1000, pid: 7, tid: 7, exe: '/usr/bin/svc', argv: ['svc'] }];
+    for (let i = 2; i <= 301; i++) events.push({ type: 'syscall', seq: i, ts: i * 1000, pid: 7, tid: 7, abi: 'x86_64', nr: 0, name: i % 3 ? 'read' : 'write', args: [3, i, 4096], ret: 0 });
+    const w = await RecordingWriter.create(whole, { backend: 'ebpf', target: 'svc' });
+    w.write(events);
+    await w.close({ backend: 'ebpf', events: events.length, lost: 0, parseErrors: 0, duration: 1, notes: [] });
+    const bytes = readFileSync(whole);
+    const cut = join(dir, 'cut.events.gz');
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const headerOnly = join(dir, 'header-only.events.gz');
+    writeFileSync(headerOnly, gzipSync(gunzipSync(bytes).toString('utf8').split('\n')[0] + '\n'));
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.includes('warning'));
+
+    let r = await runCli(['model', 'score', model, cut, whole]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(warnings(r.stderr), [`sandtrace model: warning: ${cut}: cut short: the file ends unexpectedly (unexpected end of file); scored what could be read`]);
+    r = await runCli(['model', 'score', model, cut, '--json']);
+    assert.deepEqual(JSON.parse(r.stdout).warnings.map((x: { path: string }) => x.path), [cut]);
+    r = await runCli(['model', 'train', cut, '--out', join(dir, 'cut.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(warnings(r.stderr).length, 1);
+    assert.match(r.stderr, /warning: .*cut\.events\.gz: cut short: the file ends unexpectedly .*; trained on what could be read/);
+
+    // nothing to score: a recording of its header only, a recording read as `pid syscall` pairs
+    for (const [args, why] of [
+      [[headerOnly], /warning: .*header-only\.events\.gz: cut short: the recording has no trailer/],
+      [[whole, '--format', 'pairs'], /warning: .*whole\.events\.gz: 303 bad line\(s\) skipped/],
+    ] as const) {
+      r = await runCli(['model', 'score', model, ...args]);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, why);
+      assert.match(r.stderr, /no system calls to score in .* \[INPUT_EMPTY\]\n$/);
+      const t = await runCli(['model', 'train', ...args, '--out', join(dir, 'none.json')]);
+      assert.equal(t.code, 4, t.stderr);
+      assert.match(t.stderr, /\[INPUT_EMPTY\]\n$/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('model train --out and eval --roc: an existing file is replaced only with --force; an input never is, not even with --force', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-out-'));
+  try {
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    for (let t = 0; t < 6; t++) writeFileSync(join(data, `UTD-${t}.txt`), Array.from({ length: 60 }, (_, i) => (i * 3 + t) % 9).join(' ') + '\n');
+    const first = join(data, 'UTD-0.txt');
+    const before = readFileSync(first, 'utf8');
+    linkSync(join(data, 'UTD-1.txt'), join(dir, 'linked.txt'));
+    for (const out of [first, join(dir, 'linked.txt')]) {
+      for (const force of [[], ['--force']]) {
+        const r = await runCli(['model', 'train', data, '--out', out, ...force]);
+        assert.equal(r.code, 4, r.stderr);
+        assert.match(r.stderr, /^sandtrace model: cannot write .* \(--out\): it is (one of the inputs|the input .*UTD-1\.txt), which is never replaced, not even with --force \[OUTPUT_UNWRITABLE\]\n$/);
+      }
+    }
+    assert.equal(readFileSync(first, 'utf8'), before, 'the training data is untouched');
+    const model = join(dir, 'm.json');
+    writeFileSync(model, 'an earlier model');
+    let r = await runCli(['model', 'train', data, '--out', model]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /the file exists \(use --force to replace it\) \[OUTPUT_UNWRITABLE\]/);
+    r = await runCli(['model', 'train', data, '--out', model, '--force']);
+    assert.equal(r.code, 0, r.stderr);
+    await loadModel(model);
+    // eval --roc: refused before any evaluation
+    const adfa = join(dir, 'adfa');
+    mkdirSync(join(adfa, 'Training_Data_Master'), { recursive: true });
+    writeFileSync(join(adfa, 'Training_Data_Master', 'UTD-0001.txt'), '1 2 3\n');
+    r = await runCli(['eval', 'adfa-ld', adfa, '--roc', join(adfa, 'Training_Data_Master', 'UTD-0001.txt'), '--force']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /\(--roc\): it is one of the inputs, which is never replaced/);
+    r = await runCli(['eval', 'adfa-ld', adfa, '--roc', model]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /the file exists \(use --force to replace it\) \[OUTPUT_UNWRITABLE\]/);
+    for (const cmd of [['model', 'train'], ['eval', 'adfa-ld']]) {
+      const h = await runCli([...cmd, '--help']);
+      assert.match(h.stdout + h.stderr, /--force/, `${cmd.join(' ')} --help names --force`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

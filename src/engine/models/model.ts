@@ -4,9 +4,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Abi } from '../../capture/events.js';
-import { SandtraceError } from '../../errors.js';
+import { SandtraceError, isSandtraceError } from '../../errors.js';
 import { checkInputFile } from '../../sample.js';
-import { NgramTable, Vocab } from './ngram.js';
+import { MAX_ORDER, NgramTable, Vocab, maxOrder, show } from './ngram.js';
 import { MODEL_KINDS, SMOOTHINGS, makeScorer, summarize, type ModelKind, type Scorer, type Smoothing, type TraceScore } from './scorers.js';
 import { MixScorer, NEURAL_DEFAULTS, NeuralLM, mixBits, type NeuralConfig, type NeuralWeights } from './neural.js';
 
@@ -133,9 +133,19 @@ export class ProgramModel {
 
   /** Whether a scored trace is anomalous by either calibrated threshold. */
   isAnomalous(s: TraceScore): boolean {
+    return this.exceeded(s).length > 0;
+  }
+
+  /**
+   * Which calibrated thresholds a scored trace exceeds ('trace': its mean, with enough evidence;
+   * 'window': its most anomalous window): what a verdict says it was decided by.
+   */
+  exceeded(s: TraceScore): ('trace' | 'window')[] {
     const c = this.data.calibration;
-    return (s.score > c.threshold && s.total >= (c.minEvidence ?? 0))
-      || (s.windowLength >= c.window && s.windowScore > c.windowThreshold);
+    const out: ('trace' | 'window')[] = [];
+    if (s.score > c.threshold && s.total >= (c.minEvidence ?? 0)) out.push('trace');
+    if (s.windowLength >= c.window && s.windowScore > c.windowThreshold) out.push('window');
+    return out;
   }
 }
 
@@ -319,12 +329,19 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   const folds = opts.folds ?? DEFAULTS.folds;
   const window = opts.window ?? DEFAULTS.window;
   const chunk = Math.max(window, opts.chunk ?? DEFAULTS.chunk);
+  // n is asked for (--n), so a bad one is a usage error, however deep the table that refuses it
+  if (opts.n !== undefined && !(Number.isInteger(opts.n) && opts.n >= 1 && opts.n <= MAX_ORDER)) {
+    throw new SandtraceError('USAGE', `n must be a whole number from 1 to ${MAX_ORDER}, got ${opts.n}`);
+  }
   const nonEmpty = traces.filter((t) => t.length > 0);
   const calls = nonEmpty.reduce((a, t) => a + t.length, 0);
   if (calls === 0) throw new SandtraceError('INPUT_EMPTY', 'no system calls to train on');
   const vocab = new Vocab();
   const encoded = nonEmpty.map((t) => vocab.encode(t, true));
   const radix = vocab.size;
+  if (opts.n !== undefined && opts.n > maxOrder(radix)) {
+    throw new SandtraceError('USAGE', `n=${opts.n} is too large for the ${vocab.names.length} system call names of this training data: it allows n up to ${maxOrder(radix)}`);
+  }
   const units = cvUnits(encoded, folds, chunk);
 
   let n = opts.n ?? (kind === 'stide' ? DEFAULTS.stideN : 0);
@@ -401,8 +418,17 @@ export class AnomalyModel {
   constructor(data: ModelFileData, source?: string) {
     this.data = data;
     this.source = source;
-    for (const [exe, d] of Object.entries(data.programs)) this.programs.set(exe, new ProgramModel(d));
-    this.global = data.global ? new ProgramModel(data.global) : null;
+    // the n-gram tables' entries are checked as they are read: a bad one is named with its file
+    const load = (d: ProgramModelData, where: string): ProgramModel => {
+      try {
+        return new ProgramModel(d);
+      } catch (e) {
+        if (!isSandtraceError(e) || e.code !== 'MODEL_INVALID' || source === undefined) throw e;
+        throw new SandtraceError('MODEL_INVALID', `${source}: model for ${where} has an invalid ${e.message}`, { cause: e });
+      }
+    };
+    for (const [exe, d] of Object.entries(data.programs)) this.programs.set(exe, load(d, exe));
+    this.global = data.global ? load(data.global, 'the global model') : null;
   }
 
   /** The model of a program, falling back to the global model. */
@@ -497,6 +523,82 @@ export async function loadModel(path: string): Promise<AnomalyModel> {
   return new AnomalyModel(validateModel(data, path), path);
 }
 
+/** Calibration pieces of older files, which do not record theirs (a window is at most one piece). */
+const OLD_CHUNK: number = DEFAULTS.chunk;
+
+/**
+ * What is wrong with one model of a file, as "FIELD VALUE (why)", or undefined. Every field a
+ * scorer reads is checked (types, ranges, shapes), since a hand-edited or damaged file is loaded
+ * otherwise as if it were sound and can switch detection off without a word: a smoothing nobody
+ * knows, a Markov model relabelled STIDE (thresholds in bits, never reached by fractions of unseen
+ * windows), vocabulary numbers or duplicates. Linear in the model's size; the n-gram table's
+ * entries are checked as they are read (NgramTable.fromJSON).
+ */
+function modelProblem(p: unknown): string | undefined {
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return `model ${show(p)} (not an object)`;
+  const m = p as Partial<Record<keyof ProgramModelData, unknown>>;
+  const { kind, n, smoothing, abi, vocab, table, calibration: cal, neural, lambda, training } = m;
+  if (!MODEL_KINDS.includes(kind as ModelKind)) return `kind ${show(kind)} (${MODEL_KINDS.join(', ')})`;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_ORDER) return `n ${show(n)} (a whole number from 1 to ${MAX_ORDER})`;
+  if (kind === 'stide' && smoothing !== undefined) return `smoothing ${show(smoothing)} (a STIDE model has none: is this a Markov model's table?)`;
+  if (smoothing !== undefined && !SMOOTHINGS.includes(smoothing as Smoothing)) return `smoothing ${show(smoothing)} (${SMOOTHINGS.join(' or ')})`;
+  if (abi !== undefined && abi !== 'x86_64' && abi !== 'i386') return `abi ${typeof abi === 'string' ? `'${abi}'` : show(abi)}`;
+  if (!Array.isArray(vocab) || vocab.length === 0) return `vocab ${show(vocab)} (a list of the system call names trained on)`;
+  const names = new Set<string>();
+  for (let i = 0; i < vocab.length; i++) {
+    const v: unknown = vocab[i];
+    if (typeof v !== 'string') return `vocab entry ${i} ${show(v)} (system call names are strings)`;
+    if (names.has(v)) return `vocab entry ${i} ${show(v)} (named twice)`;
+    names.add(v);
+  }
+  const radix = vocab.length + 2;
+  if (n > maxOrder(radix)) return `n ${n} (too large for a vocabulary of ${vocab.length} names: at most ${maxOrder(radix)})`;
+  if (!Array.isArray(table)) return `table ${show(table)} (a list of [key, count])`;
+  if (!cal || typeof cal !== 'object') return `calibration ${show(cal)}`;
+  const c = cal as Partial<Record<keyof Calibration, unknown>>;
+  // STIDE values are 0 or 1, so its scores are fractions: a threshold above 1 is never exceeded
+  const most = kind === 'stide' ? 1 : Infinity;
+  const threshold = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= most;
+  const range = kind === 'stide' ? '(a fraction of unseen windows, 0 to 1)' : '(a finite number, at least 0)';
+  if (!threshold(c.threshold)) return `threshold ${show(c.threshold)} ${range}`;
+  if (!threshold(c.windowThreshold)) return `window threshold ${show(c.windowThreshold)} ${range}`;
+  if (c.chunk !== undefined && !(typeof c.chunk === 'number' && Number.isInteger(c.chunk) && c.chunk >= 1)) return `chunk ${show(c.chunk)}`;
+  // a window longer than a calibration piece was never calibrated (and would never be judged)
+  const chunk = (c.chunk as number | undefined) ?? OLD_CHUNK;
+  if (!(typeof c.window === 'number' && Number.isInteger(c.window) && c.window >= 1 && c.window <= chunk)) return `window ${show(c.window)} (1 to the calibration chunk, ${chunk})`;
+  if (c.minEvidence !== undefined && !(typeof c.minEvidence === 'number' && Number.isFinite(c.minEvidence) && c.minEvidence >= 0)) return `minEvidence ${show(c.minEvidence)}`;
+  if (!training || typeof training !== 'object') return `training ${show(training)}`;
+  if (kind === 'mix') {
+    if (!(typeof lambda === 'number' && lambda >= 0 && lambda <= 1)) return `lambda ${show(lambda)} (the neural model's weight, 0 to 1)`;
+    return neuralProblem(neural, radix);
+  }
+  return undefined;
+}
+
+/** What is wrong with a mix model's neural part (shapes follow NeuralLM: see its constructor). */
+function neuralProblem(w: unknown, radix: number): string | undefined {
+  if (!w || typeof w !== 'object') return `neural ${show(w)} (a mix model's neural part)`;
+  const { config, vocab, emb, w1, b1, w2, b2 } = w as Partial<Record<keyof NeuralWeights, unknown>>;
+  const cfg = (config ?? {}) as Partial<Record<keyof NeuralConfig, unknown>>;
+  for (const k of ['context', 'embed', 'hidden'] as const) {
+    const v = cfg[k];
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) return `neural config.${k} ${show(v)} (a positive whole number)`;
+  }
+  if (vocab !== radix) return `neural vocab ${show(vocab)} (the vocabulary's ${radix - 2} names + 2)`;
+  const K = cfg.context as number;
+  const E = cfg.embed as number;
+  const H = cfg.hidden as number;
+  for (const [name, a, len] of [['emb', emb, radix * E], ['w1', w1, K * E * H], ['b1', b1, H], ['w2', w2, H * radix], ['b2', b2, radix]] as const) {
+    if (!Array.isArray(a) || a.length !== len) return `neural ${name} (${Array.isArray(a) ? `${a.length} numbers` : show(a)}, the config makes it ${len})`;
+    // stored as 32-bit floats: a value beyond their range would become Infinity, every score NaN
+    for (let i = 0; i < a.length; i++) {
+      const x: unknown = a[i];
+      if (typeof x !== 'number' || !Number.isFinite(Math.fround(x))) return `neural ${name}[${i}] ${show(x)} (a finite number)`;
+    }
+  }
+  return undefined;
+}
+
 function validateModel(d: unknown, path: string): ModelFileData {
   const o = d as Partial<ModelFileData> | null;
   if (!o || typeof o !== 'object' || o.format !== MODEL_FORMAT) {
@@ -506,32 +608,26 @@ function validateModel(d: unknown, path: string): ModelFileData {
     throw new SandtraceError('MODEL_INVALID', `${path} is model format version ${String(o.version)}; this sandtrace reads version ${MODEL_VERSION}`);
   }
   const check = (p: unknown, where: string): void => {
-    const m = p as Partial<ProgramModelData> | null;
-    if (!m || !MODEL_KINDS.includes(m.kind as ModelKind) || typeof m.n !== 'number' || !Array.isArray(m.vocab)
-      || !Array.isArray(m.table) || !m.calibration || typeof m.calibration.threshold !== 'number'
-      || (m.kind === 'mix' && (!m.neural || typeof m.lambda !== 'number' || !Array.isArray(m.neural.w2)))) {
-      throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is incomplete`);
-    }
-    // values a hand-edited or damaged file can hold that would silently switch detection off
-    const c = m.calibration;
-    const bad = !Number.isInteger(m.n) || m.n < 1 || m.n > 32 ? `n ${String(m.n)}`
-      : m.abi !== undefined && m.abi !== 'x86_64' && m.abi !== 'i386' ? `abi '${String(m.abi)}'`
-        : !(Number.isFinite(c.threshold) && c.threshold >= 0) ? `threshold ${String(c.threshold)}`
-          : !(Number.isFinite(c.windowThreshold) && c.windowThreshold >= 0) ? `window threshold ${String(c.windowThreshold)}`
-            : !(Number.isInteger(c.window) && c.window >= 1) ? `window ${String(c.window)}`
-              : c.chunk !== undefined && !(Number.isInteger(c.chunk) && c.chunk >= 1) ? `chunk ${String(c.chunk)}` : undefined;
+    const bad = modelProblem(p);
     if (bad) throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} has an invalid ${bad}`);
   };
   if (o.abi !== undefined && o.abi !== 'x86_64' && o.abi !== 'i386') throw new SandtraceError('MODEL_INVALID', `${path}: invalid abi '${String(o.abi)}' (x86_64 or i386)`);
+  if (!MODEL_KINDS.includes(o.kind as ModelKind)) throw new SandtraceError('MODEL_INVALID', `${path}: invalid kind ${show(o.kind)} (${MODEL_KINDS.join(', ')})`);
+  if (!o.training || typeof o.training !== 'object') throw new SandtraceError('MODEL_INVALID', `${path}: invalid training ${show(o.training)} (what the model was trained on)`);
   const fileAbi = o.abi ?? 'x86_64';
   // every model of a file judges the calls of the file's abi (what scoring checks traces against)
   const sameAbi = (p: unknown, where: string): void => {
     const a = (p as Partial<ProgramModelData>).abi;
     if (a !== undefined && a !== fileAbi) throw new SandtraceError('MODEL_INVALID', `${path}: model for ${where} is of abi ${a}, the file's is ${fileAbi}`);
   };
-  if (typeof o.programs !== 'object' || o.programs === null) throw new SandtraceError('MODEL_INVALID', `${path}: no programs field`);
-  for (const [exe, p] of Object.entries(o.programs)) { check(p, exe); sameAbi(p, exe); }
-  if (o.global) { check(o.global, 'the global model'); sameAbi(o.global, 'the global model'); }
+  if (typeof o.programs !== 'object' || o.programs === null || Array.isArray(o.programs)) throw new SandtraceError('MODEL_INVALID', `${path}: no programs field`);
+  for (const [exe, p] of Object.entries(o.programs)) {
+    // '' is how an import names a trace without a program: it is judged by the global model
+    if (exe === '') throw new SandtraceError('MODEL_INVALID', `${path}: a model for the program "" (programs are named by their exe path)`);
+    check(p, exe);
+    sameAbi(p, exe);
+  }
+  if (o.global !== undefined && o.global !== null) { check(o.global, 'the global model'); sameAbi(o.global, 'the global model'); }
   if (!o.global && Object.keys(o.programs).length === 0) throw new SandtraceError('MODEL_INVALID', `${path} holds no model`);
   return o as ModelFileData;
 }

@@ -44,6 +44,19 @@ export class Vocab {
   }
 }
 
+/** Longest window a table holds (the builder's and the model file's limit alike). */
+export const MAX_ORDER = 16;
+
+/**
+ * The longest window (up to MAX_ORDER) whose keys over `radix` symbols stay exact: base-(radix+1)
+ * numbers below 2^53, one spare digit for the Markov model's context keys. 0 when none fits.
+ */
+export function maxOrder(radix: number): number {
+  let n = 0;
+  while (n < MAX_ORDER && Math.pow(radix + 1, n + 1) < Number.MAX_SAFE_INTEGER) n++;
+  return n;
+}
+
 /**
  * Counts of every length-`order` window of the BOS-padded training traces. Keys are exact
  * base-`radix` numbers (oldest symbol most significant), so the table is collision-free; the
@@ -56,11 +69,10 @@ export class NgramTable {
   readonly counts = new Map<number, number>();
 
   constructor(order: number, radix: number) {
-    if (!Number.isInteger(order) || order < 1 || order > 16) {
-      throw new SandtraceError('USAGE', `n must be an integer from 1 to 16, got ${order}`);
-    }
-    if (Math.pow(radix + 1, order) >= Number.MAX_SAFE_INTEGER) {
-      throw new SandtraceError('MODEL_INVALID', `n=${order} is too large for a vocabulary of ${radix - 1} symbols`);
+    // callers check first, naming what was wrong (trainProgramModel: the --n flag, USAGE;
+    // loading: the model file's field, MODEL_INVALID); this only guards the key arithmetic
+    if (!Number.isInteger(order) || order < 1 || order > maxOrder(radix)) {
+      throw new SandtraceError('INTERNAL', `n-gram table of order ${order} over ${radix} symbols: keys would not be exact`);
     }
     this.order = order;
     this.radix = radix;
@@ -85,17 +97,44 @@ export class NgramTable {
     return [...this.counts];
   }
 
+  /**
+   * A table as a model file holds it. Every entry is checked while it is read (one pass: files
+   * run to tens of MB), so a hand-edited or damaged table is refused rather than scored: a
+   * negative count makes probabilities negative and every score NaN (detection silently off), a
+   * key outside the radix names no window, a key given twice would lose one of its counts.
+   * Throws MODEL_INVALID with a reason starting "table" (the caller names the file and model).
+   */
   static fromJSON(order: number, radix: number, pairs: unknown): NgramTable {
     const t = new NgramTable(order, radix);
-    if (!Array.isArray(pairs)) throw new SandtraceError('MODEL_INVALID', 'n-gram table is not a list');
-    for (const p of pairs) {
-      if (!Array.isArray(p) || typeof p[0] !== 'number' || typeof p[1] !== 'number') {
-        throw new SandtraceError('MODEL_INVALID', 'n-gram table entry is not [key, count]');
+    if (!Array.isArray(pairs)) throw new SandtraceError('MODEL_INVALID', 'table (not a list of [key, count])');
+    if (pairs.length === 0) throw new SandtraceError('MODEL_INVALID', 'table (empty: a trained model holds at least one window)');
+    const keys = Math.pow(radix, order);
+    const { counts } = t;
+    for (let i = 0; i < pairs.length; i++) {
+      const p: unknown = pairs[i];
+      if (!Array.isArray(p) || p.length !== 2) throw new SandtraceError('MODEL_INVALID', `table: entry ${i} is not [key, count]`);
+      const [k, c] = p as [unknown, unknown];
+      if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k >= keys) {
+        throw new SandtraceError('MODEL_INVALID', `table: entry ${i} has key ${show(k)}, not a window of ${order} of the ${radix - 2} vocabulary names (0 to ${keys - 1})`);
       }
-      t.counts.set(p[0], p[1]);
+      if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1) {
+        throw new SandtraceError('MODEL_INVALID', `table: entry ${i} has count ${show(c)} (counts are positive whole numbers)`);
+      }
+      // one map operation per entry (files run to millions): a key seen before leaves the size as is
+      const size = counts.size;
+      counts.set(k, c);
+      if (counts.size === size) throw new SandtraceError('MODEL_INVALID', `table: entry ${i} repeats key ${k}`);
     }
     return t;
   }
+}
+
+/** A value from a file, short enough for a one-line message. */
+export function show(v: unknown): string {
+  if (v === undefined) return '(missing)';
+  // numbers as JavaScript spells them: JSON would write Infinity (1e999 in a file) as null
+  const s = typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
 
 /** The symbols of a window key, oldest first. */
