@@ -132,7 +132,11 @@ test('profile: bad input gives typed errors', () => {
     const junk = join(dir, 'junk');
     writeFileSync(junk, Buffer.alloc(4096, 0x41));
     const code = (f: () => unknown) => { try { f(); return 'none'; } catch (e) { return isSandtraceError(e) ? e.code : 'untyped'; } };
-    assert.equal(code(() => loadProfile(join(dir, 'absent'))), 'VM_KERNEL_MISSING');
+    // a path the user gave: input errors (exit 4), not the environment's
+    assert.equal(code(() => loadProfile(join(dir, 'absent'))), 'INPUT_MISSING');
+    assert.equal(code(() => loadProfile('/dev/zero')), 'INPUT_UNREADABLE');
+    // a program given by mistake: an ELF file, but no kernel
+    assert.equal(code(() => loadProfile('/bin/true')), 'INPUT_FORMAT_UNKNOWN');
     assert.equal(code(() => loadProfile(empty)), 'INPUT_EMPTY');
     assert.equal(code(() => loadProfile(dir)), 'INPUT_IS_DIRECTORY');
     assert.equal(code(() => buildProfile(readFileSync(junk))), 'INPUT_FORMAT_UNKNOWN');

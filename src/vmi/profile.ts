@@ -4,6 +4,7 @@
 import { readFileSync, mkdirSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SandtraceError } from '../errors.js';
+import { specialFileKind } from '../sample.js';
 import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } from './image.js';
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
@@ -97,7 +98,11 @@ function derive(image: Buffer): KernelProfile {
   const { compression, vmlinux } = decompressKernel(image);
   const elf = parseElf(vmlinux);
   const btfSec = section(elf, '.BTF');
-  if (!btfSec) throw new SandtraceError('VM_PROFILE_FAILED', 'the kernel image has no .BTF section (built without CONFIG_DEBUG_INFO_BTF)');
+  if (!btfSec) {
+    // an ELF file that is no kernel at all (a program given by mistake), or a kernel without BTF
+    if (!section(elf, '__ksymtab') && !section(elf, '.init.text')) throw new SandtraceError('INPUT_FORMAT_UNKNOWN', 'not a Linux kernel image (an ELF file without the kernel\'s sections)');
+    throw new SandtraceError('VM_UNSUPPORTED', 'the kernel image has no .BTF section (built without CONFIG_DEBUG_INFO_BTF): sandtrace reads guest memory through BTF');
+  }
   const btf = new Btf(vmlinux.subarray(btfSec.offset, btfSec.offset + btfSec.size));
   const ro = section(elf, '.rodata');
   if (!ro) throw new SandtraceError('VM_PROFILE_FAILED', 'the kernel image has no .rodata section');
@@ -251,9 +256,12 @@ export function cacheDir(): string {
 export function loadProfile(imagePath: string, opts: { cache?: boolean } = {}): KernelProfile {
   let st;
   try { st = statSync(imagePath); } catch (e) {
-    throw new SandtraceError('VM_KERNEL_MISSING', `kernel image not found: ${imagePath}`, { cause: e });
+    // a path the user gave (the default kernel is found by defaultKernel(), VM_KERNEL_MISSING)
+    throw new SandtraceError('INPUT_MISSING', `kernel image not found: ${imagePath}`, { cause: e, details: { path: imagePath } });
   }
   if (st.isDirectory()) throw new SandtraceError('INPUT_IS_DIRECTORY', `${imagePath} is a directory, not a kernel image`);
+  const special = specialFileKind(st);
+  if (special) throw new SandtraceError('INPUT_UNREADABLE', `${imagePath} is ${special}, not a kernel image`, { details: { path: imagePath } });
   if (st.size === 0) throw new SandtraceError('INPUT_EMPTY', `${imagePath} is empty`);
   const image = readFileSync(imagePath);
   // Cache key: size + mtime index to the build id, so a hit needs no decompression.

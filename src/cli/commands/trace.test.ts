@@ -84,3 +84,20 @@ test('trace --record writes a recording the replay collector reads back event fo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('trace: a command that cannot run is refused in one line, exit 4, before strace starts (not "exited with status 1")', () => {
+  for (const [cmd, why] of [
+    ['/nonexistent_cmd', /\/nonexistent_cmd does not exist \[INPUT_MISSING\]$/],
+    ['/etc/passwd', /\/etc\/passwd is not executable \[INPUT_UNREADABLE\]$/],
+    ['no_such_command_xyz', /no_such_command_xyz: command not found in PATH \[INPUT_MISSING\]$/],
+    ['/tmp', /\/tmp is a directory, not a program \[INPUT_IS_DIRECTORY\]$/],
+  ] as const) {
+    const r = cli(['trace', '--', cmd]);
+    assert.equal(r.status, 4, `${cmd}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trim(), why);
+  }
+  const empty = cli(['trace', '--record', '', '--', 'true']);
+  assert.equal(empty.status, 2, empty.stderr);
+  assert.match(empty.stderr, /--record needs a file name/);
+});

@@ -1,6 +1,8 @@
 // `sandtrace trace [--record FILE] [--json] -- CMD ARGS...`: trace a local command with strace (no
 // sandbox) and print its events, or record them for building normal-behaviour models.
+import { accessSync, constants as fs, statSync } from 'node:fs';
 import { constants } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { noExtraArgs, parseFlags, splitDoubleDash } from '../args.js';
 import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
@@ -32,6 +34,35 @@ export function formatEvent(e: TraceEvent): string {
   }
 }
 
+/**
+ * The program a command runs, found as the shell finds it (a name without '/' in PATH), so that
+ * one that cannot run is refused in one line (exit 4) before strace starts, rather than reported
+ * as a command that 'exited with status 1' or whose end strace 'did not report'.
+ */
+export function commandProgram(name: string): string {
+  const runnable = (p: string): 'ok' | 'missing' | 'directory' | 'not executable' => {
+    try {
+      if (statSync(p).isDirectory()) return 'directory';
+      accessSync(p, fs.X_OK);
+      return 'ok';
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'missing' : 'not executable';
+    }
+  };
+  if (name.includes('/')) {
+    const r = runnable(name);
+    if (r === 'missing') throw new SandtraceError('INPUT_MISSING', `${name} does not exist`, { details: { path: name } });
+    if (r === 'directory') throw new SandtraceError('INPUT_IS_DIRECTORY', `${name} is a directory, not a program`, { details: { path: name } });
+    if (r === 'not executable') throw new SandtraceError('INPUT_UNREADABLE', `${name} is not executable`, { details: { path: name } });
+    return name;
+  }
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean)) {
+    const p = join(dir, name);
+    if (runnable(p) === 'ok') return p;
+  }
+  throw new SandtraceError('INPUT_MISSING', `${name}: command not found in PATH`, { details: { command: name } });
+}
+
 export async function run(argv: string[]): Promise<number> {
   const [flags, command] = splitDoubleDash(argv);
   const { values, positionals } = parseFlags(flags, {
@@ -43,6 +74,8 @@ export async function run(argv: string[]): Promise<number> {
   if (command.length > 0) noExtraArgs(positionals, 0, USAGE);
   const cmd = command.length > 0 ? command : positionals;
   if (cmd.length === 0) throw new SandtraceError('USAGE', `no command to trace; usage: ${USAGE}`);
+  if (values.record === '') throw new SandtraceError('USAGE', `--record needs a file name; usage: ${USAGE}`);
+  commandProgram(cmd[0] as string);
 
   let writer: Writer | undefined;
   // an earlier recording is never replaced without --force
