@@ -159,9 +159,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     });
   }
   if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample was still running after ${timeout} s and was killed` });
-  // Back-pressure pauses the sample, but the timeout runs on: a sample that floods the capture
-  // spends its own time frozen, and what it does later is never seen. Said when it matters.
-  // The sandbox gives that time back, up to the timeout again (wait()); what is beyond is said.
+  // Back-pressure pauses the sample; the sandbox gives that time back, up to the timeout again
+  // (wait()). A sample that flooded the capture for longer ran less than its timeout: said.
   const paused = stats?.paused ?? 0;
   if (result?.timedOut && paused - timeout >= 0.1 * timeout) {
     warnings.push({ code: 'CAPTURE_PAUSED', message: `the sample was paused ${paused.toFixed(1)} s for the capture to keep up (it made events faster than they could be analysed) and got ${timeout} s of it back, so it ran about ${Math.max(0, 2 * timeout - paused).toFixed(1)} s of its ${timeout} s: what it would do later was not seen; a longer --timeout shows more` });

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, writeFile, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import { scratchDir } from './helpers.js';
@@ -40,7 +41,7 @@ for (const [name, programs] of Object.entries(EXPECT)) {
   });
 }
 
-test('control: a credential-stealing, persisting, beaconing script is labelled malicious, even with a broken user rule file', { timeout: 120_000 }, async () => {
+test('control: a credential-stealing, persisting, beaconing script is labelled malicious; a broken user rule file refuses the run before the sample starts', { timeout: 120_000 }, async () => {
   const dir = scratchDir('sandtrace-control-');
   const sample = join(dir, 'stealer.sh');
   await writeFile(sample, [
@@ -54,10 +55,11 @@ test('control: a credential-stealing, persisting, beaconing script is labelled m
   await chmod(sample, 0o755);
   const userRules = join(dir, 'user.yaml');
   await writeFile(userRules, '- rule: broken\n  desc: d\n  condition: no_such_macro and evt.type = openat\n  output: x\n  priority: ERROR\n');
-  const { report } = await analyze({ sample, outDir: join(dir, 'out'), timeout: 60, rules: [userRules] });
-  const diag = report.analysis.errors.find((d) => d.code === 'UNKNOWN_MACRO');
-  assert.ok(diag, `the broken user rule is reported: ${JSON.stringify(report.analysis.errors)}`);
-  assert.match(diag.where ?? '', /user\.yaml:3$/);
+  // the user's rule would never run: refused with its place, nothing started or written
+  await assert.rejects(analyze({ sample, outDir: join(dir, 'refused'), timeout: 60, rules: [userRules] }),
+    (e: Error & { code?: string }) => e.code === 'RULES_INVALID' && /user\.yaml:3: broken: .*no_such_macro/.test(e.message));
+  assert.equal(existsSync(join(dir, 'refused')), false);
+  const { report } = await analyze({ sample, outDir: join(dir, 'out'), timeout: 60 });
   const rules = new Set(report.findings.map((f) => f.rule));
   for (const r of ['ST-CRD-004', 'ST-PER-001', 'ST-EXF-001']) assert.ok(rules.has(r), `${r} missing; found ${[...rules].join(', ')}`);
   assert.equal(report.verdict.label, 'malicious');

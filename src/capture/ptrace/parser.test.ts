@@ -470,7 +470,7 @@ test('fd annotations close where strace closes them: a path ending in = or holdi
 });
 
 test('unfinished and resumed lines out of order: no call is dropped, each such line is counted with its number', () => {
-  // /work/cli-review/st/ooo.log: resumed lines without their start, an unfinished call started again
+  // as a log stitched together out of order: resumed lines without their start, an unfinished call started again
   const { evs, p } = parse([
     '100 execve("/bin/sh", ["sh"], 0x7ffd /* 5 vars */) = 0',
     '100 read(3,  <unfinished ...>',
