@@ -289,6 +289,14 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
           return null;
         };
         const override = (item['override'] ?? {}) as Record<string, string>;
+        // Falco's override: a mapping of a key to 'append' or 'replace'; anything else was taken as
+        // an append, and the error then pointed at the rule it was appended to
+        if (item['override'] !== undefined) {
+          const o = item['override'];
+          const wrong = !o || typeof o !== 'object' || Array.isArray(o) ? 'must map keys to append or replace'
+            : Object.entries(o).map(([k, v]) => (v === 'append' || v === 'replace' ? '' : `${k}: ${JSON.stringify(v)} is neither append nor replace`)).find(Boolean);
+          if (wrong) { bad(`override ${wrong}; the item is skipped`, itemName, lineOf('override')); continue; }
+        }
         const appendFlag = boolKey('append');
         if (appendFlag === null) continue;
         const append = appendFlag === true;
@@ -471,6 +479,7 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
         const level = e.code === 'UNKNOWN_MACRO' || e.code === 'CONDITION_SYNTAX' || e.code === 'MACRO_CYCLE' || e.code === 'BAD_VALUE' || e.code === 'CONDITION_TOO_DEEP' ? 'error' : 'warning';
         disable(e.code, e.message, level);
       } else if (e instanceof StatefulError) disable('BAD_STATEFUL', e.message, 'error');
+      else if (e instanceof ExceptionError) disable('INVALID_ITEM', e.message, 'error');
       // Last resort: a condition the depth limits did not catch still disables only its rule.
       else if (e instanceof RangeError) disable('CONDITION_TOO_DEEP', `condition too complex to compile (${e.message})`, 'error');
       else throw e;
@@ -545,12 +554,31 @@ function sequenceSpec(env: Env, s: Record<string, unknown>): SequenceSpec {
   return { withinNs: within, by: byOf(s['by']), steps, stepTypes };
 }
 
-/** Falco exceptions: each value row is an AND over the fields; rows and exceptions are ORed. */
+/** A malformed exceptions entry: the rule is disabled with an error, as a bad condition is. */
+class ExceptionError extends Error {}
+
+/**
+ * Falco exceptions: each value row is an AND over the fields; rows and exceptions are ORed.
+ * An entry that is not {name, fields, comps?, values?}, or a row whose length is not the fields',
+ * is an error: taken loosely, a missing value was compared with the text "undefined" and the
+ * exception silently never matched.
+ */
 function exceptionsAst(exceptions: unknown[]): Node | null {
   const ors: Node[] = [];
-  for (const raw of exceptions) {
-    if (!raw || typeof raw !== 'object') continue;
+  for (const [i, raw] of exceptions.entries()) {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ExceptionError(`exceptions[${i}] must be a mapping with name, fields and values (got ${JSON.stringify(raw)})`);
     const ex = raw as Record<string, unknown>;
+    const what = typeof ex['name'] === 'string' ? `exception '${ex['name']}'` : `exceptions[${i}]`;
+    if (typeof ex['name'] !== 'string') throw new ExceptionError(`${what} has no name`);
+    const f = ex['fields'];
+    if (!(typeof f === 'string' || (Array.isArray(f) && f.length > 0 && f.every((x) => typeof x === 'string')))) throw new ExceptionError(`${what}: fields must be a field name or a list of them`);
+    if (ex['values'] !== undefined && !Array.isArray(ex['values'])) throw new ExceptionError(`${what}: values must be a list`);
+    if (Array.isArray(f)) {
+      if (ex['comps'] !== undefined && !(Array.isArray(ex['comps']) && ex['comps'].length === f.length)) throw new ExceptionError(`${what}: comps must list one operator per field (${f.length})`);
+      for (const [j, row] of ((ex['values'] ?? []) as unknown[]).entries()) {
+        if (!Array.isArray(row) || row.length !== f.length) throw new ExceptionError(`${what}: values[${j}] must list one value per field (${f.length}), got ${JSON.stringify(row)}`);
+      }
+    }
     const values = Array.isArray(ex['values']) ? ex['values'] : [];
     if (values.length === 0) continue;
     const fieldsRaw = ex['fields'];

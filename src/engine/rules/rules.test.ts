@@ -560,3 +560,23 @@ test("Falco's own rule files load exactly as before: 76 of 77 rules, one warning
   assert.equal(ruleset.off.length, 11);
   assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.rule, d.line]), [['UNSUPPORTED_FIELD', 'warning', 'Java Process Class File Download', 1666]]);
 });
+
+test('a malformed exceptions entry or override disables its rule with an error at its own line, not silently', () => {
+  const base = '- rule: r\n  desc: d\n  condition: evt.type = openat\n  output: o\n  priority: WARNING\n';
+  const cases: [string, RegExp][] = [
+    [`${base}  exceptions:\n    - 5\n`, /exceptions\[0\] must be a mapping/],
+    [`${base}  exceptions:\n    - name: e1\n      fields: [proc.name, fd.name]\n      values:\n        - [sh]\n`, /exception 'e1': values\[0\] must list one value per field \(2\)/],
+    [`${base}  exceptions:\n    - name: e1\n      fields: [proc.name, fd.name]\n      comps: [=]\n      values: []\n`, /comps must list one operator per field/],
+    [`${base}- rule: r\n  override:\n    condition: sideways\n  condition: evt.type = open\n`, /override condition: "sideways" is neither append nor replace/],
+  ];
+  for (const [text, why] of cases) {
+    const { ruleset, diagnostics } = loadRuleStrings([{ file: 'x.yaml', text }]);
+    const errors = diagnostics.filter((d) => d.severity === 'error');
+    assert.equal(errors.length, 1, JSON.stringify(diagnostics));
+    assert.match(errors[0]!.message, why);
+    if (!/override/.test(text)) assert.equal(ruleset.rules.length, 0, 'the rule with a bad exception does not run as if it had none');
+  }
+  // a well-formed exception still works, and Falco's own files load without errors
+  const ok = loadRuleStrings([{ file: 'ok.yaml', text: `${base}  exceptions:\n    - name: e1\n      fields: [proc.name]\n      values:\n        - [sh]\n` }]);
+  assert.deepEqual(ok.diagnostics.filter((d) => d.severity === 'error'), []);
+});
