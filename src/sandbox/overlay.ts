@@ -77,7 +77,7 @@ function lstatOrNull(p: string): Stats | null {
  * `maxHash` is not hashed (sha256 null) and only its first `maxCopy` bytes are read: a sparse file
  * costs the sample no disk but can claim exabytes, which would take centuries to read.
  */
-function hashAndCopy(src: string, dst: string | null, maxCopy: number, maxHash = Infinity): { sha256: string | null; size: number; copied: number; read: number; wrote: boolean } | null {
+export function hashAndCopy(src: string, dst: string | null, maxCopy: number, maxHash = Infinity): { sha256: string | null; size: number; copied: number; read: number; wrote: boolean } | null {
   let fd: number;
   try {
     fd = openSync(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);

@@ -4,8 +4,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync, constants as fsc, copyFileSync, chmodSync, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync,
-  openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync,
+  closeSync, copyFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync,
+  openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -16,6 +16,7 @@ import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
 import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
+import { DEFAULT_CHANGE_LIMITS, hashAndCopy } from '../overlay.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
 const SAMPLE_UID = 1000;
@@ -28,8 +29,8 @@ export const ROOTLESS_FILE_CAP = 256 << 20;
 const CONSOLE_CAP = 256 * 1024;
 /** Default cap on the sandbox's tasks (the runc sandbox's default pids limit). */
 export const ROOTLESS_PIDS = 256;
-const PER_FILE_COPY = 16 << 20;
-const TOTAL_COPY = 64 << 20;
+const PER_FILE_COPY = DEFAULT_CHANGE_LIMITS.perFileBytes;
+const TOTAL_COPY = DEFAULT_CHANGE_LIMITS.totalBytes;
 
 /** Writable places inside the sandbox -> their directory under the work dir. Everything else is the read-only image. */
 const WRITABLE: readonly (readonly [string, string])[] = [['/tmp', 'tmp'], ['/var/tmp', 'vartmp'], [HOME, 'home'], ['/etc', 'etc']];
@@ -290,18 +291,27 @@ class RootlessSandbox implements Sandbox {
   }
 
   async changes(outDir: string): Promise<FileChange[]> {
+    // the root sandbox's limits and file reader (overlay.ts): copies capped per file and in
+    // total, hashing within a budget (a sample writes as many sparse files of the size cap as it
+    // likes), entries and depth bounded
+    const limits = DEFAULT_CHANGE_LIMITS;
+    const maxEntries = limits.maxEntries ?? Infinity;
+    const maxDepth = limits.maxDepth ?? Infinity;
     const changes: FileChange[] = [];
     let budget = TOTAL_COPY;
+    let hashBudget = limits.hashBytes ?? Infinity;
     for (const [inside, dir] of WRITABLE) {
-      const walk = (hostDir: string, cdir: string): void => {
+      const walk = (hostDir: string, cdir: string, depth: number): void => {
+        if (depth > maxDepth || changes.length >= maxEntries) return;
         let names: string[];
         try { names = readdirSync(hostDir).sort(); } catch { return; }
         for (const n of names) {
+          if (changes.length >= maxEntries) return;
           const h = join(hostDir, n);
           const c = `${cdir}/${n}`;
           let ls;
           try { ls = lstatSync(h); } catch { continue; }
-          if (ls.isDirectory()) { walk(h, c); continue; }
+          if (ls.isDirectory()) { walk(h, c, depth + 1); continue; }
           if (!ls.isFile()) {
             // Symlinks, FIFOs, sockets: listed, never followed or copied (a seeded one still as in the image is no change).
             if (this.seeded.get(c) === (ls.isSymbolicLink() ? `->${readlinkSync(h)}` : undefined)) continue;
@@ -312,18 +322,22 @@ class RootlessSandbox implements Sandbox {
           const seededSha = this.seeded.get(c);
           if (isSample || seededSha !== undefined) {
             // Unchanged copies are not changes: hash before copying anything out.
-            const sha = sha256File(h);
-            if (sha === (isSample ? this.sampleSha : seededSha)) continue;
+            const same = hashAndCopy(h, null, 0, hashBudget);
+            hashBudget -= same?.read ?? 0;
+            if (same?.sha256 != null && same.sha256 === (isSample ? this.sampleSha : seededSha)) continue;
           }
-          const copied = this.copyOut(h, c, outDir, budget);
-          budget -= copied.copiedBytes;
+          const hc = hashAndCopy(h, join(outDir, c), Math.min(PER_FILE_COPY, Math.max(budget, 0)), hashBudget);
+          if (!hc) continue;
+          budget -= hc.copied;
+          hashBudget -= hc.read;
           const change = isSample || seededSha !== undefined ? 'modified' : 'created';
-          const fc: FileChange = { path: c, change, size: copied.size, sha256: copied.sha256, truncated: copied.truncated };
-          if (copied.copy) fc.copy = copied.copy;
+          const fc: FileChange = { path: c, change, size: hc.size, sha256: hc.sha256, truncated: hc.copied < hc.size };
+          if (hc.sha256 === null) fc.unhashed = true;
+          if (hc.wrote) fc.copy = join(outDir, c);
           changes.push(fc);
         }
       };
-      walk(join(this.workDir, dir), inside === '/' ? '' : inside);
+      walk(join(this.workDir, dir), inside === '/' ? '' : inside, 0);
     }
     for (const c of this.seeded.keys()) {
       const dir = WRITABLE.find(([inside]) => c.startsWith(inside + '/'));
@@ -335,45 +349,6 @@ class RootlessSandbox implements Sandbox {
       changes.push({ path: this.samplePath, change: 'deleted', size: 0, sha256: null, truncated: false });
     }
     return changes;
-  }
-
-  /** Hash a regular file and copy it (capped) without following symlinks. */
-  private copyOut(host: string, cpath: string, outDir: string, budget: number): { size: number; sha256: string | null; truncated: boolean; copy?: string; copiedBytes: number } {
-    let fd: number;
-    try { fd = openSync(host, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK); } catch { return { size: 0, sha256: null, truncated: false, copiedBytes: 0 }; }
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) return { size: 0, sha256: null, truncated: false, copiedBytes: 0 };
-      const limit = Math.min(PER_FILE_COPY, Math.max(budget, 0));
-      const dest = join(outDir, cpath);
-      let out = -1;
-      if (limit > 0) {
-        try {
-          mkdirSync(dirname(dest), { recursive: true });
-          out = openSync(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
-        } catch { out = -1; }
-      }
-      const h = createHash('sha256');
-      const buf = Buffer.alloc(1 << 16);
-      let copied = 0;
-      let n: number;
-      while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) {
-        h.update(buf.subarray(0, n));
-        if (out >= 0 && copied < limit) {
-          const k = Math.min(n, limit - copied);
-          writeSync(out, buf, 0, k);
-          copied += k;
-        }
-      }
-      if (out >= 0) closeSync(out);
-      const r: { size: number; sha256: string | null; truncated: boolean; copy?: string; copiedBytes: number } = {
-        size: st.size, sha256: h.digest('hex'), truncated: out >= 0 ? copied < st.size : st.size > 0, copiedBytes: copied,
-      };
-      if (out >= 0) r.copy = dest;
-      return r;
-    } finally {
-      closeSync(fd);
-    }
   }
 
   async destroy(): Promise<void> {

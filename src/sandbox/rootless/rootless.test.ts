@@ -224,3 +224,23 @@ test('rootless guarantees name what is weaker than the root sandbox', () => {
   assert.ok(g.guarantees.some((w) => /^seccomp: /.test(w)));
   assert.ok(g.guarantees.some((w) => /loopback only/.test(w)));
 });
+
+test('rootless: sparse files past the hashing budget are listed with their size and first bytes, unhashed, in bounded time', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-sparse-'));
+  try {
+    const sample = join(dir, 'sparse.sh');
+    // eight files of the 256 MiB size cap, all holes but their first bytes: 2 GiB to read, twice
+    // the budget (each used to be read whole, and a sample can make as many as it likes)
+    writeFileSync(sample, '#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8; do printf MZ > /tmp/s$i; truncate -s 256M /tmp/s$i; done\n');
+    chmodSync(sample, 0o755);
+    chmodSync(dir, 0o755);
+    const r = await runUnprivileged(sample, []);
+    const files = r.changes.filter((c) => /^\/tmp\/s\d$/.test(c.path));
+    assert.equal(files.length, 8, JSON.stringify(r.changes));
+    assert.ok(files.every((c) => c.size === 256 << 20));
+    const unhashed = files.filter((c) => c.sha256 === null);
+    assert.ok(unhashed.length >= 4 && unhashed.every((c) => c.unhashed === true), JSON.stringify(files.map((c) => [c.path, c.sha256])));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
