@@ -378,13 +378,16 @@ int main(int argc, char **argv)
 		/* Freeze when the ring is half full or the reader has left twice the ring's size unread
 		 * (the buffer absorbs a reader that is briefly starved of CPU); thaw once both are low. */
 		backlog = *prod_pos - *cons_pos;
-		if (!fz.frozen && (backlog > ring / 2 || out_pending() > 2 * (size_t)ring))
+		if (!fz.frozen && (backlog > ring / 2 || out_pending() > 2 * (size_t)ring)) {
 			set_frozen(&fz, 1);
-		else if (fz.frozen && backlog < ring / 8 && out_pending() < ring / 4) {
-			set_frozen(&fz, 0);
-			/* the sandbox gives the sample the time it spent frozen (Sandbox.wait()); on stderr,
+			/* the sandbox gives the sample the time it spends frozen (Sandbox.wait()): at each
+			 * freeze and thaw, the time frozen before and whether it is frozen now; on stderr,
 			 * which is read at once, not behind the events the reader has yet to take */
-			fprintf(stderr, "sandtrace-probe-paused %llu\n", fz.total_ns);
+			if (fz.frozen)
+				fprintf(stderr, "sandtrace-probe-paused %llu 1\n", fz.total_ns);
+		} else if (fz.frozen && backlog < ring / 8 && out_pending() < ring / 4) {
+			set_frozen(&fz, 0);
+			fprintf(stderr, "sandtrace-probe-paused %llu 0\n", fz.total_ns);
 		}
 	}
 

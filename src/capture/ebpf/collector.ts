@@ -117,8 +117,9 @@ export class EbpfCollector implements Collector {
   private failure: SandtraceError | null = null;
   private draining = false;
   private stderr = '';
-  /** Nanoseconds the target has been frozen so far, as of the loader's last thaw. */
+  /** Nanoseconds the target was frozen before its last freeze or thaw, and when (performance.now()) it was frozen again, if it is now. */
   private pausedNs = 0;
+  private frozenSince: number | undefined;
   private delivered = 0;
   private startedAt = 0;
   private endedAt = 0;
@@ -153,10 +154,12 @@ export class EbpfCollector implements Collector {
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop() ?? '';
       for (const l of lines) {
-        // the loader's running total of time frozen, at each thaw (pausedSeconds())
-        const m = /^sandtrace-probe-paused (\d+)$/.exec(l);
-        if (m) this.pausedNs = Number(m[1]);
-        else if (this.stderr.length < 65536) this.stderr += `${l}\n`;
+        // the loader's time frozen so far, at each freeze (1) and thaw (0) (pausedSeconds())
+        const m = /^sandtrace-probe-paused (\d+) ([01])$/.exec(l);
+        if (m) {
+          this.pausedNs = Number(m[1]);
+          this.frozenSince = m[2] === '1' ? performance.now() : undefined;
+        } else if (this.stderr.length < 65536) this.stderr += `${l}\n`;
       }
     });
     child.stderr!.on('end', () => { if (partial && this.stderr.length < 65536) this.stderr += partial; });
@@ -255,9 +258,10 @@ export class EbpfCollector implements Collector {
     clearTimeout(timer);
   }
 
-  /** Seconds the target has been frozen so far (live: as of the last thaw; the whole at the end). */
+  /** Seconds the target has been frozen so far, live (a freeze still going on included); the whole at the end. */
   pausedSeconds(): number {
-    return Math.max(this.decoder.stats?.frozenNs ?? 0, this.pausedNs) / 1e9;
+    const now = this.frozenSince === undefined ? 0 : (performance.now() - this.frozenSince) * 1e6;
+    return Math.max(this.decoder.stats?.frozenNs ?? 0, this.pausedNs + now) / 1e9;
   }
 
   stats(): CaptureStats {
