@@ -248,7 +248,7 @@ export class ReportBuilder {
     const warnings = [...ctx.warnings];
     const unhashed = ctx.changes.filter((c) => c.unhashed);
     if (unhashed.length) {
-      warnings.push({ code: 'FILES_UNHASHED', message: `${unhashed.length} dropped file(s) too large to hash (sparse, or past the 1 GiB hashing budget), listed with their size and first bytes: ${unhashed.slice(0, 3).map((c) => c.path).join(', ')}${unhashed.length > 3 ? ', ...' : ''}` });
+      warnings.push({ code: 'FILES_UNHASHED', message: `${unhashed.length} dropped file(s) too large to hash (sparse, or past the analysis's hashing budget), listed with their size and first bytes: ${unhashed.slice(0, 3).map((c) => c.path).join(', ')}${unhashed.length > 3 ? ', ...' : ''}` });
     }
     const omitted = { files: this.filesOmitted, network: this.networkOmitted, processes: processesOmitted };
     if (omitted.files || omitted.network || omitted.processes) {

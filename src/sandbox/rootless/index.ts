@@ -29,8 +29,6 @@ export const ROOTLESS_FILE_CAP = 256 << 20;
 const CONSOLE_CAP = 256 * 1024;
 /** Default cap on the sandbox's tasks (the runc sandbox's default pids limit). */
 export const ROOTLESS_PIDS = 256;
-const PER_FILE_COPY = DEFAULT_CHANGE_LIMITS.perFileBytes;
-const TOTAL_COPY = DEFAULT_CHANGE_LIMITS.totalBytes;
 
 /** Writable places inside the sandbox -> their directory under the work dir. Everything else is the read-only image. */
 const WRITABLE: readonly (readonly [string, string])[] = [['/tmp', 'tmp'], ['/var/tmp', 'vartmp'], [HOME, 'home'], ['/etc', 'etc']];
@@ -298,7 +296,7 @@ class RootlessSandbox implements Sandbox {
     const maxEntries = limits.maxEntries ?? Infinity;
     const maxDepth = limits.maxDepth ?? Infinity;
     const changes: FileChange[] = [];
-    let budget = TOTAL_COPY;
+    let budget = limits.totalBytes;
     let hashBudget = limits.hashBytes ?? Infinity;
     for (const [inside, dir] of WRITABLE) {
       const walk = (hostDir: string, cdir: string, depth: number): void => {
@@ -326,7 +324,7 @@ class RootlessSandbox implements Sandbox {
             hashBudget -= same?.read ?? 0;
             if (same?.sha256 != null && same.sha256 === (isSample ? this.sampleSha : seededSha)) continue;
           }
-          const hc = hashAndCopy(h, join(outDir, c), Math.min(PER_FILE_COPY, Math.max(budget, 0)), hashBudget);
+          const hc = hashAndCopy(h, join(outDir, c), Math.min(limits.perFileBytes, Math.max(budget, 0)), hashBudget);
           if (!hc) continue;
           budget -= hc.copied;
           hashBudget -= hc.read;
