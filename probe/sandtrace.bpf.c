@@ -713,6 +713,123 @@ static __noinline void reread(struct rec_buf *b, long nr)
 	b->r.uid = room;
 }
 
+/* open, creat, openat, openat2 (x86_64 2/85/257/437; i386 5/8/295/437): the call's path names the
+ * file behind the descriptor it returns. */
+static __always_inline bool is_open(long nr, bool compat)
+{
+	return compat ? nr == 5 || nr == 8 || nr == 295 || nr == 437 : nr == 2 || nr == 85 || nr == 257 || nr == 437;
+}
+
+#define KPATH_STEPS 64 /* path components plus mount crossings walked; deeper: not resolved */
+
+static __always_inline struct mount *real_mount(struct vfsmount *m)
+{
+	return (struct mount *)((void *)m - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* kernel_path's walk, one step per bpf_loop() iteration (an unrolled or bounded loop of such
+ * branching steps is more than the verifier will explore). The components are written backwards,
+ * ending at tmp[STR_MAX]. */
+struct kwalk {
+	unsigned char *tmp;
+	struct dentry *d, *root_d;
+	struct vfsmount *vm, *root_m;
+	struct mount *m;
+	u32 pos;
+	int found; /* reached the task's root */
+};
+
+static long kwalk_step(u32 i, void *ctx)
+{
+	struct kwalk *w = ctx;
+	/* locals: BPF_CORE_READ's relocations must name kernel types only, not struct kwalk */
+	struct dentry *d = w->d, *parent;
+	struct vfsmount *vm = w->vm;
+	struct mount *m = w->m;
+	const unsigned char *name;
+	u32 n, pos = w->pos;
+
+	if (d == w->root_d && vm == w->root_m) {
+		w->found = 1;
+		return 1;
+	}
+	if (d == BPF_CORE_READ(vm, mnt_root)) { /* the top of a mount: on to where it is mounted */
+		struct mount *up = BPF_CORE_READ(m, mnt_parent);
+
+		if (up == m)
+			return 1; /* the namespace's root, not the task's: outside the task's root */
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = up;
+		w->vm = &up->mnt;
+		return 0;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d)
+		return 1; /* a filesystem's root that is no mount's top: not reachable from the root */
+	n = BPF_CORE_READ(d, d_name.len);
+	name = BPF_CORE_READ(d, d_name.name);
+	if (n == 0 || n > 255 || pos > STR_MAX || pos < n + 1 + 256)
+		return 1; /* room for the next one kept too: a path longer than STR_MAX - 256 is not named */
+	pos -= n;
+	if (bpf_probe_read_kernel(&w->tmp[pos & (STR_MAX - 1)], n & 255, name))
+		return 1;
+	pos--;
+	w->tmp[pos & (STR_MAX - 1)] = '/';
+	w->pos = pos;
+	w->d = parent;
+	return 0;
+}
+
+/* An open whose path could not be read at entry: the name of the file the kernel opened, from the
+ * descriptor it returned (the task's file table at sys_exit), walked up dentry by dentry to the
+ * task's root, as d_path() would (bpf_d_path() itself needs an fentry program, refused here).
+ * Unlike a re-read of the caller's string, another thread cannot change it after the kernel
+ * resolved it. Written as the record's path, marked K_PATH in rec.bad. False, record untouched,
+ * when it cannot be had: no such descriptor, a file without a name (O_TMPFILE, or unlinked
+ * meanwhile: its dentry is unhashed), outside the task's root, or deeper than KPATH_STEPS. */
+static __noinline bool kernel_path(struct rec_buf *b, struct task_struct *t, long fd)
+{
+	struct kwalk w = { .tmp = &b->data[DATA_MAX], .pos = STR_MAX };
+	struct file **fds, *f = NULL;
+	struct fdtable *fdt;
+	struct dentry *d;
+	struct vfsmount *vm;
+	u32 n;
+
+	if (fd < 0 || fd > 0x7fffffff)
+		return false;
+	fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || (u64)fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return false;
+	d = BPF_CORE_READ(f, f_path.dentry);
+	vm = BPF_CORE_READ(f, f_path.mnt);
+	if (!d || !vm || !BPF_CORE_READ(d, d_hash.pprev))
+		return false;
+	w.d = d;
+	w.vm = vm;
+	w.m = real_mount(vm);
+	w.root_d = BPF_CORE_READ(t, fs, root.dentry);
+	w.root_m = BPF_CORE_READ(t, fs, root.mnt);
+	bpf_loop(KPATH_STEPS, kwalk_step, &w, 0);
+	if (!w.found || w.pos > STR_MAX)
+		return false;
+	if (w.pos == STR_MAX) /* the root itself */
+		w.tmp[--w.pos & (STR_MAX - 1)] = '/';
+	n = STR_MAX - w.pos;
+	opaque(n);
+	if (bpf_probe_read_kernel(&b->data[0], n & (STR_MAX - 1), &w.tmp[w.pos & (STR_MAX - 1)]))
+		return false;
+	b->data[n & (STR_MAX - 1)] = 0;
+	b->r.len_path = n + 1;
+	b->r.data_len = n + 1;
+	b->r.bad = (b->r.bad & ~A_PATH) | K_PATH;
+	b->r.cut &= ~A_PATH;
+	return true;
+}
+
 /* Addresses the kernel writes back: accept, accept4, recvfrom, getsockname, getpeername, recvmsg. */
 static __always_inline bool has_exit_data(long nr)
 {
@@ -977,6 +1094,8 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 			 * caller's memory is gone); a bad pointer stays unreadable. */
 			if (s->b.r.bad && is_sendmmsg(s->b.r.nr, compat)) /* direct or unpacked from socketcall */
 				reread_sendmmsg(&s->b, ret);
+			else if ((s->b.r.bad & A_PATH) && ret >= 0 && is_open(nr, compat) && kernel_path(&s->b, t, ret))
+				; /* the file the kernel opened, named by the kernel: no re-read of the caller's string */
 			else if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322)))) {
 				reread(&s->b, nr);
 				/* what the kernel used may differ, should another thread have changed it */

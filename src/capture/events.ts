@@ -85,6 +85,13 @@ export interface SyscallEvent extends EventBase {
    * what the kernel used may differ from what is shown.
    */
   readAtExit?: true;
+  /**
+   * open, creat, openat, openat2 whose path could not be read at the call (memory not paged in
+   * yet): `path` is instead the kernel's name of the file the call opened, read from the descriptor
+   * it returned (absolute, from the process's root, symlinks resolved, as /proc/PID/fd shows it),
+   * so no other thread could have changed it. Not `readAtExit`. Set by the eBPF probe.
+   */
+  pathFromKernel?: true;
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */
   unreadable?: ArgName[];
   /**

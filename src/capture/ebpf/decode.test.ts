@@ -291,3 +291,30 @@ test('other calls keep their single address and marks', () => {
   // sendmsg (46) with one sockaddr in the addr region, cut: addr, not addrs
   assert.deepEqual(mm(mmsgFrame(46, 1, 0, [sin(5)], { cut: A_ADDR })), { name: 'sendmsg', ret: 1, addrs: ['addr?', inet(5)], truncated: ['addr'] });
 });
+
+test('an open the probe named from its descriptor (K_PATH) carries pathFromKernel, not an unreadable or re-read mark', () => {
+  const K_PATH = 16, F_REREAD = 64, A_PATH = 1;
+  const open = (bad: number, flags: number) => {
+    const path = Buffer.from('/tmp/w/fifo\0');
+    const rec = Buffer.alloc(REC_FIXED + path.length);
+    rec[0] = REC_SYSCALL;
+    rec[1] = flags;
+    rec.writeUInt16LE(path.length, 2);
+    rec.writeInt32LE(257, 4);
+    rec.writeUInt32LE(7, 8);
+    rec.writeUInt32LE(7, 12);
+    rec.writeBigInt64LE(3n, 88);
+    rec.writeUInt16LE(path.length, 96); // len_path
+    rec[107] = bad;
+    path.copy(rec, REC_FIXED);
+    const framed = Buffer.alloc(4 + rec.length + ((4 - (rec.length % 4)) % 4));
+    framed.writeUInt32LE(rec.length, 0);
+    rec.copy(framed, 4);
+    const [ev] = new ProbeDecoder().push(framed) as SyscallEvent[];
+    return { path: ev!.path, pathFromKernel: ev!.pathFromKernel, readAtExit: ev!.readAtExit, unreadable: ev!.unreadable };
+  };
+  assert.deepEqual(open(K_PATH, 0), { path: '/tmp/w/fifo', pathFromKernel: true, readAtExit: undefined, unreadable: undefined });
+  // the caller's string read again at the return: marked so, and not the kernel's
+  assert.deepEqual(open(0, F_REREAD), { path: '/tmp/w/fifo', pathFromKernel: undefined, readAtExit: true, unreadable: undefined });
+  assert.deepEqual(open(A_PATH, F_REREAD).unreadable, ['path']);
+});

@@ -29,6 +29,9 @@ const A_PATH = 1;
 const A_PATH2 = 2;
 const A_ARGV = 4;
 const A_ADDR = 8;
+const A_ALL = A_PATH | A_PATH2 | A_ARGV | A_ADDR;
+// rec.bad only: the path is the kernel's name of the file an open returned (sandtrace.h K_PATH)
+const K_PATH = 16;
 
 // sendmmsg/recvmmsg records: the addr region is a list of entries [u16 word][word & MM_LEN bytes
 // of sockaddr], one per message read, in order (probe/sandtrace.h). MM_LEN 0: a null entry (the
@@ -412,8 +415,10 @@ export class ProbeDecoder {
 
   /** cb: the cut byte, then the bad byte (word 26 above argc). */
   private marks(ev: SyscallEvent | ExecEvent, cb: number, exec: boolean): void {
-    if (cb & 0xff) ev.truncated = argNames(cb & 0xff, exec);
-    if (cb >>> 8) ev.unreadable = argNames(cb >>> 8, exec);
+    if (cb & A_ALL) ev.truncated = argNames(cb & A_ALL, exec);
+    const bad = cb >>> 8;
+    if (bad & A_ALL) ev.unreadable = argNames(bad & A_ALL, exec);
+    if (bad & K_PATH && !exec) (ev as SyscallEvent).pathFromKernel = true;
   }
 
   /** len_path, len_path2, len_argv, len_addr. */

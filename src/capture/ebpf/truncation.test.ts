@@ -3,7 +3,7 @@
 // report says how many events carry such marks. Real probe, real workloads: needs root and `make setup`.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecEvent, SyscallEvent, TraceEvent } from '../events.js';
@@ -193,11 +193,71 @@ test('an argument unreadable at the call is read at its return and marked so; a 
   const m = /touched (\d+)\nuntouched (\d+)\naccept (\d+) 16 (\d+)\n/.exec(result.stdout);
   assert.ok(m, result.stdout);
   const opens = syscalls(events).filter((e) => e.name === 'openat' && e.path === '/etc/hostname');
-  assert.deepEqual(opens.map((e) => [e.ret, e.readAtExit ?? false]), [[Number(m[1]), false], [Number(m[2]), true]]);
+  // the open of the untouched page returned a descriptor: named by the kernel from it (below)
+  assert.deepEqual(opens.map((e) => [e.ret, e.readAtExit ?? false, e.pathFromKernel ?? false]), [[Number(m[1]), false, false], [Number(m[2]), false, true]]);
   const accept = syscalls(events).find((e) => e.name === 'accept' && e.ret === Number(m[3]));
   assert.deepEqual(accept?.truncated, ['addr'], JSON.stringify(accept));
   // the 4 bytes the kernel wrote: family and the client's port; never the planted 10.11.12.13
   assert.ok(!JSON.stringify(accept?.addr ?? null).includes('10.11.12.13'), JSON.stringify(accept?.addr));
+});
+
+// An open whose path is in a page not faulted in at the call. A second thread rewrites the string
+// while the open blocks (a FIFO with no writer yet), after the kernel looked the name up: read
+// again at the return it would say /etc/hostname. The probe names the file from the descriptor
+// the open returned instead. Also across mounts (/dev/shm: tmpfs on devtmpfs on /) and through a
+// symlink (/proc/self). Without a named file behind a descriptor (a failed open; O_TMPFILE's
+// unnamed file) the string is read at the return, and marked so.
+const SWAPPED = `
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+d = sys.argv[1]
+def untouched(path):
+    # written with write(), mapped, never touched: no page table entry when the call is made
+    name = os.path.join(d, 'page%d' % len(os.listdir(d)))
+    with open(name, 'wb') as f: f.write(path.encode() + bytes(4096 - len(path)))
+    fd = os.open(name, os.O_RDONLY)
+    pages.append(libc.mmap(None, 4096, 3, 2, fd, 0))  # PROT_READ|PROT_WRITE, MAP_PRIVATE
+    return pages[-1]
+pages = []
+fifo = os.path.join(d, 'fifo'); os.mkfifo(fifo)
+page = untouched(fifo)
+def swap():
+    time.sleep(1)
+    ctypes.memmove(page, b'/etc/hostname\\0', 14)  # the open is blocked: its name was copied long ago
+    os.close(os.open(fifo, os.O_WRONLY))
+threading.Thread(target=swap).start()
+print('fifo', libc.open(page, os.O_RDONLY, 0))
+shm = '/dev/shm/sandtrace-kpath-%d' % os.getpid()
+os.close(os.open(shm, os.O_CREAT | os.O_WRONLY, 0o600))
+print('shm', libc.open(untouched(shm), os.O_RDONLY, 0), os.getpid())
+os.unlink(shm)
+print('proc', libc.open(untouched('/proc/self/status'), os.O_RDONLY, 0))
+print('missing', libc.open(untouched(os.path.join(d, 'no-such-file')), os.O_RDONLY, 0))
+print('tmpfile', libc.open(untouched(d), os.O_TMPFILE | os.O_RDWR, 0o600))
+print('pages', *pages)
+`;
+
+test('an open whose path was unreadable at the call is named by the kernel from the descriptor it returned, not by the string another thread rewrote', { timeout: 30_000 }, async () => {
+  let dir = '';
+  const { events, stats, result } = await capturePython('swapped', SWAPPED, { args: (d) => { dir = join(d, 'w'); mkdirSync(dir); return [dir]; } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  const m = /fifo (\d+)\nshm (\d+) (\d+)\nproc (\d+)\nmissing (-1)\ntmpfile (\d+)\npages ([\d ]+)\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  // glibc's open() is openat; the opens of the untouched pages, by the path pointer
+  const pages = new Set(m[7]!.split(' ').map(Number));
+  const opens = syscalls(events).filter((e) => e.name === 'openat' && pages.has(e.args[1]!));
+  const seen = opens.map((e) => [e.ret, e.path, e.pathFromKernel ?? false, e.readAtExit ?? false]);
+  assert.deepEqual(seen, [
+    [Number(m[1]), join(dir, 'fifo'), true, false], // not /etc/hostname
+    [Number(m[2]), `/dev/shm/sandtrace-kpath-${m[3]}`, true, false],
+    [Number(m[4]), `/proc/${m[3]}/status`, true, false],
+    [-2, join(dir, 'no-such-file'), false, true],
+    [Number(m[6]), dir, false, true],
+  ]);
 });
 
 // recvmsg on a UDP socket: the sender written back at msg_name, as much of it as msg_namelen had
