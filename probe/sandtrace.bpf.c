@@ -720,6 +720,23 @@ static __always_inline bool is_open(long nr, bool compat)
 	return compat ? nr == 5 || nr == 8 || nr == 295 || nr == 437 : nr == 2 || nr == 85 || nr == 257 || nr == 437;
 }
 
+/* The file behind a task's descriptor, from its file table (NULL: none). */
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct file **fds, *f = NULL;
+	struct fdtable *fdt;
+
+	if (fd < 0 || fd > 0x7fffffff)
+		return NULL;
+	fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || (u64)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
 #define KPATH_STEPS 64 /* path components plus mount crossings walked; deeper: not resolved */
 
 static __always_inline struct mount *real_mount(struct vfsmount *m)
@@ -790,19 +807,12 @@ static long kwalk_step(u32 i, void *ctx)
 static __noinline bool kernel_path(struct rec_buf *b, struct task_struct *t, long fd)
 {
 	struct kwalk w = { .tmp = &b->data[DATA_MAX], .pos = STR_MAX };
-	struct file **fds, *f = NULL;
-	struct fdtable *fdt;
+	struct file *f = fd_file(t, fd);
 	struct dentry *d;
 	struct vfsmount *vm;
 	u32 n;
 
-	if (fd < 0 || fd > 0x7fffffff)
-		return false;
-	fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || (u64)fd >= BPF_CORE_READ(fdt, max_fds))
-		return false;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (!f)
 		return false;
 	d = BPF_CORE_READ(f, f_path.dentry);
 	vm = BPF_CORE_READ(f, f_path.mnt);
@@ -827,6 +837,72 @@ static __noinline bool kernel_path(struct rec_buf *b, struct task_struct *t, lon
 	b->r.data_len = n + 1;
 	b->r.bad = (b->r.bad & ~A_PATH) | K_PATH;
 	b->r.cut &= ~A_PATH;
+	return true;
+}
+
+/* connect (x86_64 42; i386 362, direct or unpacked from socketcall at entry) */
+static __always_inline bool is_connect(long nr, bool compat)
+{
+	return nr == (compat ? 362 : 42);
+}
+
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define AF_INET 2
+#define AF_INET6 10
+
+/* A connect whose address could not be read at entry and that connected (0, or EINPROGRESS for a
+ * non-blocking socket): the peer the kernel connected the socket to, from the socket itself
+ * (sk->__sk_common: family, daddr or v6_daddr, dport), as getpeername() would give it, not a
+ * re-read of the caller's sockaddr, which another thread can rewrite while a blocking connect
+ * waits for the handshake. Written as the record's address, marked K_ADDR in rec.bad. False,
+ * record untouched, for other families (unix, netlink, ...), or no peer set. */
+static __noinline bool kernel_peer(struct rec_buf *b, struct task_struct *t, long fd)
+{
+	struct file *f = fd_file(t, fd);
+	struct socket *sock;
+	struct sock *sk;
+	u32 off = b->r.data_len, n;
+	u16 fam, port;
+	struct {
+		u16 family;
+		u16 port;   /* network order */
+		u32 flow;   /* sockaddr_in: the address; sockaddr_in6: flowinfo */
+		u8 a6[16];  /* sockaddr_in: sin_zero (8 bytes, then unused) */
+		u32 scope;
+	} sa = {};
+
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK || off >= DATA_MAX)
+		return false;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	if (!sk)
+		return false;
+	fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (!port)
+		return false;
+	sa.family = fam;
+	sa.port = port;
+	if (fam == AF_INET) {
+		sa.flow = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		if (!sa.flow)
+			return false;
+		n = 16;
+	} else if (fam == AF_INET6) {
+		if (bpf_core_read(sa.a6, sizeof(sa.a6), &sk->__sk_common.skc_v6_daddr))
+			return false;
+		n = 28;
+	} else {
+		return false;
+	}
+	opaque(off);
+	if (bpf_probe_read_kernel(&b->data[off & (DATA_MAX - 1)], n & 31, &sa))
+		return false;
+	b->r.len_addr = n;
+	b->r.data_len = off + n;
+	b->r.bad = (b->r.bad & ~A_ADDR) | K_ADDR;
+	b->r.cut &= ~A_ADDR;
 	return true;
 }
 
@@ -1096,6 +1172,9 @@ int BPF_PROG(on_exit, struct pt_regs *regs, long ret)
 				reread_sendmmsg(&s->b, ret);
 			else if ((s->b.r.bad & A_PATH) && ret >= 0 && is_open(nr, compat) && kernel_path(&s->b, t, ret))
 				; /* the file the kernel opened, named by the kernel: no re-read of the caller's string */
+			else if ((s->b.r.bad & A_ADDR) && (ret == 0 || ret == -115) && is_connect(s->b.r.nr, compat) &&
+				 kernel_peer(&s->b, t, (long)s->b.r.a[0]))
+				; /* the peer the kernel connected to (-115: EINPROGRESS) */
 			else if (s->b.r.bad && !(ret == 0 && (compat ? (nr == 11 || nr == 358) : (nr == 59 || nr == 322)))) {
 				reread(&s->b, nr);
 				/* what the kernel used may differ, should another thread have changed it */

@@ -32,9 +32,11 @@
 #define A_PATH2 2
 #define A_ARGV 4
 #define A_ADDR 8
-/* rec.bad only: the path (unreadable at entry) is the kernel's name of the file an open returned,
- * read from its new descriptor at exit (kernel_path in sandtrace.bpf.c), not the caller's string */
+/* rec.bad only: an argument unreadable at entry taken from the kernel's own state at exit, not
+ * re-read from the caller's memory (sandtrace.bpf.c): the path, the kernel's name of the file an
+ * open returned (kernel_path); the address, the peer a connect connected to (kernel_peer) */
 #define K_PATH 16
+#define K_ADDR 32
 
 #define DATA_MAX 8192   /* data bytes per record (power of two) */
 #define STR_MAX 4096    /* one path: PATH_MAX, so no path the kernel accepts is cut */

@@ -92,6 +92,12 @@ export interface SyscallEvent extends EventBase {
    * so no other thread could have changed it. Not `readAtExit`. Set by the eBPF probe.
    */
   pathFromKernel?: true;
+  /**
+   * connect whose address could not be read at the call and that connected (0, or EINPROGRESS):
+   * `addr` is instead the peer the kernel connected the socket to, read from the socket at the
+   * return (inet and inet6 only), as getpeername() would give it. Not `readAtExit`. Set by the eBPF probe.
+   */
+  addrFromKernel?: true;
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */
   unreadable?: ArgName[];
   /**

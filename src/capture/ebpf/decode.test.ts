@@ -318,3 +318,14 @@ test('an open the probe named from its descriptor (K_PATH) carries pathFromKerne
   assert.deepEqual(open(0, F_REREAD), { path: '/tmp/w/fifo', pathFromKernel: undefined, readAtExit: true, unreadable: undefined });
   assert.deepEqual(open(A_PATH, F_REREAD).unreadable, ['path']);
 });
+
+test('a connect the probe took the peer of from its socket (K_ADDR) carries addrFromKernel', () => {
+  const K_ADDR = 32;
+  const connect = (bad: number) => {
+    const [ev] = new ProbeDecoder().push(mmsgFrame(42, 0, 16, [sin(4242)], { bad })) as SyscallEvent[];
+    return { addr: ev!.addr, addrFromKernel: ev!.addrFromKernel, unreadable: ev!.unreadable };
+  };
+  assert.deepEqual(connect(K_ADDR), { addr: inet(4242), addrFromKernel: true, unreadable: undefined });
+  // read from the caller's memory: no mark
+  assert.deepEqual(connect(0), { addr: inet(4242), addrFromKernel: undefined, unreadable: undefined });
+});

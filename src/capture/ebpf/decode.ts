@@ -30,8 +30,10 @@ const A_PATH2 = 2;
 const A_ARGV = 4;
 const A_ADDR = 8;
 const A_ALL = A_PATH | A_PATH2 | A_ARGV | A_ADDR;
-// rec.bad only: the path is the kernel's name of the file an open returned (sandtrace.h K_PATH)
+// rec.bad only (sandtrace.h): taken from the kernel at exit, not re-read from the caller's memory:
+// the path, the name of the file an open returned; the address, the peer a connect connected to
 const K_PATH = 16;
+const K_ADDR = 32;
 
 // sendmmsg/recvmmsg records: the addr region is a list of entries [u16 word][word & MM_LEN bytes
 // of sockaddr], one per message read, in order (probe/sandtrace.h). MM_LEN 0: a null entry (the
@@ -418,7 +420,8 @@ export class ProbeDecoder {
     if (cb & A_ALL) ev.truncated = argNames(cb & A_ALL, exec);
     const bad = cb >>> 8;
     if (bad & A_ALL) ev.unreadable = argNames(bad & A_ALL, exec);
-    if (bad & K_PATH && !exec) (ev as SyscallEvent).pathFromKernel = true;
+    if (!exec && bad & K_PATH) (ev as SyscallEvent).pathFromKernel = true;
+    if (!exec && bad & K_ADDR) (ev as SyscallEvent).addrFromKernel = true;
   }
 
   /** len_path, len_path2, len_argv, len_addr. */

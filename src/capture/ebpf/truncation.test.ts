@@ -260,6 +260,62 @@ test('an open whose path was unreadable at the call is named by the kernel from 
   ]);
 });
 
+// A connect whose sockaddr is in a page not faulted in at the call. The listener's accept queue
+// is full, so the kernel drops the SYN and the blocking connect waits a second for its
+// retransmission; meanwhile a second thread rewrites the port to a decoy listener's and makes
+// room. Read again at the return the address would be the decoy's: the probe reports the peer
+// from the connected socket instead. Also inet6 (a UDP connect to [::1]). A connect that failed
+// has no peer to take: read at the return, marked so.
+const CONNECT_SWAPPED = `
+import ctypes, os, socket, struct, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+d = sys.argv[1]
+pages = []
+def untouched(sa):
+    name = os.path.join(d, 'sa%d' % len(pages))
+    with open(name, 'wb') as f: f.write(sa + bytes(4096 - len(sa)))
+    pages.append(libc.mmap(None, 4096, 3, 2, os.open(name, os.O_RDONLY), 0))
+    return pages[-1]
+sin = lambda port: struct.pack('<H', 2) + struct.pack('>H', port) + socket.inet_aton('127.0.0.1') + bytes(8)
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(0)
+decoy = socket.socket(); decoy.bind(('127.0.0.1', 0)); decoy.listen(8)
+filler = socket.create_connection(srv.getsockname())  # the accept queue (backlog 0) is full now
+page = untouched(sin(srv.getsockname()[1]))
+def swap():
+    time.sleep(0.3)
+    ctypes.memmove(page, sin(decoy.getsockname()[1]), 16)
+    srv.accept()
+threading.Thread(target=swap).start()
+c = socket.socket()
+print('tcp', libc.connect(c.fileno(), page, 16), srv.getsockname()[1], decoy.getsockname()[1])
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+sin6 = struct.pack('<H', 10) + struct.pack('>H', 4242) + bytes(4) + socket.inet_pton(socket.AF_INET6, '::1') + bytes(4)
+print('udp6', libc.connect(u6.fileno(), untouched(sin6), 28))
+closed = socket.socket(); closed.bind(('127.0.0.1', 0)); port = closed.getsockname()[1]; closed.close()
+c2 = socket.socket()
+print('refused', libc.connect(c2.fileno(), untouched(sin(port)), 16), port)
+print('pages', *pages)
+`;
+
+test('a connect whose address was unreadable at the call reports the peer the kernel connected to, not the address another thread rewrote', { timeout: 30_000 }, async () => {
+  let dir = '';
+  const { events, stats, result } = await capturePython('connswap', CONNECT_SWAPPED, { args: (d) => { dir = join(d, 'w'); mkdirSync(dir); return [dir]; } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(stats.lost, 0);
+  const m = /tcp (0) (\d+) (\d+)\nudp6 (0)\nrefused (-1) (\d+)\npages ([\d ]+)\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const pages = new Set(m[7]!.split(' ').map(Number));
+  const calls = syscalls(events).filter((e) => e.name === 'connect' && pages.has(e.args[1]!));
+  assert.deepEqual(calls.map((e) => [e.ret, e.addr, e.addrFromKernel ?? false, e.readAtExit ?? false]), [
+    [0, { family: 'inet', address: '127.0.0.1', port: Number(m[2]) }, true, false], // not the decoy's port m[3]
+    [0, { family: 'inet6', address: '::1', port: 4242 }, true, false],
+    [-111, { family: 'inet', address: '127.0.0.1', port: Number(m[6]) }, false, true],
+  ]);
+});
+
 // recvmsg on a UDP socket: the sender written back at msg_name, as much of it as msg_namelen had
 // room for; none asked for (msg_name NULL, msg_namelen 0) and none made up.
 const RECVMSG = `${PY_SOCKETS}r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('127.0.0.1', 0))
@@ -440,4 +496,51 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
   // exit_group through int 0x80 never returns: reported at task exit, as i386, with ret null.
   const eg = syscalls(events).filter((e) => e.pid === result.pid && e.name === 'exit_group');
   assert.deepEqual(eg.map((e) => [e.abi, e.nr, e.args[0], e.ret]), [['i386', 252, 3, null]]);
+});
+
+// The same for i386 connects, direct (362) and through socketcall (102, call 3): the sockaddr in
+// a file-backed page below 4 GiB that the process never touched; the socketcall argument array
+// itself readable. Both take the peer from the socket.
+const I386_CONNECT = `
+import ctypes, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+MAP_32BIT, ANON_PRIVATE = 0x40, 0x22
+code = bytes([0x53, 0x89, 0xf8, 0x89, 0xf3, 0x49, 0x89, 0xca, 0x89, 0xd1, 0x44, 0x89, 0xd2, 0x44, 0x89, 0xc6, 0xcd, 0x80, 0x5b, 0xc3])
+cp = libc.mmap(None, 4096, 7, ANON_PRIVATE | MAP_32BIT, -1, 0)
+ctypes.memmove(cp, code, len(code))
+sc32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long)(cp)
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(4)
+port = srv.getsockname()[1]
+pages = []
+def untouched(i):
+    name = os.path.join(sys.argv[1], 'sa%d' % i)
+    with open(name, 'wb') as f: f.write(struct.pack('<HH4s8x', 2, socket.htons(port), bytes([127, 0, 0, 1])) + bytes(4080))
+    pages.append(libc.mmap(None, 4096, 3, 0x02 | MAP_32BIT, os.open(name, os.O_RDONLY), 0))
+    return pages[-1]
+c = socket.socket()
+print('direct', sc32(362, c.fileno(), untouched(0), 16, 0, 0))
+c2 = socket.socket()
+argv = libc.mmap(None, 4096, 3, ANON_PRIVATE | MAP_32BIT, -1, 0)
+ctypes.memmove(argv, struct.pack('<III', c2.fileno(), untouched(1), 16), 12)
+print('socketcall', sc32(102, 3, argv, 0, 0, 0), port)
+print('pages', *pages)
+`;
+
+test('i386 connects (direct and through socketcall) whose address was unreadable at the call report the peer from the socket', { timeout: 30_000 }, async (t) => {
+  const ia32 = ia32Syscalls();
+  if (!ia32.ok) { t.skip(ia32.why); return; }
+  let dir = '';
+  const { events, result } = await capturePython('i386conn', I386_CONNECT, { args: (d) => { dir = join(d, 'w'); mkdirSync(dir); return [dir]; } });
+  assert.equal(result.code, 0, result.stderr);
+  const m = /direct 0\nsocketcall 0 (\d+)\npages ([\d ]+)\n/.exec(result.stdout);
+  assert.ok(m, result.stdout);
+  const pages = new Set(m[2]!.split(' ').map(Number));
+  const calls = syscalls(events).filter((e) => e.name === 'connect' && pages.has(e.args[1]!));
+  const peer = { family: 'inet', address: '127.0.0.1', port: Number(m[1]) };
+  assert.deepEqual(calls.map((e) => [e.abi, e.via ?? null, e.ret, e.addr, e.addrFromKernel ?? false, e.readAtExit ?? false]), [
+    ['i386', null, 0, peer, true, false],
+    ['i386', 'socketcall', 0, peer, true, false],
+  ]);
 });

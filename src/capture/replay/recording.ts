@@ -489,7 +489,7 @@ const TABLE: readonly (readonly [string, readonly Field[]])[] = [
     need('ret', ['a number or null', (v) => v === null || finite(v)]),
     may('path', text), may('path2', text), may('argv', texts), may('addr', ['a socket address', sockAddr]),
     may('addrs', ['a list of socket addresses', (v) => Array.isArray(v) && v.every((a) => a === null || sockAddr(a))]),
-    may('via', oneOf('socketcall')), may('truncated', argNames), may('readAtExit', yes), may('pathFromKernel', yes), may('unreadable', argNames),
+    may('via', oneOf('socketcall')), may('truncated', argNames), may('readAtExit', yes), may('pathFromKernel', yes), may('addrFromKernel', yes), may('unreadable', argNames),
     may('signal', oneOf('interrupted', 'restarted'))]],
   ['fork', [...COMMON, need('childPid', integer), need('childTid', integer), need('thread', flag)]],
   ['exec', [...COMMON,
