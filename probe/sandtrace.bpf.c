@@ -803,7 +803,7 @@ static long kwalk_step(u32 i, void *ctx)
  * Unlike a re-read of the caller's string, another thread cannot change it after the kernel
  * resolved it. Written as the record's path, marked K_PATH in rec.bad. False, record untouched,
  * when it cannot be had: no such descriptor, a file without a name (O_TMPFILE, or unlinked
- * meanwhile: its dentry is unhashed), outside the task's root, or deeper than KPATH_STEPS. */
+ * meanwhile: its dentry is unhashed, and not a filesystem's root), outside the task's root, or deeper than KPATH_STEPS. */
 static __noinline bool kernel_path(struct rec_buf *b, struct task_struct *t, long fd)
 {
 	struct kwalk w = { .tmp = &b->data[DATA_MAX], .pos = STR_MAX };
@@ -816,7 +816,8 @@ static __noinline bool kernel_path(struct rec_buf *b, struct task_struct *t, lon
 		return false;
 	d = BPF_CORE_READ(f, f_path.dentry);
 	vm = BPF_CORE_READ(f, f_path.mnt);
-	if (!d || !vm || !BPF_CORE_READ(d, d_hash.pprev))
+	/* unlinked, as d_path() tells it: unhashed and not a filesystem's root (which never is hashed) */
+	if (!d || !vm || (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d))
 		return false;
 	w.d = d;
 	w.vm = vm;

@@ -235,6 +235,7 @@ os.close(os.open(shm, os.O_CREAT | os.O_WRONLY, 0o600))
 print('shm', libc.open(untouched(shm), os.O_RDONLY, 0), os.getpid())
 os.unlink(shm)
 print('proc', libc.open(untouched('/proc/self/status'), os.O_RDONLY, 0))
+print('shmdir', libc.open(untouched('/dev/shm'), os.O_RDONLY | os.O_DIRECTORY, 0))  # a filesystem's root: never hashed, not unlinked
 print('missing', libc.open(untouched(os.path.join(d, 'no-such-file')), os.O_RDONLY, 0))
 print('tmpfile', libc.open(untouched(d), os.O_TMPFILE | os.O_RDWR, 0o600))
 print('pages', *pages)
@@ -245,18 +246,19 @@ test('an open whose path was unreadable at the call is named by the kernel from 
   const { events, stats, result } = await capturePython('swapped', SWAPPED, { args: (d) => { dir = join(d, 'w'); mkdirSync(dir); return [dir]; } });
   assert.equal(result.code, 0, result.stderr);
   assert.equal(stats.lost, 0);
-  const m = /fifo (\d+)\nshm (\d+) (\d+)\nproc (\d+)\nmissing (-1)\ntmpfile (\d+)\npages ([\d ]+)\n/.exec(result.stdout);
+  const m = /fifo (\d+)\nshm (\d+) (\d+)\nproc (\d+)\nshmdir (\d+)\nmissing (-1)\ntmpfile (\d+)\npages ([\d ]+)\n/.exec(result.stdout);
   assert.ok(m, result.stdout);
   // glibc's open() is openat; the opens of the untouched pages, by the path pointer
-  const pages = new Set(m[7]!.split(' ').map(Number));
+  const pages = new Set(m[8]!.split(' ').map(Number));
   const opens = syscalls(events).filter((e) => e.name === 'openat' && pages.has(e.args[1]!));
   const seen = opens.map((e) => [e.ret, e.path, e.pathFromKernel ?? false, e.readAtExit ?? false]);
   assert.deepEqual(seen, [
     [Number(m[1]), join(dir, 'fifo'), true, false], // not /etc/hostname
     [Number(m[2]), `/dev/shm/sandtrace-kpath-${m[3]}`, true, false],
     [Number(m[4]), `/proc/${m[3]}/status`, true, false],
+    [Number(m[5]), '/dev/shm', true, false],
     [-2, join(dir, 'no-such-file'), false, true],
-    [Number(m[6]), dir, false, true],
+    [Number(m[7]), dir, false, true],
   ]);
 });
 
