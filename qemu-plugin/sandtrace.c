@@ -13,7 +13,9 @@
  * the return, no more of it than the caller's buffer held at the call. sendmmsg and recvmmsg: the
  * address of each of their first 16 messages (one blob a message), read at the call or, for
  * recvmmsg, at the return, where the call's msg_name pointers and rooms say. A call a signal handler
- * interrupts returns into the handler: its result is read from the signal frame.
+ * interrupts returns into the handler: its result is read from the signal frame. An open whose path
+ * could not be read at the call is named at the return by the file the descriptor it returned
+ * refers to (the task's file table, its dentries walked up to the task's root), not read again.
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -89,6 +91,11 @@ static int64_t off_pid = -1, off_tgid = -1, off_comm = -1, off_parent = -1, off_
 static int64_t off_fpath_mnt = -1, off_mount_mnt = -1, off_mnt_parent = -1, off_mnt_mountpoint = -1, off_mnt_root = -1;
 /* the working directory at exec (task->fs->pwd: dentry and vfsmount), to place a relative path (optional) */
 static int64_t off_task_fs = -1, off_pwd_dentry = -1, off_pwd_mnt = -1;
+/* an open's file by its descriptor (task->files->fdt->fd[fd], below fdt->max_fds), whether its dentry
+ * is hashed (d_hash.pprev), and the task's root (task->fs->root: dentry and vfsmount) to walk it up
+ * to (optional: without them such a path is read again at the return) */
+static int64_t off_task_files = -1, off_files_fdt = -1, off_fdt_fd = -1, off_fdt_max = -1, off_dhash_pprev = -1, off_root_dentry = -1,
+               off_root_mnt = -1;
 static int out_fd = -1;
 
 static volatile int slide_known;
@@ -113,7 +120,13 @@ enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, 
  * read (its MMSG blobs say which; read again at the return) */
 #define MMSG_UNREAD 0x08000000u
 enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10,
-       BLOB_SCARGS = 11, BLOB_OUTADDR = 12, BLOB_MMSG = 13, BLOB_OUTMMSG = 14 };
+       BLOB_SCARGS = 11, BLOB_OUTADDR = 12, BLOB_MMSG = 13, BLOB_OUTMMSG = 14, BLOB_FDPATH = 15 };
+/*
+ * RET of an open, creat, openat or openat2 (either ABI) whose path could not be read at the call and
+ * that returned a descriptor: instead of the caller's string read again (BLOB_PATH, RET_REREAD), the
+ * name of the file the descriptor refers to, as BLOB_CWD: "/", then one blob per component, leaf
+ * first, up to the task's root (blob_fdpath). No RET_REREAD then.
+ */
 /*
  * sendmmsg/recvmmsg: one MMSG blob (sendmmsg's msg_name, read at the call: ENTER, or RET when read
  * again) or OUTMMSG blob (recvmmsg's sender, written back by the kernel: RET) per message, in
@@ -497,7 +510,9 @@ static void walk_tasks(void) {
 /*
  * A path (dentry, vfsmount) as blobs of `kind`, one per component, leaf first, as d_path builds
  * it: at a mount's root, continue from its mountpoint in the parent mount (/tmp on tmpfs is /tmp,
- * not /); a pseudo file (memfd) is its own root and keeps its name.
+ * not /); a pseudo file (memfd) is its own root and keeps its name. The walk ends at the root of
+ * the mount namespace (exe, working directory) or, when `stop` is given (an open's file), at that
+ * path, the task's root, as d_path does: *how says where it ended.
  */
 static bool mounts_known(void) {
     return off_fpath_mnt >= 0 && off_mount_mnt >= 0 && off_mnt_parent >= 0 && off_mnt_mountpoint >= 0 && off_mnt_root >= 0;
@@ -521,12 +536,21 @@ static bool component(uint8_t **p, uint8_t *end, int kind, uint64_t d) {
     return true;
 }
 
-static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64_t vfs) {
+struct walk_root { uint64_t dentry, vfs; };
+/* where a walk ended: at the root (`stop`, or the namespace's when none is given); cut (CUT_MARK
+ * written); anywhere else (a pseudo file's own root, an unreadable dentry, the namespace's root
+ * when `stop` was not met on the way: a file outside the task's root) */
+enum { WALK_ROOT, WALK_CUT, WALK_OTHER };
+
+static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64_t vfs, const struct walk_root *stop, int *how) {
     uint64_t mnt = vfs && mounts_known() ? vfs - (uint64_t)off_mount_mnt : 0;
-    if (d && kind == BLOB_CWD) p = blob(p, end, kind, "/", 1); /* read, even when it is / (no component) */
+    *how = WALK_OTHER;
+    if (d && (kind == BLOB_CWD || kind == BLOB_FDPATH)) p = blob(p, end, kind, "/", 1); /* read, even when it is / (no component) */
     for (int i = 0; d; i++) {
+        if (stop && mnt && d == stop->dentry && mnt + (uint64_t)off_mount_mnt == stop->vfs) { *how = WALK_ROOT; break; }
         if (i >= 64) { /* deeper than any path the kernel takes: cut, never skipped */
             p = blob(p, end, kind, CUT_MARK, 2);
+            *how = WALK_CUT;
             break;
         }
         uint64_t parent = mem64(d + (uint64_t)off_dparent);
@@ -539,9 +563,10 @@ static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64
                 continue;
             }
             if (d != root && mnt) component(&p, end, kind, d);
+            else if (!stop) *how = WALK_ROOT;
             break;
         }
-        if (!component(&p, end, kind, d)) break;
+        if (!component(&p, end, kind, d)) { *how = WALK_CUT; break; }
         d = parent;
     }
     return p;
@@ -550,8 +575,48 @@ static uint8_t *blob_path(uint8_t *p, uint8_t *end, int kind, uint64_t d, uint64
 /* mm->exe_file's path */
 static uint8_t *blob_exe(uint8_t *p, uint8_t *end, uint64_t mm) {
     uint64_t file = mm ? mem64(mm + (uint64_t)off_exe) : 0;
+    int how;
     if (!file) return p;
-    return blob_path(p, end, BLOB_EXE, mem64(file + (uint64_t)off_fpath_dentry), mounts_known() ? mem64(file + (uint64_t)off_fpath_mnt) : 0);
+    return blob_path(p, end, BLOB_EXE, mem64(file + (uint64_t)off_fpath_dentry), mounts_known() ? mem64(file + (uint64_t)off_fpath_mnt) : 0, NULL,
+                     &how);
+}
+
+/* open, creat, openat, openat2 (x86_64 2/85/257/437; i386 5/8/295/437): the call's path names the
+ * file behind the descriptor it returns. */
+static bool is_open(uint64_t nr, unsigned ptr) {
+    return ptr == 8 ? nr == 2 || nr == 85 || nr == 257 || nr == 437 : nr == 5 || nr == 8 || nr == 295 || nr == 437;
+}
+
+static bool fdpath_known(void) {
+    return mounts_known() && off_task_files >= 0 && off_files_fdt >= 0 && off_fdt_fd >= 0 && off_fdt_max >= 0 && off_dhash_pprev >= 0 &&
+           off_task_fs >= 0 && off_root_dentry >= 0 && off_root_mnt >= 0;
+}
+
+/*
+ * The name of the file descriptor fd of task refers to (an open's result), as d_path gives it: its
+ * dentries walked up to the task's root (task->fs->root), across mounts (BLOB_FDPATH blobs). Unlike
+ * the caller's string read again, no other thread can change it once the kernel resolved it. p
+ * unchanged when there is no name: no such descriptor, a file that has none (unlinked, d_unlinked:
+ * an O_TMPFILE file, or one removed meanwhile; a pseudo file), one outside the task's root, or a path
+ * too deep or too long for the record (cut).
+ */
+static uint8_t *blob_fdpath(uint8_t *p, uint8_t *end, uint64_t task, uint64_t fd) {
+    uint64_t files = mem64(task + (uint64_t)off_task_files), fdt = files ? mem64(files + (uint64_t)off_files_fdt) : 0, fds, file, d, vfs, pprev, fs;
+    uint32_t max = 0;
+    if (!fdt || !mem(fdt + (uint64_t)off_fdt_max, &max, 4) || fd >= max) return p;
+    fds = mem64(fdt + (uint64_t)off_fdt_fd);
+    file = fds ? mem64(fds + 8 * fd) : 0;
+    if (!file) return p;
+    d = mem64(file + (uint64_t)off_fpath_dentry);
+    vfs = mem64(file + (uint64_t)off_fpath_mnt);
+    /* unlinked as d_path sees it: unhashed, and not a filesystem's root (never hashed: /tmp's own) */
+    if (!d || !vfs || !mem(d + (uint64_t)off_dhash_pprev, &pprev, 8) || (!pprev && mem64(d + (uint64_t)off_dparent) != d)) return p;
+    fs = mem64(task + (uint64_t)off_task_fs);
+    struct walk_root r = { fs ? mem64(fs + (uint64_t)off_root_dentry) : 0, fs ? mem64(fs + (uint64_t)off_root_mnt) : 0 };
+    if (!r.dentry || !r.vfs) return p;
+    int how;
+    uint8_t *q = blob_path(p, end, BLOB_FDPATH, d, vfs, &r, &how);
+    return how == WALK_ROOT ? q : p;
 }
 
 /*
@@ -983,17 +1048,23 @@ static void on_return(unsigned int vcpu, void *ud) {
         struct outaddr out = rt.out, late = { 0, 0, 0, 0 };
         struct outmm *mm = rt.mm.set ? &rt.mm : NULL, late_mm;
         late_mm.set = 0;
-        if (rt.what & (RETRY_PATH | RETRY_PATH2 | RETRY_SOCK)) rflags |= RET_REREAD;
-        if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
+        /* the call completed: it came back where it was made, or into a handler after it succeeded
+         * (not cut short, not to be made again); then ax is its result */
+        bool done = back == BACK_DONE || back == BACK_FRAME;
+        /* an open that returned a descriptor: its file's name, not the caller's string again (a
+         * thread could have rewritten it since the kernel copied it); read again when it has none */
+        uint8_t *named = p;
+        if ((rt.what & RETRY_PATH) && done && (int64_t)ax >= 0 && is_open(orig, ab->ptr) && fdpath_known()) named = blob_fdpath(p, end, task, ax);
+        if ((rt.what & (RETRY_PATH2 | RETRY_SOCK)) || ((rt.what & RETRY_PATH) && named == p)) rflags |= RET_REREAD;
+        if (named != p) p = named;
+        else if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
         if (rt.what & RETRY_PATH2) p = blob_str(p, end, BLOB_PATH2, rt.a[s.path2 - 1]);
         if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late, &late_mm);
         /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
          * caller's room is not known (as in the eBPF probe) */
         if (!out.ptr && !out.msg && (late.ptr || late.msg)) { out = late; out.room = ROOM_UNKNOWN; }
         if (!mm && late_mm.set) { for (unsigned i = 0; i < MMSG_MAX; i++) late_mm.room[i] = ROOM_UNKNOWN; mm = &late_mm; }
-        /* the kernel wrote the address if the call completed: it came back where it was made, or
-         * into a handler after it succeeded (not cut short, not to be made again) */
-        bool done = back == BACK_DONE || back == BACK_FRAME;
+        /* the kernel wrote the address if the call completed */
         if (out.msg && (int64_t)ax >= 0 && done) {
             /* recvmsg's msghdr, not paged in at the call: the kernel faulted it in; its msg_name
              * now (a thread could have repointed it since), the room unknown */
@@ -1024,7 +1095,8 @@ static void on_return(unsigned int vcpu, void *ud) {
         p = blob_exe(p, end, mm);
         if (off_task_fs >= 0 && off_pwd_dentry >= 0 && off_pwd_mnt >= 0) {
             uint64_t fs = mem64(task + (uint64_t)off_task_fs);
-            if (fs) p = blob_path(p, end, BLOB_CWD, mem64(fs + (uint64_t)off_pwd_dentry), mounts_known() ? mem64(fs + (uint64_t)off_pwd_mnt) : 0);
+            int how;
+            if (fs) p = blob_path(p, end, BLOB_CWD, mem64(fs + (uint64_t)off_pwd_dentry), mounts_known() ? mem64(fs + (uint64_t)off_pwd_mnt) : 0, NULL, &how);
         }
     }
     h.len = (uint16_t)(p - rec);
@@ -1151,6 +1223,13 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         else if (K("taskfs")) off_task_fs = strtoll(v, NULL, 0);
         else if (K("pwd")) off_pwd_dentry = strtoll(v, NULL, 0);
         else if (K("pwdmnt")) off_pwd_mnt = strtoll(v, NULL, 0);
+        else if (K("files")) off_task_files = strtoll(v, NULL, 0);
+        else if (K("fdt")) off_files_fdt = strtoll(v, NULL, 0);
+        else if (K("fdtfd")) off_fdt_fd = strtoll(v, NULL, 0);
+        else if (K("maxfds")) off_fdt_max = strtoll(v, NULL, 0);
+        else if (K("dhash")) off_dhash_pprev = strtoll(v, NULL, 0);
+        else if (K("root")) off_root_dentry = strtoll(v, NULL, 0);
+        else if (K("rootmnt")) off_root_mnt = strtoll(v, NULL, 0);
         else if (K("sigrt")) parse_frame(v, &sf64, true);
         else if (K("sigrt32")) parse_frame(v, &sfrt32, true);
         else if (K("sig32")) parse_frame(v, &sf32, false);

@@ -89,7 +89,8 @@ export interface SyscallEvent extends EventBase {
    * open, creat, openat, openat2 whose path could not be read at the call (memory not paged in
    * yet): `path` is instead the kernel's name of the file the call opened, read from the descriptor
    * it returned (absolute, from the process's root, symlinks resolved, as /proc/PID/fd shows it),
-   * so no other thread could have changed it. Not `readAtExit`. Set by the eBPF probe.
+   * so no other thread could have changed it. Not `readAtExit`. Set by the eBPF probe and by VM
+   * introspection.
    */
   pathFromKernel?: true;
   /**

@@ -128,6 +128,12 @@ export function pluginArgs(p: KernelProfile, sock: string): string {
   const fs = o['fs_struct.pwd'] ?? -1;
   const cwd = { taskfs: o['task_struct.fs'], pwd: fs < 0 ? -1 : fs + o['path.dentry'], pwdmnt: fs < 0 ? -1 : fs + o['path.mnt'] };
   if (known(cwd)) Object.assign(kv, cwd);
+  // an open whose path could not be read at the call: named by the file of the descriptor it returned
+  // (with the mount offsets above; without them, read again at the return)
+  const root = o['fs_struct.root'] ?? -1;
+  const fdpath = { taskfs: o['task_struct.fs'], files: o['task_struct.files'], fdt: o['files_struct.fdt'], fdtfd: o['fdtable.fd'],
+    maxfds: o['fdtable.max_fds'], dhash: o['dentry.d_hash.pprev'], root: root < 0 ? -1 : root + o['path.dentry'], rootmnt: root < 0 ? -1 : root + o['path.mnt'] };
+  if (known(mounts) && known(fdpath)) Object.assign(kv, fdpath);
   // signal frames: a call a handler interrupts returns into the handler, its result saved in the frame
   const frame = (s: string, fields: string[]) => {
     const v = fields.map((f) => (o as Record<string, number | undefined>)[`${s}.${f}`]);

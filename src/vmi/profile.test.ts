@@ -9,6 +9,7 @@ import { decompressKernel, parseElf, section, vaddrToOffset } from './image.js';
 import { parseKallsyms } from './kallsyms.js';
 import { Btf } from './btf.js';
 import { isSandtraceError } from '../errors.js';
+import { pluginArgs } from '../vm/guest.js';
 
 function kernelPath(): string {
   const k = defaultKernel();
@@ -76,6 +77,11 @@ test('profile: offsets are consistent with the kernel ABI and the cache returns 
     assert.deepEqual(frame('rt_sigframe', ['uc', 'info', ...regs]), [8, 8 + 304, 8 + 40 + 13 * 8, 8 + 40 + 16 * 8, 8 + 40 + 15 * 8]);
     assert.deepEqual(frame('rt_sigframe_ia32', ['info', 'uc', ...regs]), [16, 16 + 128, 144 + 20 + 44, 144 + 20 + 56, 144 + 20 + 28]);
     assert.deepEqual(frame('sigframe_ia32', ['sc.ax', 'sc.ip', 'sc.sp']), [8 + 44, 8 + 56, 8 + 28]);
+    // an open named from its descriptor: struct fdtable { unsigned int max_fds; struct file **fd; },
+    // fs_struct's root and pwd (struct path) side by side, hlist_bl_node { next, pprev } after
+    // dentry's d_flags and d_seq; all present in 6.1
+    assert.deepEqual([o['fdtable.max_fds'], o['fdtable.fd'], o['fs_struct.pwd'] - o['fs_struct.root'], o['dentry.d_hash.pprev']], [0, 8, 16, 16]);
+    assert.ok(o['task_struct.files'] > 0 && o['files_struct.fdt'] > 0);
     const entry = BigInt(p.syscall.entry), after = BigInt(p.syscall.afterCall);
     assert.ok(after > entry && after - entry < 512n);
     assert.match(p.syscall.entryBytes, /0f01f8$/); // ends with swapgs
@@ -122,6 +128,21 @@ test('profile: the i386 (compat) hooks of an IA32_EMULATION kernel are calls the
   // a call that is not there is not found (a kernel without the compat entry points gets no compat part)
   assert.equal(afterCallTo(vmlinux, elf, at('entry_SYSCALL_64'), at('do_fast_syscall_32')), undefined);
   assert.equal(afterCallTo(vmlinux, elf, at('entry_SYSCALL_64'), at('do_syscall_64')), BigInt(p.syscall.afterCall));
+});
+
+test('plugin arguments: the descriptor walk\'s offsets go to the plugin only when all of them (and the mount offsets) are known', () => {
+  const p = buildProfile(readFileSync(kernelPath()));
+  const o = p.offsets;
+  const args = (q: typeof p) => Object.fromEntries(pluginArgs(q, '/s').split(',').slice(1).map((kv) => kv.split('=') as [string, string]));
+  const a = args(p);
+  assert.deepEqual([a['files'], a['fdt'], a['fdtfd'], a['maxfds'], a['dhash'], a['taskfs'], a['root'], a['rootmnt']].map(Number),
+    [o['task_struct.files'], o['files_struct.fdt'], o['fdtable.fd'], o['fdtable.max_fds'], o['dentry.d_hash.pprev'], o['task_struct.fs'],
+      o['fs_struct.root'] + o['path.dentry'], o['fs_struct.root'] + o['path.mnt']]);
+  // a kernel whose BTF lacks one of them: no descriptor walk (the plugin reads such a path again)
+  for (const f of ['fdtable.max_fds', 'fs_struct.root', 'mount.mnt_parent'] as const) {
+    const b = args({ ...p, offsets: { ...o, [f]: -1 } });
+    assert.deepEqual(['files', 'fdt', 'fdtfd', 'maxfds', 'dhash', 'root', 'rootmnt'].filter((k) => k in b), [], f);
+  }
 });
 
 test('profile: bad input gives typed errors', () => {

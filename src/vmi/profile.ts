@@ -9,12 +9,16 @@ import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } fr
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
 
-export const PROFILE_VERSION = 8;
+export const PROFILE_VERSION = 9;
 
 const SIGFRAME_FIELDS = [
   'rt_sigframe.info', 'rt_sigframe.uc', 'rt_sigframe.uc.uc_mcontext.ax', 'rt_sigframe.uc.uc_mcontext.ip', 'rt_sigframe.uc.uc_mcontext.sp',
   'rt_sigframe_ia32.info', 'rt_sigframe_ia32.uc', 'rt_sigframe_ia32.uc.uc_mcontext.ax', 'rt_sigframe_ia32.uc.uc_mcontext.ip',
   'rt_sigframe_ia32.uc.uc_mcontext.sp', 'sigframe_ia32.sc.ax', 'sigframe_ia32.sc.ip', 'sigframe_ia32.sc.sp',
+] as const;
+
+const FDPATH_FIELDS = [
+  'task_struct.files', 'files_struct.fdt', 'fdtable.fd', 'fdtable.max_fds', 'fs_struct.root', 'dentry.d_hash.pprev',
 ] as const;
 
 /** Struct fields the introspection reads, as 'struct.field' (or 'struct.field.field...') -> byte offset. */
@@ -25,13 +29,17 @@ export const FIELDS = [
   'file.f_path', 'path.dentry', 'path.mnt', 'dentry.d_name', 'dentry.d_parent', 'qstr.name', 'cred.uid', 'cred.euid',
   // exe paths across mount points, and the working directory at exec (optional: -1 when absent)
   'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root', 'task_struct.fs', 'fs_struct.pwd',
+  // an open's path named from the descriptor it returned (task->files->fdt->fd[fd], below max_fds),
+  // walked up to the task's root (task->fs->root); d_hash.pprev NULL: an unhashed (unlinked) dentry
+  // (optional: -1 when absent; such a path is then read again at the return)
+  ...FDPATH_FIELDS,
   // the signal frames the kernel writes on the user stack for a handler (the 64-bit one; the ia32
   // ones with and without SA_SIGINFO): where the interrupted call's registers are saved, and what
   // the handler's registers point to (optional: a call's result is then read from the registers only)
   ...SIGFRAME_FIELDS,
 ] as const;
 const OPTIONAL_FIELDS: readonly string[] = ['task_struct.thread_pid', 'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root',
-  'task_struct.fs', 'fs_struct.pwd', ...SIGFRAME_FIELDS];
+  'task_struct.fs', 'fs_struct.pwd', ...FDPATH_FIELDS, ...SIGFRAME_FIELDS];
 export type Field = (typeof FIELDS)[number];
 
 export const SYMBOLS = ['_text', 'init_task', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'entry_SYSCALL_64',

@@ -7,7 +7,7 @@ import type { Collector, CaptureStats } from '../collector.js';
 import { MMSG_ADDR_MAX, type TraceEvent, type SyscallEvent, type SockAddr, type Abi } from '../events.js';
 import { syscallName } from '../../semantics/syscalls.js';
 import { EXE_ALIAS } from '../../semantics/program.js';
-import { RecordReader, exePath, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, MMSG_FLAG, type EnterRec, type RetRec, type PluginRecord, type ProcRec, type MmsgAddr } from './records.js';
+import { RecordReader, exePath, PATH_CUT, ENTER_FLAG, RET_REREAD, RET_OUT, RET_SIGNAL, MMSG_FLAG, type EnterRec, type RetRec, type PluginRecord, type ProcRec, type MmsgAddr } from './records.js';
 
 export interface VmiCollectorOptions {
   /** Opens the plugin's record stream (e.g. the FIFO QEMU writes to); called by start(). */
@@ -230,6 +230,9 @@ export class VmiCollector implements Collector {
     this.pending.delete(rec.tid);
     // what was unreadable at entry, read again at the return (another thread could have changed it in between)
     if (rec.path !== undefined) enter.path = rec.path;
+    // an open that returned a descriptor: the name of the file it opened instead, which no thread can change
+    const named = rec.fdPathParts && !rec.fdPathParts.includes(PATH_CUT) ? exePath(rec.fdPathParts) || '/' : undefined;
+    if (named !== undefined) { enter.path = named; enter.pathFromKernel = true; }
     if (rec.path2 !== undefined) enter.path2 = rec.path2;
     if (rec.flags & RET_REREAD) {
       // sendmmsg's messages (direct or through socketcall): what was read at the call stands up to
@@ -353,6 +356,7 @@ export class VmiCollector implements Collector {
     if (e.path2 !== undefined) ev.path2 = e.path2;
     if (isExecNr(e.abi, e.nr)) ev.argv = e.argv;
     if (e.readAtExit) ev.readAtExit = true;
+    if (e.pathFromKernel) ev.pathFromKernel = true;
     if (e.signal) ev.signal = e.signal;
     if (e.abi === 'i386' && e.nr === SOCKETCALL) {
       // unpacked into the direct call it stands for, with the words the kernel copied as its arguments

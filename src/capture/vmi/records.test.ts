@@ -197,6 +197,38 @@ test('socket arguments unreadable at the call and read at its return replace the
   ]);
 });
 
+test('an open named from its descriptor (FDPATH blobs): the path is the file\'s, absolute, pathFromKernel and not readAtExit', async () => {
+  const fd = (...parts: string[]) => parts.map((p) => blob(BLOB.FDPATH, Buffer.from(p)));
+  const stream = Buffer.concat([
+    // openat: '/', then the components leaf first, without RET_REREAD
+    enter(REC.ENTER, 31, 257, [3, 0x7f0000002000, 0]), ret(REC.RET, 31, 257, 3n, fd('/', 'openpath.fifo', 'tmp')),
+    // i386 open; creat of a relative path named from the root
+    enter(REC.ENTER32, 31, 5, [0x8049000, 0]), ret(REC.RET32, 31, 5, 4n, fd('/', 'b', 'a')),
+    enter(REC.ENTER, 31, 85, [0x7f0000003000, 0o600]), ret(REC.RET, 31, 85, 5n, fd('/', 'new', 'work')),
+    // the root directory itself: '/' only
+    enter(REC.ENTER, 31, 2, [0x7f0000004000, 0o200000]), ret(REC.RET, 31, 2, 6n, fd('/')),
+    // no name (ENOENT, O_TMPFILE): the string read again, as before
+    enter(REC.ENTER, 31, 257, [3, 0x7f0000005000, 0]), ret(REC.RET, 31, 257, -2n, [blob(BLOB.PATH, Buffer.from('/nope'))], RET_REREAD),
+    // a cut walk names nothing (the plugin reads the string again instead; never a shorter path)
+    enter(REC.ENTER, 31, 257, [3, 0x7f0000006000, 0], [blob(BLOB.PATH, Buffer.from('/x/y'))]), ret(REC.RET, 31, 257, 7n, fd('/', 'y', '//')),
+  ]);
+  const r = new RecordReader();
+  const recs = r.push(stream);
+  const x = recs[1];
+  assert.ok(x?.kind === 'ret');
+  assert.deepEqual([x.fdPathParts, x.path, x.flags], [['/', 'openpath.fifo', 'tmp'], undefined, 0]);
+  const { events } = await collectStream(stream);
+  const got = events.map((e) => e.type === 'syscall' ? [e.abi, e.name, e.ret, e.path ?? null, e.readAtExit ?? null, e.pathFromKernel ?? null] : [e.type]);
+  assert.deepEqual(got, [
+    ['x86_64', 'openat', 3, '/tmp/openpath.fifo', null, true],
+    ['i386', 'open', 4, '/a/b', null, true],
+    ['x86_64', 'creat', 5, '/work/new', null, true],
+    ['x86_64', 'open', 6, '/', null, true],
+    ['x86_64', 'openat', -2, '/nope', true, null],
+    ['x86_64', 'openat', 7, '/x/y', null, null],
+  ]);
+});
+
 test('addresses the kernel writes back (accept, accept4, recvfrom, recvmsg, getsockname, getpeername; direct, i386 and through socketcall) come from the return, cut at the caller\'s buffer and marked', async () => {
   const out = (b: Buffer) => blob(BLOB.OUTADDR, b);
   const stream = Buffer.concat([

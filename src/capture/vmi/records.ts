@@ -4,7 +4,10 @@
 // ENTER/RET, in i386 numbering, with 32-bit arguments. An i386 socketcall (102) entry carries the
 // words of its argument array (SCARGS), as the kernel copies them, and the address they point to.
 // A RET record's second word holds flags: RET_REREAD when arguments unreadable at entry were read
-// again at the return (their blobs follow); RET_OUT_* for an address the kernel wrote back (accept,
+// again at the return (their blobs follow), except for an open, creat, openat or openat2 that
+// returned a descriptor: its path, unreadable at entry, is then the name of the file opened (FDPATH
+// blobs, leaf first after a '/' one, walked from the descriptor up to the task's root), without
+// RET_REREAD; RET_OUT_* for an address the kernel wrote back (accept,
 // accept4, recvfrom, recvmsg, getsockname, getpeername, direct or through socketcall: OUTADDR blob),
 // read at the return of a call that completed, no longer than the caller's buffer was at the call;
 // RET_SIGNAL_* when a signal was delivered at the return (the result from the handler's frame, or
@@ -19,7 +22,7 @@
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12, MMSG: 13, OUTMMSG: 14 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12, MMSG: 13, OUTMMSG: 14, FDPATH: 15 } as const;
 /**
  * ENTER flags of the calls that carry a socket address (bind, connect, sendto, sendmsg, and the
  * i386 socketcall); execve's flags hold ARGV_INCOMPLETE, clone3's its clone flags.
@@ -70,6 +73,8 @@ export interface EnterRec extends RecHeader {
   scArgs?: number[];
   /** Set by the collector: arguments unreadable at entry were read at the return (RetRec.flags RET_REREAD). */
   readAtExit?: boolean;
+  /** Set by the collector: the path, unreadable at entry, is the name of the file the open returned (RetRec.fdPathParts). */
+  pathFromKernel?: boolean;
   /** Set by the collector: the RET_OUT flags of the address the kernel wrote back (its bytes, RetRec.outAddr, go to sockaddr). */
   outFlags?: number;
   /** Set by the collector: a signal at the return (RetRec.flags RET_SIGNAL) cut the call short, or has it made again. */
@@ -95,6 +100,12 @@ export interface RetRec extends RecHeader {
    * address, an i386 socketcall's argument words.
    */
   path?: string; path2?: string; sockaddr?: Buffer; scArgs?: number[];
+  /**
+   * An open (open, creat, openat, openat2) whose path was unreadable at entry and that returned a
+   * descriptor: the name of the file it refers to, '/' then its components leaf first, up to the
+   * task's root (FDPATH blobs), instead of the path read again (no RET_REREAD then).
+   */
+  fdPathParts?: string[];
   /**
    * The address the kernel wrote back (accept, accept4, recvfrom, recvmsg's msg_name, getsockname,
    * getpeername), at most as many bytes as the caller's buffer held at the call (flags RET_OUT).
@@ -190,6 +201,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     else if (kind === BLOB.OUTMMSG && data.length >= 1) (rec.outMmsg ??= []).push(mmsgAddr(data));
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
     else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
+    else if (kind === BLOB.FDPATH) (rec.fdPathParts ??= []).push(data.toString('utf8'));
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
     else if (kind === BLOB.NEWARGV) rec.newArgv = splitArgs(data);
   }
