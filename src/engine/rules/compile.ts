@@ -285,21 +285,107 @@ function intersect(a: Set<string> | null, b: Set<string>): Set<string> {
 const TRUE: Pred = () => true;
 const FALSE: Pred = () => false;
 
-function globToRegExp(g: string, flags = ''): RegExp {
+/** POSIX character classes a glob's bracket expression may name (`[[:digit:]]`), as in the C locale. */
+const GLOB_CLASSES: Record<string, string> = {
+  alnum: 'A-Za-z0-9', alpha: 'A-Za-z', blank: ' \\t', cntrl: '\\x00-\\x1f\\x7f', digit: '0-9', graph: '!-~',
+  lower: 'a-z', print: ' -~', punct: '!-\\/:-@\\[-`{-~', space: ' \\t\\n\\r\\f\\v', upper: 'A-Z', xdigit: '0-9A-Fa-f',
+};
+
+/** Thrown by compileGlob for a pattern fnmatch would not read as written. */
+export class GlobError extends Error {}
+
+/**
+ * A glob as Falco matches it (libsinsp: fnmatch(3) without flags; iglob with FNM_CASEFOLD): `*`
+ * and `?` match any characters, `/` and newlines included; `[...]` a character class (`!` or `^`
+ * first negates it, a `]` first is a member, ranges, `[:alpha:]`-style classes); a backslash
+ * makes the next character literal, inside a class too. Patterns fnmatch reads as something other
+ * than what they say are refused (GlobError): a `[` no `]` closes (fnmatch then takes the `[` as
+ * text, so `/tmp/[ab` never matches /tmp/a), a trailing lone backslash (never matches), a range
+ * written backwards (`[z-a]`, matches nothing), an unknown class name. Also returns the literal
+ * text before the first wildcard and the longest literal run, cheap tests that must pass first.
+ */
+export function compileGlob(g: string, flags = ''): { re: RegExp; prefix: string; piece: string } {
+  const chars = Array.from(g); // code points: a class member may be outside the BMP
+  // escaped for a regular expression with the u flag: outside a class, and inside one
+  const special = (c: string) => (/[\\^$.*+?()[\]{}|/]/.test(c) ? `\\${c}` : c);
+  const member = (c: string) => (/[\\\]\[^-]/.test(c) ? `\\${c}` : c);
   let re = '';
-  for (let i = 0; i < g.length; i++) {
-    const c = g[i]!;
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
-      const end = g.indexOf(']', i);
-      if (end > i) {
-        re += '[' + g.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
-        i = end;
-      } else re += '\\[';
-    } else re += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
+  let lit = '';
+  let prefix: string | undefined;
+  let piece = '';
+  const endLiteral = () => {
+    prefix ??= lit;
+    if (lit.length > piece.length) piece = lit;
+    lit = '';
+  };
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === '*' || c === '?') {
+      endLiteral();
+      re += c === '*' ? '.*' : '.';
+    } else if (c === '[') {
+      const start = i;
+      let j = i + 1;
+      let negate = false;
+      if (chars[j] === '!' || chars[j] === '^') { negate = true; j++; }
+      let body = '';
+      let closed = false;
+      for (let first = true; j < chars.length; first = false) {
+        let m = chars[j]!;
+        if (m === ']' && !first) { closed = true; break; }
+        if (m === '[' && chars[j + 1] === ':') {
+          const end = chars.indexOf(':', j + 2);
+          if (end > 0 && chars[end + 1] === ']') {
+            const name = chars.slice(j + 2, end).join('');
+            const set = GLOB_CLASSES[name];
+            if (set === undefined) throw new GlobError(`unknown character class '[:${name}:]' (${Object.keys(GLOB_CLASSES).join(', ')})`);
+            body += set;
+            j = end + 2;
+            continue;
+          }
+        }
+        if (m === '[' && (chars[j + 1] === '.' || chars[j + 1] === '=')) {
+          throw new GlobError(`collating elements and equivalence classes ('[${chars[j + 1]}') are not supported`);
+        }
+        if (m === '\\') {
+          if (j + 1 >= chars.length) break; // unterminated: reported below
+          m = chars[++j]!;
+        }
+        j++;
+        // a range: m-x, unless the '-' is the last member (then it is a member itself)
+        if (chars[j] === '-' && j + 1 < chars.length && chars[j + 1] !== ']') {
+          let hi = chars[j + 1]!;
+          j += 2;
+          if (hi === '\\') {
+            if (j >= chars.length) break;
+            hi = chars[j++]!;
+          }
+          if (hi.codePointAt(0)! < m.codePointAt(0)!) throw new GlobError(`range '${m}-${hi}' is written backwards: it matches nothing (write '${hi}-${m}')`);
+          body += `${member(m)}-${member(hi)}`;
+        } else body += member(m);
+      }
+      if (!closed) {
+        throw new GlobError(`the '[' at character ${start + 1} opens a character class that no ']' closes (a literal '[' is written '[[]')`);
+      }
+      endLiteral();
+      re += `[${negate ? '^' : ''}${body}]`;
+      i = j;
+    } else {
+      let x = c;
+      if (c === '\\') {
+        if (i + 1 >= chars.length) throw new GlobError("it ends in a lone '\\', which escapes nothing");
+        x = chars[++i]!;
+      }
+      lit += x;
+      re += special(x);
+    }
   }
-  return new RegExp(`^${re}$`, flags);
+  endLiteral();
+  try {
+    return { re: new RegExp(`^${re}$`, `su${flags}`), prefix: prefix ?? '', piece };
+  } catch (e) {
+    throw new GlobError(`it cannot be compiled (${(e as Error).message})`);
+  }
 }
 
 function valueItems(env: Env, v: Value | undefined): string[] {
@@ -366,11 +452,17 @@ function scalarTest(kind: FieldDef['kind'], op: string, env: Env, v: Value | und
     case 'startswith': case 'bstartswith': return (x) => str(x)?.startsWith(one) ?? false;
     case 'endswith': return (x) => str(x)?.endsWith(one) ?? false;
     case 'glob': case 'iglob': {
-      const re = globToRegExp(one, op === 'iglob' ? 'i' : '');
+      let glob: ReturnType<typeof compileGlob>;
+      try {
+        glob = compileGlob(one, op === 'iglob' ? 'i' : '');
+      } catch (e) {
+        if (!(e instanceof GlobError)) throw e;
+        return bad(`bad pattern '${one}': ${e.message}`);
+      }
+      const re = glob.re;
       // Cheap necessary conditions first: the literal prefix and the longest literal piece.
-      const lits = one.split(/\*|\?|\[[^\]]*\]/);
-      const prefix = op === 'glob' ? lits[0] ?? '' : '';
-      const piece = op === 'glob' ? lits.reduce((a, b) => (b.length > a.length ? b : a), '') : '';
+      const prefix = op === 'glob' ? glob.prefix : '';
+      const piece = op === 'glob' ? glob.piece : '';
       return (x) => {
         const s = str(x);
         return s !== null && s.startsWith(prefix) && s.includes(piece) && re.test(s);

@@ -3,7 +3,7 @@
 // Problems become diagnostics with file, line, rule and a stable code; a bad rule disables
 // only itself.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseAllDocuments, isMap, isScalar, isSeq, type Document } from 'yaml';
+import { CST, Composer, LineCounter, Parser, isMap, isScalar, isSeq, type Document } from 'yaml';
 import type { Severity } from '../types.js';
 import { CompileError, compileCondition, cyclePath, expandLists, isCycle, listEdges, stronglyConnected, type Env, type MacroDef, type Pred } from './compile.js';
 import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
@@ -13,7 +13,7 @@ import { compileOutput } from './output.js';
 export type DiagnosticCode =
   | 'FILE_UNREADABLE' | 'YAML_SYNTAX' | 'INVALID_ITEM' | 'CONDITION_SYNTAX' | 'UNKNOWN_MACRO' | 'MACRO_CYCLE'
   | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'UNSUPPORTED_SOURCE' | 'BAD_VALUE' | 'APPEND_WITHOUT_BASE'
-  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP' | 'UNKNOWN_KEY' | 'LIST_CYCLE';
+  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP' | 'UNKNOWN_KEY' | 'LIST_CYCLE' | 'NEWER_ENGINE';
 
 export interface RuleDiagnostic {
   code: DiagnosticCode;
@@ -132,6 +132,63 @@ const ITEM_KEYS = new Set([...RULE_KEYS, ...MACRO_KEYS, ...LIST_KEYS, 'required_
 /** What Falco requires of a rule that is defined (not appended to, overridden or switched on/off). */
 const REQUIRED_RULE_KEYS = ['condition', 'desc', 'output', 'priority'];
 
+/**
+ * The Falco rule engine version this engine is checked against, in Falco's numbering
+ * (FALCO_ENGINE_VERSION: a whole number up to 26, "0.26.0" from then on, where
+ * `required_engine_version: 26` means 0.26.0): what the vendored Falco rule files ask for
+ * (test/fixtures/falco: 26 and 17). A file asking for more gets a NEWER_ENGINE warning, not
+ * Falco's refusal: this engine is not Falco's, and a rule using what it does not support is
+ * disabled with its own diagnostic anyway (unknown fields, operators, keys), so a newer file that
+ * uses only what it knows runs whole.
+ */
+export const RULE_ENGINE_VERSION = '0.26.0';
+
+/** A required_engine_version as [major, minor, patch] (Falco: a whole number N is 0.N.0), or undefined. */
+function engineVersion(v: unknown): [number, number, number] | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? [0, v, 0] : undefined;
+  if (typeof v !== 'string') return undefined;
+  if (/^\d+$/.test(v)) return [0, Number(v), 0];
+  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+/** What a required_engine_version says about its file: malformed (an error), newer than this engine (a warning), or nothing. */
+function engineVersionProblem(v: unknown): { severity: 'error' | 'warning'; message: string } | undefined {
+  const want = engineVersion(v);
+  if (!want) {
+    return { severity: 'error', message: `required_engine_version must be a whole number (26) or a version x.y.z (0.26.0), not ${v === null ? 'nothing' : typeof v === 'number' ? String(v) : JSON.stringify(v)}` };
+  }
+  const have = engineVersion(RULE_ENGINE_VERSION)!;
+  const newer = want.findIndex((x, i) => x !== have[i]);
+  if (newer < 0 || want[newer]! < have[newer]!) return undefined;
+  const shown = typeof v === 'number' || /^\d+$/.test(String(v)) ? `${String(v)} (${want.join('.')})` : want.join('.');
+  return { severity: 'warning', message: `the file requires rule engine version ${shown}, newer than the ${RULE_ENGINE_VERSION} sandtrace's rule engine is checked against: rules using what this engine does not support are disabled one by one, each with its own diagnostic` };
+}
+
+/**
+ * How deeply YAML collections may nest in a rules file. Rule files nest a few levels (a rule's
+ * exceptions' values are 6 deep); the YAML reader composes nodes recursively, so a file nested
+ * hundreds of thousands deep would exhaust the stack: it is measured on the parser's tokens
+ * (which the parser builds without recursion) and refused before it is composed.
+ */
+export const MAX_YAML_DEPTH = 256;
+
+/** The offset of the first collection nested deeper than MAX_YAML_DEPTH, or undefined. Iterative. */
+function tooDeep(tokens: readonly CST.Token[]): number | undefined {
+  const todo: [CST.Token, number][] = [];
+  for (const t of tokens) if (t.type === 'document' && t.value) todo.push([t.value, 1]);
+  for (let next = todo.pop(); next; next = todo.pop()) {
+    const [t, depth] = next;
+    if (!CST.isCollection(t)) continue;
+    if (depth > MAX_YAML_DEPTH) return t.offset;
+    for (const item of t.items) {
+      if (item.key) todo.push([item.key, depth + 1]);
+      if (item.value) todo.push([item.value, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
 /** Optimal string alignment distance (Levenshtein plus transpositions), case-insensitive. */
 function editDistance(a: string, b: string): number {
   const x = a.toLowerCase();
@@ -197,9 +254,19 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
     const lc = new LineCounter();
     let docs: Document.Parsed[];
     try {
-      docs = parseAllDocuments(text, { lineCounter: lc }) as Document.Parsed[];
+      // parseAllDocuments in two steps, so that the depth is checked between them
+      const tokens = [...new Parser(lc.addNewLine).parse(text)];
+      const deep = tooDeep(tokens);
+      if (deep !== undefined) {
+        const at = lc.linePos(deep);
+        diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: at.line,
+          message: `YAML nested deeper than ${MAX_YAML_DEPTH} levels (lists and mappings inside each other, at line ${at.line}, column ${at.col}); the file is not read` });
+        continue;
+      }
+      docs = [...new Composer().compose(tokens)] as Document.Parsed[];
     } catch (e) {
-      diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: 1, message: (e as Error).message.split('\n')[0]! });
+      const message = e instanceof RangeError ? 'YAML nested too deeply to read; the file is not read' : (e as Error).message.split('\n')[0]!;
+      diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: 1, message });
       continue;
     }
     /**
@@ -235,16 +302,22 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       }
       return misspelt;
     };
+    // rule, macro and list items, and errors, of this file: a file with neither defines nothing
+    let defined = 0;
+    const before = diagnostics.filter((d) => d.severity === 'error').length;
     for (const doc of docs) {
       if (doc.errors.length > 0) {
         for (const err of doc.errors) {
-          const line = err.linePos?.[0]?.line ?? 1;
-          diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line, message: err.message.split('\n')[0]! });
+          const at = lc.linePos(err.pos[0]);
+          // the reader's own recursion ran out (the depth check above should have caught it first)
+          const message = /maximum call stack/i.test(err.message) ? 'YAML nested too deeply to read; the file is not read' : err.message.split('\n')[0]!;
+          diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: at.line, message: `${message} at line ${at.line}, column ${at.col}` });
         }
         continue;
       }
       const root = doc.contents;
-      if (root === null) continue;
+      // an empty document (nothing, only comments, `null` or `~`) holds no items, as in Falco
+      if (root === null || (isScalar(root) && root.value === null)) continue;
       if (!isSeq(root)) {
         const line = root.range ? lc.linePos(root.range[0]).line : 1;
         diagnostics.push({ code: 'INVALID_ITEM', severity: 'error', file, line, message: 'a rules file is a YAML list of rule, macro and list items' });
@@ -269,6 +342,7 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
           return r ? lc.linePos(r[0]).line : line;
         };
         const kind = 'rule' in item ? 'rule' : 'macro' in item ? 'macro' : 'list' in item ? 'list' : undefined;
+        if (kind) defined++;
         const itemName = kind ? String(item[kind]) : undefined;
         const misspelt = kind ? checkKeys(node, kind === 'rule' ? RULE_KEYS : kind === 'macro' ? MACRO_KEYS : LIST_KEYS, kind, itemName) : new Map<string, string>();
         /** A boolean key (enabled, append): true/false, or a word Falco's yaml-cpp reads as one
@@ -384,10 +458,21 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
           if (item['sequence'] && typeof item['sequence'] === 'object') raw.sequence = item['sequence'] as Record<string, unknown>;
           if (!prev) order.push(name);
           rules.set(name, raw);
-        } else if (!('required_engine_version' in item) && !('required_plugin_versions' in item)) {
+        } else if ('required_engine_version' in item) {
+          const why = engineVersionProblem(item['required_engine_version']);
+          if (why?.severity === 'error') bad(why.message, undefined, lineOf('required_engine_version'));
+          else if (why) diagnostics.push({ code: 'NEWER_ENGINE', severity: 'warning', file, line: lineOf('required_engine_version'), message: why.message });
+        } else if (!('required_plugin_versions' in item)) {
           bad(`unknown item (keys: ${Object.keys(item).join(', ')})`);
         }
       }
+    }
+    // A rules file that defines nothing (empty, only comments, `[]`, `null`) is refused: given
+    // with --rules it would otherwise load as "0 of 0 rules" and the run go on without what the
+    // user meant to add. A file of only macros or lists is fine (rules in later files use them).
+    if (defined === 0 && diagnostics.filter((d) => d.severity === 'error').length === before) {
+      diagnostics.push({ code: 'INVALID_ITEM', severity: 'error', file, line: 0,
+        message: 'the file defines no rule, macro or list, so it adds nothing (empty, only comments, [] or null): a rules file is a YAML list of rule, macro and list items' });
     }
   }
 

@@ -2,8 +2,14 @@
 // diagnostics for bad input, and compatibility with Falco's own rule files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builtinRulePaths, createRuleDetector, falcoRulePaths, loadRuleFiles, loadRuleStrings } from './index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { builtinRulePaths, createRuleDetector, falcoRulePaths, loadRuleFiles, loadRules, loadRuleStrings } from './index.js';
 import { parseCondition, ConditionSyntaxError } from './parse.js';
+import { compileGlob } from './compile.js';
+import { isSandtraceError } from '../../errors.js';
+import { runCli } from '../models/testutil.js';
 import { O, Sim } from '../../../test/rules/sim.js';
 
 const rule = (name: string, condition: string, extra = '') =>
@@ -579,4 +585,123 @@ test('a malformed exceptions entry or override disables its rule with an error a
   // a well-formed exception still works, and Falco's own files load without errors
   const ok = loadRuleStrings([{ file: 'ok.yaml', text: `${base}  exceptions:\n    - name: e1\n      fields: [proc.name]\n      values:\n        - [sh]\n` }]);
   assert.deepEqual(ok.diagnostics.filter((d) => d.severity === 'error'), []);
+});
+
+/** User rule files as analyze, replay and monitor load them (loadRules), written to a scratch folder. */
+async function withRuleFiles(files: Record<string, string>, body: (path: (name: string) => string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rules-'));
+  try {
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+    await body((name) => join(dir, name));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** loadRules refuses the file: RULES_INVALID, one line matching `why`. */
+const rulesInvalid = (why: RegExp) => (e: unknown) => isSandtraceError(e) && e.code === 'RULES_INVALID' && why.test(e.message) && !e.message.includes('\n');
+
+test('a rules file that defines nothing (empty, only comments, [], null) is an error naming the file, in rules check and in loadRules; one of only macros or lists loads', async () => {
+  for (const [what, text] of [['empty', ''], ['only comments', '# my rules\n# (none yet)\n'], ['an empty list', '[]\n'], ['null', 'null\n'],
+    ['empty documents', '---\n---\n# nothing\n'], ['only a required_engine_version', '- required_engine_version: 26\n']] as const) {
+    const { diagnostics } = loadRuleStrings([{ file: 'none.yaml', text }]);
+    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.file, d.line]), [['INVALID_ITEM', 'error', 'none.yaml', 0]], what);
+    assert.match(diagnostics[0]!.message, /defines no rule, macro or list/, what);
+  }
+  for (const text of ['- macro: m\n  condition: evt.type = openat\n', '- list: l\n  items: [a, b]\n']) {
+    assert.deepEqual(loadRuleStrings([{ file: 'parts.yaml', text }]).diagnostics, [], text);
+  }
+  // only the empty file is refused, not the file beside it; a broken file is not also called empty
+  const two = loadRuleStrings([{ file: 'a.yaml', text: rule('r', 'evt.type = openat') }, { file: 'b.yaml', text: '' }]);
+  assert.deepEqual(two.diagnostics.map((d) => d.file), ['b.yaml']);
+  assert.deepEqual(loadRuleStrings([{ file: 'bad.yaml', text: '- rule: x\n  desc: [oops\n' }]).diagnostics.map((d) => d.code), ['YAML_SYNTAX']);
+  await withRuleFiles({ 'empty.yaml': '', 'comments.yaml': '# nothing\n', 'macros.yaml': '- macro: m\n  condition: evt.type = openat\n' }, async (path) => {
+    // --rules of analyze, replay and monitor
+    for (const f of ['empty.yaml', 'comments.yaml']) {
+      await assert.rejects(loadRules([path(f)]), rulesInvalid(new RegExp(`^${path(f)}: the file defines no rule, macro or list`)), f);
+    }
+    assert.ok((await loadRules([path('macros.yaml')])).ruleset.rules.length > 0, 'the pack still runs beside a macros-only file');
+    // rules check: the diagnostic line, exit 4
+    const r = await runCli(['rules', 'check', path('empty.yaml')]);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /empty\.yaml:0: error INVALID_ITEM: the file defines no rule, macro or list/);
+    assert.equal(r.stderr, '');
+  });
+});
+
+test('YAML nested 100,000 levels deep is one YAML_SYNTAX error naming the depth limit and where, not a stack overflow', async () => {
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+  for (const [what, text, line] of [['a flow list', deep(100_000), 1], ['a flow mapping', `${'{a: '.repeat(100_000)}1${'}'.repeat(100_000)}`, 1],
+    ['a block list', `${'- '.repeat(100_000)}x\n`, 1], ["a rule's tags", `${rule('r', 'evt.type = openat')}  tags: ${deep(100_000)}\n`, 6]] as const) {
+    const { diagnostics } = loadRuleStrings([{ file: 'deep.yaml', text }]);
+    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.line]), [['YAML_SYNTAX', 'error', line]], what);
+    assert.match(diagnostics[0]!.message, /^YAML nested deeper than 256 levels .*at line \d+, column \d+/, what);
+    assert.doesNotMatch(diagnostics[0]!.message, /call stack/i, what);
+  }
+  // within the limit it is read as before
+  const tags = loadRuleStrings([{ file: 'ok.yaml', text: `${rule('r', 'evt.type = openat')}  tags: ${deep(250)}\n` }]);
+  assert.deepEqual(tags.diagnostics, []);
+  assert.deepEqual(tags.ruleset.rules.map((r) => r.name), ['r']);
+  await withRuleFiles({ 'deep.yaml': deep(100_000) }, async (path) => {
+    await assert.rejects(loadRules([path('deep.yaml')]), rulesInvalid(new RegExp(`^${path('deep.yaml')}:1: YAML nested deeper than 256 levels`)));
+    const r = await runCli(['rules', 'check', path('deep.yaml')]);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /deep\.yaml:1: error YAML_SYNTAX: YAML nested deeper than 256 levels/);
+  });
+});
+
+test("a malformed glob (a '[' no ']' closes, a backwards range, an unknown class, a lone trailing backslash) disables its rule with a BAD_VALUE error at the condition's line", async () => {
+  const patterns = ['[', '/tmp/[ab', '*.[ch', '[]', '[!]', '[z-a]*', '/dev/[[:disk:]]', 'C:\\\\'];
+  const text = [rule('good', 'evt.type = openat and fd.name glob "/etc/[!x]os[[:alpha:]]s"'),
+    ...patterns.map((p, i) => rule(`bad ${i}`, `evt.type = openat and fd.name ${i % 2 ? 'iglob' : 'glob'} '${p}'`)),
+    '- macro: bad_glob\n  condition: fd.name glob "/proc/[0-9*/mem"\n', rule('uses bad macro', 'evt.type = openat and bad_glob')].join('\n');
+  const r = loadRuleStrings([{ file: 'globs.yaml', text }]);
+  assert.deepEqual(r.ruleset.rules.map((x) => x.name), ['good']);
+  const by = new Map(r.diagnostics.map((d) => [d.rule, d]));
+  for (let i = 0; i < patterns.length; i++) {
+    const d = by.get(`bad ${i}`);
+    assert.equal(d?.code, 'BAD_VALUE', patterns[i]);
+    assert.equal(d?.severity, 'error');
+    assert.equal(d?.line, 3 + (i + 1) * 6, 'the line of the condition');
+    assert.match(d?.message ?? '', /^fd\.name i?glob: bad pattern '/);
+  }
+  assert.match(by.get('bad 0')!.message, /the '\[' at character 1 opens a character class that no '\]' closes/);
+  assert.match(by.get('bad 5')!.message, /range 'z-a' is written backwards/);
+  assert.match(by.get('bad 6')!.message, /unknown character class '\[:disk:\]'/);
+  assert.match(by.get('bad 7')!.message, /ends in a lone '\\'/);
+  assert.equal(by.get('uses bad macro')?.code, 'BAD_VALUE');
+  // what fnmatch (Falco's glob) accepts still compiles and matches as it does
+  const m = (g: string, s: string, flags = '') => compileGlob(g, flags).re.test(s);
+  assert.ok(m('/etc/[!x]os[[:alpha:]]s', '/etc/hosts') && !m('/etc/[!h]os[[:alpha:]]s', '/etc/hosts'));
+  assert.ok(m('[]a]', ']') && m('[!]a]', 'b') && !m('[!]a]', ']'));
+  assert.ok(m('a\\*', 'a*') && !m('a\\*', 'ab'), 'a backslash escapes');
+  assert.ok(m('/tmp/*', '/tmp/a\nb'), '* matches a newline, as in fnmatch');
+  assert.ok(m('/TMP/[a-c]', '/tmp/B', 'i'));
+  await withRuleFiles({ 'glob.yaml': rule('bad glob', 'fd.name glob "["') }, async (path) => {
+    await assert.rejects(loadRules([path('glob.yaml')]), rulesInvalid(new RegExp(`^${path('glob.yaml')}:3: bad glob: fd\\.name glob: bad pattern '\\['`)));
+  });
+});
+
+test('required_engine_version above the engine\'s (999, 0.27.0, 1.0.0) is a NEWER_ENGINE warning naming both versions, and the file loads; 26, "0.26.0" and lower say nothing; a malformed one is an error', async () => {
+  const file = (v: string) => `- required_engine_version: ${v}\n${rule('r', 'evt.type = openat')}`;
+  for (const v of ['26', '17', '0', '"0.26.0"', '0.25.9', '"26"']) {
+    assert.deepEqual(loadRuleStrings([{ file: 'v.yaml', text: file(v) }]).diagnostics, [], v);
+  }
+  for (const [v, shown] of [['999', '999 \\(0\\.999\\.0\\)'], ['27', '27 \\(0\\.27\\.0\\)'], ['0.27.0', '0\\.27\\.0'], ['"1.0.0"', '1\\.0\\.0']] as const) {
+    const { ruleset, diagnostics } = loadRuleStrings([{ file: 'v.yaml', text: file(v) }]);
+    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.line]), [['NEWER_ENGINE', 'warning', 1]], v);
+    assert.match(diagnostics[0]!.message, new RegExp(`requires rule engine version ${shown}, newer than the 0\\.26\\.0 sandtrace's rule engine is checked against`), v);
+    assert.deepEqual(ruleset.rules.map((r) => r.name), ['r'], v);
+  }
+  for (const v of ['0.31', 'latest', '-1', '[26]', '']) {
+    const { diagnostics } = loadRuleStrings([{ file: 'v.yaml', text: file(v) }]);
+    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity]), [['INVALID_ITEM', 'error']], v);
+    assert.match(diagnostics[0]!.message, /required_engine_version must be a whole number \(26\) or a version x\.y\.z/, v);
+  }
+  // a newer file runs (what it uses is supported); a malformed version refuses it
+  await withRuleFiles({ 'new.yaml': file('999'), 'bad.yaml': file('latest') }, async (path) => {
+    const { ruleset } = await loadRules([path('new.yaml')]);
+    assert.ok(ruleset.rules.some((r) => r.name === 'r'));
+    await assert.rejects(loadRules([path('bad.yaml')]), rulesInvalid(new RegExp(`^${path('bad.yaml')}:1: required_engine_version must be`)));
+  });
 });
