@@ -186,7 +186,8 @@ export function createAnomalyDetector(model: AnomalyModel, opts: AnomalyDetector
   const finding = (s: Segment, kind: 'window' | 'process', score: number, threshold: number): Finding => {
     const c = s.model.data.calibration;
     const evidence: Evidence[] = s.best.map((x) => ({ seq: x.seq, pid: s.pid, event: x.name, fields: { 'evt.type': x.name, surprise: round(x.value) } }));
-    const like = s.lookalike ? ` (${s.exe}, ${s.lookalike.how})` : s.unverified ? ` (exec'd as ${s.exe}, unverified: judged by the global model)` : '';
+    const like = s.lookalike ? ` (${s.exe}, ${s.lookalike.how})` : s.unverified ? ` (exec'd as ${s.exe}, unverified: judged by the global model)`
+      : model.judgedByGlobal(s.exe) ? ' (seen in too few processes while the model was learned to calibrate its own: judged by the global model)' : '';
     const whose = s.lookalike?.program ?? (s.unverified ? '' : s.exe);
     const what = kind === 'window'
       ? `${s.best.length} consecutive calls unlike ${whose || 'this program'}'s normal behaviour${like}`

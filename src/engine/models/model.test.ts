@@ -146,6 +146,27 @@ test('a program seen too briefly to calibrate borrows the global thresholds inst
   assert.equal(m.isAnomalous(m.score(['read', 'write', 'close'])), false, 'its own behaviour is normal');
 });
 
+test('a program seen too briefly whose own Markov model cannot reach the global thresholds it took is judged by the global model, and its deviation is flagged', async () => {
+  const some = (await readAdfaFolder(join(adfaDir(), 'Training_Data_Master'))).slice(0, 40).map((t) => t.calls);
+  const byExe = new Map([['/bin/busy', some], ['/bin/brief', [['read', 'write', 'close']]]]);
+  // 200 calls this data never shows (ADFA-LD names calls by number)
+  const odd = Array.from({ length: 200 }, (_, i) => ['ptrace', 'init_module', 'mount', 'setns'][i % 4]!);
+  const vmm = new AnomalyModel(trainModelFile({ traces: [], byExe, source: 'test' }, { kind: 'vmm' }));
+  const own = vmm.programs.get('/bin/brief')!;
+  assert.ok(own.scorer.maxValue <= own.data.calibration.threshold, 'its own model could never alert');
+  assert.equal(own.isAnomalous(own.score(odd)), false);
+  assert.equal(vmm.judgedByGlobal('/bin/brief'), true);
+  assert.equal(vmm.judgedByGlobal('/bin/busy'), false);
+  const m = vmm.forExe('/bin/brief')!;
+  assert.equal(m, vmm.global);
+  assert.equal(m.isAnomalous(m.score(odd)), true, JSON.stringify(m.exceeded(m.score(odd))));
+  assert.equal(m.isAnomalous(m.score(['read', 'write', 'close'])), false, 'its own run is normal');
+  // STIDE's own model reaches any threshold below 1: it keeps it
+  const stide = new AnomalyModel(trainModelFile({ traces: [], byExe, source: 'test' }, { kind: 'stide' }));
+  assert.equal(stide.judgedByGlobal('/bin/brief'), false);
+  assert.equal(stide.forExe('/bin/brief'), stide.programs.get('/bin/brief'));
+});
+
 /** strace -f of one shell command line into a log file. */
 function strace(name: string, script: string, env: Record<string, string> = {}): string {
   const log = join(tmp, `${name}.strace`);
@@ -434,6 +455,56 @@ test('model files with a corrupt table, vocabulary, smoothing, kind, calibration
     const r = await runCli(['model', 'score', path, path]);
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /^sandtrace model: .*m\.json: model for the global model has an invalid n 17 .*\[MODEL_INVALID\]\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a VMM or MIX model file whose threshold is above the most its model can score (the cap on a call's surprise) is refused, MODEL_INVALID in one line; trained files, whose brief programs borrow the global thresholds, still load", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-model-unreachable-'));
+  try {
+    const vmm = smallModel('vmm');
+    const mix = smallModel('mix');
+    const g = vmm.global!;
+    const x = mix.global!;
+    // the cap: a call never seen at all, under add-one counts over the training windows
+    const cap = Math.log2(g.table.reduce((a, [, c]) => a + c, 0) + g.vocab.length + 2);
+    const shown = String(Math.round(cap * 100) / 100).replace('.', '\\.');
+    const path = join(dir, 'm.json');
+    const load = (file: unknown) => { writeFileSync(path, JSON.stringify(file)); return loadModel(path); };
+    const cases: [string, unknown, RegExp][] = [
+      ['a trace threshold of 999 bits', { ...vmm, global: { ...g, calibration: { ...g.calibration, threshold: 999 } } },
+        new RegExp(`model for the global model has an invalid threshold 999 \\(above ${shown} bits a call, the most this model can score: no trace would ever exceed it`)],
+      ['a window threshold just above the cap', { ...vmm, global: { ...g, calibration: { ...g.calibration, windowThreshold: cap + 0.01 } } },
+        /model for the global model has an invalid window threshold [\d.]+ \(above [\d.]+ bits a call, the most this model can score: no window would ever exceed it/],
+      ["a program's model", { ...vmm, programs: { '/usr/bin/svc': { ...g, calibration: { ...g.calibration, threshold: cap + 1 } } } }, /model for \/usr\/bin\/svc has an invalid threshold/],
+      // MIX: the Markov part keeps at least (1 - lambda) of a call's probability: cap + 1 bit at lambda 0.5
+      ['a mix threshold above its bound', { ...mix, global: { ...x, lambda: 0.5, calibration: { ...x.calibration, threshold: cap + 1.5 } } }, /invalid threshold [\d.]+ \(above [\d.]+ bits a call/],
+      // STIDE scores are fractions of unseen windows: refused above 1 (and below 0) already
+      ['a STIDE threshold above 1', { ...vmm, kind: 'stide', global: { ...g, kind: 'stide', smoothing: undefined, calibration: { ...g.calibration, threshold: 1.5 } } }, /invalid threshold 1\.5 \(a fraction of unseen windows, 0 to 1\)/],
+    ];
+    for (const [what, file, why] of cases) {
+      await assert.rejects(load(file), (e: unknown) => isSandtraceError(e) && e.code === 'MODEL_INVALID'
+        && e.message.startsWith(`${path}: `) && why.test(e.message) && !e.message.includes('\n'), what);
+    }
+    // what scores can reach loads: a threshold at the cap itself (in-sample calibration can give one), a mix within its bound
+    await load({ ...vmm, global: { ...g, calibration: { ...g.calibration, threshold: cap, windowThreshold: cap } } });
+    await load({ ...mix, global: { ...x, lambda: 0.5, calibration: { ...x.calibration, threshold: cap + 0.5 } } });
+    // a trained file: a program seen in one brief process takes the global thresholds, above what its own tiny model can score
+    const r = rng(5);
+    const names = Array.from({ length: 40 }, (_, i) => `call${i}`);
+    const busy = Array.from({ length: 12 }, () => Array.from({ length: 200 }, () => names[Math.floor(r() * names.length)]!));
+    const trained = trainModelFile({ traces: [], byExe: new Map([['/bin/busy', busy], ['/bin/brief', [['read', 'write', 'close']]]]), source: 'test' }, { kind: 'vmm' });
+    const brief = trained.programs['/bin/brief']!;
+    assert.match(brief.calibration.method, /global model/);
+    assert.ok(brief.calibration.threshold > Math.log2(3 + 3 + 2), 'the borrowed threshold is above the brief model\'s cap');
+    await saveModel(path, trained);
+    assert.ok((await loadModel(path)).programs.has('/bin/brief'));
+    // at the CLI: exit 4, one line
+    writeFileSync(path, JSON.stringify({ ...vmm, global: { ...g, calibration: { ...g.calibration, threshold: 999 } } }));
+    const c = await runCli(['model', 'info', path]);
+    assert.equal(c.code, 4, c.stderr);
+    assert.match(c.stderr, /^sandtrace model: .*m\.json: model for the global model has an invalid threshold 999 \(above .*\[MODEL_INVALID\]\n$/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

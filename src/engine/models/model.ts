@@ -398,7 +398,7 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
       window, chunk, minEvidence, far, method: how, heldOut: cv.scores.length,
     };
   } else {
-    calibration = { ...fallback, method: `thresholds of the global model (only ${nonEmpty.length} process(es) of this program to calibrate on)`, heldOut: cv.scores.length };
+    calibration = { ...fallback, method: `${BORROWED} (only ${nonEmpty.length} process(es) of this program to calibrate on)`, heldOut: cv.scores.length };
   }
   return {
     kind, n, ...(kind !== 'stide' ? { smoothing } : {}), abi: opts.abi ?? 'x86_64', vocab: vocab.names, table: table.toJSON(),
@@ -407,11 +407,16 @@ export function trainProgramModel(traces: readonly (readonly string[])[], opts: 
   };
 }
 
+/** The calibration method of a program model that took the global model's thresholds (trainProgramModel). */
+const BORROWED = 'thresholds of the global model';
+
 /** A whole model file in memory: per-program models and an optional global one. */
 export class AnomalyModel {
   readonly data: ModelFileData;
   readonly programs = new Map<string, ProgramModel>();
   readonly global: ProgramModel | null;
+  /** Programs seen too briefly to calibrate their own model, which cannot reach the thresholds they took: judged by the global model. */
+  private readonly borrowed = new Set<string>();
   /** The file it was loaded from, for messages. */
   readonly source: string | undefined;
 
@@ -429,11 +434,30 @@ export class AnomalyModel {
     };
     for (const [exe, d] of Object.entries(data.programs)) this.programs.set(exe, load(d, exe));
     this.global = data.global ? load(data.global, 'the global model') : null;
+    if (this.global) unreachableThreshold(this.global, 'the global model', source);
+    for (const [exe, m] of this.programs) {
+      // A program seen in too few processes takes the global model's thresholds as they are
+      // (trainProgramModel). They were calibrated on the global model's scores, and its own small
+      // Markov model may not reach them (one `read write close` run scores at most 3 bits a call
+      // against a borrowed 10): then it is judged by the global model, which learned its runs too,
+      // and still counts as seen. (A STIDE model reaches any threshold below 1: it keeps its own.)
+      const g = this.global?.data.calibration;
+      const c = m.data.calibration;
+      const took = g && c.method.startsWith(BORROWED) && c.threshold === g.threshold && c.windowThreshold === g.windowThreshold;
+      if (took && m.scorer.maxValue <= c.threshold) this.borrowed.add(exe);
+      else if (!took) unreachableThreshold(m, exe, source);
+    }
   }
 
-  /** The model of a program, falling back to the global model. */
+  /** The model a program is judged by: its own, or the global model (unseen, or seen too briefly). */
   forExe(exe: string): ProgramModel | null {
+    if (this.borrowed.has(exe)) return this.global;
     return this.programs.get(exe) ?? this.global;
+  }
+
+  /** Whether a program the model saw is judged by the global model (too few processes to calibrate its own, which could never alert). */
+  judgedByGlobal(exe: string): boolean {
+    return this.borrowed.has(exe);
   }
 
   get name(): string {
@@ -445,6 +469,27 @@ export class AnomalyModel {
     return this.data.abi ?? 'x86_64';
   }
 }
+
+/**
+ * Refuses a model whose calibrated threshold (of the trace score or the window score) is above the
+ * largest score it can give (Scorer.maxValue: 1 for STIDE, the cap on one call's surprise for the
+ * Markov model): nothing would ever exceed it, and the model would load, run and never alert.
+ * Calibration puts thresholds at or below that (held-out scores come from models trained on less,
+ * whose caps are lower), so only a hand-edited or damaged file has one above it.
+ */
+function unreachableThreshold(m: ProgramModel, where: string, source: string | undefined): void {
+  const most = m.scorer.maxValue;
+  const c = m.data.calibration;
+  for (const [what, v] of [['threshold', c.threshold], ['window threshold', c.windowThreshold]] as const) {
+    if (!(v > most * (1 + 1e-9))) continue;
+    const unit = m.data.kind === 'stide' ? ' (every window unseen)' : ' bits a call';
+    throw new SandtraceError('MODEL_INVALID',
+      `${source ? `${source}: ` : ''}model for ${where} has an invalid ${what} ${show(v)} (above ${round2(most)}${unit}, the most this model can score: no ${what === 'threshold' ? 'trace' : 'window'} would ever exceed it, so it would never alert)`,
+      { details: { threshold: v, maxScore: most } });
+  }
+}
+
+const round2 = (x: number) => String(Math.round(x * 100) / 100);
 
 /**
  * Refuses to judge calls of one ABI with a model of the other: the two tables name calls

@@ -316,6 +316,15 @@ export class MixScorer implements Scorer {
     this.cache = new NeuralStreamCache(lm);
   }
 
+  /**
+   * A bound on a call's surprise: the Markov part alone gives the mixture at least (1 - lambda) of
+   * its probability, so at most its cap plus -log2(1 - lambda) bits; unbounded with the neural
+   * model alone (lambda 1), whose softmax can make a call as unlikely as its weights allow.
+   */
+  get maxValue(): number {
+    return this.lambda < 1 ? this.vmm.maxValue - Math.log2(1 - this.lambda) : Infinity;
+  }
+
   stream(): ScoreStream {
     const inner = this.vmm.stream();
     const cache = this.cache;

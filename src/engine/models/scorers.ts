@@ -19,6 +19,8 @@ export interface ScoreStream {
 
 export interface Scorer {
   readonly kind: ModelKind;
+  /** The largest anomaly value one call can get, so the largest trace or window score (a mean of them). */
+  readonly maxValue: number;
   stream(): ScoreStream;
   /** Anomaly value of every call of a whole trace (same numbers as a stream would give). */
   values(trace: Int32Array): Float64Array;
@@ -26,6 +28,7 @@ export interface Scorer {
 
 export class StideScorer implements Scorer {
   readonly kind = 'stide' as const;
+  readonly maxValue = 1;
   constructor(private readonly table: NgramTable) {}
 
   stream(): ScoreStream {
@@ -168,6 +171,11 @@ export class VmmScorer implements Scorer {
       p = (c + u * p) / ((tot[node] as number) + u);
     }
     return Math.min(this.cap, -Math.log2(p));
+  }
+
+  /** Every surprise is capped (see cap), so no call, trace or window scores more. */
+  get maxValue(): number {
+    return this.cap;
   }
 
   stream(): ScoreStream {
