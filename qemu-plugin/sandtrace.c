@@ -15,7 +15,8 @@
  * recvmmsg, at the return, where the call's msg_name pointers and rooms say. A call a signal handler
  * interrupts returns into the handler: its result is read from the signal frame. An open whose path
  * could not be read at the call is named at the return by the file the descriptor it returned
- * refers to (the task's file table, its dentries walked up to the task's root), not read again.
+ * refers to (the task's file table, its dentries walked up to the task's root), not read again; a
+ * connect whose address could not be read, by the peer its socket was connected to (sk_common).
  * Debian ships no qemu-plugin.h, so the documented API functions used are declared here
  * (QEMU include/qemu/qemu-plugin.h, plugin API version 4 = QEMU 9.2/10.0).
  */
@@ -96,6 +97,11 @@ static int64_t off_task_fs = -1, off_pwd_dentry = -1, off_pwd_mnt = -1;
  * to (optional: without them such a path is read again at the return) */
 static int64_t off_task_files = -1, off_files_fdt = -1, off_fdt_fd = -1, off_fdt_max = -1, off_dhash_pprev = -1, off_root_dentry = -1,
                off_root_mnt = -1;
+/* a connect's socket by its descriptor (the file table above): file->f_inode->i_mode (S_IFSOCK),
+ * file->private_data (struct socket), socket->sk, and in the sock's __sk_common the family, the
+ * peer's port and IPv4 or IPv6 address (optional: without them such an address is read again) */
+static int64_t off_file_inode = -1, off_inode_mode = -1, off_file_private = -1, off_socket_sk = -1, off_sk_family = -1, off_sk_dport = -1,
+               off_sk_daddr = -1, off_sk_v6daddr = -1;
 static int out_fd = -1;
 
 static volatile int slide_known;
@@ -120,12 +126,19 @@ enum { REC_ENTER = 1, REC_RET = 2, REC_INFO = 3, REC_PROC = 4, REC_ENTER32 = 5, 
  * read (its MMSG blobs say which; read again at the return) */
 #define MMSG_UNREAD 0x08000000u
 enum { BLOB_PATH = 1, BLOB_PATH2 = 2, BLOB_ARGV = 3, BLOB_SOCKADDR = 4, BLOB_EXE = 5, BLOB_COMM = 6, BLOB_NEWARGV = 7, BLOB_EXECFN = 8, BLOB_UID = 9, BLOB_CWD = 10,
-       BLOB_SCARGS = 11, BLOB_OUTADDR = 12, BLOB_MMSG = 13, BLOB_OUTMMSG = 14, BLOB_FDPATH = 15 };
+       BLOB_SCARGS = 11, BLOB_OUTADDR = 12, BLOB_MMSG = 13, BLOB_OUTMMSG = 14, BLOB_FDPATH = 15, BLOB_PEER = 16 };
 /*
  * RET of an open, creat, openat or openat2 (either ABI) whose path could not be read at the call and
  * that returned a descriptor: instead of the caller's string read again (BLOB_PATH, RET_REREAD), the
  * name of the file the descriptor refers to, as BLOB_CWD: "/", then one blob per component, leaf
  * first, up to the task's root (blob_fdpath). No RET_REREAD then.
+ */
+/*
+ * RET of a connect (x86_64 42; i386 362, direct or through socketcall 102 whose argument array was
+ * read at the call) whose address could not be read at the call and that connected (0, or
+ * -EINPROGRESS): instead of the caller's sockaddr read again (BLOB_SOCKADDR, RET_REREAD), the peer
+ * the kernel connected the socket to, as getpeername() gives it: one PEER blob, a sockaddr_in (16
+ * bytes) or sockaddr_in6 (28, flowinfo and scope 0) (blob_peer). No RET_REREAD then.
  */
 /*
  * sendmmsg/recvmmsg: one MMSG blob (sendmmsg's msg_name, read at the call: ENTER, or RET when read
@@ -323,7 +336,7 @@ enum { RETRY_PATH = 1, RETRY_PATH2 = 2, RETRY_SOCK = 4, RETRY_OUT = 8 };
  * is the one it saved); the kernel makes the call again (the result is no result) */
 #define RET_SIGFRAME 0x8u
 #define RET_RESTART 0x10u
-struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; struct outmm mm; };
+struct retry { uint64_t task, nr, a[6], ip, sp; struct outaddr out; uint32_t what; int via; struct outmm mm; uint64_t connfd; };
 static struct retry retries[RETRY_SLOTS];
 static int retry_count;
 static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -587,9 +600,22 @@ static bool is_open(uint64_t nr, unsigned ptr) {
     return ptr == 8 ? nr == 2 || nr == 85 || nr == 257 || nr == 437 : nr == 5 || nr == 8 || nr == 295 || nr == 437;
 }
 
+static bool fdtable_known(void) {
+    return off_task_files >= 0 && off_files_fdt >= 0 && off_fdt_fd >= 0 && off_fdt_max >= 0;
+}
+
 static bool fdpath_known(void) {
-    return mounts_known() && off_task_files >= 0 && off_files_fdt >= 0 && off_fdt_fd >= 0 && off_fdt_max >= 0 && off_dhash_pprev >= 0 &&
-           off_task_fs >= 0 && off_root_dentry >= 0 && off_root_mnt >= 0;
+    return mounts_known() && fdtable_known() && off_dhash_pprev >= 0 && off_task_fs >= 0 && off_root_dentry >= 0 && off_root_mnt >= 0;
+}
+
+/* The struct file behind descriptor fd of task (task->files->fdt->fd[fd], below fdt->max_fds), 0
+ * when there is none (fdtable_known() first). */
+static uint64_t fd_file(uint64_t task, uint64_t fd) {
+    uint64_t files = mem64(task + (uint64_t)off_task_files), fdt = files ? mem64(files + (uint64_t)off_files_fdt) : 0, fds;
+    uint32_t max = 0;
+    if (!fdt || !mem(fdt + (uint64_t)off_fdt_max, &max, 4) || fd >= max) return 0;
+    fds = mem64(fdt + (uint64_t)off_fdt_fd);
+    return fds ? mem64(fds + 8 * fd) : 0;
 }
 
 /*
@@ -601,11 +627,7 @@ static bool fdpath_known(void) {
  * too deep or too long for the record (cut).
  */
 static uint8_t *blob_fdpath(uint8_t *p, uint8_t *end, uint64_t task, uint64_t fd) {
-    uint64_t files = mem64(task + (uint64_t)off_task_files), fdt = files ? mem64(files + (uint64_t)off_files_fdt) : 0, fds, file, d, vfs, pprev, fs;
-    uint32_t max = 0;
-    if (!fdt || !mem(fdt + (uint64_t)off_fdt_max, &max, 4) || fd >= max) return p;
-    fds = mem64(fdt + (uint64_t)off_fdt_fd);
-    file = fds ? mem64(fds + 8 * fd) : 0;
+    uint64_t file = fd_file(task, fd), d, vfs, pprev, fs;
     if (!file) return p;
     d = mem64(file + (uint64_t)off_fpath_dentry);
     vfs = mem64(file + (uint64_t)off_fpath_mnt);
@@ -617,6 +639,50 @@ static uint8_t *blob_fdpath(uint8_t *p, uint8_t *end, uint64_t task, uint64_t fd
     int how;
     uint8_t *q = blob_path(p, end, BLOB_FDPATH, d, vfs, &r, &how);
     return how == WALK_ROOT ? q : p;
+}
+
+/* connect: x86_64 42, i386 362 (also what socketcall's call 3 stands for) */
+static bool is_connect(uint64_t nr, unsigned ptr) { return nr == (ptr == 8 ? 42u : 362u); }
+#define NO_FD (~0ull)
+
+static bool peer_known(void) {
+    return fdtable_known() && off_file_inode >= 0 && off_inode_mode >= 0 && off_file_private >= 0 && off_socket_sk >= 0 && off_sk_family >= 0 &&
+           off_sk_dport >= 0 && off_sk_daddr >= 0 && off_sk_v6daddr >= 0;
+}
+
+#define S_IFMT_ 0170000
+#define S_IFSOCK_ 0140000
+/*
+ * The peer the socket behind descriptor fd of task is connected to (a connect's result), as
+ * getpeername() gives it: its sock's family, destination port and address (sk->__sk_common), as a
+ * sockaddr_in or sockaddr_in6 in a PEER blob. Unlike the caller's sockaddr read again, no other
+ * thread can change it once the kernel connected. p unchanged when there is none: no such
+ * descriptor, not a socket, a family other than inet and inet6 (unix, netlink...), no peer (port 0;
+ * an IPv4 address 0).
+ */
+static uint8_t *blob_peer(uint8_t *p, uint8_t *end, uint64_t task, uint64_t fd) {
+    uint64_t file = fd_file(task, fd), inode = file ? mem64(file + (uint64_t)off_file_inode) : 0, sock, sk;
+    uint16_t mode = 0, fam = 0, port = 0;
+    if (!inode || !mem(inode + (uint64_t)off_inode_mode, &mode, 2) || (mode & S_IFMT_) != S_IFSOCK_) return p;
+    sock = mem64(file + (uint64_t)off_file_private);
+    sk = sock ? mem64(sock + (uint64_t)off_socket_sk) : 0;
+    if (!sk || !mem(sk + (uint64_t)off_sk_family, &fam, 2) || !mem(sk + (uint64_t)off_sk_dport, &port, 2) || !port) return p;
+    uint8_t sa[28] = { 0 }; /* family, port (network order), then sin_addr or sin6_flowinfo, sin6_addr */
+    size_t n;
+    memcpy(sa, &fam, 2);
+    memcpy(sa + 2, &port, 2);
+    if (fam == AF_INET) {
+        uint32_t a = 0;
+        if (!mem(sk + (uint64_t)off_sk_daddr, &a, 4) || !a) return p;
+        memcpy(sa + 4, &a, 4);
+        n = 16;
+    } else if (fam == AF_INET6) {
+        if (!mem(sk + (uint64_t)off_sk_v6daddr, sa + 8, 16)) return p;
+        n = 28;
+    } else {
+        return p;
+    }
+    return blob(p, end, BLOB_PEER, sa, n);
 }
 
 /*
@@ -761,16 +827,19 @@ static void out_mmsg(struct argspec s, const uint64_t *a, unsigned ptr, struct o
 /* The socket address of a call (spec s over its arguments a); for an i386 socketcall, the words
  * of its argument array, as the kernel copies them, and the address they point to (a call number
  * out of range: the kernel refuses it, EINVAL; nothing to read). *o: where an address will be
- * written back. */
+ * written back; *connfd (when given): a connect's descriptor, as the kernel takes it (a socketcall's
+ * only when its array could be read), else NO_FD. */
 static uint8_t *blob_sock(uint8_t *p, uint8_t *end, const struct abi *ab, uint64_t nr, const uint64_t *a, uint32_t *flags, struct outaddr *o,
-                          struct outmm *m) {
+                          struct outmm *m, uint64_t *connfd) {
     p = blob_sa_args(p, end, ab->spec[nr], a, ab->ptr, flags);
     out_addr(ab->spec[nr], a, ab->ptr, o);
     if (ab->spec[nr].rmm) out_mmsg(ab->spec[nr], a, ab->ptr, m);
+    if (connfd) *connfd = is_connect(nr, ab->ptr) ? (uint32_t)a[0] : NO_FD; /* (an int: a negative one is no descriptor) */
     if (ab->ptr == 4 && nr == NR32_SOCKETCALL && a[0] >= 1 && a[0] <= 20) {
         uint32_t w[6] = { 0 };
         if (!mem(a[1], w, sc_nargs[a[0]] * 4u)) { *flags |= SCARGS_UNREAD; return p; }
         p = blob(p, end, BLOB_SCARGS, w, sc_nargs[a[0]] * 4u);
+        if (connfd && a[0] == 3) *connfd = w[0];
         uint64_t wa[6] = { w[0], w[1], w[2], w[3], w[4], w[5] };
         p = blob_sa_args(p, end, sc_spec[a[0]], wa, 4, flags);
         out_addr(sc_spec[a[0]], wa, 4, o);
@@ -989,13 +1058,14 @@ static void on_entry(unsigned int vcpu, void *ud) {
         struct outaddr out = { 0, 0, 0, 0 };
         struct outmm mm;
         mm.set = 0;
-        p = blob_sock(p, end, ab, nr, a, &sflags, &out, &mm);
+        uint64_t connfd = NO_FD;
+        p = blob_sock(p, end, ab, nr, a, &sflags, &out, &mm, &connfd);
         flags |= sflags;
         memcpy(rec + sizeof h + 4, &flags, 4);
         uint32_t what = (ok1 ? 0 : RETRY_PATH) | (ok2 ? 0 : RETRY_PATH2) | (sflags & (ADDR_UNREAD | SCARGS_UNREAD | MMSG_UNREAD) ? RETRY_SOCK : 0) |
                         (out.ptr || out.msg || mm.set ? RETRY_OUT : 0);
         if (what && task && !exec) {
-            struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via, { 0 } };
+            struct retry r = { 0, nr | (uint64_t)ab->enter << 32, { 0 }, pr[16], pr[19], out, what, via, { 0 }, connfd };
             memcpy(r.a, a, sizeof r.a);
             if (mm.set) r.mm = mm;
             retry_put(task, &r);
@@ -1053,13 +1123,20 @@ static void on_return(unsigned int vcpu, void *ud) {
         bool done = back == BACK_DONE || back == BACK_FRAME;
         /* an open that returned a descriptor: its file's name, not the caller's string again (a
          * thread could have rewritten it since the kernel copied it); read again when it has none */
-        uint8_t *named = p;
+        uint8_t *named = p, *peer;
         if ((rt.what & RETRY_PATH) && done && (int64_t)ax >= 0 && is_open(orig, ab->ptr) && fdpath_known()) named = blob_fdpath(p, end, task, ax);
-        if ((rt.what & (RETRY_PATH2 | RETRY_SOCK)) || ((rt.what & RETRY_PATH) && named == p)) rflags |= RET_REREAD;
+        /* a connect that connected (0, or -EINPROGRESS: the peer is set, the handshake under way):
+         * the peer of its socket, not the caller's sockaddr again (a thread could have rewritten it
+         * while the connect waited); read again when there is none (another family, a failed call) */
+        peer = named;
+        if ((rt.what & RETRY_SOCK) && rt.connfd != NO_FD && done && ((int64_t)ax == 0 || (int64_t)ax == -115) && peer_known())
+            peer = blob_peer(named, end, task, rt.connfd);
+        if ((rt.what & RETRY_PATH2) || ((rt.what & RETRY_SOCK) && peer == named) || ((rt.what & RETRY_PATH) && named == p)) rflags |= RET_REREAD;
         if (named != p) p = named;
         else if (rt.what & RETRY_PATH) p = blob_str(p, end, BLOB_PATH, rt.a[s.path - 1]);
         if (rt.what & RETRY_PATH2) p = blob_str(p, end, BLOB_PATH2, rt.a[s.path2 - 1]);
-        if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late, &late_mm);
+        if (peer != named) p = peer;
+        else if (rt.what & RETRY_SOCK) p = blob_sock(p, end, ab, orig, rt.a, &rflags, &late, &late_mm, NULL);
         /* a socketcall unpacked only now: *addrlen already holds what the kernel wrote, the
          * caller's room is not known (as in the eBPF probe) */
         if (!out.ptr && !out.msg && (late.ptr || late.msg)) { out = late; out.room = ROOM_UNKNOWN; }
@@ -1230,6 +1307,14 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         else if (K("dhash")) off_dhash_pprev = strtoll(v, NULL, 0);
         else if (K("root")) off_root_dentry = strtoll(v, NULL, 0);
         else if (K("rootmnt")) off_root_mnt = strtoll(v, NULL, 0);
+        else if (K("finode")) off_file_inode = strtoll(v, NULL, 0);
+        else if (K("imode")) off_inode_mode = strtoll(v, NULL, 0);
+        else if (K("fpriv")) off_file_private = strtoll(v, NULL, 0);
+        else if (K("socksk")) off_socket_sk = strtoll(v, NULL, 0);
+        else if (K("skfamily")) off_sk_family = strtoll(v, NULL, 0);
+        else if (K("skdport")) off_sk_dport = strtoll(v, NULL, 0);
+        else if (K("skdaddr")) off_sk_daddr = strtoll(v, NULL, 0);
+        else if (K("skv6daddr")) off_sk_v6daddr = strtoll(v, NULL, 0);
         else if (K("sigrt")) parse_frame(v, &sf64, true);
         else if (K("sigrt32")) parse_frame(v, &sfrt32, true);
         else if (K("sig32")) parse_frame(v, &sf32, false);

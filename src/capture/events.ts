@@ -96,7 +96,8 @@ export interface SyscallEvent extends EventBase {
   /**
    * connect whose address could not be read at the call and that connected (0, or EINPROGRESS):
    * `addr` is instead the peer the kernel connected the socket to, read from the socket at the
-   * return (inet and inet6 only), as getpeername() would give it. Not `readAtExit`. Set by the eBPF probe.
+   * return (inet and inet6 only), as getpeername() would give it. Not `readAtExit`. Set by the eBPF probe
+   * and by VM introspection.
    */
   addrFromKernel?: true;
   /** Arguments the source could not read at all (e.g. a bad pointer: the field is then absent, not empty). */

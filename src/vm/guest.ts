@@ -128,12 +128,22 @@ export function pluginArgs(p: KernelProfile, sock: string): string {
   const fs = o['fs_struct.pwd'] ?? -1;
   const cwd = { taskfs: o['task_struct.fs'], pwd: fs < 0 ? -1 : fs + o['path.dentry'], pwdmnt: fs < 0 ? -1 : fs + o['path.mnt'] };
   if (known(cwd)) Object.assign(kv, cwd);
+  // a descriptor's file (task->files->fdt->fd[fd], below max_fds), for the two below
+  const fdt = { files: o['task_struct.files'], fdt: o['files_struct.fdt'], fdtfd: o['fdtable.fd'], maxfds: o['fdtable.max_fds'] };
   // an open whose path could not be read at the call: named by the file of the descriptor it returned
   // (with the mount offsets above; without them, read again at the return)
   const root = o['fs_struct.root'] ?? -1;
-  const fdpath = { taskfs: o['task_struct.fs'], files: o['task_struct.files'], fdt: o['files_struct.fdt'], fdtfd: o['fdtable.fd'],
-    maxfds: o['fdtable.max_fds'], dhash: o['dentry.d_hash.pprev'], root: root < 0 ? -1 : root + o['path.dentry'], rootmnt: root < 0 ? -1 : root + o['path.mnt'] };
-  if (known(mounts) && known(fdpath)) Object.assign(kv, fdpath);
+  const fdpath = { taskfs: o['task_struct.fs'], dhash: o['dentry.d_hash.pprev'], root: root < 0 ? -1 : root + o['path.dentry'],
+    rootmnt: root < 0 ? -1 : root + o['path.mnt'] };
+  if (known(fdt) && known(mounts) && known(fdpath)) Object.assign(kv, fdt, fdpath);
+  // a connect whose address could not be read at the call: the peer of the socket behind its descriptor
+  // (sk->__sk_common; without these offsets, read again at the return)
+  const skc = o['sock.__sk_common'] ?? -1;
+  const at = (f: 'sock_common.skc_family' | 'sock_common.skc_dport' | 'sock_common.skc_daddr' | 'sock_common.skc_v6_daddr') =>
+    skc < 0 || (o[f] ?? -1) < 0 ? -1 : skc + o[f];
+  const peer = { finode: o['file.f_inode'], imode: o['inode.i_mode'], fpriv: o['file.private_data'], socksk: o['socket.sk'],
+    skfamily: at('sock_common.skc_family'), skdport: at('sock_common.skc_dport'), skdaddr: at('sock_common.skc_daddr'), skv6daddr: at('sock_common.skc_v6_daddr') };
+  if (known(fdt) && known(peer)) Object.assign(kv, fdt, peer);
   // signal frames: a call a handler interrupts returns into the handler, its result saved in the frame
   const frame = (s: string, fields: string[]) => {
     const v = fields.map((f) => (o as Record<string, number | undefined>)[`${s}.${f}`]);

@@ -82,6 +82,12 @@ test('profile: offsets are consistent with the kernel ABI and the cache returns 
     // dentry's d_flags and d_seq; all present in 6.1
     assert.deepEqual([o['fdtable.max_fds'], o['fdtable.fd'], o['fs_struct.pwd'] - o['fs_struct.root'], o['dentry.d_hash.pprev']], [0, 8, 16, 16]);
     assert.ok(o['task_struct.files'] > 0 && o['files_struct.fdt'] > 0);
+    // a connect's peer: struct sock starts with its sock_common, whose skc_addrpair (daddr, then
+    // rcv_saddr) leads, skc_portpair (dport, then num) follows skc_hash, and skc_family after them;
+    // inode's i_mode first; all present in 6.1 (CONFIG_IPV6=y: skc_v6_daddr)
+    assert.deepEqual([o['sock.__sk_common'], o['sock_common.skc_daddr'], o['sock_common.skc_dport'], o['sock_common.skc_family'], o['inode.i_mode']],
+      [0, 0, 12, 16, 0]);
+    assert.ok(o['sock_common.skc_v6_daddr'] > 16 && o['file.f_inode'] > 0 && o['file.private_data'] > 0 && o['socket.sk'] > 0);
     const entry = BigInt(p.syscall.entry), after = BigInt(p.syscall.afterCall);
     assert.ok(after > entry && after - entry < 512n);
     assert.match(p.syscall.entryBytes, /0f01f8$/); // ends with swapgs
@@ -130,7 +136,7 @@ test('profile: the i386 (compat) hooks of an IA32_EMULATION kernel are calls the
   assert.equal(afterCallTo(vmlinux, elf, at('entry_SYSCALL_64'), at('do_syscall_64')), BigInt(p.syscall.afterCall));
 });
 
-test('plugin arguments: the descriptor walk\'s offsets go to the plugin only when all of them (and the mount offsets) are known', () => {
+test('plugin arguments: the descriptor walk\'s offsets go to the plugin only when all of them (and the mount offsets) are known; a connect\'s peer\'s, with the file table\'s', () => {
   const p = buildProfile(readFileSync(kernelPath()));
   const o = p.offsets;
   const args = (q: typeof p) => Object.fromEntries(pluginArgs(q, '/s').split(',').slice(1).map((kv) => kv.split('=') as [string, string]));
@@ -138,11 +144,30 @@ test('plugin arguments: the descriptor walk\'s offsets go to the plugin only whe
   assert.deepEqual([a['files'], a['fdt'], a['fdtfd'], a['maxfds'], a['dhash'], a['taskfs'], a['root'], a['rootmnt']].map(Number),
     [o['task_struct.files'], o['files_struct.fdt'], o['fdtable.fd'], o['fdtable.max_fds'], o['dentry.d_hash.pprev'], o['task_struct.fs'],
       o['fs_struct.root'] + o['path.dentry'], o['fs_struct.root'] + o['path.mnt']]);
-  // a kernel whose BTF lacks one of them: no descriptor walk (the plugin reads such a path again)
-  for (const f of ['fdtable.max_fds', 'fs_struct.root', 'mount.mnt_parent'] as const) {
+  const skc = o['sock.__sk_common'];
+  assert.deepEqual([a['finode'], a['imode'], a['fpriv'], a['socksk'], a['skfamily'], a['skdport'], a['skdaddr'], a['skv6daddr']].map(Number),
+    [o['file.f_inode'], o['inode.i_mode'], o['file.private_data'], o['socket.sk'], skc + o['sock_common.skc_family'], skc + o['sock_common.skc_dport'],
+      skc + o['sock_common.skc_daddr'], skc + o['sock_common.skc_v6_daddr']]);
+  const FDT = ['files', 'fdt', 'fdtfd', 'maxfds'], FDPATH = ['dhash', 'root', 'rootmnt'], PEER = ['finode', 'imode', 'fpriv', 'socksk', 'skfamily', 'skdport', 'skdaddr', 'skv6daddr'];
+  const given = (b: Record<string, string>, keys: string[]) => keys.filter((k) => k in b);
+  // a kernel whose BTF lacks one of them: no descriptor walk (the plugin reads such a path again);
+  // without the mount offsets the peer's still go (with the file table's)
+  for (const f of ['fs_struct.root', 'mount.mnt_parent'] as const) {
     const b = args({ ...p, offsets: { ...o, [f]: -1 } });
-    assert.deepEqual(['files', 'fdt', 'fdtfd', 'maxfds', 'dhash', 'root', 'rootmnt'].filter((k) => k in b), [], f);
+    assert.deepEqual([given(b, FDT), given(b, FDPATH), given(b, PEER)], [FDT, [], PEER], f);
   }
+  // without the file table: neither
+  const b = args({ ...p, offsets: { ...o, 'fdtable.max_fds': -1 } });
+  assert.deepEqual([given(b, FDT), given(b, FDPATH), given(b, PEER)], [[], [], []]);
+  // without one of the socket's (a kernel without CONFIG_IPV6 has no skc_v6_daddr): no peer (such
+  // an address is read again), the descriptor walk as before; also from a profile without them at all
+  for (const f of ['sock_common.skc_v6_daddr', 'sock.__sk_common', 'socket.sk', 'inode.i_mode'] as const) {
+    const c = args({ ...p, offsets: { ...o, [f]: -1 } });
+    assert.deepEqual([given(c, FDT), given(c, FDPATH), given(c, PEER)], [FDT, FDPATH, []], f);
+  }
+  const { 'file.f_inode': _, ...older } = o;
+  const d = args({ ...p, offsets: older as typeof o });
+  assert.deepEqual([given(d, FDT), given(d, FDPATH), given(d, PEER)], [FDT, FDPATH, []]);
 });
 
 test('profile: bad input gives typed errors', () => {

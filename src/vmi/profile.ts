@@ -9,7 +9,7 @@ import { decompressKernel, parseElf, section, vaddrToOffset, type KernelElf } fr
 import { Btf } from './btf.js';
 import { parseKallsyms, type KSym } from './kallsyms.js';
 
-export const PROFILE_VERSION = 9;
+export const PROFILE_VERSION = 10;
 
 const SIGFRAME_FIELDS = [
   'rt_sigframe.info', 'rt_sigframe.uc', 'rt_sigframe.uc.uc_mcontext.ax', 'rt_sigframe.uc.uc_mcontext.ip', 'rt_sigframe.uc.uc_mcontext.sp',
@@ -19,6 +19,11 @@ const SIGFRAME_FIELDS = [
 
 const FDPATH_FIELDS = [
   'task_struct.files', 'files_struct.fdt', 'fdtable.fd', 'fdtable.max_fds', 'fs_struct.root', 'dentry.d_hash.pprev',
+] as const;
+
+const PEER_FIELDS = [
+  'file.f_inode', 'inode.i_mode', 'file.private_data', 'socket.sk', 'sock.__sk_common', 'sock_common.skc_family', 'sock_common.skc_dport',
+  'sock_common.skc_daddr', 'sock_common.skc_v6_daddr',
 ] as const;
 
 /** Struct fields the introspection reads, as 'struct.field' (or 'struct.field.field...') -> byte offset. */
@@ -33,13 +38,18 @@ export const FIELDS = [
   // walked up to the task's root (task->fs->root); d_hash.pprev NULL: an unhashed (unlinked) dentry
   // (optional: -1 when absent; such a path is then read again at the return)
   ...FDPATH_FIELDS,
+  // a connect's peer, from the socket behind its descriptor (the file table above): the file's inode
+  // is a socket (i_mode S_IFSOCK), private_data its struct socket, ->sk its sock, whose __sk_common
+  // holds the family, the peer's port and its IPv4 or IPv6 address (optional: -1 when absent; such
+  // an address is then read again at the return; skc_v6_daddr is absent without CONFIG_IPV6)
+  ...PEER_FIELDS,
   // the signal frames the kernel writes on the user stack for a handler (the 64-bit one; the ia32
   // ones with and without SA_SIGINFO): where the interrupted call's registers are saved, and what
   // the handler's registers point to (optional: a call's result is then read from the registers only)
   ...SIGFRAME_FIELDS,
 ] as const;
 const OPTIONAL_FIELDS: readonly string[] = ['task_struct.thread_pid', 'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'vfsmount.mnt_root',
-  'task_struct.fs', 'fs_struct.pwd', ...FDPATH_FIELDS, ...SIGFRAME_FIELDS];
+  'task_struct.fs', 'fs_struct.pwd', ...FDPATH_FIELDS, ...PEER_FIELDS, ...SIGFRAME_FIELDS];
 export type Field = (typeof FIELDS)[number];
 
 export const SYMBOLS = ['_text', 'init_task', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'entry_SYSCALL_64',

@@ -234,6 +234,13 @@ export class VmiCollector implements Collector {
     const named = rec.fdPathParts && !rec.fdPathParts.includes(PATH_CUT) ? exePath(rec.fdPathParts) || '/' : undefined;
     if (named !== undefined) { enter.path = named; enter.pathFromKernel = true; }
     if (rec.path2 !== undefined) enter.path2 = rec.path2;
+    // a connect that connected: the peer the kernel connected its socket to, which no thread can change
+    // (read from the socket: neither unreadable nor cut, whatever the caller's sockaddr was)
+    if (rec.peer && ADDR_CALLS[enter.abi].has(enter.nr)) {
+      enter.sockaddr = rec.peer;
+      enter.addrFromKernel = true;
+      enter.flags &= ~(ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.ADDR_CUT);
+    }
     if (rec.flags & RET_REREAD) {
       // sendmmsg's messages (direct or through socketcall): what was read at the call stands up to
       // the first message unreadable then; only from there on is the return's reading taken (a
@@ -357,6 +364,7 @@ export class VmiCollector implements Collector {
     if (isExecNr(e.abi, e.nr)) ev.argv = e.argv;
     if (e.readAtExit) ev.readAtExit = true;
     if (e.pathFromKernel) ev.pathFromKernel = true;
+    if (e.addrFromKernel) ev.addrFromKernel = true;
     if (e.signal) ev.signal = e.signal;
     if (e.abi === 'i386' && e.nr === SOCKETCALL) {
       // unpacked into the direct call it stands for, with the words the kernel copied as its arguments

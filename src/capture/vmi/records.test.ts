@@ -197,6 +197,41 @@ test('socket arguments unreadable at the call and read at its return replace the
   ]);
 });
 
+test('a connect that connected, its address unreadable at the call (PEER blob): the address is its socket\'s peer, addrFromKernel and not readAtExit', async () => {
+  const in6 = Buffer.alloc(28); in6.writeUInt16LE(10, 0); in6.writeUInt16BE(4242, 2); in6.writeUInt16BE(1, 22);
+  const peer = (b: Buffer) => blob(BLOB.PEER, b);
+  const stream = Buffer.concat([
+    // x86_64 connect: the peer instead of the sockaddr read again, no RET_REREAD (an address longer
+    // than 128 bytes at the call, cut and unreadable then, is neither once named by the kernel)
+    enter(REC.ENTER, 32, 42, [3, 0x7f0000001000, 16], [], ENTER_FLAG.ADDR_UNREAD), ret(REC.RET, 32, 42, 0n, [peer(IN4(443))]),
+    enter(REC.ENTER, 32, 42, [4, 0x7f0000002000, 200], [], ENTER_FLAG.ADDR_UNREAD | ENTER_FLAG.ADDR_CUT), ret(REC.RET, 32, 42, -115n, [peer(IN4(80))]),
+    enter(REC.ENTER, 32, 42, [5, 0x7f0000003000, 28], [], ENTER_FLAG.ADDR_UNREAD), ret(REC.RET, 32, 42, 0n, [peer(in6)]),
+    // i386 direct, and through socketcall (its array read at the call: the words stay the call's)
+    enter(REC.ENTER32, 32, 362, [3, 0x8049100, 16], [], ENTER_FLAG.ADDR_UNREAD), ret(REC.RET32, 32, 362, 0n, [peer(IN4(7))]),
+    enter(REC.ENTER32, 32, 102, [3, 0x80a0000], [blob(BLOB.SCARGS, words(3, 0x80b0000, 16))], ENTER_FLAG.ADDR_UNREAD),
+    ret(REC.RET32, 32, 102, 0n, [peer(IN4(9))]),
+    // refused: no peer, the sockaddr read again, as before
+    enter(REC.ENTER, 32, 42, [6, 0x7f0000004000, 16], [], ENTER_FLAG.ADDR_UNREAD), ret(REC.RET, 32, 42, -111n, [blob(BLOB.SOCKADDR, IN4(1))], RET_REREAD),
+  ]);
+  const r = new RecordReader();
+  const x = r.push(stream)[1];
+  assert.ok(x?.kind === 'ret');
+  assert.deepEqual([x.peer, x.sockaddr, x.flags], [IN4(443), undefined, 0]);
+  const { events } = await collectStream(stream);
+  const inet = (port: number) => ({ family: 'inet', address: '127.0.0.1', port });
+  const got = events.map((e) => e.type === 'syscall'
+    ? [e.abi, e.name, e.via ?? null, e.args.slice(0, 3), e.ret, e.addr ?? null, e.addrFromKernel ?? null, e.readAtExit ?? null, e.unreadable ?? null, e.truncated ?? null]
+    : [e.type]);
+  assert.deepEqual(got, [
+    ['x86_64', 'connect', null, [3, 0x7f0000001000, 16], 0, inet(443), true, null, null, null],
+    ['x86_64', 'connect', null, [4, 0x7f0000002000, 200], -115, inet(80), true, null, null, null],
+    ['x86_64', 'connect', null, [5, 0x7f0000003000, 28], 0, { family: 'inet6', address: '::1', port: 4242 }, true, null, null, null],
+    ['i386', 'connect', null, [3, 0x8049100, 16], 0, inet(7), true, null, null, null],
+    ['i386', 'connect', 'socketcall', [3, 0x80b0000, 16], 0, inet(9), true, null, null, null],
+    ['x86_64', 'connect', null, [6, 0x7f0000004000, 16], -111, inet(1), null, true, null, null],
+  ]);
+});
+
 test('an open named from its descriptor (FDPATH blobs): the path is the file\'s, absolute, pathFromKernel and not readAtExit', async () => {
   const fd = (...parts: string[]) => parts.map((p) => blob(BLOB.FDPATH, Buffer.from(p)));
   const stream = Buffer.concat([

@@ -7,7 +7,11 @@
 // again at the return (their blobs follow), except for an open, creat, openat or openat2 that
 // returned a descriptor: its path, unreadable at entry, is then the name of the file opened (FDPATH
 // blobs, leaf first after a '/' one, walked from the descriptor up to the task's root), without
-// RET_REREAD; RET_OUT_* for an address the kernel wrote back (accept,
+// RET_REREAD; and except for a connect (x86_64, i386 direct or through a socketcall whose argument
+// array was read at entry) that connected (0, or -EINPROGRESS): its address, unreadable at entry,
+// is then the peer the kernel connected its socket to (one PEER blob: a sockaddr_in or sockaddr_in6
+// built from the socket's sk_common, as getpeername() gives it), without RET_REREAD; RET_OUT_* for
+// an address the kernel wrote back (accept,
 // accept4, recvfrom, recvmsg, getsockname, getpeername, direct or through socketcall: OUTADDR blob),
 // read at the return of a call that completed, no longer than the caller's buffer was at the call;
 // RET_SIGNAL_* when a signal was delivered at the return (the result from the handler's frame, or
@@ -22,7 +26,7 @@
 import type { Abi } from '../events.js';
 
 export const REC = { ENTER: 1, RET: 2, INFO: 3, PROC: 4, ENTER32: 5, RET32: 6 } as const;
-export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12, MMSG: 13, OUTMMSG: 14, FDPATH: 15 } as const;
+export const BLOB = { PATH: 1, PATH2: 2, ARGV: 3, SOCKADDR: 4, EXE: 5, COMM: 6, NEWARGV: 7, EXECFN: 8, UID: 9, CWD: 10, SCARGS: 11, OUTADDR: 12, MMSG: 13, OUTMMSG: 14, FDPATH: 15, PEER: 16 } as const;
 /**
  * ENTER flags of the calls that carry a socket address (bind, connect, sendto, sendmsg, and the
  * i386 socketcall); execve's flags hold ARGV_INCOMPLETE, clone3's its clone flags.
@@ -75,6 +79,8 @@ export interface EnterRec extends RecHeader {
   readAtExit?: boolean;
   /** Set by the collector: the path, unreadable at entry, is the name of the file the open returned (RetRec.fdPathParts). */
   pathFromKernel?: boolean;
+  /** Set by the collector: the address (sockaddr), unreadable at entry, is the peer the connect connected its socket to (RetRec.peer). */
+  addrFromKernel?: boolean;
   /** Set by the collector: the RET_OUT flags of the address the kernel wrote back (its bytes, RetRec.outAddr, go to sockaddr). */
   outFlags?: number;
   /** Set by the collector: a signal at the return (RetRec.flags RET_SIGNAL) cut the call short, or has it made again. */
@@ -106,6 +112,12 @@ export interface RetRec extends RecHeader {
    * task's root (FDPATH blobs), instead of the path read again (no RET_REREAD then).
    */
   fdPathParts?: string[];
+  /**
+   * A connect whose address was unreadable at entry and that connected (0, or -EINPROGRESS): the
+   * peer of its socket (PEER blob: a sockaddr_in or sockaddr_in6, from sk->__sk_common), instead of
+   * the address read again (no RET_REREAD then).
+   */
+  peer?: Buffer;
   /**
    * The address the kernel wrote back (accept, accept4, recvfrom, recvmsg's msg_name, getsockname,
    * getpeername), at most as many bytes as the caller's buffer held at the call (flags RET_OUT).
@@ -202,6 +214,7 @@ function decode(r: Buffer, type: number): PluginRecord | null {
     else if (kind === BLOB.EXECFN) rec.execfn = data.toString('utf8');
     else if (kind === BLOB.CWD) rec.cwdParts.push(data.toString('utf8'));
     else if (kind === BLOB.FDPATH) (rec.fdPathParts ??= []).push(data.toString('utf8'));
+    else if (kind === BLOB.PEER) rec.peer = Buffer.from(data);
     else if (kind === BLOB.UID && data.length === 4) rec.uid = data.readUInt32LE(0);
     else if (kind === BLOB.NEWARGV) rec.newArgv = splitArgs(data);
   }
