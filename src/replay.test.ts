@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent } from './capture/events.js';
 import { RecordingWriter } from './capture/replay/index.js';
-import { saveModel, trainModelFile } from './engine/models/model.js';
+import { ProgramModel, saveModel, trainModelFile } from './engine/models/model.js';
 import { replay } from './replay.js';
 import { isSandtraceError } from './errors.js';
 
@@ -23,7 +23,8 @@ async function model(): Promise<string> {
   const data = trainModelFile({ traces: [], byExe: new Map([[EXE, Array.from({ length: 12 }, () => NORMAL)]]), source: 'test' }, { kind: 'vmm' });
   const cal = data.programs[EXE]?.calibration;
   assert.ok(cal);
-  cal.windowThreshold = 1e9; // whole-life verdicts are what is checked: no window alert
+  // whole-life verdicts are what is checked: no window alert (no window scores above the most a call can)
+  cal.windowThreshold = new ProgramModel(data.programs[EXE]!).scorer.maxValue;
   const path = join(tmp, 'svc.model.json');
   await saveModel(path, data);
   return path;
