@@ -10,7 +10,7 @@ import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { inspectSample } from './sample.js';
 import { checkTimeout, type FileChange, type Sandbox, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
-import { DEFAULT_CHANGE_LIMITS } from './sandbox/overlay.js';
+import { changeWarnings, DEFAULT_CHANGE_LIMITS } from './sandbox/changes.js';
 import { SemanticState } from './semantics/state.js';
 import { loadRules, createRuleDetector } from './engine/rules/index.js';
 import { computeVerdict } from './engine/verdict.js';
@@ -126,9 +126,12 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     }
     stats = collector.stats();
     try {
-      changes = await run.sandbox.changes(droppedDir);
+      const list = await run.sandbox.changes(droppedDir);
+      changes = list;
+      // what the list's budgets left out, and where (the sandbox's own count when it gives one)
       const most = DEFAULT_CHANGE_LIMITS.maxEntries ?? Infinity;
-      if (changes.length >= most) warnings.push({ code: 'REPORT_LIMITED', message: `the sample changed more files than are listed: dropped and deleted files are the first ${most} changes found (in path order)` });
+      if (list.omitted) warnings.push(...changeWarnings(list.omitted));
+      else if (changes.length >= most) warnings.push({ code: 'REPORT_LIMITED', message: `the sample changed more files than are listed: dropped and deleted files are ${most} of the changes found` });
     } catch (e) {
       errors.push(diag(e, 'changes'));
     }

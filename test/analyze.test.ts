@@ -125,6 +125,24 @@ test('a sample that makes an exabyte sparse file and floods the report with name
   assert.ok((r.syscalls.counts['rename'] ?? 0) > (r.analysis.omitted?.files ?? 0) / 2, 'every rename is still counted');
 });
 
+test('a sample that buries its payload under 20,000 junk files, 64 MiB of junk copies and a sparse file claiming the hashing budget still has it in dropped[] with its sha256 and a whole copy; the warning says where the rest was', { timeout: 120_000 }, async () => {
+  const t = tempDir();
+  try {
+    const { report: r } = await analyze({ sample: sample('bury_payload.sh'), outDir: t.path, timeout: 60 });
+    assert.equal(r.analysis.status, 'completed');
+    assert.equal(r.processes.find((p) => p.pid === 1)?.exit, 0, 'the sample ran to its end');
+    const bytes = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.from('sandtrace buried payload\n')]);
+    const payload = r.dropped.find((d) => d.path === '/tmp/payload');
+    assert.deepEqual(payload && [payload.change, payload.size, payload.sha256, payload.truncated], ['created', bytes.length, createHash('sha256').update(bytes).digest('hex'), false], JSON.stringify(payload));
+    assert.deepEqual(readFileSync(join(t.path, payload?.copy ?? 'none')), bytes, 'copied whole');
+    assert.equal(r.dropped.length + r.deleted.length, 20_000);
+    const limited = r.analysis.warnings.find((w) => w.code === 'REPORT_LIMITED' && /not listed: /.test(w.message));
+    assert.match(limited?.message ?? '', /20,006 changes found, 20,000 listed; not listed: 6 under \/aaa /, JSON.stringify(r.analysis.warnings));
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a sample that floods the capture is frozen to drain it, losing nothing, and gets the frozen time back on its timeout', { timeout: 120_000 }, async () => {
   const T = 5;
   const r = await run('capture_flood.sh', [], T);

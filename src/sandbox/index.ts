@@ -15,10 +15,10 @@ import { USER } from './decoys.js';
 import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
-import type { FileChange, Sandbox, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
+import type { ChangeList, Sandbox, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
 import { makeOutDir } from '../outpath.js';
 
-export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, SandboxLimits } from './types.js';
+export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, ChangeList, SandboxLimits } from './types.js';
 export { DENIED_SYSCALLS } from './seccomp.js';
 export { DECOY_PATHS } from './image.js';
 
@@ -73,6 +73,7 @@ class RuncSandbox implements Sandbox {
   private destroying: Promise<void> | undefined;
   private samplePath = '';
   private sampleSha = '';
+  private sampleSize = 0;
 
   constructor(private readonly opts: SandboxOptions) {
     this.workDir = opts.workDir ?? join(runDir(), this.id);
@@ -137,7 +138,9 @@ class RuncSandbox implements Sandbox {
     copyFileSync(this.opts.sample, dst);
     chownSync(dst, ID_SHIFT, ID_SHIFT);
     chmodSync(dst, 0o755);
-    this.sampleSha = createHash('sha256').update(readFileSync(dst)).digest('hex');
+    const copied = readFileSync(dst);
+    this.sampleSha = createHash('sha256').update(copied).digest('hex');
+    this.sampleSize = copied.length;
 
     const config = buildConfig({
       rootfs: this.overlay.merged,
@@ -275,12 +278,13 @@ class RuncSandbox implements Sandbox {
     if (!(await setFrozen(this.cg, false))) throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `cannot thaw ${this.id}`);
   }
 
-  async changes(outDir: string): Promise<FileChange[]> {
+  async changes(outDir: string): Promise<ChangeList> {
     if (!this.overlay || !isMountPoint(this.overlay.tmpfs)) throw new SandtraceError('INTERNAL', `sandbox ${this.id} has no overlay (destroyed?)`);
     // nothing may run (and race the walk) while the upper layer is read
     if (pidsIn(this.cg).length > 0) await killAll(this.cg);
     makeOutDir(outDir);
-    const inp = { upper: this.overlay.upper, lower: this.overlay.lower, unchanged: new Map([[this.samplePath, this.sampleSha]]) };
+    // the sample we copied in is no change while it is the same (compared only when its size is)
+    const inp = { upper: this.overlay.upper, lower: this.overlay.lower, unchanged: new Map([[this.samplePath, { sha256: this.sampleSha, size: this.sampleSize }]]) };
     return listChanges(isMountPoint(this.overlay.merged) ? { ...inp, merged: this.overlay.merged } : inp, outDir);
   }
 

@@ -1,13 +1,15 @@
 // Overlay change detection on a real overlayfs mount: created, modified and deleted files,
-// whiteouts and opaque directories, size caps, and never following symlinks on copy-out.
+// whiteouts and opaque directories, size caps, and never following symlinks on copy-out; and the
+// budgets spent by priority, so that junk cannot hide a payload from the list.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, appendFileSync, renameSync, statSync, truncateSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, appendFileSync, renameSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMountPoint, listChanges, mountOverlay, overlayDirs, unmountOverlay } from './overlay.js';
+import { changeWarnings } from './changes.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sandtrace-overlay-'));
 const lower = join(root, 'lower');
@@ -114,4 +116,126 @@ test('a sparse file claiming terabytes is listed with its size and first bytes, 
   writeFileSync(join(up2, 'b'), b);
   const got = listChanges({ upper: up2, lower: low }, null, { perFileBytes: 1 << 20, totalBytes: 4 << 20, hashBytes: 1 << 20 });
   assert.deepEqual(got.map((c) => [c.path, c.size, c.sha256, c.unhashed ?? false]), [['/a', a.length, sha(a), false], ['/b', b.length, null, true]]);
+});
+
+// The budgets of the list (entries, hashing, copying) are the sample's to exhaust: spent in path
+// order, junk in a directory that sorts first hid the payload. These are the evasions, each with
+// a payload (ELF magic) in /tmp behind junk in /aaa.
+const ELF = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.from('buried payload\n')]);
+
+function layers(name: string): { upper: string; lower: string; out: string } {
+  const base = mkdtempSync(join(root, `${name}-`));
+  const l = { upper: join(base, 'upper'), lower: join(base, 'lower'), out: join(base, 'out') };
+  for (const p of Object.values(l)) mkdirSync(p);
+  return l;
+}
+
+function touchMany(dir: string, n: number, prefix = 'j'): void {
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) closeSync(openSync(join(dir, `${prefix}${String(i).padStart(5, '0')}`), 'w'));
+}
+
+test('20,000 junk files in a directory that sorts first do not hide a payload elsewhere: it is listed, hashed and copied, image changes too, and the warning names the junk directory with its count', { timeout: 120_000 }, () => {
+  const l = layers('flood');
+  touchMany(join(l.upper, 'aaa'), 20_010);
+  put(l.upper, 'tmp/payload', ELF); // no exec bit: known by its magic
+  put(l.lower, 'etc/crontab', 'old\n');
+  put(l.upper, 'etc/crontab', '* * * * * root /tmp/payload\n');
+  put(l.lower, 'etc/motd', 'hello\n');
+  execFileSync('mknod', [join(l.upper, 'etc/motd'), 'c', '0', '0']); // the overlay's whiteout
+  const got = listChanges({ upper: l.upper, lower: l.lower }, l.out);
+  assert.equal(got.length, 20_000);
+  const by = new Map(got.map((c) => [c.path, c]));
+  const p = by.get('/tmp/payload');
+  assert.deepEqual(p && { ...p, copy: undefined }, { path: '/tmp/payload', change: 'created', size: ELF.length, sha256: sha(ELF), truncated: false, copy: undefined });
+  assert.deepEqual(readFileSync(p?.copy ?? ''), ELF, 'copied whole');
+  assert.equal(by.get('/etc/crontab')?.change, 'modified');
+  assert.equal(by.get('/etc/motd')?.change, 'deleted');
+  assert.deepEqual(got.map((c) => c.path), got.map((c) => c.path).sort(), 'the list is in path order');
+  // 20,013 changes: the 13 not listed are junk, all under /aaa, and the warning says so
+  assert.deepEqual(got.omitted && { found: got.omitted.found, notListed: got.omitted.notListed, at: got.omitted.notListedAt }, { found: 20_013, notListed: 13, at: [{ dir: '/aaa', count: 13 }] });
+  const w = changeWarnings(got.omitted!);
+  assert.equal(w.length, 1);
+  assert.equal(w[0]?.code, 'REPORT_LIMITED');
+  assert.match(w[0]?.message ?? '', /20,013 changes found, 20,000 listed; not listed: 13 under \/aaa \(/);
+});
+
+test('junk files that exhaust the copy budget do not stop the payload\'s copy; the copies left out are counted by directory', { timeout: 120_000 }, () => {
+  const l = layers('copies');
+  const junk = Buffer.alloc(16 << 20, 0x41);
+  for (let i = 1; i <= 4; i++) put(l.upper, `aaa/big${i}`, junk); // four of the per-file cap: the 64 MiB budget
+  put(l.upper, 'tmp/payload', ELF);
+  const got = listChanges({ upper: l.upper, lower: l.lower }, l.out);
+  const p = got.find((c) => c.path === '/tmp/payload');
+  assert.equal(p?.sha256, sha(ELF));
+  assert.equal(p?.truncated, false);
+  assert.deepEqual(readFileSync(p?.copy ?? ''), ELF, 'the payload is copied whole');
+  const copied = got.reduce((s, c) => s + (c.copy ? statSync(c.copy).size : 0), 0);
+  assert.ok(copied <= 64 << 20, `${copied} bytes copied under the 64 MiB budget`);
+  assert.ok(got.filter((c) => c.path.startsWith('/aaa/')).every((c) => c.sha256 === sha(junk)), 'the junk is still listed and hashed');
+  const o = got.omitted!;
+  assert.deepEqual([o.notCopied, o.cutCopies, o.copyBytesLeftOut, o.notCopiedAt], [0, 1, ELF.length, [{ dir: '/aaa', count: 1 }]]);
+  const w = changeWarnings(o).find((x) => x.code === 'COPIES_LIMITED');
+  assert.match(w?.message ?? '', /1 copied in part .* 1 under \/aaa/);
+});
+
+test('sparse files claiming what is left of the hashing budget do not leave the payload unhashed', { timeout: 60_000 }, () => {
+  const l = layers('sparse');
+  // the payload holds 3 MiB of data; four sparse files of 2.5 MiB each (4 KiB of data) would take
+  // an 8 MiB budget ahead of it in path order, and each is smaller than the payload
+  const payload = Buffer.concat([ELF, Buffer.alloc((3 << 20) - ELF.length, 0x5a)]);
+  put(l.upper, 'tmp/payload', payload);
+  for (let i = 1; i <= 4; i++) {
+    put(l.upper, `aaa/s${i}`, 'MZ');
+    truncateSync(join(l.upper, `aaa/s${i}`), 5 << 19);
+  }
+  const got = listChanges({ upper: l.upper, lower: l.lower }, null, { perFileBytes: 1 << 20, totalBytes: 4 << 20, hashBytes: 8 << 20 });
+  assert.equal(got.find((c) => c.path === '/tmp/payload')?.sha256, sha(payload));
+  const sparse = got.filter((c) => c.path.startsWith('/aaa/'));
+  assert.deepEqual(sparse.map((c) => c.sha256 === null), [false, false, true, true], 'what the payload left of the budget went to the sparse files');
+  assert.ok(sparse.every((c) => c.size === 5 << 19));
+});
+
+test('the walk\'s memory is bounded by path characters: long-path junk past it is counted, not kept, and does not crowd out the payload', () => {
+  const l = layers('long');
+  const deep = join(l.upper, 'aaa', 'D'.repeat(200), 'E'.repeat(200));
+  touchMany(deep, 60);
+  put(l.upper, 'tmp/payload', ELF);
+  // 60 paths of ~420 characters: 25,000 characters, over a bound of 10,000
+  const got = listChanges({ upper: l.upper, lower: l.lower }, null, { perFileBytes: 1 << 20, totalBytes: 1 << 20, maxPathChars: 10_000 });
+  assert.ok(got.some((c) => c.path === '/tmp/payload'));
+  const kept = got.filter((c) => c.path.startsWith('/aaa/')).length;
+  assert.ok(kept > 0 && kept < 24, `${kept} long paths kept`);
+  const o = got.omitted!;
+  assert.equal(o.found, 61);
+  assert.equal(o.notListed, 60 - kept);
+  assert.equal(o.notListedAt[0]?.dir, `/aaa/${'D'.repeat(200)}/${'E'.repeat(200)}`);
+});
+
+test('executable-looking junk takes no more than its turn: image modifications and deletions, and new files elsewhere, are still listed', () => {
+  const l = layers('kinds');
+  for (let i = 0; i < 40; i++) put(l.upper, `aaa/x${i}`, ELF);
+  for (const f of ['etc/a', 'etc/b', 'etc/c']) { put(l.lower, f, 'x'); put(l.upper, f, 'y'); }
+  put(l.lower, 'etc/gone', 'x');
+  execFileSync('mknod', [join(l.upper, 'etc/gone'), 'c', '0', '0']);
+  put(l.upper, 'tmp/payload', ELF);
+  put(l.upper, 'tmp/note.txt', 'ransom\n');
+  const got = listChanges({ upper: l.upper, lower: l.lower }, null, { perFileBytes: 1 << 20, totalBytes: 1 << 20, maxEntries: 10 });
+  const paths = got.map((c) => c.path);
+  for (const p of ['/etc/a', '/etc/b', '/etc/c', '/etc/gone', '/tmp/payload', '/tmp/note.txt']) assert.ok(paths.includes(p), `${p} listed: ${paths.join(' ')}`);
+  assert.equal(got.length, 10);
+  assert.deepEqual(got.omitted?.notListedAt, [{ dir: '/aaa', count: 36 }]);
+});
+
+test('hard links to one file are hashed once and share one copy', () => {
+  const l = layers('links');
+  const data = Buffer.alloc(1 << 20, 7);
+  put(l.upper, 'aaa/f0', data);
+  for (let i = 1; i < 8; i++) linkSync(join(l.upper, 'aaa/f0'), join(l.upper, `aaa/f${i}`));
+  put(l.upper, 'tmp/payload', ELF);
+  const got = listChanges({ upper: l.upper, lower: l.lower }, l.out, { perFileBytes: 1 << 20, totalBytes: 2 << 20, hashBytes: 2 << 20 });
+  assert.equal(got.length, 9);
+  assert.ok(got.filter((c) => c.path.startsWith('/aaa/')).every((c) => c.sha256 === sha(data) && c.copy !== undefined), 'eight links, one read');
+  assert.equal(new Set(got.map((c) => c.copy)).size, 2, 'one copy for the links, one for the payload');
+  assert.equal(got.find((c) => c.path === '/tmp/payload')?.sha256, sha(ELF));
 });

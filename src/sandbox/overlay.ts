@@ -1,11 +1,11 @@
 // The per-analysis overlay: the image read-only below, an upper layer on a size-capped tmpfs (so a
 // sample cannot fill the host disk), and the merged rootfs. changes() reads the upper layer.
-import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync, chownSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, chownSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
 import { SandtraceError } from '../errors.js';
+import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type ChangeLimits, type KnownContent, type LayerRules } from './changes.js';
 import { execFile } from './exec.js';
-import type { FileChange } from './types.js';
+import type { ChangeList } from './types.js';
 
 export interface OverlayDirs { tmpfs: string; upper: string; work: string; merged: string; lower: string }
 
@@ -48,81 +48,10 @@ export async function unmountOverlay(d: OverlayDirs): Promise<string[]> {
   return left;
 }
 
-export interface ChangeLimits {
-  perFileBytes: number;
-  totalBytes: number;
-  /**
-   * Bytes hashed at most, all files together: a file that does not fit in what is left is listed
-   * with its size and first bytes, sha256 null. Real data cannot exceed the sandbox's disk cap;
-   * only sparse files (or many links to one) come near this.
-   */
-  hashBytes?: number;
-  /** Entries listed at most, and directory depth walked at most: a sample cannot make the walk explode. */
-  maxEntries?: number;
-  maxDepth?: number;
-}
-export const DEFAULT_CHANGE_LIMITS: ChangeLimits = { perFileBytes: 16 << 20, totalBytes: 64 << 20, hashBytes: 1 << 30, maxEntries: 20_000, maxDepth: 64 };
+export { DEFAULT_CHANGE_LIMITS, hashAndCopy, type ChangeLimits, type KnownContent } from './changes.js';
 
 function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function lstatOrNull(p: string): Stats | null {
-  try { return lstatSync(p); } catch { return null; }
-}
-
-/**
- * Hashes a regular file and copies at most `maxCopy` bytes of it; never follows a symlink
- * (O_NOFOLLOW) and refuses anything that is not a regular file once opened. A file larger than
- * `maxHash` is not hashed (sha256 null) and only its first `maxCopy` bytes are read: a sparse file
- * costs the sample no disk but can claim exabytes, which would take centuries to read.
- */
-export function hashAndCopy(src: string, dst: string | null, maxCopy: number, maxHash = Infinity): { sha256: string | null; size: number; copied: number; read: number; wrote: boolean } | null {
-  let fd: number;
-  try {
-    fd = openSync(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch {
-    return null;
-  }
-  let out = -1;
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return null;
-    const hashing = st.size <= maxHash;
-    if (!hashing && (dst === null || maxCopy <= 0)) return { sha256: null, size: st.size, copied: 0, read: 0, wrote: false };
-    if (dst !== null && maxCopy > 0) {
-      try {
-        mkdirSync(dirname(dst), { recursive: true });
-        out = openSync(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-      } catch {
-        out = -1; // e.g. a path too long for the output dir: listed and hashed, not copied
-      }
-    }
-    const h = createHash('sha256');
-    const buf = Buffer.alloc(1 << 16);
-    let size = 0;
-    let copied = 0;
-    for (;;) {
-      // hashing: never more than maxHash (one byte over tells a file that grew); not hashing: the
-      // copy's bytes only
-      const want = Math.min(buf.length, (hashing ? maxHash + 1 : out >= 0 ? maxCopy : 0) - size);
-      if (want <= 0) break;
-      const n = readSync(fd, buf, 0, want, null);
-      if (n <= 0) break;
-      if (hashing) h.update(buf.subarray(0, n));
-      if (out >= 0 && copied < maxCopy) {
-        const take = Math.min(n, maxCopy - copied);
-        writeSync(out, buf, 0, take);
-        copied += take;
-      }
-      size += n;
-    }
-    const whole = hashing && size <= maxHash;
-    return { sha256: whole ? h.digest('hex') : null, size: whole ? size : Math.max(size, st.size), copied, read: size, wrote: out >= 0 };
-  } finally {
-    closeSync(fd);
-    if (out >= 0) closeSync(out);
-  }
 }
 
 export interface ChangesInput {
@@ -130,79 +59,54 @@ export interface ChangesInput {
   lower: string;
   /** The merged view, when still mounted: reveals deletions hidden by opaque directories. */
   merged?: string;
-  /** Files to leave out while their content is unchanged (container path -> sha256), e.g. the sample we copied in. */
-  unchanged?: ReadonlyMap<string, string>;
+  /**
+   * Files to leave out while their content is unchanged (container path -> sha256, or sha256 and
+   * size: compared only when the size is the same), e.g. the sample we copied in.
+   */
+  unchanged?: ReadonlyMap<string, string | KnownContent>;
 }
 
 /**
  * Files created, modified and deleted, from the overlay upper layer. Created/modified regular
  * files are copied under outDir/<container path> (per-file and total caps) with their sha256.
+ * The whole layer is walked, then the budgets are spent by priority (changes.ts); what they left
+ * out is in the result's `omitted`.
  */
-export function listChanges(inp: ChangesInput, outDir: string | null, limits: ChangeLimits = DEFAULT_CHANGE_LIMITS): FileChange[] {
-  const changes: FileChange[] = [];
-  let budget = limits.totalBytes;
-  let hashBudget = limits.hashBytes ?? Infinity;
-  const deleted = new Set<string>();
-  const markDeleted = (cpath: string): void => {
-    if (deleted.has(cpath)) return;
-    deleted.add(cpath);
-    changes.push({ path: cpath, change: 'deleted', size: 0, sha256: null, truncated: false });
-  };
-  const maxEntries = limits.maxEntries ?? Infinity;
-  const maxDepth = limits.maxDepth ?? Infinity;
-  const walk = (rel: string, depth: number): void => {
-    if (depth > maxDepth || changes.length >= maxEntries) return;
-    const udir = join(inp.upper, rel);
-    let names: string[];
-    try { names = readdirSync(udir).sort(); } catch { return; }
-    for (const name of names) {
-      if (changes.length >= maxEntries) return;
-      const r = rel === '' ? name : `${rel}/${name}`;
-      const cpath = '/' + r;
-      const st = lstatOrNull(join(inp.upper, r));
-      if (!st) continue;
-      const lst = lstatOrNull(join(inp.lower, r));
-      if (isWhiteout(st)) {
-        if (lst) markDeleted(cpath);
-        continue;
-      }
-      if (st.isDirectory()) {
-        // an opaque dir (or one whose lower children were whited out): lower children that the
-        // merged view no longer shows were deleted
-        if (lst?.isDirectory() && inp.merged !== undefined) {
-          let lowerNames: string[] = [];
-          try { lowerNames = readdirSync(join(inp.lower, r)); } catch { /* unreadable */ }
-          for (const ln of lowerNames.sort()) {
-            if (!lstatOrNull(join(inp.merged, r, ln))) markDeleted(`${cpath}/${ln}`);
-          }
+export function listChanges(inp: ChangesInput, outDir: string | null, limits: ChangeLimits = DEFAULT_CHANGE_LIMITS): ChangeList {
+  const walk = new ChangeWalk(limits);
+  if (existsSync(inp.upper)) walk.walk(inp.upper, '', overlayRules(inp));
+  return walk.finish(outDir);
+}
+
+interface OverlayDir {
+  /** The lower layer's names in this directory (none when it is not a directory there). */
+  lower: ReadonlySet<string>;
+  /** Lower names the merged view no longer shows, already reported deleted. */
+  gone: ReadonlySet<string>;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+/** The overlay's rules: an upper entry over a lower one is a modification, a whiteout (char 0/0) a deletion. */
+function overlayRules(inp: ChangesInput): LayerRules<OverlayDir> {
+  return {
+    enter(cdir, _names, deleted) {
+      let lower: ReadonlySet<string> = NONE;
+      try { lower = new Set(readdirSync(join(inp.lower, cdir))); } catch { /* not a directory below */ }
+      const gone = new Set<string>();
+      // an opaque dir (or one whose lower children were whited out): lower children that the
+      // merged view no longer shows were deleted
+      if (inp.merged !== undefined && lower.size > 0) {
+        for (const ln of lower) {
+          if (!lstatSync(join(inp.merged, cdir, ln), { throwIfNoEntry: false })) { gone.add(ln); deleted(`${cdir}/${ln}`); }
         }
-        walk(r, depth + 1);
-        continue;
       }
-      const change: FileChange['change'] = lst ? 'modified' : 'created';
-      if (st.isFile()) {
-        const dst = outDir === null ? null : join(outDir, r);
-        const cap = Math.min(limits.perFileBytes, budget);
-        const known = inp.unchanged?.get(cpath);
-        if (known !== undefined) {
-          const same = hashAndCopy(join(inp.upper, r), null, 0, hashBudget);
-          hashBudget -= same?.read ?? 0;
-          if (same?.sha256 === known) continue;
-        }
-        const hc = hashAndCopy(join(inp.upper, r), dst, cap, hashBudget);
-        if (!hc) continue;
-        budget -= hc.copied;
-        hashBudget -= hc.read;
-        const fc: FileChange = { path: cpath, change, size: hc.size, sha256: hc.sha256, truncated: hc.copied < hc.size };
-        if (hc.sha256 === null) fc.unhashed = true;
-        if (dst !== null && hc.wrote) fc.copy = dst;
-        changes.push(fc);
-      } else {
-        // symlinks, fifos, sockets, device nodes: reported, never copied or followed
-        changes.push({ path: cpath, change, size: st.size, sha256: null, truncated: false });
-      }
-    }
+      return { lower, gone };
+    },
+    entry(cpath, name, _host, st, dir) {
+      const below = dir.lower.has(name);
+      if (isWhiteout(st)) return below && !dir.gone.has(name) ? { change: 'deleted' } : null;
+      return { change: below ? 'modified' : 'created', known: inp.unchanged?.get(cpath) };
+    },
   };
-  if (existsSync(inp.upper)) walk('', 0);
-  return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

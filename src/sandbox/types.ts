@@ -58,7 +58,7 @@ export interface FileChange {
   size: number;
   /** null for a deletion, a file that is not a regular one, or one not hashed (unhashed). */
   sha256: string | null;
-  /** Host path of the copy (in the output dir), when copied. */
+  /** Host path of the copy (in the output dir), when copied; hard links of one file share one copy. */
   copy?: string;
   truncated: boolean;
   /**
@@ -66,6 +66,38 @@ export interface FileChange {
    * sparse file can claim exabytes without using the disk): its size and first bytes, no sha256.
    */
   unhashed?: true;
+}
+
+/** A directory and how many entries were there (dir '': elsewhere, the places not named). */
+export interface Place { dir: string; count: number }
+
+/** What a change listing left out, and where (ChangeWalk in changes.ts). */
+export interface ChangeOmissions {
+  /** Changes found (also those the walk's memory bound counted without keeping), and listed. */
+  found: number;
+  listed: number;
+  /** Changes found and not listed, with where most of them were. */
+  notListed: number;
+  notListedAt: Place[];
+  /** Entries of the writable layer examined; whether the walk stopped there (ChangeLimits.maxWalk). */
+  walked: number;
+  walkStopped: boolean;
+  /** Directories below ChangeLimits.maxDepth, not walked. */
+  deepDirs: number;
+  deepDirsAt: Place[];
+  /** Listed files the total copy budget left uncopied, or copied in part, and the bytes it left out. */
+  notCopied: number;
+  cutCopies: number;
+  copyBytesLeftOut: number;
+  notCopiedAt: Place[];
+}
+
+/**
+ * The changes, sorted by path; `omitted` (not enumerable: the list compares and serialises as a
+ * plain array) when the sandbox says what its budgets left out.
+ */
+export interface ChangeList extends Array<FileChange> {
+  omitted?: ChangeOmissions;
 }
 
 export interface SandboxResult {
@@ -93,8 +125,11 @@ export interface Sandbox {
   /** Pause and resume every process of the container (cgroup freezer); used by capture back-pressure. */
   freeze(): Promise<void>;
   thaw(): Promise<void>;
-  /** Files created, modified and deleted, from the overlay upper layer; copies created/modified files to outDir (size-capped). */
-  changes(outDir: string): Promise<FileChange[]>;
+  /**
+   * Files created, modified and deleted, from the overlay upper layer; copies created/modified
+   * files to outDir (size-capped). Within its budgets by priority; what they left out in `omitted`.
+   */
+  changes(outDir: string): Promise<ChangeList>;
   /** Kill what is left and remove container, mounts, cgroups and bundle. Idempotent. */
   destroy(): Promise<void>;
 }

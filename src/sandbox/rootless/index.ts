@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync, copyFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync,
+  closeSync, copyFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync,
   openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +15,8 @@ import { baseRootfs } from '../image.js';
 import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
-import type { FileChange, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
-import { DEFAULT_CHANGE_LIMITS, hashAndCopy } from '../overlay.js';
+import type { ChangeList, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
+import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type KnownContent, type LayerRules } from '../changes.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
 const SAMPLE_UID = 1000;
@@ -72,6 +72,10 @@ function safeName(sample: string): string {
   return n === '' ? 'sample' : n.slice(0, 64);
 }
 
+function readlinkOr(path: string): string | null {
+  try { return readlinkSync(path); } catch { return null; }
+}
+
 function sha256File(path: string): string | null {
   try { return createHash('sha256').update(readFileSync(path)).digest('hex'); } catch { return null; }
 }
@@ -81,7 +85,7 @@ function sha256File(path: string): string | null {
  * (never followed), recording each container path with its sha256 (symlinks as `->target`).
  * Files the user cannot read are left out (the user namespace cannot map the image's owners).
  */
-function seedCopy(src: string, dst: string, rel: string, seeded: Map<string, string>, inside = '/etc'): void {
+function seedCopy(src: string, dst: string, rel: string, seeded: Map<string, string | KnownContent>, inside = '/etc'): void {
   let names: string[];
   try { names = readdirSync(src); } catch { return; }
   for (const n of names) {
@@ -101,7 +105,7 @@ function seedCopy(src: string, dst: string, rel: string, seeded: Map<string, str
       } else if (st.isFile()) {
         copyFileSync(s, d);
         chmodSync(d, (st.mode & 0o777) | 0o600);
-        seeded.set(c, sha256File(d) ?? '');
+        seeded.set(c, { sha256: sha256File(d) ?? '', size: statSync(d).size });
       }
     } catch { /* unreadable in the image: not available to the sample either */ }
   }
@@ -118,14 +122,15 @@ class RootlessSandbox implements Sandbox {
   private samplePath = '';
   private sampleHost = '';
   private sampleSha = '';
+  private sampleSize = 0;
   private console = '';
   private consoleDropped = 0;
   private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   private startedAt = 0;
   private timedOut = false;
   private result: SandboxResult | undefined;
-  /** Container paths copied from the image into seeded writable places, with their sha256 ('' for non-files). */
-  private readonly seeded = new Map<string, string>();
+  /** Container paths copied from the image into seeded writable places: files' sha256 and size, symlinks' `->target`. */
+  private readonly seeded = new Map<string, string | KnownContent>();
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -141,7 +146,7 @@ class RootlessSandbox implements Sandbox {
       const host = join(this.workDir, 'home', f.path.slice(HOME.length + 1));
       mkdirSync(dirname(host), { recursive: true, mode: 0o700 });
       writeFileSync(host, f.content, { mode: f.mode });
-      this.seeded.set(f.path, createHash('sha256').update(f.content).digest('hex'));
+      this.seeded.set(f.path, { sha256: createHash('sha256').update(f.content).digest('hex'), size: Buffer.byteLength(f.content) });
     }
   }
 
@@ -172,6 +177,7 @@ class RootlessSandbox implements Sandbox {
     copyFileSync(this.opts.sample, this.sampleHost);
     chmodSync(this.sampleHost, 0o755);
     this.sampleSha = sha256File(this.sampleHost) ?? '';
+    this.sampleSize = statSync(this.sampleHost).size;
 
     const args = [
       // RLIMIT_NPROC is counted per user namespace (Linux >= 5.14): it caps the sandbox's own tasks.
@@ -288,65 +294,36 @@ class RootlessSandbox implements Sandbox {
     for (const p of this.pids()) { try { process.kill(p, 'SIGCONT'); } catch { /* gone */ } }
   }
 
-  async changes(outDir: string): Promise<FileChange[]> {
-    // the root sandbox's limits and file reader (overlay.ts): copies capped per file and in
-    // total, hashing within a budget (a sample writes as many sparse files of the size cap as it
-    // likes), entries and depth bounded
-    const limits = DEFAULT_CHANGE_LIMITS;
-    const maxEntries = limits.maxEntries ?? Infinity;
-    const maxDepth = limits.maxDepth ?? Infinity;
-    const changes: FileChange[] = [];
-    let budget = limits.totalBytes;
-    let hashBudget = limits.hashBytes ?? Infinity;
-    for (const [inside, dir] of WRITABLE) {
-      const walk = (hostDir: string, cdir: string, depth: number): void => {
-        if (depth > maxDepth || changes.length >= maxEntries) return;
-        let names: string[];
-        try { names = readdirSync(hostDir).sort(); } catch { return; }
-        for (const n of names) {
-          if (changes.length >= maxEntries) return;
-          const h = join(hostDir, n);
-          const c = `${cdir}/${n}`;
-          let ls;
-          try { ls = lstatSync(h); } catch { continue; }
-          if (ls.isDirectory()) { walk(h, c, depth + 1); continue; }
-          if (!ls.isFile()) {
-            // Symlinks, FIFOs, sockets: listed, never followed or copied (a seeded one still as in the image is no change).
-            if (this.seeded.get(c) === (ls.isSymbolicLink() ? `->${readlinkSync(h)}` : undefined)) continue;
-            changes.push({ path: c, change: 'created', size: 0, sha256: null, truncated: false });
-            continue;
-          }
-          const isSample = c === this.samplePath;
-          const seededSha = this.seeded.get(c);
-          if (isSample || seededSha !== undefined) {
-            // Unchanged copies are not changes: hash before copying anything out.
-            const same = hashAndCopy(h, null, 0, hashBudget);
-            hashBudget -= same?.read ?? 0;
-            if (same?.sha256 != null && same.sha256 === (isSample ? this.sampleSha : seededSha)) continue;
-          }
-          const hc = hashAndCopy(h, join(outDir, c), Math.min(limits.perFileBytes, Math.max(budget, 0)), hashBudget);
-          if (!hc) continue;
-          budget -= hc.copied;
-          hashBudget -= hc.read;
-          const change = isSample || seededSha !== undefined ? 'modified' : 'created';
-          const fc: FileChange = { path: c, change, size: hc.size, sha256: hc.sha256, truncated: hc.copied < hc.size };
-          if (hc.sha256 === null) fc.unhashed = true;
-          if (hc.wrote) fc.copy = join(outDir, c);
-          changes.push(fc);
+  async changes(outDir: string): Promise<ChangeList> {
+    // the root sandbox's walk, limits and priorities (changes.ts) over the writable places:
+    // copies capped per file and in total, hashing within a budget (a sample writes as many
+    // sparse files of the size cap as it likes), all spent by priority, not in path order
+    const walk = new ChangeWalk(DEFAULT_CHANGE_LIMITS);
+    const seeded = this.seeded;
+    const sample: KnownContent = { sha256: this.sampleSha, size: this.sampleSize };
+    const rules: LayerRules<null> = {
+      enter: () => null,
+      entry: (c, _name, h, st) => {
+        const was = c === this.samplePath ? sample : seeded.get(c);
+        if (!st.isFile()) {
+          // symlinks, FIFOs, sockets: listed, never followed or copied (a seeded symlink still as in the image is no change)
+          if (typeof was === 'string' && st.isSymbolicLink() && was === `->${readlinkOr(h)}`) return null;
+          return { change: was === undefined ? 'created' : 'modified' };
         }
-      };
-      walk(join(this.workDir, dir), inside === '/' ? '' : inside, 0);
-    }
-    for (const c of this.seeded.keys()) {
+        // unchanged copies are not changes: compared (same size, same sha256) before anything is copied out
+        if (was === undefined) return { change: 'created' };
+        return { change: 'modified', known: typeof was === 'string' ? undefined : was };
+      },
+    };
+    for (const [inside, dir] of WRITABLE) walk.walk(join(this.workDir, dir), inside, rules);
+    for (const c of seeded.keys()) {
       const dir = WRITABLE.find(([inside]) => c.startsWith(inside + '/'));
       if (!dir) continue;
       const h = join(this.workDir, dir[1], c.slice(dir[0].length));
-      try { lstatSync(h); } catch { changes.push({ path: c, change: 'deleted', size: 0, sha256: null, truncated: false }); }
+      if (!lstatSync(h, { throwIfNoEntry: false })) walk.add({ path: c, change: 'deleted' });
     }
-    if (this.sampleHost && !existsSync(this.sampleHost)) {
-      changes.push({ path: this.samplePath, change: 'deleted', size: 0, sha256: null, truncated: false });
-    }
-    return changes;
+    if (this.sampleHost && !lstatSync(this.sampleHost, { throwIfNoEntry: false })) walk.add({ path: this.samplePath, change: 'deleted' });
+    return walk.finish(outDir);
   }
 
   async destroy(): Promise<void> {

@@ -244,3 +244,21 @@ test('rootless: sparse files past the hashing budget are listed with their size 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rootless: changes() is the root sandbox\'s walk: a FIFO the sample makes is listed, a seeded file it grows is modified, its dropped payload is hashed and copied', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-walk-'));
+  try {
+    const sample = join(dir, 'walk.sh');
+    writeFileSync(sample, '#!/bin/sh\nmkfifo /tmp/fifo\nprintf "x" >> /etc/hostname\nprintf "\\177ELF payload" > /tmp/payload\n');
+    chmodSync(sample, 0o755);
+    chmodSync(dir, 0o755);
+    const r = await runUnprivileged(sample, []);
+    assert.equal(r.result.exitCode, 0, r.result.console);
+    assert.deepEqual(r.changes.map((c) => [c.path, c.change]), [['/etc/hostname', 'modified'], ['/tmp/fifo', 'created'], ['/tmp/payload', 'created']]);
+    const p = r.changes.find((c) => c.path === '/tmp/payload');
+    assert.equal(p?.sha256, createHash('sha256').update('\x7fELF payload').digest('hex'));
+    assert.ok(p?.copy !== undefined && !p.truncated);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
