@@ -228,3 +228,186 @@ test('copy provenance: writes that are not what was just read, overwrites and re
   s.apply(fork(1, 5));
   assert.equal(s.apply(exec(5, '/tmp/w', ['w'])).proc.exeCopiedFrom, undefined);
 });
+
+// ---- what a name names: Falco's normalization, /proc's magic links, symlinks, renames, hard links ----
+
+const open = (s: SemanticState, pid: number, path: string, ret: number, flags = 0, dirfd = -100) =>
+  s.apply(sc(pid, 'openat', [dirfd, 0, flags, 0], ret, { path }));
+
+test('names are normalized as Falco does: no //, /./, /../ and no trailing / (fd.name and fs.path.name)', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  assert.equal(open(s, 1, '//root//.aws/./credentials', 3).fd?.name, '/root/.aws/credentials');
+  assert.equal(open(s, 1, '/root/../root/.ssh/id_rsa', 4).fd?.name, '/root/.ssh/id_rsa');
+  // a trailing slash (ENOTDIR on a file) is no part of the name, as in libsinsp's concatenate_paths
+  const failed = open(s, 1, '/etc/shadow/', -20);
+  assert.equal(failed.fd?.name, '/etc/shadow');
+  assert.equal(failed.path, '/etc/shadow');
+  assert.equal(open(s, 1, '.ssh//', 5, 0o200000).fd?.name, '/root/.ssh');
+  assert.equal(s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: '/tmp/d///' })).path, '/tmp/d');
+  assert.equal(open(s, 1, '/', 6).fd?.name, '/');
+  // nothing resolved, nothing to add: a name that is the file's own carries no real name
+  assert.equal(open(s, 1, '/etc/passwd', 7).fd?.real, undefined);
+  assert.equal(open(s, 1, '/proc/self/status', 8).fd?.real, undefined);
+});
+
+test('/proc/self/root, /proc/PID/root, /proc/thread-self, /proc/self/cwd, /proc/PID/cwd, /proc/self/fd/N and /dev/fd/N name the file they lead to', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const real = (e: ReturnType<SemanticState['apply']>) => e.fd?.real;
+  assert.equal(real(open(s, 1, '/proc/self/root/etc/shadow', 3)), '/etc/shadow');
+  assert.equal(real(open(s, 1, '/proc/1/root/root/.aws/credentials', 4)), '/root/.aws/credentials');
+  assert.equal(real(open(s, 1, '/proc/thread-self/root/etc/shadow', 5)), '/etc/shadow');
+  assert.equal(real(open(s, 1, '/proc/1/task/1/root//etc/./gshadow', 6)), '/etc/gshadow');
+  // a relative name in /proc/self
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/proc/self' }));
+  assert.equal(real(open(s, 1, 'root/etc/shadow', 7)), '/etc/shadow');
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/root/.ssh' }));
+  const cwd = open(s, 1, '/proc/self/cwd/id_rsa', 8);
+  assert.equal(cwd.fd?.name, '/proc/self/cwd/id_rsa', 'fd.name stays the name as given');
+  assert.equal(cwd.fd?.real, '/root/.ssh/id_rsa');
+  assert.equal(s.apply(sc(1, 'newfstatat', [-100, 0, 0, 0], 0, { path: '/proc/self/cwd/../.aws/credentials' })).real, '/root/.aws/credentials',
+    "'..' after a magic link is taken from where it leads (fs.path.realname)");
+  // another process's cwd and descriptors
+  s.apply(fork(1, 2));
+  assert.equal(real(open(s, 2, '/proc/1/cwd/id_rsa', 3)), '/root/.ssh/id_rsa');
+  const dir = open(s, 1, '/root/.aws', 9, 0o10000000 /* O_PATH */);
+  assert.equal(dir.fd?.real, undefined);
+  assert.equal(real(open(s, 1, '/proc/self/fd/9/credentials', 10)), '/root/.aws/credentials');
+  assert.equal(real(open(s, 1, '/dev/fd/9/credentials', 11)), '/root/.aws/credentials');
+  assert.equal(real(open(s, 2, '/proc/1/fd/9/credentials', 4)), '/root/.aws/credentials');
+  open(s, 1, '/etc/shadow', 12, 0o10000000);
+  assert.equal(real(open(s, 1, '/proc/self/fd/12', 13)), '/etc/shadow', 'reopening an O_PATH descriptor');
+  assert.equal(real(open(s, 1, '/dev/stdin', 0)), undefined, 'a descriptor of unknown kind leaves the name as it is');
+  // an openat relative to a descriptor opened through a magic link
+  const d = open(s, 1, '/proc/self/root/root/.ssh', 14, 0o200000);
+  assert.equal(d.fd?.real, '/root/.ssh');
+  assert.equal(real(open(s, 1, 'id_rsa', 15, 0, 14)), '/root/.ssh/id_rsa');
+  // fchdir to it: /proc/self/cwd and relative names follow
+  s.apply(sc(1, 'fchdir', [14], 0));
+  assert.equal(real(open(s, 1, 'id_rsa', 16)), '/root/.ssh/id_rsa');
+  // a pid nobody has: left as it is
+  assert.equal(real(open(s, 1, '/proc/4242/root/etc/shadow', 17)), undefined);
+});
+
+test('symlinks the sample makes: to a file or folder, chained, relative, through a chdir, with .. after them; loops end', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const symlink = (target: string, link: string, ret = 0) => s.apply(sc(1, 'symlinkat', [0, -100, 0], ret, { path: target, path2: link }));
+  const real = (path: string, ret = 3) => open(s, 1, path, ret).fd?.real;
+  const made = symlink('/root/.aws/credentials', '/tmp/l');
+  assert.equal(made.path, '/root/.aws/credentials', 'fs.path.name of a symlink stays its target as written');
+  assert.equal(real('/tmp/l'), '/root/.aws/credentials');
+  symlink('/root/.aws', '/tmp/d');
+  assert.equal(real('/tmp/d/credentials'), '/root/.aws/credentials');
+  assert.equal(real('/tmp/d/'), '/root/.aws', 'a trailing slash follows the link');
+  // chains, and a relative target is its own directory's
+  symlink('/etc/shadow', '/tmp/a');
+  symlink('/tmp/a', '/tmp/b');
+  assert.equal(real('/tmp/b'), '/etc/shadow');
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/tmp' }));
+  const rel = symlink('../root/.ssh/id_rsa', 'r');
+  assert.equal(rel.real, '/root/.ssh/id_rsa', 'fs.path.realname of a symlink: its target from the link\'s directory');
+  assert.equal(real('r'), '/root/.ssh/id_rsa');
+  symlink('../../etc', '/tmp/w/e');
+  assert.equal(real('/tmp/w/e/shadow'), '/etc/shadow');
+  // '..' is taken after following: /tmp/s is /root/.ssh, so /tmp/s/.. is /root (the textual name says /tmp)
+  symlink('/root/.ssh', '/tmp/s');
+  const dotdot = open(s, 1, '/tmp/s/../.aws/credentials', 3);
+  assert.equal(dotdot.fd?.name, '/tmp/.aws/credentials');
+  assert.equal(dotdot.fd?.real, '/root/.aws/credentials');
+  // cd through a symlink: relative names and /proc/self/cwd are in the folder it leads to
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/tmp/s' }));
+  assert.equal(s.process(1)?.cwd, '/tmp/s', 'proc.cwd stays as given');
+  assert.equal(real('id_rsa'), '/root/.ssh/id_rsa');
+  assert.equal(real('/proc/self/cwd/id_rsa'), '/root/.ssh/id_rsa');
+  // a relative symlink made relative to a directory descriptor
+  const dirfd = open(s, 1, '/tmp/w', 20, 0o200000).fd!.num;
+  s.apply(sc(1, 'symlinkat', [0, dirfd, 0], 0, { path: '../s/id_rsa', path2: 'k' }));
+  assert.equal(real('/tmp/w/k'), '/root/.ssh/id_rsa');
+  // lstat and readlink name the link itself; stat follows it
+  assert.equal(s.apply(sc(1, 'newfstatat', [-100, 0, 0, 0x100], 0, { path: '/tmp/l' })).real, undefined);
+  assert.equal(s.apply(sc(1, 'newfstatat', [-100, 0, 0, 0], 0, { path: '/tmp/l' })).real, '/root/.aws/credentials');
+  assert.equal(open(s, 1, '/tmp/l', -40, 0o400000).fd?.real, undefined, 'O_NOFOLLOW');
+  // loops end (ELOOP): the name is left as it is
+  symlink('/tmp/loop2', '/tmp/loop1');
+  symlink('/tmp/loop1', '/tmp/loop2');
+  assert.equal(real('/tmp/loop1/x', -40), undefined);
+  // a failed symlink makes nothing; unlinking one forgets it; a new one replaces it
+  symlink('/etc/shadow', '/tmp/nope', -17);
+  assert.equal(real('/tmp/nope'), undefined);
+  s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: '/tmp/l' }));
+  assert.equal(real('/tmp/l'), undefined);
+  symlink('/etc/hostname', '/tmp/a');
+  assert.equal(real('/tmp/b'), '/etc/hostname');
+  // a child inherits nothing of it but sees the same filesystem
+  s.apply(fork(1, 2));
+  assert.equal(open(s, 2, '/tmp/d/credentials', 3).fd?.real, '/root/.aws/credentials');
+});
+
+test('renames and hard links: the file keeps the name it had before them (fd.realname); removing the name forgets it', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const real = (path: string) => open(s, 1, path, 3).fd?.real;
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/tmp/h' }));
+  assert.equal(real('/tmp/h'), '/etc/shadow');
+  assert.equal(real('/etc/shadow'), undefined, 'the original name is its own');
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/tmp/h', path2: '/tmp/h2' }));
+  assert.equal(real('/tmp/h2'), '/etc/shadow', 'a chain names its start');
+  assert.equal(real('/tmp/h'), undefined);
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/root/.aws/credentials', path2: '/tmp/m' }));
+  assert.equal(real('/tmp/m'), '/root/.aws/credentials');
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/tmp/m', path2: '/root/.aws/credentials' }));
+  assert.equal(real('/root/.aws/credentials'), undefined, 'moved back: its own name again');
+  // a folder moves with what is in it
+  s.apply(sc(1, 'rename', [0, 0], 0, { path: '/root/.ssh', path2: '/tmp/s' }));
+  assert.equal(real('/tmp/s/id_rsa'), '/root/.ssh/id_rsa');
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/gshadow', path2: '/tmp/dir/g' }));
+  s.apply(sc(1, 'rename', [0, 0], 0, { path: '/tmp/dir', path2: '/tmp/dir2' }));
+  assert.equal(real('/tmp/dir2/g'), '/etc/gshadow');
+  // a symlink moved or hard-linked is still a symlink
+  s.apply(sc(1, 'symlinkat', [0, -100, 0], 0, { path: '/etc/shadow', path2: '/tmp/l' }));
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/tmp/l', path2: '/tmp/lh' }));
+  assert.equal(real('/tmp/lh'), '/etc/shadow');
+  s.apply(sc(1, 'rename', [0, 0], 0, { path: '/tmp/l', path2: '/tmp/l2' }));
+  assert.equal(real('/tmp/l2'), '/etc/shadow');
+  assert.equal(real('/tmp/l'), undefined);
+  // ... and with AT_SYMLINK_FOLLOW the link is to the file itself
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0x400], 0, { path: '/tmp/l2', path2: '/tmp/lf' }));
+  assert.equal(real('/tmp/lf'), '/etc/shadow');
+  // removed, the name is free again; a failed link makes nothing
+  s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: '/tmp/h2' }));
+  assert.equal(real('/tmp/h2'), undefined);
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], -1, { path: '/etc/shadow', path2: '/tmp/x' }));
+  assert.equal(real('/tmp/x'), undefined);
+  // RENAME_EXCHANGE swaps the two names
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/tmp/e1' }));
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 2], 0, { path: '/tmp/e1', path2: '/tmp/e2' }));
+  assert.equal(real('/tmp/e2'), '/etc/shadow');
+  assert.equal(real('/tmp/e1'), '/tmp/e2');
+  // a hard link through a symlinked folder is to the file the folder holds
+  s.apply(sc(1, 'symlinkat', [0, -100, 0], 0, { path: '/etc', path2: '/tmp/etc' }));
+  s.apply(sc(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/tmp/etc/shadow-', path2: '/tmp/b' }));
+  assert.equal(real('/tmp/b'), '/etc/shadow-');
+});
+
+test('a name made during the capture and moved into place is that name: mv\'s copy of a folder moved back is the folder', () => {
+  const s = new SemanticState({ initialCwd: '/root' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const real = (path: string) => open(s, 1, path, 3).fd?.real;
+  // mv /root/.ssh /tmp/s across filesystems: EXDEV, then a copy (mkdir, O_EXCL creates) and the originals removed
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], -18, { path: '/root/.ssh', path2: '/tmp/s' }));
+  s.apply(sc(1, 'mkdirat', [-100, 0, 0o700], 0, { path: '/tmp/s' }));
+  open(s, 1, '/tmp/s/id_rsa', 4, 0o301 /* O_WRONLY|O_CREAT|O_EXCL */);
+  s.apply(sc(1, 'unlinkat', [-100, 0, 0], 0, { path: '/root/.ssh/id_rsa' }));
+  s.apply(sc(1, 'unlinkat', [-100, 0, 0x200], 0, { path: '/root/.ssh' }));
+  assert.equal(real('/tmp/s/id_rsa'), undefined, 'a copy is its own file');
+  // mv /tmp/s /root/.ssh: the folder made as /tmp/s is now /root/.ssh, and nothing else
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/tmp/s', path2: '/root/.ssh' }));
+  assert.equal(real('/root/.ssh/id_rsa'), undefined);
+  s.apply(sc(1, 'chdir', [0], 0, { path: '/root/.ssh' }));
+  assert.equal(real('/proc/self/cwd/id_rsa'), '/root/.ssh/id_rsa');
+  // while a file that was there before keeps its name wherever it goes
+  s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/root/.aws/credentials', path2: '/tmp/c' }));
+  assert.equal(real('/tmp/c'), '/root/.aws/credentials');
+});

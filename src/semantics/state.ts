@@ -1,12 +1,15 @@
 // Semantic reconstruction: turns the raw event stream into events that know their process
-// (exe, argv, ancestry, uid) and what their file descriptor refers to (path or socket).
-// One pass, O(1) per event; state is per process and shared by its threads.
+// (exe, argv, ancestry, uid) and what their file descriptor refers to (path or socket), and which
+// file a path names (fd.realname: through /proc's magic links and the symlinks, renames and hard
+// links the sample made; see rules/README.md, "Names and the files they name").
+// One pass, O(1) per event (a path's components, bounded, once links are in play); state is per
+// process and shared by its threads.
 import { posix } from 'node:path';
 import type { SockAddr, SyscallEvent, TraceEvent } from '../capture/events.js';
 import type { ContainerImage, EnrichedEvent, FdInfo, FdType, ProcessInfo } from './types.js';
 import {
-  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, O_CLOEXEC, O_DIRECTORY,
-  O_TRUNC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
+  AF_INET, AF_INET6, AF_NETLINK, AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+  O_EXCL, O_TRUNC, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
 } from './flags.js';
 
 export interface SemanticOptions {
@@ -27,6 +30,9 @@ interface ProcState {
   cloexec: Set<number>;
   /** The file the process last read from, and how many bytes (copy provenance). */
   lastRead?: { path: string; bytes: number };
+  /** The working directory's own name (see FdInfo.real) when it is not info.cwd: a chdir through
+   *  a symlink, /proc/self/cwd or /dev/fd/N. */
+  cwdReal?: string | undefined;
 }
 
 const READS = new Set(['read', 'pread64', 'readv', 'preadv', 'preadv2']);
@@ -59,6 +65,31 @@ const DIRFD: Record<string, [number, number]> = {
 const OPENERS = new Set(['open', 'openat', 'openat2', 'creat']);
 /** What copy provenance may hold, in characters of names (see SemanticState.copiedFrom). */
 const COPIED_FROM_CHARS = 8 << 20;
+/** What the symlinks and aliases made during the capture may hold, in characters of names. */
+const LINK_CHARS = 8 << 20;
+/** The kernel's limit of symlinks followed in one lookup (MAXSYMLINKS): past it, ELOOP. */
+const MAX_FOLLOWS = 40;
+/** Components one lookup may walk (symlink targets included) before the name is left unresolved. */
+const MAX_STEPS = 4096;
+/** Directory renames re-key the links and aliases under the directory only while there are at most this many. */
+const REKEY_MAX = 4096;
+const O_NOFOLLOW = 0o400000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_SYMLINK_FOLLOW = 0x400;
+const RENAME_EXCHANGE = 2;
+/** Calls that make, move or remove names (see SemanticState.links). */
+const LINK_CALLS = new Set(['symlink', 'symlinkat', 'link', 'linkat', 'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir']);
+/** Calls whose path names a symlink itself, not what it points to (the last component is not followed). */
+const NOFOLLOW = new Set(['lstat', 'lchown', 'lgetxattr', 'lsetxattr', 'llistxattr', 'lremovexattr', 'readlink', 'readlinkat',
+  'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'mkdir', 'mkdirat', 'mknod', 'mknodat',
+  'symlink', 'symlinkat']);
+/** Index of the flags argument of *at calls that take AT_SYMLINK_NOFOLLOW (and AT_EMPTY_PATH). */
+const AT_FLAGS: Record<string, number> = { newfstatat: 3, statx: 2, fchownat: 4, utimensat: 3, fchmodat2: 3, faccessat2: 3, execveat: 4, linkat: 4 };
+/** The symlinks a container runtime makes in /dev (runc's defaults). */
+const DEV_LINKS: Record<string, string> = {
+  '/dev/fd': '/proc/self/fd', '/dev/stdin': '/proc/self/fd/0', '/dev/stdout': '/proc/self/fd/1', '/dev/stderr': '/proc/self/fd/2',
+};
+const PROC_MAGIC = /^\/proc\/(\d+)(?:\/task\/\d+)?\/(?:(root|cwd)|fd\/(\d+))$/;
 
 /** Other calls that return a new descriptor, and what it is. */
 const FD_PRODUCERS: Record<string, FdType> = {
@@ -89,6 +120,24 @@ export class SemanticState {
    * remembered (the ones known stay, and overwriting or removing still forgets).
    */
   private copiedChars = 0;
+  /**
+   * Symlinks made during the capture: where the link is (its directory resolved, see `physical`)
+   * -> its target as written. Paths are resolved through them as the kernel would (`walk`).
+   */
+  private readonly symlinks = new Map<string, string>();
+  /**
+   * Renames and hard links made during the capture: the file's (or directory's) name now -> the
+   * name it had before the first of them (the start of the chain). A name's own alias, or its
+   * nearest directory's, gives the file's own name (fd.realname). Removing the name forgets it.
+   */
+  private readonly aliases = new Map<string, string>();
+  /**
+   * Names made during the capture (mkdir, an O_CREAT|O_EXCL open): moving or linking one makes no
+   * alias, since it had no name before (mv's copy of a folder moved into place is that folder).
+   */
+  private readonly created = new Set<string>();
+  /** Characters of the names symlinks, aliases and created hold: past LINK_CHARS new ones are not remembered. */
+  private linkChars = 0;
 
   constructor(opts: SemanticOptions = {}) {
     this.containerId = opts.containerId ?? '';
@@ -145,8 +194,8 @@ export class SemanticState {
     }
   }
 
-  private enriched(ev: TraceEvent, st: ProcState, fd: FdInfo | undefined, path: string | undefined, path2: string | undefined): EnrichedEvent {
-    return { ev, proc: st.info, fd, user: this.userName(st.info.uid), path, path2 };
+  private enriched(ev: TraceEvent, st: ProcState, fd: FdInfo | undefined, path: string | undefined, path2: string | undefined, real?: string): EnrichedEvent {
+    return { ev, proc: st.info, fd, user: this.userName(st.info.uid), path, path2, real };
   }
 
   private stateOf(pid: number, ts: number, comm: string | undefined, running?: { exe: string; argv: string[] }): ProcState {
@@ -155,7 +204,7 @@ export class SemanticState {
       const info = this.newProcess(pid, 0, undefined, ts);
       if (comm) info.name = comm;
       if (this.initialCwd?.startsWith('/')) info.cwd = this.initialCwd;
-      st = { info, fds: new Map(), cloexec: new Set() };
+      st = { info, fds: new Map(), cloexec: new Set(), cwdReal: undefined };
       this.procs.set(pid, st);
     } else if (comm && st.info.exe === '' && st.info.name !== comm) {
       st.info.name = comm;
@@ -185,7 +234,7 @@ export class SemanticState {
     const info = this.newProcess(childPid, parent.info.pid, parent.info, ts);
     // The child inherits a copy of the descriptor table and the working directory.
     if (parent.info.cwd !== undefined) info.cwd = parent.info.cwd;
-    this.procs.set(childPid, { info, fds: new Map(parent.fds), cloexec: new Set(parent.cloexec) });
+    this.procs.set(childPid, { info, fds: new Map(parent.fds), cloexec: new Set(parent.cloexec), cwdReal: parent.cwdReal });
   }
 
   private syscall(ev: SyscallEvent, st: ProcState): EnrichedEvent {
@@ -196,24 +245,41 @@ export class SemanticState {
     const dirfds = DIRFD[name];
     let path: string | undefined;
     let path2: string | undefined;
+    // the file path names, when that is not path (see FdInfo.real), and its physical name
+    let real: string | undefined;
+    let phys: string | undefined;
+    const flagsIdx = AT_FLAGS[name] ?? -1;
+    const atFlags = flagsIdx >= 0 ? (a[flagsIdx] ?? 0) : 0;
     if (ev.path !== undefined) {
-      if (dirfds && dirfds[0] >= 0) {
-        const flagsIdx = name === 'execveat' ? 4 : name === 'statx' || name === 'newfstatat' ? 2 : -1;
-        const emptyPath = ev.path === '' && flagsIdx >= 0 && ((a[flagsIdx] ?? 0) & AT_EMPTY_PATH) !== 0;
-        path = emptyPath ? st.fds.get(a[dirfds[0]] ?? -1)?.path : this.resolve(st, ev.path, a[dirfds[0]]);
-      } else if (name === 'symlink' || name === 'symlinkat') {
+      const dirfd = dirfds && dirfds[0] >= 0 ? a[dirfds[0]] : AT_FDCWD;
+      if (name === 'symlink' || name === 'symlinkat') {
         path = ev.path; // the link's target, kept as written
+      } else if (ev.path === '' && (atFlags & AT_EMPTY_PATH) !== 0 && dirfds && dirfds[0] >= 0) {
+        const f = st.fds.get(a[dirfds[0]] ?? -1);
+        path = f?.path;
+        real = f?.real;
       } else {
-        path = this.resolve(st, ev.path, AT_FDCWD);
+        path = this.resolve(st, ev.path, dirfd);
+        const follow = OPENERS.has(name) ? (openerFlags(name, a) & O_NOFOLLOW) === 0
+          : !NOFOLLOW.has(name) && (atFlags & AT_SYMLINK_NOFOLLOW) === 0;
+        phys = this.physical(st, ev.tid, ev.path, path, dirfd, follow);
+        real = this.realName(phys, path);
       }
     }
     if (ev.path2 !== undefined) path2 = this.resolve(st, ev.path2, dirfds && dirfds[1] >= 0 ? a[dirfds[1]] : AT_FDCWD);
+    if (LINK_CALLS.has(name)) {
+      const r = this.links(ev, st, path, path2, phys, ok, atFlags);
+      if (r !== undefined) real = r;
+    } else if (ok && path !== undefined && (name === 'mkdir' || name === 'mkdirat'
+      || (OPENERS.has(name) && (openerFlags(name, a) & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)))) {
+      this.made(phys ?? path);
+    }
 
     let fd: FdInfo | undefined;
     if (OPENERS.has(name)) {
       const flags = openerFlags(name, a);
       const p = path ?? '';
-      fd = { num: ret ?? -1, type: (flags & O_DIRECTORY) !== 0 ? 'directory' : 'file', name: p, path: p };
+      fd = { num: ret ?? -1, type: (flags & O_DIRECTORY) !== 0 ? 'directory' : 'file', name: p, path: p, real };
       if (ok) {
         st.fds.set(ret, fd);
         if (flags & O_CLOEXEC) st.cloexec.add(ret);
@@ -232,14 +298,14 @@ export class SemanticState {
 
     if (ok) this.provenance(ev, st, fd, path, path2);
     if (ok) {
-      if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? path : fd?.path);
+      if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? path : fd?.path, name === 'chdir' ? phys : fd?.real);
       else if (name === 'setsid') st.info.sid = ret;
       else if ((name === 'setuid' || name === 'setresuid' || name === 'setreuid') && ret === 0) {
         const uid = name === 'setreuid' ? a[1] : a[0];
         if (uid !== undefined && uid >= 0 && uid < 0xffffffff) st.info.uid = uid;
       }
     }
-    return this.enriched(ev, st, fd, path, path2);
+    return this.enriched(ev, st, fd, path, path2, real);
   }
 
   /** Descriptor-producing calls that are not opens: sockets, memfds, event fds, ... */
@@ -396,17 +462,284 @@ export class SemanticState {
 
   /** A successful chdir/fchdir: the new directory if it resolved to an absolute path; otherwise
    *  (relative to an unknown cwd, or an fd of unknown path) the cwd is no longer known. */
-  private chdir(st: ProcState, dir: string | undefined): void {
-    if (dir !== undefined && dir.startsWith('/')) st.info.cwd = dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
-    else delete st.info.cwd;
+  private chdir(st: ProcState, dir: string | undefined, real: string | undefined): void {
+    if (dir !== undefined && dir.startsWith('/')) {
+      st.info.cwd = dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
+      st.cwdReal = real;
+    } else {
+      delete st.info.cwd;
+      st.cwdReal = undefined;
+    }
   }
 
+  /** A path as given made absolute against the cwd or the dirfd and normalized as Falco does
+   *  (no '//', '.', '..' or trailing '/'), without looking at what it names. */
   private resolve(st: ProcState, p: string, dirfd: number | undefined): string {
-    if (p.startsWith('/')) return posix.normalize(p);
-    const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.info.cwd : st.fds.get(dirfd)?.path;
-    if (base === undefined) return p;
-    return p === '' ? base : posix.join(base, p);
+    let out: string;
+    if (p.startsWith('/')) out = posix.normalize(p);
+    else {
+      const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.info.cwd : st.fds.get(dirfd)?.path;
+      if (base === undefined) return p;
+      out = p === '' ? base : posix.join(base, p);
+    }
+    return out.length > 1 && out.endsWith('/') ? trimSlashes(out) : out;
   }
+
+  // ---- what a name names: symlinks, /proc's magic links, renames and hard links ----
+
+  /**
+   * The physical name of the file `raw` (as the call gave it, relative to `dirfd`) leads to,
+   * when that is not `name` (raw made absolute and normalized): what the kernel's lookup finds
+   * through the symlinks made during the capture, /proc/PID/{root,cwd,fd/N}, /proc/self,
+   * /proc/thread-self and /dev/fd, with '..' taken after following them. undefined when it is
+   * `name`, or cannot be known (relative to an unknown directory, a loop, a lookup too long).
+   * Without such links in play (the usual case) it costs a few comparisons and allocates nothing.
+   */
+  private physical(st: ProcState, tid: number, raw: string, name: string, dirfd: number | undefined, follow: boolean): string | undefined {
+    if (!name.startsWith('/')) return undefined;
+    let base: string | undefined;
+    let plainBase = true;
+    if (!raw.startsWith('/')) {
+      if (dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c) {
+        base = st.cwdReal ?? st.info.cwd;
+        plainBase = st.cwdReal === undefined;
+      } else {
+        const f = st.fds.get(dirfd);
+        base = f?.real ?? f?.path;
+        plainBase = f?.real === undefined;
+      }
+      if (base === undefined || !base.startsWith('/')) return undefined;
+    }
+    // no symlink of the sample's, no '..' to take after one, no magic link: the name is the file's
+    if (plainBase && this.symlinks.size === 0 && !raw.includes('..') && !magicName(name)) return undefined;
+    const p = this.walk(st, tid, base ?? '', raw, follow);
+    return p === name ? undefined : p;
+  }
+
+  /** The file's own name (fd.realname) from its physical name, when that is not `name`. */
+  private realName(phys: string | undefined, name: string | undefined): string | undefined {
+    if (this.aliases.size === 0) return phys;
+    const p = phys ?? name;
+    if (p === undefined || !p.startsWith('/')) return undefined;
+    const o = this.origin(p);
+    return o === name ? undefined : o === p ? phys : o;
+  }
+
+  /** A path looked up component by component from `base` (absolute, or '' for '/'), as the kernel does. */
+  private walk(st: ProcState, tid: number, base: string, raw: string, follow: boolean): string | undefined {
+    const todo: string[] = [];
+    pushComponents(todo, raw);
+    // a trailing '/' (or '/.') makes the last component a directory: a symlink there is followed
+    const trailing = raw.endsWith('/') || raw.endsWith('/.');
+    let out = raw.startsWith('/') || base === '/' ? '' : trimSlashes(base);
+    let follows = 0;
+    let steps = 0;
+    while (todo.length > 0) {
+      if (++steps > MAX_STEPS) return undefined;
+      const c = todo.pop()!;
+      if (c === '.') continue;
+      if (c === '..') {
+        out = out.slice(0, Math.max(0, out.lastIndexOf('/')));
+        continue;
+      }
+      const cand = `${out}/${c}`;
+      if (todo.length > 0 || follow || trailing) {
+        if (out === '/proc' || out.startsWith('/proc/')) {
+          const m = this.procLink(st, tid, cand);
+          // a magic link to what the state does not know (a pipe, an unknown process): unknown
+          if (m === null) return undefined;
+          if (m !== undefined) {
+            if (++follows > MAX_FOLLOWS) return undefined;
+            out = m === '/' ? '' : m;
+            continue;
+          }
+        }
+        const t = this.symlinks.get(cand) ?? (out === '/dev' ? DEV_LINKS[cand] : undefined);
+        if (t !== undefined) {
+          if (++follows > MAX_FOLLOWS) return undefined;
+          if (t.startsWith('/')) out = '';
+          pushComponents(todo, t);
+          continue;
+        }
+      }
+      out = cand;
+    }
+    return out === '' ? '/' : out;
+  }
+
+  /** Where a magic link of /proc leads (/proc/self, /proc/thread-self, /proc/PID/root, cwd and fd/N
+   *  of a known process and descriptor), as a physical name; undefined when `p` is no magic link,
+   *  null when it is one to what the state does not know. */
+  private procLink(st: ProcState, tid: number, p: string): string | null | undefined {
+    if (p === '/proc/self') return `/proc/${st.info.pid}`;
+    if (p === '/proc/thread-self') return `/proc/${st.info.pid}/task/${tid}`;
+    const m = PROC_MAGIC.exec(p);
+    if (!m) return undefined;
+    const other = this.procs.get(Number(m[1]));
+    if (!other) return null;
+    // every process of an analysis has the same root (chroot is refused)
+    if (m[2] === 'root') return '/';
+    if (m[2] === 'cwd') return other.cwdReal ?? other.info.cwd ?? null;
+    const f = other.fds.get(Number(m[3]));
+    if (!f || (f.type !== 'file' && f.type !== 'directory')) return null;
+    const target = f.real ?? f.path;
+    return target?.startsWith('/') ? target : null;
+  }
+
+  /** The name a file had before the capture's renames and hard links: its own alias, or its
+   *  nearest directory's with the rest of the name (aliases are chain starts already, and a
+   *  directory's rename re-keys the aliases below it, so one lookup is the answer). */
+  private origin(p: string): string {
+    for (let i = p.length; i > 0; i = p.lastIndexOf('/', i - 1)) {
+      const o = this.aliases.get(i === p.length ? p : p.slice(0, i));
+      if (o !== undefined) return i === p.length ? o : o + p.slice(i);
+    }
+    return p;
+  }
+
+  /**
+   * What symlink, link, rename, unlink and rmdir do to the names the state knows; returns, for a
+   * symlink, where its target leads from the link's directory (the event's fs.path.realname), and
+   * for the others the file their first path names (undefined: the caller's own).
+   */
+  private links(ev: SyscallEvent, st: ProcState, path: string | undefined, path2: string | undefined, phys: string | undefined, ok: boolean,
+    atFlags: number): string | undefined {
+    const name = ev.name;
+    const a = ev.args;
+    const dirfds = DIRFD[name];
+    const dirfd2 = dirfds && dirfds[1] >= 0 ? a[dirfds[1]] : AT_FDCWD;
+    // the second path (link or new name), its last component not followed
+    const to = ev.path2 !== undefined && path2 !== undefined ? (this.physical(st, ev.tid, ev.path2, path2, dirfd2, false) ?? path2) : undefined;
+    if (name === 'symlink' || name === 'symlinkat') {
+      if (path === undefined || to === undefined || !to.startsWith('/')) return undefined;
+      const dir = to.slice(0, to.lastIndexOf('/'));
+      const target = this.walk(st, ev.tid, dir, path, true);
+      const real = target === undefined ? undefined : this.realName(target, path);
+      if (ok) {
+        this.forgetName(to);
+        this.remember(this.symlinks, to, path);
+      }
+      return real;
+    }
+    if (!ok || ev.path === undefined || path === undefined || !path.startsWith('/')) return undefined;
+    const dirfd = dirfds && dirfds[0] >= 0 ? a[dirfds[0]] : AT_FDCWD;
+    const follow = name === 'linkat' && (atFlags & AT_SYMLINK_FOLLOW) !== 0;
+    // the first path's physical name (the caller's own, looked up without following, unless AT_SYMLINK_FOLLOW)
+    const from = (follow ? this.physical(st, ev.tid, ev.path, path, dirfd, true) : phys) ?? path;
+    if (name === 'unlink' || name === 'unlinkat' || name === 'rmdir') {
+      this.forgetName(from);
+      return undefined;
+    }
+    if (to === undefined || !to.startsWith('/') || from === to) return undefined;
+    const link = follow ? undefined : this.symlinks.get(from);
+    const orig = this.origin(from);
+    const fresh = this.created.has(from);
+    if (name === 'link' || name === 'linkat') {
+      this.forgetName(to);
+      // a hard link to a symlink is another symlink with its target
+      if (link !== undefined) this.remember(this.symlinks, to, link);
+      else if (fresh) this.made(to);
+      else this.remember(this.aliases, to, orig);
+      return follow ? this.realName(from, path) : undefined;
+    }
+    // rename: the name moves, with what is below it; RENAME_EXCHANGE swaps the two
+    const exchange = name === 'renameat2' && ((a[4] ?? 0) & RENAME_EXCHANGE) !== 0;
+    const link2 = exchange ? this.symlinks.get(to) : undefined;
+    const orig2 = exchange ? this.origin(to) : undefined;
+    const fresh2 = exchange && this.created.has(to);
+    this.forgetName(to);
+    this.forgetName(from);
+    if (this.symlinks.size + this.aliases.size + this.created.size <= REKEY_MAX) {
+      this.rekey(this.symlinks, from, to, exchange);
+      this.rekey(this.aliases, from, to, exchange);
+      const fromDir = `${from}/`;
+      const toDir = `${to}/`;
+      const moved: [string, string][] = [];
+      for (const k of this.created) {
+        if (k.startsWith(fromDir)) moved.push([k, to + k.slice(from.length)]);
+        else if (exchange && k.startsWith(toDir)) moved.push([k, from + k.slice(to.length)]);
+      }
+      for (const [k] of moved) this.forgetName(k);
+      for (const [, k] of moved) this.made(k);
+    }
+    this.moved(to, link, fresh, orig);
+    if (exchange) this.moved(from, link2, fresh2, orig2 ?? from);
+    return undefined;
+  }
+
+  /** What a name moved to holds: the symlink, a name made during the capture, or a file with an earlier name. */
+  private moved(to: string, link: string | undefined, fresh: boolean, orig: string): void {
+    if (link !== undefined) this.remember(this.symlinks, to, link);
+    else if (fresh) this.made(to);
+    else if (orig !== to) this.remember(this.aliases, to, orig);
+  }
+
+  private made(p: string): void {
+    if (!p.startsWith('/') || this.created.has(p) || this.linkChars + p.length > LINK_CHARS) return;
+    this.created.add(p);
+    this.linkChars += p.length;
+  }
+
+  /** Moves the entries below directory `from` to below `to` (both ways for an exchange). */
+  private rekey(map: Map<string, string>, from: string, to: string, exchange: boolean): void {
+    const moved: [string, string][] = [];
+    const fromDir = `${from}/`;
+    const toDir = `${to}/`;
+    for (const [k, v] of map) {
+      if (k.startsWith(fromDir)) moved.push([to + k.slice(from.length), v]);
+      else if (exchange && k.startsWith(toDir)) moved.push([from + k.slice(to.length), v]);
+      else continue;
+      map.delete(k);
+      this.linkChars -= k.length + v.length;
+    }
+    for (const [k, v] of moved) this.remember(map, k, v);
+  }
+
+  private remember(map: Map<string, string>, key: string, value: string): void {
+    if (this.linkChars + key.length + value.length > LINK_CHARS) return;
+    map.set(key, value);
+    this.linkChars += key.length + value.length;
+  }
+
+  /** The name no longer is what it was (removed, or replaced). */
+  private forgetName(p: string): void {
+    const l = this.symlinks.get(p);
+    if (l !== undefined) {
+      this.symlinks.delete(p);
+      this.linkChars -= p.length + l.length;
+    }
+    const o = this.aliases.get(p);
+    if (o !== undefined) {
+      this.aliases.delete(p);
+      this.linkChars -= p.length + o.length;
+    }
+    if (this.created.delete(p)) this.linkChars -= p.length;
+  }
+}
+
+/** Whether a normalized absolute name may go through a magic link of /proc or /dev (then it is
+ *  looked up component by component): /proc/{self,thread-self,PID}/{root,cwd,fd,task}..., /dev/fd, /dev/std*. */
+function magicName(n: string): boolean {
+  if (n.startsWith('/dev/')) return n.startsWith('fd', 5) || n.startsWith('std', 5);
+  if (!n.startsWith('/proc/')) return false;
+  const i = n.indexOf('/', 6);
+  if (i < 0) return n === '/proc/self' || n === '/proc/thread-self';
+  return n.startsWith('root', i + 1) || n.startsWith('cwd', i + 1) || n.startsWith('fd', i + 1) || n.startsWith('task', i + 1);
+}
+
+/** Pushes the components of a path (empty ones left out) so that pop() gives them in order. */
+function pushComponents(todo: string[], p: string): void {
+  const parts = p.split('/');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const c = parts[i]!;
+    if (c !== '') todo.push(c);
+  }
+}
+
+function trimSlashes(p: string): string {
+  let end = p.length;
+  while (end > 1 && p.charCodeAt(end - 1) === 47) end--;
+  return p.slice(0, end);
 }
 
 function unknownFd(num: number): FdInfo {

@@ -57,6 +57,13 @@ export interface FdInfo {
   /** Falco's fd.name: a path, or "sip:sport->dip:dport" for a connected socket. */
   name: string;
   path?: string;
+  /**
+   * The file's own name when it is not `path` (fd.realname): `path` resolved through the magic
+   * links of /proc (root, cwd, fd/N of a known descriptor), /dev/fd and the symlinks made during
+   * the capture, and through the capture's renames and hard links back to the name the file had
+   * before them. Absent when it is `path` itself, or cannot be known.
+   */
+  real?: string | undefined;
   l4proto?: 'tcp' | 'udp' | 'raw' | 'icmp';
   /** Socket endpoints. 'client' sockets connected out (remote = server); 'server' sockets were
    *  bound/listened or accepted (local = server). Falco's fd.sip/sport is the server side,
@@ -79,4 +86,9 @@ export interface EnrichedEvent {
   /** The event's path arguments made absolute (against the cwd or the dirfd), when it has them. */
   path: string | undefined;
   path2: string | undefined;
+  /**
+   * The file `path` names, when that is not `path` itself (fs.path.realname; see FdInfo.real): for
+   * symlink and symlinkat, the link's target resolved from the link's directory. Absent otherwise.
+   */
+  real?: string | undefined;
 }

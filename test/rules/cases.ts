@@ -84,6 +84,10 @@ export const CASES: RuleCase[] = [
   { id: 'ST-CRD-009', trigger: (s) => { const p = s.run('/usr/bin/cat', ['cat', '/home/user/.mysql_history']); s.open(p, '/home/user/.mysql_history', O.r); },
     benign: (s) => { const p = s.run('/usr/bin/cat', ['cat', 'history.txt']); s.open(p, '/root/history.txt', O.r); } },
   { id: 'ST-CRD-010', trigger: (s) => s.open(1, '/home/user/.bitcoin/wallet.dat', O.r), benign: (s) => s.open(1, '/home/user/.bitcoin.txt', O.r) },
+  { id: 'ST-CRD-011', trigger: (s) => { s.chdir(1, '/tmp'); s.sys(1, 'symlinkat', [0, -100, 0], 0, { path: '../etc/shadow', path2: 'x' }); },
+    benign: (s) => s.sys(1, 'symlinkat', [0, -100, 0], 0, { path: '/usr/bin/python3', path2: '/tmp/py' }) },
+  { id: 'ST-CRD-012', trigger: (s) => s.sys(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/tmp/x' }),
+    benign: (s) => { const p = s.run('/usr/sbin/useradd', ['useradd', 'svc']); s.sys(p, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/etc/shadow-' }); s.rename(1, '/tmp/a', '/tmp/b'); } },
   // discovery
   { id: 'ST-DIS-001', trigger: (s) => s.run('/usr/bin/uname', ['uname', '-a']), benign: (s) => s.run('/usr/bin/date', ['date']) },
   { id: 'ST-DIS-002', trigger: (s) => s.run('/usr/bin/whoami', ['whoami']), benign: (s) => s.run('/usr/bin/wc', ['wc', '-l', 'x']) },

@@ -252,9 +252,17 @@ const fdTypechar = (e: EnrichedEvent): Scalar => {
   return null;
 };
 
+/** sandtrace's fd.realname: the file's own name (FdInfo.real), else fd.name. */
+function fdRealName(e: EnrichedEvent): string | null {
+  const f = e.fd;
+  if (f) return f.real ?? f.name;
+  return openPath(e);
+}
+
 const FD: Record<string, [FieldKind, Getter]> = {
   name: ['str', fdName],
   nameraw: ['str', fdName],
+  realname: ['str', fdRealName],
   directory: ['str', perEvent((e) => dirOf(fdName(e)))],
   filename: ['str', perEvent((e) => baseOf(fdName(e)))],
   num: ['num', fdNum],
@@ -494,6 +502,11 @@ export function resolveField(name: string, arg?: string): FieldResult {
   }
   if (name === 'fs.path.name' || name === 'fs.path.source') {
     return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null) } };
+  }
+  // sandtrace's own: the file the path names (symlinks, /proc's magic links, renames and hard links
+  // of the capture resolved; a symlink's target from the link's directory), else fs.path.name
+  if (name === 'fs.path.realname') {
+    return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.real ?? e.path ?? e.ev.path ?? null : null) } };
   }
   if (name === 'fs.path.target') return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.path2 ?? e.ev.path2 ?? null : null) } };
   if (name === 'user.uid') return { ok: true, def: { kind: 'num', get: (e) => e.proc.uid } };
