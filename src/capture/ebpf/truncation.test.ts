@@ -201,27 +201,34 @@ test('an argument unreadable at the call is read at its return and marked so; a 
   assert.ok(!JSON.stringify(accept?.addr ?? null).includes('10.11.12.13'), JSON.stringify(accept?.addr));
 });
 
+// Python for the workloads below: bytes in a file-backed page the process never touched (written
+// with write(), mapped MAP_PRIVATE read-write, never read): no page table entry when a call is
+// made, so the probe cannot read them at sys_enter; the kernel faults the page in during the call.
+// Their addresses are kept in \`pages\` (the workloads print them, to find their calls).
+const PY_UNTOUCHED = `
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+pages = []
+def untouched(data, low=False):
+    if isinstance(data, str): data = data.encode()
+    name = os.path.join(sys.argv[1], 'page%d' % len(pages))
+    with open(name, 'wb') as f: f.write(data + bytes(4096 - len(data)))
+    pages.append(libc.mmap(None, 4096, 3, 0x02 | (0x40 if low else 0), os.open(name, os.O_RDONLY), 0))  # MAP_32BIT if low
+    return pages[-1]
+`;
+
 // An open whose path is in a page not faulted in at the call. A second thread rewrites the string
 // while the open blocks (a FIFO with no writer yet), after the kernel looked the name up: read
 // again at the return it would say /etc/hostname. The probe names the file from the descriptor
 // the open returned instead. Also across mounts (/dev/shm: tmpfs on devtmpfs on /) and through a
 // symlink (/proc/self). Without a named file behind a descriptor (a failed open; O_TMPFILE's
 // unnamed file) the string is read at the return, and marked so.
-const SWAPPED = `
-import ctypes, os, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+const SWAPPED = `${PY_UNTOUCHED}
+import threading, time
 libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 d = sys.argv[1]
-def untouched(path):
-    # written with write(), mapped, never touched: no page table entry when the call is made
-    name = os.path.join(d, 'page%d' % len(os.listdir(d)))
-    with open(name, 'wb') as f: f.write(path.encode() + bytes(4096 - len(path)))
-    fd = os.open(name, os.O_RDONLY)
-    pages.append(libc.mmap(None, 4096, 3, 2, fd, 0))  # PROT_READ|PROT_WRITE, MAP_PRIVATE
-    return pages[-1]
-pages = []
 fifo = os.path.join(d, 'fifo'); os.mkfifo(fifo)
 page = untouched(fifo)
 def swap():
@@ -268,19 +275,9 @@ test('an open whose path was unreadable at the call is named by the kernel from 
 // room. Read again at the return the address would be the decoy's: the probe reports the peer
 // from the connected socket instead. Also inet6 (a UDP connect to [::1]). A connect that failed
 // has no peer to take: read at the return, marked so.
-const CONNECT_SWAPPED = `
-import ctypes, os, socket, struct, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+const CONNECT_SWAPPED = `${PY_UNTOUCHED}
+import socket, struct, threading, time
 libc.connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-d = sys.argv[1]
-pages = []
-def untouched(sa):
-    name = os.path.join(d, 'sa%d' % len(pages))
-    with open(name, 'wb') as f: f.write(sa + bytes(4096 - len(sa)))
-    pages.append(libc.mmap(None, 4096, 3, 2, os.open(name, os.O_RDONLY), 0))
-    return pages[-1]
 sin = lambda port: struct.pack('<H', 2) + struct.pack('>H', port) + socket.inet_aton('127.0.0.1') + bytes(8)
 srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(0)
 decoy = socket.socket(); decoy.bind(('127.0.0.1', 0)); decoy.listen(8)
@@ -503,11 +500,8 @@ test('i386 (int 0x80) calls carry their paths and argv, marked like x86_64 ones'
 // The same for i386 connects, direct (362) and through socketcall (102, call 3): the sockaddr in
 // a file-backed page below 4 GiB that the process never touched; the socketcall argument array
 // itself readable. Both take the peer from the socket.
-const I386_CONNECT = `
-import ctypes, os, socket, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+const I386_CONNECT = `${PY_UNTOUCHED}
+import socket, struct
 MAP_32BIT, ANON_PRIVATE = 0x40, 0x22
 code = bytes([0x53, 0x89, 0xf8, 0x89, 0xf3, 0x49, 0x89, 0xca, 0x89, 0xd1, 0x44, 0x89, 0xd2, 0x44, 0x89, 0xc6, 0xcd, 0x80, 0x5b, 0xc3])
 cp = libc.mmap(None, 4096, 7, ANON_PRIVATE | MAP_32BIT, -1, 0)
@@ -515,17 +509,12 @@ ctypes.memmove(cp, code, len(code))
 sc32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long)(cp)
 srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(4)
 port = srv.getsockname()[1]
-pages = []
-def untouched(i):
-    name = os.path.join(sys.argv[1], 'sa%d' % i)
-    with open(name, 'wb') as f: f.write(struct.pack('<HH4s8x', 2, socket.htons(port), bytes([127, 0, 0, 1])) + bytes(4080))
-    pages.append(libc.mmap(None, 4096, 3, 0x02 | MAP_32BIT, os.open(name, os.O_RDONLY), 0))
-    return pages[-1]
+sin = struct.pack('<HH4s8x', 2, socket.htons(port), bytes([127, 0, 0, 1]))
 c = socket.socket()
-print('direct', sc32(362, c.fileno(), untouched(0), 16, 0, 0))
+print('direct', sc32(362, c.fileno(), untouched(sin, low=True), 16, 0, 0))
 c2 = socket.socket()
 argv = libc.mmap(None, 4096, 3, ANON_PRIVATE | MAP_32BIT, -1, 0)
-ctypes.memmove(argv, struct.pack('<III', c2.fileno(), untouched(1), 16), 12)
+ctypes.memmove(argv, struct.pack('<III', c2.fileno(), untouched(sin, low=True), 16), 12)
 print('socketcall', sc32(102, 3, argv, 0, 0, 0), port)
 print('pages', *pages)
 `;
