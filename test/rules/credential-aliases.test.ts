@@ -158,3 +158,20 @@ test('fd.realname and fs.path.realname: the name as given when nothing is resolv
   assert.deepEqual(out((s) => { s.sys(1, 'newfstatat', [-100, 0, 0, 0], 0, { path: '/proc/self/root/etc/shadow' }); }),
     ['path=/proc/self/root/etc/shadow real=/etc/shadow']);
 });
+
+test('persistence and privilege rules see the file written, whatever name it was written through: a symlink the sample made, or /proc/self/root', () => {
+  const TARGETS: [string, string][] = [
+    ['ST-PER-001', '/etc/cron.d/update'], ['ST-PER-003', '/etc/systemd/system/backdoor.service'], ['ST-PER-004', '/root/.bashrc'],
+    ['ST-PER-005', '/etc/ld.so.preload'], ['ST-PER-006', '/root/.ssh/authorized_keys'], ['ST-PER-007', '/etc/rc.local'],
+    ['ST-PER-009', '/etc/passwd'], ['ST-PER-011', '/root/.config/autostart/x.desktop'], ['ST-PER-012', '/etc/modprobe.d/x.conf'],
+    ['ST-PRV-003', '/etc/sudoers.d/x'],
+  ];
+  for (const [rule, target] of TARGETS) {
+    const viaLink = findings((s) => { symlink(s, 1, target, '/tmp/innocent'); s.open(1, '/tmp/innocent', O.a); });
+    assert.ok(viaLink.some((f) => f.rule === rule), `${rule} through a symlink to ${target}: ${viaLink.map((f) => f.rule).join(', ')}`);
+    const viaProc = findings((s) => s.open(1, `/proc/self/root${target}`, O.a));
+    assert.ok(viaProc.some((f) => f.rule === rule), `${rule} through /proc/self/root${target}: ${viaProc.map((f) => f.rule).join(', ')}`);
+  }
+  // the name alone, unrelated to any of them, still says nothing
+  assert.deepEqual(findings((s) => s.open(1, '/tmp/innocent', O.a)).filter((f) => f.rule.startsWith('ST-PER') || f.rule === 'ST-PRV-003'), []);
+});
