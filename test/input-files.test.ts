@@ -259,6 +259,13 @@ test('replay --rules: a missing or malformed rule file is refused before any wor
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /, 399 syscalls: /);
   assert.ok(r.stderr.split('\n').includes(`sandtrace replay: warning: ${bad}: line 2: exec event: argv is not a list of strings [INPUT_CORRUPT]`), r.stderr);
+  // a rules file with nothing in it (Falco's local-rules template) runs beside the pack, and analyze says so on stderr
+  const empty = join(t.path, 'empty-rules.yaml');
+  writeFileSync(empty, '# Add your own rules here\n');
+  const a = sandtrace(['analyze', 'examples/dropper.sh', '--rules', empty, '--out', join(t.path, 'empty-rules-out'), '--timeout', '30'], 120_000);
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stdout, /^verdict: malicious /);
+  assert.ok(a.stderr.split('\n').includes(`sandtrace analyze: warning: ${empty}:0: the file defines no rule, macro or list (empty, only comments, [] or null), so it adds nothing [EMPTY_FILE]`), a.stderr);
 });
 
 test('analyze: a bad --model or --rules is refused before the output directory is made', async () => {

@@ -59,6 +59,12 @@ export async function run(argv: string[]): Promise<number> {
     if (!values.json || failed) {
       for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
     }
+    // the user's own rule files: what was disabled or ignored in them (Falco prints these at load)
+    // would otherwise be seen only in report.json
+    const mine = (w: { where?: string }) => (values.rules ?? []).some((f) => w.where?.startsWith(`${f}:`));
+    const ruleWarnings = values.json ? [] : r.analysis.warnings.filter(mine);
+    for (const w of ruleWarnings.slice(0, 10)) process.stderr.write(`sandtrace analyze: warning: ${w.where}: ${w.message} [${w.code}]\n`);
+    if (ruleWarnings.length > 10) process.stderr.write(`sandtrace analyze: warning: ${ruleWarnings.length - 10} more about the rule files in report.json\n`);
     // the reason the sample did not run, not a rules or render problem reported beside it
     const why = r.analysis.errors.find((e) => e.where === 'sandbox' || e.where === 'capture') ?? r.analysis.errors[0];
     return failed ? exitCodeFor(why?.code ?? 'INTERNAL') : EXIT.ok;

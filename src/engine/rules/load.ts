@@ -13,7 +13,7 @@ import { compileOutput } from './output.js';
 export type DiagnosticCode =
   | 'FILE_UNREADABLE' | 'YAML_SYNTAX' | 'INVALID_ITEM' | 'CONDITION_SYNTAX' | 'UNKNOWN_MACRO' | 'MACRO_CYCLE'
   | 'UNSUPPORTED_FIELD' | 'UNSUPPORTED_OPERATOR' | 'UNSUPPORTED_SOURCE' | 'BAD_VALUE' | 'APPEND_WITHOUT_BASE'
-  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP' | 'UNKNOWN_KEY' | 'LIST_CYCLE' | 'NEWER_ENGINE';
+  | 'BAD_STATEFUL' | 'CONDITION_TOO_DEEP' | 'UNKNOWN_KEY' | 'LIST_CYCLE' | 'NEWER_ENGINE' | 'EMPTY_FILE';
 
 export interface RuleDiagnostic {
   code: DiagnosticCode;
@@ -467,12 +467,13 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
         }
       }
     }
-    // A rules file that defines nothing (empty, only comments, `[]`, `null`) is refused: given
-    // with --rules it would otherwise load as "0 of 0 rules" and the run go on without what the
-    // user meant to add. A file of only macros or lists is fine (rules in later files use them).
+    // A rules file that defines nothing (empty, only comments, `[]`, `null`) loads, as in Falco
+    // (its falco_rules.local.yaml template is all comments), but says so: given with --rules by
+    // mistake it would otherwise pass silently as "0 of 0 rules". A file of only macros or lists
+    // is not empty (rules in later files use them).
     if (defined === 0 && diagnostics.filter((d) => d.severity === 'error').length === before) {
-      diagnostics.push({ code: 'INVALID_ITEM', severity: 'error', file, line: 0,
-        message: 'the file defines no rule, macro or list, so it adds nothing (empty, only comments, [] or null): a rules file is a YAML list of rule, macro and list items' });
+      diagnostics.push({ code: 'EMPTY_FILE', severity: 'warning', file, line: 0,
+        message: 'the file defines no rule, macro or list (empty, only comments, [] or null), so it adds nothing' });
     }
   }
 

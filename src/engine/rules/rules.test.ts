@@ -601,30 +601,33 @@ async function withRuleFiles(files: Record<string, string>, body: (path: (name: 
 /** loadRules refuses the file: RULES_INVALID, one line matching `why`. */
 const rulesInvalid = (why: RegExp) => (e: unknown) => isSandtraceError(e) && e.code === 'RULES_INVALID' && why.test(e.message) && !e.message.includes('\n');
 
-test('a rules file that defines nothing (empty, only comments, [], null) is an error naming the file, in rules check and in loadRules; one of only macros or lists loads', async () => {
+test('a rules file that defines nothing (empty, only comments, [], null) loads as in Falco, with an EMPTY_FILE warning naming the file, in rules check, loadRules and analyze; one of only macros or lists has none', async () => {
   for (const [what, text] of [['empty', ''], ['only comments', '# my rules\n# (none yet)\n'], ['an empty list', '[]\n'], ['null', 'null\n'],
     ['empty documents', '---\n---\n# nothing\n'], ['only a required_engine_version', '- required_engine_version: 26\n']] as const) {
     const { diagnostics } = loadRuleStrings([{ file: 'none.yaml', text }]);
-    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.file, d.line]), [['INVALID_ITEM', 'error', 'none.yaml', 0]], what);
+    assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.file, d.line]), [['EMPTY_FILE', 'warning', 'none.yaml', 0]], what);
     assert.match(diagnostics[0]!.message, /defines no rule, macro or list/, what);
   }
   for (const text of ['- macro: m\n  condition: evt.type = openat\n', '- list: l\n  items: [a, b]\n']) {
     assert.deepEqual(loadRuleStrings([{ file: 'parts.yaml', text }]).diagnostics, [], text);
   }
-  // only the empty file is refused, not the file beside it; a broken file is not also called empty
+  // only the empty file is named, not the file beside it; a broken file is not also called empty
   const two = loadRuleStrings([{ file: 'a.yaml', text: rule('r', 'evt.type = openat') }, { file: 'b.yaml', text: '' }]);
   assert.deepEqual(two.diagnostics.map((d) => d.file), ['b.yaml']);
+  assert.deepEqual(two.ruleset.rules.map((r) => r.name), ['r']);
   assert.deepEqual(loadRuleStrings([{ file: 'bad.yaml', text: '- rule: x\n  desc: [oops\n' }]).diagnostics.map((d) => d.code), ['YAML_SYNTAX']);
   await withRuleFiles({ 'empty.yaml': '', 'comments.yaml': '# nothing\n', 'macros.yaml': '- macro: m\n  condition: evt.type = openat\n' }, async (path) => {
-    // --rules of analyze, replay and monitor
-    for (const f of ['empty.yaml', 'comments.yaml']) {
-      await assert.rejects(loadRules([path(f)]), rulesInvalid(new RegExp(`^${path(f)}: the file defines no rule, macro or list`)), f);
+    // --rules of analyze, replay and monitor: the pack runs beside it, the warning names the file
+    for (const f of ['empty.yaml', 'comments.yaml', 'macros.yaml']) {
+      const { ruleset, diagnostics } = await loadRules([path(f)]);
+      assert.ok(ruleset.rules.length > 50, `the pack still runs beside ${f}`);
+      assert.deepEqual(diagnostics.filter((d) => d.file === path(f)).map((d) => d.code), f === 'macros.yaml' ? [] : ['EMPTY_FILE'], f);
     }
-    assert.ok((await loadRules([path('macros.yaml')])).ruleset.rules.length > 0, 'the pack still runs beside a macros-only file');
-    // rules check: the diagnostic line, exit 4
+    // rules check: the diagnostic line, exit 0 (a warning)
     const r = await runCli(['rules', 'check', path('empty.yaml')]);
-    assert.equal(r.code, 4, r.stdout + r.stderr);
-    assert.match(r.stdout, /empty\.yaml:0: error INVALID_ITEM: the file defines no rule, macro or list/);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /empty\.yaml:0: warning EMPTY_FILE: the file defines no rule, macro or list/);
+    assert.match(r.stdout, /0 of 0 rules loaded .* 0 errors/);
     assert.equal(r.stderr, '');
   });
 });
