@@ -218,7 +218,7 @@ export class RecordingCollector implements Collector {
   private finish(imp: LineImporter, { truncated, corrupt }: LinesState): void {
     this.st.parseErrors = imp.issues.reduce((n, i) => n + (i.lines ?? 1), 0);
     // a bad line of a recording is one lost event; other formats' bad lines may hold several
-    if (imp.format === 'sandtrace') this.st.lost = imp.issues.length;
+    if (imp.format === 'sandtrace') this.st.lost = imp.issues.filter((i) => !i.noEvent).length;
     const listed = imp.issues.filter((i) => i.lines === undefined).slice(0, 20);
     for (const i of listed) this.st.notes.push(`line ${i.line}: ${i.message}`);
     if (this.st.parseErrors > listed.length) this.st.notes.push(`${this.st.parseErrors - listed.length} more bad line(s)`);

@@ -16,6 +16,8 @@ export interface ImportIssue {
   message: string;
   /** Bad lines this issue stands for, when more than one (a summary of the ones not listed). */
   lines?: number;
+  /** The line held no event (a recording's damaged or missing header): a bad line, not a lost event. */
+  noEvent?: true;
 }
 
 export interface ImportOptions {
@@ -50,6 +52,8 @@ export function detectFormat(lines: readonly string[]): TraceFormat | undefined 
   const ls = lines.map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).slice(0, 50);
   if (ls.length === 0) return undefined;
   if (parseHeader(ls[0] as string)) return 'sandtrace';
+  // a recording whose header line was damaged (a flipped byte): its events still say what it is
+  if (ls.filter(isRecordedEvent).length / ls.length >= 0.6) return 'sandtrace';
   const share = (re: RegExp) => ls.filter((l) => re.test(l)).length / ls.length;
   // a pairs file has two columns on every line; a numeric trace has one or many numbers
   if (share(PAIR_LINE) >= 0.8 && ls.length >= 2) return 'pairs';
@@ -57,6 +61,12 @@ export function detectFormat(lines: readonly string[]): TraceFormat | undefined 
   if (share(SYSDIG_LINE) >= 0.6) return 'sysdig';
   if (share(STRACE_LINE) >= 0.6) return 'strace';
   return undefined;
+}
+
+/** A line that is one valid recorded event (not a header or trailer). */
+function isRecordedEvent(line: string): boolean {
+  if (!line.startsWith('{')) return false;
+  try { return eventProblem(JSON.parse(line)) === undefined; } catch { return false; }
 }
 
 export function createImporter(format: TraceFormat, opts: ImportOptions = {}): LineImporter {
@@ -100,14 +110,19 @@ export class SandtraceImporter implements LineImporter {
   line(text: string, lineNo: number): TraceEvent[] {
     if (text.trim() === '') return [];
     if (!this.header) {
+      this.header = true;
       const h = parseHeader(text);
-      if (!h) { this.issues.push({ line: lineNo, message: 'missing sandtrace.events header' }); }
-      else {
+      if (h) {
         const bad = versionProblem(h);
         if (bad) throw new SandtraceError('INPUT_CORRUPT', bad);
+        return [];
       }
-      this.header = true;
-      if (h) return [];
+      // no header: a damaged one is a bad line but no lost event; a first event is still read
+      if (!isRecordedEvent(text)) {
+        this.issues.push({ line: lineNo, message: 'damaged sandtrace.events header (the events after it are read)', noEvent: true });
+        return [];
+      }
+      this.issues.push({ line: lineNo, message: 'missing sandtrace.events header', noEvent: true });
     }
     let o: unknown;
     try {
@@ -126,7 +141,7 @@ export class SandtraceImporter implements LineImporter {
   end(): TraceEvent[] { return []; }
 
   tally(): RecordingTally {
-    return { ...(this.trailer ? { trailer: this.trailer } : {}), events: this.events, badLines: this.issues.length };
+    return { ...(this.trailer ? { trailer: this.trailer } : {}), events: this.events, badLines: this.issues.filter((i) => !i.noEvent).length };
   }
 
   notes(): string[] {

@@ -425,6 +425,37 @@ test('a trailer whose event count disagrees with the events read says so (not "n
 });
 
 
+test('a recording whose header line is damaged or missing is still told from its events and replayed whole: the header is a bad line, not a lost event', async () => {
+  const { path } = await smallRecording('header.events.gz');
+  const lines = gunzipSync(readFileSync(path)).toString('utf8').trim().split('\n');
+  const trailer = JSON.parse(lines[lines.length - 1] as string);
+  for (const [what, first, notes] of [
+    ['a flipped byte', (lines[0] as string).replace('"format"', '"form\u00e1t"'), ['line 1: damaged sandtrace.events header (the events after it are read)']],
+    ['not JSON any more', (lines[0] as string).slice(0, 20), ['line 1: damaged sandtrace.events header (the events after it are read)']],
+  ] as const) {
+    const file = join(tmp, `header-${what.replace(/ /g, '-')}.events.gz`);
+    writeFileSync(file, gzipSync([first, ...lines.slice(1)].join('\n') + '\n'));
+    assert.equal(await detectFileFormat(file), 'sandtrace', what);
+    const c = new RecordingCollector(file);
+    const events = await collect(c);
+    assert.equal(events.length, 201, what);
+    assert.equal(c.stats().lost, 0, what);
+    assert.deepEqual(c.stats().notes, notes, what);
+    assert.deepEqual(c.recording(), { trailer, events: 201, badLines: 0 }, what);
+  }
+  // no header at all: the first event is read, and the missing header said
+  const headless = join(tmp, 'headless.events');
+  writeFileSync(headless, lines.slice(1).join('\n') + '\n');
+  const c = new RecordingCollector(headless);
+  assert.equal((await collect(c)).length, 201);
+  assert.equal(c.stats().lost, 0);
+  assert.deepEqual(c.stats().notes, ['line 1: missing sandtrace.events header']);
+  // lines that are not events are still not a recording
+  const other = join(tmp, 'not-events.txt');
+  writeFileSync(other, '{"hello":1}\n{"hello":2}\n{"hello":3}\n');
+  await assert.rejects(detectFileFormat(other), (e: unknown) => isSandtraceError(e) && e.code === 'INPUT_FORMAT_UNKNOWN');
+});
+
 test('a FIFO or a device is refused by stat, never opened; one inside a trace folder is left out', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-fifo-'));
   try {
