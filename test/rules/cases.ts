@@ -29,6 +29,11 @@ export const CASES: RuleCase[] = [
     benign: (s) => { const p = s.fork(1); const fd = s.open(p, '/root/out.log', O.w); s.dup2(p, fd, 1); } },
   { id: 'ST-EXE-011', trigger: (s) => { const p = s.fork(1); const fd = s.connect(p, '203.0.113.5', 4444, 0); s.dup2(p, fd, 0).dup2(p, fd, 1); s.exec(p, '/bin/bash', ['bash', '-i']); },
     benign: (s) => { const p = s.fork(1); const fd = s.open(p, '/root/in.txt'); s.dup2(p, fd, 0); s.exec(p, '/bin/bash', ['bash', 'job.sh']); } },
+  // sh -i fed by a pipe to nc, or a python subprocess of sh -i: the shell is not the process that holds the socket
+  { id: 'ST-EXE-012', trigger: (s) => { const py = s.run('/usr/bin/python3', ['python3', '-']); s.run('/bin/sh', ['/bin/sh', '-i'], { ppid: py }); },
+    benign: (s) => { s.run('/bin/sh', ['sh', '-c', "sed -i 's/a/b/' notes.txt"]); s.run('/bin/bash', ['bash', 'install.sh', '-i']); } },
+  { id: 'ST-EXE-013', trigger: (s) => s.run('/usr/bin/python3', ['python3', '-c', "import base64;exec(base64.b64decode('cHJpbnQoMSk='))"]),
+    benign: (s) => s.run('/usr/bin/python3', ['python3', '-c', "import base64;print(base64.b64decode('aGk='))"]) },
   // persistence
   { id: 'ST-PER-001', trigger: (s) => s.open(1, '/etc/cron.d/update', O.w), benign: (s) => s.open(1, '/etc/crontab', O.r) },
   { id: 'ST-PER-002', trigger: (s) => s.run('/usr/bin/crontab', ['crontab', '/tmp/cron.txt']), benign: (s) => s.run('/usr/bin/crontab', ['crontab', '-l']) },
@@ -42,6 +47,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-PER-010', trigger: (s) => s.run('/usr/bin/systemctl', ['systemctl', 'enable', 'backdoor.service']), benign: (s) => s.run('/usr/bin/systemctl', ['systemctl', 'status']) },
   { id: 'ST-PER-011', trigger: (s) => s.open(1, '/root/.config/autostart/x.desktop', O.w), benign: (s) => s.open(1, '/root/.config/app/settings.ini', O.w) },
   { id: 'ST-PER-012', trigger: (s) => s.open(1, '/etc/modprobe.d/net-pf-38.conf', O.w), benign: (s) => s.open(1, '/etc/modprobe.d/blacklist.conf', O.r) },
+  { id: 'ST-PER-013', trigger: (s) => s.open(1, '/etc/pam.d/common-auth', O.a), benign: (s) => s.open(1, '/etc/pam.d/common-auth', O.r) },
+  { id: 'ST-PER-014', trigger: (s) => s.open(1, '/etc/ld.so.conf.d/x.conf', O.w), benign: (s) => s.open(1, '/etc/ld.so.conf.d/libc.conf', O.r) },
   // privilege escalation
   { id: 'ST-PRV-001', trigger: (s) => s.chmod(1, '/tmp/sh', 0o4755), benign: (s) => s.chmod(1, '/root/run.sh', 0o755) },
   { id: 'ST-PRV-002', trigger: (s) => s.run('/usr/bin/chmod', ['chmod', 'u+s', '/tmp/sh']), benign: (s) => s.run('/usr/bin/chmod', ['chmod', '0644', 'notes.txt']) },
@@ -72,6 +79,12 @@ export const CASES: RuleCase[] = [
   // copied as one of its applets, is not
   { id: 'ST-DEF-013', trigger: (s) => { s.copy('/usr/bin/python3', '/tmp/update'); s.run('/tmp/update', ['update', 'x.py']); },
     benign: (s) => { s.copy('/usr/bin/python3', '/tmp/python3'); s.run('/tmp/python3', ['python3', 'x.py']); s.copy('/bin/busybox', '/tmp/nc'); s.run('/tmp/nc', ['nc', '-l']); } },
+  // the loader maps a preloaded library from /tmp executable; the linker that built it only reads it
+  { id: 'ST-DEF-014', trigger: (s) => { const p = s.run('/usr/bin/true', ['true']); const fd = s.open(p, '/tmp/x.so', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); },
+    benign: (s) => { const p = s.run('/usr/bin/ld', ['ld', '-shared', '-o', '/tmp/x.so']); const fd = s.open(p, '/tmp/x.so', O.rwc); s.sys(p, 'mmap', [0, 8192, 3, 1, fd, 0], 0x7f0000000000); } },
+  // python setting /bin/ls's times on its implant; useradd keeping its backup's times
+  { id: 'ST-DEF-015', trigger: (s) => s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/usr/local/bin/dbus-daemon' }),
+    benign: (s) => { s.sys(s.run('/usr/sbin/useradd', ['useradd', 'svc']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/etc/passwd-' }); s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/root/build/out.txt' }); } },
   // credential access
   { id: 'ST-CRD-001', trigger: (s) => { const p = s.run('/usr/bin/cat', ['cat', '/etc/shadow']); s.open(p, '/etc/shadow', O.r, -13); }, benign: (s) => s.open(1, '/etc/passwd', O.r) },
   { id: 'ST-CRD-002', trigger: (s) => s.open(1, '/home/user/.ssh/id_ed25519', O.r), benign: (s) => s.open(1, '/home/user/.ssh/id_ed25519.pub', O.r) },
@@ -104,6 +117,8 @@ export const CASES: RuleCase[] = [
     benign: (s) => { for (let i = 1; i <= 22; i++) s.connect(1, '198.51.100.7', 443); } },
   { id: 'ST-DIS-011', trigger: (s) => { for (let p = 20; p < 40; p++) s.connect(1, '127.0.0.1', p, -111); },
     benign: (s) => { for (let i = 0; i < 20; i++) s.connect(1, '127.0.0.1', 8080, -111); } },
+  { id: 'ST-DIS-012', trigger: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/proc/net/tcp']), '/proc/net/tcp', O.r),
+    benign: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/proc/net/protocols']), '/proc/net/protocols', O.r) },
   // command and control, lateral movement, exfiltration
   { id: 'ST-C2-001', trigger: (s) => s.connect(1, '203.0.113.9', 443), benign: (s) => s.connect(1, '127.0.0.1', 8080, 0) },
   { id: 'ST-C2-002', trigger: (s) => s.connect(1, '203.0.113.9', 3333), benign: (s) => s.connect(1, '203.0.113.9', 443) },
