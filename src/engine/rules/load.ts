@@ -172,6 +172,8 @@ function engineVersionProblem(v: unknown): { severity: 'error' | 'warning'; mess
  * (which the parser builds without recursion) and refused before it is composed.
  */
 export const MAX_YAML_DEPTH = 256;
+/** YAML syntax errors listed per file; the rest are counted in one more diagnostic. */
+export const MAX_YAML_ERRORS = 5;
 
 /** The offset of the first collection nested deeper than MAX_YAML_DEPTH, or undefined. Iterative. */
 function tooDeep(tokens: readonly CST.Token[]): number | undefined {
@@ -305,9 +307,13 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
     // rule, macro and list items, and errors, of this file: a file with neither defines nothing
     let defined = 0;
     const before = diagnostics.filter((d) => d.severity === 'error').length;
+    let yamlErrors = 0;
     for (const doc of docs) {
       if (doc.errors.length > 0) {
         for (const err of doc.errors) {
+          // one stray quote or bracket makes every later token an error (thousands of lines):
+          // the first few say where, the rest are counted
+          if (++yamlErrors > MAX_YAML_ERRORS) continue;
           const at = lc.linePos(err.pos[0]);
           // the reader's own recursion ran out (the depth check above should have caught it first)
           const message = /maximum call stack/i.test(err.message) ? 'YAML nested too deeply to read; the file is not read' : err.message.split('\n')[0]!;
@@ -466,6 +472,11 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
           bad(`unknown item (keys: ${Object.keys(item).join(', ')})`);
         }
       }
+    }
+    if (yamlErrors > MAX_YAML_ERRORS) {
+      const last = diagnostics.filter((d) => d.file === file && d.code === 'YAML_SYNTAX').at(-1)!;
+      diagnostics.push({ code: 'YAML_SYNTAX', severity: 'error', file, line: last.line,
+        message: `${yamlErrors - MAX_YAML_ERRORS} more YAML syntax errors after line ${last.line} (most follow from the first ones: fix those and check again)` });
     }
     // A rules file that defines nothing (empty, only comments, `[]`, `null`) loads, as in Falco
     // (its falco_rules.local.yaml template is all comments), but says so: given with --rules by

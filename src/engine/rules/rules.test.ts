@@ -632,6 +632,19 @@ test('a rules file that defines nothing (empty, only comments, [], null) loads a
   });
 });
 
+test('one stray word before a long rules file gives the first 5 YAML syntax errors and one line counting the rest, not thousands of lines', async () => {
+  const text = ' contains\n' + Array.from({ length: 200 }, (_, i) => rule(`r${i}`, 'evt.type = openat')).join('');
+  const { diagnostics } = loadRuleStrings([{ file: 'stray.yaml', text }]);
+  assert.equal(diagnostics.length, 6, diagnostics.map((d) => d.message).join('\n'));
+  assert.ok(diagnostics.every((d) => d.code === 'YAML_SYNTAX' && d.severity === 'error' && d.file === 'stray.yaml'));
+  assert.equal(diagnostics[0]!.line, 1);
+  assert.match(diagnostics[5]!.message, /^\d{3,} more YAML syntax errors after line \d+ \(most follow from the first ones/);
+  // a file beside it keeps its own diagnostics
+  const two = loadRuleStrings([{ file: 'stray.yaml', text }, { file: 'ok.yaml', text: rule('fine', 'evt.type = openat') }]);
+  assert.deepEqual(two.ruleset.rules.map((r) => r.name), ['fine']);
+  assert.equal(two.diagnostics.length, 6);
+});
+
 test('YAML nested 100,000 levels deep is one YAML_SYNTAX error naming the depth limit and where, not a stack overflow', async () => {
   const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
   for (const [what, text, line] of [['a flow list', deep(100_000), 1], ['a flow mapping', `${'{a: '.repeat(100_000)}1${'}'.repeat(100_000)}`, 1],
