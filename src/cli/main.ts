@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSandtraceError } from '../errors.js';
 import { HelpRequested, wantsHelp } from './args.js';
+import { termSafe } from './terminal.js';
 
 export interface CommandModule {
   /** One line for `sandtrace help`. */
@@ -81,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
   // `sandtrace help CMD` is `sandtrace CMD --help`
   if (name === 'help' && rest[0] !== undefined) {
     if (!COMMANDS[rest[0]]) {
-      process.stderr.write(`sandtrace: unknown command '${rest[0]}' (see 'sandtrace help')\n`);
+      process.stderr.write(`sandtrace: unknown command '${termSafe(rest[0])}' (see 'sandtrace help')\n`);
       return EXIT.usage;
     }
     [name, rest] = [rest[0], ['--help']];
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') return help();
   const load = COMMANDS[name];
   if (!load) {
-    process.stderr.write(`sandtrace: unknown command '${name}' (see 'sandtrace help')\n`);
+    process.stderr.write(`sandtrace: unknown command '${termSafe(name)}' (see 'sandtrace help')\n`);
     return EXIT.usage;
   }
   let cmd: CommandModule | undefined;
@@ -100,24 +101,25 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // a command without an exported usage: its flag parser found --help
     if (e instanceof HelpRequested && cmd) return commandHelp(cmd, e.usage);
+    // messages name files and quote what the sample wrote: shown, never acted on by the terminal
     if (isSandtraceError(e)) {
-      process.stderr.write(`sandtrace ${name}: ${e.message} [${e.code}]\n`);
+      process.stderr.write(`sandtrace ${name}: ${termSafe(e.message)} [${e.code}]\n`);
       return exitCodeFor(e.code);
     }
     // a file system refusal the library did not foresee: still one line naming the path
     const fsErr = e as { code?: unknown; path?: unknown; syscall?: unknown };
     if (typeof fsErr.code === 'string' && /^E[A-Z]+$/.test(fsErr.code) && typeof fsErr.path === 'string') {
       const why = (e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*$/, '');
-      process.stderr.write(`sandtrace ${name}: ${String(fsErr.syscall ?? 'access')} ${fsErr.path}: ${why} [${fsErr.code}]\n`);
+      process.stderr.write(`sandtrace ${name}: ${String(fsErr.syscall ?? 'access')} ${termSafe(fsErr.path)}: ${termSafe(why)} [${fsErr.code}]\n`);
       return EXIT.input;
     }
     // one the system refused without naming a path (a write to a full disk: ENOSPC)
     if (typeof fsErr.code === 'string' && /^E[A-Z]+$/.test(fsErr.code) && typeof fsErr.syscall === 'string') {
-      process.stderr.write(`sandtrace ${name}: ${fsErr.syscall} failed: ${(e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+$/, '')} [${fsErr.code}]\n`);
+      process.stderr.write(`sandtrace ${name}: ${fsErr.syscall} failed: ${termSafe((e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+$/, ''))} [${fsErr.code}]\n`);
       return EXIT.failure;
     }
     const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`sandtrace ${name}: internal error: ${msg.split('\n')[0]}\n`);
+    process.stderr.write(`sandtrace ${name}: internal error: ${termSafe(msg.split('\n')[0])}\n`);
     if (process.env['SANDTRACE_DEBUG'] && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     return EXIT.failure;
   }

@@ -102,6 +102,31 @@ test('an exec of a relative path gets an absolute exe', () => {
   assert.equal(e.path, '/tmp/work/stage2');
 });
 
+test('a working directory deeper than the longest name kept costs bounded work per call; names in it stay relative, and climbing out with .. is still exact', () => {
+  // mkdir+chdir of 250-character names, 20000 deep (5 MB): joined whole on every call, the work grows with the square of the depth
+  const s = new SemanticState({ initialCwd: '/tmp' });
+  s.apply(exec(1, '/bin/sh', ['sh']));
+  const dir = 'd'.repeat(250);
+  const t0 = Date.now();
+  let last = s.apply(sc(1, 'getpid', [], 1));
+  for (let i = 0; i < 20000; i++) {
+    s.apply(sc(1, 'mkdir', [0, 0o755], 0, { path: dir }));
+    s.apply(sc(1, 'chdir', [0], 0, { path: dir }));
+    last = s.apply(sc(1, 'openat', [-100, 0, 0o101], 3, { path: 'f' }));
+  }
+  const ms = Date.now() - t0;
+  assert.ok(ms < 5000, `20000 levels took ${ms} ms`);
+  assert.equal(last.path, 'f', 'a name past the longest kept stays as given, as for an unknown cwd');
+  assert.equal(s.process(1)?.cwd, undefined, 'no 5 MB cwd on the process (and in the report)');
+  // 20001 levels up from the deepest (under /tmp): the kernel's lookup reaches /etc/shadow; so does the name
+  const up = `${'../'.repeat(20001)}etc/shadow`;
+  assert.equal(s.apply(sc(1, 'openat', [-100, 0, 0], 4, { path: up })).path, '/etc/shadow');
+  assert.equal(s.apply(sc(1, 'openat', [-100, 0, 0], 5, { path: `${'../'.repeat(19999)}x/../y/` })).path, `/tmp/${dir}/y`);
+  s.apply(sc(1, 'chdir', [0], 0, { path: `${'../'.repeat(19990)}.` }));
+  assert.equal(s.process(1)?.cwd, `/tmp/${Array(10).fill(dir).join('/')}`, 'back under the longest kept: the cwd is known again');
+  assert.equal(s.apply(sc(1, 'openat', [-100, 0, 0], 6, { path: 'g' })).path, `/tmp/${Array(10).fill(dir).join('/')}/g`);
+});
+
 test('cwd: one per process, kept on ProcessInfo; the same value relative paths resolve against', () => {
   const s = new SemanticState({ initialCwd: '/root' });
   assert.equal(s.apply(exec(1, '/bin/sh', ['sh'])).proc.cwd, '/root');

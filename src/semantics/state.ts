@@ -33,6 +33,9 @@ interface ProcState {
   /** The working directory's own name (see FdInfo.real) when it is not info.cwd: a chdir through
    *  a symlink, /proc/self/cwd or /dev/fd/N. */
   cwdReal?: string | undefined;
+  /** The working directory when it is longer than MAX_NAME (info.cwd is then unset): kept for '..'
+   *  to climb back out of. */
+  deepCwd?: DeepDir | undefined;
 }
 
 const READS = new Set(['read', 'pread64', 'readv', 'preadv', 'preadv2']);
@@ -71,6 +74,14 @@ const LINK_CHARS = 8 << 20;
 const MAX_FOLLOWS = 40;
 /** Components one lookup may walk (symlink targets included) before the name is left unresolved. */
 const MAX_STEPS = 4096;
+/** The longest name (4 x PATH_MAX) made by joining a relative name to its directory: a sample can
+ *  chdir deeper than any limit, and joining and normalizing megabytes on every call would make the
+ *  analysis's work grow with the square of the depth. Past it a name stays as given (as relative to
+ *  an unknown cwd), unless '..' climbs back under it. */
+const MAX_NAME = 16384;
+/** A directory longer than MAX_NAME, as its last component under its parent (a DeepDir, or a plain
+ *  name of at most MAX_NAME): immutable, shared by forks, each chdir or '..' one step. */
+interface DeepDir { up: DeepDir | string; name: string; length: number }
 /** Directory renames re-key the links and aliases under the directory only while there are at most this many. */
 const REKEY_MAX = 4096;
 const O_NOFOLLOW = 0o400000;
@@ -234,7 +245,7 @@ export class SemanticState {
     const info = this.newProcess(childPid, parent.info.pid, parent.info, ts);
     // The child inherits a copy of the descriptor table and the working directory.
     if (parent.info.cwd !== undefined) info.cwd = parent.info.cwd;
-    this.procs.set(childPid, { info, fds: new Map(parent.fds), cloexec: new Set(parent.cloexec), cwdReal: parent.cwdReal });
+    this.procs.set(childPid, { info, fds: new Map(parent.fds), cloexec: new Set(parent.cloexec), cwdReal: parent.cwdReal, deepCwd: parent.deepCwd });
   }
 
   private syscall(ev: SyscallEvent, st: ProcState): EnrichedEvent {
@@ -298,7 +309,10 @@ export class SemanticState {
 
     if (ok) this.provenance(ev, st, fd, path, path2);
     if (ok) {
-      if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? path : fd?.path, name === 'chdir' ? phys : fd?.real);
+      // a chdir past MAX_NAME: the whole name, kept for '..' to climb back out of
+      const cwd = st.info.cwd ?? st.deepCwd;
+      const to = name === 'chdir' && path !== undefined && !path.startsWith('/') && ev.path !== undefined && cwd !== undefined ? deepJoin(cwd, ev.path) : path;
+      if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? to : fd?.path, name === 'chdir' ? phys : fd?.real);
       else if (name === 'setsid') st.info.sid = ret;
       else if ((name === 'setuid' || name === 'setresuid' || name === 'setreuid') && ret === 0) {
         const uid = name === 'setreuid' ? a[1] : a[0];
@@ -462,8 +476,13 @@ export class SemanticState {
 
   /** A successful chdir/fchdir: the new directory if it resolved to an absolute path; otherwise
    *  (relative to an unknown cwd, or an fd of unknown path) the cwd is no longer known. */
-  private chdir(st: ProcState, dir: string | undefined, real: string | undefined): void {
-    if (dir !== undefined && dir.startsWith('/')) {
+  private chdir(st: ProcState, dir: string | DeepDir | undefined, real: string | undefined): void {
+    st.deepCwd = undefined;
+    if (dir !== undefined && typeof dir !== 'string') {
+      delete st.info.cwd;
+      st.cwdReal = undefined;
+      st.deepCwd = dir;
+    } else if (dir !== undefined && dir.startsWith('/')) {
       st.info.cwd = dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
       st.cwdReal = real;
     } else {
@@ -478,8 +497,12 @@ export class SemanticState {
     let out: string;
     if (p.startsWith('/')) out = posix.normalize(p);
     else {
-      const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.info.cwd : st.fds.get(dirfd)?.path;
+      const base = dirfd === undefined || dirfd === AT_FDCWD || dirfd === 0xffffff9c ? st.info.cwd ?? st.deepCwd : st.fds.get(dirfd)?.path;
       if (base === undefined) return p;
+      if (typeof base !== 'string' || (base.length + p.length > MAX_NAME && base.startsWith('/'))) {
+        const to = deepJoin(base, p);
+        return typeof to === 'string' ? to : p;
+      }
       out = p === '' ? base : posix.join(base, p);
     }
     return out.length > 1 && out.endsWith('/') ? trimSlashes(out) : out;
@@ -734,6 +757,19 @@ function pushComponents(todo: string[], p: string): void {
     const c = parts[i]!;
     if (c !== '') todo.push(c);
   }
+}
+
+/** Relative `rel` looked up from `base` (a normalized absolute name, or a DeepDir), component by
+ *  component: the name when it is at most MAX_NAME long, else a DeepDir. Work proportional to rel. */
+function deepJoin(base: string | DeepDir, rel: string): string | DeepDir {
+  const r = trimSlashes(posix.normalize(rel === '' ? '.' : rel));
+  let cur = base;
+  for (const c of r === '.' ? [] : r.split('/')) {
+    if (c === '..') cur = typeof cur !== 'string' ? cur.up : cur.slice(0, Math.max(0, cur.lastIndexOf('/'))) || '/';
+    else if (typeof cur === 'string' && cur.length + 1 + c.length <= MAX_NAME) cur = cur === '/' ? `/${c}` : `${cur}/${c}`;
+    else cur = { up: cur, name: c, length: cur.length + 1 + c.length };
+  }
+  return cur;
 }
 
 function trimSlashes(p: string): string {

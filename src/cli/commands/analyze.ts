@@ -4,6 +4,7 @@ import { SandtraceError } from '../../errors.js';
 import { noExtraArgs, numberFlag, parseFlags, splitDoubleDash, displayPath } from '../args.js';
 import { checkOutFile } from '../../outpath.js';
 import { progressLine } from '../progress.js';
+import { termSafe, termSafeJson } from '../terminal.js';
 import { MAX_TIMEOUT_S } from '../../sandbox/types.js';
 import { EXIT, exitCodeFor } from '../main.js';
 
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     line.done();
     const r = res.report;
     if (values.json) {
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(termSafeJson(JSON.stringify(r, null, 2)) + '\n');
     } else {
       const where = displayPath(res.reportPath);
       process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
@@ -57,13 +58,14 @@ export async function run(argv: string[]): Promise<number> {
     // the sample never ran: the report says why, and the exit status too (no verdict is not benign)
     const failed = r.verdict.label === 'unknown';
     if (!values.json || failed) {
-      for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
+      // messages quote the sample's paths and output: shown, never acted on by the terminal
+      for (const e of r.analysis.errors) process.stderr.write(`sandtrace analyze: ${failed ? 'error' : 'warning'}: ${e.where ? `${termSafe(e.where)}: ` : ''}${termSafe(e.message)} [${termSafe(e.code)}]\n`);
     }
     // the user's own rule files: what was disabled or ignored in them (Falco prints these at load)
     // would otherwise be seen only in report.json
     const mine = (w: { where?: string }) => (values.rules ?? []).some((f) => w.where?.startsWith(`${f}:`));
     const ruleWarnings = values.json ? [] : r.analysis.warnings.filter(mine);
-    for (const w of ruleWarnings.slice(0, 10)) process.stderr.write(`sandtrace analyze: warning: ${w.where}: ${w.message} [${w.code}]\n`);
+    for (const w of ruleWarnings.slice(0, 10)) process.stderr.write(`sandtrace analyze: warning: ${termSafe(w.where)}: ${termSafe(w.message)} [${termSafe(w.code)}]\n`);
     if (ruleWarnings.length > 10) process.stderr.write(`sandtrace analyze: warning: ${ruleWarnings.length - 10} more about the rule files in report.json\n`);
     // the reason the sample did not run, not a rules or render problem reported beside it
     const why = r.analysis.errors.find((e) => e.where === 'sandbox' || e.where === 'capture') ?? r.analysis.errors[0];

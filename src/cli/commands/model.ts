@@ -6,6 +6,7 @@ import { checkOutFile, refuseInputAsOutput } from '../../outpath.js';
 import type { Abi } from '../../capture/events.js';
 import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type ImportOptions, type TraceFormat } from '../../capture/replay/index.js';
 import { checkModelAbi, loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import { termSafe, termSafeJson } from '../terminal.js';
 
 export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
 
@@ -162,12 +163,12 @@ async function score(argv: string[]): Promise<number> {
   // file of bad lines only), rather than "0 of 0 trace(s) anomalous" and exit 0
   if (rows.length === 0) throw new SandtraceError('INPUT_EMPTY', `no system calls to score in ${paths.join(' ')}`);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ model: modelPath, traces: rows, ...(warnings.length > 0 ? { warnings } : {}) }) + '\n');
+    process.stdout.write(termSafeJson(JSON.stringify({ model: modelPath, traces: rows, ...(warnings.length > 0 ? { warnings } : {}) })) + '\n');
   } else {
     for (const r of rows) {
       const verdict = r.anomalous === null ? 'no model' : r.anomalous ? 'ANOMALOUS' : 'normal';
       const reason = 'reason' in r ? ` ${r.reason}:` : '';
-      process.stdout.write(`${verdict.padEnd(9)}${reason} score=${r.score ?? '-'} threshold=${r.threshold ?? '-'} calls=${r.calls} ${r.trace}${r.exe ? ` (${r.exe})` : ''}\n`);
+      process.stdout.write(`${verdict.padEnd(9)}${reason} score=${r.score ?? '-'} threshold=${r.threshold ?? '-'} calls=${r.calls} ${termSafe(r.trace)}${r.exe ? ` (${termSafe(r.exe)})` : ''}\n`);
     }
     const bad = rows.filter((r) => r.anomalous).length;
     process.stdout.write(`${bad} of ${rows.length} trace(s) anomalous\n`);

@@ -9,6 +9,7 @@ import { cgroupOfContainer, cgroupOfPid, checkWatchable, monitor } from '../../e
 import { checkModelAbi, loadModel, saveModel, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
 import type { Detector, Finding } from '../../engine/types.js';
 import type { ProcessInfo } from '../../semantics/types.js';
+import { termSafeJson } from '../terminal.js';
 
 export const summary = 'monitor a running workload live with the eBPF probe: learn a model, or alert on anomalies and rules';
 
@@ -126,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(model ? { model } : {}),
       detectors,
       ...(learnMs !== undefined ? { learnMs, train: { kind, ...(values.n ? { n: integerFlag(values.n, 'n', 6) } : {}), ...(far !== undefined ? { far } : {}) } } : {}),
-      onFinding: (f, proc) => process.stdout.write(alertLine(f, proc) + '\n'),
+      onFinding: (f, proc) => process.stdout.write(termSafeJson(alertLine(f, proc)) + '\n'),
       onAttached: () => process.stderr.write(`monitor: attached${learnMs !== undefined ? `, learning for ${learnMs / 1000}s` : ', watching until Ctrl-C'}\n`),
       signal: ac.signal,
     });

@@ -3,6 +3,7 @@ import { replay } from '../../replay.js';
 import { SandtraceError } from '../../errors.js';
 import { refuseExistingAnalysis } from '../../outpath.js';
 import { noExtraArgs, parseFlags, displayPath } from '../args.js';
+import { termSafe, termSafeJson } from '../terminal.js';
 
 export const summary = 'run the engine over a recorded (--record) or imported trace and write the same report';
 
@@ -28,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.rules ? { rules: values.rules } : {}), ...(values.model ? { model: values.model } : {}), ...(abi ? { abi } : {}),
   });
   const r = res.report;
-  if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  if (values.json) process.stdout.write(termSafeJson(JSON.stringify(r, null, 2)) + '\n');
   else {
     process.stdout.write(`verdict: ${r.verdict.label} (score ${r.verdict.score.toFixed(1)}/10), ${r.findings.length} finding(s), ` +
       `${r.processes.length} process(es), ${r.syscalls.total.toLocaleString('en-US')} syscalls: ${displayPath(res.reportPath)}${res.cutShort ? ` (${res.cutShort})` : ''}\n`);
@@ -36,8 +37,9 @@ export async function run(argv: string[]): Promise<number> {
   // what went wrong is said where the user looks, as analyze says it, not only inside report.json
   const failed = r.verdict.label === 'unknown';
   if (!values.json || failed) {
-    for (const e of r.analysis.errors) process.stderr.write(`sandtrace replay: ${failed ? 'error' : 'warning'}: ${e.where ? `${e.where}: ` : ''}${e.message} [${e.code}]\n`);
-    for (const w of r.analysis.warnings) process.stderr.write(`sandtrace replay: warning: ${w.where ? `${w.where}: ` : ''}${w.message} [${w.code}]\n`);
+    // messages quote the sample's paths (a dropped file's name): shown, never acted on by the terminal
+    for (const e of r.analysis.errors) process.stderr.write(`sandtrace replay: ${failed ? 'error' : 'warning'}: ${e.where ? `${termSafe(e.where)}: ` : ''}${termSafe(e.message)} [${termSafe(e.code)}]\n`);
+    for (const w of r.analysis.warnings) process.stderr.write(`sandtrace replay: warning: ${w.where ? `${termSafe(w.where)}: ` : ''}${termSafe(w.message)} [${termSafe(w.code)}]\n`);
   }
   return 0;
 }

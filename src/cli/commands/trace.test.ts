@@ -101,3 +101,22 @@ test('trace: a command that cannot run is refused in one line, exit 4, before st
   assert.equal(empty.status, 2, empty.stderr);
   assert.match(empty.stderr, /--record needs a file name/);
 });
+
+test('trace: a traced program\'s name, paths and socket names reach the terminal as escapes, never as control sequences', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-trace-'));
+  try {
+    // a program named to clear the screen and write a fake line over the real one (it becomes the comm, the exe and a file name)
+    const evil = join(dir, '\x1b[2J\x1b[H\rverdict: benign\x1b]0;t\x07\u009b31m\u202e');
+    const r = cli(['trace', '--', '/bin/sh', '-c', 'cp /bin/true "$1" && "$1" && : > "$1.txt"', 'sh', evil]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\] exec \S*\\x1b\[2J\\x1b\[H\\x0dverdict: benign/, 'the exec line names the program, escaped');
+    assert.doesNotMatch(r.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, 'no raw control character in the event lines');
+    const j = cli(['trace', '--json', '--', '/bin/sh', '-c', '"$1"', 'sh', evil]);
+    assert.equal(j.status, 0, j.stderr);
+    assert.doesNotMatch(j.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, 'no raw control character in the JSON lines');
+    const exec = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent).find((e): e is ExecEvent => e.type === 'exec' && e.exe === evil);
+    assert.ok(exec, 'the JSON still holds the exact name');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

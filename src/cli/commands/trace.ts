@@ -8,6 +8,7 @@ import { SandtraceError } from '../../errors.js';
 import { checkOutFile } from '../../outpath.js';
 import { StraceCollector } from '../../capture/ptrace/collector.js';
 import type { TraceEvent } from '../../capture/events.js';
+import { termSafe, termSafeJson } from '../terminal.js';
 
 export const summary = 'trace a local command with strace (no sandbox) and print or record its events';
 
@@ -17,8 +18,12 @@ export const usage = USAGE;
 type Writer = { write(events: TraceEvent[]): void; close(): Promise<void> };
 type RecordingModule = { RecordingWriter: { create(path: string, meta: Record<string, unknown>): Promise<Writer> } };
 
-/** One readable line per event. */
+/** One readable line per event; comm, paths and socket names are the traced program's: escaped for the terminal. */
 export function formatEvent(e: TraceEvent): string {
+  return termSafe(eventLine(e));
+}
+
+function eventLine(e: TraceEvent): string {
   const who = `${e.pid}${e.tid !== e.pid ? `/${e.tid}` : ''}${e.comm ? ` ${e.comm}` : ''}`;
   switch (e.type) {
     case 'exec': return `[${who}] exec ${e.exe} ${JSON.stringify(e.argv)}`;
@@ -99,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   for await (const batch of collector.events()) {
     writer?.write(batch);
     if (!print) continue;
-    for (const e of batch) out.push(values.json ? JSON.stringify(e) : formatEvent(e));
+    for (const e of batch) out.push(values.json ? termSafeJson(JSON.stringify(e)) : formatEvent(e));
     if (out.length > 0) { process.stdout.write(out.join('\n') + '\n'); out.length = 0; }
   }
   await collector.stop();
