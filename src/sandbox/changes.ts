@@ -154,6 +154,19 @@ interface Candidate {
   kind: number;
   /** sha256 already computed by the unchanged check. */
   sha?: string;
+  /** An entry described, not found on the host (a VM guest's listing): its magic and hash as given. */
+  described?: { magic: boolean; sha256: string | null };
+}
+
+/**
+ * What a listing of described entries (ChangeWalk.describe: a VM guest's) left out besides
+ * ChangeOmissions: files listed without a hash (the describer's hashing budget ran out), and why
+ * the listing itself is incomplete, when it is.
+ */
+export interface DescribedOmissions extends ChangeOmissions {
+  notHashed?: number;
+  notHashedAt?: Place[];
+  incomplete?: string;
 }
 
 /** How far past the cost a file claims: a file holding at least all but 1 MiB of its size is not sparse. */
@@ -346,6 +359,23 @@ export class ChangeWalk {
     });
   }
 
+  /**
+   * A regular file described rather than found on the host (a VM guest's listing: size, exec bit,
+   * whether its first bytes look executable, its hash or null when not hashed): chosen with the
+   * same priorities as walked ones, never read.
+   */
+  describe(e: { path: string; change: FileChange['change']; size: number; execBit: boolean; magic: boolean; sha256: string | null }): void {
+    this.keep({ path: e.path, root: -1, change: e.change, isFile: true, size: e.size, execBit: e.execBit, sparse: false, link: '', kind: -1,
+      described: { magic: e.magic, sha256: e.sha256 } });
+  }
+
+  /** `n` entries under `dir` known only by count (a describer's listing left them out): not listed, counted where they were. */
+  addUnlisted(dir: string, n: number): void {
+    if (n <= 0) return;
+    this.evicted += n;
+    this.notListed.addDir(dir, n);
+  }
+
   /** What the walk keeps when its memory is short: image changes, then new executables, shortest paths first. */
   private static retention(a: Candidate, b: Candidate): number {
     const ra = a.change !== 'created' ? 0 : a.execBit ? 1 : 2;
@@ -438,8 +468,16 @@ export class ChangeWalk {
     let notCopiedFiles = 0, cutCopies = 0, bytesLeftOut = 0;
     const links = new Map<string, FileChange>();
     const out: FileChange[] = [];
+    const notHashed = new PlaceCounter();
     for (const c of files) {
       const base = { path: c.path, change: c.change };
+      if (c.described) {
+        // hashed (or not) by whoever described it; nothing here to read or copy
+        const fc: FileChange = { ...base, size: c.size, sha256: c.described.sha256, truncated: false };
+        if (fc.sha256 === null) { fc.unhashed = true; notHashed.add(c.path); }
+        out.push(fc);
+        continue;
+      }
       const twin = c.link ? links.get(c.link) : undefined;
       if (twin) {
         // another link to a file already read: its hash and copy
@@ -480,7 +518,8 @@ export class ChangeWalk {
       walked: this.walked, walkStopped: this.stopped,
       deepDirs: this.deep.total, deepDirsAt: this.deep.top(),
       notCopied: notCopiedFiles, cutCopies, copyBytesLeftOut: bytesLeftOut, notCopiedAt: notCopied.top(),
-    };
+      ...(notHashed.total ? { notHashed: notHashed.total, notHashedAt: notHashed.top() } : {}),
+    } satisfies DescribedOmissions;
     // not enumerable: the list still compares and serialises as the plain list of changes
     Object.defineProperty(result, 'omitted', { value: omitted, enumerable: false, writable: true, configurable: true });
     return result;
@@ -488,6 +527,7 @@ export class ChangeWalk {
 
   private kindOf(c: Candidate): number {
     if (c.change === 'deleted') return DELETED;
+    if (c.described) return c.execBit || c.described.magic ? EXEC : c.change === 'modified' ? MODIFIED : CREATED;
     if (c.isFile && (c.execBit || (c.size >= 2 && looksExecutableFile(this.hostOf(c))))) return EXEC;
     return c.change === 'modified' ? MODIFIED : CREATED;
   }
@@ -576,20 +616,26 @@ function fairOrder(items: Candidate[]): Candidate[] {
 const fmt = (n: number) => n.toLocaleString('en-US');
 const mib = (n: number) => `${(n / 1048576).toFixed(n < 10 << 20 ? 1 : 0)} MiB`;
 
-function places(at: readonly Place[]): string {
+/** `1,204 under /aaa, 3 elsewhere`: where a PlaceCounter's entries were. */
+export function places(at: readonly Place[]): string {
   return at.map((p) => (p.dir === '' ? `${fmt(p.count)} elsewhere` : `${fmt(p.count)} under ${p.dir}`)).join(', ');
 }
 
 /** The report's warnings for what a change listing left out (nothing when it left nothing out). */
-export function changeWarnings(o: ChangeOmissions, limits: ChangeLimits = DEFAULT_CHANGE_LIMITS): { code: string; message: string }[] {
+export function changeWarnings(o: DescribedOmissions, limits: ChangeLimits = DEFAULT_CHANGE_LIMITS): { code: string; message: string }[] {
   const w: { code: string; message: string }[] = [];
   const parts: string[] = [];
+  // a listing that did not finish (a VM guest's cut by its deadline): said first, in its own words
+  if (o.incomplete) w.push({ code: 'REPORT_LIMITED', message: `the list of dropped files is incomplete: ${o.incomplete}` });
   if (o.notListed > 0) {
     parts.push(`${fmt(o.found)} changes found, ${fmt(o.listed)} listed; not listed: ${places(o.notListedAt)} (executables, scripts and archives, modified image files, deleted image files and other new files were listed in turns, each spread evenly across directories)`);
   }
   if (o.deepDirs > 0) parts.push(`${fmt(o.deepDirs)} directories deeper than ${limits.maxDepth ?? '?'} levels not walked: ${places(o.deepDirsAt)}`);
   if (o.walkStopped) parts.push(`the walk stopped after ${fmt(o.walked)} entries: the rest of the writable layer was not examined`);
   if (parts.length) w.push({ code: 'REPORT_LIMITED', message: `the sample changed more files than the dropped and deleted lists hold: ${parts.join('; ')}` });
+  if (o.notHashed) {
+    w.push({ code: 'HASHES_LIMITED', message: `${fmt(o.notHashed)} listed file(s) have no sha256 (the hashing budget ran out first; executables, scripts and archives were hashed first, then smaller files before larger): ${places(o.notHashedAt ?? [])}` });
+  }
   if (o.notCopied + o.cutCopies > 0) {
     w.push({
       code: 'COPIES_LIMITED',

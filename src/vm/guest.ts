@@ -69,9 +69,47 @@ export interface VmResult {
   qemuExit: number | null;
   /** The sample's own output (stdout and stderr, from the serial console). */
   output: string;
-  /** Regular files under /work and /tmp when the sample ended (all created during the run: both are empty tmpfs). */
-  files: { path: string; size: number; sha256: string }[];
+  /**
+   * Regular files the sample left (initramfs: under /work and /tmp, both empty tmpfs at the start;
+   * debian: newer than the start, anywhere on the root disk), as the guest listed them within its
+   * budgets (guestListingScript): see `listing` for what it left out.
+   */
+  files: GuestFile[];
+  listing: GuestListing;
 }
+
+/** One regular file of the guest's listing. */
+export interface GuestFile {
+  path: string;
+  size: number;
+  /** Any execute bit set. */
+  execBit: boolean;
+  /** The first bytes look like an executable, script or archive (changes.ts looksExecutable, the guest's copy). */
+  magic: boolean;
+  /** null: not hashed (the guest's hashing budget or deadline ran out first, or larger than the budget). */
+  sha256: string | null;
+}
+
+/** What the guest's listing left out, and whether it finished. */
+export interface GuestListing {
+  /** Regular files the guest found but did not print (past its caps), by directory. */
+  notPrinted: { dir: string; count: number }[];
+  /** The listing finished ('listed' and 'end' seen; the deadline may still have cut the hashing). */
+  complete: boolean;
+  /** The hashing pass finished (otherwise the deadline cut it: files not reached have sha256 null). */
+  hashed: boolean;
+  /** Why the listing is incomplete, when it is. */
+  cut?: string;
+}
+
+/**
+ * The guest's listing budgets. Seconds: the whole listing and hashing, after the sample ended
+ * (a watchdog kills it there). printOthers: files without an exec bit or executable magic printed
+ * at most (those with are always printed), at most perDirRun of them in a row from one directory;
+ * the rest are counted by directory. hashBytes: bytes hashed at most (per file and all together).
+ */
+export const GUEST_LISTING = { seconds: 120, printOthers: 20_000, perDirRun: 2_000, hashBytes: 1 << 30 };
+const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export interface VmRun {
   /** start() boots the guest; events() streams the sample's syscalls; stop() powers it off. */
@@ -176,6 +214,169 @@ function writeCpio(dir: string, root: string): string {
 }
 
 /**
+ * The guest's listing of what the sample left, run by init after the sample ended (busybox sh; `B`
+ * the busybox binary, `T` the run's tag, `D` a scratch directory it mounts a tmpfs on). Cheap per
+ * file (no process per file: stat per batch of 64, the first bytes by the shell's read), bounded
+ * (a watchdog in init kills it after GUEST_LISTING.seconds and says so), in priority order:
+ *  1. one find pass prints every file with an exec bit or executable magic, and the others up to
+ *     printOthers (at most perDirRun in a row from one directory); the rest is counted by directory
+ *     ("m" lines). Lines: `T: f SIZE MODE KIND PATH` (KIND 1 exec bit, 2 magic, 0 other); a path
+ *     with a control character (a newline...) is printed hex, hashed at once: `T: u SIZE MODE KIND
+ *     SHA|- HEX`, so no path can make a line of its own.
+ *  2. hashing of what was printed: exec-bit and magic files smallest first, then the others
+ *     smallest first, within GUEST_LISTING.hashBytes; empty files are not hashed (the host knows
+ *     the empty hash). `T: h SHA  PATH` from sha256sum, one process per 64 files.
+ */
+export function guestListingScript(o: { B: string; T: string; D: string; roots: string[]; filter: string }): string {
+  const { B, T, D } = o;
+  const hb = GUEST_LISTING.hashBytes;
+  const find = `$B find ${o.roots.map(shq).join(' ')} -xdev -type f ${o.filter}`;
+  return String.raw`B=${B}; T=${T}; D=${D}
+flushm() { [ $lc -gt 0 ] && printf '%s: m %s %s\n' "$T" "$lc" "$ld"; lc=0; }
+one() {
+  f=$1; s=$2; k=0
+  [ $(( 0x$3 & 73 )) -ne 0 ] && k=1
+  if [ $k = 0 ]; then
+    case "$4" in 7f454c46*|2321*|4d5a*|504b0304*|504b0506*|1f8b*|fd377a585a00*|425a68[3][1-9]*|28b52ffd*|377abcaf271c*) k=2;; esac
+  fi
+  case "$f" in *[[:cntrl:]]*)
+    x=-; [ "$s" -gt 0 ] && [ "$s" -le ${hb} ] && x=$($B sha256sum < "$f" | $B cut -d' ' -f1)
+    printf '%s: u %s %s %s %s %s\n' "$T" "$s" "$3" "$k" "$x" "$(printf %s "$f" | $B xxd -p | $B tr -d '\n')"
+    return;;
+  esac
+  if [ $k = 0 ]; then
+    d=\${f%/*}
+    if [ "$d" = "$ld" ]; then run=$((run+1)); else flushm; ld=$d; run=1; fi
+    if [ $o -ge ${GUEST_LISTING.printOthers} ] || [ $run -gt ${GUEST_LISTING.perDirRun} ]; then lc=$((lc+1)); return; fi
+    o=$((o+1))
+  else
+    printf '%s %s\n' "$s" "$f" >> $D/exec
+    printf '%s: f %s %s %s %s\n' "$T" "$s" "$3" "$k" "$f"; return
+  fi
+  printf '%s %s\n' "$s" "$f" >&4
+  printf '%s: f %s %s %s %s\n' "$T" "$s" "$3" "$k" "$f"
+}
+sts() { i=0; while [ $# -ge 2 ]; do i=$((i+1)); eval "s$i=\$1 m$i=\$2"; shift 2; done; ns=$i; }
+wds() { i=0; for w; do i=$((i+1)); eval "w$i=\$w"; done; nw=$i; }
+if [ "$1" = batch ]; then
+  # a batch of paths from find -exec (names as arguments: the shell's read would take a system
+  # call per byte), in chunks of 128: one stat and one head for each chunk, nothing per file
+  shift
+  read -r o run lc < $D/state; ld=; read -r ld < $D/ld
+  exec 4>> $D/others
+  while [ $# -gt 0 ]; do
+    n=$#; [ $n -gt 128 ] && n=128
+    i=1; a=; while [ $i -le $n ]; do eval "f$i=\"@DQ{$i}\""; a="$a \"@DQ{$i}\""; i=$((i+1)); done
+    eval "st=\$($B stat -c '%s %f' $a 2>/dev/null)"
+    eval "hd=\$($B head -q -c 6 $a 2>/dev/null | $B od -An -v -tx1)"
+    shift $n
+    sts $st; wds $hd
+    want=0; i=1; while [ $i -le $ns ]; do eval "z=\$s$i"; [ $z -gt 6 ] && z=6; want=$((want+z)); i=$((i+1)); done
+    i=1; j=1
+    while [ $i -le $n ]; do
+      eval "f=\"\$f$i\""
+      if [ $ns = $n ] && [ $nw = $want ]; then
+        eval "s=\$s$i m=\$m$i"
+        z=$s; [ $z -gt 6 ] && z=6; h=; e=$((j+z))
+        while [ $j -lt $e ]; do eval "h=\$h\$w$j"; j=$((j+1)); done
+        one "$f" "$s" "$m" "$h"
+      else
+        # the chunk's files changed under the listing: one at a time (exec bit only)
+        x=$($B stat -c '%s %f' "$f" 2>/dev/null) && one "$f" "\${x% *}" "\${x#* }" ""
+      fi
+      i=$((i+1))
+    done
+  done
+  flushm
+  printf '%s %s %s\n' "$o" "$run" "$lc" > $D/state; printf '%s\n' "$ld" > $D/ld
+  exit 0
+fi
+$B mkdir -p $D && $B mount -t tmpfs -o size=64m st $D
+echo "0 0 0" > $D/state; : > $D/ld; : > $D/exec; : > $D/others
+${find} -exec $B sh $0 batch {} + 2>/dev/null
+printf '%s: listed\n' "$T"
+# hashing: what was printed, executables first, smaller first, within the byte budget; names as
+# arguments (no read loop: a system call per byte), sha256sum once per chunk of 64
+set -f; IFS='
+'
+set -- $({ $B sort -n $D/exec; $B sort -n $D/others; } | $B awk -v b=${hb} '$1 > 0 && $1 <= b { b -= $1; sub(/^[0-9]+ /, ""); print }')
+IFS=' '
+while [ $# -gt 0 ]; do
+  n=$#; [ $n -gt 64 ] && n=64
+  i=1; a=; while [ $i -le $n ]; do a="$a \"@DQ{$i}\""; i=$((i+1)); done
+  eval "$B sha256sum $a" 2>/dev/null | $B sed "s/^/$T: h /"
+  shift $n
+done
+printf '%s: hashed\n' "$T"
+`.replace(/\\\$\{/g, '${').replace(/@DQ\{/g, '\\${'); // (String.raw keeps the backslash of \${: the shell's own expansions; @DQ{ is an escaped one)
+}
+
+/**
+ * The guest's listing from the console (read as latin1: one char per byte, paths decoded as UTF-8
+ * here) after the exit line. Only lines with this run's tag count; a path is taken whole from a
+ * line (`f`) or decoded from hex (`u`); a hash line counts only for a path the listing printed.
+ */
+export function parseGuestListing(con: string, tag: string): { files: GuestFile[]; listing: GuestListing } {
+  const files = new Map<string, GuestFile>();
+  const notPrinted = new Map<string, number>();
+  const utf8 = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
+  let listed = false, hashed = false, end = false, deadline = false;
+  const hashes: [string, string][] = [];
+  const pre = `${tag}: `;
+  for (const raw of con.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (!line.startsWith(pre)) continue;
+    const rest = line.slice(pre.length);
+    let m: RegExpExecArray | null;
+    if ((m = /^f (\d+) ([0-9a-f]+) ([012]) (\/.*)$/.exec(rest))) {
+      const [size, mode, kind, path] = [Number(m[1]), parseInt(m[2] as string, 16), m[3], utf8(m[4] as string)];
+      files.set(path, { path, size, execBit: (mode & 0o111) !== 0 || kind === '1', magic: kind === '2', sha256: size === 0 ? SHA256_EMPTY : null });
+    } else if ((m = /^u (\d+) ([0-9a-f]+) ([012]) ([0-9a-f]{64}|-) ((?:[0-9a-f]{2})+)$/.exec(rest))) {
+      const size = Number(m[1]);
+      const path = Buffer.from(m[5] as string, 'hex').toString('utf8');
+      if (!path.startsWith('/')) continue;
+      files.set(path, { path, size, execBit: (parseInt(m[2] as string, 16) & 0o111) !== 0, magic: m[3] === '2',
+        sha256: size === 0 ? SHA256_EMPTY : m[4] === '-' ? null : (m[4] as string) });
+    } else if ((m = /^h ([0-9a-f]{64}) {2}(\/.*)$/.exec(rest))) {
+      hashes.push([utf8(m[2] as string), m[1] as string]);
+    } else if ((m = /^m (\d+) (\/.*)$/.exec(rest))) {
+      const dir = utf8(m[2] as string);
+      notPrinted.set(dir, (notPrinted.get(dir) ?? 0) + Number(m[1]));
+    } else if (rest === 'listed') listed = true;
+    else if (rest === 'hashed') hashed = true;
+    else if (rest === 'deadline') deadline = true;
+    else if (rest === 'end') end = true;
+  }
+  for (const [path, sha] of hashes) {
+    const f = files.get(path);
+    if (f && f.sha256 === null) f.sha256 = sha;
+  }
+  const complete = listed && end;
+  const listing: GuestListing = { notPrinted: [...notPrinted].map(([dir, count]) => ({ dir, count })), complete, hashed: hashed && !deadline };
+  if (!complete) {
+    listing.cut = deadline && !listed ? `the guest's listing ran into its ${GUEST_LISTING.seconds} s deadline after ${files.size} files: files it had not reached are missing`
+      : !listed ? `the guest's listing was cut short (${end ? 'it stopped' : 'the guest ended'} before it finished) after ${files.size} files: files it had not reached are missing`
+      : 'the guest ended before its listing said end: the list may be incomplete';
+  }
+  return { files: [...files.values()], listing };
+}
+
+/**
+ * init's part after the sample ended: stop whatever the sample left running (so the files hold
+ * still while listed and nothing can print lines of the listing), run the listing under a
+ * watchdog, say when the watchdog cut it, then `end`.
+ */
+function listingStep(T: string, script: string): string {
+  return `$B kill -9 -1 2>/dev/null
+$B sh ${script} &
+lp=$!
+( $B sleep ${GUEST_LISTING.seconds}; echo "${T}: deadline"; $B kill -9 -1 ) &
+wait $lp
+$B kill -9 -1 2>/dev/null
+echo "${T}: end"`;
+}
+
+/**
  * Stage 1 for the Debian root: load the disk modules, mount the base image (a snapshot-mode
  * disk), place the sample at /tmp/NAME, bring loopback up, switch_root to stage 2.
  */
@@ -206,10 +407,10 @@ echo "${tag}: start $($B cut -d' ' -f1 /proc/uptime)"
 $B timeout -s KILL ${t} ${shq(`/tmp/${name}`)} ${args.map(shq).join(' ')} </dev/null
 rc=$?
 echo "${tag}: exit $rc $($B cut -d' ' -f1 /proc/uptime)"
-$B find / -xdev -type f -newer /.sandtrace/stamp ! -path '/.sandtrace/*' | while read -r f; do echo "${tag}: file $($B sha256sum < "$f" | $B cut -d' ' -f1) $($B stat -c %s "$f") $f"; done
-echo "${tag}: end"
+${listingStep(tag, '/.sandtrace/list.sh')}
 $B poweroff -f
 `;
+  writeFileSync(join(root, 'list.sh'), guestListingScript({ B: '/.sandtrace/busybox', T: tag, D: '/.sandtrace/list', roots: ['/'], filter: "-newer /.sandtrace/stamp ! -path '/.sandtrace/*'" }));
   writeFileSync(join(root, 'stage2'), stage2, { mode: 0o755 });
   const init = `#!/bin/sh
 mount -t proc proc /proc
@@ -223,6 +424,7 @@ ip link set lo up
 mkdir -p /newroot/.sandtrace /newroot/tmp
 cp /bin/busybox /newroot/.sandtrace/busybox
 cp /stage2 /newroot/.sandtrace/stage2
+cp /list.sh /newroot/.sandtrace/list.sh
 cp ${shq(`${GUEST_SAMPLE_DIR}/${name}`)} ${shq(`/newroot/tmp/${name}`)}
 chmod 755 ${shq(`/newroot/tmp/${name}`)}
 umount /proc /sys /dev
@@ -268,10 +470,11 @@ timeout -s KILL ${Math.max(1, Math.ceil(timeout))} ${shq(guestSample)} ${args.ma
 rc=$?
 echo "${tag}: exit $rc $(cut -d' ' -f1 /proc/uptime)"
 # what the sample left behind (it could only write to the tmpfs /work and /tmp)
-find /work /tmp -type f | while read -r f; do echo "${tag}: file $(sha256sum < "$f" | cut -d' ' -f1) $(stat -c %s "$f") $f"; done
-echo "${tag}: end"
+B=/bin/busybox
+${listingStep(tag, '/list.sh')}
 poweroff -f
 `;
+  writeFileSync(join(root, 'list.sh'), guestListingScript({ B: '/bin/busybox', T: tag, D: '/.sandtrace-list', roots: ['/work', '/tmp'], filter: '' }));
   writeFileSync(join(root, 'init'), init, { mode: 0o755 });
   return writeCpio(dir, root);
 }
@@ -357,7 +560,8 @@ export function runInVm(opts: VmRunOptions): VmRun {
     if (stopRequested) throw notBooted();
     qemu = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     qemu.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8000); });
-    killTimer = setTimeout(() => { hostTimedOut = true; qemu?.kill('SIGKILL'); }, (timeout + 90) * 1000);
+    // boot, the sample, the guest's listing (its own watchdog) and power-off
+    killTimer = setTimeout(() => { hostTimedOut = true; qemu?.kill('SIGKILL'); }, (timeout + 90 + GUEST_LISTING.seconds) * 1000);
     let cpu = 0;
     const tick = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
     const sampler = setInterval(() => {
@@ -373,8 +577,8 @@ export function runInVm(opts: VmRunOptions): VmRun {
     void exited.then((code) => {
       clearInterval(sampler);
       const wallSeconds = (performance.now() - t0) / 1000;
-      let con = '';
-      try { con = readFileSync(consolePath, 'utf8'); } catch { /* no console output */ }
+      let con = '', latin1 = '';
+      try { const b = readFileSync(consolePath); con = b.toString('utf8'); latin1 = b.toString('latin1'); } catch { /* no console output */ }
       cleanup();
       const start = new RegExp(`^${tag}: start ([\\d.]+)`, 'm').exec(con);
       const end = new RegExp(`^${tag}: exit (\\d+) ([\\d.]+)`, 'm').exec(con);
@@ -384,11 +588,11 @@ export function runInVm(opts: VmRunOptions): VmRun {
         return;
       }
       const sampleExit = end ? Number(end[1]) : null;
-      const after = end ? con.slice(end.index) : '';
-      const files = [...after.matchAll(new RegExp(`^${tag}: file ([0-9a-f]{64}) (\\d+) (.*?)\\r?$`, 'gm'))].map((m) => ({ sha256: m[1] as string, size: Number(m[2]), path: m[3] as string }));
+      // the listing, read byte for byte (latin1): paths are decoded as UTF-8 by the parser
+      const { files, listing } = parseGuestListing(end ? latin1.slice(Math.max(0, latin1.indexOf(`${tag}: exit `))) : '', tag);
       const output = start && end ? con.slice((start.index ?? 0) + start[0].length, end.index).replace(/\r/g, '').replace(/^\n/, '') : '';
       resolveDone({
-        sampleExit, timedOut: hostTimedOut || sampleExit === 137, wallSeconds, qemuCpuSeconds: cpu, consolePath, qemuExit: code, files, output,
+        sampleExit, timedOut: hostTimedOut || sampleExit === 137, wallSeconds, qemuCpuSeconds: cpu, consolePath, qemuExit: code, files, listing, output,
         sampleSeconds: start && end ? Number(end[2]) - Number(start[1]) : null,
       });
     });

@@ -2,7 +2,8 @@
 // the collector starts (so nothing the sample does is missed), runs the sample once, reports
 // its exit, output and the files it left, and powers off.
 import { basename } from 'node:path';
-import type { Sandbox, SandboxOptions, SandboxStartInfo, SandboxResult, FileChange } from '../sandbox/types.js';
+import type { Sandbox, SandboxOptions, SandboxStartInfo, SandboxResult, ChangeList } from '../sandbox/types.js';
+import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type DescribedOmissions } from '../sandbox/changes.js';
 import type { Collector } from '../capture/collector.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ export function vmIsolation(): { kind: 'vm'; guarantees: string[]; weaker: strin
       'monitoring from outside the guest: nothing installed or running in it',
       'timeout inside the guest and on the host; QEMU and its temporary files removed at the end',
     ],
-    weaker: ['file changes are reported by path, size and hash only (no copies); deletions are not listed',
+    weaker: ['file changes are reported by path, size and hash only (no copies), as the guest listed them within a deadline; deletions are not listed',
       'guest kernel x86_64 Linux only (Debian 6.1 tested; 6.12 profiled and booted by hand)'],
   };
 }
@@ -72,12 +73,19 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
     },
     async freeze(): Promise<void> { /* QEMU applies back-pressure itself: the plugin blocks the vCPU */ },
     async thaw(): Promise<void> { /* see freeze() */ },
-    async changes(): Promise<FileChange[]> {
-      if (!vm) return [];
-      const r = await vm.done.catch(() => null);
+    async changes(): Promise<ChangeList> {
+      const walk = new ChangeWalk(DEFAULT_CHANGE_LIMITS);
+      const r = vm ? await vm.done.catch(() => null) : null;
       // A file the base image already had was modified; anything else was created by the run.
       const existed = (p: string) => rootfs === 'debian' && existsSync(join(BASE_IMAGE(), 'rootfs', p));
-      return (r?.files ?? []).map((f) => ({ path: f.path, change: existed(f.path) ? 'modified' as const : 'created' as const, size: f.size, sha256: f.sha256, truncated: false }));
+      for (const f of r?.files ?? []) {
+        walk.describe({ path: f.path, change: existed(f.path) ? 'modified' : 'created', size: f.size, execBit: f.execBit, magic: f.magic, sha256: f.sha256 });
+      }
+      for (const p of r?.listing.notPrinted ?? []) walk.addUnlisted(p.dir, p.count);
+      const list = walk.finish(null);
+      const cut = !r ? (vm ? 'the guest did not finish (see the sandbox error): nothing was listed' : undefined) : r.listing.cut;
+      if (cut && list.omitted) (list.omitted as DescribedOmissions).incomplete = cut;
+      return list;
     },
     async destroy(): Promise<void> {
       await vm?.collector.stop();
