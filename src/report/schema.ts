@@ -53,7 +53,10 @@ export interface ReportNetwork {
   family: 'inet' | 'inet6' | 'unix' | 'netlink' | 'packet' | 'other';
   address: string;
   port: number | null;
-  /** 'ok', or the errno name of the failure (ECONNREFUSED, ENETUNREACH, EINPROGRESS, ...). */
+  /**
+   * 'ok', or the errno name of the failure (ECONNREFUSED, ENETUNREACH, EINPROGRESS, ...); 'unknown'
+   * for an entry the list had left out and that a finding's evidence put back without its result.
+   */
   result: string;
   pid: number;
   count: number;
@@ -84,6 +87,8 @@ export interface Report {
     /**
      * Since 1.4: what the report's lists left out past their limits (REPORT_LIMITS: file
      * operations on paths past the listed ones, network operations, processes), when anything was.
+     * Files and endpoints are kept by rank, not first-come: a listed one displaced by a higher-ranked
+     * one counts here with its operations (a file's distinct ones, an endpoint's count).
      */
     omitted?: { files: number; network: number; processes: number };
   };
