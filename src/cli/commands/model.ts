@@ -5,7 +5,7 @@ import { SandtraceError } from '../../errors.js';
 import { checkOutFile, refuseInputAsOutput } from '../../outpath.js';
 import type { Abi } from '../../capture/events.js';
 import { expandPaths, readTraces, TRACE_FORMATS, type FileTraces, type ImportOptions, type TraceFormat } from '../../capture/replay/index.js';
-import { checkModelAbi, loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
+import { AnomalyModel, checkModelAbi, loadModel, saveModel, trainModelFile, MODEL_KINDS, type ModelKind } from '../../engine/models/index.js';
 import { termSafe, termSafeJson } from '../terminal.js';
 
 export const summary = 'normal-behaviour models: train on normal traces, score traces, show a model';
@@ -105,6 +105,12 @@ async function train(argv: string[]): Promise<number> {
     kind, abi, ...(n !== undefined ? { n } : {}), ...(far !== undefined ? { far } : {}),
   });
   await saveModel(values.out, data);
+  // said on stderr as input warnings are, and in --json's warnings with the model file as the path
+  const silent = silentThresholds(new AnomalyModel(data));
+  for (const message of silent) {
+    warnings.push({ path: values.out, message });
+    process.stderr.write(`sandtrace model train: warning: ${termSafe(message)}\n`);
+  }
   const g = data.global;
   const info = {
     out: values.out, kind: data.kind, smoothing: g?.smoothing, ...(g?.lambda !== undefined ? { lambda: g.lambda } : {}), abi, traces: data.training.traces, calls: data.training.calls,
@@ -118,6 +124,15 @@ async function train(argv: string[]): Promise<number> {
     process.stdout.write(`threshold ${g?.calibration.threshold.toFixed(4)} (${g?.calibration.method}); wrote ${values.out}\n`);
   }
   return 0;
+}
+
+/** One line for each threshold calibration put at the model's maximum, so that its kind of alert never fires. */
+function silentThresholds(m: AnomalyModel): string[] {
+  return m.silentThresholds().map((t) => {
+    const unit = m.data.kind === 'stide' ? ' (every window unseen)' : ' bits a call';
+    const far = (m.forExe(t.where)?.data.calibration.far ?? m.global?.data.calibration.far ?? 0) * 100;
+    return `${t.where === 'the global model' ? 'the global model' : `the model of ${t.where}`}: ${t.what} ${round(t.value)} is the most it can score${unit}: more than ${far}% of held-out normal ${t.what === 'threshold' ? 'traces' : 'windows'} score that much, so ${t.what === 'threshold' ? 'whole-trace' : 'window'} alerts never fire (the other threshold still judges; more varied training data, or a higher --far, would give it room)`;
+  });
 }
 
 const round = (x: number) => Math.round(x * 10000) / 10000;

@@ -648,3 +648,26 @@ test('model train --out and eval --roc: an existing file is replaced only with -
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a STIDE model whose held-out normal windows are all unseen says that its window alerts never fire: silentThresholds, and a warning from model train', async () => {
+  const r = rng(7);
+  const names = Array.from({ length: 60 }, (_, i) => `call${i}`);
+  // every trace a random walk over 60 calls: no held-out 6-call window was seen in the other folds
+  const random = Array.from({ length: 40 }, () => Array.from({ length: 200 }, () => names[Math.floor(r() * names.length)] as string));
+  const noisy = new AnomalyModel(trainModelFile({ traces: random, source: 'random' }, { kind: 'stide' }));
+  assert.deepEqual(noisy.silentThresholds().map((t) => [t.where, t.what, t.value, t.most]),
+    [['the global model', 'threshold', 1, 1], ['the global model', 'window threshold', 1, 1]]);
+  // the same loop over and over: thresholds below the most a model can score, nothing to say
+  const loop = Array.from({ length: 40 }, () => Array.from({ length: 50 }, () => ['openat', 'read', 'close']).flat());
+  for (const kind of ['stide', 'vmm'] as const) {
+    assert.deepEqual(new AnomalyModel(trainModelFile({ traces: loop, source: 'loop' }, { kind })).silentThresholds(), [], kind);
+  }
+
+  const dir = join(tmp, 'silent');
+  mkdirSync(dir, { recursive: true });
+  random.forEach((t, i) => writeFileSync(join(dir, `UTD-${i}.txt`), t.map((c) => c.slice(4)).join(' ')));
+  const ran = await runCli(['model', 'train', dir, '--out', join(tmp, 'silent.json'), '--kind', 'stide', '--format', 'adfa']);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.match(ran.stderr, /^sandtrace model train: warning: the global model: window threshold 1 is the most it can score \(every window unseen\): more than 1% of held-out normal windows score that much, so window alerts never fire/m);
+  assert.equal(ran.stderr.trim().split('\n').length, 2, ran.stderr);
+});

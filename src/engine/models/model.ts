@@ -464,6 +464,29 @@ export class AnomalyModel {
     return `${this.data.kind}`;
   }
 
+  /**
+   * Thresholds calibration had to put at the most the model can score (Scorer.maxValue): more than
+   * the target share of held-out normal units already score that much (STIDE's windows of 20 calls
+   * all unseen, on data like ADFA-LD's), so nothing can exceed them and that kind of alert never
+   * fires. The model stays valid (the other threshold still judges); an operator should know.
+   */
+  silentThresholds(): { where: string; what: 'threshold' | 'window threshold'; value: number; most: number }[] {
+    const out: { where: string; what: 'threshold' | 'window threshold'; value: number; most: number }[] = [];
+    const check = (m: ProgramModel, where: string) => {
+      const c = m.data.calibration;
+      const most = m.scorer.maxValue;
+      for (const [what, v] of [['threshold', c.threshold], ['window threshold', c.windowThreshold]] as const) {
+        if (Number.isFinite(most) && v >= most * (1 - 1e-9)) out.push({ where, what, value: v, most });
+      }
+    };
+    if (this.global) check(this.global, 'the global model');
+    for (const [exe, m] of this.programs) {
+      // a program judged by the global model, or one that took its thresholds, is said once, there
+      if (!this.borrowed.has(exe) && !m.data.calibration.method.startsWith(BORROWED)) check(m, exe);
+    }
+    return out;
+  }
+
   /** The ABI whose system calls the model was trained on (files before the field: x86_64). */
   get abi(): Abi {
     return this.data.abi ?? 'x86_64';
