@@ -436,3 +436,15 @@ test('a name made during the capture and moved into place is that name: mv\'s co
   s.apply(sc(1, 'renameat2', [-100, 0, -100, 0, 0], 0, { path: '/root/.aws/credentials', path2: '/tmp/c' }));
   assert.equal(real('/tmp/c'), '/root/.aws/credentials');
 });
+
+test('utimensat(fd, NULL, times), as touch and os.utime(fd) call it, names the file the descriptor was opened on; with a path, the path', () => {
+  const s = new SemanticState({ initialCwd: '/tmp' });
+  s.apply(exec(1, '/usr/bin/python3', ['python3', '-']));
+  s.apply(sc(1, 'openat', [-100, 0, 0o101, 0o755], 3, { path: '/usr/local/bin/dbus-launch' }));
+  s.apply(sc(1, 'dup2', [3, 0], 0));
+  assert.equal(s.apply(sc(1, 'utimensat', [3, 0, 0x7ffc0000, 0], 0)).path, '/usr/local/bin/dbus-launch');
+  assert.equal(s.apply(sc(1, 'utimensat', [0, 0, 0x7ffc0000, 0], 0)).path, '/usr/local/bin/dbus-launch', 'through the dup2 copy (touch uses fd 0)');
+  assert.equal(s.apply(sc(1, 'futimesat', [3, 0, 0x7ffc0000], 0)).path, '/usr/local/bin/dbus-launch');
+  assert.equal(s.apply(sc(1, 'utimensat', [-100, 0x7ffd0000, 0x7ffc0000, 0], 0, { path: 'x' })).path, '/tmp/x');
+  assert.equal(s.apply(sc(1, 'utimensat', [9, 0, 0x7ffc0000, 0], -9)).path, undefined, 'a descriptor it does not know: no name made up');
+});

@@ -66,6 +66,8 @@ const DIRFD: Record<string, [number, number]> = {
 };
 
 const OPENERS = new Set(['open', 'openat', 'openat2', 'creat']);
+/** Calls that, given a NULL path, set the times of the file their dirfd names. */
+const TIMES_ON_FD = new Set(['utimensat', 'utimensat_time64', 'futimesat']);
 /** What copy provenance may hold, in characters of names (see SemanticState.copiedFrom). */
 const COPIED_FROM_CHARS = 8 << 20;
 /** What the symlinks and aliases made during the capture may hold, in characters of names. */
@@ -276,6 +278,12 @@ export class SemanticState {
         phys = this.physical(st, ev.tid, ev.path, path, dirfd, follow);
         real = this.realName(phys, path);
       }
+    }
+    else if (TIMES_ON_FD.has(name) && a[1] === 0 && (a[0] ?? -1) >= 0) {
+      // utimensat(fd, NULL, times) is futimens(fd) (touch does this): the file the descriptor names
+      const f = st.fds.get(a[0] ?? -1);
+      path = f?.path;
+      real = f?.real;
     }
     if (ev.path2 !== undefined) path2 = this.resolve(st, ev.path2, dirfds && dirfds[1] >= 0 ? a[dirfds[1]] : AT_FDCWD);
     if (LINK_CALLS.has(name)) {

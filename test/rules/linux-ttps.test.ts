@@ -62,6 +62,11 @@ const MALICIOUS: Case[] = [
   } },
   { what: 'a library preloaded from /dev/shm', rule: 'ST-DEF-014', run: (s) => { const p = s.run('/usr/bin/id', ['id']); const fd = s.open(p, '/dev/shm/libx.so', O.r); s.sys(p, 'mmap', [0, 4096, 5, 2050, fd, 0], 0x7f0000000000); } },
   { what: 'os.utime onto a system binary', rule: 'ST-DEF-015', run: (s) => { utime(s, py(s, '-'), '/usr/local/bin/dbus-daemon', 0x7ffc0000); } },
+  { what: 'os.utime on a descriptor of a system binary (utimensat(fd, NULL, times))', rule: 'ST-DEF-015', run: (s) => {
+    const p = py(s, '-');
+    const fd = s.open(p, '/usr/local/bin/dbus-launch', O.w);
+    s.sys(p, 'utimensat', [fd, 0, 0x7ffc0000, 0], 0);
+  } },
   { what: 'a dropped program timestomping a cron file', rule: 'ST-DEF-015', run: (s) => {
     s.open(1, '/tmp/ts', O.w);
     utime(s, s.run('/tmp/ts', ['ts']), '/etc/cron.d/x', 0x7ffc0000);

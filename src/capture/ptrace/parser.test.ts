@@ -505,3 +505,18 @@ test('a thread that execs takes its leader\'s tid: its execve resumed under the 
   assert.deepEqual(evs.filter((e): e is ExecEvent => e.type === 'exec').map((e) => e.exe), ['/usr/bin/python3', '/bin/true']);
   assert.ok(!p.notes.some((n) => /never returned/.test(n)), p.notes.join('\n'));
 });
+
+test('a utime-family times argument strace decoded is a pointer that was not NULL (1), NULL is 0: set times and "now" stay apart', () => {
+  const { evs } = parse([
+    '100 utimensat(0, NULL, [{tv_sec=1663687647, tv_nsec=0} /* 2022-09-20T15:27:27+0000 */, {tv_sec=1663687647, tv_nsec=0}], 0) = 0',
+    '100 utimensat(AT_FDCWD, "/tmp/x", NULL, 0) = 0',
+    '100 futimesat(AT_FDCWD, "/tmp/y", [{tv_sec=1, tv_usec=0}, {tv_sec=2, tv_usec=0}]) = 0',
+    '100 utime("/tmp/z", {actime=1, modtime=2}) = 0',
+    '100 utimes("/tmp/z", NULL) = 0',
+    '',
+  ].join('\n'));
+  assert.deepEqual(sys(evs, 'utimensat').map((e) => [e.args.slice(0, 4), e.path]), [[[0, 0, 1, 0], undefined], [[-100, 0, 0, 0], '/tmp/x']]);
+  assert.deepEqual(sys(evs, 'futimesat')[0]?.args.slice(0, 3), [-100, 0, 1]);
+  assert.deepEqual(sys(evs, 'utime')[0]?.args.slice(0, 2), [0, 1]);
+  assert.deepEqual(sys(evs, 'utimes')[0]?.args.slice(0, 2), [0, 0]);
+});

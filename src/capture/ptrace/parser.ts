@@ -173,6 +173,8 @@ const PATH_ARGS: Record<string, readonly [number, number]> = {
   statx: [1, -1], name_to_handle_at: [1, -1], inotify_add_watch: [1, -1], open_tree: [1, -1],
   renameat: [1, 3], renameat2: [1, 3], linkat: [1, 3], symlinkat: [0, 2],
 };
+/** The argument pointing to the times a utime-family call sets (NULL: now). */
+const TIMES_ARG: Record<string, number> = { utimensat: 2, utimensat_time64: 2, futimesat: 2, utimes: 1, utime: 1 };
 const ADDR_CALLS = new Set(['connect', 'bind', 'accept', 'accept4', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg']);
 // Where the socket address and its length are: [addr index, len index, read at the call's return].
 // The same calls the eBPF probe reads an address of, so both mark the same events.
@@ -776,6 +778,10 @@ export class StraceParser {
       type: 'syscall', seq: 0, ts, pid: hostTgid, tid, abi, nr, name,
       args: args.slice(0, 6).map(argValue), ret,
     };
+    // A times argument strace decoded (`[{tv_sec=...}, ...]`) was a pointer that was not NULL: what
+    // tells "set these times" from "now" (the probe has the pointer itself). 1 stands for it.
+    const ti = TIMES_ARG[name];
+    if (ti !== undefined && /^[[{]/.test(args[ti] ?? '')) ev.args[ti] = 1;
     // What strace cut or could not read is marked, as the eBPF probe marks it: never a silent prefix.
     const cut: ArgName[] = [];
     const bad: ArgName[] = [];
