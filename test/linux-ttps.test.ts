@@ -1,4 +1,4 @@
-// End to end: test/samples/linux_ttps.sh runs 55 common Linux malware techniques (reverse and
+// End to end: test/samples/linux_ttps.sh runs 56 common Linux malware techniques (reverse and
 // bind shells, fileless execution, download and run, masquerading, LD_PRELOAD, log and history
 // tampering, timestomping, miners, persistence, discovery, defence evasion, container-escape
 // probes, ptrace, module loads, raw sockets) in the real sandbox (runc, the eBPF probe), each in
@@ -36,6 +36,7 @@ const EXPECT: Record<string, { what: string; rules: string[] }> = {
   v22: { what: 'touch -r', rules: ['ST-DEF-003'] },
   v23: { what: 'python os.utime onto a system binary', rules: ['ST-DEF-015'] },
   v55: { what: 'python os.utime on a descriptor of a system binary', rules: ['ST-DEF-015'] },
+  v56: { what: 'LD_PRELOAD of a library dropped to /usr/local/lib', rules: ['ST-DEF-016'] },
   v24: { what: 'stratum URL', rules: ['ST-IMP-005'] },
   v25: { what: 'xmrig options, a Monero wallet', rules: ['ST-IMP-005'] },
   v26: { what: 'crontab -', rules: ['ST-PER-001', 'ST-PER-002'] },

@@ -82,6 +82,9 @@ export const CASES: RuleCase[] = [
   // the loader maps a preloaded library from /tmp executable; the linker that built it only reads it
   { id: 'ST-DEF-014', trigger: (s) => { const p = s.run('/usr/bin/true', ['true']); const fd = s.open(p, '/tmp/x.so', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); },
     benign: (s) => { const p = s.run('/usr/bin/ld', ['ld', '-shared', '-o', '/tmp/x.so']); const fd = s.open(p, '/tmp/x.so', O.rwc); s.sys(p, 'mmap', [0, 8192, 3, 1, fd, 0], 0x7f0000000000); } },
+  // a library the sample wrote to /usr/local/lib, preloaded into id; the image's own libc mapped, and a library it only read
+  { id: 'ST-DEF-016', trigger: (s) => { s.open(1, '/usr/local/lib/libsys.so', O.w); const p = s.run('/usr/bin/id', ['id']); const fd = s.open(p, '/usr/local/lib/libsys.so', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); },
+    benign: (s) => { const p = s.run('/usr/bin/id', ['id']); const fd = s.open(p, '/lib/x86_64-linux-gnu/libc.so.6', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); s.open(1, '/usr/local/lib/data.bin', O.w); const d = s.open(p, '/usr/local/lib/data.bin', O.r); s.sys(p, 'mmap', [0, 8192, 1, 2, d, 0], 0x7f0000100000); } },
   // python setting /bin/ls's times on its implant; useradd keeping its backup's times
   { id: 'ST-DEF-015', trigger: (s) => s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/usr/local/bin/dbus-daemon' }),
     benign: (s) => { s.sys(s.run('/usr/sbin/useradd', ['useradd', 'svc']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/etc/passwd-' }); s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/root/build/out.txt' }); } },

@@ -162,6 +162,7 @@ st = os.stat("/bin/ls")
 os.utime(fd, (st.st_atime, st.st_mtime))
 EOF
 }
+v56() { printf 'int y;\n' >$T.c && gcc -shared -fPIC -o /usr/local/lib/libsys.so $T.c && LD_PRELOAD=/usr/local/lib/libsys.so /bin/true; }  # LD_PRELOAD of a library dropped outside /tmp
 
 if [ $# -gt 0 ]; then "$1" >/dev/null 2>&1 </dev/null; exit 0; fi
 

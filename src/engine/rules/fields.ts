@@ -291,6 +291,15 @@ const FD: Record<string, [FieldKind, Getter]> = {
   connected: ['bool', (e) => (e.fd ? e.fd.rip !== undefined : null)],
   name_changed: ['bool', () => false],
   is_server: ['bool', (e) => (e.fd ? e.fd.role === 'server' : null)],
+  // Falco: the file is in an overlay's upper layer; ours, as proc.is_exe_upper_layer: the file
+  // (by its name or the name it leads to) was written during this capture
+  is_upper_layer: ['bool', (e, ctx) => {
+    const n = fdName(e);
+    if (n === null || !n.startsWith('/')) return null;
+    if (ctx.written.has(n)) return true;
+    const r = fdRealName(e);
+    return r !== null && r !== n && ctx.written.has(r);
+  }],
 };
 
 let lastIp = '';
