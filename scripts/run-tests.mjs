@@ -25,6 +25,7 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 const r = spawnSync(process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen],
+  // a test that hangs fails after 20 minutes instead of holding CI (tests that need longer say so)
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=1200000', '--test-reporter=spec', ...chosen],
   { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);
