@@ -4,9 +4,9 @@
 // SemanticState (see sim.ts), shaped as the eBPF probe recorded them in the sandbox.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builtinRulePaths, createRuleDetector, loadRuleFiles } from '../../src/engine/rules/index.js';
+import { builtinRulePaths, loadRuleFiles } from '../../src/engine/rules/index.js';
 import type { RuleSet } from '../../src/engine/rules/index.js';
-import { O, Sim } from './sim.js';
+import { O, Sim, firedRules } from './sim.js';
 
 let pack: RuleSet;
 
@@ -16,13 +16,7 @@ test('the built-in pack loads', async () => {
   pack = ruleset;
 });
 
-function fired(run: (s: Sim) => void): Set<string> {
-  const s = new Sim();
-  run(s);
-  const d = createRuleDetector(pack);
-  for (const e of s.events) d.onEvent(e);
-  return new Set(d.finish().map((f) => f.rule));
-}
+const fired = (run: (s: Sim) => void): Set<string> => firedRules(pack, run);
 
 const sh = (s: Sim, cmd: string) => s.run('/bin/sh', ['sh', '-c', cmd]);
 const py = (s: Sim, ...args: string[]) => s.run('/usr/bin/python3', ['python3', ...args]);

@@ -5,17 +5,11 @@ import assert from 'node:assert/strict';
 import { builtinRulePaths, createRuleDetector, loadRuleFiles } from '../../src/engine/rules/index.js';
 import type { RuleSet } from '../../src/engine/rules/index.js';
 import { CASES } from './cases.js';
-import { Sim } from './sim.js';
+import { Sim, firedRules } from './sim.js';
 
 let pack: RuleSet;
 
-function fired(run: (s: Sim) => void): Set<string> {
-  const s = new Sim();
-  run(s);
-  const d = createRuleDetector(pack);
-  for (const e of s.events) d.onEvent(e);
-  return new Set(d.finish().map((f) => f.rule));
-}
+const fired = (run: (s: Sim) => void): Set<string> => firedRules(pack, run);
 
 test('the built-in pack loads without diagnostics and has at least 60 rules', async () => {
   const { ruleset, diagnostics } = await loadRuleFiles(builtinRulePaths());

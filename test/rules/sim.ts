@@ -5,6 +5,7 @@ import type { SockAddr, SyscallEvent, TraceEvent } from '../../src/capture/event
 import type { ContainerImage, EnrichedEvent } from '../../src/semantics/types.js';
 import { SemanticState } from '../../src/semantics/state.js';
 import { syscallNumber } from '../../src/semantics/syscalls.js';
+import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -136,4 +137,13 @@ export class Sim {
   chmod(pid: number, path: string, mode: number, ret = 0): this {
     return this.sys(pid, 'fchmodat', [-100, 0, mode], ret, { path });
   }
+}
+
+/** The rules of `pack` that fire on what `run` makes the simulated processes do. */
+export function firedRules(pack: RuleSet, run: (s: Sim) => void): Set<string> {
+  const s = new Sim();
+  run(s);
+  const d = createRuleDetector(pack);
+  for (const e of s.events) d.onEvent(e);
+  return new Set(d.finish().map((f) => f.rule));
 }
