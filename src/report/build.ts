@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { Backend, CaptureStats } from '../capture/collector.js';
 import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Evidence, Finding, Verdict } from '../engine/types.js';
-import { PlaceCounter, places } from '../sandbox/changes.js';
+import { fmt, PlaceCounter, places } from '../sandbox/changes.js';
 import type { FileChange, Place } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
@@ -231,8 +231,6 @@ function hashes(s: string): [number, number] {
   }
   return [a >>> 0, (b | 1) >>> 0];
 }
-
-const fmt = (n: number) => n.toLocaleString('en-US');
 
 /** `500 to 127.0.0.1`: where left-out network operations went (PlaceCounter keys are /ADDRESS). */
 function peers(at: readonly Place[]): string {

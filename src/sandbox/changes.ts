@@ -166,6 +166,8 @@ interface Candidate {
 export interface DescribedOmissions extends ChangeOmissions {
   notHashed?: number;
   notHashedAt?: Place[];
+  /** Why files were left unhashed, when not the hashing budget (the guest's deadline). */
+  notHashedWhy?: string;
   incomplete?: string;
 }
 
@@ -613,7 +615,8 @@ function fairOrder(items: Candidate[]): Candidate[] {
   return out;
 }
 
-const fmt = (n: number) => n.toLocaleString('en-US');
+/** `20,000`: counts in messages. */
+export const fmt = (n: number) => n.toLocaleString('en-US');
 const mib = (n: number) => `${(n / 1048576).toFixed(n < 10 << 20 ? 1 : 0)} MiB`;
 
 /** `1,204 under /aaa, 3 elsewhere`: where a PlaceCounter's entries were. */
@@ -634,7 +637,7 @@ export function changeWarnings(o: DescribedOmissions, limits: ChangeLimits = DEF
   if (o.walkStopped) parts.push(`the walk stopped after ${fmt(o.walked)} entries: the rest of the writable layer was not examined`);
   if (parts.length) w.push({ code: 'REPORT_LIMITED', message: `the sample changed more files than the dropped and deleted lists hold: ${parts.join('; ')}` });
   if (o.notHashed) {
-    w.push({ code: 'HASHES_LIMITED', message: `${fmt(o.notHashed)} listed file(s) have no sha256 (the hashing budget ran out first; executables, scripts and archives were hashed first, then smaller files before larger): ${places(o.notHashedAt ?? [])}` });
+    w.push({ code: 'HASHES_LIMITED', message: `${fmt(o.notHashed)} listed file(s) have no sha256 (${o.notHashedWhy ?? 'the hashing budget ran out first'}; executables, scripts and archives were hashed first, then smaller files before larger): ${places(o.notHashedAt ?? [])}` });
   }
   if (o.notCopied + o.cutCopies > 0) {
     w.push({

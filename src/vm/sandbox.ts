@@ -7,7 +7,7 @@ import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type DescribedOmissions } from '../s
 import type { Collector } from '../capture/collector.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runInVm, GUEST_SAMPLE_DIR, type VmRun } from './guest.js';
+import { runInVm, GUEST_LISTING, GUEST_SAMPLE_DIR, type VmRun } from './guest.js';
 import { BASE_IMAGE } from './rootfs.js';
 
 export interface VmSandboxOptions extends SandboxOptions {
@@ -84,7 +84,9 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
       for (const p of r?.listing.notPrinted ?? []) walk.addUnlisted(p.dir, p.count);
       const list = walk.finish(null);
       const cut = !r ? (vm ? 'the guest did not finish (see the sandbox error): nothing was listed' : undefined) : r.listing.cut;
-      if (cut && list.omitted) (list.omitted as DescribedOmissions).incomplete = cut;
+      const o = list.omitted as DescribedOmissions | undefined;
+      if (cut && o) o.incomplete = cut;
+      if (r && r.listing.complete && !r.listing.hashed && o) o.notHashedWhy = `the guest's ${GUEST_LISTING.seconds} s deadline cut the hashing`;
       return list;
     },
     async destroy(): Promise<void> {

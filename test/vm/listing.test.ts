@@ -61,6 +61,9 @@ test('described entries: executables first, floods spread, what was left out and
   assert.deepEqual(msgs.map((m) => m.code), ['REPORT_LIMITED', 'REPORT_LIMITED', 'HASHES_LIMITED']);
   assert.match(msgs[1]?.message ?? '', /1,012 changes found, 5 listed; not listed: 1,007 under \/tmp\/junk/);
   assert.match(msgs[2]?.message ?? '', /3 listed file\(s\) have no sha256.*3 under \/tmp\/junk/);
+  // when the guest's deadline, not the budget, cut the hashing, the warning says so
+  const cut = changeWarnings({ ...o, notHashedWhy: 'the guest\'s 120 s deadline cut the hashing' }).find((m) => m.code === 'HASHES_LIMITED');
+  assert.match(cut?.message ?? '', /have no sha256 \(the guest's 120 s deadline cut the hashing; executables/);
 });
 
 test('the guest script (host busybox, no QEMU): caps the others, always lists executables, hashes them, hex for a newline path', { timeout: 120_000 }, () => {

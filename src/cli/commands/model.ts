@@ -130,8 +130,7 @@ async function train(argv: string[]): Promise<number> {
 function silentThresholds(m: AnomalyModel): string[] {
   return m.silentThresholds().map((t) => {
     const unit = m.data.kind === 'stide' ? ' (every window unseen)' : ' bits a call';
-    const far = (m.forExe(t.where)?.data.calibration.far ?? m.global?.data.calibration.far ?? 0) * 100;
-    return `${t.where === 'the global model' ? 'the global model' : `the model of ${t.where}`}: ${t.what} ${round(t.value)} is the most it can score${unit}: more than ${far}% of held-out normal ${t.what === 'threshold' ? 'traces' : 'windows'} score that much, so ${t.what === 'threshold' ? 'whole-trace' : 'window'} alerts never fire (the other threshold still judges; more varied training data, or a higher --far, would give it room)`;
+    return `${t.where === 'the global model' ? 'the global model' : `the model of ${t.where}`}: ${t.what} ${round(t.value)} is the most it can score${unit}: more than ${t.far * 100}% of held-out normal ${t.what === 'threshold' ? 'traces' : 'windows'} score that much, so ${t.what === 'threshold' ? 'whole-trace' : 'window'} alerts never fire (the other threshold still judges; more varied training data, or a higher --far, would give it room)`;
   });
 }
 

@@ -470,19 +470,19 @@ export class AnomalyModel {
    * all unseen, on data like ADFA-LD's), so nothing can exceed them and that kind of alert never
    * fires. The model stays valid (the other threshold still judges); an operator should know.
    */
-  silentThresholds(): { where: string; what: 'threshold' | 'window threshold'; value: number; most: number }[] {
-    const out: { where: string; what: 'threshold' | 'window threshold'; value: number; most: number }[] = [];
+  silentThresholds(): { where: string; what: 'threshold' | 'window threshold'; value: number; most: number; far: number }[] {
+    const out: { where: string; what: 'threshold' | 'window threshold'; value: number; most: number; far: number }[] = [];
     const check = (m: ProgramModel, where: string) => {
       const c = m.data.calibration;
       const most = m.scorer.maxValue;
       for (const [what, v] of [['threshold', c.threshold], ['window threshold', c.windowThreshold]] as const) {
-        if (Number.isFinite(most) && v >= most * (1 - 1e-9)) out.push({ where, what, value: v, most });
+        if (Number.isFinite(most) && v >= most * (1 - 1e-9)) out.push({ where, what, value: v, most, far: c.far });
       }
     };
     if (this.global) check(this.global, 'the global model');
     for (const [exe, m] of this.programs) {
-      // a program judged by the global model, or one that took its thresholds, is said once, there
-      if (!this.borrowed.has(exe) && !m.data.calibration.method.startsWith(BORROWED)) check(m, exe);
+      // a program that took the global model's thresholds (judged by it or not) is said once, there
+      if (!m.data.calibration.method.startsWith(BORROWED)) check(m, exe);
     }
     return out;
   }
