@@ -214,6 +214,15 @@ function writeCpio(dir: string, root: string): string {
 }
 
 /**
+ * The Debian guest's mark of the moment before the sample starts: what the listing finds with
+ * `-newer STAMP`. busybox find compares whole seconds (mtime > the stamp's), so a stamp of now would
+ * hide every file a fast sample writes within the same second; the stamp is one second older, and
+ * the only file written in that second, the sample's own copy, is left out by the host when it is
+ * unchanged (createVmSandbox's changes()).
+ */
+export const guestStampCommand = (B: string, stamp: string): string => `${B} touch -d "@$(( $(${B} date +%s) - 1 ))" ${shq(stamp)}`;
+
+/**
  * The guest's listing of what the sample left, run by init after the sample ended (busybox sh; `B`
  * the busybox binary, `T` the run's tag, `D` a scratch directory it mounts a tmpfs on). Cheap per
  * file (no process per file: stat per batch of 64, the first bytes by the shell's read), bounded
@@ -401,7 +410,7 @@ $B mount -t devpts devpts /dev/pts
 $B mount -t tmpfs shm /dev/shm
 $B mount -t tmpfs run /run
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 USER=root
-$B touch /.sandtrace/stamp
+${guestStampCommand('$B', '/.sandtrace/stamp')}
 cd /root
 echo "${tag}: start $($B cut -d' ' -f1 /proc/uptime)"
 $B timeout -s KILL ${t} ${shq(`/tmp/${name}`)} ${args.map(shq).join(' ')} </dev/null

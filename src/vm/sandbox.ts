@@ -5,7 +5,8 @@ import { basename } from 'node:path';
 import type { Sandbox, SandboxOptions, SandboxStartInfo, SandboxResult, ChangeList } from '../sandbox/types.js';
 import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type DescribedOmissions } from '../sandbox/changes.js';
 import type { Collector } from '../capture/collector.js';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInVm, GUEST_LISTING, GUEST_SAMPLE_DIR, type VmRun } from './guest.js';
 import { BASE_IMAGE } from './rootfs.js';
@@ -48,6 +49,8 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
   const rootfs = opts.rootfs ?? (existsSync(join(BASE_IMAGE(), 'rootfs', 'usr', 'bin')) ? 'debian' : 'initramfs');
   let vm: VmRun | null = null;
   let startedAt = 0;
+  // the sample's copy in the guest, left out of the changes while it is the same file (guestStampCommand)
+  let sample: { path: string; sha256: string; size: number } | null = null;
   return {
     async create(): Promise<SandboxStartInfo> {
       vm = runInVm({ sample: opts.sample, args: opts.args, timeout: opts.timeout, rootfs,
@@ -55,6 +58,8 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
         ...(opts.limits?.memoryMiB ? { memoryMb: opts.limits.memoryMiB } : {}) });
       startedAt = performance.now();
       const samplePath = rootfs === 'debian' ? `/tmp/${basename(opts.sample)}` : `${GUEST_SAMPLE_DIR}/${basename(opts.sample)}`;
+      const bytes = readFileSync(opts.sample);
+      sample = { path: samplePath, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
       return { id: `vm-${vm.profile.buildId.slice(0, 12)}`, cgroupPath: '', hostPid: 0, samplePath };
     },
     collector(): Collector {
@@ -79,6 +84,7 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
       // A file the base image already had was modified; anything else was created by the run.
       const existed = (p: string) => rootfs === 'debian' && existsSync(join(BASE_IMAGE(), 'rootfs', p));
       for (const f of r?.files ?? []) {
+        if (sample && f.path === sample.path && f.size === sample.size && f.sha256 === sample.sha256) continue;
         walk.describe({ path: f.path, change: existed(f.path) ? 'modified' : 'created', size: f.size, execBit: f.execBit, magic: f.magic, sha256: f.sha256 });
       }
       for (const p of r?.listing.notPrinted ?? []) walk.addUnlisted(p.dir, p.count);

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { guestListingScript, parseGuestListing, GUEST_LISTING } from '../../src/vm/guest.js';
+import { guestListingScript, guestStampCommand, parseGuestListing, GUEST_LISTING } from '../../src/vm/guest.js';
 import { ChangeWalk, changeWarnings, type DescribedOmissions } from '../../src/sandbox/changes.js';
 
 const T = 'sandtrace-0123456789ab';
@@ -94,6 +94,24 @@ test('the guest script (host busybox, no QEMU): caps the others, always lists ex
     assert.deepEqual(listing, { notPrinted: [{ dir: join(R, 'junk'), count: 50 }], complete: true, hashed: true });
   } finally {
     spawnSync('umount', [join(root, 'D')]);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the Debian guest\'s stamp: a file written in the same second as the stamp is still newer than it (busybox find compares whole seconds)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sandtrace-stamp-'));
+  try {
+    const stamp = join(root, 'stamp');
+    const file = join(root, 'dropped');
+    // the stamp, then at once a file, as a fast sample writes it; find as the guest's listing runs it
+    const r = spawnSync('/bin/busybox', ['sh', '-c', `${guestStampCommand('/bin/busybox', stamp)} && echo x > ${file} && /bin/busybox find ${root} -type f -newer ${stamp}`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), [file]);
+    // why: a stamp of now (what the guest did before) hides a file of the same second
+    const same = spawnSync('/bin/busybox', ['sh', '-c', `/bin/busybox touch -d @1796650000 ${stamp} ${file} && /bin/busybox find ${root} -type f -newer ${stamp}`], { encoding: 'utf8' });
+    assert.equal(same.status, 0, same.stderr);
+    assert.equal(same.stdout.trim(), '');
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
