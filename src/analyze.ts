@@ -38,6 +38,11 @@ export interface AnalyzeOptions {
   record?: string;
   /** Run in a QEMU virtual machine instead of a container. */
   vm?: boolean;
+  /**
+   * Start the sample as `INTERPRETER SAMPLE ARGS...` (a path inside the sandbox), instead of as
+   * sandtrace chooses from its type (sampleLaunch), refusals included.
+   */
+  interpreter?: string;
   onProgress?: (p: { stage: Stage; events: number; elapsed: number }) => void;
   signal?: AbortSignal;
 }
@@ -67,11 +72,14 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   };
   const args = opts.args ?? [];
   const timeout = checkTimeout(opts.timeout ?? 60);
-  const sample = await inspectSample(opts.sample, args);
+  const { info: sample, launch } = await inspectSample(opts.sample, args, opts.interpreter);
   // the inputs next (--rules, --model: a FIFO, an unreadable or wrong-ABI model), so that a bad
   // one leaves nothing behind, not even an empty output directory
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];
+  if (launch) {
+    warnings.push({ code: 'SAMPLE_INTERPRETED', message: `the sample was run as \`${[...launch.interpreter, sample.name].join(' ')}\`: ${launch.why}` });
+  }
   const detectors = await buildDetectors(opts, errors, warnings);
   // a bad output directory is refused before anything starts
   const outDir = makeOutDir(resolve(opts.outDir));
@@ -80,7 +88,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
 
   const started = new Date();
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
-  const run = opts.vm ? await vmRun(opts, timeout, id) : await containerRun(opts, timeout, id);
+  const runOpts = { ...opts, interpreter: sample.interpreter };
+  const run = opts.vm ? await vmRun(runOpts, timeout, id) : await containerRun(runOpts, timeout, id);
   const semantics = new SemanticState({
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });
@@ -262,13 +271,16 @@ interface Run {
   collector(info: SandboxStartInfo): Promise<Collector>;
 }
 
-async function containerRun(opts: AnalyzeOptions, timeout: number, id: string): Promise<Run> {
+/** The options, the interpreter as the sample's inspection chose it. */
+type RunOptions = Omit<AnalyzeOptions, 'interpreter'> & { interpreter: string[] | undefined };
+
+async function containerRun(opts: RunOptions, timeout: number, id: string): Promise<Run> {
   const { createSandbox, sandboxFacts } = await import('./sandbox/index.js');
   const { ID_SHIFT, ID_RANGE } = await import('./sandbox/config.js');
   const { chooseBackend } = await import('./capture/choose.js');
   const rootless = process.getuid?.() !== 0;
   const choice = rootless ? { backend: 'ptrace' as const, reason: 'not root: eBPF needs root; tracing with strace (ptrace)' } : await chooseBackend(opts.backend ?? 'auto');
-  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.image ? { image: opts.image } : {}) };
+  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.interpreter ? { interpreter: opts.interpreter } : {}), ...(opts.image ? { image: opts.image } : {}) };
   const facts = sandboxFacts();
   const uidMap = (u: number) => (u >= ID_SHIFT && u < ID_SHIFT + ID_RANGE ? u - ID_SHIFT : u);
   let sandbox: Sandbox;
@@ -300,10 +312,10 @@ async function containerRun(opts: AnalyzeOptions, timeout: number, id: string): 
   };
 }
 
-async function vmRun(opts: AnalyzeOptions, timeout: number, id: string): Promise<Run> {
+async function vmRun(opts: RunOptions, timeout: number, id: string): Promise<Run> {
   if (opts.image) throw new SandtraceError('USAGE', '--image applies to the container sandbox, not to --vm');
   const { createVmSandbox, vmIsolation } = await import('./vm/index.js');
-  const sandbox = createVmSandbox({ sample: opts.sample, args: opts.args ?? [], timeout });
+  const sandbox = createVmSandbox({ sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.interpreter ? { interpreter: opts.interpreter } : {}) });
   return {
     id, name: `sandtrace-vm-${id}`, sandbox, backend: 'vmi',
     reason: 'VM introspection: a QEMU TCG plugin reads syscalls and guest memory; nothing runs in the guest for monitoring',

@@ -138,7 +138,8 @@ function recordedSample(s: unknown): SampleInfo | undefined {
   const o = s as Partial<SampleInfo> | null;
   if (typeof o !== 'object' || o === null) return undefined;
   const ok = typeof o.name === 'string' && typeof o.size === 'number' && typeof o.type === 'string'
-    && [o.sha256, o.sha1, o.md5].every((h) => typeof h === 'string') && Array.isArray(o.args) && o.args.every((a) => typeof a === 'string');
+    && [o.sha256, o.sha1, o.md5].every((h) => typeof h === 'string') && Array.isArray(o.args) && o.args.every((a) => typeof a === 'string')
+    && (o.interpreter === undefined || (Array.isArray(o.interpreter) && o.interpreter.every((a) => typeof a === 'string')));
   return ok ? o as SampleInfo : undefined;
 }
 

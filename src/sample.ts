@@ -76,7 +76,15 @@ export async function refuseSpecialFile(path: string, what = ''): Promise<void> 
   if (kind && !(await isInheritedPipe(path, st))) throw notRegular(path, what, kind);
 }
 
-export async function inspectSample(path: string, args: string[] = []): Promise<SampleInfo> {
+/** A sample described, and how it will be started when not by the kernel alone (`launch`). */
+export interface InspectedSample { info: SampleInfo; launch?: Launch }
+
+/**
+ * Checks and describes a sample: hashes, type, and how to start it (sampleLaunch). `interpreter`,
+ * the user's choice (`analyze --interpreter`), overrides that choice and its refusals: a custom
+ * image may hold a runtime for what sandtrace would refuse.
+ */
+export async function inspectSample(path: string, args: string[] = [], interpreter?: string): Promise<InspectedSample> {
   let st;
   try {
     st = await stat(path);
@@ -118,10 +126,92 @@ export async function inspectSample(path: string, args: string[] = []): Promise<
   } finally {
     await fh.close().catch(() => undefined);
   }
-  return {
-    name: basename(path), size: st.size, sha256: sha256.digest('hex'), sha1: sha1.digest('hex'), md5: md5.digest('hex'),
-    type: fileType(head ?? Buffer.alloc(0)), args,
+  const name = basename(path);
+  const first = head ?? Buffer.alloc(0);
+  const launch = interpreter !== undefined ? { interpreter: [interpreter], why: 'as --interpreter asked' } : sampleLaunch(name, first);
+  const info: SampleInfo = {
+    name, size: st.size, sha256: sha256.digest('hex'), sha1: sha1.digest('hex'), md5: md5.digest('hex'),
+    type: fileType(first), args, ...(launch ? { interpreter: launch.interpreter } : {}),
   };
+  return launch ? { info, launch } : { info };
+}
+
+export interface Launch {
+  /** The program (and its one argument, from a `#!` line) the sample is handed to: `interpreter... SAMPLE args...`. */
+  interpreter: string[];
+  /** Why, for the report's SAMPLE_INTERPRETED warning. */
+  why: string;
+}
+
+/** ELF machines (e_machine) by name, for the refusal of a program for another CPU. */
+const ELF_MACHINES: Readonly<Record<number, string>> = {
+  2: 'SPARC', 4: 'Motorola 68000', 8: 'MIPS', 20: 'PowerPC', 21: 'PowerPC 64-bit', 22: 'IBM S/390', 40: 'ARM',
+  42: 'SuperH', 43: 'SPARC V9', 50: 'IA-64', 93: 'ARC', 183: 'ARM aarch64', 195: 'ARC', 243: 'RISC-V', 258: 'LoongArch',
+};
+
+/** File types that are not programs, by their first bytes: what an analyst may submit by mistake. */
+const NOT_PROGRAMS: ReadonlyArray<[magic: string, at: number, what: string]> = [
+  ['PK\x03\x04', 0, 'a Zip archive (or a JAR or Office document): extract the program from it and analyze that'],
+  ['\x1f\x8b', 0, 'gzip compressed data: decompress it and analyze the program inside'],
+  ['ustar', 257, 'a tar archive: extract the program from it and analyze that'],
+  ['7z\xbc\xaf\x27\x1c', 0, 'a 7-Zip archive: extract the program from it and analyze that'],
+  ['\xfd7zXZ\x00', 0, 'xz compressed data: decompress it and analyze the program inside'],
+  ['BZh', 0, 'bzip2 compressed data: decompress it and analyze the program inside'],
+  ['Rar!\x1a\x07', 0, 'a RAR archive: extract the program from it and analyze that'],
+  ['%PDF-', 0, 'a PDF document: sandtrace runs Linux programs and scripts, not documents'],
+  ['\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1', 0, 'a Microsoft Office (OLE) document: sandtrace runs Linux programs and scripts, not documents'],
+  ['\xcf\xfa\xed\xfe', 0, 'a macOS (Mach-O) program: sandtrace runs Linux programs'],
+  ['\xce\xfa\xed\xfe', 0, 'a macOS (Mach-O) program: sandtrace runs Linux programs'],
+  ['\xca\xfe\xba\xbe', 0, 'a macOS universal (Mach-O) program or a Java class: sandtrace runs Linux programs'],
+];
+
+/** Interpreters for a script without a `#!` line, by the file's extension; anything else goes to /bin/sh. */
+const BY_EXTENSION: Readonly<Record<string, string>> = { '.py': '/usr/bin/python3', '.pl': '/usr/bin/perl' };
+
+const isText = (head: Buffer): boolean => head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
+
+/**
+ * How the sandbox starts the sample, from its first bytes and its name: undefined when the kernel
+ * runs the file itself (an ELF for x86-64 or i386, a script with a working `#!` line, or data the
+ * kernel is left to refuse: SAMPLE_NOT_STARTED); otherwise the program to hand it to, as a victim's
+ * shell would: a text file without `#!` (a shell's execvp runs it with /bin/sh on ENOEXEC; `.py`
+ * with python3, `.pl` with perl), or a `#!` line ending in a carriage return (a script saved with
+ * CRLF line ends: the kernel looks for an interpreter named `sh\r`, so it never runs as `./x`, but
+ * `sh x` runs it, which is how such droppers are started). A file no Linux x86 system runs (a
+ * Windows program, an ELF for another CPU, an archive, a document) is refused with the reason:
+ * INPUT_UNSUPPORTED, before any sandbox starts.
+ */
+export function sampleLaunch(name: string, head: Buffer): Launch | undefined {
+  const refuse = (what: string) => new SandtraceError('INPUT_UNSUPPORTED', `sample ${name} is ${what}`, { details: { name } });
+  if (head.length >= 4 && head.readUInt32BE(0) === 0x7f454c46) {
+    if (head.length < 20) throw refuse('a truncated ELF file (its header is cut short)');
+    const le = head[5] !== 2;
+    const etype = le ? head.readUInt16LE(16) : head.readUInt16BE(16);
+    const mach = le ? head.readUInt16LE(18) : head.readUInt16BE(18);
+    if (mach !== 62 && mach !== 3) {
+      throw refuse(`an ELF program for ${ELF_MACHINES[mach] ?? `machine ${mach}`} (${head[4] === 2 ? '64' : '32'}-bit ${le ? 'little' : 'big'}-endian): sandtrace runs programs for x86-64 and i386, the host's CPU`);
+    }
+    if (etype !== 2 && etype !== 3) throw refuse(`an ELF ${etype === 1 ? 'relocatable object (.o)' : etype === 4 ? 'core dump' : `file of type ${etype}`}, not a program`);
+    return undefined;
+  }
+  if (head[0] === 0x4d && head[1] === 0x5a && !isText(head)) throw refuse('a Windows (PE/MS-DOS) program: sandtrace runs Linux programs and scripts');
+  for (const [magic, at, what] of NOT_PROGRAMS) {
+    if (head.length >= at + magic.length && head.subarray(at, at + magic.length).toString('latin1') === magic) throw refuse(what);
+  }
+  if (head[0] === 0x23 && head[1] === 0x21) {
+    const nl = head.indexOf(0x0a);
+    if (nl < 0 || head[nl - 1] !== 0x0d) return undefined;
+    const words = head.subarray(2, nl - 1).toString('latin1').trim().split(/[ \t]+/).filter((w) => w !== '');
+    // the kernel passes everything after the interpreter as one argument, and so does this
+    const [interp, ...rest] = words;
+    if (!interp) return undefined;
+    return { interpreter: [interp, ...(rest.length ? [rest.join(' ')] : [])], why: 'its #! line ends in a carriage return (CRLF line ends), so the kernel cannot start it' };
+  }
+  if (head.length === 0 || !isText(head)) return undefined;
+  const dot = name.lastIndexOf('.');
+  const ext = dot > 0 ? name.slice(dot).toLowerCase() : '';
+  const by = BY_EXTENSION[ext];
+  return { interpreter: [by ?? '/bin/sh'], why: `it is text without a #! line${by ? ` named ${ext}` : ''}, which the kernel cannot start${by ? '' : ' and a shell runs with /bin/sh'}` };
 }
 
 /** A short description of the content from its first bytes (like file(1), for the common cases). */
@@ -145,6 +235,5 @@ export function fileType(head: Buffer): string {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip compressed data';
   if (head.subarray(0, 4).toString('latin1') === 'PK\x03\x04') return 'Zip archive';
   if (head.length > 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return 'POSIX tar archive';
-  const text = head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
-  return text ? 'text' : 'data';
+  return isText(head) ? 'text' : 'data';
 }

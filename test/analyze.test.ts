@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import type { Report } from '../src/report/schema.js';
-import { cli, ROOT, tempDir } from './helpers.js';
+import { assertOneLineError, cli, ROOT, tempDir } from './helpers.js';
 
 const sample = (name: string) => join(ROOT, 'test', 'samples', name);
 
@@ -215,6 +215,97 @@ test('a sample the kernel cannot execute never starts: verdict unknown with the 
     const report = JSON.parse(readFileSync(join(t.path, 'out', 'report.json'), 'utf8')) as Report;
     assert.deepEqual(report.verdict, { score: 0, label: 'unknown' });
     assert.equal(report.analysis.status, 'partial');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a dropper script without #! (as honeypots collect them) runs under /bin/sh, as a shell would run it: its behaviour is reported and the report says how it was started', () => {
+  const t = tempDir();
+  try {
+    const script = join(t.path, 'bins.sh');
+    writeFileSync(script, 'cd /tmp || cd /var/run\nprintf payload > .x86\nchmod +x .x86\ncat /etc/passwd >/dev/null\n');
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', script, '--out', out, '--timeout', '20']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^sandtrace analyze: note: the sample was run as `\/bin\/sh bins\.sh`: it is text without a #! line/m);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(report.sample.interpreter, ['/bin/sh']);
+    assert.ok(report.analysis.warnings.some((w) => w.code === 'SAMPLE_INTERPRETED'));
+    const root = report.processes.find((p) => p.pid === 1);
+    assert.deepEqual(root?.argv, ['/bin/sh', '/tmp/bins.sh'], 'the sandbox ran /bin/sh with the script');
+    assert.ok(report.processes.some((p) => /\/chmod$/.test(p.exe) && p.argv.includes('.x86')), 'the script\'s commands ran');
+    assert.ok(report.dropped.some((d) => d.path === '/tmp/.x86'), 'its dropped file is listed');
+    assert.notEqual(report.verdict.label, 'unknown');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a script saved with CRLF line ends, which the kernel cannot start, runs under the interpreter of its #! line', () => {
+  const t = tempDir();
+  try {
+    const script = join(t.path, 'w.sh');
+    writeFileSync(script, '#!/bin/sh\r\nprintf crlf > /tmp/ran\r\n', { mode: 0o755 });
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', script, '--out', out, '--timeout', '20']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(report.sample.interpreter, ['/bin/sh']);
+    assert.match(report.analysis.warnings.find((w) => w.code === 'SAMPLE_INTERPRETED')?.message ?? '', /carriage return/);
+    // sh reads the CR as part of the file name, as it would on a victim
+    assert.ok(report.dropped.some((d) => d.path === '/tmp/ran\r'), JSON.stringify(report.dropped.map((d) => d.path)));
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a Windows program is refused before any sandbox starts: one line naming what it is, exit 4, nothing written', () => {
+  const t = tempDir();
+  try {
+    const exe = join(t.path, 'invoice.exe');
+    writeFileSync(exe, Buffer.concat([Buffer.from('MZ\x90\x00\x03\x00\x00\x00', 'latin1'), Buffer.alloc(120)]));
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', exe, '--out', out]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(assertOneLineError(r.stderr), /^sandtrace analyze: sample invoice\.exe is a Windows \(PE\/MS-DOS\) program: sandtrace runs Linux programs and scripts \[INPUT_UNSUPPORTED\]$/);
+    assert.equal(existsSync(out), false, 'no output directory');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('--interpreter runs the sample with the program given: a python payload saved as .txt', () => {
+  const t = tempDir();
+  try {
+    const payload = join(t.path, 'notes.txt');
+    writeFileSync(payload, 'import os\nopen("/tmp/py-ran", "w").write(str(os.getpid()))\n');
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', payload, '--out', out, '--timeout', '20', '--interpreter', '/usr/bin/python3']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(report.sample.interpreter, ['/usr/bin/python3']);
+    assert.match(report.processes.find((p) => p.pid === 1)?.exe ?? '', /python3/);
+    assert.ok(report.dropped.some((d) => d.path === '/tmp/py-ran'));
+    const bad = cli(['analyze', payload, '--out', join(t.path, 'o2'), '--interpreter', 'python3']);
+    assert.equal(bad.code, 2);
+    assert.match(assertOneLineError(bad.stderr), /--interpreter takes the absolute path of a program inside the sandbox/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('analyze --vm (Debian guest): a script without #! runs under /bin/sh, its file dropped within the first second is listed, the sample\'s own copy is not', async () => {
+  const t = tempDir();
+  try {
+    const script = join(t.path, 'bins.sh');
+    writeFileSync(script, 'cd /tmp\nprintf payload > .x86\nchmod +x .x86\n');
+    const { report: r } = await analyze({ sample: script, outDir: join(t.path, 'out'), timeout: 30, vm: true });
+    assert.equal(r.capture.backend, 'vmi');
+    assert.deepEqual(r.sample.interpreter, ['/bin/sh']);
+    assert.deepEqual(r.processes.find((p) => p.ppid === 0 || !r.processes.some((q) => q.pid === p.ppid))?.argv, ['/bin/sh', '/tmp/bins.sh'], 'the interpreter is the root of the captured tree');
+    assert.ok(r.processes.some((p) => p.exe === '/usr/bin/chmod'), 'its commands are captured');
+    assert.deepEqual(r.dropped.map((d) => [d.path, d.sha256]), [['/tmp/.x86', createHash('sha256').update('payload').digest('hex')]]);
   } finally {
     t.cleanup();
   }

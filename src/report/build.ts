@@ -260,7 +260,11 @@ function evidenceOp(field: string, ev: Evidence): FileOp | undefined {
   return EVIDENCE_OPS[ev.event];
 }
 
-export interface SampleInfo { name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[] }
+export interface SampleInfo {
+  name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[];
+  /** The program the sample was handed to, when the kernel cannot run it itself (see sampleLaunch). */
+  interpreter?: string[];
+}
 
 export interface ReportContext {
   id: string;

@@ -166,3 +166,13 @@ test('control and text-direction characters from the sample are shown as \\uXXXX
   assert.ok(page.includes('/tmp/b\\u202etxt.exe'));
   assert.ok(page.includes('/tmp/\\u001b[31mred\\u0007'));
 });
+
+test('a sample run by an interpreter shows what it was run with beside its type', async () => {
+  const r = await hostileReport();
+  const dir = scratchDir('sandtrace-html-');
+  const [html] = await renderOutputs(r, dir);
+  assert.ok(!(await readFile(html!, 'utf8')).includes('run with'), 'nothing when the kernel ran it');
+  r.sample.interpreter = ['/usr/bin/env', 'python3 -u'];
+  const [again] = await renderOutputs(r, scratchDir('sandtrace-html-'));
+  assert.match(await readFile(again!, 'utf8'), /<b>run with<\/b><span class="argv">\/usr\/bin\/env python3 -u<\/span>/);
+});

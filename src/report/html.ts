@@ -209,6 +209,7 @@ export function renderHtml(r: Report): string {
 <div><h1>${esc(r.sample.name)}</h1>
 <div class="facts"><b>sha256</b><span class="argv small">${esc(r.sample.sha256)}</span>
 <b>type</b><span>${esc(r.sample.type)} · ${esc(r.sample.size)} bytes</span>
+${r.sample.interpreter?.length ? `<b>run with</b><span class="argv">${esc(r.sample.interpreter.join(' '))}</span>` : ''}
 ${r.sample.args.length ? `<b>arguments</b><span class="argv">${esc(r.sample.args.join(' '))}</span>` : ''}
 <b>analysis</b><span>${esc(r.analysis.started)} · ${esc(r.analysis.duration.toFixed(2))} s${r.analysis.timedOut ? ' (timed out)' : ''} · ${esc(r.analysis.status)} · ${esc(r.capture.backend)} capture, ${esc(r.capture.events)} events${r.capture.lost ? `, <span class="diag">${esc(r.capture.lost)} lost</span>` : ''}${argsNote(r)}</span>
 <b>isolation</b><span>${esc(r.analysis.isolation.kind)}</span></div>

@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.4.0';
+export const REPORT_VERSION = '1.5.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -92,7 +92,14 @@ export interface Report {
      */
     omitted?: { files: number; network: number; processes: number };
   };
-  sample: { name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[] };
+  sample: {
+    name: string; size: number; sha256: string; sha1: string; md5: string; type: string; args: string[];
+    /**
+     * Since 1.5: the program the sample was run with (`interpreter... sample args...`), when the
+     * kernel cannot run it itself: a script without a `#!` line, or one whose `#!` line ends in a CR.
+     */
+    interpreter?: string[];
+  };
   processes: ReportProcess[];
   files: ReportFile[];
   dropped: ReportDropped[];

@@ -144,7 +144,7 @@ class RuncSandbox implements Sandbox {
 
     const config = buildConfig({
       rootfs: this.overlay.merged,
-      args: [this.samplePath, ...this.opts.args],
+      args: [...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args],
       cgroupsPath: `/${CGROUP_PARENT}/${this.id}`,
       limits: this.limits,
     });

@@ -30,6 +30,8 @@ export interface SandboxOptions {
   /** Host path of the sample; copied into the container, never bind-mounted writable. */
   sample: string;
   args: string[];
+  /** Runs `interpreter... SAMPLE args...` instead of the sample itself (a script the kernel cannot start: sampleLaunch). */
+  interpreter?: string[];
   /** Seconds before the whole container is frozen and killed. */
   timeout: number;
   /** A docker-save or OCI-layout archive to use as the base image instead of the built-in one. */

@@ -33,6 +33,8 @@ export interface VmRunOptions {
   /** Host path of the sample (a script for /bin/sh, or a static executable). */
   sample: string;
   args?: string[];
+  /** Runs `interpreter... SAMPLE args...` (a script the kernel cannot start: sampleLaunch). */
+  interpreter?: string[];
   /** Seconds the sample may run inside the guest (then it is killed and the guest powers off). */
   timeout?: number;
   /** Where console.log (the serial console) and qemu.log are kept; a temp dir when absent. */
@@ -389,7 +391,7 @@ echo "${T}: end"`;
  * Stage 1 for the Debian root: load the disk modules, mount the base image (a snapshot-mode
  * disk), place the sample at /tmp/NAME, bring loopback up, switch_root to stage 2.
  */
-export function buildDebianInitramfs(dir: string, kernel: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
+export function buildDebianInitramfs(dir: string, kernel: string, sample: string, args: string[], timeout: number, tag = 'sandtrace', interpreter: readonly string[] = []): string {
   const root = join(dir, 'root');
   rmSync(root, { recursive: true, force: true });
   for (const d of ['bin', 'proc', 'sys', 'dev', 'newroot', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
@@ -413,7 +415,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 ${guestStampCommand('$B', '/.sandtrace/stamp')}
 cd /root
 echo "${tag}: start $($B cut -d' ' -f1 /proc/uptime)"
-$B timeout -s KILL ${t} ${shq(`/tmp/${name}`)} ${args.map(shq).join(' ')} </dev/null
+$B timeout -s KILL ${t} ${[...interpreter, `/tmp/${name}`, ...args].map(shq).join(' ')} </dev/null
 rc=$?
 echo "${tag}: exit $rc $($B cut -d' ' -f1 /proc/uptime)"
 ${listingStep(tag, '/.sandtrace/list.sh')}
@@ -444,7 +446,7 @@ exec switch_root /newroot /.sandtrace/busybox sh /.sandtrace/stage2
 }
 
 /** A busybox initramfs (uncompressed newc cpio) with the sample and an init that runs it once. */
-export function buildInitramfs(dir: string, sample: string, args: string[], timeout: number, tag = 'sandtrace'): string {
+export function buildInitramfs(dir: string, sample: string, args: string[], timeout: number, tag = 'sandtrace', interpreter: readonly string[] = []): string {
   const root = join(dir, 'root');
   rmSync(root, { recursive: true, force: true }); // a rebuild in the same dir starts afresh
   for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'work', 'usr', GUEST_SAMPLE_DIR.slice(1)]) mkdirSync(join(root, d), { recursive: true });
@@ -475,7 +477,7 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs work /work
 cd /work
 echo "${tag}: start $(cut -d' ' -f1 /proc/uptime)"
-timeout -s KILL ${Math.max(1, Math.ceil(timeout))} ${shq(guestSample)} ${args.map(shq).join(' ')} </dev/null
+timeout -s KILL ${Math.max(1, Math.ceil(timeout))} ${[...interpreter, guestSample, ...args].map(shq).join(' ')} </dev/null
 rc=$?
 echo "${tag}: exit $rc $(cut -d' ' -f1 /proc/uptime)"
 # what the sample left behind (it could only write to the tmpfs /work and /tmp)
@@ -543,11 +545,11 @@ export function runInVm(opts: VmRunOptions): VmRun {
     const disk: string[] = [];
     try {
       if (debian) {
-        initrd = buildDebianInitramfs(tmp, kernel, opts.sample, opts.args ?? [], timeout, tag);
+        initrd = buildDebianInitramfs(tmp, kernel, opts.sample, opts.args ?? [], timeout, tag, opts.interpreter);
         // snapshot=on: writes go to a temporary overlay QEMU deletes; the cached image never changes
         disk.push('-drive', `file=${ensureDiskImage()},if=virtio,format=raw,snapshot=on`);
       } else {
-        initrd = buildInitramfs(tmp, opts.sample, opts.args ?? [], timeout, tag);
+        initrd = buildInitramfs(tmp, opts.sample, opts.args ?? [], timeout, tag, opts.interpreter);
       }
     } catch (e) { cleanup(); rejectDone(e); throw e; }
     const sock = join(tmp, 'plugin.sock');
@@ -628,7 +630,8 @@ export function runInVm(opts: VmRunOptions): VmRun {
       else if (!qemu && !booting) notBooted();
       await done.catch(() => undefined);
     },
-    ...(opts.allProcesses ? {} : { rootExe: debian ? `/tmp/${basename(opts.sample)}` : `${GUEST_SAMPLE_DIR}/${basename(opts.sample)}` }),
+    // the sample's process is the first exec of the path the guest runs: the sample's, or its interpreter's
+    ...(opts.allProcesses ? {} : { rootExe: opts.interpreter?.[0] ?? (debian ? `/tmp/${basename(opts.sample)}` : `${GUEST_SAMPLE_DIR}/${basename(opts.sample)}`) }),
   });
   return { collector, profile, done, workDir: tmp };
 }

@@ -53,7 +53,7 @@ export function createVmSandbox(opts: VmSandboxOptions): VmSandbox {
   let sample: { path: string; sha256: string; size: number } | null = null;
   return {
     async create(): Promise<SandboxStartInfo> {
-      vm = runInVm({ sample: opts.sample, args: opts.args, timeout: opts.timeout, rootfs,
+      vm = runInVm({ sample: opts.sample, args: opts.args, timeout: opts.timeout, rootfs, ...(opts.interpreter ? { interpreter: opts.interpreter } : {}),
         ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.logDir ? { outDir: opts.logDir } : {}),
         ...(opts.limits?.memoryMiB ? { memoryMb: opts.limits.memoryMiB } : {}) });
       startedAt = performance.now();

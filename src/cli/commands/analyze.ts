@@ -10,7 +10,7 @@ import { EXIT, exitCodeFor } from '../main.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
 
-const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--force] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm]';
+const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--force] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm] [--interpreter PATH]';
 export const usage = USAGE;
 
 export async function run(argv: string[]): Promise<number> {
@@ -18,13 +18,17 @@ export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(mine, {
     timeout: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, image: { type: 'string' },
     backend: { type: 'string' }, rules: { type: 'string', multiple: true }, model: { type: 'string' },
-    record: { type: 'string' }, vm: { type: 'boolean' }, force: { type: 'boolean' },
+    record: { type: 'string' }, vm: { type: 'boolean' }, force: { type: 'boolean' }, interpreter: { type: 'string' },
   }, USAGE);
   if (positionals.length === 0) throw new SandtraceError('USAGE', `analyze takes one sample file; usage: ${USAGE}`);
   noExtraArgs(positionals, 1, USAGE);
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'ptrace') throw new SandtraceError('USAGE', `--backend must be auto, ebpf or ptrace, not '${backend}'`);
   const timeout = numberFlag(values.timeout, 'timeout', 60, MAX_TIMEOUT_S);
+  // a program inside the sandbox, so its path cannot be relative to anything of the host's
+  if (values.interpreter !== undefined && !/^\/[^\0]*$/.test(values.interpreter)) {
+    throw new SandtraceError('USAGE', `--interpreter takes the absolute path of a program inside the sandbox (/usr/bin/python3), not '${values.interpreter}'`);
+  }
   // an earlier analysis or recording is never replaced without --force (report.json: in analyze())
   const overwrite = values.force === true;
   if (values.record) checkOutFile(values.record, { overwrite });
@@ -41,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
       outDir: values.out ?? 'analysis', overwrite, backend,
       ...(values.image ? { image: values.image } : {}), ...(values.rules ? { rules: values.rules } : {}),
       ...(values.model ? { model: values.model } : {}), ...(values.record ? { record: values.record } : {}),
-      ...(values.vm ? { vm: true } : {}),
+      ...(values.vm ? { vm: true } : {}), ...(values.interpreter !== undefined ? { interpreter: values.interpreter } : {}),
       signal: controller.signal,
       onProgress: (p: { stage: Stage; events: number; elapsed: number }) =>
         line.update(`${p.stage.padEnd(10)} ${p.elapsed.toFixed(1).padStart(6)}s ${p.events.toLocaleString('en-US').padStart(11)} events`),
@@ -65,6 +69,8 @@ export async function run(argv: string[]): Promise<number> {
     // would otherwise be seen only in report.json
     const mine = (w: { where?: string }) => (values.rules ?? []).some((f) => w.where?.startsWith(`${f}:`));
     const ruleWarnings = values.json ? [] : r.analysis.warnings.filter(mine);
+    // how the sample was started, when sandtrace chose an interpreter for it
+    if (!values.json) for (const w of r.analysis.warnings.filter((x) => x.code === 'SAMPLE_INTERPRETED')) process.stderr.write(`sandtrace analyze: note: ${termSafe(w.message)}\n`);
     for (const w of ruleWarnings.slice(0, 10)) process.stderr.write(`sandtrace analyze: warning: ${termSafe(w.where)}: ${termSafe(w.message)} [${termSafe(w.code)}]\n`);
     if (ruleWarnings.length > 10) process.stderr.write(`sandtrace analyze: warning: ${ruleWarnings.length - 10} more about the rule files in report.json\n`);
     // the reason the sample did not run, not a rules or render problem reported beside it

@@ -196,7 +196,7 @@ class RootlessSandbox implements Sandbox {
       '--info-fd', '3', '--block-fd', '4',
       // the root sandbox's seccomp policy, loaded by bwrap just before it execs the sample
       '--seccomp', '5',
-      '--', this.samplePath, ...this.opts.args,
+      '--', ...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args,
     ];
     const filterPath = join(this.workDir, 'seccomp.bpf');
     writeFileSync(filterPath, seccompFilter(), { mode: 0o600 });

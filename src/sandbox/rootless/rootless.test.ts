@@ -26,23 +26,23 @@ const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
  * the stack; nodejs/node#54918, tsx's loader thread), which is no finding about the sandbox, while
  * a second hang still fails the test, in bounded time.
  */
-async function runUnprivileged(sample: string, args: string[], timeout = 20, pids?: number): Promise<RunOnce> {
+async function runUnprivileged(sample: string, args: string[], timeout = 20, pids?: number, interpreter?: string): Promise<RunOnce> {
   try {
-    return await runChild(sample, args, timeout, pids);
+    return await runChild(sample, args, timeout, pids, interpreter);
   } catch (e) {
     if (!(e instanceof ChildHung)) throw e;
-    return runChild(sample, args, timeout, pids);
+    return runChild(sample, args, timeout, pids, interpreter);
   }
 }
 
 class ChildHung extends Error {}
 
-function runChild(sample: string, args: string[], timeout: number, pids?: number): Promise<RunOnce> {
+function runChild(sample: string, args: string[], timeout: number, pids?: number, interpreter?: string): Promise<RunOnce> {
   const cmd = process.getuid?.() === 0
     ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]
     : [process.execPath];
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd[0] as string, [...cmd.slice(1), '--import', TSX, RUN, `--timeout=${timeout}`, ...(pids ? [`--pids=${pids}`] : []), sample, ...args], {
+    const p = spawn(cmd[0] as string, [...cmd.slice(1), '--import', TSX, RUN, `--timeout=${timeout}`, ...(pids ? [`--pids=${pids}`] : []), ...(interpreter ? [`--interpreter=${interpreter}`] : []), sample, ...args], {
       cwd: tmpdir(), env: { ...process.env, HOME: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -279,6 +279,23 @@ test('rootless: changes() is the root sandbox\'s walk: a FIFO the sample makes i
     const p = r.changes.find((c) => c.path === '/tmp/payload');
     assert.equal(p?.sha256, createHash('sha256').update('\x7fELF payload').digest('hex'));
     assert.ok(p?.copy !== undefined && !p.truncated);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootless: a script without #! runs as `/bin/sh SCRIPT ARGS`, the interpreter the analysis chose', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-sh-'));
+  try {
+    const script = join(dir, 'bins.sh');
+    writeFileSync(script, 'printf "%s" "$1" > /tmp/arg\n');
+    chmodSync(dir, 0o755);
+    chmodSync(script, 0o644);
+    const r = await runUnprivileged(script, ['x86'], 20, undefined, '/bin/sh');
+    const first = r.events.find((e): e is ExecEvent => e.type === 'exec');
+    assert.deepEqual(first?.argv, ['/bin/sh', '/tmp/bins.sh', 'x86']);
+    assert.equal(r.result.exitCode, 0);
+    assert.ok(r.changes.some((c) => c.path === '/tmp/arg' && c.size === 3), JSON.stringify(r.changes.map((c) => c.path)));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

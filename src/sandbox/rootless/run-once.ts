@@ -1,6 +1,6 @@
 // One rootless analysis run end to end (sandbox + ptrace capture), printed as JSON: used by the
 // rootless tests, which run it as an unprivileged user, and handy to try the sandbox by hand:
-//   node --import tsx src/sandbox/rootless/run-once.ts [--timeout=SECONDS] [--pids=N] SAMPLE [ARGS...]
+//   node --import tsx src/sandbox/rootless/run-once.ts [--timeout=SECONDS] [--pids=N] [--interpreter=PATH] SAMPLE [ARGS...]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +20,8 @@ export interface RunOnce {
   uid: number;
 }
 
-export async function runOnce(sample: string, args: string[], timeout = 20, pids?: number): Promise<RunOnce> {
-  const sb = createRootlessSandbox({ sample, args, timeout, ...(pids ? { limits: { pids } } : {}) });
+export async function runOnce(sample: string, args: string[], timeout = 20, pids?: number, interpreter?: string): Promise<RunOnce> {
+  const sb = createRootlessSandbox({ sample, args, timeout, ...(pids ? { limits: { pids } } : {}), ...(interpreter ? { interpreter: [interpreter] } : {}) });
   const out = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-out-'));
   try {
     const info = await sb.create();
@@ -45,12 +45,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   let argv = process.argv.slice(2);
   let timeout = 20;
   let pids: number | undefined;
-  for (let m; (m = /^--(timeout|pids)=(\d+(?:\.\d+)?)$/.exec(argv[0] ?? '')); argv = argv.slice(1)) {
-    if (m[1] === 'timeout') timeout = Number(m[2]); else pids = Number(m[2]);
+  let interpreter: string | undefined;
+  for (let m; (m = /^--(timeout|pids|interpreter)=(.+)$/.exec(argv[0] ?? '')); argv = argv.slice(1)) {
+    if (m[1] === 'timeout') timeout = Number(m[2]); else if (m[1] === 'pids') pids = Number(m[2]); else interpreter = m[2];
   }
   const [sample, ...rest] = argv;
-  if (!sample) { process.stderr.write('usage: run-once.ts [--timeout=SECONDS] [--pids=N] SAMPLE [ARGS...]\n'); process.exit(2); }
-  runOnce(sample, rest, timeout, pids).then(
+  if (!sample) { process.stderr.write('usage: run-once.ts [--timeout=SECONDS] [--pids=N] [--interpreter=PATH] SAMPLE [ARGS...]\n'); process.exit(2); }
+  runOnce(sample, rest, timeout, pids, interpreter).then(
     (r) => process.stdout.write(JSON.stringify(r) + '\n'),
     (e: unknown) => { process.stderr.write(`run-once: ${(e as Error).message}\n`); process.exit(1); },
   );
