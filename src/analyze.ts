@@ -9,7 +9,7 @@ import { runPipeline, type EventSink } from './pipeline.js';
 import { ReportBuilder, type ReportContext } from './report/build.js';
 import type { Report, ReportDiagnostic } from './report/schema.js';
 import { inspectSample } from './sample.js';
-import { checkTimeout, type FileChange, type Sandbox, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
+import { checkTimeout, type FileChange, type Sandbox, type SandboxDns, type SandboxResult, type SandboxStartInfo } from './sandbox/types.js';
 import { changeWarnings, DEFAULT_CHANGE_LIMITS } from './sandbox/changes.js';
 import { SemanticState } from './semantics/state.js';
 import { loadRules, createRuleDetector } from './engine/rules/index.js';
@@ -43,6 +43,8 @@ export interface AnalyzeOptions {
    * sandtrace chooses from its type (sampleLaunch), refusals included.
    */
   interpreter?: string;
+  /** How the container sandbox's DNS sinkhole answers: an address per name (default), or NXDOMAIN for every name. */
+  dns?: 'sinkhole' | 'nxdomain';
   onProgress?: (p: { stage: Stage; events: number; elapsed: number }) => void;
   signal?: AbortSignal;
 }
@@ -94,10 +96,11 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });
   const builder = new ReportBuilder(run.facts.denied);
-  let sink: (EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[]): Promise<void> }) | undefined;
+  let sink: (EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[], dns?: SandboxDns): Promise<void> }) | undefined;
   let result: SandboxResult | undefined;
   let changes: FileChange[] = [];
   let stats: CaptureStats | undefined;
+  let dns: SandboxDns | undefined;
   const droppedDir = join(outDir, 'dropped');
   const onAbort = () => void run.sandbox.destroy();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -144,6 +147,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     } catch (e) {
       errors.push(diag(e, 'changes'));
     }
+    dns = run.sandbox.dns?.();
   } catch (e) {
     if (opts.signal?.aborted) throw new SandtraceError('INTERNAL', 'analysis interrupted', { cause: e });
     // Environment failures (no root, image missing, probe cannot load) are the user's to fix: no report.
@@ -151,7 +155,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     errors.push(diag(e, 'sandbox'));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    await sink?.close(stats, changes).catch((e: unknown) => errors.push(diag(e, 'record')));
+    await sink?.close(stats, changes, dns).catch((e: unknown) => errors.push(diag(e, 'record')));
     try {
       await run.sandbox.destroy();
     } catch (e) {
@@ -182,7 +186,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     context: {
       id, started, timeout, timedOut: result?.timedOut ?? false, isolation: run.isolation, sample,
       capture: stats ?? { backend: run.backend, events: 0, lost: 0, parseErrors: 0, duration: 0, notes: [] },
-      captureReason: run.reason, backend: run.backend, changes, copyPath: (p) => relative(outDir, p),
+      captureReason: run.reason, backend: run.backend, changes, ...(dns ? { dns } : {}), copyPath: (p) => relative(outDir, p),
     },
   });
   progress('done');
@@ -255,7 +259,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
   return detectors;
 }
 
-async function openRecording(path: string, meta: Record<string, unknown>): Promise<EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[]): Promise<void> }> {
+async function openRecording(path: string, meta: Record<string, unknown>): Promise<EventSink & { close(stats?: CaptureStats, changes?: readonly FileChange[], dns?: SandboxDns): Promise<void> }> {
   const { RecordingWriter } = await import('./capture/replay/index.js');
   return RecordingWriter.create(path, meta);
 }
@@ -280,7 +284,10 @@ async function containerRun(opts: RunOptions, timeout: number, id: string): Prom
   const { chooseBackend } = await import('./capture/choose.js');
   const rootless = process.getuid?.() !== 0;
   const choice = rootless ? { backend: 'ptrace' as const, reason: 'not root: eBPF needs root; tracing with strace (ptrace)' } : await chooseBackend(opts.backend ?? 'auto');
-  const sopts = { sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.interpreter ? { interpreter: opts.interpreter } : {}), ...(opts.image ? { image: opts.image } : {}) };
+  const sopts = {
+    sample: opts.sample, args: opts.args ?? [], timeout, ...(opts.interpreter ? { interpreter: opts.interpreter } : {}),
+    ...(opts.image ? { image: opts.image } : {}), ...(opts.dns ? { dns: opts.dns } : {}),
+  };
   const facts = sandboxFacts();
   const uidMap = (u: number) => (u >= ID_SHIFT && u < ID_SHIFT + ID_RANGE ? u - ID_SHIFT : u);
   let sandbox: Sandbox;

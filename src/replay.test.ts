@@ -75,6 +75,25 @@ test('replay: malformed file changes in a trailer are left out and reported; a r
   assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /3 file change\(s\)/.test(w.message)), JSON.stringify(r.report.analysis.warnings));
 });
 
+test('replay: the DNS lookups of a trailer are listed as recorded; a malformed DNS log is left out whole and reported', async () => {
+  const stats = { backend: 'ebpf', events: 1, lost: 0, parseErrors: 0, duration: 1, notes: [] };
+  const write = (name: string, dns: unknown) => {
+    const file = join(tmp, name);
+    writeFileSync(file, [{ format: 'sandtrace.events', version: 1, created: 'x', meta: {} }, events()[0],
+      { format: 'sandtrace.events.end', events: 1, stats, dns }].map((o) => JSON.stringify(o)).join('\n') + '\n');
+    return file;
+  };
+  const dns = { queries: [{ name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 2 }], omitted: 0, malformed: 1 };
+  const ok = await replay({ file: write('dns.events', dns), outDir: join(tmp, 'dns') });
+  assert.deepEqual(ok.report.dns, dns.queries);
+  assert.ok(ok.report.analysis.warnings.some((w) => w.code === 'DNS_MALFORMED'), 'the recorded counts are reported as live');
+  for (const [i, bad] of [{ ...dns, queries: [{ name: 'x', type: 'A', answer: '<script>', rcode: 'NOERROR', count: 1 }] }, { ...dns, queries: [{ ...dns.queries[0], rcode: 'SERVFAIL' }] }, { ...dns, omitted: -1 }, { queries: 'many' }].entries()) {
+    const r = await replay({ file: write(`bad-dns-${i}.events`, bad), outDir: join(tmp, `bad-dns-${i}`) });
+    assert.equal(r.report.dns, undefined);
+    assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));
+  }
+});
+
 test('replay: a model of the other ABI than the trace is refused naming both, before anything is written', async () => {
   const i386 = trainModelFile({ traces: Array.from({ length: 12 }, () => ['brk', 'mmap2', 'open', 'read', 'fstat64', 'close', 'socketcall', 'write', 'exit']), source: 'adfa-like' }, { kind: 'vmm', abi: 'i386' });
   const m = join(tmp, 'i386.model.json');

@@ -2,6 +2,9 @@
 // A sandtrace recording carries the sample's description and the live capture's statistics, so
 // the report equals the live run's (its dropped and deleted files too, from the recording's
 // trailer; the copies themselves stay in the live run's analysis directory).
+import { isIPv4 } from 'node:net';
+import type { DnsRecord } from './sandbox/dns.js';
+import type { SandboxDns } from './sandbox/types.js';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
@@ -84,6 +87,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     ? { ...recorded, notes: [...recorded.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: recorded.parseErrors + replayed.parseErrors, lost: recorded.lost + replayed.lost + missing }
     : { ...replayed, lost: replayed.lost + missing };
   if (trailer?.badChanges) warnings.push({ code: 'INPUT_CORRUPT', message: `${trailer.badChanges} file change(s) in the recording's trailer are malformed and were left out`, where: opts.file });
+  if (trailer?.badDns) warnings.push({ code: 'INPUT_CORRUPT', message: 'the DNS lookups in the recording\'s trailer are malformed and were left out', where: opts.file });
   if (trailer?.badStats) warnings.push({ code: 'INPUT_CORRUPT', message: 'the capture statistics in the recording\'s trailer are malformed and were left out', where: opts.file });
   let cutShort: string | undefined;
   const what = recording ? 'recording' : 'trace';
@@ -110,18 +114,34 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       timeout: typeof meta['timeout'] === 'number' ? meta['timeout'] : 0, timedOut: false,
       isolation: recordedIsolation(meta['isolation']) ?? { kind: 'none', guarantees: [], weaker: ['replayed trace: no sandbox ran'] },
       sample, capture, captureReason: typeof meta['reason'] === 'string' ? meta['reason'] : `replay of ${collector.detectedFormat ?? 'a trace'}`,
-      backend: recorded?.backend ?? 'replay', changes: trailer?.changes ?? [],
+      backend: recorded?.backend ?? 'replay', changes: trailer?.changes ?? [], ...(trailer?.dns ? { dns: trailer.dns } : {}),
     },
   });
   return { ...result, ...(cutShort ? { cutShort } : {}) };
 }
 
 /** A trailer's parts, checked: a malformed part is left out (and counted) rather than trusted. */
-function checkTrailer(t: Partial<RecordingTrailer>): { stats?: CaptureStats; changes?: RecordedChange[]; badChanges: number; badStats: boolean } {
+function checkTrailer(t: Partial<RecordingTrailer>): { stats?: CaptureStats; changes?: RecordedChange[]; dns?: SandboxDns; badChanges: number; badStats: boolean; badDns: boolean } {
   const changes = Array.isArray(t.changes) ? t.changes.filter(isRecordedChange).map(recordedChange) : undefined;
   const badChanges = Array.isArray(t.changes) ? t.changes.length - (changes?.length ?? 0) : 0;
   const stats = t.stats === undefined ? undefined : isCaptureStats(t.stats) ? t.stats : null;
-  return { ...(stats ? { stats } : {}), ...(changes ? { changes } : {}), badChanges, badStats: stats === null };
+  const dns = t.dns === undefined ? undefined : recordedDns(t.dns) ?? null;
+  return { ...(stats ? { stats } : {}), ...(changes ? { changes } : {}), ...(dns ? { dns } : {}), badChanges, badStats: stats === null, badDns: dns === null };
+}
+
+/** The trailer's DNS log, checked whole (a hand-made recording may hold anything), rebuilt from its checked fields. */
+function recordedDns(d: unknown): SandboxDns | undefined {
+  const o = d as Partial<SandboxDns> | null;
+  const count = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+  if (typeof o !== 'object' || o === null || !Array.isArray(o.queries) || !count(o.omitted) || !count(o.malformed)) return undefined;
+  if (o.unavailable !== undefined && typeof o.unavailable !== 'string') return undefined;
+  const ok = o.queries.every((q: Partial<DnsRecord> | null) => typeof q === 'object' && q !== null && typeof q.name === 'string' && typeof q.type === 'string'
+    && (q.answer === null || (typeof q.answer === 'string' && isIPv4(q.answer))) && (q.rcode === 'NOERROR' || q.rcode === 'NXDOMAIN') && count(q.count));
+  if (!ok) return undefined;
+  return {
+    queries: o.queries.map(({ name, type, answer, rcode, count: n }) => ({ name, type, answer, rcode, count: n })), omitted: o.omitted as number, malformed: o.malformed as number,
+    ...(o.unavailable !== undefined ? { unavailable: o.unavailable } : {}),
+  };
 }
 
 const BACKENDS = ['ebpf', 'ptrace', 'vmi', 'replay', 'import'];

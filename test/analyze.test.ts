@@ -86,6 +86,59 @@ test('network: each message of a sendmmsg is reported under its destination, eac
   ], JSON.stringify(r.network));
 });
 
+test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain and goes nowhere; a replay lists the same', async () => {
+  const t = tempDir();
+  try {
+    const script = join(t.path, 'c2.sh');
+    writeFileSync(script, `#!/bin/sh
+getent ahostsv4 c2.example.test
+python3 -c "
+import socket
+try: socket.create_connection(('pool.example.test', 3333), timeout=3)
+except OSError as e: print('connect:', e)
+"
+`);
+    const rec = join(t.path, 'trace.jsonl.gz');
+    const { report: r } = await analyze({ sample: script, outDir: join(t.path, 'live'), timeout: 30, record: rec });
+    assert.equal(r.capture.lost, 0);
+    const a = (name: string) => r.dns?.find((d) => d.name === name && d.type === 'A');
+    assert.match(a('c2.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
+    const pool = a('pool.example.test');
+    assert.ok(pool?.answer && pool.answer !== a('c2.example.test')?.answer, 'each name its own address');
+    assert.ok(r.dns?.some((d) => d.name === 'pool.example.test' && d.type === 'AAAA' && d.answer === null), 'AAAA: no records');
+    const connect = r.network.find((n) => n.op === 'connect' && n.port === 3333);
+    assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'pool.example.test', result: 'ENETUNREACH' }, 'no route out of the namespace');
+    assert.ok(r.network.some((n) => n.op === 'connect' && n.address === '192.0.2.53' && n.port === 53), 'the resolver\'s own traffic is listed too');
+    assert.ok(!r.analysis.warnings.some((w) => w.code === 'DNS_UNAVAILABLE'));
+    const html = readFileSync(join(t.path, 'live', 'report.html'), 'utf8');
+    assert.match(html, /DNS lookups \(\d+\)[\s\S]*pool\.example\.test/);
+    const replayed = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
+    assert.deepEqual([again.dns, again.network], [r.dns, r.network]);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('DNS with --dns nxdomain: the lookup fails as a name that does not exist, and is still listed', () => {
+  const t = tempDir();
+  try {
+    const script = join(t.path, 'killswitch.sh');
+    writeFileSync(script, '#!/bin/sh\ngetent ahostsv4 iuqerfsodp9ifjaposdfjhgosurijfaewrwergwea.test || echo unresolved > /tmp/went-on\n');
+    const out = join(t.path, 'out');
+    const r = cli(['analyze', script, '--out', out, '--timeout', '20', '--dns', 'nxdomain']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    const a = report.dns?.find((d) => d.type === 'A');
+    assert.deepEqual(a && [a.name, a.answer, a.rcode], ['iuqerfsodp9ifjaposdfjhgosurijfaewrwergwea.test', null, 'NXDOMAIN']);
+    assert.ok(report.dropped.some((d) => d.path === '/tmp/went-on'), 'the sample saw the lookup fail');
+    assert.equal(cli(['analyze', script, '--out', join(t.path, 'o2'), '--dns', 'none']).code, 2);
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('credential theft: reading /etc/passwd and the decoy SSH key is reported and flagged', async () => {
   const r = await run('read_secrets.sh');
   assert.ok(file(r, '/etc/passwd')?.ops.includes('read'));
@@ -169,7 +222,7 @@ test('recording and replay give the same processes, files, dropped and deleted f
     // the container the processes ran in is the same in the replay (container.id in rule outputs)
     assert.deepEqual(again.findings.map((f) => f.output), live.report.findings.map((f) => f.output));
     const strip = (x: Report) => ({
-      p: x.processes, f: x.files, n: x.network, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample,
+      p: x.processes, f: x.files, n: x.network, dns: x.dns, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample,
       // the copies stay with the live analysis
       d: x.dropped.map(({ copy: _copy, ...d }) => d), del: x.deleted,
     });

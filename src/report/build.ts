@@ -5,7 +5,7 @@ import type { Backend, CaptureStats } from '../capture/collector.js';
 import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Evidence, Finding, Verdict } from '../engine/types.js';
 import { fmt, PlaceCounter, places } from '../sandbox/changes.js';
-import type { FileChange, Place } from '../sandbox/types.js';
+import type { FileChange, Place, SandboxDns } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
 import type { EnrichedEvent, ProcessInfo } from '../semantics/types.js';
@@ -279,6 +279,8 @@ export interface ReportContext {
   backend: Backend;
   processes: readonly ProcessInfo[];
   changes: readonly FileChange[];
+  /** What the sandbox's DNS sinkhole was asked (absent: the sandbox has none). */
+  dns?: SandboxDns;
   /** Maps a host copy path to the path recorded in the report (relative to the analysis dir). */
   copyPath?: (hostPath: string) => string;
   findings: Finding[];
@@ -606,6 +608,12 @@ export class ReportBuilder {
         ].filter(Boolean).join('; ')}`,
       });
     }
+    const dns = ctx.dns;
+    if (dns?.unavailable) warnings.push({ code: 'DNS_UNAVAILABLE', message: `the DNS sinkhole did not run (${dns.unavailable}): the sample's lookups failed and are not listed` });
+    if (dns?.omitted) warnings.push({ code: 'REPORT_LIMITED', message: `the sample looked up more names than are listed: ${fmt(dns.omitted)} queries past ${fmt(dns.queries.length)} names and types (answered with one shared address)` });
+    if (dns?.malformed) warnings.push({ code: 'DNS_MALFORMED', message: `${fmt(dns.malformed)} packets to the DNS sinkhole were no standard query of one question (answered FORMERR or dropped)` });
+    // the name behind each sinkhole address the sample then used
+    const domainOf = new Map(dns?.queries.filter((q) => q.answer !== null).map((q) => [q.answer as string, q.name]) ?? []);
     if (this.argsReadAtExit) {
       warnings.push({
         code: 'ARGS_READ_AT_EXIT',
@@ -638,7 +646,11 @@ export class ReportBuilder {
       files,
       dropped,
       deleted,
-      network: [...this.network.values()].map((n) => n.entry),
+      network: [...this.network.values()].map((n) => {
+        const domain = n.entry.family === 'inet' ? domainOf.get(n.entry.address) : undefined;
+        return domain === undefined ? n.entry : { ...n.entry, domain };
+      }),
+      ...(dns ? { dns: dns.queries.map(({ name, type, answer, rcode, count }) => ({ name, type, answer, rcode, count })) } : {}),
       syscalls: { total: this.total, counts, denied: [...this.denied.values()] },
       capture: {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,

@@ -191,8 +191,9 @@ export function renderHtml(r: Report): string {
     d.copy ? esc(d.copy) : `<span class="muted">${d.truncated ? 'over size cap' : 'not kept'}</span>`,
   ]);
   const net = r.network.slice(0, MAX_ROWS).map((n) => [
-    esc(n.op), esc(n.proto), `<span class="argv">${esc(n.address)}${n.port !== null ? `:${esc(n.port)}` : ''}</span>`, esc(n.result), esc(n.pid), esc(n.count),
+    esc(n.op), esc(n.proto), `<span class="argv">${esc(n.address)}${n.port !== null ? `:${esc(n.port)}` : ''}</span>${n.domain !== undefined ? `<div class="muted small">${esc(n.domain)}</div>` : ''}`, esc(n.result), esc(n.pid), esc(n.count),
   ]);
+  const dns = (r.dns ?? []).slice(0, MAX_ROWS).map((d) => [`<span class="argv">${esc(d.name)}</span>`, esc(d.type), esc(d.answer ?? (d.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'no records')), esc(d.count)]);
   const topCalls = Object.entries(r.syscalls.counts).sort((a, b) => b[1] - a[1]).slice(0, 20);
   const diags = [...r.analysis.errors.map((d) => ['error', d] as const), ...r.analysis.warnings.map((d) => ['warning', d] as const)];
   const scriptHash = createHash('sha256').update(SCRIPT).digest('base64');
@@ -232,6 +233,9 @@ ${table(['path', 'change', 'bytes', 'sha256', 'copy'], dropped, r.dropped.length
 ${r.deleted.length ? `<h2>Deleted (${r.deleted.length})</h2><ul>${r.deleted.slice(0, MAX_ROWS).map((d) => `<li class="argv">${esc(d)}</li>`).join('')}</ul>` : ''}
 <h2 id="network">Network (${r.network.length})</h2>
 ${table(['operation', 'protocol', 'address', 'result', 'pid', 'count'], net, r.network.length)}
+${r.dns ? `<h2 id="dns">DNS lookups (${r.dns.length})</h2>
+<p class="muted small">answered by the sandbox's sinkhole: ${r.dns.some((d) => d.rcode === 'NXDOMAIN') ? 'every name NXDOMAIN (--dns nxdomain)' : 'an A question gets an address of its own from 198.18.0.0/15, routed nowhere'}</p>
+${table(['name', 'type', 'answer', 'count'], dns, r.dns.length)}` : ''}
 <h2 id="syscalls">System calls (${esc(r.syscalls.total)})</h2>
 ${table(['call', 'count'], topCalls.map(([k, n]) => [esc(k), esc(n)]), topCalls.length)}
 ${r.syscalls.denied.length ? `<p>Denied by the sandbox: ${r.syscalls.denied.map((d) => `${esc(d.name)} ×${esc(d.count)} (pid ${esc(d.pid)})`).join(', ')}</p>` : ''}

@@ -60,6 +60,19 @@ export interface ReportNetwork {
   result: string;
   pid: number;
   count: number;
+  /** Since 1.5: the name the sample looked up to get this address (the DNS sinkhole's answer). */
+  domain?: string;
+}
+
+export interface ReportDns {
+  name: string;
+  /** 'A', 'AAAA', 'TXT', ... or TYPEnnn. */
+  type: string;
+  /** The address answered (A), or null (no records, or NXDOMAIN). */
+  answer: string | null;
+  /** NOERROR, or NXDOMAIN when the analysis asked for every name to fail (`analyze --dns nxdomain`). */
+  rcode: 'NOERROR' | 'NXDOMAIN';
+  count: number;
 }
 
 export interface ReportDiagnostic {
@@ -105,6 +118,12 @@ export interface Report {
   dropped: ReportDropped[];
   deleted: string[];
   network: ReportNetwork[];
+  /**
+   * Since 1.5: the names the sample looked up, as the sandbox's DNS sinkhole answered them (A: an
+   * address of 198.18.0.0/15 of the name's own, routed nowhere; other types: no records; all
+   * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (rootless, VM).
+   */
+  dns?: ReportDns[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
   capture: {
     backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[];

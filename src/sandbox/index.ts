@@ -15,7 +15,8 @@ import { USER } from './decoys.js';
 import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
-import type { ChangeList, Sandbox, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
+import type { ChangeList, Sandbox, SandboxDns, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
+import { DnsSinkhole, serveDns } from './dns.js';
 import { makeOutDir } from '../outpath.js';
 
 export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, ChangeList, SandboxLimits } from './types.js';
@@ -74,12 +75,17 @@ class RuncSandbox implements Sandbox {
   private samplePath = '';
   private sampleSha = '';
   private sampleSize = 0;
+  private readonly sinkhole: DnsSinkhole;
+  /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
+  private dnsServer: Promise<{ close(): void } | Error> | undefined;
+  private dnsUnavailable: string | undefined;
 
   constructor(private readonly opts: SandboxOptions) {
     this.workDir = opts.workDir ?? join(runDir(), this.id);
     this.bundle = join(this.workDir, 'bundle');
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.cg = containerCgroups(this.id);
+    this.sinkhole = new DnsSinkhole(opts.dns ?? 'sinkhole');
   }
 
   async create(): Promise<SandboxStartInfo> {
@@ -218,6 +224,8 @@ class RuncSandbox implements Sandbox {
     if (!this.cg.unified || !existsSync(this.cg.unified)) {
       throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `container cgroup v2 dir missing (${this.cg.unified ?? 'no cgroup2 on this host'})`);
     }
+    // the DNS sinkhole starts while the capture attaches; the sample waits for both
+    this.dnsServer = serveDns(hostPid, this.sinkhole).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     const info: SandboxStartInfo = { id: this.id, cgroupPath: this.cg.unified, hostPid, samplePath: this.samplePath };
     if (this.cg.freezer) info.freezerPath = this.cg.freezer;
     return info;
@@ -226,6 +234,8 @@ class RuncSandbox implements Sandbox {
   async start(): Promise<void> {
     if (this.state !== 'created' || !this.exitInfo) throw new SandtraceError('INTERNAL', `sandbox ${this.id} is not created`);
     this.state = 'started';
+    const served = await this.dnsServer;
+    if (served instanceof Error) this.dnsUnavailable = served.message;
     this.startedAt = Date.now();
     const r = await execFile('runc', ['--root', runcRoot(), 'start', this.id]);
     if (r.code !== 0) {
@@ -288,12 +298,18 @@ class RuncSandbox implements Sandbox {
     return listChanges(isMountPoint(this.overlay.merged) ? { ...inp, merged: this.overlay.merged } : inp, outDir);
   }
 
+  dns(): SandboxDns {
+    return { ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}) };
+  }
+
   destroy(): Promise<void> {
     this.destroying ??= this.doDestroy();
     return this.destroying;
   }
 
   private async doDestroy(): Promise<void> {
+    const served = await this.dnsServer;
+    if (served && !(served instanceof Error)) served.close();
     try {
       await teardown(this.id, this.workDir, async () => {
         if (this.shim && this.shim.exitCode === null && this.shim.signalCode === null) {
@@ -400,6 +416,7 @@ export function sandboxFacts(): SandboxFacts {
         'runc container: pid, mount, network, ipc, uts, cgroup and user namespaces',
         `container root is host uid ${ID_SHIFT} (user namespace), not host root`,
         'network namespace with loopback only: no route off the machine, host loopback unreachable',
+        'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53): addresses from 198.18.0.0/15, routed nowhere',
         'overlay root filesystem over a read-only image; host files invisible',
         `writes capped by a ${DEFAULT_DISK_MIB} MiB tmpfs; memory, pids and CPU limited by cgroups`,
         'capabilities below Docker\'s default set; no-new-privileges; /proc and /sys masked or read-only; no cgroupfs',

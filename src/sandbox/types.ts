@@ -1,5 +1,6 @@
 // The sandbox contract: one isolated, disposable run of a sample. Implemented by the runc
 // container sandbox (root) and the rootless sandbox; the VM sandbox follows the same shape.
+import type { DnsLog, DnsMode } from './dns.js';
 import { SandtraceError } from '../errors.js';
 
 export interface SandboxLimits {
@@ -32,6 +33,8 @@ export interface SandboxOptions {
   args: string[];
   /** Runs `interpreter... SAMPLE args...` instead of the sample itself (a script the kernel cannot start: sampleLaunch). */
   interpreter?: string[];
+  /** How the DNS sinkhole answers (dns.ts); default 'sinkhole'. */
+  dns?: DnsMode;
   /** Seconds before the whole container is frozen and killed. */
   timeout: number;
   /** A docker-save or OCI-layout archive to use as the base image instead of the built-in one. */
@@ -102,6 +105,10 @@ export interface ChangeList extends Array<FileChange> {
   omitted?: ChangeOmissions;
 }
 
+export interface SandboxDns extends DnsLog {
+  unavailable?: string;
+}
+
 export interface SandboxResult {
   exitCode: number | null;
   signal: number | null;
@@ -132,6 +139,11 @@ export interface Sandbox {
    * files to outDir (size-capped). Within its budgets by priority; what they left out in `omitted`.
    */
   changes(outDir: string): Promise<ChangeList>;
+  /**
+   * What the sandbox's DNS sinkhole (dns.ts) was asked and answered; absent where the sandbox has
+   * none (rootless, VM). `unavailable`: why it did not run.
+   */
+  dns?(): SandboxDns;
   /** Kill what is left and remove container, mounts, cgroups and bundle. Idempotent. */
   destroy(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 // The recording format: the normalized TraceEvent stream as gzip'd JSON lines. Line 1 is a header
 // ({"format":"sandtrace.events","version":1,...capture metadata}), then one event per line, then a
 // trailer with the capture stats; a missing trailer means the recording was cut short.
+import type { SandboxDns } from '../../sandbox/types.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
@@ -40,6 +41,8 @@ export interface RecordingTrailer {
    * output directory and are not named here.
    */
   changes?: RecordedChange[];
+  /** What the sandbox's DNS sinkhole was asked (src/sandbox/dns.ts), so a replay names the same lookups. */
+  dns?: SandboxDns;
 }
 
 /** A file change as recorded: FileChange without the host path of the copy. */
@@ -111,12 +114,13 @@ export class RecordingWriter {
   }
 
   /** Write the trailer and flush. Rejects with CAPTURE_FAILED when the file could not be written. */
-  async close(stats?: CaptureStats, changes?: readonly RecordedChange[]): Promise<void> {
+  async close(stats?: CaptureStats, changes?: readonly RecordedChange[], dns?: SandboxDns): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       const trailer: RecordingTrailer = {
         format: 'sandtrace.events.end', events: this.count, ...(stats ? { stats } : {}),
         ...(changes ? { changes: changes.map(({ path, change, size, sha256, truncated }) => ({ path, change, size, sha256, truncated })) } : {}),
+        ...(dns ? { dns } : {}),
       };
       this.gz.end(JSON.stringify(trailer) + '\n');
     }

@@ -10,7 +10,7 @@ import { EXIT, exitCodeFor } from '../main.js';
 
 export const summary = 'run a sample in a disposable sandbox and write report.json, report.html and an ATT&CK layer';
 
-const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--force] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm] [--interpreter PATH]';
+const USAGE = 'sandtrace analyze FILE [-- ARGS...] [--timeout S] [--out DIR] [--force] [--json] [--image ARCHIVE] [--backend auto|ebpf|ptrace] [--rules FILE]... [--model FILE] [--record FILE] [--vm] [--interpreter PATH] [--dns sinkhole|nxdomain]';
 export const usage = USAGE;
 
 export async function run(argv: string[]): Promise<number> {
@@ -18,13 +18,15 @@ export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(mine, {
     timeout: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, image: { type: 'string' },
     backend: { type: 'string' }, rules: { type: 'string', multiple: true }, model: { type: 'string' },
-    record: { type: 'string' }, vm: { type: 'boolean' }, force: { type: 'boolean' }, interpreter: { type: 'string' },
+    record: { type: 'string' }, vm: { type: 'boolean' }, force: { type: 'boolean' }, interpreter: { type: 'string' }, dns: { type: 'string' },
   }, USAGE);
   if (positionals.length === 0) throw new SandtraceError('USAGE', `analyze takes one sample file; usage: ${USAGE}`);
   noExtraArgs(positionals, 1, USAGE);
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'ptrace') throw new SandtraceError('USAGE', `--backend must be auto, ebpf or ptrace, not '${backend}'`);
   const timeout = numberFlag(values.timeout, 'timeout', 60, MAX_TIMEOUT_S);
+  const dns = values.dns ?? 'sinkhole';
+  if (dns !== 'sinkhole' && dns !== 'nxdomain') throw new SandtraceError('USAGE', `--dns must be sinkhole or nxdomain, not '${dns}'`);
   // a program inside the sandbox, so its path cannot be relative to anything of the host's
   if (values.interpreter !== undefined && !/^\/[^\0]*$/.test(values.interpreter)) {
     throw new SandtraceError('USAGE', `--interpreter takes the absolute path of a program inside the sandbox (/usr/bin/python3), not '${values.interpreter}'`);
@@ -45,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
       outDir: values.out ?? 'analysis', overwrite, backend,
       ...(values.image ? { image: values.image } : {}), ...(values.rules ? { rules: values.rules } : {}),
       ...(values.model ? { model: values.model } : {}), ...(values.record ? { record: values.record } : {}),
-      ...(values.vm ? { vm: true } : {}), ...(values.interpreter !== undefined ? { interpreter: values.interpreter } : {}),
+      ...(values.vm ? { vm: true } : {}), ...(values.interpreter !== undefined ? { interpreter: values.interpreter } : {}), dns,
       signal: controller.signal,
       onProgress: (p: { stage: Stage; events: number; elapsed: number }) =>
         line.update(`${p.stage.padEnd(10)} ${p.elapsed.toFixed(1).padStart(6)}s ${p.events.toLocaleString('en-US').padStart(11)} events`),

@@ -1,0 +1,111 @@
+// The DNS sinkhole: its answers to hand-made packets (well-formed and hostile), then the real thing
+// in a network namespace this test makes, asked by busybox's nslookup (an independent resolver).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { DNS_SERVER, DnsSinkhole, parseQuery, serveDns } from './dns.js';
+
+const execFileAsync = promisify(execFile);
+
+/** A standard query: id 0x1234, RD, one question. */
+function query(name: string, type = 1, id = 0x1234): Buffer {
+  const labels = name === '.' ? [] : name.split('.');
+  const q = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([Buffer.byteLength(l, 'latin1')]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  const h = Buffer.from([id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  const tc = Buffer.from([type >> 8, type & 255, 0, 1]);
+  return Buffer.concat([h, q, tc]);
+}
+
+/** The A records of a response: rcode, addresses. */
+function answers(r: Buffer): { id: number; rcode: number; qd: number; addresses: string[] } {
+  const an = r.readUInt16BE(6);
+  const addresses: string[] = [];
+  let at = r.length - an * 16;
+  for (let i = 0; i < an; i++, at += 16) addresses.push([...r.subarray(at + 12, at + 16)].join('.'));
+  return { id: r.readUInt16BE(0), rcode: r.readUInt16BE(2) & 0xf, qd: r.readUInt16BE(4), addresses };
+}
+
+test('each name gets an address of its own from 198.18.0.0/15, the same one when asked again; the log counts the questions', () => {
+  const s = new DnsSinkhole();
+  const a = answers(s.answer(query('C2.Example.TEST'))!);
+  assert.deepEqual(a, { id: 0x1234, rcode: 0, qd: 1, addresses: ['198.18.0.1'] });
+  assert.deepEqual(answers(s.answer(query('pool.example.test', 1, 7))!).addresses, ['198.18.0.2']);
+  assert.deepEqual(answers(s.answer(query('c2.example.test'))!).addresses, ['198.18.0.1'], 'names compare in lower case');
+  assert.equal(s.nameOf('198.18.0.2'), 'pool.example.test');
+  assert.deepEqual(s.log(), { queries: [
+    { name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 2 },
+    { name: 'pool.example.test', type: 'A', answer: '198.18.0.2', rcode: 'NOERROR', count: 1 },
+  ], omitted: 0, malformed: 0 });
+});
+
+test('other questions (AAAA, TXT, an unknown type) get no records, so resolvers fall back to A; they are logged by type', () => {
+  const s = new DnsSinkhole();
+  for (const t of [28, 16, 4242]) assert.deepEqual(answers(s.answer(query('x.example.test', t))!), { id: 0x1234, rcode: 0, qd: 1, addresses: [] });
+  assert.deepEqual(s.log().queries.map((q) => [q.type, q.answer]), [['AAAA', null], ['TXT', null], ['TYPE4242', null]]);
+});
+
+test('--dns nxdomain: every question is answered NXDOMAIN with no records, and still listed', () => {
+  const s = new DnsSinkhole('nxdomain');
+  for (const t of [1, 28]) assert.deepEqual(answers(s.answer(query('iuqerfsodp9ifjaposdfjhgosurijfaewrwergwea.test', t))!), { id: 0x1234, rcode: 3, qd: 1, addresses: [] });
+  assert.deepEqual(s.log().queries.map((q) => [q.type, q.answer, q.rcode]), [['A', null, 'NXDOMAIN'], ['AAAA', null, 'NXDOMAIN']]);
+  assert.equal(s.nameOf('198.18.0.1'), undefined);
+});
+
+test('a label holding a dot, a backslash or unprintable bytes is shown escaped, never as a name it is not', () => {
+  const s = new DnsSinkhole();
+  const raw = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.from([7]), Buffer.from('evil.co', 'latin1'), Buffer.from([3, 0x1b, 0x5c, 0x0a, 0]), Buffer.from([0, 1, 0, 1])]);
+  s.answer(raw);
+  assert.equal(s.log().queries[0]?.name, 'evil\\.co.\\027\\\\\\010');
+});
+
+test('hostile packets: short ones and responses are dropped, compressed or overlong names and several questions get FORMERR; all are counted', () => {
+  const s = new DnsSinkhole();
+  assert.equal(s.answer(Buffer.from([1, 2, 3])), undefined);
+  const response = query('a.test'); response[2] = 0x81;
+  assert.equal(s.answer(response), undefined);
+  const pointer = Buffer.concat([query('a.test').subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])]);
+  assert.deepEqual(answers(s.answer(pointer)!), { id: 0x1234, rcode: 1, qd: 0, addresses: [] });
+  const long = query(Array.from({ length: 5 }, () => 'a'.repeat(63)).join('.'));
+  assert.equal(answers(s.answer(long)!).rcode, 1);
+  const two = query('a.test'); two.writeUInt16BE(2, 4);
+  assert.equal(answers(s.answer(two)!).rcode, 1);
+  assert.equal(s.answer(query('a.test').subarray(0, 17)) !== undefined, true, 'a cut question: FORMERR');
+  assert.match(String(parseQuery(query('a.test').subarray(0, 17))), /past the end|no type/);
+  assert.deepEqual(s.log(), { queries: [], omitted: 0, malformed: 6 });
+});
+
+test('past the names it remembers, later names share one address and are counted, not listed', () => {
+  const s = new DnsSinkhole('sinkhole', 2);
+  for (const n of ['a.test', 'b.test', 'c.test', 'd.test']) s.answer(query(n));
+  const log = s.log();
+  assert.deepEqual(log.queries.map((q) => q.name), ['a.test', 'b.test']);
+  assert.equal(log.omitted, 2);
+  assert.deepEqual(answers(s.answer(query('e.test'))!).addresses, ['198.19.255.254']);
+});
+
+test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup; the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
+  const ns = `sandtrace-dns-${process.pid}`;
+  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
+  const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
+  try {
+    spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
+    const s = new DnsSinkhole();
+    const server = await serveDns(pid, s);
+    try {
+      // asynchronously: the answers come from this process's event loop
+      const r = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'c2.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(r.stdout, /c2\.example\.test[\s\S]*198\.18\.0\.1/, r.stdout + r.stderr);
+      assert.deepEqual(s.log().queries.find((q) => q.name === 'c2.example.test'), { name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 1 });
+      const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
+      assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');
+    } finally {
+      server.close();
+    }
+  } finally {
+    holder.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+});

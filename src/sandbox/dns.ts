@@ -1,0 +1,213 @@
+// A DNS sinkhole inside the sample's network namespace (as INetSim or FakeNet give a Windows
+// sandbox): the image's resolver address (192.0.2.53, TEST-NET-1, in /etc/resolv.conf) is added to
+// the sample's own loopback and answered from here, so that the names a sample looks up, its C2
+// domains, are in the report, and its next step (a connect to the answer) is seen too. Every A
+// question gets an address of its own from 198.18.0.0/15 (RFC 2544, benchmarking: never routed),
+// for which the sample's namespace has no route, so nothing leaves; a connect to it names the
+// domain in the report. Other questions get an empty answer (NOERROR, no records), so resolvers
+// fall back to A. In 'nxdomain' mode every question is answered NXDOMAIN instead (for a sample
+// that stops when a name that should not exist resolves, as WannaCry's kill switch did); the
+// names are listed all the same.
+//
+// The packets are the sample's: parsed with bounds on everything, never trusted; a malformed one is
+// answered FORMERR or dropped, and counted.
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:dgram';
+import { SandtraceError } from '../errors.js';
+
+/** The resolver the base image's /etc/resolv.conf names. */
+export const DNS_SERVER = '192.0.2.53';
+/** Names remembered (and given an address of their own) per analysis; later ones share one address and are counted. */
+export const DNS_MAX_NAMES = 10_000;
+
+const SINKHOLE_BASE = (198 << 24) | (18 << 16); // 198.18.0.0/15
+const SINKHOLE_SIZE = 1 << 17;
+/** The address every name past DNS_MAX_NAMES gets: the last of the range. */
+const SHARED_ADDRESS = ipv4(SINKHOLE_BASE + SINKHOLE_SIZE - 2);
+
+const TYPES: Readonly<Record<number, string>> = {
+  1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 35: 'NAPTR', 64: 'SVCB', 65: 'HTTPS', 255: 'ANY',
+};
+
+function ipv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** A name as presentation text (RFC 1035 5.1): lower case, bytes outside printable ASCII and the dot inside a label as \DDD. */
+function labelText(b: Buffer): string {
+  let s = '';
+  for (const c of b) {
+    if (c === 0x2e || c === 0x5c) s += `\\${String.fromCharCode(c)}`;
+    else if (c > 0x20 && c < 0x7f) s += String.fromCharCode(c).toLowerCase();
+    else s += `\\${String(c).padStart(3, '0')}`;
+  }
+  return s;
+}
+
+export interface DnsQuestion {
+  id: number;
+  /** Presentation form, lower case, without the final dot ('.' for the root). */
+  name: string;
+  type: number;
+  qclass: number;
+  /** Bytes of the question section (to echo in the answer). */
+  question: Buffer;
+  rd: boolean;
+}
+
+/** The question of a standard query; a string saying what is wrong with anything else. */
+export function parseQuery(msg: Buffer): DnsQuestion | string {
+  if (msg.length < 12) return 'shorter than a DNS header';
+  const flags = msg.readUInt16BE(2);
+  if (flags & 0x8000) return 'a response, not a query';
+  if ((flags >> 11) & 0xf) return `opcode ${(flags >> 11) & 0xf}, not a standard query`;
+  if (msg.readUInt16BE(4) !== 1) return `${msg.readUInt16BE(4)} questions, not one`;
+  const labels: string[] = [];
+  let at = 12;
+  let wire = 0;
+  for (;;) {
+    if (at >= msg.length) return 'the name runs past the end';
+    const len = msg[at] as number;
+    if (len === 0) { at++; wire++; break; }
+    if (len > 63) return 'a compressed or extended label in the question';
+    wire += len + 1;
+    if (wire > 255) return 'a name longer than 255 bytes';
+    if (at + 1 + len > msg.length) return 'a label runs past the end';
+    labels.push(labelText(msg.subarray(at + 1, at + 1 + len)));
+    at += 1 + len;
+  }
+  if (at + 4 > msg.length) return 'no type and class after the name';
+  return {
+    id: msg.readUInt16BE(0), name: labels.length ? labels.join('.') : '.', type: msg.readUInt16BE(at), qclass: msg.readUInt16BE(at + 2),
+    question: msg.subarray(12, at + 4), rd: (flags & 0x0100) !== 0,
+  };
+}
+
+/** A response to `q`: rcode, and the A record's address if any. */
+export function buildResponse(q: Pick<DnsQuestion, 'id' | 'question' | 'rd'>, rcode: number, address?: string): Buffer {
+  const answer = address === undefined ? Buffer.alloc(0) : Buffer.alloc(16);
+  if (address !== undefined) {
+    answer.writeUInt16BE(0xc00c, 0); // the question's name
+    answer.writeUInt16BE(1, 2); // A
+    answer.writeUInt16BE(1, 4); // IN
+    answer.writeUInt32BE(60, 6); // TTL
+    answer.writeUInt16BE(4, 10);
+    address.split('.').forEach((o, i) => answer.writeUInt8(Number(o), 12 + i));
+  }
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(q.id, 0);
+  h.writeUInt16BE(0x8000 | 0x0400 | (q.rd ? 0x0100 : 0) | 0x0080 | (rcode & 0xf), 2); // QR AA RD RA
+  h.writeUInt16BE(1, 4);
+  h.writeUInt16BE(address === undefined ? 0 : 1, 6);
+  return Buffer.concat([h, q.question, answer]);
+}
+
+export type DnsMode = 'sinkhole' | 'nxdomain';
+
+export interface DnsRecord {
+  name: string;
+  /** 'A', 'AAAA', 'TXT', ... or TYPEnnn. */
+  type: string;
+  /** The sinkhole address answered, for A; null for the empty answers. */
+  answer: string | null;
+  /** NOERROR (an address, or no records), or NXDOMAIN (mode 'nxdomain'). */
+  rcode: 'NOERROR' | 'NXDOMAIN';
+  count: number;
+}
+
+export interface DnsLog {
+  queries: DnsRecord[];
+  /** Queries about names past DNS_MAX_NAMES (answered with one shared address, not listed). */
+  omitted: number;
+  /** Packets that were no standard query of one question (answered FORMERR when they had a header, else dropped). */
+  malformed: number;
+}
+
+/** The sinkhole's answers and memory: pure, so it is tested without a namespace. */
+export class DnsSinkhole {
+  private readonly records = new Map<string, DnsRecord>();
+  private readonly addressOf = new Map<string, string>();
+  private readonly nameAt = new Map<string, string>();
+  private omitted = 0;
+  private malformed = 0;
+
+  constructor(private readonly mode: DnsMode = 'sinkhole', private readonly maxNames = DNS_MAX_NAMES) {}
+
+  /** The reply to one datagram, or undefined to drop it. */
+  answer(msg: Buffer): Buffer | undefined {
+    const q = parseQuery(msg);
+    if (typeof q === 'string') {
+      this.malformed++;
+      // a header we can answer: FORMERR with no question, so the sender stops waiting
+      if (msg.length < 12 || msg.readUInt16BE(2) & 0x8000) return undefined;
+      return buildResponse({ id: msg.readUInt16BE(0), question: Buffer.alloc(0), rd: false }, 1).fill(0, 4, 6);
+    }
+    const type = TYPES[q.type] ?? `TYPE${q.type}`;
+    let address: string | undefined;
+    const nx = this.mode === 'nxdomain';
+    if (!nx && q.type === 1 && q.qclass === 1) {
+      address = this.addressOf.get(q.name);
+      if (address === undefined && this.addressOf.size < this.maxNames && this.addressOf.size < SINKHOLE_SIZE - 3) {
+        address = ipv4(SINKHOLE_BASE + 1 + this.addressOf.size);
+        this.addressOf.set(q.name, address);
+        this.nameAt.set(address, q.name);
+      }
+      address ??= SHARED_ADDRESS;
+    }
+    const key = `${type} ${q.name}`;
+    const rec = this.records.get(key);
+    if (rec) rec.count++;
+    else if (this.records.size < this.maxNames) this.records.set(key, { name: q.name, type, answer: address ?? null, rcode: nx ? 'NXDOMAIN' : 'NOERROR', count: 1 });
+    else this.omitted++;
+    return buildResponse(q, nx ? 3 : 0, address);
+  }
+
+  /** The name a sinkhole address was given for. */
+  nameOf(address: string): string | undefined {
+    return this.nameAt.get(address);
+  }
+
+  log(): DnsLog {
+    return { queries: [...this.records.values()], omitted: this.omitted, malformed: this.malformed };
+  }
+}
+
+/**
+ * Answers `sinkhole`'s questions on DNS_SERVER:53 inside the network namespace of `pid`: a short
+ * helper (nsenter into that namespace only: it stays in sandtrace's cgroup, outside the sample's)
+ * adds the address to the namespace's loopback, binds the socket and hands it over, then exits;
+ * the socket is served here. close() closes it.
+ */
+export async function serveDns(pid: number, sinkhole: DnsSinkhole): Promise<{ close(): void }> {
+  const helper = `(() => {
+const { execFileSync } = require('node:child_process');
+const dgram = require('node:dgram');
+try { execFileSync('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo'], { stdio: 'pipe' }); }
+catch (e) { process.send({ error: 'ip addr add: ' + String(e.stderr || e.message).trim() }, () => process.exit(1)); return; }
+const s = dgram.createSocket('udp4');
+s.on('error', (e) => process.send({ error: 'bind: ' + e.message }, () => process.exit(1)));
+s.bind(53, '${DNS_SERVER}', () => process.send({ bound: true }, s, () => process.exit(0)));
+})();`;
+  const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', process.execPath, '-e', helper], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
+    child.once('message', (m: { bound?: boolean; error?: string }, handle: unknown) => {
+      clearTimeout(timer);
+      if (m.bound && handle) resolve(handle as Socket);
+      else reject(new Error(m.error ?? 'no socket'));
+    });
+    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    // close, not exit: a message sent just before the exit is delivered first
+    child.once('close', (code) => { clearTimeout(timer); reject(new Error(`helper exited ${code}: ${stderr.split('\n').find((l) => /error/i.test(l))?.trim() ?? stderr.trim().split('\n')[0] ?? ''}`)); });
+  }).catch((e: unknown) => {
+    throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `cannot start the DNS sinkhole in the sandbox: ${(e as Error).message}`, { cause: e });
+  });
+  socket.on('message', (msg, rinfo) => {
+    const reply = sinkhole.answer(msg);
+    if (reply) socket.send(reply, rinfo.port, rinfo.address);
+  });
+  socket.on('error', () => undefined); // a send to a socket the sample closed: nothing to do
+  return { close: () => { try { socket.close(); } catch { /* closed */ } } };
+}
