@@ -147,7 +147,6 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     } catch (e) {
       errors.push(diag(e, 'changes'));
     }
-    dns = run.sandbox.dns?.();
   } catch (e) {
     if (opts.signal?.aborted) throw new SandtraceError('INTERNAL', 'analysis interrupted', { cause: e });
     // Environment failures (no root, image missing, probe cannot load) are the user's to fix: no report.
@@ -155,6 +154,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     errors.push(diag(e, 'sandbox'));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
+    // what the sample looked up, whatever else failed
+    dns = run.sandbox.dns?.();
     await sink?.close(stats, changes, dns).catch((e: unknown) => errors.push(diag(e, 'record')));
     try {
       await run.sandbox.destroy();
