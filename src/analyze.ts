@@ -82,7 +82,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   if (launch) {
     warnings.push({ code: 'SAMPLE_INTERPRETED', message: `the sample was run as \`${[...launch.interpreter, sample.name].join(' ')}\`: ${launch.why}` });
   }
-  const detectors = await buildDetectors(opts, errors, warnings);
+  // fd.sip.name: the sandbox's DNS sinkhole names the addresses it gave, before the sample uses them
+  let dnsName: ((address: string) => string | undefined) | undefined;
+  const detectors = await buildDetectors({ ...opts, dnsName: (a) => dnsName?.(a) }, errors, warnings);
   // a bad output directory is refused before anything starts
   const outDir = makeOutDir(resolve(opts.outDir));
   if (opts.overwrite === false) refuseExistingAnalysis(outDir);
@@ -92,6 +94,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runOpts = { ...opts, interpreter: sample.interpreter };
   const run = opts.vm ? await vmRun(runOpts, timeout, id) : await containerRun(runOpts, timeout, id);
+  if (run.sandbox.dnsName) dnsName = (a) => run.sandbox.dnsName?.(a);
   const semantics = new SemanticState({
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });
@@ -242,7 +245,7 @@ export function diag(e: unknown, where: string): ReportDiagnostic {
 }
 
 /** `live`: the events are a live monitor's (processes seen only in part at both ends: see the anomaly detector). */
-export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'> & { live?: boolean }, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
+export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model'> & { live?: boolean; dnsName?: (address: string) => string | undefined }, errors: ReportDiagnostic[], warnings: ReportDiagnostic[]): Promise<Detector[]> {
   // the built-in pack and the user's files, as replay and monitor load them: a user file that is
   // missing or wrong refuses the analysis before the sample runs (RULES_INVALID)
   const loaded = await loadRules(opts.rules ?? []);
@@ -252,7 +255,7 @@ export async function buildDetectors(opts: Pick<AnalyzeOptions, 'rules' | 'model
     if (d.severity === 'error') errors.push(entry);
     else if (opts.rules?.includes(d.file)) warnings.push(entry);
   }
-  const detectors: Detector[] = [createRuleDetector(loaded.ruleset)];
+  const detectors: Detector[] = [createRuleDetector(loaded.ruleset, opts.dnsName ? { dnsName: opts.dnsName } : {})];
   if (opts.model) {
     const { loadModel, createAnomalyDetector } = await import('./engine/models/index.js');
     detectors.push(createAnomalyDetector(await loadModel(opts.model), { live: opts.live ?? false }));

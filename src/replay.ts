@@ -2,10 +2,13 @@
 // A sandtrace recording carries the sample's description and the live capture's statistics, so
 // the report equals the live run's (its dropped and deleted files too, from the recording's
 // trailer; the copies themselves stay in the live run's analysis directory).
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
 import { isIPv4 } from 'node:net';
 import type { DnsRecord } from './sandbox/dns.js';
 import type { SandboxDns } from './sandbox/types.js';
-import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
 import { RecordingCollector } from './capture/replay/index.js';
@@ -47,7 +50,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // the rules next (as analyze loads them): a missing or wrong user file refuses the replay
   const errors: ReportDiagnostic[] = [];
   const warnings: ReportDiagnostic[] = [];
-  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}) }, errors, warnings);
+  // fd.sip.name as live: the names the sandbox's DNS sinkhole gave, from the recording's trailer
+  let names: Map<string, string> | undefined;
+  const detectors = await buildDetectors({ ...(opts.rules ? { rules: opts.rules } : {}), dnsName: (a) => names?.get(a) }, errors, warnings);
   // a numeric trace is numbered as the model's calls are, unless --abi says otherwise
   const collector = new RecordingCollector(opts.file, { ...(opts.abi ? { abi: opts.abi } : {}), ...(model ? { defaultAbi: model.abi } : {}) });
   await collector.start();
@@ -57,6 +62,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     throw new SandtraceError('USAGE', `--abi ${opts.abi} does not apply to ${opts.file}: it is a ${collector.detectedFormat === 'strace' ? 'strace log' : 'sandtrace recording'} whose calls are named as ${collector.abi} calls already`);
   }
   if (model) models?.checkModelAbi(model, collector.abi, `the trace ${opts.file}`);
+  if (collector.detectedFormat === 'sandtrace' && (await stat(opts.file)).isFile()) {
+    const dns = await trailerDns(opts.file);
+    if (dns) names = new Map(dns.queries.filter((q) => q.answer !== null).map((q) => [q.answer as string, q.name]));
+  }
   const header = collector.header;
   const meta = (header?.meta ?? {}) as Record<string, unknown>;
   const outDir = resolve(opts.outDir);
@@ -127,6 +136,41 @@ function checkTrailer(t: Partial<RecordingTrailer>): { stats?: CaptureStats; cha
   const stats = t.stats === undefined ? undefined : isCaptureStats(t.stats) ? t.stats : null;
   const dns = t.dns === undefined ? undefined : recordedDns(t.dns) ?? null;
   return { ...(stats ? { stats } : {}), ...(changes ? { changes } : {}), ...(dns ? { dns } : {}), badChanges, badStats: stats === null, badDns: dns === null };
+}
+
+/** Characters of a line kept while looking for the trailer (a trailer of 10,000 names is about 1 MB). */
+const TRAILER_MAX = 64 << 20;
+
+/**
+ * The DNS log of a recording's trailer, read before the events are (a first pass over a regular
+ * file: the trailer is its last line), so that fd.sip.name is known from the first event as it was
+ * live. Undefined when there is none or it cannot be read; the replay itself reports damage.
+ */
+async function trailerDns(file: string): Promise<SandboxDns | undefined> {
+  try {
+    const fh = await open(file, 'r');
+    const magic = Buffer.alloc(2);
+    try { await fh.read(magic, 0, 2, 0); } finally { await fh.close(); }
+    const raw = createReadStream(file);
+    const stream: AsyncIterable<Buffer> = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
+    const dec = new StringDecoder('utf8');
+    let pending = '';
+    let last = '';
+    try {
+      for await (const chunk of stream) {
+        const s = pending + dec.write(chunk);
+        const end = s.lastIndexOf('\n');
+        if (end < 0) { pending = s.length > TRAILER_MAX ? '' : s; continue; }
+        const line = s.slice(s.lastIndexOf('\n', end - 1) + 1, end);
+        if (line.trim() !== '') last = line;
+        pending = s.length - end > TRAILER_MAX ? '' : s.slice(end + 1);
+      }
+    } catch { /* damaged data: the trailer as far as it was read, if any */ } finally { raw.destroy(); }
+    const t = JSON.parse((pending + dec.end()).trim() || last) as Partial<RecordingTrailer> | null;
+    return t?.format === 'sandtrace.events.end' && t.dns !== undefined ? recordedDns(t.dns) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The trailer's DNS log, checked whole (a hand-made recording may hold anything), rebuilt from its checked fields. */

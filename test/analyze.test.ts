@@ -86,7 +86,7 @@ test('network: each message of a sendmmsg is reported under its destination, eac
   ], JSON.stringify(r.network));
 });
 
-test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain and goes nowhere; a replay lists the same', async () => {
+test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain, goes nowhere and meets the domain rules (fd.sip.name); a replay gives the same', async () => {
   const t = tempDir();
   try {
     const script = join(t.path, 'c2.sh');
@@ -94,7 +94,7 @@ test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole a
 getent ahostsv4 c2.example.test
 python3 -c "
 import socket
-try: socket.create_connection(('pool.example.test', 3333), timeout=3)
+try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
 "
 `);
@@ -103,19 +103,23 @@ except OSError as e: print('connect:', e)
     assert.equal(r.capture.lost, 0);
     const a = (name: string) => r.dns?.find((d) => d.name === name && d.type === 'A');
     assert.match(a('c2.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
-    const pool = a('pool.example.test');
+    const pool = a('gulf.moneroocean.stream');
     assert.ok(pool?.answer && pool.answer !== a('c2.example.test')?.answer, 'each name its own address');
-    assert.ok(r.dns?.some((d) => d.name === 'pool.example.test' && d.type === 'AAAA' && d.answer === null), 'AAAA: no records');
-    const connect = r.network.find((n) => n.op === 'connect' && n.port === 3333);
-    assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'pool.example.test', result: 'ENETUNREACH' }, 'no route out of the namespace');
+    assert.ok(r.dns?.some((d) => d.name === 'gulf.moneroocean.stream' && d.type === 'AAAA' && d.answer === null), 'AAAA: no records');
+    const connect = r.network.find((n) => n.op === 'connect' && n.port === 443);
+    assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'gulf.moneroocean.stream', result: 'ENETUNREACH' }, 'no route out of the namespace');
+    // a mining pool by its name alone (port 443 is no mining port)
+    const byName = r.findings.find((f) => f.rule === 'ST-C2-010');
+    assert.match(byName?.output ?? '', /domain=gulf\.moneroocean\.stream connection=/, JSON.stringify(r.findings.map((f) => f.rule)));
+    assert.ok(!r.findings.some((f) => f.rule === 'ST-C2-002'));
     assert.ok(r.network.some((n) => n.op === 'connect' && n.address === '192.0.2.53' && n.port === 53), 'the resolver\'s own traffic is listed too');
     assert.ok(!r.analysis.warnings.some((w) => w.code === 'DNS_UNAVAILABLE'));
     const html = readFileSync(join(t.path, 'live', 'report.html'), 'utf8');
-    assert.match(html, /DNS lookups \(\d+\)[\s\S]*pool\.example\.test/);
+    assert.match(html, /DNS lookups \(\d+\)[\s\S]*gulf\.moneroocean\.stream/);
     const replayed = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
-    assert.deepEqual([again.dns, again.network], [r.dns, r.network]);
+    assert.deepEqual([again.dns, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.network, r.findings.map((f) => [f.rule, f.output])]);
   } finally {
     t.cleanup();
   }

@@ -298,6 +298,10 @@ class RuncSandbox implements Sandbox {
     return listChanges(isMountPoint(this.overlay.merged) ? { ...inp, merged: this.overlay.merged } : inp, outDir);
   }
 
+  dnsName(address: string): string | undefined {
+    return this.sinkhole.nameOf(address);
+  }
+
   dns(): SandboxDns {
     return { ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}) };
   }

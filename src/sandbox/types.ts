@@ -144,6 +144,8 @@ export interface Sandbox {
    * none (rootless, VM). `unavailable`: why it did not run.
    */
   dns?(): SandboxDns;
+  /** The name the DNS sinkhole gave `address` for (known from the moment it answered). */
+  dnsName?(address: string): string | undefined;
   /** Kill what is left and remove container, mounts, cgroups and bundle. Idempotent. */
   destroy(): Promise<void>;
 }

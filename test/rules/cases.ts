@@ -125,6 +125,8 @@ export const CASES: RuleCase[] = [
   // command and control, lateral movement, exfiltration
   { id: 'ST-C2-001', trigger: (s) => s.connect(1, '203.0.113.9', 443), benign: (s) => s.connect(1, '127.0.0.1', 8080, 0) },
   { id: 'ST-C2-002', trigger: (s) => s.connect(1, '203.0.113.9', 3333), benign: (s) => s.connect(1, '203.0.113.9', 443) },
+  { id: 'ST-C2-010', trigger: (s) => s.connect(1, s.lookup('gulf.moneroocean.stream'), 443), benign: (s) => s.connect(1, s.lookup('www.moneroocean-news.example'), 443) },
+  { id: 'ST-C2-011', trigger: (s) => s.connect(1, s.lookup('c2-x8k.duckdns.org'), 8080), benign: (s) => { s.lookup('c2-x8k.duckdns.org'); s.connect(1, s.lookup('duckdns.org.example'), 8080); } },
   { id: 'ST-C2-003', trigger: (s) => s.connect(1, '203.0.113.9', 4444), benign: (s) => s.connect(1, '203.0.113.9', 80) },
   { id: 'ST-C2-004', trigger: (s) => s.run('/usr/sbin/iodine', ['iodine', '-f', 't.example.org']), benign: (s) => s.run('/usr/bin/dig', ['dig', 'example.org']) },
   { id: 'ST-C2-005', trigger: (s) => s.run('/usr/bin/ssh', ['ssh', '-N', '-R', '9000:localhost:22', 'u@203.0.113.9']), benign: (s) => s.run('/usr/bin/ssh', ['ssh', '-V']) },

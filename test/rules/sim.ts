@@ -6,11 +6,14 @@ import type { ContainerImage, EnrichedEvent } from '../../src/semantics/types.js
 import { SemanticState } from '../../src/semantics/state.js';
 import { syscallNumber } from '../../src/semantics/syscalls.js';
 import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
+import { DnsSinkhole } from '../../src/sandbox/dns.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
 export class Sim {
   readonly events: EnrichedEvent[] = [];
+  /** The sandbox's DNS sinkhole, asked by lookup(): the names behind fd.sip.name. */
+  readonly dns = new DnsSinkhole();
   private readonly st: SemanticState;
   private seq = 0;
   private ts = 0;
@@ -102,6 +105,15 @@ export class Sim {
     return s;
   }
 
+  /** A lookup of `name` answered by the sinkhole (as the sample's resolver gets it): its address. */
+  lookup(name: string): string {
+    const q = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const r = this.dns.answer(q);
+    if (!r || r.readUInt16BE(6) !== 1) throw new Error(`no address for ${name}`);
+    return [...r.subarray(r.length - 4)].join('.');
+  }
+
   connectUnix(pid: number, path: string, ret = 0): number {
     const s = this.socket(pid, 1, 1);
     this.sys(pid, 'connect', [s, 0, 110], ret, { addr: { family: 'unix', path, abstract: false } });
@@ -143,7 +155,7 @@ export class Sim {
 export function firedRules(pack: RuleSet, run: (s: Sim) => void): Set<string> {
   const s = new Sim();
   run(s);
-  const d = createRuleDetector(pack);
+  const d = createRuleDetector(pack, { dnsName: (a) => s.dns.nameOf(a) });
   for (const e of s.events) d.onEvent(e);
   return new Set(d.finish().map((f) => f.rule));
 }

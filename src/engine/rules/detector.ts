@@ -124,9 +124,10 @@ interface SeqState {
   evidence: Evidence[];
 }
 
-export function createRuleDetector(ruleset: RuleSet): Detector {
+/** `dnsName`: the name an address was looked up by (fd.sip.name and its kin; see EvalCtx). */
+export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address: string) => string | undefined } = {}): Detector {
   const ix = indexOf(ruleset);
-  const ctx: EvalCtx = { written: new WrittenFiles(), cur: null, type: '' };
+  const ctx: EvalCtx = { written: new WrittenFiles(), cur: null, type: '', dnsName: opts.dnsName };
   const accs = new Map<CompiledRule, Map<number, Acc>>();
   const order: Acc[] = [];
   const windows = new Map<CompiledRule, Map<number, Window>>();

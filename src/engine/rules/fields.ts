@@ -15,6 +15,11 @@ export type FieldKind = 'str' | 'num' | 'bool' | 'net';
 /** Per-detector state that some fields consult (files written during the capture). */
 export interface EvalCtx {
   written: WrittenFiles;
+  /**
+   * The name an address was looked up by (fd.sip.name ...): the sandbox's DNS sinkhole answered
+   * it, before the sample could use the address. Absent where no name is known (monitor).
+   */
+  dnsName?: ((address: string) => string | undefined) | undefined;
   /** The event being evaluated and its evt.type, computed once per event by the detector. */
   cur: EnrichedEvent | null;
   type: string;
@@ -288,6 +293,11 @@ const FD: Record<string, [FieldKind, Getter]> = {
   lport: ['num', (e) => e.fd?.lport ?? null],
   rip: ['str', (e) => e.fd?.rip ?? null],
   rport: ['num', (e) => e.fd?.rport ?? null],
+  // Falco resolves these by its own lookups; here, the names the sample's own lookups gave
+  'sip.name': ['str', (e, ctx) => nameOf(e.fd ? serverIp(e.fd) : null, ctx)],
+  'cip.name': ['str', (e, ctx) => nameOf(e.fd ? clientIp(e.fd) : null, ctx)],
+  'rip.name': ['str', (e, ctx) => nameOf(e.fd?.rip ?? null, ctx)],
+  'lip.name': ['str', (e, ctx) => nameOf(e.fd?.lip ?? null, ctx)],
   connected: ['bool', (e) => (e.fd ? e.fd.rip !== undefined : null)],
   name_changed: ['bool', () => false],
   is_server: ['bool', (e) => (e.fd ? e.fd.role === 'server' : null)],
@@ -328,6 +338,11 @@ function ipv4ToInt(s: string): number | null {
   lastIpV = ok && dots === 3 && digits > 0 ? v * 256 + part : null;
   return lastIpV;
 }
+/** The name `ip` was looked up by, or missing. */
+function nameOf(ip: string | null | undefined, ctx: EvalCtx): string | null {
+  return ip ? ctx.dnsName?.(ip) ?? null : null;
+}
+
 /** Compiles a CIDR (or plain address) into a test on a dotted IPv4 string. */
 export function cidrTest(cidr: string): ((ip: string) => boolean) | null {
   const [addr, bits] = cidr.split('/');
@@ -346,8 +361,7 @@ export function cidrTest(cidr: string): ((ip: string) => boolean) | null {
 const UNAVAILABLE_PREFIXES = ['container.image', 'container.mount', 'container.healthcheck', 'container.liveness',
   'container.readiness', 'container.cni', 'container.host_', 'container.ip', 'container.label', 'k8s.', 'k8smeta.',
   'proc.exe_ino', 'proc.env', 'proc.aenv', 'proc.stdin', 'proc.stdout', 'proc.stderr', 'proc.vpgid', 'proc.pgid',
-  'thread.cap', 'proc.is_exe_writable', 'proc.is_container_', 'proc.fdopencount', 'fd.sip.name', 'fd.cip.name',
-  'fd.rip.name', 'fd.lip.name', 'fd.dev', 'fd.ino', 'fd.uid', 'user.loginuid', 'user.loginname', 'user.homedir',
+  'thread.cap', 'proc.is_exe_writable', 'proc.is_container_', 'proc.fdopencount', 'fd.dev', 'fd.ino', 'fd.uid', 'user.loginuid', 'user.loginname', 'user.homedir',
   'user.shell', 'group.', 'evt.hostname', 'proc.sname', 'proc.pvpid', 'proc.ppid.duration', 'proc.pid.ts',
   'proc.ppid.ts', 'proc.tty_', 'container.privileged', 'container.type', 'container.start_ts', 'container.duration',
   'fs.path.nameraw', 'evt.is_open_exec', 'proc.loginshellid', 'proc.cmdlenargs', 'proc.cmdnargs'];
