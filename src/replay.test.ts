@@ -94,6 +94,34 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   }
 });
 
+test('replay: fd.sip.name is known from the first event, from the trailer the recording ends with (a gzip\'d recording, and a plain one)', async () => {
+  const ev: TraceEvent[] = [
+    { type: 'exec', seq: 1, ts: 1000, pid: 7, tid: 7, exe: '/usr/bin/python3', argv: ['python3', '-'] },
+    { type: 'syscall', seq: 2, ts: 2000, pid: 7, tid: 7, abi: 'x86_64', nr: 41, name: 'socket', args: [2, 1, 0], ret: 3 },
+    { type: 'syscall', seq: 3, ts: 3000, pid: 7, tid: 7, abi: 'x86_64', nr: 42, name: 'connect', args: [3, 0, 16], ret: -101, addr: { family: 'inet', address: '198.18.0.2', port: 443 } },
+  ];
+  const dns = { queries: [{ name: 'gulf.moneroocean.stream', type: 'A', answer: '198.18.0.2', rcode: 'NOERROR' as const, count: 1 }], omitted: 0, malformed: 0 };
+  const stats = { backend: 'ebpf' as const, events: ev.length, lost: 0, parseErrors: 0, duration: 1, notes: [] };
+  const gz = join(tmp, 'pool.events.gz');
+  const w = await RecordingWriter.create(gz, { target: 'test', backend: 'ebpf' });
+  w.write(ev);
+  await w.close(stats, [], dns);
+  const plain = join(tmp, 'pool.events');
+  writeFileSync(plain, gunzipSync(readFileSync(gz)));
+  for (const file of [gz, plain]) {
+    const r = await replay({ file, outDir: join(tmp, `pool-${file === gz ? 'gz' : 'plain'}`) });
+    assert.match(r.report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream/, file);
+    assert.equal(r.report.network.find((n) => n.op === 'connect')?.domain, 'gulf.moneroocean.stream');
+  }
+  // the same events without the sinkhole's log: no name, no finding by name
+  const bare = join(tmp, 'bare.events.gz');
+  const b = await RecordingWriter.create(bare, { target: 'test', backend: 'ebpf' });
+  b.write(ev);
+  await b.close(stats, []);
+  const r = await replay({ file: bare, outDir: join(tmp, 'bare') });
+  assert.ok(!r.report.findings.some((f) => f.rule === 'ST-C2-010'));
+});
+
 test('replay: a model of the other ABI than the trace is refused naming both, before anything is written', async () => {
   const i386 = trainModelFile({ traces: Array.from({ length: 12 }, () => ['brk', 'mmap2', 'open', 'read', 'fstat64', 'close', 'socketcall', 'write', 'exit']), source: 'adfa-like' }, { kind: 'vmm', abi: 'i386' });
   const m = join(tmp, 'i386.model.json');
