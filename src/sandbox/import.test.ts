@@ -127,21 +127,23 @@ test('docker-save archive: layers in order, whiteouts, opaque dirs; cached by sh
   assert.ok(Date.now() - t0 < 2000, 'second import comes from the cache');
 });
 
-test('OCI-layout archive with a gzip layer imports the same tree, and a sample runs on it', async () => {
+test('OCI-layout archive with a gzip layer imports the same tree, and a sample runs on it; the image has no resolv.conf, so it gets one naming the DNS sinkhole, which is no change of the sample\'s', async () => {
   const archive = ociArchive();
   const img = await importArchive(archive);
   imported.push(img.digest);
   assert.equal(img.format, 'oci');
   checkRootfs(img.rootfs);
   const sample = join(scratch, 'probe.sh');
-  writeFileSync(sample, '#!/bin/sh\nread x < /etc/keep; echo "keep=$x"\n[ -e /etc/gone ] || echo gone-absent\n[ -e /usr/bin/python3 ] || echo not-the-base-image\n', { mode: 0o755 });
+  writeFileSync(sample, '#!/bin/sh\nread x < /etc/keep; echo "keep=$x"\n[ -e /etc/gone ] || echo gone-absent\n[ -e /usr/bin/python3 ] || echo not-the-base-image\nread r < /etc/resolv.conf; echo "$r"\n', { mode: 0o755 });
   const sb = createSandbox({ sample, args: [], timeout: 20, image: archive });
   try {
     await sb.create();
     await sb.start();
     const r = await sb.wait();
     assert.equal(r.exitCode, 0, r.console);
-    assert.equal(r.console, 'keep=keep2\ngone-absent\nnot-the-base-image\n');
+    assert.equal(r.console, 'keep=keep2\ngone-absent\nnot-the-base-image\nnameserver 192.0.2.53\n');
+    const changes = await sb.changes(join(scratch, 'oci-changes'));
+    assert.deepEqual(changes.map((c) => c.path), [], 'the resolver configuration sandtrace wrote is not listed');
   } finally {
     await sb.destroy();
   }

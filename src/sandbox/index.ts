@@ -16,7 +16,7 @@ import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
-import { DnsSinkhole, serveDns } from './dns.js';
+import { DNS_SERVER, DnsSinkhole, serveDns } from './dns.js';
 import { makeOutDir } from '../outpath.js';
 
 export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, ChangeList, SandboxLimits } from './types.js';
@@ -75,6 +75,8 @@ class RuncSandbox implements Sandbox {
   private samplePath = '';
   private sampleSha = '';
   private sampleSize = 0;
+  /** Files sandtrace put in the container before the sample ran (its resolver configuration), no change of the sample's while they are the same. */
+  private readonly seeded = new Map<string, { sha256: string; size: number }>();
   private readonly sinkhole: DnsSinkhole;
   /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
   private dnsServer: Promise<{ close(): void } | Error> | undefined;
@@ -147,6 +149,7 @@ class RuncSandbox implements Sandbox {
     const copied = readFileSync(dst);
     this.sampleSha = createHash('sha256').update(copied).digest('hex');
     this.sampleSize = copied.length;
+    this.seedResolver();
 
     const config = buildConfig({
       rootfs: this.overlay.merged,
@@ -231,6 +234,24 @@ class RuncSandbox implements Sandbox {
     return info;
   }
 
+  /**
+   * An image without /etc/resolv.conf (most container images: their runtime mounts one) gets one
+   * naming the DNS sinkhole, as the base image has; without it, resolvers ask 127.0.0.1, where
+   * nothing answers. Written only into a real /etc directory and only as a new file (O_EXCL: never
+   * through a link the image holds); an image's own resolv.conf is left as it is.
+   */
+  private seedResolver(): void {
+    if (!this.overlay) return;
+    const etc = join(this.overlay.merged, 'etc');
+    if (!lstatSync(etc, { throwIfNoEntry: false })?.isDirectory() || lstatSync(join(etc, 'resolv.conf'), { throwIfNoEntry: false })) return;
+    const content = `nameserver ${DNS_SERVER}\n`;
+    try {
+      writeFileSync(join(etc, 'resolv.conf'), content, { flag: 'wx', mode: 0o644 });
+      chownSync(join(etc, 'resolv.conf'), ID_SHIFT, ID_SHIFT);
+    } catch { return; /* a read-only or odd /etc: the sample's lookups fail as they would have */ }
+    this.seeded.set('/etc/resolv.conf', { sha256: createHash('sha256').update(content).digest('hex'), size: content.length });
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'created' || !this.exitInfo) throw new SandtraceError('INTERNAL', `sandbox ${this.id} is not created`);
     this.state = 'started';
@@ -294,7 +315,7 @@ class RuncSandbox implements Sandbox {
     if (pidsIn(this.cg).length > 0) await killAll(this.cg);
     makeOutDir(outDir);
     // the sample we copied in is no change while it is the same (compared only when its size is)
-    const inp = { upper: this.overlay.upper, lower: this.overlay.lower, unchanged: new Map([[this.samplePath, { sha256: this.sampleSha, size: this.sampleSize }]]) };
+    const inp = { upper: this.overlay.upper, lower: this.overlay.lower, unchanged: new Map([[this.samplePath, { sha256: this.sampleSha, size: this.sampleSize }], ...this.seeded]) };
     return listChanges(isMountPoint(this.overlay.merged) ? { ...inp, merged: this.overlay.merged } : inp, outDir);
   }
 
