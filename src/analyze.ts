@@ -94,7 +94,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const id = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   const runOpts = { ...opts, interpreter: sample.interpreter };
   const run = opts.vm ? await vmRun(runOpts, timeout, id) : await containerRun(runOpts, timeout, id);
-  if (run.sandbox.dnsName) dnsName = (a) => run.sandbox.dnsName?.(a);
+  dnsName = run.sandbox.dnsName?.bind(run.sandbox);
   const semantics = new SemanticState({
     containerId: run.id, containerName: run.name, users: run.facts.users, initialCwd: run.facts.cwd,
   });

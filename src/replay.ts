@@ -7,7 +7,7 @@ import { open, stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { isIPv4 } from 'node:net';
-import type { DnsRecord } from './sandbox/dns.js';
+import { namesByAddress, type DnsRecord } from './sandbox/dns.js';
 import type { SandboxDns } from './sandbox/types.js';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
@@ -64,7 +64,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   if (model) models?.checkModelAbi(model, collector.abi, `the trace ${opts.file}`);
   if (collector.detectedFormat === 'sandtrace' && (await stat(opts.file)).isFile()) {
     const dns = await trailerDns(opts.file);
-    if (dns) names = new Map(dns.queries.filter((q) => q.answer !== null).map((q) => [q.answer as string, q.name]));
+    if (dns) names = namesByAddress(dns.queries);
   }
   const header = collector.header;
   const meta = (header?.meta ?? {}) as Record<string, unknown>;

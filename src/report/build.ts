@@ -5,6 +5,7 @@ import type { Backend, CaptureStats } from '../capture/collector.js';
 import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Evidence, Finding, Verdict } from '../engine/types.js';
 import { fmt, PlaceCounter, places } from '../sandbox/changes.js';
+import { namesByAddress } from '../sandbox/dns.js';
 import type { FileChange, Place, SandboxDns } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
@@ -613,7 +614,7 @@ export class ReportBuilder {
     if (dns?.omitted) warnings.push({ code: 'REPORT_LIMITED', message: `the sample looked up more names than are listed: ${fmt(dns.omitted)} queries past ${fmt(dns.queries.length)} names and types (answered with one shared address)` });
     if (dns?.malformed) warnings.push({ code: 'DNS_MALFORMED', message: `${fmt(dns.malformed)} packets to the DNS sinkhole were no standard query of one question (answered FORMERR or dropped)` });
     // the name behind each sinkhole address the sample then used
-    const domainOf = new Map(dns?.queries.filter((q) => q.answer !== null).map((q) => [q.answer as string, q.name]) ?? []);
+    const domainOf = namesByAddress(dns?.queries ?? []);
     if (this.argsReadAtExit) {
       warnings.push({
         code: 'ARGS_READ_AT_EXIT',

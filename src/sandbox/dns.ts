@@ -115,6 +115,11 @@ export interface DnsRecord {
   count: number;
 }
 
+/** Address → name for the A answers of a log: the names behind fd.sip.name and the report's `domain`. */
+export function namesByAddress(queries: readonly DnsRecord[]): Map<string, string> {
+  return new Map(queries.flatMap((q) => (q.answer === null ? [] : [[q.answer, q.name] as const])));
+}
+
 export interface DnsLog {
   queries: DnsRecord[];
   /** Queries about names past DNS_MAX_NAMES (answered with one shared address, not listed). */
