@@ -2,12 +2,13 @@
 // state what each sample did.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import type { Report } from '../src/report/schema.js';
-import { assertOneLineError, cli, ROOT, tempDir } from './helpers.js';
+import { assertOneLineError, cli, CLI, ROOT, tempDir } from './helpers.js';
 
 const sample = (name: string) => join(ROOT, 'test', 'samples', name);
 
@@ -138,6 +139,36 @@ test('DNS with --dns nxdomain: the lookup fails as a name that does not exist, a
     assert.deepEqual(a && [a.name, a.answer, a.rcode], ['iuqerfsodp9ifjaposdfjhgosurijfaewrwergwea.test', null, 'NXDOMAIN']);
     assert.ok(report.dropped.some((d) => d.path === '/tmp/went-on'), 'the sample saw the lookup fail');
     assert.equal(cli(['analyze', script, '--out', join(t.path, 'o2'), '--dns', 'none']).code, 2);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('DNS in the rootless sandbox: analyze run by an unprivileged user lists the lookups, names the domain of the connect and meets the domain rules', () => {
+  const t = tempDir();
+  try {
+    chmodSync(t.path, 0o777); // nobody writes the report there
+    const script = join(t.path, 'c2.sh');
+    writeFileSync(script, `#!/bin/sh
+python3 -c "
+import socket
+try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
+except OSError as e: print('connect:', e)
+"
+`, { mode: 0o755 });
+    const out = join(t.path, 'out');
+    const asUser = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [process.execPath];
+    const r = spawnSync(asUser[0] as string, [...asUser.slice(1), CLI, 'analyze', script, '--out', out, '--timeout', '20'],
+      { encoding: 'utf8', cwd: t.path, env: { ...process.env, HOME: t.path }, timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.equal(report.analysis.isolation.kind, 'rootless');
+    assert.ok(!report.analysis.warnings.some((w) => w.code === 'DNS_UNAVAILABLE'), JSON.stringify(report.analysis.warnings));
+    const pool = report.dns?.find((d) => d.name === 'gulf.moneroocean.stream' && d.type === 'A');
+    assert.match(pool?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(report.dns));
+    const connect = report.network.find((n) => n.op === 'connect' && n.port === 443);
+    assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'ENETUNREACH']);
+    assert.match(report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream /, JSON.stringify(report.findings.map((f) => f.rule)));
   } finally {
     t.cleanup();
   }

@@ -121,7 +121,7 @@ export interface Report {
   /**
    * Since 1.5: the names the sample looked up, as the sandbox's DNS sinkhole answered them (A: an
    * address of 198.18.0.0/15 of the name's own, routed nowhere; other types: no records; all
-   * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (rootless, VM).
+   * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (VM).
    */
   dns?: ReportDns[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };

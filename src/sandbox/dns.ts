@@ -12,6 +12,7 @@
 // The packets are the sample's: parsed with bounds on everything, never trusted; a malformed one is
 // answered FORMERR or dropped, and counted.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import { SandtraceError } from '../errors.js';
 
@@ -178,12 +179,33 @@ export class DnsSinkhole {
 }
 
 /**
+ * python3 -c ENTER_OWNER PID CMD...: runs CMD in the network namespace of PID and in the user
+ * namespace that owns it (nsenter --preserve-credentials: the creator is already root there, and
+ * bwrap denies setgroups). Both namespaces are opened once, by descriptor, so a recycled pid
+ * cannot swap them between the ioctl and nsenter.
+ */
+const ENTER_OWNER = `import fcntl, os, sys
+net = os.open('/proc/%s/ns/net' % sys.argv[1], os.O_RDONLY)
+user = fcntl.ioctl(net, 0xb701)  # NS_GET_USERNS
+os.set_inheritable(net, True)
+os.set_inheritable(user, True)
+os.execvp('nsenter', ['nsenter', '--preserve-credentials', '--user=/proc/self/fd/%d' % user, '--net=/proc/self/fd/%d' % net, '--'] + sys.argv[2:])
+`;
+
+/**
  * Answers `sinkhole`'s questions on DNS_SERVER:53 inside the network namespace of `pid`: a short
  * helper (nsenter into that namespace only: it stays in sandtrace's cgroup, outside the sample's)
  * adds the address to the namespace's loopback, binds the socket and hands it over, then exits;
  * the socket is served here. close() closes it.
+ *
+ * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
+ * that owns the network namespace, which only that gives the right to configure. bwrap
+ * --disable-userns runs the sample in a second user namespace nested in it, so the sample's own
+ * (`/proc/PID/ns/user`) is the wrong one, and no process is left in the owner: it is found from the
+ * network namespace itself (the NS_GET_USERNS ioctl, which Node cannot make; Debian's python3 can).
+ * Its creator, the user sandtrace runs as, holds every capability there.
  */
-export async function serveDns(pid: number, sinkhole: DnsSinkhole): Promise<{ close(): void }> {
+export async function serveDns(pid: number, sinkhole: DnsSinkhole, opts: { viaOwner?: boolean } = {}): Promise<{ close(): void }> {
   const helper = `(() => {
 const { execFileSync } = require('node:child_process');
 const dgram = require('node:dgram');
@@ -193,7 +215,10 @@ const s = dgram.createSocket('udp4');
 s.on('error', (e) => process.send({ error: 'bind: ' + e.message }, () => process.exit(1)));
 s.bind(53, '${DNS_SERVER}', () => process.send({ bound: true }, s, () => process.exit(0)));
 })();`;
-  const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', process.execPath, '-e', helper], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const node = [process.execPath, '-e', helper];
+  const child = opts.viaOwner
+    ? spawn(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-I', '-c', ENTER_OWNER, String(pid), ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
   const socket = await new Promise<Socket>((resolve, reject) => {

@@ -141,7 +141,7 @@ export interface Sandbox {
   changes(outDir: string): Promise<ChangeList>;
   /**
    * What the sandbox's DNS sinkhole (dns.ts) was asked and answered; absent where the sandbox has
-   * none (rootless, VM). `unavailable`: why it did not run.
+   * none (VM). `unavailable`: why it did not run.
    */
   dns?(): SandboxDns;
   /** The name the DNS sinkhole gave `address` for (known from the moment it answered). */

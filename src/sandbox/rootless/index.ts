@@ -15,7 +15,8 @@ import { baseRootfs } from '../image.js';
 import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
-import type { ChangeList, Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
+import type { ChangeList, Sandbox, SandboxDns, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
+import { DnsSinkhole, serveDns } from '../dns.js';
 import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type KnownContent, type LayerRules } from '../changes.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -40,6 +41,7 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
     guarantees: [
       'bubblewrap sandbox in unprivileged user, pid, mount, network, ipc, uts and cgroup namespaces; nothing runs as root on the host',
       'network namespace with loopback only: no route off the machine, host loopback unreachable',
+      'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed, answers routed nowhere)',
       'root filesystem is the cached base image, read-only; host files invisible',
       'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
       `seccomp: the root sandbox's policy (${DENIED_SYSCALLS.length} system calls such as mount, bpf, module loading, ptrace, keyrings and io_uring fail with EPERM; namespace clones and x32 calls refused)`,
@@ -131,9 +133,14 @@ class RootlessSandbox implements Sandbox {
   private result: SandboxResult | undefined;
   /** Container paths copied from the image into seeded writable places: files' sha256 and size, symlinks' `->target`. */
   private readonly seeded = new Map<string, string | KnownContent>();
+  private readonly sinkhole: DnsSinkhole;
+  /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
+  private dnsServer: Promise<{ close(): void } | Error> | undefined;
+  private dnsUnavailable: string | undefined;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
+    this.sinkhole = new DnsSinkhole(opts.dns ?? 'sinkhole');
   }
 
   /**
@@ -238,12 +245,16 @@ class RootlessSandbox implements Sandbox {
       throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `bwrap did not start: ${this.console.trim().split('\n').slice(-2).join('; ') || 'no reason given'}`);
     }
     this.childPid = childPid;
+    // the DNS sinkhole starts while the capture attaches; the sample waits for both
+    this.dnsServer = serveDns(childPid, this.sinkhole, { viaOwner: true }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     this.state = 'created';
     return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath };
   }
 
   async start(): Promise<void> {
     if (this.state !== 'created') throw new SandtraceError('INTERNAL', `start() in state ${this.state}`);
+    const served = await this.dnsServer;
+    if (served instanceof Error) this.dnsUnavailable = served.message;
     const block = this.proc?.stdio[4] as Writable;
     block.end('x');
     this.startedAt = Date.now();
@@ -326,9 +337,19 @@ class RootlessSandbox implements Sandbox {
     return walk.finish(outDir);
   }
 
+  dnsName(address: string): string | undefined {
+    return this.sinkhole.nameOf(address);
+  }
+
+  dns(): SandboxDns {
+    return { ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}) };
+  }
+
   async destroy(): Promise<void> {
     if (this.state === 'destroyed') return;
     this.state = 'destroyed';
+    const served = await this.dnsServer;
+    if (served && !(served instanceof Error)) served.close();
     if (this.childPid) { try { process.kill(this.childPid, 'SIGKILL'); } catch { /* gone */ } }
     if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
       this.proc.kill('SIGKILL');
@@ -339,6 +360,6 @@ class RootlessSandbox implements Sandbox {
 }
 
 /** A rootless sandbox for one analysis: no root needed, only bubblewrap and the base image. */
-export function createRootlessSandbox(opts: SandboxOptions): Sandbox & { readonly id: string } {
+export function createRootlessSandbox(opts: SandboxOptions): Sandbox & { readonly id: string; dns(): SandboxDns } {
   return new RootlessSandbox(opts);
 }

@@ -26,23 +26,23 @@ const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
  * the stack; nodejs/node#54918, tsx's loader thread), which is no finding about the sandbox, while
  * a second hang still fails the test, in bounded time.
  */
-async function runUnprivileged(sample: string, args: string[], timeout = 20, pids?: number, interpreter?: string): Promise<RunOnce> {
+async function runUnprivileged(sample: string, args: string[], timeout = 20, pids?: number, interpreter?: string, dns?: 'nxdomain'): Promise<RunOnce> {
   try {
-    return await runChild(sample, args, timeout, pids, interpreter);
+    return await runChild(sample, args, timeout, pids, interpreter, dns);
   } catch (e) {
     if (!(e instanceof ChildHung)) throw e;
-    return runChild(sample, args, timeout, pids, interpreter);
+    return runChild(sample, args, timeout, pids, interpreter, dns);
   }
 }
 
 class ChildHung extends Error {}
 
-function runChild(sample: string, args: string[], timeout: number, pids?: number, interpreter?: string): Promise<RunOnce> {
+function runChild(sample: string, args: string[], timeout: number, pids?: number, interpreter?: string, dns?: 'nxdomain'): Promise<RunOnce> {
   const cmd = process.getuid?.() === 0
     ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]
     : [process.execPath];
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd[0] as string, [...cmd.slice(1), '--import', TSX, RUN, `--timeout=${timeout}`, ...(pids ? [`--pids=${pids}`] : []), ...(interpreter ? [`--interpreter=${interpreter}`] : []), sample, ...args], {
+    const p = spawn(cmd[0] as string, [...cmd.slice(1), '--import', TSX, RUN, `--timeout=${timeout}`, ...(pids ? [`--pids=${pids}`] : []), ...(interpreter ? [`--interpreter=${interpreter}`] : []), ...(dns ? [`--dns=${dns}`] : []), sample, ...args], {
       cwd: tmpdir(), env: { ...process.env, HOME: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -91,6 +91,41 @@ test('rootless: as nobody, host files are invisible, host loopback unreachable, 
     assert.deepEqual(r.changes.map((c) => [c.path, c.change, c.size]), [['/tmp/probe-out', 'created', 8]]);
   } finally {
     server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootless: the DNS sinkhole answers in the sample\'s own namespace, though sandtrace is not root: names listed, each its own unrouted address, the connect to it goes nowhere', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-rl-'));
+  chmodSync(dir, 0o755);
+  const sample = join(dir, 'c2.sh');
+  writeFileSync(sample, `#!/bin/sh
+getent ahostsv4 c2.example.test
+python3 -c "
+import socket
+try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
+except OSError as e: print('connect:', e.errno)
+"
+`, { mode: 0o755 });
+  try {
+    const r = await runUnprivileged(sample, []);
+    assert.notEqual(r.uid, 0, 'ran unprivileged');
+    assert.equal(r.dns.unavailable, undefined);
+    const a = (name: string) => r.dns.queries.find((q) => q.name === name && q.type === 'A');
+    assert.match(a('c2.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
+    assert.match(r.result.console, new RegExp(`^${(a('c2.example.test')?.answer ?? '-').replace(/\./g, '\\.')} +STREAM c2\\.example\\.test$`, 'm'), 'the sample got the answer');
+    const pool = a('gulf.moneroocean.stream');
+    assert.ok(pool?.answer && pool.answer !== a('c2.example.test')?.answer, 'each name its own address');
+    const conn = r.events.find((e): e is SyscallEvent => e.type === 'syscall' && e.name === 'connect' && e.addr?.family === 'inet' && e.addr.port === 443);
+    assert.deepEqual(conn && [conn.addr, conn.ret], [{ family: 'inet', address: pool.answer, port: 443 }, -101], 'ENETUNREACH: no route out of the namespace');
+    assert.match(r.result.console, /^connect: 101$/m);
+    // the rootless sandbox passes --dns on as the root one does
+    const nx = await runUnprivileged(sample, [], 20, undefined, undefined, 'nxdomain');
+    const nxA = nx.dns.queries.filter((q) => q.type === 'A');
+    assert.ok(['c2.example.test', 'gulf.moneroocean.stream'].every((n) => nxA.some((q) => q.name === n)), JSON.stringify(nxA));
+    assert.ok(nxA.every((q) => q.answer === null && q.rcode === 'NXDOMAIN'), JSON.stringify(nxA));
+    assert.match(nx.result.console, /^connect: -[23]$/m, 'the lookup failed (EAI_NONAME or EAI_AGAIN), no connect was made');
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -244,6 +279,7 @@ test('rootless guarantees name what is weaker than the root sandbox', () => {
   assert.ok(!g.weaker.some((w) => /seccomp/.test(w)));
   assert.ok(g.guarantees.some((w) => /^seccomp: /.test(w)));
   assert.ok(g.guarantees.some((w) => /loopback only/.test(w)));
+  assert.ok(g.guarantees.some((w) => /DNS answered by sandtrace's sinkhole/.test(w)));
 });
 
 test('rootless: sparse files past the hashing budget are listed with their size and first bytes, unhashed, in bounded time', { timeout: 120_000 }, async () => {
