@@ -93,6 +93,7 @@ test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole a
     const script = join(t.path, 'c2.sh');
     writeFileSync(script, `#!/bin/sh
 getent ahostsv4 c2.example.test
+RES_OPTIONS=use-vc getent ahostsv4 over-tcp.example.test
 python3 -c "
 import socket
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
@@ -114,6 +115,9 @@ except OSError as e: print('connect:', e)
     assert.match(byName?.output ?? '', /domain=gulf\.moneroocean\.stream connection=/, JSON.stringify(r.findings.map((f) => f.rule)));
     assert.ok(!r.findings.some((f) => f.rule === 'ST-C2-002'));
     assert.ok(r.network.some((n) => n.op === 'connect' && n.address === '192.0.2.53' && n.port === 53), 'the resolver\'s own traffic is listed too');
+    // glibc's resolver told to ask over TCP (RES_OPTIONS=use-vc) is answered there too
+    assert.match(a('over-tcp.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
+    assert.ok(r.network.some((n) => n.op === 'connect' && n.proto === 'tcp' && n.address === '192.0.2.53' && n.port === 53 && n.result === 'ok'), JSON.stringify(r.network));
     assert.ok(!r.analysis.warnings.some((w) => w.code === 'DNS_UNAVAILABLE'));
     const html = readFileSync(join(t.path, 'live', 'report.html'), 'utf8');
     assert.match(html, /DNS lookups \(\d+\)[\s\S]*gulf\.moneroocean\.stream/);

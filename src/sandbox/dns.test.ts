@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { DNS_SERVER, DnsSinkhole, parseQuery, serveDns } from './dns.js';
+import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
+import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, DnsSinkhole, parseQuery, serveDns, serveTcp } from './dns.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -84,7 +85,68 @@ test('past the names it remembers, later names share one address and are counted
   assert.deepEqual(answers(s.answer(query('e.test'))!).addresses, ['198.19.255.254']);
 });
 
-test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup; the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
+/** A message framed for DNS over TCP: its two-byte length first. */
+function framed(msg: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg]);
+}
+
+/** Reads framed messages from `c` until `count` arrived or the peer closed. */
+function readFramed(c: TcpSocket, count: number): Promise<{ messages: Buffer[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const messages: Buffer[] = [];
+    const done = (closed: boolean) => { c.removeAllListeners('data'); resolve({ messages, closed }); };
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        messages.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (messages.length >= count) done(false);
+    });
+    c.once('close', () => done(true));
+  });
+}
+
+test('DNS over TCP: length-framed queries are answered in order, whether pipelined in one write or sent a byte at a time; a message that is no query closes the connection', async () => {
+  const s = new DnsSinkhole();
+  // loopback only: the framing, without a namespace
+  const server = createServer((conn) => serveTcp(conn, s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const connect = () => new Promise<TcpSocket>((r) => { const c = createConnection(port, '127.0.0.1', () => r(c)); });
+  try {
+    const c = await connect();
+    const replies = readFramed(c, 3);
+    c.write(Buffer.concat([framed(query('a.example.test', 1, 1)), framed(query('b.example.test', 1, 2))]));
+    for (const byte of framed(query('a.example.test', 28, 3))) { c.write(Buffer.from([byte])); await new Promise((r) => setImmediate(r)); }
+    const got = await replies;
+    assert.deepEqual(got.messages.map(answers), [
+      { id: 1, rcode: 0, qd: 1, addresses: ['198.18.0.1'] },
+      { id: 2, rcode: 0, qd: 1, addresses: ['198.18.0.2'] },
+      { id: 3, rcode: 0, qd: 1, addresses: [] },
+    ]);
+    assert.equal(got.closed, false, 'the connection stays open for more questions');
+    // a response is nothing a resolver sends: counted and the connection closed, the sinkhole goes on
+    const response = query('c.example.test', 1, 4);
+    response[2] = 0x81;
+    const after = readFramed(c, 1);
+    c.write(framed(response));
+    assert.deepEqual(await after, { messages: [], closed: true });
+    assert.equal(s.log().malformed, 1);
+    // a compressed name gets FORMERR over TCP as over UDP
+    const c2 = await connect();
+    const formerr = readFramed(c2, 1);
+    c2.write(framed(Buffer.concat([query('x', 1, 5).subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])])));
+    assert.deepEqual((await formerr).messages.map(answers), [{ id: 5, rcode: 1, qd: 0, addresses: [] }]);
+    c2.destroy();
+    assert.deepEqual(s.log().queries.map((q) => [q.name, q.type, q.count]), [['a.example.test', 'A', 1], ['b.example.test', 'A', 1], ['a.example.test', 'AAAA', 1]]);
+  } finally {
+    server.close();
+  }
+});
+
+test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup over UDP and by python over TCP (at most DNS_TCP_MAX_CONNECTIONS connections at once); the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
   const ns = `sandtrace-dns-${process.pid}`;
   assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
   const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
@@ -99,6 +161,32 @@ test('serveDns answers inside a network namespace made for this test, asked by b
       const r = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'c2.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(r.stdout, /c2\.example\.test[\s\S]*198\.18\.0\.1/, r.stdout + r.stderr);
       assert.deepEqual(s.log().queries.find((q) => q.name === 'c2.example.test'), { name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 1 });
+      // over TCP too, from python3 in the namespace: one connection more than the sinkhole takes
+      // at once, each asking one name while all are open; the one too many is closed unanswered
+      const client = `
+import socket, struct
+def query(name, id):
+    q = b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\\0' + struct.pack('>HH', 1, 1)
+    m = struct.pack('>HHHHHH', id, 0x0100, 1, 0, 0, 0) + q
+    return struct.pack('>H', len(m)) + m
+conns = [socket.create_connection(('${DNS_SERVER}', 53), timeout=10) for _ in range(${DNS_TCP_MAX_CONNECTIONS + 1})]
+for i, c in enumerate(conns):
+    try:
+        c.sendall(query('tcp%d.example.test' % i, i))
+        head = c.recv(2)
+        body = c.recv(struct.unpack('>H', head)[0]) if len(head) == 2 else b''
+        print(i, socket.inet_ntoa(body[-4:]) if body else 'closed')
+    except OSError as e:
+        print(i, 'closed')
+`;
+      const tcp = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', client], { encoding: 'utf8', timeout: 30_000 });
+      const lines = tcp.stdout.trim().split('\n');
+      assert.equal(lines.length, DNS_TCP_MAX_CONNECTIONS + 1, tcp.stdout + tcp.stderr);
+      assert.deepEqual(lines.slice(0, DNS_TCP_MAX_CONNECTIONS).filter((l) => !/^\d+ 198\.1[89]\.\d+\.\d+$/.test(l)), [], 'every connection within the cap answered');
+      assert.equal(lines.at(-1), `${DNS_TCP_MAX_CONNECTIONS} closed`);
+      const tcpNames = s.log().queries.filter((q) => q.name.startsWith('tcp')).map((q) => q.name);
+      assert.equal(tcpNames.length, DNS_TCP_MAX_CONNECTIONS);
+      assert.ok(!tcpNames.includes(`tcp${DNS_TCP_MAX_CONNECTIONS}.example.test`));
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');
     } finally {

@@ -10,16 +10,21 @@
 // names are listed all the same.
 //
 // The packets are the sample's: parsed with bounds on everything, never trusted; a malformed one is
-// answered FORMERR or dropped, and counted.
+// answered FORMERR or dropped, and counted. Questions come over UDP and over TCP (RFC 7766: a
+// resolver retries there, and some samples ask there from the start), answered alike.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
+import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
 export const DNS_SERVER = '192.0.2.53';
 /** Names remembered (and given an address of their own) per analysis; later ones share one address and are counted. */
 export const DNS_MAX_NAMES = 10_000;
+/** DNS over TCP: connections open at once (more are closed at once), and how long one may sit idle. */
+export const DNS_TCP_MAX_CONNECTIONS = 64;
+const DNS_TCP_IDLE_MS = 10_000;
 
 const SINKHOLE_BASE = (198 << 24) | (18 << 16); // 198.18.0.0/15
 const SINKHOLE_SIZE = 1 << 17;
@@ -209,11 +214,17 @@ export async function serveDns(pid: number, sinkhole: DnsSinkhole, opts: { viaOw
   const helper = `(() => {
 const { execFileSync } = require('node:child_process');
 const dgram = require('node:dgram');
+const net = require('node:net');
 try { execFileSync('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo'], { stdio: 'pipe' }); }
 catch (e) { process.send({ error: 'ip addr add: ' + String(e.stderr || e.message).trim() }, () => process.exit(1)); return; }
+const fail = (what) => (e) => process.send({ error: what + ': ' + e.message }, () => process.exit(1));
 const s = dgram.createSocket('udp4');
-s.on('error', (e) => process.send({ error: 'bind: ' + e.message }, () => process.exit(1)));
-s.bind(53, '${DNS_SERVER}', () => process.send({ bound: true }, s, () => process.exit(0)));
+s.on('error', fail('bind'));
+s.bind(53, '${DNS_SERVER}', () => {
+  const t = net.createServer();
+  t.on('error', fail('listen'));
+  t.listen({ port: 53, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'udp' }, s, () => process.send({ bound: 'tcp' }, t, () => process.exit(0))));
+});
 })();`;
   const node = [process.execPath, '-e', helper];
   const child = opts.viaOwner
@@ -221,12 +232,14 @@ s.bind(53, '${DNS_SERVER}', () => process.send({ bound: true }, s, () => process
     : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
-  const socket = await new Promise<Socket>((resolve, reject) => {
+  const { socket, server } = await new Promise<{ socket: Socket; server: Server }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
-    child.once('message', (m: { bound?: boolean; error?: string }, handle: unknown) => {
+    let udp: Socket | undefined;
+    child.on('message', (m: { bound?: string; error?: string }, handle: unknown) => {
+      if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
       clearTimeout(timer);
-      if (m.bound && handle) resolve(handle as Socket);
-      else reject(new Error(m.error ?? 'no socket'));
+      if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
+      else { udp?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
     });
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
     // close, not exit: a message sent just before the exit is delivered first
@@ -239,5 +252,48 @@ s.bind(53, '${DNS_SERVER}', () => process.send({ bound: true }, s, () => process
     if (reply) socket.send(reply, rinfo.port, rinfo.address);
   });
   socket.on('error', () => undefined); // a send to a socket the sample closed: nothing to do
-  return { close: () => { try { socket.close(); } catch { /* closed */ } } };
+  const connections = new Set<TcpSocket>();
+  server.maxConnections = DNS_TCP_MAX_CONNECTIONS;
+  server.on('connection', (conn: TcpSocket) => {
+    connections.add(conn);
+    conn.once('close', () => connections.delete(conn));
+    serveTcp(conn, sinkhole);
+  });
+  server.on('error', () => undefined);
+  return {
+    close: () => {
+      try { socket.close(); } catch { /* closed */ }
+      server.close();
+      for (const c of connections) c.destroy();
+    },
+  };
+}
+
+/**
+ * One DNS-over-TCP connection (RFC 7766): messages framed by a two-byte length, answered in order
+ * as each arrives whole. Bounded: it holds at most one unfinished message, stops reading while its
+ * answers are unread (a sample that never reads cannot grow our memory), and is closed after
+ * DNS_TCP_IDLE_MS idle or at a message that is no query (nothing a resolver sends).
+ */
+export function serveTcp(conn: TcpSocket, sinkhole: DnsSinkhole): void {
+  let pending: Buffer = Buffer.alloc(0);
+  conn.setTimeout(DNS_TCP_IDLE_MS, () => conn.destroy());
+  conn.on('error', () => undefined);
+  conn.on('data', (d: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, d]) : d;
+    while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+      const end = 2 + pending.readUInt16BE(0);
+      const reply = sinkhole.answer(pending.subarray(2, end));
+      pending = pending.subarray(end);
+      if (!reply) { conn.destroy(); return; }
+      const framed = Buffer.alloc(2 + reply.length);
+      framed.writeUInt16BE(reply.length, 0);
+      reply.copy(framed, 2);
+      if (!conn.write(framed) && !conn.isPaused()) {
+        conn.pause();
+        conn.once('drain', () => conn.resume());
+      }
+    }
+  });
+  conn.resume();
 }
