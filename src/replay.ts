@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { isIPv4 } from 'node:net';
 import { namesByAddress, type DnsRecord } from './sandbox/dns.js';
+import type { SinkholeSession } from './sandbox/sessions.js';
 import type { SandboxDns } from './sandbox/types.js';
 import { basename, resolve } from 'node:path';
 import type { CaptureStats } from './capture/collector.js';
@@ -96,7 +97,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     ? { ...recorded, notes: [...recorded.notes, ...replayed.notes, `replayed from ${basename(opts.file)}`], parseErrors: recorded.parseErrors + replayed.parseErrors, lost: recorded.lost + replayed.lost + missing }
     : { ...replayed, lost: replayed.lost + missing };
   if (trailer?.badChanges) warnings.push({ code: 'INPUT_CORRUPT', message: `${trailer.badChanges} file change(s) in the recording's trailer are malformed and were left out`, where: opts.file });
-  if (trailer?.badDns) warnings.push({ code: 'INPUT_CORRUPT', message: 'the DNS lookups in the recording\'s trailer are malformed and were left out', where: opts.file });
+  if (trailer?.badDns) warnings.push({ code: 'INPUT_CORRUPT', message: 'the DNS lookups (and caught connections) in the recording\'s trailer are malformed and were left out', where: opts.file });
   if (trailer?.badStats) warnings.push({ code: 'INPUT_CORRUPT', message: 'the capture statistics in the recording\'s trailer are malformed and were left out', where: opts.file });
   let cutShort: string | undefined;
   const what = recording ? 'recording' : 'trace';
@@ -182,10 +183,38 @@ function recordedDns(d: unknown): SandboxDns | undefined {
   const ok = o.queries.every((q: Partial<DnsRecord> | null) => typeof q === 'object' && q !== null && typeof q.name === 'string' && typeof q.type === 'string'
     && (q.answer === null || (typeof q.answer === 'string' && isIPv4(q.answer))) && (q.rcode === 'NOERROR' || q.rcode === 'NXDOMAIN') && count(q.count));
   if (!ok) return undefined;
+  if (o.sessionsUnavailable !== undefined && typeof o.sessionsUnavailable !== 'string') return undefined;
+  if (o.sessionsOmitted !== undefined && !count(o.sessionsOmitted)) return undefined;
+  const sessions = o.sessions === undefined ? undefined : Array.isArray(o.sessions) ? recordedSessions(o.sessions) : undefined;
+  if (o.sessions !== undefined && sessions === undefined) return undefined;
   return {
     queries: o.queries.map(({ name, type, answer, rcode, count: n }) => ({ name, type, answer, rcode, count: n })), omitted: o.omitted as number, malformed: o.malformed as number,
     ...(o.unavailable !== undefined ? { unavailable: o.unavailable } : {}),
+    ...(sessions ? { sessions } : {}), ...(o.sessionsOmitted !== undefined ? { sessionsOmitted: o.sessionsOmitted } : {}),
+    ...(o.sessionsUnavailable !== undefined ? { sessionsUnavailable: o.sessionsUnavailable } : {}),
   };
+}
+
+/** The trailer's caught sessions, each checked and rebuilt from its known fields; undefined if any is not one. */
+function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
+  const str = (x: unknown, max: number) => typeof x === 'string' && x.length <= max;
+  const opt = (x: unknown, max: number) => x === undefined || str(x, max);
+  const out: SinkholeSession[] = [];
+  for (const item of list) {
+    const s = item as Partial<SinkholeSession> | null;
+    if (typeof s !== 'object' || s === null || typeof s.address !== 'string' || !isIPv4(s.address)) return undefined;
+    if (!(s.port === null || (Number.isInteger(s.port) && (s.port as number) >= 0 && (s.port as number) <= 65535))) return undefined;
+    if (!['http', 'tls', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
+    if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096)) return undefined;
+    const h = s.http;
+    if (h !== undefined && (typeof h !== 'object' || h === null || !str(h.method, 16) || !str(h.path, 16384) || !opt(h.host, 4096) || !opt(h.userAgent, 4096))) return undefined;
+    out.push({
+      address: s.address, port: s.port as number | null, ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
+      ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
+      ...(s.sni !== undefined ? { sni: s.sni } : {}), bytes: s.bytes as number, preview: s.preview as string,
+    });
+  }
+  return out;
 }
 
 const BACKENDS = ['ebpf', 'ptrace', 'vmi', 'replay', 'import'];

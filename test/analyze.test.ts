@@ -87,7 +87,7 @@ test('network: each message of a sendmmsg is reported under its destination, eac
   ], JSON.stringify(r.network));
 });
 
-test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain, goes nowhere and meets the domain rules (fd.sip.name); a replay gives the same', async () => {
+test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain and meets the domain rules (fd.sip.name), and is caught inside the namespace with what it sent (an HTTP request); a replay gives the same', async () => {
   const t = tempDir();
   try {
     const script = join(t.path, 'c2.sh');
@@ -95,9 +95,10 @@ test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole a
 getent ahostsv4 c2.example.test
 RES_OPTIONS=use-vc getent ahostsv4 over-tcp.example.test
 python3 -c "
-import socket
+import socket, urllib.request
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
+print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
 "
 `);
     const rec = join(t.path, 'trace.jsonl.gz');
@@ -109,7 +110,11 @@ except OSError as e: print('connect:', e)
     assert.ok(pool?.answer && pool.answer !== a('c2.example.test')?.answer, 'each name its own address');
     assert.ok(r.dns?.some((d) => d.name === 'gulf.moneroocean.stream' && d.type === 'AAAA' && d.answer === null), 'AAAA: no records');
     const connect = r.network.find((n) => n.op === 'connect' && n.port === 443);
-    assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'gulf.moneroocean.stream', result: 'ENETUNREACH' }, 'no route out of the namespace');
+    assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'gulf.moneroocean.stream', result: 'EINPROGRESS' }, 'caught inside the namespace (python connects without blocking when it has a timeout)');
+    // the HTTP request to the C2 name was caught in the namespace, answered 200, and is listed
+    const gate = r.sessions?.find((c) => c.protocol === 'http');
+    assert.deepEqual(gate && [gate.domain, gate.address, gate.port, gate.http?.method, gate.http?.path, gate.http?.host], ['c2.example.test', a('c2.example.test')?.answer, 80, 'GET', '/gate.php?id=1', 'c2.example.test'], JSON.stringify(r.sessions));
+    assert.deepEqual(r.sessions?.filter((c) => c.domain === 'gulf.moneroocean.stream').map((c) => [c.port, c.protocol, c.bytes]), [[443, 'none', 0]], 'a connection that sent nothing');
     // a mining pool by its name alone (port 443 is no mining port)
     const byName = r.findings.find((f) => f.rule === 'ST-C2-010');
     assert.match(byName?.output ?? '', /domain=gulf\.moneroocean\.stream connection=/, JSON.stringify(r.findings.map((f) => f.rule)));
@@ -124,7 +129,8 @@ except OSError as e: print('connect:', e)
     const replayed = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
-    assert.deepEqual([again.dns, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.network, r.findings.map((f) => [f.rule, f.output])]);
+    assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
+    assert.match(html, /Connections caught by the sinkhole \(2\)[\s\S]*GET \/gate\.php\?id=1/);
   } finally {
     t.cleanup();
   }
@@ -148,7 +154,7 @@ test('DNS with --dns nxdomain: the lookup fails as a name that does not exist, a
   }
 });
 
-test('DNS in the rootless sandbox: analyze run by an unprivileged user lists the lookups, names the domain of the connect and meets the domain rules', () => {
+test('DNS in the rootless sandbox: analyze run by an unprivileged user lists the lookups, names the domain of the connect, catches it and meets the domain rules', () => {
   const t = tempDir();
   try {
     chmodSync(t.path, 0o777); // nobody writes the report there
@@ -171,7 +177,9 @@ except OSError as e: print('connect:', e)
     const pool = report.dns?.find((d) => d.name === 'gulf.moneroocean.stream' && d.type === 'A');
     assert.match(pool?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(report.dns));
     const connect = report.network.find((n) => n.op === 'connect' && n.port === 443);
-    assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'ENETUNREACH']);
+    assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'EINPROGRESS']);
+    // caught there too; the namespace's conntrack table is not readable without root, so the port is the connect's
+    assert.deepEqual(report.sessions?.map((c) => [c.domain, c.port, c.protocol]), [['gulf.moneroocean.stream', 443, 'none']], JSON.stringify(report.sessions));
     assert.match(report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream /, JSON.stringify(report.findings.map((f) => f.rule)));
   } finally {
     t.cleanup();

@@ -6,6 +6,7 @@ import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Evidence, Finding, Verdict } from '../engine/types.js';
 import { fmt, PlaceCounter, places } from '../sandbox/changes.js';
 import { namesByAddress } from '../sandbox/dns.js';
+import { SESSION_MAX, SESSION_MAX_OPEN, type SinkholeSession } from '../sandbox/sessions.js';
 import type { FileChange, Place, SandboxDns } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
@@ -613,6 +614,8 @@ export class ReportBuilder {
     if (dns?.unavailable) warnings.push({ code: 'DNS_UNAVAILABLE', message: `the DNS sinkhole did not run (${dns.unavailable}): the sample's lookups failed and are not listed` });
     if (dns?.omitted) warnings.push({ code: 'REPORT_LIMITED', message: `the sample looked up more names than are listed: ${fmt(dns.omitted)} queries past ${fmt(dns.queries.length)} names and types (answered with one shared address)` });
     if (dns?.malformed) warnings.push({ code: 'DNS_MALFORMED', message: `${fmt(dns.malformed)} packets to the DNS sinkhole were no standard query of one question (answered FORMERR or dropped)` });
+    if (dns?.sessionsUnavailable) warnings.push({ code: 'SESSIONS_UNAVAILABLE', message: `connections to the sinkhole's addresses were not caught (${dns.sessionsUnavailable}): they failed as unrouted, and what the sample sends is not listed` });
+    if (dns?.sessionsOmitted) warnings.push({ code: 'REPORT_LIMITED', message: `${fmt(dns.sessionsOmitted)} connections to the sinkhole's addresses are not listed (past ${fmt(SESSION_MAX)} in all or ${fmt(SESSION_MAX_OPEN)} open at once)` });
     // the name behind each sinkhole address the sample then used
     const domainOf = namesByAddress(dns?.queries ?? []);
     if (this.argsReadAtExit) {
@@ -652,6 +655,7 @@ export class ReportBuilder {
         return domain === undefined ? n.entry : { ...n.entry, domain };
       }),
       ...(dns ? { dns: dns.queries.map(({ name, type, answer, rcode, count }) => ({ name, type, answer, rcode, count })) } : {}),
+      ...(dns?.sessions ? { sessions: dns.sessions.map((s) => this.sessionPort(s)) } : {}),
       syscalls: { total: this.total, counts, denied: [...this.denied.values()] },
       capture: {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,
@@ -662,5 +666,16 @@ export class ReportBuilder {
       findings: ctx.findings,
       verdict: ctx.verdict,
     };
+  }
+
+  /**
+   * A caught session whose port the namespace's connection table did not give (rootless: it is not
+   * readable there) takes the port of the sample's connects to that address, when they used one.
+   */
+  private sessionPort(s: SinkholeSession): SinkholeSession {
+    if (s.port !== null) return s;
+    const ports = new Set([...this.network.values()].filter((n) => n.entry.op === 'connect' && n.entry.family === 'inet' && n.entry.address === s.address).map((n) => n.entry.port));
+    const [port] = ports;
+    return ports.size === 1 && port !== undefined ? { ...s, port } : s;
   }
 }

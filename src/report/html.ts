@@ -193,6 +193,11 @@ export function renderHtml(r: Report): string {
   const net = r.network.slice(0, MAX_ROWS).map((n) => [
     esc(n.op), esc(n.proto), `<span class="argv">${esc(n.address)}${n.port !== null ? `:${esc(n.port)}` : ''}</span>${n.domain !== undefined ? `<div class="muted small">${esc(n.domain)}</div>` : ''}`, esc(n.result), esc(n.pid), esc(n.count),
   ]);
+  const sessions = (r.sessions ?? []).slice(0, MAX_ROWS).map((c) => [
+    `${esc(c.domain ?? c.address)}${c.port === null ? '' : `:${esc(c.port)}`}`, esc(c.protocol),
+    `<span class="argv">${esc(c.http ? `${c.http.method} ${c.http.path}${c.http.host !== undefined ? ` · Host: ${c.http.host}` : ''}${c.http.userAgent !== undefined ? ` · User-Agent: ${c.http.userAgent}` : ''}` : c.sni !== undefined ? `server name ${c.sni}` : c.preview.slice(0, 120))}</span>`,
+    esc(c.bytes),
+  ]);
   const dns = (r.dns ?? []).slice(0, MAX_ROWS).map((d) => [`<span class="argv">${esc(d.name)}</span>`, esc(d.type), esc(d.answer ?? (d.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'no records')), esc(d.count)]);
   const topCalls = Object.entries(r.syscalls.counts).sort((a, b) => b[1] - a[1]).slice(0, 20);
   const diags = [...r.analysis.errors.map((d) => ['error', d] as const), ...r.analysis.warnings.map((d) => ['warning', d] as const)];
@@ -234,8 +239,11 @@ ${r.deleted.length ? `<h2>Deleted (${r.deleted.length})</h2><ul>${r.deleted.slic
 <h2 id="network">Network (${r.network.length})</h2>
 ${table(['operation', 'protocol', 'address', 'result', 'pid', 'count'], net, r.network.length)}
 ${r.dns ? `<h2 id="dns">DNS lookups (${r.dns.length})</h2>
-<p class="muted small">answered by the sandbox's sinkhole: ${r.dns.some((d) => d.rcode === 'NXDOMAIN') ? 'every name NXDOMAIN (--dns nxdomain)' : 'an A question gets an address of its own from 198.18.0.0/15, routed nowhere'}</p>
+<p class="muted small">answered by the sandbox's sinkhole: ${r.dns.some((d) => d.rcode === 'NXDOMAIN') ? 'every name NXDOMAIN (--dns nxdomain)' : 'an A question gets an address of its own from 198.18.0.0/15, which leads only to sandtrace inside the namespace'}</p>
 ${table(['name', 'type', 'answer', 'count'], dns, r.dns.length)}` : ''}
+${r.sessions?.length ? `<h2 id="sessions">Connections caught by the sinkhole (${r.sessions.length})</h2>
+<p class="muted small">TCP connections to sinkhole addresses, taken inside the sample's namespace: what the sample sent first (HTTP was answered 200 with an empty body)</p>
+${table(['to', 'protocol', 'first message', 'bytes'], sessions, r.sessions.length)}` : ''}
 <h2 id="syscalls">System calls (${esc(r.syscalls.total)})</h2>
 ${table(['call', 'count'], topCalls.map(([k, n]) => [esc(k), esc(n)]), topCalls.length)}
 ${r.syscalls.denied.length ? `<p>Denied by the sandbox: ${r.syscalls.denied.map((d) => `${esc(d.name)} ×${esc(d.count)} (pid ${esc(d.pid)})`).join(', ')}</p>` : ''}

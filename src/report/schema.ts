@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.5.0';
+export const REPORT_VERSION = '1.6.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -75,6 +75,26 @@ export interface ReportDns {
   count: number;
 }
 
+/**
+ * Since 1.6: a TCP connection the sample made to a sinkhole address, caught inside its namespace
+ * (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
+ * anything else was closed after its first message.
+ */
+export interface ReportSession {
+  address: string;
+  /** The port it connected to (null when neither the namespace's connection table nor the capture told it). */
+  port: number | null;
+  domain?: string;
+  protocol: 'http' | 'tls' | 'other' | 'none';
+  http?: { method: string; path: string; host?: string; userAgent?: string };
+  /** TLS: the ClientHello's server name. */
+  sni?: string;
+  /** Bytes received (at most 16 KiB were read). */
+  bytes: number;
+  /** The first 256 bytes, printable ASCII as it is, anything else as \xNN. */
+  preview: string;
+}
+
 export interface ReportDiagnostic {
   code: string;
   message: string;
@@ -120,10 +140,12 @@ export interface Report {
   network: ReportNetwork[];
   /**
    * Since 1.5: the names the sample looked up, as the sandbox's DNS sinkhole answered them (A: an
-   * address of 198.18.0.0/15 of the name's own, routed nowhere; other types: no records; all
+   * address of 198.18.0.0/15 of the name's own, which leads only to sandtrace's catcher in the namespace; other types: no records; all
    * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (VM).
    */
   dns?: ReportDns[];
+  /** Since 1.6: the TCP connections to sinkhole addresses, as caught; absent where none could be. */
+  sessions?: ReportSession[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
   capture: {
     backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[];

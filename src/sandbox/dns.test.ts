@@ -6,6 +6,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
 import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, DnsSinkhole, parseQuery, serveDns, serveTcp } from './dns.js';
+import { SessionLog } from './sessions.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -146,6 +147,32 @@ test('DNS over TCP: length-framed queries are answered in order, whether pipelin
   }
 });
 
+test('serveDns: when connections cannot be caught (here the range is routed already), DNS is still answered and the reason is given', { timeout: 60_000 }, async () => {
+  const ns = `sandtrace-dns-nocatch-${process.pid}`;
+  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
+  const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
+  try {
+    spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    assert.equal(spawnSync('ip', ['-n', ns, 'route', 'add', 'local', '198.18.0.0/15', 'dev', 'lo']).status, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
+    const s = new DnsSinkhole();
+    const server = await serveDns(pid, s, { sessions: new SessionLog() });
+    try {
+      assert.match(server.sessionsUnavailable ?? '', /exists/i);
+      const r = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'c2.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(r.stdout, /198\.18\.0\.1/, r.stdout + r.stderr);
+      assert.match(spawnSync('ip', ['-n', ns, 'route', 'show', 'table', 'local'], { encoding: 'utf8' }).stdout, /local 198\.18\.0\.0\/15/, 'a route it did not add is left alone');
+      assert.doesNotMatch(spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout, /sandtrace/);
+    } finally {
+      server.close();
+    }
+  } finally {
+    holder.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+});
+
 test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup over UDP and by python over TCP (at most DNS_TCP_MAX_CONNECTIONS connections at once); the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
   const ns = `sandtrace-dns-${process.pid}`;
   assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
@@ -155,7 +182,9 @@ test('serveDns answers inside a network namespace made for this test, asked by b
     await new Promise((r) => setTimeout(r, 200));
     const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
     const s = new DnsSinkhole();
-    const server = await serveDns(pid, s);
+    const sessions = new SessionLog();
+    const server = await serveDns(pid, s, { sessions });
+    assert.equal(server.sessionsUnavailable, undefined);
     try {
       // asynchronously: the answers come from this process's event loop
       const r = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'c2.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
@@ -187,6 +216,20 @@ for i, c in enumerate(conns):
       const tcpNames = s.log().queries.filter((q) => q.name.startsWith('tcp')).map((q) => q.name);
       assert.equal(tcpNames.length, DNS_TCP_MAX_CONNECTIONS);
       assert.ok(!tcpNames.includes(`tcp${DNS_TCP_MAX_CONNECTIONS}.example.test`));
+      // a connection to an answer is caught in the namespace: the request is kept, the port is the
+      // one connected to (from the namespace's conntrack table), the name the one looked up
+      const http = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import socket
+c = socket.create_connection(('198.18.0.1', 8080), timeout=10)
+c.sendall(b'GET /gate.php?id=1 HTTP/1.1\\r\\nHost: c2.example.test:8080\\r\\n\\r\\n')
+print(c.recv(100).split(b'\\r\\n')[0].decode())
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(http.stdout.trim(), 'HTTP/1.1 200 OK');
+      assert.deepEqual(sessions.log().sessions.map(({ address, port, domain, protocol, http: h }) => ({ address, port, domain, protocol, http: h })),
+        [{ address: '198.18.0.1', port: 8080, domain: 'c2.example.test', protocol: 'http', http: { method: 'GET', path: '/gate.php?id=1', host: 'c2.example.test:8080' } }]);
+      const rules = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout;
+      assert.match(rules, /ip daddr 198\.18\.0\.0\/15 .*dnat to 192\.0\.2\.53:1/, rules);
+      assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');
     } finally {

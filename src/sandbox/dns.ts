@@ -13,10 +13,11 @@
 // answered FORMERR or dropped, and counted. Questions come over UDP and over TCP (RFC 7766: a
 // resolver retries there, and some samples ask there from the start), answered alike.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
+import { catchSession, originalDestination, SESSION_MAX_OPEN, SESSION_PORT, type SessionLog } from './sessions.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
 export const DNS_SERVER = '192.0.2.53';
@@ -28,6 +29,8 @@ const DNS_TCP_IDLE_MS = 10_000;
 
 const SINKHOLE_BASE = (198 << 24) | (18 << 16); // 198.18.0.0/15
 const SINKHOLE_SIZE = 1 << 17;
+/** The sinkhole's addresses, as a prefix. */
+export const SINKHOLE_RANGE = '198.18.0.0/15';
 /** The address every name past DNS_MAX_NAMES gets: the last of the range. */
 const SHARED_ADDRESS = ipv4(SINKHOLE_BASE + SINKHOLE_SIZE - 2);
 
@@ -197,11 +200,22 @@ os.set_inheritable(user, True)
 os.execvp('nsenter', ['nsenter', '--preserve-credentials', '--user=/proc/self/fd/%d' % user, '--net=/proc/self/fd/%d' % net, '--'] + sys.argv[2:])
 `;
 
+/** What a served sinkhole gives back: close() closes its sockets; `sessionsUnavailable`, why connections are not caught. */
+export interface ServedSinkhole {
+  close(): void;
+  sessionsUnavailable?: string;
+}
+
 /**
  * Answers `sinkhole`'s questions on DNS_SERVER:53 inside the network namespace of `pid`: a short
  * helper (nsenter into that namespace only: it stays in sandtrace's cgroup, outside the sample's)
- * adds the address to the namespace's loopback, binds the socket and hands it over, then exits;
- * the socket is served here. close() closes it.
+ * adds the address to the namespace's loopback, binds the sockets and hands them over, then exits;
+ * the sockets are served here. close() closes them.
+ *
+ * `sessions`: connections to the sinkhole's addresses are caught too (sessions.ts): the helper
+ * makes 198.18.0.0/15 a local route of the loopback and adds an nftables rule sending every TCP
+ * connection to it to DNS_SERVER:SESSION_PORT, where the third socket listens. Without nftables
+ * the route is taken back, the connections fail as unrouted, and `sessionsUnavailable` says why.
  *
  * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
  * that owns the network namespace, which only that gives the right to configure. bwrap
@@ -210,12 +224,13 @@ os.execvp('nsenter', ['nsenter', '--preserve-credentials', '--user=/proc/self/fd
  * network namespace itself (the NS_GET_USERNS ioctl, which Node cannot make; Debian's python3 can).
  * Its creator, the user sandtrace runs as, holds every capability there.
  */
-export async function serveDns(pid: number, sinkhole: DnsSinkhole, opts: { viaOwner?: boolean } = {}): Promise<{ close(): void }> {
+export async function serveDns(pid: number, sinkhole: DnsSinkhole, opts: { viaOwner?: boolean; sessions?: SessionLog } = {}): Promise<ServedSinkhole> {
   const helper = `(() => {
 const { execFileSync } = require('node:child_process');
 const dgram = require('node:dgram');
 const net = require('node:net');
-try { execFileSync('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo'], { stdio: 'pipe' }); }
+const run = (cmd, args, input) => execFileSync(cmd, args, { stdio: 'pipe', ...(input ? { input } : {}) });
+try { run('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo']); }
 catch (e) { process.send({ error: 'ip addr add: ' + String(e.stderr || e.message).trim() }, () => process.exit(1)); return; }
 const fail = (what) => (e) => process.send({ error: what + ': ' + e.message }, () => process.exit(1));
 const s = dgram.createSocket('udp4');
@@ -223,23 +238,44 @@ s.on('error', fail('bind'));
 s.bind(53, '${DNS_SERVER}', () => {
   const t = net.createServer();
   t.on('error', fail('listen'));
-  t.listen({ port: 53, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'udp' }, s, () => process.send({ bound: 'tcp' }, t, () => process.exit(0))));
+  t.listen({ port: 53, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'udp' }, s, () => process.send({ bound: 'tcp' }, t, () => {
+    if (!${opts.sessions ? 'true' : 'false'}) { process.exit(0); return; }
+    let routed = false;
+    try {
+      run('ip', ['route', 'add', 'local', '${SINKHOLE_RANGE}', 'dev', 'lo']);
+      routed = true;
+      run('nft', ['-f', '-'], ${JSON.stringify(sessionRules())});
+    } catch (e) {
+      if (routed) { try { run('ip', ['route', 'del', 'local', '${SINKHOLE_RANGE}', 'dev', 'lo']); } catch { /* gone */ } }
+      process.send({ sessions: String(e.stderr || e.message).trim().split('\\n')[0] }, () => process.exit(0));
+      return;
+    }
+    const c = net.createServer();
+    c.on('error', (e) => process.send({ sessions: 'listen: ' + e.message }, () => process.exit(0)));
+    c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)));
+  })));
 });
 })();`;
   const node = [process.execPath, '-e', helper];
+  // nft and ip live in sbin, which an unprivileged user's PATH may lack
+  const env = { ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
   const child = opts.viaOwner
-    ? spawn(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-I', '-c', ENTER_OWNER, String(pid), ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-    : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    ? spawn(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-I', '-c', ENTER_OWNER, String(pid), ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env })
+    : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
-  const { socket, server } = await new Promise<{ socket: Socket; server: Server }>((resolve, reject) => {
+  const { socket, server, sessionServer, sessionsUnavailable } = await new Promise<{ socket: Socket; server: Server; sessionServer?: Server; sessionsUnavailable?: string }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
     let udp: Socket | undefined;
-    child.on('message', (m: { bound?: string; error?: string }, handle: unknown) => {
+    let tcp: Server | undefined;
+    child.on('message', (m: { bound?: string; error?: string; sessions?: string }, handle: unknown) => {
       if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
+      if (m.bound === 'tcp' && handle && udp && opts.sessions) { tcp = handle as Server; return; }
       clearTimeout(timer);
       if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
-      else { udp?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
+      else if (m.bound === 'sessions' && handle && udp && tcp) resolve({ socket: udp, server: tcp, sessionServer: handle as Server });
+      else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
+      else { udp?.close(); tcp?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
     });
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
     // close, not exit: a message sent just before the exit is delivered first
@@ -253,20 +289,49 @@ s.bind(53, '${DNS_SERVER}', () => {
   });
   socket.on('error', () => undefined); // a send to a socket the sample closed: nothing to do
   const connections = new Set<TcpSocket>();
+  const track = (conn: TcpSocket) => { connections.add(conn); conn.once('close', () => connections.delete(conn)); };
   server.maxConnections = DNS_TCP_MAX_CONNECTIONS;
-  server.on('connection', (conn: TcpSocket) => {
-    connections.add(conn);
-    conn.once('close', () => connections.delete(conn));
-    serveTcp(conn, sinkhole);
-  });
+  server.on('connection', (conn: TcpSocket) => { track(conn); serveTcp(conn, sinkhole); });
   server.on('error', () => undefined);
+  // the namespace's connection table, opened while its first process lives (sessions.ts)
+  let conntrack: number | undefined;
+  if (sessionServer && opts.sessions) {
+    const log = opts.sessions;
+    try { conntrack = openSync(`/proc/${pid}/net/nf_conntrack`, 'r'); } catch { /* ports unknown: listed as null */ }
+    sessionServer.maxConnections = SESSION_MAX_OPEN;
+    sessionServer.on('drop', () => { log.refused++; });
+    sessionServer.on('connection', (conn: TcpSocket) => {
+      track(conn);
+      catchSession(conn, log, (address, port) => {
+        const orig = originalDestination(conntrack, DNS_SERVER, address, port);
+        const to = orig?.address ?? address;
+        const domain = sinkhole.nameOf(to);
+        return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
+      });
+    });
+    sessionServer.on('error', () => undefined);
+  }
   return {
+    ...(sessionsUnavailable !== undefined ? { sessionsUnavailable } : {}),
     close: () => {
       try { socket.close(); } catch { /* closed */ }
       server.close();
+      sessionServer?.close();
       for (const c of connections) c.destroy();
+      if (conntrack !== undefined) { try { closeSync(conntrack); } catch { /* closed */ } conntrack = undefined; }
     },
   };
+}
+
+/** The nftables rule of the sample's namespace: every TCP connection to the sinkhole's range goes to the session listener. */
+function sessionRules(): string {
+  return `table ip sandtrace {
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ip daddr ${SINKHOLE_RANGE} meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
+  }
+}
+`;
 }
 
 /**

@@ -16,7 +16,8 @@ import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
-import { DNS_SERVER, DnsSinkhole, serveDns } from './dns.js';
+import { DNS_SERVER, DnsSinkhole, serveDns, type ServedSinkhole } from './dns.js';
+import { SessionLog } from './sessions.js';
 import { makeOutDir } from '../outpath.js';
 
 export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, ChangeList, SandboxLimits } from './types.js';
@@ -79,8 +80,11 @@ class RuncSandbox implements Sandbox {
   private readonly seeded = new Map<string, { sha256: string; size: number }>();
   private readonly sinkhole: DnsSinkhole;
   /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
-  private dnsServer: Promise<{ close(): void } | Error> | undefined;
+  private dnsServer: Promise<ServedSinkhole | Error> | undefined;
   private dnsUnavailable: string | undefined;
+  /** Connections the sample made to the sinkhole's addresses (sessions.ts). */
+  private readonly sessions = new SessionLog();
+  private sessionsUnavailable: string | undefined;
 
   constructor(private readonly opts: SandboxOptions) {
     this.workDir = opts.workDir ?? join(runDir(), this.id);
@@ -228,7 +232,7 @@ class RuncSandbox implements Sandbox {
       throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `container cgroup v2 dir missing (${this.cg.unified ?? 'no cgroup2 on this host'})`);
     }
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
-    this.dnsServer = serveDns(hostPid, this.sinkhole).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    this.dnsServer = serveDns(hostPid, this.sinkhole, { sessions: this.sessions }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     const info: SandboxStartInfo = { id: this.id, cgroupPath: this.cg.unified, hostPid, samplePath: this.samplePath };
     if (this.cg.freezer) info.freezerPath = this.cg.freezer;
     return info;
@@ -257,6 +261,7 @@ class RuncSandbox implements Sandbox {
     this.state = 'started';
     const served = await this.dnsServer;
     if (served instanceof Error) this.dnsUnavailable = served.message;
+    else this.sessionsUnavailable = served?.sessionsUnavailable;
     this.startedAt = Date.now();
     const r = await execFile('runc', ['--root', runcRoot(), 'start', this.id]);
     if (r.code !== 0) {
@@ -324,7 +329,10 @@ class RuncSandbox implements Sandbox {
   }
 
   dns(): SandboxDns {
-    return { ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}) };
+    return {
+      ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}),
+      ...(this.dnsUnavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
+    };
   }
 
   destroy(): Promise<void> {
@@ -441,7 +449,7 @@ export function sandboxFacts(): SandboxFacts {
         'runc container: pid, mount, network, ipc, uts, cgroup and user namespaces',
         `container root is host uid ${ID_SHIFT} (user namespace), not host root`,
         'network namespace with loopback only: no route off the machine, host loopback unreachable',
-        'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53): addresses from 198.18.0.0/15, routed nowhere',
+        'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53): addresses from 198.18.0.0/15, whose TCP connections sandtrace catches inside the namespace (nothing leaves it)',
         'overlay root filesystem over a read-only image; host files invisible',
         `writes capped by a ${DEFAULT_DISK_MIB} MiB tmpfs; memory, pids and CPU limited by cgroups`,
         'capabilities below Docker\'s default set; no-new-privileges; /proc and /sys masked or read-only; no cgroupfs',

@@ -1,6 +1,7 @@
 // The sandbox contract: one isolated, disposable run of a sample. Implemented by the runc
 // container sandbox (root) and the rootless sandbox; the VM sandbox follows the same shape.
 import type { DnsLog, DnsMode } from './dns.js';
+import type { SinkholeSession } from './sessions.js';
 import { SandtraceError } from '../errors.js';
 
 export interface SandboxLimits {
@@ -107,6 +108,12 @@ export interface ChangeList extends Array<FileChange> {
 
 export interface SandboxDns extends DnsLog {
   unavailable?: string;
+  /** The TCP connections to the sinkhole's addresses, caught (sessions.ts); absent where none were caught. */
+  sessions?: SinkholeSession[];
+  /** Connections past SESSION_MAX, or refused past SESSION_MAX_OPEN at once. */
+  sessionsOmitted?: number;
+  /** Why connections were not caught (no nftables): they failed as unrouted. */
+  sessionsUnavailable?: string;
 }
 
 export interface SandboxResult {

@@ -16,7 +16,8 @@ import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
-import { DnsSinkhole, serveDns } from '../dns.js';
+import { DnsSinkhole, serveDns, type ServedSinkhole } from '../dns.js';
+import { SessionLog } from '../sessions.js';
 import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type KnownContent, type LayerRules } from '../changes.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -41,7 +42,7 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
     guarantees: [
       'bubblewrap sandbox in unprivileged user, pid, mount, network, ipc, uts and cgroup namespaces; nothing runs as root on the host',
       'network namespace with loopback only: no route off the machine, host loopback unreachable',
-      'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed, answers routed nowhere)',
+      'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed; TCP connections to the answers caught there, nothing leaves it)',
       'root filesystem is the cached base image, read-only; host files invisible',
       'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
       `seccomp: the root sandbox's policy (${DENIED_SYSCALLS.length} system calls such as mount, bpf, module loading, ptrace, keyrings and io_uring fail with EPERM; namespace clones and x32 calls refused)`,
@@ -135,8 +136,11 @@ class RootlessSandbox implements Sandbox {
   private readonly seeded = new Map<string, string | KnownContent>();
   private readonly sinkhole: DnsSinkhole;
   /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
-  private dnsServer: Promise<{ close(): void } | Error> | undefined;
+  private dnsServer: Promise<ServedSinkhole | Error> | undefined;
   private dnsUnavailable: string | undefined;
+  /** Connections the sample made to the sinkhole's addresses (sessions.ts). */
+  private readonly sessions = new SessionLog();
+  private sessionsUnavailable: string | undefined;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -246,7 +250,7 @@ class RootlessSandbox implements Sandbox {
     }
     this.childPid = childPid;
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
-    this.dnsServer = serveDns(childPid, this.sinkhole, { viaOwner: true }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    this.dnsServer = serveDns(childPid, this.sinkhole, { viaOwner: true, sessions: this.sessions }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     this.state = 'created';
     return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath };
   }
@@ -255,6 +259,7 @@ class RootlessSandbox implements Sandbox {
     if (this.state !== 'created') throw new SandtraceError('INTERNAL', `start() in state ${this.state}`);
     const served = await this.dnsServer;
     if (served instanceof Error) this.dnsUnavailable = served.message;
+    else this.sessionsUnavailable = served?.sessionsUnavailable;
     const block = this.proc?.stdio[4] as Writable;
     block.end('x');
     this.startedAt = Date.now();
@@ -342,7 +347,10 @@ class RootlessSandbox implements Sandbox {
   }
 
   dns(): SandboxDns {
-    return { ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}) };
+    return {
+      ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}),
+      ...(this.dnsUnavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
+    };
   }
 
   async destroy(): Promise<void> {

@@ -1,0 +1,129 @@
+// The sinkhole's caught connections: the parsers on real and hostile first messages, and the catcher
+// on loopback sockets of this process (the namespace, nftables and conntrack parts are tested in
+// dns.test.ts and end to end in test/analyze.test.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { catchSession, originalDestination, parseClientHello, parseHttpHead, SESSION_READ, SessionLog } from './sessions.js';
+
+/** The first bytes a real client sends to a listener on loopback (which never answers). */
+async function firstBytes(send: (port: number) => void, atLeast: number): Promise<Buffer> {
+  let server: Server | undefined;
+  try {
+    return await new Promise<Buffer>((resolve) => {
+      let got = Buffer.alloc(0);
+      server = createServer((c) => c.on('data', (d: Buffer) => { got = Buffer.concat([got, d]); if (got.length >= atLeast) { resolve(got); c.destroy(); } }));
+      server.listen(0, '127.0.0.1', () => send((server?.address() as { port: number }).port));
+    });
+  } finally {
+    server?.close();
+  }
+}
+
+/** A real ClientHello from Node's TLS (OpenSSL), for `servername`. */
+async function clientHello(servername?: string): Promise<Buffer> {
+  let client: Socket | undefined;
+  const hello = await firstBytes((port) => {
+    client = tlsConnect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+    client.on('error', () => undefined);
+  }, 5);
+  // the whole record: its length is in the header
+  const whole = hello.length >= 5 + hello.readUInt16BE(3) ? hello : await Promise.reject(new Error('ClientHello in pieces'));
+  client?.destroy();
+  return whole;
+}
+
+test('parseHttpHead: a whole request head gives method, path, Host and User-Agent (any case); a partial one or anything else gives nothing', () => {
+  const req = Buffer.from('POST /gate.php?id=7 HTTP/1.1\r\nhost: c2.example.test:8080\r\nUSER-AGENT: Mozilla/4.0 (bot)\r\nContent-Length: 3\r\n\r\nabc');
+  assert.deepEqual(parseHttpHead(req), { method: 'POST', path: '/gate.php?id=7', host: 'c2.example.test:8080', userAgent: 'Mozilla/4.0 (bot)' });
+  assert.equal(parseHttpHead(req.subarray(0, 40)), undefined, 'not whole yet');
+  assert.equal(parseHttpHead(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n\r\n')), undefined);
+  assert.deepEqual(parseHttpHead(Buffer.from('GET /\x1b[2J\xff HTTP/1.0\r\n\r\n', 'latin1')), { method: 'GET', path: '/\\x1b[2J\\xff' }, 'control bytes escaped, never printed raw');
+});
+
+test('parseClientHello: the server name of a real ClientHello; none when it sends none; truncated or lying lengths never read past the bytes', async () => {
+  const hello = await clientHello('update.example.test');
+  assert.deepEqual(parseClientHello(hello), { sni: 'update.example.test' });
+  assert.equal(parseClientHello(hello.subarray(0, hello.length - 1)), 'incomplete');
+  assert.equal(parseClientHello(hello.subarray(0, 3)), 'incomplete');
+  assert.deepEqual(parseClientHello(await clientHello()), {}, 'no SNI (an address as the host)');
+  assert.equal(parseClientHello(Buffer.from('GET / HTTP/1.1\r\n\r\n')), undefined);
+  // lengths that claim more than is there, inside a record that is whole: no name, no throw
+  const lying = Buffer.from(hello);
+  lying.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + (hello[5 + 4 + 2 + 32] as number));
+  assert.deepEqual(parseClientHello(lying), {});
+  for (let cut = 6; cut < hello.length; cut += 37) {
+    const r = Buffer.from(hello.subarray(0, cut));
+    r.writeUInt16BE(cut - 5, 3); // a whole record of fewer bytes than the ClientHello says
+    assert.doesNotThrow(() => parseClientHello(r));
+  }
+});
+
+/** A loopback listener that catches sessions into `log`, as the sandbox's does (its original destination made up). */
+async function catcher(log: SessionLog): Promise<{ port: number; close(): void }> {
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 8080, domain: 'c2.example.test' })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, close: () => server.close() };
+}
+
+/** Connects, sends `data` (in pieces), and returns everything the catcher answered until it closed. */
+function exchange(port: number, pieces: Buffer[], closeAfter = false): Promise<string> {
+  return new Promise((resolve) => {
+    const c = createConnection(port, '127.0.0.1', () => { for (const p of pieces) c.write(p); if (closeAfter) c.end(); });
+    let got = '';
+    c.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    c.on('error', () => undefined);
+    c.on('close', () => resolve(got));
+  });
+}
+
+test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed after its ClientHello; other bytes and silence are logged as they are; at most SESSION_READ bytes are read', async () => {
+  const log = new SessionLog();
+  const { port, close } = await catcher(log);
+  try {
+    const head = 'GET /payload.bin HTTP/1.1\r\nHost: c2.example.test\r\nUser-Agent: curl/7.88.1\r\n\r\n';
+    const answer = await exchange(port, [Buffer.from(head.slice(0, 20)), Buffer.from(head.slice(20))]);
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*Content-Length: 0\r\n/);
+    assert.equal(await exchange(port, [await clientHello('update.example.test')]), '', 'TLS: closed, nothing sent');
+    await exchange(port, [Buffer.from([1, 2, 0x68, 0x69, 0xff])], true);
+    await exchange(port, [], true);
+    await exchange(port, [Buffer.alloc(SESSION_READ + 5000, 0x41)], true);
+    const s = log.log().sessions;
+    assert.deepEqual(s.map((x) => [x.protocol, x.domain, x.port]), [['http', 'c2.example.test', 8080], ['tls', 'c2.example.test', 8080], ['other', 'c2.example.test', 8080], ['none', 'c2.example.test', 8080], ['other', 'c2.example.test', 8080]]);
+    assert.deepEqual(s[0]?.http, { method: 'GET', path: '/payload.bin', host: 'c2.example.test', userAgent: 'curl/7.88.1' });
+    assert.equal(s[1]?.sni, 'update.example.test');
+    assert.equal(s[2]?.preview, '\\x01\\x02hi\\xff');
+    assert.equal(s[3]?.bytes, 0);
+    assert.ok((s[4]?.bytes ?? 0) >= SESSION_READ && (s[4]?.preview.length ?? 0) === 256, `read stops at the cap: ${s[4]?.bytes}`);
+  } finally {
+    close();
+  }
+});
+
+test('originalDestination: the original address and port of the connection whose reply comes from the listener to the sample\'s port, from the namespace\'s conntrack table', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-ct-'));
+  try {
+    const file = join(dir, 'nf_conntrack');
+    writeFileSync(file, [
+      'ipv4     2 udp      17 25 src=10.0.0.2 dst=192.0.2.53 sport=40001 dport=53 src=192.0.2.53 dst=10.0.0.2 sport=53 dport=40001 mark=0 zone=0 use=2',
+      'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.5 dst=198.18.0.5 sport=56370 dport=443 src=192.0.2.53 dst=198.18.0.5 sport=1 dport=56370 [ASSURED] mark=0 zone=0 use=2',
+      'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.6 dst=198.18.0.6 sport=56371 dport=8080 src=192.0.2.53 dst=198.18.0.6 sport=1 dport=56371 [ASSURED] mark=0 zone=0 use=2',
+      '',
+    ].join('\n'));
+    const fd = openSync(file, 'r');
+    try {
+      assert.deepEqual(originalDestination(fd, '192.0.2.53', '198.18.0.6', 56371), { address: '198.18.0.6', port: 8080 });
+      assert.deepEqual(originalDestination(fd, '192.0.2.53', '198.18.0.5', 56370), { address: '198.18.0.5', port: 443 }, 'the table is read again from its start');
+      assert.equal(originalDestination(fd, '192.0.2.53', '198.18.0.5', 5637), undefined, 'a port is matched whole');
+      assert.equal(originalDestination(undefined, '192.0.2.53', '198.18.0.5', 56370), undefined);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

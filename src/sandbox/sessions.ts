@@ -1,0 +1,212 @@
+// The TCP side of the sinkhole (as INetSim or FakeNet-NG give a Windows sandbox): a connection the
+// sample makes to an address the DNS sinkhole answered (198.18.0.0/15) is not left to fail, it is
+// taken, inside the sample's own network namespace, by one listener of sandtrace's: that range is
+// a local route of the namespace's loopback, and an nftables rule of the namespace sends every TCP
+// connection to it to DNS_SERVER:SESSION_PORT (dns.ts sets both up). What the sample sends first is
+// kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
+// or the first bytes of anything else. An HTTP request is answered `200 OK` with an empty body, so
+// the sample goes on to its next step; everything else is closed once its first message is in.
+//
+// The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
+import type { Socket } from 'node:net';
+import { readSync } from 'node:fs';
+
+/** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
+export const SESSION_PORT = 1;
+/** Sessions listed per analysis; later ones are counted. */
+export const SESSION_MAX = 1000;
+/** Connections held open at once (more are closed at once, and counted). */
+export const SESSION_MAX_OPEN = 64;
+/** Bytes read per connection. */
+export const SESSION_READ = 16 * 1024;
+/** Characters of the first bytes kept, escaped. */
+const PREVIEW = 256;
+/** A connection that sends nothing, or stops sending before its message is whole, is closed after this. */
+const SESSION_IDLE_MS = 5000;
+
+export interface HttpRequestHead {
+  method: string;
+  path: string;
+  host?: string;
+  userAgent?: string;
+}
+
+export interface SinkholeSession {
+  /** Where the sample connected: the sinkhole address and port (port null when the namespace's connection table did not say). */
+  address: string;
+  port: number | null;
+  /** The name the DNS sinkhole gave the address for. */
+  domain?: string;
+  protocol: 'http' | 'tls' | 'other' | 'none';
+  http?: HttpRequestHead;
+  /** TLS: the server name of the ClientHello. */
+  sni?: string;
+  /** Bytes received (at most SESSION_READ are read). */
+  bytes: number;
+  /** The first bytes, printable ASCII as it is, anything else as \xNN. */
+  preview: string;
+}
+
+const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
+
+/** Printable ASCII as it is, anything else \xNN (a newline \n): safe to print and to put in JSON or HTML. */
+function escaped(b: Buffer): string {
+  let s = '';
+  for (const c of b) {
+    if (c === 0x0a) s += '\\n';
+    else if (c === 0x0d) s += '\\r';
+    else if (c === 0x5c) s += '\\\\';
+    else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
+    else s += `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return s;
+}
+
+/** An HTTP/1 request head, once it is whole (up to the empty line); undefined before, or for anything else. */
+export function parseHttpHead(buf: Buffer): HttpRequestHead | undefined {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0 || !METHOD.test(buf.subarray(0, 10).toString('latin1'))) return undefined;
+  const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+  const [method, path] = (lines[0] ?? '').split(' ');
+  const header = (name: string) => {
+    const l = lines.slice(1).find((h) => h.slice(0, name.length + 1).toLowerCase() === `${name}:`);
+    return l === undefined ? undefined : escaped(Buffer.from(l.slice(name.length + 1).trim().slice(0, 512), 'latin1'));
+  };
+  const host = header('host');
+  const userAgent = header('user-agent');
+  return {
+    method: method ?? '', path: escaped(Buffer.from((path ?? '').slice(0, 2048), 'latin1')),
+    ...(host !== undefined ? { host } : {}), ...(userAgent !== undefined ? { userAgent } : {}),
+  };
+}
+
+/**
+ * A TLS ClientHello (RFC 8446 4.1.2): 'incomplete' until its first record is whole, undefined when
+ * the bytes are no TLS handshake, else its server name (SNI, RFC 6066 3), if it sends one.
+ */
+export function parseClientHello(buf: Buffer): { sni?: string } | 'incomplete' | undefined {
+  if (buf.length < 1 || buf[0] !== 0x16) return undefined;
+  if (buf.length < 5) return 'incomplete';
+  if (buf[1] !== 0x03) return undefined;
+  const recordEnd = 5 + buf.readUInt16BE(3);
+  if (buf.length < recordEnd) return 'incomplete';
+  const r = buf.subarray(5, recordEnd);
+  // handshake header: type 1 (client_hello), 3-byte length; then version 2, random 32
+  if (r.length < 4 || r[0] !== 1) return undefined;
+  let at = 4 + 2 + 32;
+  const u8 = (): number | undefined => (at + 1 <= r.length ? r[at++] : undefined);
+  const u16 = (): number | undefined => { if (at + 2 > r.length) return undefined; const v = r.readUInt16BE(at); at += 2; return v; };
+  const sessionId = u8();
+  if (sessionId === undefined) return {};
+  at += sessionId;
+  const suites = u16();
+  if (suites === undefined) return {};
+  at += suites;
+  const compressions = u8();
+  if (compressions === undefined) return {};
+  at += compressions;
+  const extLen = u16();
+  if (extLen === undefined) return {};
+  const extEnd = Math.min(r.length, at + extLen);
+  while (at + 4 <= extEnd) {
+    const type = r.readUInt16BE(at);
+    const len = r.readUInt16BE(at + 2);
+    at += 4;
+    if (at + len > extEnd) break;
+    if (type === 0 && len >= 5) {
+      // server_name_list: length 2, then entries of type 1 + length 2 + name
+      const listEnd = Math.min(at + len, at + 2 + r.readUInt16BE(at));
+      let p = at + 2;
+      while (p + 3 <= listEnd) {
+        const nameType = r[p] as number;
+        const nameLen = r.readUInt16BE(p + 1);
+        p += 3;
+        if (p + nameLen > listEnd) break;
+        if (nameType === 0) return { sni: escaped(r.subarray(p, p + Math.min(nameLen, 255))).toLowerCase() };
+        p += nameLen;
+      }
+    }
+    at += len;
+  }
+  return {};
+}
+
+/** The sessions of one analysis: bounded. */
+export class SessionLog {
+  private readonly sessions: SinkholeSession[] = [];
+  private omitted = 0;
+  refused = 0;
+
+  add(s: SinkholeSession): void {
+    if (this.sessions.length < SESSION_MAX) this.sessions.push(s);
+    else this.omitted++;
+  }
+
+  log(): { sessions: SinkholeSession[]; sessionsOmitted: number } {
+    return { sessions: [...this.sessions], sessionsOmitted: this.omitted + this.refused };
+  }
+}
+
+const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+
+/**
+ * One caught connection: read until its first message is whole (an HTTP head, a TLS record),
+ * SESSION_READ bytes, or SESSION_IDLE_MS without more; answer HTTP with an empty 200; then close
+ * and log it. `where` names the original destination from the connection's remote end.
+ */
+export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string }): void {
+  const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
+  let buf: Buffer = Buffer.alloc(0);
+  let bytes = 0;
+  let done = false;
+  const finish = (reply?: Buffer) => {
+    if (done) return;
+    done = true;
+    const http = parseHttpHead(buf);
+    const hello = http ? undefined : parseClientHello(buf);
+    const protocol = bytes === 0 ? 'none' : http ? 'http' : hello !== undefined ? 'tls' : 'other';
+    log.add({
+      ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
+      bytes, preview: escaped(buf.subarray(0, PREVIEW)),
+    });
+    if (reply) conn.end(reply); else conn.end();
+    conn.destroySoon();
+  };
+  conn.setTimeout(SESSION_IDLE_MS, () => { finish(); conn.destroy(); });
+  conn.on('error', () => finish());
+  conn.on('close', () => finish());
+  conn.on('data', (d: Buffer) => {
+    if (done) return;
+    bytes += d.length;
+    const room = SESSION_READ - buf.length;
+    buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
+    if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
+    const hello = parseClientHello(buf);
+    if (hello !== undefined && hello !== 'incomplete') { finish(); return; }
+    if (buf.length >= SESSION_READ) finish();
+  });
+}
+
+/**
+ * The original destination of a connection the namespace's nftables rule sent to the listener, from
+ * the namespace's connection table (/proc/PID/net/nf_conntrack, opened while the sample's first
+ * process lived: `fd` keeps the namespace's table, re-read from the start each time). Its reply
+ * direction is the one from the listener to the sample's port.
+ */
+export function originalDestination(fd: number | undefined, listener: string, remoteAddress: string, remotePort: number): { address: string; port: number } | undefined {
+  if (fd === undefined) return undefined;
+  const chunks: Buffer[] = [];
+  const b = Buffer.alloc(64 * 1024);
+  try {
+    // a table of at most a few hundred lines: the sample's own connections
+    for (let pos = 0, n; chunks.length < 64 && (n = readSync(fd, b, 0, b.length, pos)) > 0; pos += n) chunks.push(Buffer.from(b.subarray(0, n)));
+  } catch { return undefined; }
+  const reply = ` src=${listener} dst=${remoteAddress} sport=${SESSION_PORT} dport=${remotePort} `;
+  for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
+    const at = line.indexOf(reply);
+    if (at < 0 || !/ tcp /.test(line)) continue;
+    const m = / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /.exec(line.slice(0, at + 1));
+    if (m) return { address: m[1] as string, port: Number(m[2]) };
+  }
+  return undefined;
+}
