@@ -269,7 +269,7 @@ test('recording and replay give the same processes, files, dropped and deleted f
     // the container the processes ran in is the same in the replay (container.id in rule outputs)
     assert.deepEqual(again.findings.map((f) => f.output), live.report.findings.map((f) => f.output));
     const strip = (x: Report) => ({
-      p: x.processes, f: x.files, n: x.network, dns: x.dns, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample,
+      p: x.processes, f: x.files, n: x.network, dns: x.dns, sessions: x.sessions, s: x.syscalls, fi: x.findings.map((f) => [f.rule, f.pid, f.evidence.map((e) => e.seq)]), v: x.verdict, sample: x.sample,
       // the copies stay with the live analysis
       d: x.dropped.map(({ copy: _copy, ...d }) => d), del: x.deleted,
     });
@@ -421,6 +421,10 @@ test('the CLI prints the verdict line and writes report.json, report.html and th
     const report = JSON.parse(readFileSync(join(t.path, 'report.json'), 'utf8')) as Report;
     assert.equal(report.schema, 'sandtrace.report');
     assert.ok(report.dropped.some((d) => d.path === '/etc/cron.d/update' && d.copy && existsSync(join(t.path, d.copy))));
+    // the upload to the panel: looked up at the sinkhole, caught, the request listed
+    const upload = report.sessions?.find((c) => c.domain === 'cdn-update.example.test');
+    assert.deepEqual(upload && [upload.port, upload.protocol, upload.http?.method, upload.http?.path, upload.http?.host],
+      [80, 'http', 'POST', '/panel/gate.php?id=devbox', 'cdn-update.example.test'], JSON.stringify(report.sessions));
   } finally {
     t.cleanup();
   }
