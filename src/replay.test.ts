@@ -97,7 +97,7 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   const session = { address: '198.18.0.1', port: 80, domain: 'c2.example.test', protocol: 'http', http: { method: 'GET', path: '/gate.php', host: 'c2.example.test' }, bytes: 60, preview: 'GET /gate.php HTTP/1.1' };
   const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
   assert.deepEqual(withSessions.report.sessions, [session]);
-  assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 connections to the sinkhole/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
+  assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 caught connections are not listed/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
   const uncaught = await replay({ file: write('uncaught.events', { ...dns, sessionsUnavailable: 'nft: not found' }), outDir: join(tmp, 'uncaught') });
   assert.equal(uncaught.report.sessions, undefined);
   assert.ok(uncaught.report.analysis.warnings.some((w) => w.code === 'SESSIONS_UNAVAILABLE' && /nft: not found/.test(w.message)), JSON.stringify(uncaught.report.analysis.warnings));

@@ -130,7 +130,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught by the sinkhole \(2\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(2\)[\s\S]*GET \/gate\.php\?id=1/);
   } finally {
     t.cleanup();
   }

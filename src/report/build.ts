@@ -614,8 +614,8 @@ export class ReportBuilder {
     if (dns?.unavailable) warnings.push({ code: 'DNS_UNAVAILABLE', message: `the DNS sinkhole did not run (${dns.unavailable}): the sample's lookups failed and are not listed` });
     if (dns?.omitted) warnings.push({ code: 'REPORT_LIMITED', message: `the sample looked up more names than are listed: ${fmt(dns.omitted)} queries past ${fmt(dns.queries.length)} names and types (answered with one shared address)` });
     if (dns?.malformed) warnings.push({ code: 'DNS_MALFORMED', message: `${fmt(dns.malformed)} packets to the DNS sinkhole were no standard query of one question (answered FORMERR or dropped)` });
-    if (dns?.sessionsUnavailable) warnings.push({ code: 'SESSIONS_UNAVAILABLE', message: `connections to the sinkhole's addresses were not caught (${dns.sessionsUnavailable}): they failed as unrouted, and what the sample sends is not listed` });
-    if (dns?.sessionsOmitted) warnings.push({ code: 'REPORT_LIMITED', message: `${fmt(dns.sessionsOmitted)} connections to the sinkhole's addresses are not listed (past ${fmt(SESSION_MAX)} in all or ${fmt(SESSION_MAX_OPEN)} open at once)` });
+    if (dns?.sessionsUnavailable) warnings.push({ code: 'SESSIONS_UNAVAILABLE', message: `the sample's connections were not caught (${dns.sessionsUnavailable}): they failed as unrouted, and what the sample sends is not listed` });
+    if (dns?.sessionsOmitted) warnings.push({ code: 'REPORT_LIMITED', message: `${fmt(dns.sessionsOmitted)} caught connections are not listed (past ${fmt(SESSION_MAX)} in all or ${fmt(SESSION_MAX_OPEN)} open at once)` });
     // the name behind each sinkhole address the sample then used
     const domainOf = namesByAddress(dns?.queries ?? []);
     if (this.argsReadAtExit) {

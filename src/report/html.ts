@@ -241,8 +241,8 @@ ${table(['operation', 'protocol', 'address', 'result', 'pid', 'count'], net, r.n
 ${r.dns ? `<h2 id="dns">DNS lookups (${r.dns.length})</h2>
 <p class="muted small">answered by the sandbox's sinkhole: ${r.dns.some((d) => d.rcode === 'NXDOMAIN') ? 'every name NXDOMAIN (--dns nxdomain)' : 'an A question gets an address of its own from 198.18.0.0/15, which leads only to sandtrace inside the namespace'}</p>
 ${table(['name', 'type', 'answer', 'count'], dns, r.dns.length)}` : ''}
-${r.sessions?.length ? `<h2 id="sessions">Connections caught by the sinkhole (${r.sessions.length})</h2>
-<p class="muted small">TCP connections to sinkhole addresses, taken inside the sample's namespace: what the sample sent first (HTTP was answered 200 with an empty body)</p>
+${r.sessions?.length ? `<h2 id="sessions">Connections caught in the sandbox (${r.sessions.length})</h2>
+<p class="muted small">the sample's TCP connections off its loopback, taken by sandtrace inside the sample's namespace: what the sample sent first (HTTP was answered 200 with an empty body); nothing left the sandbox</p>
 ${table(['to', 'protocol', 'first message', 'bytes'], sessions, r.sessions.length)}` : ''}
 <h2 id="syscalls">System calls (${esc(r.syscalls.total)})</h2>
 ${table(['call', 'count'], topCalls.map(([k, n]) => [esc(k), esc(n)]), topCalls.length)}

@@ -76,7 +76,7 @@ export interface ReportDns {
 }
 
 /**
- * Since 1.6: a TCP connection the sample made to a sinkhole address, caught inside its namespace
+ * Since 1.6: a TCP connection the sample made off its loopback, caught inside its namespace
  * (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
  * anything else was closed after its first message.
  */
@@ -144,7 +144,7 @@ export interface Report {
    * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (VM).
    */
   dns?: ReportDns[];
-  /** Since 1.6: the TCP connections to sinkhole addresses, as caught; absent where none could be. */
+  /** Since 1.6: the sample's TCP connections off its loopback, as caught; absent where none could be. */
   sessions?: ReportSession[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
   capture: {

@@ -153,7 +153,7 @@ test('serveDns: when connections cannot be caught (here the range is routed alre
   const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
   try {
     spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    assert.equal(spawnSync('ip', ['-n', ns, 'route', 'add', 'local', '198.18.0.0/15', 'dev', 'lo']).status, 0);
+    assert.equal(spawnSync('ip', ['-n', ns, 'route', 'add', 'local', 'default', 'dev', 'lo']).status, 0);
     await new Promise((r) => setTimeout(r, 200));
     const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
     const s = new DnsSinkhole();
@@ -162,7 +162,7 @@ test('serveDns: when connections cannot be caught (here the range is routed alre
       assert.match(server.sessionsUnavailable ?? '', /exists/i);
       const r = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'c2.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(r.stdout, /198\.18\.0\.1/, r.stdout + r.stderr);
-      assert.match(spawnSync('ip', ['-n', ns, 'route', 'show', 'table', 'local'], { encoding: 'utf8' }).stdout, /local 198\.18\.0\.0\/15/, 'a route it did not add is left alone');
+      assert.match(spawnSync('ip', ['-n', ns, 'route', 'show', 'table', 'local'], { encoding: 'utf8' }).stdout, /^local default /m, 'a route it did not add is left alone');
       assert.doesNotMatch(spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout, /sandtrace/);
     } finally {
       server.close();
@@ -228,7 +228,21 @@ print(c.recv(100).split(b'\\r\\n')[0].decode())
       assert.deepEqual(sessions.log().sessions.map(({ address, port, domain, protocol, http: h }) => ({ address, port, domain, protocol, http: h })),
         [{ address: '198.18.0.1', port: 8080, domain: 'c2.example.test', protocol: 'http', http: { method: 'GET', path: '/gate.php?id=1', host: 'c2.example.test:8080' } }]);
       const rules = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout;
-      assert.match(rules, /ip daddr 198\.18\.0\.0\/15 .*dnat to 192\.0\.2\.53:1/, rules);
+      assert.match(rules, /tcp dnat to 192\.0\.2\.53:1\n/, rules);
+      // a hard-coded address (TEST-NET-3) is caught as well, named by its own address; DNS to a
+      // resolver the sample names itself (TEST-NET-2) is answered by the sinkhole, from that address
+      const direct = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import socket
+c = socket.create_connection(('203.0.113.7', 4444), timeout=10)
+c.sendall(b'\\x00\\x00\\x00\\x01')
+c.close()
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(direct.stderr, '');
+      const own = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'own-resolver.example.test', '198.51.100.53'], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(own.stdout, /198\.51\.100\.53[\s\S]*own-resolver\.example\.test[\s\S]*198\.18\.0\.\d+/, own.stdout + own.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.slice(1).map(({ address, port, domain, protocol, preview }) => ({ address, port, domain, protocol, preview })),
+        [{ address: '203.0.113.7', port: 4444, domain: undefined, protocol: 'other', preview: '\\x00\\x00\\x00\\x01' }]);
       assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');

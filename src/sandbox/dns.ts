@@ -29,8 +29,6 @@ const DNS_TCP_IDLE_MS = 10_000;
 
 const SINKHOLE_BASE = (198 << 24) | (18 << 16); // 198.18.0.0/15
 const SINKHOLE_SIZE = 1 << 17;
-/** The sinkhole's addresses, as a prefix. */
-export const SINKHOLE_RANGE = '198.18.0.0/15';
 /** The address every name past DNS_MAX_NAMES gets: the last of the range. */
 const SHARED_ADDRESS = ipv4(SINKHOLE_BASE + SINKHOLE_SIZE - 2);
 
@@ -212,9 +210,12 @@ export interface ServedSinkhole {
  * adds the address to the namespace's loopback, binds the sockets and hands them over, then exits;
  * the sockets are served here. close() closes them.
  *
- * `sessions`: connections to the sinkhole's addresses are caught too (sessions.ts): the helper
- * makes 198.18.0.0/15 a local route of the loopback and adds an nftables rule sending every TCP
- * connection to it to DNS_SERVER:SESSION_PORT, where the third socket listens. Without nftables
+ * `sessions`: the sample's connections off its loopback are caught too (sessions.ts): the helper
+ * makes every IPv4 address local to the namespace (a `local default` route on the loopback, so a
+ * caught connection comes from the address it was made to) and adds an nftables rule of the
+ * namespace sending every TCP connection to an address outside 127.0.0.0/8 and DNS_SERVER to
+ * DNS_SERVER:SESSION_PORT, where the third socket listens, and every UDP datagram to port 53 to
+ * the sinkhole (a sample with its own resolver, 8.8.8.8 say, is answered too). Without nftables
  * the route is taken back, the connections fail as unrouted, and `sessionsUnavailable` says why.
  *
  * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
@@ -242,11 +243,11 @@ s.bind(53, '${DNS_SERVER}', () => {
     if (!${opts.sessions ? 'true' : 'false'}) { process.exit(0); return; }
     let routed = false;
     try {
-      run('ip', ['route', 'add', 'local', '${SINKHOLE_RANGE}', 'dev', 'lo']);
+      run('ip', ['route', 'add', 'local', 'default', 'dev', 'lo']);
       routed = true;
       run('nft', ['-f', '-'], ${JSON.stringify(sessionRules())});
     } catch (e) {
-      if (routed) { try { run('ip', ['route', 'del', 'local', '${SINKHOLE_RANGE}', 'dev', 'lo']); } catch { /* gone */ } }
+      if (routed) { try { run('ip', ['route', 'del', 'local', 'default', 'dev', 'lo']); } catch { /* gone */ } }
       process.send({ sessions: String(e.stderr || e.message).trim().split('\\n')[0] }, () => process.exit(0));
       return;
     }
@@ -323,12 +324,17 @@ s.bind(53, '${DNS_SERVER}', () => {
   };
 }
 
-/** The nftables rule of the sample's namespace: every TCP connection to the sinkhole's range goes to the session listener. */
+/**
+ * The nftables rules of the sample's namespace: every TCP connection off its loopback goes to the
+ * session listener, every DNS datagram to the sinkhole (conntrack answers from the address asked).
+ */
 function sessionRules(): string {
   return `table ip sandtrace {
   chain output {
     type nat hook output priority -100; policy accept;
-    ip daddr ${SINKHOLE_RANGE} meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
+    ip daddr { 127.0.0.0/8, ${DNS_SERVER} } return
+    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
+    udp dport 53 dnat to ${DNS_SERVER}:53
   }
 }
 `;

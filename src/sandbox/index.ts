@@ -82,7 +82,7 @@ class RuncSandbox implements Sandbox {
   /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
   private dnsServer: Promise<ServedSinkhole | Error> | undefined;
   private dnsUnavailable: string | undefined;
-  /** Connections the sample made to the sinkhole's addresses (sessions.ts). */
+  /** The sample's TCP connections off its loopback, caught (sessions.ts). */
   private readonly sessions = new SessionLog();
   private sessionsUnavailable: string | undefined;
 
@@ -449,7 +449,7 @@ export function sandboxFacts(): SandboxFacts {
         'runc container: pid, mount, network, ipc, uts, cgroup and user namespaces',
         `container root is host uid ${ID_SHIFT} (user namespace), not host root`,
         'network namespace with loopback only: no route off the machine, host loopback unreachable',
-        'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53): addresses from 198.18.0.0/15, whose TCP connections sandtrace catches inside the namespace (nothing leaves it)',
+        'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53, and any resolver the sample names): addresses from 198.18.0.0/15; every TCP connection off loopback is caught by sandtrace inside the namespace (nothing leaves it)',
         'overlay root filesystem over a read-only image; host files invisible',
         `writes capped by a ${DEFAULT_DISK_MIB} MiB tmpfs; memory, pids and CPU limited by cgroups`,
         'capabilities below Docker\'s default set; no-new-privileges; /proc and /sys masked or read-only; no cgroupfs',

@@ -1,8 +1,9 @@
 // The TCP side of the sinkhole (as INetSim or FakeNet-NG give a Windows sandbox): a connection the
-// sample makes to an address the DNS sinkhole answered (198.18.0.0/15) is not left to fail, it is
-// taken, inside the sample's own network namespace, by one listener of sandtrace's: that range is
-// a local route of the namespace's loopback, and an nftables rule of the namespace sends every TCP
-// connection to it to DNS_SERVER:SESSION_PORT (dns.ts sets both up). What the sample sends first is
+// sample makes off its loopback, to an address the DNS sinkhole answered (198.18.0.0/15) or to one
+// it carries (a hard-coded C2), is not left to fail, it is taken, inside the sample's own network
+// namespace, by one listener of sandtrace's: every address is local to the namespace's loopback,
+// and an nftables rule of the namespace sends every such TCP connection to DNS_SERVER:SESSION_PORT
+// (dns.ts sets both up). Nothing leaves the namespace, which has no other device. What the sample sends first is
 // kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
 // or the first bytes of anything else. An HTTP request is answered `200 OK` with an empty body, so
 // the sample goes on to its next step; everything else is closed once its first message is in.

@@ -108,7 +108,7 @@ export interface ChangeList extends Array<FileChange> {
 
 export interface SandboxDns extends DnsLog {
   unavailable?: string;
-  /** The TCP connections to the sinkhole's addresses, caught (sessions.ts); absent where none were caught. */
+  /** The sample's TCP connections off its loopback, caught (sessions.ts); absent where none could be. */
   sessions?: SinkholeSession[];
   /** Connections past SESSION_MAX, or refused past SESSION_MAX_OPEN at once. */
   sessionsOmitted?: number;

@@ -42,7 +42,7 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
     guarantees: [
       'bubblewrap sandbox in unprivileged user, pid, mount, network, ipc, uts and cgroup namespaces; nothing runs as root on the host',
       'network namespace with loopback only: no route off the machine, host loopback unreachable',
-      'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed; TCP connections to the answers caught there, nothing leaves it)',
+      'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed; every TCP connection off loopback caught there, nothing leaves it)',
       'root filesystem is the cached base image, read-only; host files invisible',
       'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
       `seccomp: the root sandbox's policy (${DENIED_SYSCALLS.length} system calls such as mount, bpf, module loading, ptrace, keyrings and io_uring fail with EPERM; namespace clones and x32 calls refused)`,
@@ -138,7 +138,7 @@ class RootlessSandbox implements Sandbox {
   /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
   private dnsServer: Promise<ServedSinkhole | Error> | undefined;
   private dnsUnavailable: string | undefined;
-  /** Connections the sample made to the sinkhole's addresses (sessions.ts). */
+  /** The sample's TCP connections off its loopback, caught (sessions.ts). */
   private readonly sessions = new SessionLog();
   private sessionsUnavailable: string | undefined;
 
