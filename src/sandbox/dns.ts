@@ -13,11 +13,11 @@
 // answered FORMERR or dropped, and counted. Questions come over UDP and over TCP (RFC 7766: a
 // resolver retries there, and some samples ask there from the start), answered alike.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
-import { catchSession, originalDestination, SESSION_MAX_OPEN, SESSION_PORT, type SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, SESSION_MAX_OPEN, SESSION_PORT, type SessionLog } from './sessions.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
 export const DNS_SERVER = '192.0.2.53';
@@ -295,16 +295,18 @@ s.bind(53, '${DNS_SERVER}', () => {
   server.on('connection', (conn: TcpSocket) => { track(conn); serveTcp(conn, sinkhole); });
   server.on('error', () => undefined);
   // the namespace's connection table, opened while its first process lives (sessions.ts)
-  let conntrack: number | undefined;
+  let conntrack: ConntrackTable | undefined;
   if (sessionServer && opts.sessions) {
     const log = opts.sessions;
-    try { conntrack = openSync(`/proc/${pid}/net/nf_conntrack`, 'r'); } catch { /* ports unknown: listed as null */ }
+    let fd: number | undefined;
+    try { fd = openSync(`/proc/${pid}/net/nf_conntrack`, 'r'); } catch { /* not root: ports unknown here, taken from the capture by the report */ }
+    conntrack = new ConntrackTable(fd);
     sessionServer.maxConnections = SESSION_MAX_OPEN;
     sessionServer.on('drop', () => { log.refused++; });
     sessionServer.on('connection', (conn: TcpSocket) => {
       track(conn);
       catchSession(conn, log, (address, port) => {
-        const orig = originalDestination(conntrack, DNS_SERVER, address, port);
+        const orig = conntrack?.lookup(DNS_SERVER, address, port);
         const to = orig?.address ?? address;
         const domain = sinkhole.nameOf(to);
         return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
@@ -319,7 +321,7 @@ s.bind(53, '${DNS_SERVER}', () => {
       server.close();
       sessionServer?.close();
       for (const c of connections) c.destroy();
-      if (conntrack !== undefined) { try { closeSync(conntrack); } catch { /* closed */ } conntrack = undefined; }
+      conntrack?.close();
     },
   };
 }

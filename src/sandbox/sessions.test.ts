@@ -3,12 +3,12 @@
 // dns.test.ts and end to end in test/analyze.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { catchSession, originalDestination, parseClientHello, parseHttpHead, SESSION_READ, SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, parseClientHello, parseHttpHead, SESSION_READ, SessionLog } from './sessions.js';
 
 /** The first bytes a real client sends to a listener on loopback (which never answers). */
 async function firstBytes(send: (port: number) => void, atLeast: number): Promise<Buffer> {
@@ -104,7 +104,7 @@ test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed
   }
 });
 
-test('originalDestination: the original address and port of the connection whose reply comes from the listener to the sample\'s port, from the namespace\'s conntrack table', () => {
+test('ConntrackTable: the original address and port of the connection whose reply comes from the listener to the sample\'s port; reading is bounded per lookup and per analysis', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-ct-'));
   try {
     const file = join(dir, 'nf_conntrack');
@@ -114,14 +114,32 @@ test('originalDestination: the original address and port of the connection whose
       'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.6 dst=198.18.0.6 sport=56371 dport=8080 src=192.0.2.53 dst=198.18.0.6 sport=1 dport=56371 [ASSURED] mark=0 zone=0 use=2',
       '',
     ].join('\n'));
-    const fd = openSync(file, 'r');
+    const table = new ConntrackTable(openSync(file, 'r'));
     try {
-      assert.deepEqual(originalDestination(fd, '192.0.2.53', '198.18.0.6', 56371), { address: '198.18.0.6', port: 8080 });
-      assert.deepEqual(originalDestination(fd, '192.0.2.53', '198.18.0.5', 56370), { address: '198.18.0.5', port: 443 }, 'the table is read again from its start');
-      assert.equal(originalDestination(fd, '192.0.2.53', '198.18.0.5', 5637), undefined, 'a port is matched whole');
-      assert.equal(originalDestination(undefined, '192.0.2.53', '198.18.0.5', 56370), undefined);
+      assert.deepEqual(table.lookup('192.0.2.53', '198.18.0.6', 56371), { address: '198.18.0.6', port: 8080 });
+      assert.deepEqual(table.lookup('192.0.2.53', '198.18.0.5', 56370), { address: '198.18.0.5', port: 443 }, 'the table is read again from its start');
+      assert.equal(table.lookup('192.0.2.53', '198.18.0.5', 5637), undefined, 'a port is matched whole');
     } finally {
-      closeSync(fd);
+      table.close();
+    }
+    assert.equal(new ConntrackTable(undefined).lookup('192.0.2.53', '198.18.0.5', 56370), undefined, 'no table (not root)');
+    // a table the sample flooded: the entry past the per-lookup budget is not found; once the
+    // analysis budget is spent, nothing is read at all
+    const line = (i: number) => `ipv4     2 tcp      6 9 CLOSE src=127.0.0.1 dst=127.0.0.1 sport=${30000 + i} dport=20000 src=127.0.0.1 dst=127.0.0.1 sport=20000 dport=${30000 + i} mark=0 zone=0 use=2\n`;
+    const early = 'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.6 dst=198.18.0.6 sport=56371 dport=8080 src=192.0.2.53 dst=198.18.0.6 sport=1 dport=56371 [ASSURED] mark=0 zone=0 use=2\n';
+    writeFileSync(file, early + Array.from({ length: 200 }, (_, i) => line(i)).join('') + 'ipv4     2 tcp      6 431999 ESTABLISHED src=203.0.113.7 dst=203.0.113.7 sport=40000 dport=4444 src=192.0.2.53 dst=203.0.113.7 sport=1 dport=40000 [ASSURED] mark=0 zone=0 use=2\n');
+    const bounded = new ConntrackTable(openSync(file, 'r'), { lookup: 8 * 1024, analysis: 20 * 1024 });
+    try {
+      assert.equal(bounded.lookup('192.0.2.53', '203.0.113.7', 40000), undefined, 'past the per-lookup budget');
+      const big = new ConntrackTable(openSync(file, 'r'), { lookup: 1 << 20, analysis: 1 << 20 });
+      assert.deepEqual(big.lookup('192.0.2.53', '203.0.113.7', 40000), { address: '203.0.113.7', port: 4444 }, 'within the budgets it is found');
+      assert.deepEqual(big.lookup('192.0.2.53', '198.18.0.6', 56371), { address: '198.18.0.6', port: 8080 });
+      big.close();
+      bounded.lookup('192.0.2.53', '203.0.113.7', 40000);
+      bounded.lookup('192.0.2.53', '203.0.113.7', 40000);
+      assert.equal(bounded.lookup('192.0.2.53', '198.18.0.6', 56371), undefined, 'the analysis budget is spent: not even the first line is read');
+    } finally {
+      bounded.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

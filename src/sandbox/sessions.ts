@@ -10,7 +10,7 @@
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
-import { readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
 export const SESSION_PORT = 1;
@@ -188,26 +188,46 @@ export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddres
   });
 }
 
+/** Bytes of the namespace's conntrack table read per lookup, and per analysis. */
+export const CONNTRACK_READ = { lookup: 4 << 20, analysis: 64 << 20 };
+
 /**
- * The original destination of a connection the namespace's nftables rule sent to the listener, from
+ * The original destinations of connections the namespace's nftables rule sent to the listener, from
  * the namespace's connection table (/proc/PID/net/nf_conntrack, opened while the sample's first
- * process lived: `fd` keeps the namespace's table, re-read from the start each time). Its reply
- * direction is the one from the listener to the sample's port.
+ * process lived: the descriptor keeps the namespace's table, re-read from the start each time). A
+ * connection's reply direction is the one from the listener to the sample's port.
+ *
+ * Bounded: the sample fills the table as it likes (20,000 refused connects are 20,000 entries for
+ * a while), so each lookup reads at most CONNTRACK_READ.lookup bytes and all of them together
+ * CONNTRACK_READ.analysis; past that the port is left unknown (the report then takes the port of
+ * the sample's connect to that address).
  */
-export function originalDestination(fd: number | undefined, listener: string, remoteAddress: string, remotePort: number): { address: string; port: number } | undefined {
-  if (fd === undefined) return undefined;
-  const chunks: Buffer[] = [];
-  const b = Buffer.alloc(64 * 1024);
-  try {
-    // a table of at most a few hundred lines: the sample's own connections
-    for (let pos = 0, n; chunks.length < 64 && (n = readSync(fd, b, 0, b.length, pos)) > 0; pos += n) chunks.push(Buffer.from(b.subarray(0, n)));
-  } catch { return undefined; }
-  const reply = ` src=${listener} dst=${remoteAddress} sport=${SESSION_PORT} dport=${remotePort} `;
-  for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
-    const at = line.indexOf(reply);
-    if (at < 0 || !/ tcp /.test(line)) continue;
-    const m = / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /.exec(line.slice(0, at + 1));
-    if (m) return { address: m[1] as string, port: Number(m[2]) };
+export class ConntrackTable {
+  private spent = 0;
+
+  constructor(private fd: number | undefined, private readonly budget = CONNTRACK_READ) {}
+
+  lookup(listener: string, remoteAddress: string, remotePort: number): { address: string; port: number } | undefined {
+    if (this.fd === undefined || this.spent >= this.budget.analysis) return undefined;
+    const limit = Math.min(this.budget.lookup, this.budget.analysis - this.spent);
+    const chunks: Buffer[] = [];
+    let read = 0;
+    try {
+      const b = Buffer.alloc(Math.min(64 * 1024, limit));
+      for (let n; read < limit && (n = readSync(this.fd, b, 0, Math.min(b.length, limit - read), read)) > 0; read += n) chunks.push(Buffer.from(b.subarray(0, n)));
+    } catch { return undefined; } finally { this.spent += read; }
+    const reply = ` src=${listener} dst=${remoteAddress} sport=${SESSION_PORT} dport=${remotePort} `;
+    for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
+      const at = line.indexOf(reply);
+      if (at < 0 || !/ tcp /.test(line)) continue;
+      const m = / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /.exec(line.slice(0, at + 1));
+      if (m) return { address: m[1] as string, port: Number(m[2]) };
+    }
+    return undefined;
   }
-  return undefined;
+
+  close(): void {
+    if (this.fd !== undefined) { try { closeSync(this.fd); } catch { /* closed */ } }
+    this.fd = undefined;
+  }
 }
