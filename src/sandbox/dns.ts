@@ -2,9 +2,9 @@
 // sandbox): the image's resolver address (192.0.2.53, TEST-NET-1, in /etc/resolv.conf) is added to
 // the sample's own loopback and answered from here, so that the names a sample looks up, its C2
 // domains, are in the report, and its next step (a connect to the answer) is seen too. Every A
-// question gets an address of its own from 198.18.0.0/15 (RFC 2544, benchmarking: never routed),
-// for which the sample's namespace has no route, so nothing leaves; a connect to it names the
-// domain in the report. Other questions get an empty answer (NOERROR, no records), so resolvers
+// question gets an address of its own from 198.18.0.0/15 (RFC 2544, benchmarking: never routed);
+// a connect to it names the domain in the report, and is caught inside the namespace, as every
+// TCP connection off its loopback is (sessions.ts): nothing leaves. Other questions get an empty answer (NOERROR, no records), so resolvers
 // fall back to A. In 'nxdomain' mode every question is answered NXDOMAIN instead (for a sample
 // that stops when a name that should not exist resolves, as WannaCry's kill switch did); the
 // names are listed all the same.
@@ -17,7 +17,8 @@ import { existsSync, openSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
-import { catchSession, ConntrackTable, SESSION_MAX_OPEN, SESSION_PORT, type SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
+import type { SandboxDns } from './types.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
 export const DNS_SERVER = '192.0.2.53';
@@ -302,7 +303,7 @@ s.bind(53, '${DNS_SERVER}', () => {
     try { fd = openSync(`/proc/${pid}/net/nf_conntrack`, 'r'); } catch { /* not root: ports unknown here, taken from the capture by the report */ }
     conntrack = new ConntrackTable(fd);
     sessionServer.maxConnections = SESSION_MAX_OPEN;
-    sessionServer.on('drop', () => { log.refused++; });
+    sessionServer.on('drop', () => log.refuse());
     sessionServer.on('connection', (conn: TcpSocket) => {
       track(conn);
       catchSession(conn, log, (address, port) => {
@@ -369,4 +370,49 @@ export function serveTcp(conn: TcpSocket, sinkhole: DnsSinkhole): void {
     }
   });
   conn.resume();
+}
+
+/**
+ * The sinkhole of one sandbox run (both sandboxes hold one): started once the sample's network
+ * namespace exists, awaited before the sample runs, asked for names while it runs, its log taken
+ * at the end, closed with the sandbox.
+ */
+export class SandboxSinkhole {
+  private readonly sinkhole: DnsSinkhole;
+  private readonly sessions = new SessionLog();
+  private served: Promise<ServedSinkhole | Error> | undefined;
+  private unavailable: string | undefined;
+  private sessionsUnavailable: string | undefined;
+
+  constructor(mode: DnsMode = 'sinkhole') {
+    this.sinkhole = new DnsSinkhole(mode);
+  }
+
+  /** Starts serving in the network namespace of `pid` (see serveDns); a failure is kept for the log, never thrown. */
+  start(pid: number, opts: { viaOwner?: boolean } = {}): void {
+    this.served = serveDns(pid, this.sinkhole, { ...opts, sessions: this.sessions }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  }
+
+  /** Resolves once the sockets are served (or failed): the sample starts after this. */
+  async ready(): Promise<void> {
+    const served = await this.served;
+    if (served instanceof Error) this.unavailable = served.message;
+    else this.sessionsUnavailable = served?.sessionsUnavailable;
+  }
+
+  nameOf(address: string): string | undefined {
+    return this.sinkhole.nameOf(address);
+  }
+
+  log(): SandboxDns {
+    return {
+      ...this.sinkhole.log(), ...(this.unavailable ? { unavailable: this.unavailable } : {}),
+      ...(this.unavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
+    };
+  }
+
+  async close(): Promise<void> {
+    const served = await this.served;
+    if (served && !(served instanceof Error)) served.close();
+  }
 }

@@ -16,8 +16,7 @@ import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxLimits, SandboxOptions, SandboxResult, SandboxStartInfo } from './types.js';
-import { DNS_SERVER, DnsSinkhole, serveDns, type ServedSinkhole } from './dns.js';
-import { SessionLog } from './sessions.js';
+import { DNS_SERVER, SandboxSinkhole } from './dns.js';
 import { makeOutDir } from '../outpath.js';
 
 export type { Sandbox, SandboxOptions, SandboxResult, SandboxStartInfo, FileChange, ChangeList, SandboxLimits } from './types.js';
@@ -78,20 +77,15 @@ class RuncSandbox implements Sandbox {
   private sampleSize = 0;
   /** Files sandtrace put in the container before the sample ran (its resolver configuration), no change of the sample's while they are the same. */
   private readonly seeded = new Map<string, { sha256: string; size: number }>();
-  private readonly sinkhole: DnsSinkhole;
-  /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
-  private dnsServer: Promise<ServedSinkhole | Error> | undefined;
-  private dnsUnavailable: string | undefined;
-  /** The sample's TCP connections off its loopback, caught (sessions.ts). */
-  private readonly sessions = new SessionLog();
-  private sessionsUnavailable: string | undefined;
+  /** The DNS sinkhole and the catcher of connections in the sample's namespace (started in create(), awaited before the sample runs). */
+  private readonly sinkhole: SandboxSinkhole;
 
   constructor(private readonly opts: SandboxOptions) {
     this.workDir = opts.workDir ?? join(runDir(), this.id);
     this.bundle = join(this.workDir, 'bundle');
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.cg = containerCgroups(this.id);
-    this.sinkhole = new DnsSinkhole(opts.dns ?? 'sinkhole');
+    this.sinkhole = new SandboxSinkhole(opts.dns);
   }
 
   async create(): Promise<SandboxStartInfo> {
@@ -232,7 +226,7 @@ class RuncSandbox implements Sandbox {
       throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `container cgroup v2 dir missing (${this.cg.unified ?? 'no cgroup2 on this host'})`);
     }
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
-    this.dnsServer = serveDns(hostPid, this.sinkhole, { sessions: this.sessions }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    this.sinkhole.start(hostPid);
     const info: SandboxStartInfo = { id: this.id, cgroupPath: this.cg.unified, hostPid, samplePath: this.samplePath };
     if (this.cg.freezer) info.freezerPath = this.cg.freezer;
     return info;
@@ -259,9 +253,7 @@ class RuncSandbox implements Sandbox {
   async start(): Promise<void> {
     if (this.state !== 'created' || !this.exitInfo) throw new SandtraceError('INTERNAL', `sandbox ${this.id} is not created`);
     this.state = 'started';
-    const served = await this.dnsServer;
-    if (served instanceof Error) this.dnsUnavailable = served.message;
-    else this.sessionsUnavailable = served?.sessionsUnavailable;
+    await this.sinkhole.ready();
     this.startedAt = Date.now();
     const r = await execFile('runc', ['--root', runcRoot(), 'start', this.id]);
     if (r.code !== 0) {
@@ -329,10 +321,7 @@ class RuncSandbox implements Sandbox {
   }
 
   dns(): SandboxDns {
-    return {
-      ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}),
-      ...(this.dnsUnavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
-    };
+    return this.sinkhole.log();
   }
 
   destroy(): Promise<void> {
@@ -341,8 +330,7 @@ class RuncSandbox implements Sandbox {
   }
 
   private async doDestroy(): Promise<void> {
-    const served = await this.dnsServer;
-    if (served && !(served instanceof Error)) served.close();
+    await this.sinkhole.close();
     try {
       await teardown(this.id, this.workDir, async () => {
         if (this.shim && this.shim.exitCode === null && this.shim.signalCode === null) {

@@ -136,15 +136,19 @@ export function parseClientHello(buf: Buffer): { sni?: string } | 'incomplete' |
 export class SessionLog {
   private readonly sessions: SinkholeSession[] = [];
   private omitted = 0;
-  refused = 0;
 
   add(s: SinkholeSession): void {
     if (this.sessions.length < SESSION_MAX) this.sessions.push(s);
     else this.omitted++;
   }
 
+  /** A connection closed unread: SESSION_MAX_OPEN were open. */
+  refuse(): void {
+    this.omitted++;
+  }
+
   log(): { sessions: SinkholeSession[]; sessionsOmitted: number } {
-    return { sessions: [...this.sessions], sessionsOmitted: this.omitted + this.refused };
+    return { sessions: [...this.sessions], sessionsOmitted: this.omitted };
   }
 }
 

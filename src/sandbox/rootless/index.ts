@@ -16,8 +16,7 @@ import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
-import { DnsSinkhole, serveDns, type ServedSinkhole } from '../dns.js';
-import { SessionLog } from '../sessions.js';
+import { SandboxSinkhole } from '../dns.js';
 import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type KnownContent, type LayerRules } from '../changes.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -134,17 +133,12 @@ class RootlessSandbox implements Sandbox {
   private result: SandboxResult | undefined;
   /** Container paths copied from the image into seeded writable places: files' sha256 and size, symlinks' `->target`. */
   private readonly seeded = new Map<string, string | KnownContent>();
-  private readonly sinkhole: DnsSinkhole;
-  /** The sinkhole's socket in the sample's namespace, or why there is none (started in create(), awaited before the sample runs). */
-  private dnsServer: Promise<ServedSinkhole | Error> | undefined;
-  private dnsUnavailable: string | undefined;
-  /** The sample's TCP connections off its loopback, caught (sessions.ts). */
-  private readonly sessions = new SessionLog();
-  private sessionsUnavailable: string | undefined;
+  /** The DNS sinkhole and the catcher of connections in the sample's namespace (started in create(), awaited before the sample runs). */
+  private readonly sinkhole: SandboxSinkhole;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
-    this.sinkhole = new DnsSinkhole(opts.dns ?? 'sinkhole');
+    this.sinkhole = new SandboxSinkhole(opts.dns);
   }
 
   /**
@@ -250,16 +244,14 @@ class RootlessSandbox implements Sandbox {
     }
     this.childPid = childPid;
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
-    this.dnsServer = serveDns(childPid, this.sinkhole, { viaOwner: true, sessions: this.sessions }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    this.sinkhole.start(childPid, { viaOwner: true });
     this.state = 'created';
     return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath };
   }
 
   async start(): Promise<void> {
     if (this.state !== 'created') throw new SandtraceError('INTERNAL', `start() in state ${this.state}`);
-    const served = await this.dnsServer;
-    if (served instanceof Error) this.dnsUnavailable = served.message;
-    else this.sessionsUnavailable = served?.sessionsUnavailable;
+    await this.sinkhole.ready();
     const block = this.proc?.stdio[4] as Writable;
     block.end('x');
     this.startedAt = Date.now();
@@ -347,17 +339,13 @@ class RootlessSandbox implements Sandbox {
   }
 
   dns(): SandboxDns {
-    return {
-      ...this.sinkhole.log(), ...(this.dnsUnavailable ? { unavailable: this.dnsUnavailable } : {}),
-      ...(this.dnsUnavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
-    };
+    return this.sinkhole.log();
   }
 
   async destroy(): Promise<void> {
     if (this.state === 'destroyed') return;
     this.state = 'destroyed';
-    const served = await this.dnsServer;
-    if (served && !(served instanceof Error)) served.close();
+    await this.sinkhole.close();
     if (this.childPid) { try { process.kill(this.childPid, 'SIGKILL'); } catch { /* gone */ } }
     if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
       this.proc.kill('SIGKILL');
