@@ -3,10 +3,11 @@
 // it carries (a hard-coded C2), is not left to fail, it is taken, inside the sample's own network
 // namespace, by one listener of sandtrace's: every address is local to the namespace's loopback,
 // and an nftables rule of the namespace sends every such TCP connection to DNS_SERVER:SESSION_PORT
-// (dns.ts sets both up). Nothing leaves the namespace, which has no other device. What the sample sends first is
-// kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
-// or the first bytes of anything else. An HTTP request is answered `200 OK` with an empty body, so
-// the sample goes on to its next step; everything else is closed once its first message is in.
+// (dns.ts sets both up). Nothing leaves the namespace, which has no other device. What the sample
+// sends first is kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's
+// server name (SNI), or the first bytes of anything else. An HTTP request is answered `200 OK` with
+// an empty body, so the sample goes on to its next step; everything else is closed once its first
+// message is in.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
@@ -33,7 +34,7 @@ export interface HttpRequestHead {
 }
 
 export interface SinkholeSession {
-  /** Where the sample connected: the sinkhole address and port (port null when the namespace's connection table did not say). */
+  /** Where the sample connected: address and port (port null when the namespace's connection table did not say). */
   address: string;
   port: number | null;
   /** The name the DNS sinkhole gave the address for. */
