@@ -655,7 +655,7 @@ export class ReportBuilder {
         return domain === undefined ? n.entry : { ...n.entry, domain };
       }),
       ...(dns ? { dns: dns.queries.map(({ name, type, answer, rcode, count }) => ({ name, type, answer, rcode, count })) } : {}),
-      ...(dns?.sessions ? { sessions: dns.sessions.map((s) => this.sessionPort(s)) } : {}),
+      ...(dns?.sessions ? { sessions: this.sessionPorts(dns.sessions) } : {}),
       syscalls: { total: this.total, counts, denied: [...this.denied.values()] },
       capture: {
         backend: ctx.backend, reason: ctx.captureReason, events: ctx.capture.events, lost: ctx.capture.lost,
@@ -671,11 +671,20 @@ export class ReportBuilder {
   /**
    * A caught session whose port the namespace's connection table did not give (rootless: it is not
    * readable there) takes the port of the sample's connects to that address, when they used one.
+   * The connects are grouped by address once, not searched per session.
    */
-  private sessionPort(s: SinkholeSession): SinkholeSession {
-    if (s.port !== null) return s;
-    const ports = new Set([...this.network.values()].filter((n) => n.entry.op === 'connect' && n.entry.family === 'inet' && n.entry.address === s.address).map((n) => n.entry.port));
-    const [port] = ports;
-    return ports.size === 1 && port !== undefined ? { ...s, port } : s;
+  private sessionPorts(sessions: readonly SinkholeSession[]): SinkholeSession[] {
+    if (sessions.every((s) => s.port !== null)) return [...sessions];
+    const portsAt = new Map<string, Set<number | null>>();
+    for (const { entry: n } of this.network.values()) {
+      if (n.op !== 'connect' || n.family !== 'inet') continue;
+      const ports = portsAt.get(n.address) ?? new Set();
+      portsAt.set(n.address, ports.add(n.port));
+    }
+    return sessions.map((s) => {
+      const ports = s.port === null ? portsAt.get(s.address) : undefined;
+      const [port] = ports ?? [];
+      return ports?.size === 1 && port !== undefined && port !== null ? { ...s, port } : s;
+    });
   }
 }

@@ -232,6 +232,7 @@ const { execFileSync } = require('node:child_process');
 const dgram = require('node:dgram');
 const net = require('node:net');
 const run = (cmd, args, input) => execFileSync(cmd, args, { stdio: 'pipe', ...(input ? { input } : {}) });
+const catchSessions = ${opts.sessions ? 'true' : 'false'};
 try { run('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo']); }
 catch (e) { process.send({ error: 'ip addr add: ' + String(e.stderr || e.message).trim() }, () => process.exit(1)); return; }
 const fail = (what) => (e) => process.send({ error: what + ': ' + e.message }, () => process.exit(1));
@@ -241,7 +242,7 @@ s.bind(53, '${DNS_SERVER}', () => {
   const t = net.createServer();
   t.on('error', fail('listen'));
   t.listen({ port: 53, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'udp' }, s, () => process.send({ bound: 'tcp' }, t, () => {
-    if (!${opts.sessions ? 'true' : 'false'}) { process.exit(0); return; }
+    if (!catchSessions) { process.exit(0); return; }
     let routed = false;
     try {
       run('ip', ['route', 'add', 'local', 'default', 'dev', 'lo']);
