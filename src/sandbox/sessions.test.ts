@@ -99,6 +99,16 @@ test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed
     assert.equal(s[2]?.preview, '\\x01\\x02hi\\xff');
     assert.equal(s[3]?.bytes, 0);
     assert.ok((s[4]?.bytes ?? 0) >= SESSION_READ && (s[4]?.preview.length ?? 0) === 256, `read stops at the cap: ${s[4]?.bytes}`);
+    // a connection still open when the log is taken (its message not whole) is listed, not lost
+    const held = createConnection(port, '127.0.0.1');
+    held.on('error', () => undefined);
+    await new Promise<void>((r) => held.once('connect', () => held.write('GET /half', () => r())));
+    for (let i = 0; i < 50 && log.open.size === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    const taken = log.log().sessions;
+    assert.deepEqual(taken.slice(5).map((x) => [x.protocol, x.preview]), [['other', 'GET /half']]);
+    assert.equal(log.open.size, 0);
+    held.destroy();
   } finally {
     close();
   }

@@ -137,6 +137,8 @@ export function parseClientHello(buf: Buffer): { sni?: string } | 'incomplete' |
 export class SessionLog {
   private readonly sessions: SinkholeSession[] = [];
   private omitted = 0;
+  /** Sessions still open: log() ends them first, so one the sample left open is listed too. */
+  readonly open = new Set<() => void>();
 
   add(s: SinkholeSession): void {
     if (this.sessions.length < SESSION_MAX) this.sessions.push(s);
@@ -149,6 +151,7 @@ export class SessionLog {
   }
 
   log(): { sessions: SinkholeSession[]; sessionsOmitted: number } {
+    for (const end of [...this.open]) end();
     return { sessions: [...this.sessions], sessionsOmitted: this.omitted };
   }
 }
@@ -168,6 +171,7 @@ export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddres
   const finish = (reply?: Buffer) => {
     if (done) return;
     done = true;
+    log.open.delete(flush);
     const http = parseHttpHead(buf);
     const hello = http ? undefined : parseClientHello(buf);
     const protocol = bytes === 0 ? 'none' : http ? 'http' : hello !== undefined ? 'tls' : 'other';
@@ -178,7 +182,9 @@ export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddres
     if (reply) conn.end(reply); else conn.end();
     conn.destroySoon();
   };
-  conn.setTimeout(SESSION_IDLE_MS, () => { finish(); conn.destroy(); });
+  const flush = () => { finish(); conn.destroy(); };
+  log.open.add(flush);
+  conn.setTimeout(SESSION_IDLE_MS, flush);
   conn.on('error', () => finish());
   conn.on('close', () => finish());
   conn.on('data', (d: Buffer) => {
