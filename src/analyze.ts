@@ -213,8 +213,11 @@ export interface FinishInput {
 export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
   const { errors, warnings } = i;
   const findings: Finding[] = [];
+  // the connections the sandbox caught, after the last event (rules of source session)
+  const sessions = i.context.dns?.sessions ?? [];
   for (const d of i.detectors) {
     try {
+      if (sessions.length > 0) d.onSessions?.(sessions);
       findings.push(...d.drain(), ...d.finish());
     } catch (e) {
       errors.push(diag(e, `detector ${d.name}`));

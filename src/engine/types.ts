@@ -1,5 +1,6 @@
 // What detectors (rules and models) produce: findings with evidence, and the verdict.
 import type { EnrichedEvent } from '../semantics/types.js';
+import type { SinkholeSession } from '../sandbox/sessions.js';
 
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 export const SEVERITIES: readonly Severity[] = ['info', 'low', 'medium', 'high', 'critical'];
@@ -41,6 +42,11 @@ export interface Finding {
 export interface Detector {
   readonly name: string;
   onEvent(e: EnrichedEvent): void;
+  /**
+   * The connections the sandbox caught (the report's sessions), once, after the last event and
+   * before finish(); detectors without rules about them leave it out.
+   */
+  onSessions?(sessions: readonly SinkholeSession[]): void;
   /** Findings so far (live monitoring drains these). */
   drain(): Finding[];
   /** Called once after the last event; returns the remaining findings. */

@@ -156,6 +156,17 @@ export class SessionLog {
   }
 }
 
+/** What a caught connection is, from where it went and the first bytes read (`bytes` received in all). */
+export function describeSession(dest: { address: string; port: number | null; domain?: string }, buf: Buffer, bytes = buf.length): SinkholeSession {
+  const http = parseHttpHead(buf);
+  const hello = http ? undefined : parseClientHello(buf);
+  const protocol = bytes === 0 ? 'none' : http ? 'http' : hello !== undefined ? 'tls' : 'other';
+  return {
+    ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
+    bytes, preview: escaped(buf.subarray(0, PREVIEW)),
+  };
+}
+
 const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 
 /**
@@ -172,13 +183,7 @@ export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddres
     if (done) return;
     done = true;
     log.open.delete(flush);
-    const http = parseHttpHead(buf);
-    const hello = http ? undefined : parseClientHello(buf);
-    const protocol = bytes === 0 ? 'none' : http ? 'http' : hello !== undefined ? 'tls' : 'other';
-    log.add({
-      ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
-      bytes, preview: escaped(buf.subarray(0, PREVIEW)),
-    });
+    log.add(describeSession(dest, buf, bytes));
     if (reply) conn.end(reply); else conn.end();
     conn.destroySoon();
   };

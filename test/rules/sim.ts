@@ -7,6 +7,7 @@ import { SemanticState } from '../../src/semantics/state.js';
 import { syscallNumber } from '../../src/semantics/syscalls.js';
 import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
 import { DnsSinkhole } from '../../src/sandbox/dns.js';
+import { describeSession, type SinkholeSession } from '../../src/sandbox/sessions.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -14,6 +15,8 @@ export class Sim {
   readonly events: EnrichedEvent[] = [];
   /** The sandbox's DNS sinkhole, asked by lookup(): the names behind fd.sip.name. */
   readonly dns = new DnsSinkhole();
+  /** The connections the sandbox caught (caught()), given to the detector after the events. */
+  readonly sessions: SinkholeSession[] = [];
   private readonly st: SemanticState;
   private seq = 0;
   private ts = 0;
@@ -105,6 +108,14 @@ export class Sim {
     return s;
   }
 
+  /** A connection the sandbox caught (as its catcher describes it): to `address` and `port`
+   *  (null: unknown, as in a rootless run), the sample having sent `first`. */
+  caught(address: string, port: number | null, first: string | Buffer): this {
+    const domain = this.dns.nameOf(address);
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first)));
+    return this;
+  }
+
   /** A lookup of `name` answered by the sinkhole (as the sample's resolver gets it): its address. */
   lookup(name: string): string {
     const q = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
@@ -157,5 +168,6 @@ export function firedRules(pack: RuleSet, run: (s: Sim) => void): Set<string> {
   run(s);
   const d = createRuleDetector(pack, { dnsName: (a) => s.dns.nameOf(a) });
   for (const e of s.events) d.onEvent(e);
+  d.onSessions?.(s.sessions);
   return new Set(d.finish().map((f) => f.rule));
 }

@@ -1,6 +1,8 @@
 // Runs a RuleSet over enriched events: rules indexed by event type, one finding per rule and
 // process (evidence keeps the first matches), and the stateful extension's windows and sequences.
-import type { EnrichedEvent } from '../../semantics/types.js';
+// Rules of source `session` see the connections the sandbox caught, after the last event.
+import type { EnrichedEvent, ProcessInfo } from '../../semantics/types.js';
+import type { SinkholeSession } from '../../sandbox/sessions.js';
 import { messageViews } from '../../semantics/state.js';
 import type { Detector, Evidence, Finding } from '../types.js';
 import { evtType, type EvalCtx, type Scalar } from './fields.js';
@@ -49,6 +51,7 @@ function indexOf(rs: RuleSet): Index {
   if (ix) return ix;
   ix = { byType: new Map(), any: [], plans: new Map() };
   for (const r of rs.rules) {
+    if (r.source !== 'syscall') continue;
     if (!r.types) {
       ix.any.push(r);
       continue;
@@ -80,15 +83,30 @@ function dispatcher(type: string, rules: CompiledRule[]): Dispatch {
 function planOf(ix: Index, rs: RuleSet, t: string): Plan {
   let p = ix.plans.get(t);
   if (p) return p;
-  const seq = rs.rules.filter((r) => r.sequence && (!r.sequence.stepTypes || r.sequence.stepTypes.has(t)));
+  const seq = rs.rules.filter((r) => r.source === 'syscall' && r.sequence && (!r.sequence.stepTypes || r.sequence.stepTypes.has(t)));
   p = { dispatch: dispatcher(t, ix.byType.get(t) ?? ix.any), seq, writes: WRITES_FILES.has(t) };
   ix.plans.set(t, p);
   return p;
 }
 
 function eventName(e: EnrichedEvent): string {
+  if (e.session) return 'session';
   return e.ev.type === 'syscall' ? e.ev.name : e.ev.type;
 }
+
+/** Connects remembered for the rules of source session: addresses and ports (and addresses), and
+ *  connects in all (a scan makes millions; at most 1,000 sessions are caught). */
+const MAX_CONNECT_KEYS = 65536;
+const MAX_CONNECTS_KEPT = 100_000;
+/** Connects kept per address and port: the Nth caught session there is matched with the Nth connect. */
+const MAX_CONNECTS_PER_KEY = 64;
+
+/** The process of a caught connection whose connect the capture did not show (the event was
+ *  lost, or the connection was made without connect: TCP fast open, io_uring). */
+const UNKNOWN_PROCESS: ProcessInfo = {
+  pid: 0, ppid: 0, exe: '', name: '<NA>', argv: [], uid: -1, sid: 0, tty: 0, start: 0, end: null, exit: null, signal: null,
+  parent: undefined, containerId: '', containerName: '',
+};
 
 function evidenceOf(rule: CompiledRule, e: EnrichedEvent, ctx: EvalCtx): Evidence {
   const fields: Record<string, Scalar> = {};
@@ -132,6 +150,38 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
   const order: Acc[] = [];
   const windows = new Map<CompiledRule, Map<number, Window>>();
   const seqs = new Map<CompiledRule, Map<number, SeqState>>();
+  const sessionRules = ruleset.rules.filter((r) => r.source === 'session');
+  // the connects the caught sessions are matched with, for their process and descriptor
+  const connects = new Map<string, { events: EnrichedEvent[]; used: number }>();
+  let lastTs = 0;
+  let kept = 0;
+  const rememberConnect = (e: EnrichedEvent): void => {
+    const fd = e.fd;
+    // the sessions are TCP's, off the loopback (a resolver's UDP connect to the same address is none)
+    if (fd?.type !== 'ipv4' || fd.rip === undefined || fd.l4proto === 'udp' || fd.rip.startsWith('127.') || kept >= MAX_CONNECTS_KEPT) return;
+    kept++;
+    for (const key of [`${fd.rip}:${fd.rport ?? ''}`, fd.rip]) {
+      let c = connects.get(key);
+      if (!c) {
+        if (connects.size >= MAX_CONNECT_KEYS) continue;
+        connects.set(key, (c = { events: [], used: 0 }));
+      }
+      if (c.events.length < MAX_CONNECTS_PER_KEY) c.events.push(e);
+    }
+  };
+  /** The connect of a caught session: the next one to its address and port not yet matched (the
+   *  last when all were); without its port (a rootless run), the next one to its address. */
+  const connectOf = (s: SinkholeSession): EnrichedEvent | undefined => {
+    const c = (s.port !== null ? connects.get(`${s.address}:${s.port}`) : undefined) ?? connects.get(s.address);
+    if (!c) return undefined;
+    return c.events[Math.min(c.used++, c.events.length - 1)];
+  };
+  const orphan = (s: SinkholeSession): EnrichedEvent => ({
+    ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'connect', args: [], ret: null },
+    proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined,
+    fd: { num: -1, type: 'ipv4', name: `->${s.address}:${s.port ?? ''}`, l4proto: 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
+  });
+
   // Sequence rules: their earlier steps must see every event of the types they name.
   // (Each event type's plan lists the sequence rules whose steps can see it.)
   const plans = new Map<string, Plan>();
@@ -279,6 +329,8 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
     onEvent(e: EnrichedEvent): void {
       const ev = e.ev;
       const t = evtType(e);
+      lastTs = ev.ts;
+      if (t === 'connect' && sessionRules.length > 0) rememberConnect(e);
       let plan = plans.get(t);
       if (plan === undefined) plans.set(t, (plan = planOf(ix, ruleset, t)));
       // Remember files written during the capture (proc.is_exe_upper_layer).
@@ -307,6 +359,16 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
         for (let i = 0; i < seq.length; i++) onSequenceStep(seq[i]!, v);
         plan.dispatch(v, ctx, hit);
       }
+    },
+    onSessions(sessions: readonly SinkholeSession[]): void {
+      if (sessionRules.length === 0) return;
+      for (const s of sessions) {
+        const e: EnrichedEvent = { ...(connectOf(s) ?? orphan(s)), session: s };
+        ctx.cur = e;
+        ctx.type = 'session';
+        for (const r of sessionRules) if (r.pred(e, ctx)) hit(r, e);
+      }
+      ctx.cur = null;
     },
     drain: pending,
     finish: pending,

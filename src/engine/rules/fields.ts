@@ -3,6 +3,7 @@
 // per process or per last value).
 import type { ContainerImage, EnrichedEvent, FdInfo, ProcessInfo } from '../../semantics/types.js';
 import type { SyscallEvent } from '../../capture/events.js';
+import type { SinkholeSession } from '../../sandbox/sessions.js';
 import { errnoName } from '../../semantics/syscalls.js';
 import { decodeArgs } from '../../semantics/args.js';
 import { openFlags as renderOpenFlags } from '../../semantics/flags.js';
@@ -37,6 +38,7 @@ export interface FieldDef {
 const OPEN = new Set(['open', 'openat', 'openat2', 'creat']);
 
 export function evtType(e: EnrichedEvent): string {
+  if (e.session !== undefined) return 'session';
   const ev = e.ev;
   switch (ev.type) {
     case 'syscall':
@@ -394,6 +396,27 @@ export function splitRef(ref: string): { repository: string; tag: string | undef
 
 export type FieldResult = { ok: true; def: FieldDef } | { ok: false; reason: string };
 
+/**
+ * The fields of a connection the sandbox caught (rules of source `session`; on any other event
+ * they are missing). The http.* and tls.sni names are Suricata's and Zeek's for the same things.
+ */
+const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
+  'session.protocol': ['str', (s) => s.protocol],
+  'session.bytes': ['num', (s) => s.bytes],
+  'session.preview': ['str', (s) => s.preview],
+  'session.domain': ['str', (s) => s.domain ?? null],
+  'http.method': ['str', (s) => s.http?.method ?? null],
+  'http.uri': ['str', (s) => s.http?.path ?? null],
+  'http.host': ['str', (s) => s.http?.host ?? null],
+  'http.user_agent': ['str', (s) => s.http?.userAgent ?? null],
+  'tls.sni': ['str', (s) => s.sni ?? null],
+};
+
+/** A field only events of source `session` have (a syscall rule naming one is refused). */
+export function isSessionField(name: string): boolean {
+  return Object.hasOwn(SESSION, name);
+}
+
 /** A process field of the event's process (rel 0), its Nth ancestor, or any ancestor. */
 function procField(sub: string, rel: number | 'any'): FieldResult | null {
   const spec = PROC[sub];
@@ -431,6 +454,8 @@ function procField(sub: string, rel: number | 'any'): FieldResult | null {
 const NA: FieldDef = { kind: 'str', get: () => null };
 
 export function resolveField(name: string, arg?: string): FieldResult {
+  const sf = Object.hasOwn(SESSION, name) ? SESSION[name]! : undefined;
+  if (sf) return { ok: true, def: { kind: sf[0], get: (e) => (e.session ? sf[1](e.session) : null) } };
   const [ns, ...rest] = name.split('.');
   const sub = rest.join('.');
   if (ns === 'proc' || ns === 'thread') {

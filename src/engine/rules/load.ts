@@ -7,7 +7,7 @@ import { CST, Composer, LineCounter, Parser, isMap, isScalar, isSeq, type Docume
 import type { Severity } from '../types.js';
 import { CompileError, compileCondition, cyclePath, expandLists, isCycle, listEdges, stronglyConnected, type Env, type MacroDef, type Pred } from './compile.js';
 import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
-import { resolveField, type FieldDef } from './fields.js';
+import { isSessionField, resolveField, type FieldDef } from './fields.js';
 import { compileOutput } from './output.js';
 
 export type DiagnosticCode =
@@ -55,11 +55,17 @@ export interface CompiledRule {
   pred: Pred;
   types: Set<string> | null;
   fields: Map<string, FieldDef>;
+  /** `syscall`: the rule sees the capture's events; `session`: the connections the sandbox caught,
+   *  once each after the capture's last event (see detector.ts). */
+  source: RuleSource;
   threshold?: ThresholdSpec;
   sequence?: SequenceSpec;
   file: string;
   line: number;
 }
+
+export type RuleSource = 'syscall' | 'session';
+const SOURCES: readonly string[] = ['syscall', 'session'];
 
 export interface RuleSet {
   rules: CompiledRule[];
@@ -531,10 +537,11 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       ruleset.disabled.push({ rule: name, reason, code, file: where.file, line: where.line });
       diagnostics.push({ code, severity: level, file: where.file, line: where.line, rule: name, message: reason });
     };
-    if (r.source !== 'syscall') {
-      disable('UNSUPPORTED_SOURCE', `event source '${r.source}' is not syscall`, 'warning');
+    if (!SOURCES.includes(r.source)) {
+      disable('UNSUPPORTED_SOURCE', `event source '${r.source}' is neither syscall nor session`, 'warning');
       continue;
     }
+    const source = r.source as RuleSource;
     const severity = severityOf(r.priority);
     if (!severity) {
       disable('INVALID_ITEM', `unknown priority '${r.priority}'`, 'error');
@@ -550,11 +557,17 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       const ex = exceptionsAst(r.exceptions);
       if (ex) ast = { k: 'and', items: [ast, { k: 'not', item: ex }] };
       const c = compileCondition(env, ast, r.id ?? name);
+      const foreign = source === 'syscall' ? [...c.fields.keys()].find(isSessionField) : undefined;
+      if (foreign) {
+        disable('UNSUPPORTED_FIELD', `${foreign} is a field of the connections the sandbox caught: the rule needs \`source: session\``, 'error');
+        continue;
+      }
+      if (source === 'session' && r.sequence) throw new StatefulError('sequence applies to rules of source syscall; a rule of source session sees each caught connection once, after the capture');
       const rule: CompiledRule = {
         name, id: r.id ?? name, description: r.desc.trim().replace(/\s+/g, ' '), severity,
         priority: r.priority.toUpperCase(), attack: r.tags.filter((t) => /^T\d{4}(\.\d{3})?$/.test(t)),
         tags: r.tags, confidence, output: r.output.trim(), pred: c.pred, types: c.types,
-        fields: c.fields, file: r.file, line: r.line,
+        fields: c.fields, source, file: r.file, line: r.line,
       };
       if (r.threshold) rule.threshold = thresholdSpec(r.threshold);
       if (r.sequence) rule.sequence = sequenceSpec(env, r.sequence);

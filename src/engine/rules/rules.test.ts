@@ -721,3 +721,91 @@ test('required_engine_version above the engine\'s (999, 0.27.0, 1.0.0) is a NEWE
     await assert.rejects(loadRules([path('bad.yaml')]), rulesInvalid(new RegExp(`^${path('bad.yaml')}:1: required_engine_version must be`)));
   });
 });
+
+test('rules of source session: session fields in a syscall rule, a sequence on a session rule and an unknown source are refused by name; the rest load', () => {
+  const yaml = [
+    rule('sys_with_http', 'evt.type = connect and http.method = POST'),
+    rule('sys_with_http_in_macro', 'evt.type = connect and st_posted', ''),
+    '- macro: st_posted\n  condition: http.method = POST',
+    rule('session_seq', 'http.method = POST', '  source: session\n  sequence:\n    after: [evt.type = connect]\n'),
+    rule('k8s', 'ka.verb = get', '  source: k8s_audit\n'),
+    rule('ok', 'http.method = POST and proc.name = curl', '  source: session\n'),
+  ].join('\n');
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  const by = new Map(diagnostics.map((d) => [d.rule, d]));
+  assert.equal(by.get('sys_with_http')?.code, 'UNSUPPORTED_FIELD');
+  assert.equal(by.get('sys_with_http')?.severity, 'error');
+  assert.match(by.get('sys_with_http')?.message ?? '', /http\.method .*source: session/);
+  assert.equal(by.get('sys_with_http_in_macro')?.code, 'UNSUPPORTED_FIELD');
+  assert.equal(by.get('session_seq')?.code, 'BAD_STATEFUL');
+  assert.equal(by.get('k8s')?.code, 'UNSUPPORTED_SOURCE');
+  assert.equal(by.get('k8s')?.severity, 'warning');
+  assert.deepEqual(ruleset.rules.map((r) => [r.name, r.source]), [['ok', 'session']]);
+});
+
+test('a session rule sees each caught connection once, with the process and descriptor of the connect that made it; syscall rules never see it', () => {
+  const yaml = [
+    rule('post', 'http.method = POST', '  source: session\n'),
+    rule('by_curl', 'session.protocol = http and proc.name = curl and fd.sport = 80 and evt.type = session', '  source: session\n'),
+    rule('any_curl', 'proc.name = curl'),
+  ].join('\n');
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  assert.deepEqual(diagnostics, []);
+  const s = new Sim();
+  const curl = s.run('/usr/bin/curl', ['curl', '-d', 'x', 'http://203.0.113.7/']);
+  s.connect(curl, '203.0.113.7', 80, -115);
+  const wget = s.run('/usr/bin/wget', ['wget', '--post-data', 'x', 'http://203.0.113.7/']);
+  s.connect(wget, '203.0.113.7', 80, -115);
+  const head = 'POST / HTTP/1.1\r\nHost: 203.0.113.7\r\n\r\n';
+  // caught in the order the connects were made: the first is curl's, the second wget's
+  s.caught('203.0.113.7', 80, head).caught('203.0.113.7', 80, head);
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  const syscallOnly = d.drain();
+  d.onSessions?.(s.sessions);
+  const found = [...syscallOnly, ...d.finish()];
+  const post = found.filter((f) => f.rule === 'post');
+  assert.deepEqual(post.map((f) => f.pid).sort(), [curl, wget].sort());
+  const connectSeq = s.events.find((e) => e.ev.pid === curl && e.ev.type === 'syscall' && e.ev.name === 'connect')!.ev.seq;
+  const fromCurl = post.find((f) => f.pid === curl)!;
+  assert.equal(fromCurl.evidence[0]?.event, 'session');
+  assert.equal(fromCurl.evidence[0]?.seq, connectSeq);
+  assert.deepEqual(fromCurl.evidence[0]?.fields, { 'http.method': 'POST' });
+  assert.deepEqual(found.filter((f) => f.rule === 'by_curl').map((f) => f.pid), [curl]);
+  // the syscall rule counts curl's events only, not its caught connection a second time
+  const anyCurl = found.filter((f) => f.rule === 'any_curl');
+  assert.equal(anyCurl.length, 1);
+  assert.equal(anyCurl[0]!.count, s.events.filter((e) => e.ev.pid === curl && e.ev.seq > 0 && (e.ev.type !== 'syscall' || e.ev.name !== 'execve')).length);
+});
+
+test('a caught connection without its port (rootless) is matched by address; one whose connect was never seen is the unknown process <NA>', () => {
+  const yaml = '- rule: http\n  desc: a web request\n  condition: session.protocol = http\n  output: "%proc.name %fd.name %http.host"\n  priority: WARNING\n  source: session\n';
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  assert.deepEqual(diagnostics, []);
+  const s = new Sim();
+  const py = s.run('/usr/bin/python3', ['python3', 'c2.py']);
+  s.connect(py, '203.0.113.7', 8080, -115);
+  s.caught('203.0.113.7', null, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n').caught('198.51.100.9', 80, 'GET / HTTP/1.1\r\nHost: b\r\n\r\n');
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  d.onSessions?.(s.sessions);
+  const found = d.finish();
+  assert.deepEqual(found.map((f) => [f.pid, f.output]), [[py, 'python3 0.0.0.0:0->203.0.113.7:8080 a'], [0, '<NA> ->198.51.100.9:80 b']]);
+});
+
+test('a threshold on a session rule counts caught connections: two uploads by one process make one finding of count 2, one does not', () => {
+  const yaml = '- rule: uploads\n  desc: several uploads\n  condition: http.method = POST\n  output: "%proc.name"\n  priority: WARNING\n  source: session\n  threshold:\n    count: 2\n    within: 60s\n';
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  assert.deepEqual(diagnostics, []);
+  const run = (n: number) => {
+    const s = new Sim();
+    for (let i = 0; i < n; i++) s.connect(1, '203.0.113.7', 80, -115);
+    for (let i = 0; i < n; i++) s.caught('203.0.113.7', 80, 'POST /up HTTP/1.1\r\nHost: x\r\n\r\n');
+    const d = createRuleDetector(ruleset);
+    for (const e of s.events) d.onEvent(e);
+    d.onSessions?.(s.sessions);
+    return d.finish().map((f) => [f.rule, f.pid, f.count]);
+  };
+  assert.deepEqual(run(1), []);
+  assert.deepEqual(run(2), [['uploads', 1, 2]]);
+});
