@@ -51,12 +51,16 @@ test('rules check on a malformed file: diagnostics with file and line, non-zero 
   assert.equal(usage.stderr.trim().split('\n').length, 1);
 });
 
-test('rules list shows the built-in pack with ids, severities and ATT&CK ids', () => {
+test('rules list shows the built-in pack with ids, severities, ATT&CK ids and each rule\'s source (the caught-connection rules marked)', () => {
   const r = run('rules', 'list', '--json');
   assert.equal(r.status, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as { id: string; severity: string; attack: string[] }[];
+  const rows = JSON.parse(r.stdout) as { id: string; severity: string; attack: string[]; source: string }[];
   assert.ok(rows.length >= 60);
   assert.ok(rows.every((x) => /^ST-/.test(x.id) && x.attack.length > 0));
+  assert.deepEqual(rows.filter((x) => x.source === 'session').map((x) => x.id).sort(), ['ST-C2-012', 'ST-C2-013', 'ST-C2-014', 'ST-C2-015', 'ST-EXF-002']);
+  assert.ok(rows.every((x) => x.source === 'session' || x.source === 'syscall'));
+  const text = run('rules', 'list');
+  assert.match(text.stdout, /^ST-EXF-002 .*Data sent out in an HTTP request \(caught connections\)$/m);
 });
 
 test('bench engine prints {events, seconds, events_per_s, rules} (shape only: figures come from the benchmark)', () => {

@@ -16,9 +16,14 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'list') {
     noExtraArgs(positionals, 1, 'sandtrace rules list [--json]');
     const { ruleset } = await loadRuleFiles(builtinRulePaths());
-    const rows = ruleset.rules.map((r) => ({ id: r.id, name: r.name, severity: r.severity, attack: r.attack, stateful: r.threshold ? 'threshold' : r.sequence ? 'sequence' : undefined }));
+    const rows = ruleset.rules.map((r) => ({ id: r.id, name: r.name, severity: r.severity, attack: r.attack, source: r.source, stateful: r.threshold ? 'threshold' : r.sequence ? 'sequence' : undefined }));
     if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-    else for (const r of rows) process.stdout.write(`${r.id.padEnd(11)} ${r.severity.padEnd(8)} ${r.attack.join(',').padEnd(24)} ${r.name}${r.stateful ? ` (${r.stateful})` : ''}\n`);
+    else {
+      for (const r of rows) {
+        const notes = [r.source === 'session' ? 'caught connections' : undefined, r.stateful].filter(Boolean);
+        process.stdout.write(`${r.id.padEnd(11)} ${r.severity.padEnd(8)} ${r.attack.join(',').padEnd(24)} ${r.name}${notes.length ? ` (${notes.join(', ')})` : ''}\n`);
+      }
+    }
     return 0;
   }
   if (sub !== 'check' || files.length === 0) throw new SandtraceError('USAGE', `usage: ${USAGE}`);
