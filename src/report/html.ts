@@ -195,8 +195,10 @@ export function renderHtml(r: Report): string {
   ]);
   const sessions = (r.sessions ?? []).slice(0, MAX_ROWS).map((c) => [
     `${esc(c.domain ?? c.address)}${c.port === null ? '' : `:${esc(c.port)}`}`, esc(c.protocol),
-    `<span class="argv">${esc(c.http ? `${c.http.method} ${c.http.path}${c.http.host !== undefined ? ` · Host: ${c.http.host}` : ''}${c.http.userAgent !== undefined ? ` · User-Agent: ${c.http.userAgent}` : ''}` : c.sni !== undefined ? `server name ${c.sni}` : c.preview.slice(0, 120))}</span>`,
-    esc(c.bytes),
+    `<span class="argv">${esc(c.http ? `${c.http.method} ${c.http.path}${c.http.host !== undefined ? ` · Host: ${c.http.host}` : ''}${c.http.userAgent !== undefined ? ` · User-Agent: ${c.http.userAgent}` : ''}` : c.sni !== undefined ? `server name ${c.sni}` : c.preview.slice(0, 120))}</span>` +
+      (c.protocol !== 'tls' ? '' : c.decrypted === undefined ? '<div class="muted small">refused the sandbox\'s certificate: nothing decrypted</div>'
+        : `<div class="muted small">${c.sni !== undefined && c.http ? `server name ${esc(c.sni)} · ` : ''}decrypted (the sample accepted the sandbox's certificate)${c.http ? '' : `: <span class="argv">${esc(c.decrypted.preview.slice(0, 120))}</span>`}</div>`),
+    `${esc(c.bytes)}${c.decrypted ? ` <span class="muted small">(${esc(c.decrypted.bytes)} in the clear)</span>` : ''}`,
   ]);
   const dns = (r.dns ?? []).slice(0, MAX_ROWS).map((d) => [`<span class="argv">${esc(d.name)}</span>`, esc(d.type), esc(d.answer ?? (d.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'no records')), esc(d.count)]);
   const topCalls = Object.entries(r.syscalls.counts).sort((a, b) => b[1] - a[1]).slice(0, 20);

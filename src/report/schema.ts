@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.6.0';
+export const REPORT_VERSION = '1.7.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -78,7 +78,8 @@ export interface ReportDns {
 /**
  * Since 1.6: a TCP connection the sample made off its loopback, caught inside its namespace
  * (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
- * anything else was closed after its first message.
+ * a TLS ClientHello with the catcher's own certificate (since 1.7); anything else was closed after
+ * its first message.
  */
 export interface ReportSession {
   address: string;
@@ -93,6 +94,12 @@ export interface ReportSession {
   bytes: number;
   /** The first 256 bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
+  /**
+   * Since 1.7, TLS: what the sample sent in the clear after it accepted the catcher's certificate
+   * (it did not check it): bytes, and the first 256 as `preview` shows them; `http` is then the
+   * request it made (HTTPS). Absent when the sample refused the certificate.
+   */
+  decrypted?: { bytes: number; preview: string };
 }
 
 export interface ReportDiagnostic {

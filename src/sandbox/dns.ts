@@ -18,6 +18,7 @@ import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
 import { catchSession, ConntrackTable, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
+import { sinkholeTlsContext } from './tls.js';
 import type { SandboxDns } from './types.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
@@ -312,7 +313,7 @@ s.bind(53, '${DNS_SERVER}', () => {
         const to = orig?.address ?? address;
         const domain = sinkhole.nameOf(to);
         return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
-      });
+      }, { tls: sinkholeTlsContext });
     });
     sessionServer.on('error', () => undefined);
   }

@@ -3,12 +3,14 @@
 // dns.test.ts and end to end in test/analyze.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { catchSession, ConntrackTable, parseClientHello, parseHttpHead, SESSION_READ, SessionLog } from './sessions.js';
+import { selfSignedCertificate, sinkholeTlsContext } from './tls.js';
 
 /** The first bytes a real client sends to a listener on loopback (which never answers). */
 async function firstBytes(send: (port: number) => void, atLeast: number): Promise<Buffer> {
@@ -81,7 +83,7 @@ function exchange(port: number, pieces: Buffer[], closeAfter = false): Promise<s
   });
 }
 
-test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed after its ClientHello; other bytes and silence are logged as they are; at most SESSION_READ bytes are read', async () => {
+test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed after its ClientHello when the catcher has no certificate to present; other bytes and silence are logged as they are; at most SESSION_READ bytes are read', async () => {
   const log = new SessionLog();
   const { port, close } = await catcher(log);
   try {
@@ -153,5 +155,53 @@ test('ConntrackTable: the original address and port of the connection whose repl
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the catcher\'s certificate: a self-signed X.509 v3 for localhost, made with Node\'s crypto, valid now, signed by its own key', () => {
+  const now = new Date();
+  const { cert, key } = selfSignedCertificate('localhost', now);
+  const x = new X509Certificate(cert);
+  assert.equal(x.subject, 'CN=localhost');
+  assert.equal(x.issuer, 'CN=localhost');
+  assert.ok(x.verify(x.publicKey), 'signed by its own key');
+  assert.ok(x.checkPrivateKey(createPrivateKey(key)), 'the key is the certificate\'s');
+  assert.ok(new Date(x.validFrom) < now && now < new Date(x.validTo));
+  assert.notEqual(new X509Certificate(selfSignedCertificate().cert).serialNumber, x.serialNumber, 'a new serial each time');
+});
+
+/** A TLS client of the catcher: sends `data` once the handshake is done, then returns what came back (or the error). */
+function tlsExchange(port: number, servername: string, data: string, verify: boolean): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const c = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: verify }, () => c.write(data));
+    c.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    c.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+    c.on('close', () => resolve(got));
+  });
+}
+
+test('catchSession with TLS: a sample that does not check certificates completes the handshake and its HTTPS request is read in the clear and answered 200; one that checks them refuses ours and is logged with its server name only', async () => {
+  const log = new SessionLog();
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 443, domain: 'secure.example.test' }), { tls: sinkholeTlsContext }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  try {
+    const request = 'POST /api/v2/beacon?id=devbox HTTP/1.1\r\nHost: secure.example.test\r\nUser-Agent: implant/2.1\r\nContent-Length: 4\r\n\r\nloot';
+    assert.match(await tlsExchange(port, 'secure.example.test', request, false), /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(await tlsExchange(port, 'checked.example.test', 'GET / HTTP/1.1\r\n\r\n', true), /^error (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)/);
+    const stratum = '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\n';
+    const c = tlsConnect({ host: '127.0.0.1', port, servername: 'pool.example.test', rejectUnauthorized: false }, () => c.end(stratum));
+    c.on('error', () => undefined);
+    await new Promise((r) => c.on('close', r));
+    const s = log.log().sessions;
+    assert.deepEqual(s.map((x) => [x.protocol, x.sni, x.decrypted !== undefined]), [['tls', 'secure.example.test', true], ['tls', 'checked.example.test', false], ['tls', 'pool.example.test', true]]);
+    assert.deepEqual(s[0]?.http, { method: 'POST', path: '/api/v2/beacon?id=devbox', host: 'secure.example.test', userAgent: 'implant/2.1' });
+    assert.equal(s[0]?.decrypted?.bytes, Buffer.byteLength(request));
+    assert.match(s[0]?.preview ?? '', /^\\x16\\x03/, 'the preview is still the bytes on the wire (the ClientHello)');
+    assert.equal(s[1]?.http, undefined);
+    assert.deepEqual(s[2]?.decrypted, { bytes: stratum.length, preview: '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\\n' });
+  } finally {
+    server.close();
   }
 });

@@ -6,11 +6,14 @@
 // (dns.ts sets both up). Nothing leaves the namespace, which has no other device. What the sample
 // sends first is kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's
 // server name (SNI), or the first bytes of anything else. An HTTP request is answered `200 OK` with
-// an empty body, so the sample goes on to its next step; everything else is closed once its first
-// message is in.
+// an empty body, so the sample goes on to its next step. A ClientHello is answered with the
+// catcher's own certificate (tls.ts): a sample that checks certificates refuses it and is logged
+// with its server name; one that does not goes on, and its request (HTTPS) is read in the clear
+// and answered as HTTP is. Everything else is closed once its first message is in.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
@@ -47,6 +50,12 @@ export interface SinkholeSession {
   bytes: number;
   /** The first bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
+  /**
+   * TLS: what the sample sent after it accepted the catcher's own certificate (it did not check
+   * it): bytes received in the clear and their first bytes; `http` is then the request it made.
+   * Absent when the handshake was not completed (the sample refused the certificate).
+   */
+  decrypted?: { bytes: number; preview: string };
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
@@ -156,14 +165,20 @@ export class SessionLog {
   }
 }
 
-/** What a caught connection is, from where it went and the first bytes read (`bytes` received in all). */
-export function describeSession(dest: { address: string; port: number | null; domain?: string }, buf: Buffer, bytes = buf.length): SinkholeSession {
-  const http = parseHttpHead(buf);
-  const hello = http ? undefined : parseClientHello(buf);
-  const protocol = bytes === 0 ? 'none' : http ? 'http' : hello !== undefined ? 'tls' : 'other';
+/**
+ * What a caught connection is, from where it went and the first bytes read (`bytes` received in
+ * all); `decrypted`: what a TLS sample sent after accepting the catcher's certificate.
+ */
+export function describeSession(
+  dest: { address: string; port: number | null; domain?: string }, buf: Buffer, bytes = buf.length, decrypted?: { buf: Buffer; bytes: number },
+): SinkholeSession {
+  const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
+  const hello = parseClientHello(buf);
+  const protocol = bytes === 0 ? 'none' : hello !== undefined ? 'tls' : http ? 'http' : 'other';
   return {
     ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
     bytes, preview: escaped(buf.subarray(0, PREVIEW)),
+    ...(decrypted ? { decrypted: { bytes: decrypted.bytes, preview: escaped(decrypted.buf.subarray(0, PREVIEW)) } } : {}),
   };
 }
 
@@ -173,35 +188,79 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * One caught connection: read until its first message is whole (an HTTP head, a TLS record),
  * SESSION_READ bytes, or SESSION_IDLE_MS without more; answer HTTP with an empty 200; then close
  * and log it. `where` names the original destination from the connection's remote end.
+ * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
+ * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
  */
-export function catchSession(conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string }): void {
+export function catchSession(
+  conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
+  opts: { tls?: () => SecureContext } = {},
+): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
   let done = false;
+  // TLS (opts.tls): the catcher answers the ClientHello with its own certificate; once the sample
+  // has accepted it, `clear` holds what the sample sends through it
+  let secure: TLSSocket | undefined;
+  let clear: Buffer | undefined;
+  let clearBytes = 0;
   const finish = (reply?: Buffer) => {
     if (done) return;
     done = true;
     log.open.delete(flush);
-    log.add(describeSession(dest, buf, bytes));
-    if (reply) conn.end(reply); else conn.end();
-    conn.destroySoon();
+    log.add(describeSession(dest, buf, bytes, clear === undefined ? undefined : { buf: clear, bytes: clearBytes }));
+    const out = secure ?? conn;
+    if (reply) out.end(reply); else out.end();
+    out.destroySoon();
   };
-  const flush = () => { finish(); conn.destroy(); };
+  const flush = () => { finish(); secure?.destroy(); conn.destroy(); };
   log.open.add(flush);
   conn.setTimeout(SESSION_IDLE_MS, flush);
   conn.on('error', () => finish());
   conn.on('close', () => finish());
-  conn.on('data', (d: Buffer) => {
+  const intercept = (context: SecureContext) => {
+    // the ClientHello goes back to the socket for the TLS server to read first
+    conn.removeListener('data', onData);
+    conn.setTimeout(0); // the TLS socket's own idle timeout takes over
+    conn.pause();
+    conn.unshift(buf);
+    const t = new TLSSocket(conn, { isServer: true, secureContext: context });
+    secure = t;
+    t.setTimeout(SESSION_IDLE_MS, flush);
+    t.on('error', () => finish()); // a sample that checks certificates refuses ours
+    t.on('close', () => finish());
+    t.on('secure', () => { clear ??= Buffer.alloc(0); });
+    t.on('data', (d: Buffer) => {
+      if (done) return;
+      clearBytes += d.length;
+      const had: Buffer = clear ?? Buffer.alloc(0);
+      clear = Buffer.concat([had, d.subarray(0, Math.max(0, SESSION_READ - had.length))]);
+      if (parseHttpHead(clear)) finish(HTTP_OK);
+      else if (clear.length >= SESSION_READ) finish();
+    });
+  };
+  const onData = (d: Buffer) => {
     if (done) return;
     bytes += d.length;
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
     const hello = parseClientHello(buf);
-    if (hello !== undefined && hello !== 'incomplete') { finish(); return; }
+    if (hello !== undefined && hello !== 'incomplete') {
+      // a ClientHello whose bytes were all kept can be answered; else (or without a certificate)
+      // it is logged and closed
+      let context: SecureContext | undefined;
+      try {
+        context = bytes === buf.length ? opts.tls?.() : undefined;
+      } catch {
+        context = undefined;
+      }
+      if (context) intercept(context); else finish();
+      return;
+    }
     if (buf.length >= SESSION_READ) finish();
-  });
+  };
+  conn.on('data', onData);
 }
 
 /** Bytes of the namespace's conntrack table read per lookup, and per analysis. */

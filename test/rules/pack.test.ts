@@ -50,6 +50,20 @@ for (const c of CASES) {
   });
 }
 
+test('the caught-connection rules see inside TLS the sample let the sandbox decrypt (HTTPS upload, Stratum over TLS), and not inside TLS it refused', () => {
+  const tls = (clear: string | undefined) => fired((s) => {
+    const a = s.lookup('pool.example.test');
+    s.connect(1, a, 443, -115);
+    s.caught(a, 443, Sim.clientHello('pool.example.test'), clear);
+  });
+  assert.ok(tls('{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\n').has('ST-C2-012'));
+  assert.ok(tls('POST /up HTTP/1.1\r\nHost: pool.example.test\r\nContent-Length: 2\r\n\r\nhi').has('ST-EXF-002'));
+  const refused = tls(undefined);
+  assert.ok(!refused.has('ST-C2-012') && !refused.has('ST-EXF-002'));
+  // the ClientHello is TLS on a web port, not a custom protocol
+  assert.ok(!refused.has('ST-C2-013'));
+});
+
 test('findings carry evidence: sequence numbers, pid and the matched fields', () => {
   const s = new Sim();
   const p = s.run('/usr/bin/cat', ['cat', '/etc/shadow']);

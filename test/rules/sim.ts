@@ -110,10 +110,21 @@ export class Sim {
 
   /** A connection the sandbox caught (as its catcher describes it): to `address` and `port`
    *  (null: unknown, as in a rootless run), the sample having sent `first`. */
-  caught(address: string, port: number | null, first: string | Buffer): this {
+  caught(address: string, port: number | null, first: string | Buffer, decrypted?: string): this {
     const domain = this.dns.nameOf(address);
-    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first)));
+    const clear = decrypted === undefined ? undefined : { buf: Buffer.from(decrypted), bytes: Buffer.byteLength(decrypted) };
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first), undefined, clear));
     return this;
+  }
+
+  /** A TLS ClientHello for `sni` (one cipher suite, the server_name extension only). */
+  static clientHello(sni: string): Buffer {
+    const name = Buffer.from(sni);
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+    const sniExt = Buffer.concat([u16(0), u16(name.length + 5), u16(name.length + 3), Buffer.from([0]), u16(name.length), name]);
+    const body = Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32, 7), Buffer.from([0]), u16(2), Buffer.from([0x13, 0x01]), Buffer.from([1, 0]), u16(sniExt.length), sniExt]);
+    const hs = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 0xff]), body]);
+    return Buffer.concat([Buffer.from([0x16, 3, 1]), u16(hs.length), hs]);
   }
 
   /** A lookup of `name` answered by the sinkhole (as the sample's resolver gets it): its address. */

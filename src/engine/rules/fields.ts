@@ -404,6 +404,10 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'session.protocol': ['str', (s) => s.protocol],
   'session.bytes': ['num', (s) => s.bytes],
   'session.preview': ['str', (s) => s.preview],
+  // what the sample sent in the clear: inside TLS when the sample accepted the catcher's certificate
+  'session.payload': ['str', (s) => s.decrypted?.preview ?? s.preview],
+  'session.payload_bytes': ['num', (s) => s.decrypted?.bytes ?? s.bytes],
+  'session.decrypted': ['bool', (s) => s.decrypted !== undefined],
   'session.domain': ['str', (s) => s.domain ?? null],
   'http.method': ['str', (s) => s.http?.method ?? null],
   'http.uri': ['str', (s) => s.http?.path ?? null],
