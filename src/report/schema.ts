@@ -85,6 +85,8 @@ export interface ReportSession {
   address: string;
   /** The port it connected to (null when neither the namespace's connection table nor the capture told it). */
   port: number | null;
+  /** Since 1.7: 'udp' for datagrams (one socket of the sample to one destination: the first kept, never answered); absent for TCP. */
+  transport?: 'udp';
   domain?: string;
   protocol: 'http' | 'tls' | 'other' | 'none';
   http?: { method: string; path: string; host?: string; userAgent?: string };

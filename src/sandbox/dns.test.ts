@@ -173,7 +173,7 @@ test('serveDns: when connections cannot be caught (here the range is routed alre
   }
 });
 
-test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup over UDP and by python over TCP (at most DNS_TCP_MAX_CONNECTIONS connections at once); the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
+test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup over UDP and by python over TCP (at most DNS_TCP_MAX_CONNECTIONS connections at once); connections and datagrams off the loopback are caught; the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
   const ns = `sandtrace-dns-${process.pid}`;
   assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
   const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
@@ -243,6 +243,22 @@ c.close()
       for (let i = 0; i < 50 && sessions.log().sessions.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(sessions.log().sessions.slice(1).map(({ address, port, domain, protocol, preview }) => ({ address, port, domain, protocol, preview })),
         [{ address: '203.0.113.7', port: 4444, domain: undefined, protocol: 'other', preview: '\\x00\\x00\\x00\\x01' }]);
+      // datagrams to a hard-coded address: one flow per socket, its first datagram kept and its
+      // bytes counted, the port from conntrack; nothing answers (the sample's recv times out)
+      const udp = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b'BEACON devbox', ('203.0.113.7', 5000))
+u.sendto(b'PING', ('203.0.113.7', 5000))
+u.settimeout(1)
+try: print(u.recvfrom(100))
+except socket.timeout: print('no answer')
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(udp.stdout.trim(), 'no answer', udp.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.slice(2).map(({ address, port, transport, protocol, bytes, preview }) => ({ address, port, transport, protocol, bytes, preview })),
+        [{ address: '203.0.113.7', port: 5000, transport: 'udp', protocol: 'other', bytes: 17, preview: 'BEACON devbox' }]);
+      assert.match(rules, /udp dnat to 192\.0\.2\.53:1\n/, rules);
       assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');

@@ -4,7 +4,7 @@
 // domains, are in the report, and its next step (a connect to the answer) is seen too. Every A
 // question gets an address of its own from 198.18.0.0/15 (RFC 2544, benchmarking: never routed);
 // a connect to it names the domain in the report, and is caught inside the namespace, as every
-// TCP connection off its loopback is (sessions.ts): nothing leaves. Other questions get an empty answer (NOERROR, no records), so resolvers
+// TCP connection and datagram off its loopback is (sessions.ts): nothing leaves. Other questions get an empty answer (NOERROR, no records), so resolvers
 // fall back to A. In 'nxdomain' mode every question is answered NXDOMAIN instead (for a sample
 // that stops when a name that should not exist resolves, as WannaCry's kill switch did); the
 // names are listed all the same.
@@ -17,7 +17,7 @@ import { existsSync, openSync } from 'node:fs';
 import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
-import { catchSession, ConntrackTable, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, DatagramCatcher, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
 import { sinkholeTlsContext } from './tls.js';
 import type { SandboxDns } from './types.js';
 
@@ -216,8 +216,9 @@ export interface ServedSinkhole {
  * makes every IPv4 address local to the namespace (a `local default` route on the loopback, so a
  * caught connection comes from the address it was made to) and adds an nftables rule of the
  * namespace sending every TCP connection to an address outside 127.0.0.0/8 and DNS_SERVER to
- * DNS_SERVER:SESSION_PORT, where the third socket listens, and every UDP datagram to port 53 to
- * the sinkhole (a sample with its own resolver, 8.8.8.8 say, is answered too). Without nftables
+ * DNS_SERVER:SESSION_PORT, where the third socket listens, every UDP datagram to port 53 to the
+ * sinkhole (a sample with its own resolver, 8.8.8.8 say, is answered too), and every other UDP
+ * datagram to DNS_SERVER:SESSION_PORT too, where a fourth socket reads them. Without nftables
  * the route is taken back, the connections fail as unrouted, and `sessionsUnavailable` says why.
  *
  * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
@@ -255,8 +256,11 @@ s.bind(53, '${DNS_SERVER}', () => {
       return;
     }
     const c = net.createServer();
+    const u = dgram.createSocket('udp4');
     c.on('error', (e) => process.send({ sessions: 'listen: ' + e.message }, () => process.exit(0)));
-    c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 }, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)));
+    u.on('error', (e) => process.send({ sessions: 'bind udp: ' + e.message }, () => process.exit(0)));
+    u.bind(${SESSION_PORT}, '${DNS_SERVER}', () => c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 },
+      () => process.send({ bound: 'udp-sessions' }, u, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)))));
   })));
 });
 })();`;
@@ -268,18 +272,20 @@ s.bind(53, '${DNS_SERVER}', () => {
     : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
-  const { socket, server, sessionServer, sessionsUnavailable } = await new Promise<{ socket: Socket; server: Server; sessionServer?: Server; sessionsUnavailable?: string }>((resolve, reject) => {
+  const { socket, server, sessionServer, sessionSocket, sessionsUnavailable } = await new Promise<{ socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; sessionsUnavailable?: string }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
     let udp: Socket | undefined;
     let tcp: Server | undefined;
+    let udpSessions: Socket | undefined;
     child.on('message', (m: { bound?: string; error?: string; sessions?: string }, handle: unknown) => {
       if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
       if (m.bound === 'tcp' && handle && udp && opts.sessions) { tcp = handle as Server; return; }
+      if (m.bound === 'udp-sessions' && handle && udp && tcp) { udpSessions = handle as Socket; return; }
       clearTimeout(timer);
       if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
-      else if (m.bound === 'sessions' && handle && udp && tcp) resolve({ socket: udp, server: tcp, sessionServer: handle as Server });
+      else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions) resolve({ socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions });
       else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
-      else { udp?.close(); tcp?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
+      else { udp?.close(); tcp?.close(); udpSessions?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
     });
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
     // close, not exit: a message sent just before the exit is delivered first
@@ -306,16 +312,22 @@ s.bind(53, '${DNS_SERVER}', () => {
     conntrack = new ConntrackTable(fd);
     sessionServer.maxConnections = SESSION_MAX_OPEN;
     sessionServer.on('drop', () => log.refuse());
+    const where = (proto: 'tcp' | 'udp') => (address: string, port: number) => {
+      const orig = conntrack?.lookup(DNS_SERVER, address, port, proto);
+      const to = orig?.address ?? address;
+      const domain = sinkhole.nameOf(to);
+      return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
+    };
     sessionServer.on('connection', (conn: TcpSocket) => {
       track(conn);
-      catchSession(conn, log, (address, port) => {
-        const orig = conntrack?.lookup(DNS_SERVER, address, port);
-        const to = orig?.address ?? address;
-        const domain = sinkhole.nameOf(to);
-        return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
-      }, { tls: sinkholeTlsContext });
+      catchSession(conn, log, where('tcp'), { tls: sinkholeTlsContext });
     });
     sessionServer.on('error', () => undefined);
+    if (sessionSocket) {
+      const datagrams = new DatagramCatcher(log, where('udp'));
+      sessionSocket.on('message', (msg, rinfo) => datagrams.onDatagram(msg, rinfo));
+      sessionSocket.on('error', () => undefined);
+    }
   }
   return {
     ...(sessionsUnavailable !== undefined ? { sessionsUnavailable } : {}),
@@ -323,6 +335,7 @@ s.bind(53, '${DNS_SERVER}', () => {
       try { socket.close(); } catch { /* closed */ }
       server.close();
       sessionServer?.close();
+      try { sessionSocket?.close(); } catch { /* closed */ }
       for (const c of connections) c.destroy();
       conntrack?.close();
     },
@@ -331,7 +344,8 @@ s.bind(53, '${DNS_SERVER}', () => {
 
 /**
  * The nftables rules of the sample's namespace: every TCP connection off its loopback goes to the
- * session listener, every DNS datagram to the sinkhole (conntrack answers from the address asked).
+ * session listener, every DNS datagram to the sinkhole (conntrack answers from the address asked),
+ * every other datagram to the session socket.
  */
 function sessionRules(): string {
   return `table ip sandtrace {
@@ -340,6 +354,7 @@ function sessionRules(): string {
     ip daddr { 127.0.0.0/8, ${DNS_SERVER} } return
     meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
     udp dport 53 dnat to ${DNS_SERVER}:53
+    meta l4proto udp dnat to ${DNS_SERVER}:${SESSION_PORT}
   }
 }
 `;

@@ -9,7 +9,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { catchSession, ConntrackTable, parseClientHello, parseHttpHead, SESSION_READ, SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, DatagramCatcher, parseClientHello, parseHttpHead, SESSION_MAX, SESSION_READ, SessionLog } from './sessions.js';
 import { selfSignedCertificate, sinkholeTlsContext } from './tls.js';
 
 /** The first bytes a real client sends to a listener on loopback (which never answers). */
@@ -124,6 +124,7 @@ test('ConntrackTable: the original address and port of the connection whose repl
       'ipv4     2 udp      17 25 src=10.0.0.2 dst=192.0.2.53 sport=40001 dport=53 src=192.0.2.53 dst=10.0.0.2 sport=53 dport=40001 mark=0 zone=0 use=2',
       'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.5 dst=198.18.0.5 sport=56370 dport=443 src=192.0.2.53 dst=198.18.0.5 sport=1 dport=56370 [ASSURED] mark=0 zone=0 use=2',
       'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.6 dst=198.18.0.6 sport=56371 dport=8080 src=192.0.2.53 dst=198.18.0.6 sport=1 dport=56371 [ASSURED] mark=0 zone=0 use=2',
+      'ipv4     2 udp      17 29 src=203.0.113.7 dst=203.0.113.7 sport=56371 dport=5000 [UNREPLIED] src=192.0.2.53 dst=203.0.113.7 sport=1 dport=56371 mark=0 zone=0 use=2',
       '',
     ].join('\n'));
     const table = new ConntrackTable(openSync(file, 'r'));
@@ -131,6 +132,8 @@ test('ConntrackTable: the original address and port of the connection whose repl
       assert.deepEqual(table.lookup('192.0.2.53', '198.18.0.6', 56371), { address: '198.18.0.6', port: 8080 });
       assert.deepEqual(table.lookup('192.0.2.53', '198.18.0.5', 56370), { address: '198.18.0.5', port: 443 }, 'the table is read again from its start');
       assert.equal(table.lookup('192.0.2.53', '198.18.0.5', 5637), undefined, 'a port is matched whole');
+      assert.deepEqual(table.lookup('192.0.2.53', '203.0.113.7', 56371, 'udp'), { address: '203.0.113.7', port: 5000 }, 'a datagram flow, by its protocol');
+      assert.equal(table.lookup('192.0.2.53', '203.0.113.7', 56371), undefined, 'TCP does not take the UDP entry');
     } finally {
       table.close();
     }
@@ -204,4 +207,25 @@ test('catchSession with TLS: a sample that does not check certificates completes
   } finally {
     server.close();
   }
+});
+
+test('DatagramCatcher: one session per flow (source address and port), its first datagram kept and every datagram counted; flows past SESSION_MAX are counted, not listed', () => {
+  const log = new SessionLog();
+  const asked: string[] = [];
+  const udp = new DatagramCatcher(log, (address, port) => {
+    asked.push(`${address}:${port}`);
+    return { address, port: 5000 };
+  });
+  udp.onDatagram(Buffer.from('BEACON\x00\xff', 'latin1'), { address: '203.0.113.7', port: 40000 });
+  udp.onDatagram(Buffer.from('PING'), { address: '203.0.113.7', port: 40000 });
+  udp.onDatagram(Buffer.alloc(0), { address: '203.0.113.7', port: 40001 });
+  assert.deepEqual(asked, ['203.0.113.7:40000', '203.0.113.7:40001'], 'the destination is asked once per flow');
+  assert.deepEqual(log.log().sessions, [
+    { address: '203.0.113.7', port: 5000, transport: 'udp', protocol: 'other', bytes: 12, preview: 'BEACON\\x00\\xff' },
+    { address: '203.0.113.7', port: 5000, transport: 'udp', protocol: 'none', bytes: 0, preview: '' },
+  ]);
+  for (let p = 0; p < SESSION_MAX; p++) udp.onDatagram(Buffer.from('x'), { address: '198.51.100.1', port: 1024 + p });
+  const { sessions, sessionsOmitted } = log.log();
+  assert.equal(sessions.length, SESSION_MAX);
+  assert.equal(sessionsOmitted, 2);
 });

@@ -1,15 +1,17 @@
-// The TCP side of the sinkhole (as INetSim or FakeNet-NG give a Windows sandbox): a connection the
-// sample makes off its loopback, to an address the DNS sinkhole answered (198.18.0.0/15) or to one
-// it carries (a hard-coded C2), is not left to fail, it is taken, inside the sample's own network
-// namespace, by one listener of sandtrace's: every address is local to the namespace's loopback,
-// and an nftables rule of the namespace sends every such TCP connection to DNS_SERVER:SESSION_PORT
-// (dns.ts sets both up). Nothing leaves the namespace, which has no other device. What the sample
-// sends first is kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's
-// server name (SNI), or the first bytes of anything else. An HTTP request is answered `200 OK` with
-// an empty body, so the sample goes on to its next step. A ClientHello is answered with the
-// catcher's own certificate (tls.ts): a sample that checks certificates refuses it and is logged
-// with its server name; one that does not goes on, and its request (HTTPS) is read in the clear
-// and answered as HTTP is. Everything else is closed once its first message is in.
+// The TCP and UDP side of the sinkhole (as INetSim or FakeNet-NG give a Windows sandbox): a
+// connection the sample makes off its loopback, to an address the DNS sinkhole answered
+// (198.18.0.0/15) or to one it carries (a hard-coded C2), is not left to fail, it is taken, inside
+// the sample's own network namespace, by one listener of sandtrace's: every address is local to the
+// namespace's loopback, and an nftables rule of the namespace sends every such TCP connection to
+// DNS_SERVER:SESSION_PORT, and every UDP datagram but DNS to the same port on UDP (dns.ts sets both
+// up). Nothing leaves the namespace, which has no other device. What the sample sends first is
+// kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
+// or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
+// answered `200 OK` with an empty body, so the sample goes on to its next step. A ClientHello is
+// answered with the catcher's own certificate (tls.ts): a sample that checks certificates refuses
+// it and is logged with its server name; one that does not goes on, and its request (HTTPS) is
+// read in the clear and answered as HTTP is. Everything else on TCP is closed once its first
+// message is in; datagrams are never answered.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
@@ -40,6 +42,8 @@ export interface SinkholeSession {
   /** Where the sample connected: address and port (port null when the namespace's connection table did not say). */
   address: string;
   port: number | null;
+  /** 'udp': datagrams from one socket of the sample to one destination, the first kept (absent: TCP). */
+  transport?: 'udp';
   /** The name the DNS sinkhole gave the address for. */
   domain?: string;
   protocol: 'http' | 'tls' | 'other' | 'none';
@@ -263,6 +267,37 @@ export function catchSession(
   conn.on('data', onData);
 }
 
+/** UDP flows followed (their later datagrams added to their bytes); a flow past these is only counted. */
+const UDP_FLOWS = SESSION_MAX;
+
+/**
+ * The UDP side of the catcher: every datagram the namespace's nftables rule sent to the session
+ * socket. A flow (the sample's source address and port: one socket to one destination) is one
+ * session, logged at its first datagram with that datagram's first bytes; later datagrams of the
+ * flow add to its bytes. Nothing is answered (no protocol is known). `where` names the original
+ * destination as for TCP.
+ */
+export class DatagramCatcher {
+  private readonly flows = new Map<string, SinkholeSession>();
+
+  constructor(private readonly log: SessionLog, private readonly where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string }) {}
+
+  onDatagram(msg: Buffer, from: { address: string; port: number }): void {
+    const key = `${from.address}:${from.port}`;
+    const flow = this.flows.get(key);
+    if (flow) {
+      flow.bytes += msg.length;
+      return;
+    }
+    const s: SinkholeSession = {
+      ...this.where(from.address, from.port), transport: 'udp', protocol: msg.length === 0 ? 'none' : 'other', bytes: msg.length, preview: escaped(msg.subarray(0, PREVIEW)),
+    };
+    if (this.flows.size < UDP_FLOWS) this.flows.set(key, s);
+    else { this.log.refuse(); return; }
+    this.log.add(s);
+  }
+}
+
 /** Bytes of the namespace's conntrack table read per lookup, and per analysis. */
 export const CONNTRACK_READ = { lookup: 4 << 20, analysis: 64 << 20 };
 
@@ -282,7 +317,7 @@ export class ConntrackTable {
 
   constructor(private fd: number | undefined, private readonly budget = CONNTRACK_READ) {}
 
-  lookup(listener: string, remoteAddress: string, remotePort: number): { address: string; port: number } | undefined {
+  lookup(listener: string, remoteAddress: string, remotePort: number, proto: 'tcp' | 'udp' = 'tcp'): { address: string; port: number } | undefined {
     if (this.fd === undefined || this.spent >= this.budget.analysis) return undefined;
     const limit = Math.min(this.budget.lookup, this.budget.analysis - this.spent);
     const chunks: Buffer[] = [];
@@ -294,7 +329,7 @@ export class ConntrackTable {
     const reply = ` src=${listener} dst=${remoteAddress} sport=${SESSION_PORT} dport=${remotePort} `;
     for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
       const at = line.indexOf(reply);
-      if (at < 0 || !/ tcp /.test(line)) continue;
+      if (at < 0 || !line.includes(` ${proto} `)) continue;
       const m = / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /.exec(line.slice(0, at + 1));
       if (m) return { address: m[1] as string, port: Number(m[2]) };
     }

@@ -7,7 +7,7 @@ import { SemanticState } from '../../src/semantics/state.js';
 import { syscallNumber } from '../../src/semantics/syscalls.js';
 import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
 import { DnsSinkhole } from '../../src/sandbox/dns.js';
-import { describeSession, type SinkholeSession } from '../../src/sandbox/sessions.js';
+import { DatagramCatcher, describeSession, SessionLog, type SinkholeSession } from '../../src/sandbox/sessions.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -114,6 +114,18 @@ export class Sim {
     const domain = this.dns.nameOf(address);
     const clear = decrypted === undefined ? undefined : { buf: Buffer.from(decrypted), bytes: Buffer.byteLength(decrypted) };
     this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first), undefined, clear));
+    return this;
+  }
+
+  /** A UDP flow the sandbox caught (as its catcher describes it): datagrams to `address` and `port` from one socket. */
+  caughtDatagrams(address: string, port: number | null, ...datagrams: string[]): this {
+    const log = new SessionLog();
+    const catcher = new DatagramCatcher(log, () => {
+      const domain = this.dns.nameOf(address);
+      return { address, port, ...(domain !== undefined ? { domain } : {}) };
+    });
+    for (const d of datagrams) catcher.onDatagram(Buffer.from(d), { address, port: 40000 + this.sessions.length });
+    this.sessions.push(...log.log().sessions);
     return this;
   }
 

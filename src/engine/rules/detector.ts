@@ -151,16 +151,25 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
   const windows = new Map<CompiledRule, Map<number, Window>>();
   const seqs = new Map<CompiledRule, Map<number, SeqState>>();
   const sessionRules = ruleset.rules.filter((r) => r.source === 'session');
-  // the connects the caught sessions are matched with, for their process and descriptor
+  // the connects (UDP: the first send of each socket to each destination) the caught sessions are
+  // matched with, for their process and descriptor
   const connects = new Map<string, { events: EnrichedEvent[]; used: number }>();
+  const udpSockets = new Set<string>();
   let lastTs = 0;
   let kept = 0;
-  const rememberConnect = (e: EnrichedEvent): void => {
+  const rememberConnect = (e: EnrichedEvent, t: string): void => {
     const fd = e.fd;
-    // the sessions are TCP's, off the loopback (a resolver's UDP connect to the same address is none)
-    if (fd?.type !== 'ipv4' || fd.rip === undefined || fd.l4proto === 'udp' || fd.rip.startsWith('127.') || kept >= MAX_CONNECTS_KEPT) return;
+    if (fd?.type !== 'ipv4' || fd.rip === undefined || fd.rip.startsWith('127.') || kept >= MAX_CONNECTS_KEPT) return;
+    const udp = fd.l4proto === 'udp';
+    if (t !== 'connect' && !udp) return;
+    if (udp) {
+      const socket = `${e.ev.pid}/${fd.num}/${fd.rip}:${fd.rport ?? ''}`;
+      if (udpSockets.has(socket)) return;
+      udpSockets.add(socket);
+    }
     kept++;
-    for (const key of [`${fd.rip}:${fd.rport ?? ''}`, fd.rip]) {
+    const transport = udp ? 'udp' : 'tcp';
+    for (const key of [`${transport} ${fd.rip}:${fd.rport ?? ''}`, `${transport} ${fd.rip}`]) {
       let c = connects.get(key);
       if (!c) {
         if (connects.size >= MAX_CONNECT_KEYS) continue;
@@ -170,16 +179,18 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
     }
   };
   /** The connect of a caught session: the next one to its address and port not yet matched (the
-   *  last when all were); without its port (a rootless run), the next one to its address. */
+   *  last when all were); without its port (a rootless run), the next one to its address. For UDP
+   *  the first send of each socket to the destination stands for its connect. */
   const connectOf = (s: SinkholeSession): EnrichedEvent | undefined => {
-    const c = (s.port !== null ? connects.get(`${s.address}:${s.port}`) : undefined) ?? connects.get(s.address);
+    const transport = s.transport ?? 'tcp';
+    const c = (s.port !== null ? connects.get(`${transport} ${s.address}:${s.port}`) : undefined) ?? connects.get(`${transport} ${s.address}`);
     if (!c) return undefined;
     return c.events[Math.min(c.used++, c.events.length - 1)];
   };
   const orphan = (s: SinkholeSession): EnrichedEvent => ({
     ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'connect', args: [], ret: null },
     proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined,
-    fd: { num: -1, type: 'ipv4', name: `->${s.address}:${s.port ?? ''}`, l4proto: 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
+    fd: { num: -1, type: 'ipv4', name: `->${s.address}:${s.port ?? ''}`, l4proto: s.transport ?? 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
   });
 
   // Sequence rules: their earlier steps must see every event of the types they name.
@@ -330,7 +341,7 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
       const ev = e.ev;
       const t = evtType(e);
       lastTs = ev.ts;
-      if (t === 'connect' && sessionRules.length > 0) rememberConnect(e);
+      if ((t === 'connect' || t === 'sendto' || t === 'sendmsg') && sessionRules.length > 0) rememberConnect(e, t);
       let plan = plans.get(t);
       if (plan === undefined) plans.set(t, (plan = planOf(ix, ruleset, t)));
       // Remember files written during the capture (proc.is_exe_upper_layer).

@@ -402,6 +402,7 @@ export type FieldResult = { ok: true; def: FieldDef } | { ok: false; reason: str
  */
 const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'session.protocol': ['str', (s) => s.protocol],
+  'session.transport': ['str', (s) => s.transport ?? 'tcp'],
   'session.bytes': ['num', (s) => s.bytes],
   'session.preview': ['str', (s) => s.preview],
   // what the sample sent in the clear: inside TLS when the sample accepted the catcher's certificate

@@ -809,3 +809,21 @@ test('a threshold on a session rule counts caught connections: two uploads by on
   assert.deepEqual(run(1), []);
   assert.deepEqual(run(2), [['uploads', 1, 2]]);
 });
+
+test('a caught UDP flow is matched with the first send of a socket to its destination (UDP), never with a TCP connect to the same place', () => {
+  const yaml = '- rule: udp\n  desc: a datagram flow\n  condition: session.transport = udp\n  output: "%proc.name %fd.l4proto %fd.sport %session.payload_bytes %session.payload"\n  priority: WARNING\n  source: session\n';
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  assert.deepEqual(diagnostics, []);
+  const s = new Sim();
+  const curl = s.run('/usr/bin/curl', ['curl', 'http://203.0.113.7:5000/']);
+  s.connect(curl, '203.0.113.7', 5000, -115);
+  const py = s.run('/usr/bin/python3', ['python3', 'bot.py']);
+  const fd = s.socket(py, 2, 2);
+  const addr = { family: 'inet' as const, address: '203.0.113.7', port: 5000 };
+  s.sys(py, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr }).sys(py, 'sendto', [fd, 0, 4, 0, 0, 16], 4, { addr });
+  s.caughtDatagrams('203.0.113.7', 5000, 'HELLO', 'PING');
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  d.onSessions?.(s.sessions);
+  assert.deepEqual(d.finish().map((f) => [f.pid, f.output]), [[py, 'python3 udp 5000 9 HELLO']]);
+});
