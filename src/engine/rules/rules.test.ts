@@ -722,6 +722,21 @@ test('required_engine_version above the engine\'s (999, 0.27.0, 1.0.0) is a NEWE
   });
 });
 
+/** One rule of source session (named `name`), loaded without diagnostics. */
+function sessionRule(condition: string, output: string, extra = '', name = 'session_rule') {
+  const { ruleset, diagnostics } = loadRuleStrings(`- rule: ${name}\n  desc: a rule about caught connections\n  condition: ${condition}\n  output: "${output}"\n  priority: WARNING\n  source: session\n${extra}`);
+  assert.deepEqual(diagnostics, []);
+  return ruleset;
+}
+
+/** The findings of `ruleset` over the simulation's events, then its caught connections, as an analysis gives them. */
+function withSessions(ruleset: Parameters<typeof createRuleDetector>[0], s: Sim) {
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  d.onSessions?.(s.sessions);
+  return d.finish();
+}
+
 test('rules of source session: session fields in a syscall rule, a sequence on a session rule and an unknown source are refused by name; the rest load', () => {
   const yaml = [
     rule('sys_with_http', 'evt.type = connect and http.method = POST'),
@@ -779,41 +794,28 @@ test('a session rule sees each caught connection once, with the process and desc
 });
 
 test('a caught connection without its port (rootless) is matched by address; one whose connect was never seen is the unknown process <NA>', () => {
-  const yaml = '- rule: http\n  desc: a web request\n  condition: session.protocol = http\n  output: "%proc.name %fd.name %http.host"\n  priority: WARNING\n  source: session\n';
-  const { ruleset, diagnostics } = loadRuleStrings(yaml);
-  assert.deepEqual(diagnostics, []);
+  const ruleset = sessionRule('session.protocol = http', '%proc.name %fd.name %http.host');
   const s = new Sim();
   const py = s.run('/usr/bin/python3', ['python3', 'c2.py']);
   s.connect(py, '203.0.113.7', 8080, -115);
   s.caught('203.0.113.7', null, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n').caught('198.51.100.9', 80, 'GET / HTTP/1.1\r\nHost: b\r\n\r\n');
-  const d = createRuleDetector(ruleset);
-  for (const e of s.events) d.onEvent(e);
-  d.onSessions?.(s.sessions);
-  const found = d.finish();
-  assert.deepEqual(found.map((f) => [f.pid, f.output]), [[py, 'python3 0.0.0.0:0->203.0.113.7:8080 a'], [0, '<NA> ->198.51.100.9:80 b']]);
+  assert.deepEqual(withSessions(ruleset, s).map((f) => [f.pid, f.output]), [[py, 'python3 0.0.0.0:0->203.0.113.7:8080 a'], [0, '<NA> ->198.51.100.9:80 b']]);
 });
 
 test('a threshold on a session rule counts caught connections: two uploads by one process make one finding of count 2, one does not', () => {
-  const yaml = '- rule: uploads\n  desc: several uploads\n  condition: http.method = POST\n  output: "%proc.name"\n  priority: WARNING\n  source: session\n  threshold:\n    count: 2\n    within: 60s\n';
-  const { ruleset, diagnostics } = loadRuleStrings(yaml);
-  assert.deepEqual(diagnostics, []);
+  const ruleset = sessionRule('http.method = POST', '%proc.name', '  threshold:\n    count: 2\n    within: 60s\n', 'uploads');
   const run = (n: number) => {
     const s = new Sim();
     for (let i = 0; i < n; i++) s.connect(1, '203.0.113.7', 80, -115);
     for (let i = 0; i < n; i++) s.caught('203.0.113.7', 80, 'POST /up HTTP/1.1\r\nHost: x\r\n\r\n');
-    const d = createRuleDetector(ruleset);
-    for (const e of s.events) d.onEvent(e);
-    d.onSessions?.(s.sessions);
-    return d.finish().map((f) => [f.rule, f.pid, f.count]);
+    return withSessions(ruleset, s).map((f) => [f.rule, f.pid, f.count]);
   };
   assert.deepEqual(run(1), []);
   assert.deepEqual(run(2), [['uploads', 1, 2]]);
 });
 
 test('a caught UDP flow is matched with the first send of a socket to its destination (UDP), never with a TCP connect to the same place', () => {
-  const yaml = '- rule: udp\n  desc: a datagram flow\n  condition: session.transport = udp\n  output: "%proc.name %fd.l4proto %fd.sport %session.payload_bytes %session.payload"\n  priority: WARNING\n  source: session\n';
-  const { ruleset, diagnostics } = loadRuleStrings(yaml);
-  assert.deepEqual(diagnostics, []);
+  const ruleset = sessionRule('session.transport = udp', '%proc.name %fd.l4proto %fd.sport %session.payload_bytes %session.payload');
   const s = new Sim();
   const curl = s.run('/usr/bin/curl', ['curl', 'http://203.0.113.7:5000/']);
   s.connect(curl, '203.0.113.7', 5000, -115);
@@ -822,8 +824,5 @@ test('a caught UDP flow is matched with the first send of a socket to its destin
   const addr = { family: 'inet' as const, address: '203.0.113.7', port: 5000 };
   s.sys(py, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr }).sys(py, 'sendto', [fd, 0, 4, 0, 0, 16], 4, { addr });
   s.caughtDatagrams('203.0.113.7', 5000, 'HELLO', 'PING');
-  const d = createRuleDetector(ruleset);
-  for (const e of s.events) d.onEvent(e);
-  d.onSessions?.(s.sessions);
-  assert.deepEqual(d.finish().map((f) => [f.pid, f.output]), [[py, 'python3 udp 5000 9 HELLO']]);
+  assert.deepEqual(withSessions(ruleset, s).map((f) => [f.pid, f.output]), [[py, 'python3 udp 5000 9 HELLO']]);
 });
