@@ -76,8 +76,8 @@ export interface ReportDns {
 }
 
 /**
- * Since 1.6: a TCP connection the sample made off its loopback, caught inside its namespace
- * (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
+ * Since 1.6: a TCP connection (since 1.7 also a UDP flow) the sample made off its loopback, caught
+ * inside its namespace (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
  * a TLS ClientHello with the catcher's own certificate (since 1.7); anything else was closed after
  * its first message.
  */
@@ -153,7 +153,7 @@ export interface Report {
    * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (VM).
    */
   dns?: ReportDns[];
-  /** Since 1.6: the sample's TCP connections off its loopback, as caught; absent where none could be. */
+  /** Since 1.6: the sample's TCP connections (since 1.7 also UDP flows) off its loopback, as caught; absent where none could be. */
   sessions?: ReportSession[];
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
   capture: {
