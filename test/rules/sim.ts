@@ -8,6 +8,7 @@ import { syscallNumber } from '../../src/semantics/syscalls.js';
 import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
 import { DnsSinkhole } from '../../src/sandbox/dns.js';
 import { DatagramCatcher, describeSession, SessionLog, type SinkholeSession } from '../../src/sandbox/sessions.js';
+import { SmtpDialogue } from '../../src/sandbox/greetings.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -113,7 +114,17 @@ export class Sim {
   caught(address: string, port: number | null, first: string | Buffer, decrypted?: string): this {
     const domain = this.dns.nameOf(address);
     const clear = decrypted === undefined ? undefined : { buf: Buffer.from(decrypted), bytes: Buffer.byteLength(decrypted) };
-    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first), undefined, clear));
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, Buffer.from(first), clear ? { decrypted: clear } : {}));
+    return this;
+  }
+
+  /** An SMTP session the sandbox caught: the catcher greeted the sample as a mail server and took `client`'s dialogue. */
+  caughtMail(address: string, port: number, client: string): this {
+    const dialogue = new SmtpDialogue();
+    const bytes = Buffer.from(client, 'latin1');
+    dialogue.feed(bytes);
+    const domain = this.dns.nameOf(address);
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, bytes, { greeted: 'smtp', smtp: dialogue.envelope }));
     return this;
   }
 

@@ -398,7 +398,7 @@ export type FieldResult = { ok: true; def: FieldDef } | { ok: false; reason: str
 
 /**
  * The fields of a connection the sandbox caught (rules of source `session`; on any other event
- * they are missing). The http.* and tls.sni names are Suricata's and Zeek's for the same things.
+ * they are missing). The http.*, tls.sni and smtp.* names are Suricata's and Zeek's for the same things.
  */
 const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'session.protocol': ['str', (s) => s.protocol],
@@ -415,6 +415,11 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'http.host': ['str', (s) => s.http?.host ?? null],
   'http.user_agent': ['str', (s) => s.http?.userAgent ?? null],
   'tls.sni': ['str', (s) => s.sni ?? null],
+  'smtp.helo': ['str', (s) => s.smtp?.helo ?? null],
+  'smtp.from': ['str', (s) => s.smtp?.from ?? null],
+  'smtp.to': ['str', (s) => (s.smtp && s.smtp.to.length ? s.smtp.to.join(',') : null)],
+  'smtp.recipients': ['num', (s) => s.smtp?.recipients ?? null],
+  'smtp.subject': ['str', (s) => s.smtp?.subject ?? null],
 };
 
 /** A field only events of source `session` have (a syscall rule naming one is refused). */
