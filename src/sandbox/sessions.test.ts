@@ -184,7 +184,7 @@ function tlsExchange(port: number, servername: string, data: string, verify: boo
   });
 }
 
-test('catchSession with TLS: a sample that does not check certificates completes the handshake and its HTTPS request is read in the clear and answered 200; one that checks them refuses ours and is logged with its server name only', async () => {
+test('catchSession with TLS: a sample that does not check certificates completes the handshake and its HTTPS request is read in the clear and answered 200; one that checks them refuses ours and is logged with its server name only; a hello followed by garbage, or one past the read cap, is logged and never decrypted', async () => {
   const log = new SessionLog();
   const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 443, domain: 'secure.example.test' }), { tls: sinkholeTlsContext }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -197,8 +197,15 @@ test('catchSession with TLS: a sample that does not check certificates completes
     const c = tlsConnect({ host: '127.0.0.1', port, servername: 'pool.example.test', rejectUnauthorized: false }, () => c.end(stratum));
     c.on('error', () => undefined);
     await new Promise((r) => c.on('close', r));
+    // hostile: a real ClientHello followed at once by bytes that are no TLS record is refused by the
+    // TLS server and logged with its server name; a ClientHello larger than the read cap is not answered
+    const hello = await clientHello('garbage.example.test');
+    assert.equal(await exchange(port, [Buffer.concat([hello, Buffer.from('\x17\x03\x03\xff\xffnot a record')])]).then((r) => r.startsWith('\x16\x03')), true, 'the server answered the hello before it read the garbage');
+    const huge = Buffer.concat([hello.subarray(0, 3), Buffer.from([0x50, 0x00]), Buffer.alloc(0x5000, 1)]);
+    assert.equal(await exchange(port, [huge], true), '', 'a record past the read cap: closed unanswered');
     const s = log.log().sessions;
-    assert.deepEqual(s.map((x) => [x.protocol, x.sni, x.decrypted !== undefined]), [['tls', 'secure.example.test', true], ['tls', 'checked.example.test', false], ['tls', 'pool.example.test', true]]);
+    assert.deepEqual(s.slice(3).map((x) => [x.protocol, x.sni, x.decrypted !== undefined]), [['tls', 'garbage.example.test', false], ['tls', undefined, false]]);
+    assert.deepEqual(s.map((x) => [x.protocol, x.sni, x.decrypted !== undefined]).slice(0, 3), [['tls', 'secure.example.test', true], ['tls', 'checked.example.test', false], ['tls', 'pool.example.test', true]]);
     assert.deepEqual(s[0]?.http, { method: 'POST', path: '/api/v2/beacon?id=devbox', host: 'secure.example.test', userAgent: 'implant/2.1' });
     assert.equal(s[0]?.decrypted?.bytes, Buffer.byteLength(request));
     assert.match(s[0]?.preview ?? '', /^\\x16\\x03/, 'the preview is still the bytes on the wire (the ClientHello)');
