@@ -194,6 +194,9 @@ import socket
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
 socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.113.9', 7000))
+import smtplib
+try: smtplib.SMTP('mx.example.test', 25, timeout=5).sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
+except Exception as e: print('smtp:', e)
 "
 `, { mode: 0o755 });
     const out = join(t.path, 'out');
@@ -210,7 +213,9 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.
     assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'EINPROGRESS']);
     // caught there too; the namespace's conntrack table is not readable without root, so the port is the connect's (the datagram's: its sendto's)
     assert.deepEqual(report.sessions?.map((c) => [c.domain ?? c.address, c.port, c.transport ?? 'tcp', c.protocol]).sort(),
-      [['203.0.113.9', 7000, 'udp', 'other'], ['gulf.moneroocean.stream', 443, 'tcp', 'none']], JSON.stringify(report.sessions));
+      [['203.0.113.9', 7000, 'udp', 'other'], ['gulf.moneroocean.stream', 443, 'tcp', 'none'], ['mx.example.test', 25, 'tcp', 'smtp']], JSON.stringify(report.sessions));
+    // greeted without knowing the port: SMTP's ports have a listener of their own
+    assert.deepEqual(report.sessions?.find((c) => c.protocol === 'smtp')?.smtp?.from, 'promo@shop.example.test');
     assert.match(report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream /, JSON.stringify(report.findings.map((f) => f.rule)));
   } finally {
     t.cleanup();

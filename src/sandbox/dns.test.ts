@@ -259,6 +259,17 @@ except socket.timeout: print('no answer')
       assert.deepEqual(sessions.log().sessions.slice(2).map(({ address, port, transport, protocol, bytes, preview }) => ({ address, port, transport, protocol, bytes, preview })),
         [{ address: '203.0.113.7', port: 5000, transport: 'udp', protocol: 'other', bytes: 17, preview: 'BEACON devbox' }]);
       assert.match(rules, /udp dnat to 192\.0\.2\.53:1\n/, rules);
+      // mail to a name: SMTP's ports go to the SMTP listener, which greets and leads python's smtplib through the message
+      const mail = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import smtplib
+smtplib.SMTP('198.18.0.1', 587, timeout=10).sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
+print('sent')
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(mail.stdout.trim(), 'sent', mail.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 4; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.slice(3).map(({ address, port, domain, protocol, smtp }) => ({ address, port, domain, protocol, from: smtp?.from, subject: smtp?.subject })),
+        [{ address: '198.18.0.1', port: 587, domain: 'c2.example.test', protocol: 'smtp', from: 'promo@shop.example.test', subject: 'You won' }]);
+      assert.match(rules, /tcp dport \{ 25, 587, 2525 \} dnat to 192\.0\.2\.53:25\n/, rules);
       assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');

@@ -19,6 +19,7 @@ import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
 import { catchSession, ConntrackTable, DatagramCatcher, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
 import { sinkholeTlsContext } from './tls.js';
+import { GREETED, type ServerFirst } from './greetings.js';
 import type { SandboxDns } from './types.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
@@ -218,7 +219,9 @@ export interface ServedSinkhole {
  * namespace sending every TCP connection to an address outside 127.0.0.0/8 and DNS_SERVER to
  * DNS_SERVER:SESSION_PORT, where the third socket listens, every UDP datagram to port 53 to the
  * sinkhole (a sample with its own resolver, 8.8.8.8 say, is answered too), and every other UDP
- * datagram to DNS_SERVER:SESSION_PORT too, where a fourth socket reads them. Without nftables
+ * datagram to DNS_SERVER:SESSION_PORT too, where a fourth socket reads them; TCP to a port whose
+ * server speaks first goes to that protocol's own listener instead (greetings.ts: DNS_SERVER:25
+ * for SMTP's ports, :21, :110, :143), which greets it without having to know the port. Without nftables
  * the route is taken back, the connections fail as unrouted, and `sessionsUnavailable` says why.
  *
  * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
@@ -255,12 +258,17 @@ s.bind(53, '${DNS_SERVER}', () => {
       process.send({ sessions: String(e.stderr || e.message).trim().split('\\n')[0] }, () => process.exit(0));
       return;
     }
+    const unavailable = (what) => (e) => process.send({ sessions: what + ': ' + e.message }, () => process.exit(0));
     const c = net.createServer();
     const u = dgram.createSocket('udp4');
-    c.on('error', (e) => process.send({ sessions: 'listen: ' + e.message }, () => process.exit(0)));
-    u.on('error', (e) => process.send({ sessions: 'bind udp: ' + e.message }, () => process.exit(0)));
-    u.bind(${SESSION_PORT}, '${DNS_SERVER}', () => c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 },
-      () => process.send({ bound: 'udp-sessions' }, u, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)))));
+    const greeters = ${JSON.stringify([...GREETED].map(([protocol, g]) => [protocol, g.listen]))}.map(([protocol, port]) => ({ protocol, port, server: net.createServer() }));
+    c.on('error', unavailable('listen'));
+    u.on('error', unavailable('bind udp'));
+    for (const g of greeters) g.server.on('error', unavailable('listen ' + g.protocol));
+    const listenAll = (i, next) => (i === greeters.length ? next() : greeters[i].server.listen({ port: greeters[i].port, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(i + 1, next)));
+    const sendAll = (i, next) => (i === greeters.length ? next() : process.send({ bound: 'greet', protocol: greeters[i].protocol }, greeters[i].server, () => sendAll(i + 1, next)));
+    u.bind(${SESSION_PORT}, '${DNS_SERVER}', () => c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(0,
+      () => process.send({ bound: 'udp-sessions' }, u, () => sendAll(0, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)))))));
   })));
 });
 })();`;
@@ -272,20 +280,29 @@ s.bind(53, '${DNS_SERVER}', () => {
     : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
-  const { socket, server, sessionServer, sessionSocket, sessionsUnavailable } = await new Promise<{ socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; sessionsUnavailable?: string }>((resolve, reject) => {
+  const { socket, server, sessionServer, sessionSocket, greeters, sessionsUnavailable } = await new Promise<{
+    socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; greeters?: Map<ServerFirst, Server>; sessionsUnavailable?: string;
+  }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
     let udp: Socket | undefined;
     let tcp: Server | undefined;
     let udpSessions: Socket | undefined;
-    child.on('message', (m: { bound?: string; error?: string; sessions?: string }, handle: unknown) => {
+    const greeted = new Map<ServerFirst, Server>();
+    child.on('message', (m: { bound?: string; error?: string; sessions?: string; protocol?: string }, handle: unknown) => {
       if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
       if (m.bound === 'tcp' && handle && udp && opts.sessions) { tcp = handle as Server; return; }
       if (m.bound === 'udp-sessions' && handle && udp && tcp) { udpSessions = handle as Socket; return; }
+      if (m.bound === 'greet' && handle && udpSessions && GREETED.has(m.protocol as ServerFirst)) { greeted.set(m.protocol as ServerFirst, handle as Server); return; }
       clearTimeout(timer);
       if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
-      else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions) resolve({ socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions });
-      else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
-      else { udp?.close(); tcp?.close(); udpSessions?.close(); (handle as Server | undefined)?.close(); reject(new Error(m.error ?? 'no socket')); }
+      else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions && greeted.size === GREETED.size) {
+        resolve({ socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions, greeters: greeted });
+      } else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
+      else {
+        udp?.close(); tcp?.close(); udpSessions?.close(); (handle as Server | undefined)?.close();
+        for (const g of greeted.values()) g.close();
+        reject(new Error(m.error ?? 'no socket'));
+      }
     });
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
     // close, not exit: a message sent just before the exit is delivered first
@@ -312,8 +329,8 @@ s.bind(53, '${DNS_SERVER}', () => {
     conntrack = new ConntrackTable(fd);
     sessionServer.maxConnections = SESSION_MAX_OPEN;
     sessionServer.on('drop', () => log.refuse());
-    const where = (proto: 'tcp' | 'udp') => (address: string, port: number) => {
-      const orig = conntrack?.lookup(DNS_SERVER, address, port, proto);
+    const where = (proto: 'tcp' | 'udp', listener = SESSION_PORT) => (address: string, port: number) => {
+      const orig = conntrack?.lookup(DNS_SERVER, address, port, proto, listener);
       const to = orig?.address ?? address;
       const domain = sinkhole.nameOf(to);
       return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
@@ -323,6 +340,16 @@ s.bind(53, '${DNS_SERVER}', () => {
       catchSession(conn, log, where('tcp'), { tls: sinkholeTlsContext });
     });
     sessionServer.on('error', () => undefined);
+    // the server-first protocols: each listener names its own (greetings.ts)
+    for (const [protocol, g] of greeters ?? []) {
+      g.maxConnections = SESSION_MAX_OPEN;
+      g.on('drop', () => log.refuse());
+      g.on('connection', (conn: TcpSocket) => {
+        track(conn);
+        catchSession(conn, log, where('tcp', GREETED.get(protocol)!.listen), { greet: protocol });
+      });
+      g.on('error', () => undefined);
+    }
     if (sessionSocket) {
       const datagrams = new DatagramCatcher(log, where('udp'));
       sessionSocket.on('message', (msg, rinfo) => datagrams.onDatagram(msg, rinfo));
@@ -335,6 +362,7 @@ s.bind(53, '${DNS_SERVER}', () => {
       try { socket.close(); } catch { /* closed */ }
       server.close();
       sessionServer?.close();
+      for (const g of greeters?.values() ?? []) g.close();
       try { sessionSocket?.close(); } catch { /* closed */ }
       for (const c of connections) c.destroy();
       conntrack?.close();
@@ -344,15 +372,16 @@ s.bind(53, '${DNS_SERVER}', () => {
 
 /**
  * The nftables rules of the sample's namespace: every TCP connection off its loopback goes to the
- * session listener, every DNS datagram to the sinkhole (conntrack answers from the address asked),
- * every other datagram to the session socket.
+ * session listener (to a port whose server speaks first: that protocol's listener), every DNS
+ * datagram to the sinkhole (conntrack answers from the address asked), every other datagram to the
+ * session socket.
  */
 function sessionRules(): string {
   return `table ip sandtrace {
   chain output {
     type nat hook output priority -100; policy accept;
     ip daddr { 127.0.0.0/8, ${DNS_SERVER} } return
-    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
+${[...GREETED.values()].map((g) => `    tcp dport { ${g.ports.join(', ')} } dnat to ${DNS_SERVER}:${g.listen}\n`).join('')}    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
     udp dport 53 dnat to ${DNS_SERVER}:53
     meta l4proto udp dnat to ${DNS_SERVER}:${SESSION_PORT}
   }

@@ -1,19 +1,30 @@
 // Protocols where the server speaks first (SMTP, FTP, POP3, IMAP), for the connection catcher
 // (sessions.ts): a sample that connects to one waits for a greeting before it sends anything, so
 // without one it would be listed as sending nothing. The catcher greets it, as INetSim does, by the
-// port it connected to; FTP, POP3 and IMAP are then logged at the client's first line (a login, as
-// a rule), SMTP is led through one message (EHLO, MAIL FROM, RCPT TO, DATA) so that the report has
-// its envelope and subject: what a spam bot sends, or where a stealer mails its loot.
+// port it connected to (each protocol's ports are sent to a listener of its own, GREETED, so that
+// the protocol is known even where the port is not); FTP, POP3 and IMAP are then logged at the
+// client's first line (a login, as a rule), SMTP is led through one message (EHLO, MAIL FROM, RCPT
+// TO, DATA) so that the report has its envelope and subject: what a spam bot sends, or where a
+// stealer mails its loot.
 //
 // Everything read is the sample's: lines are bounded by the catcher's read cap, fields cut and
 // escaped before they are kept.
 
 export type ServerFirst = 'smtp' | 'ftp' | 'pop3' | 'imap';
 
+/**
+ * Each protocol's listener port on the sinkhole's address, and the ports the namespace's nftables
+ * rules send to it (dns.ts): the listener a connection arrives at names its protocol, so that it
+ * is greeted even when the port it was made to is unknown (the rootless sandbox cannot read the
+ * namespace's connection table).
+ */
+export const GREETED: ReadonlyMap<ServerFirst, { listen: number; ports: readonly number[] }> = new Map([
+  ['smtp', { listen: 25, ports: [25, 587, 2525] }], ['ftp', { listen: 21, ports: [21] }],
+  ['pop3', { listen: 110, ports: [110] }], ['imap', { listen: 143, ports: [143] }],
+] as const);
+
 /** The ports greeted, and as what. */
-export const SERVER_FIRST_PORTS: ReadonlyMap<number, ServerFirst> = new Map([
-  [21, 'ftp'], [25, 'smtp'], [587, 'smtp'], [2525, 'smtp'], [110, 'pop3'], [143, 'imap'],
-]);
+export const SERVER_FIRST_PORTS: ReadonlyMap<number, ServerFirst> = new Map([...GREETED].flatMap(([p, { ports }]) => ports.map((n) => [n, p] as const)));
 
 /** The name the greetings give the server. */
 const SERVER = 'mail.example.test';

@@ -204,16 +204,17 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * and log it. `where` names the original destination from the connection's remote end.
  * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
- * A connection to a port whose server speaks first (greetings.ts) is greeted at once: SMTP is
- * answered through its first message, FTP, POP3 and IMAP are logged at the client's first line.
+ * A connection to a port whose server speaks first (greetings.ts; `opts.greet`, or known from its
+ * port) is greeted at once: SMTP is answered through its first message, FTP, POP3 and IMAP are
+ * logged at the client's first line.
  */
 export function catchSession(
   conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
-  opts: { tls?: () => SecureContext } = {},
+  opts: { tls?: () => SecureContext; greet?: ServerFirst } = {},
 ): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
-  // a server-first protocol by the port connected to: greeted first (unknown port: never)
-  const greeted = dest.port === null ? undefined : SERVER_FIRST_PORTS.get(dest.port);
+  // a server-first protocol, by the listener it came to or the port it was made to: greeted first
+  const greeted = opts.greet ?? (dest.port === null ? undefined : SERVER_FIRST_PORTS.get(dest.port));
   const smtp = greeted === 'smtp' ? new SmtpDialogue() : undefined;
   if (greeted) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
@@ -343,7 +344,7 @@ export class ConntrackTable {
 
   constructor(private fd: number | undefined, private readonly budget = CONNTRACK_READ) {}
 
-  lookup(listener: string, remoteAddress: string, remotePort: number, proto: 'tcp' | 'udp' = 'tcp'): { address: string; port: number } | undefined {
+  lookup(listener: string, remoteAddress: string, remotePort: number, proto: 'tcp' | 'udp' = 'tcp', listenerPort = SESSION_PORT): { address: string; port: number } | undefined {
     if (this.fd === undefined || this.spent >= this.budget.analysis) return undefined;
     const limit = Math.min(this.budget.lookup, this.budget.analysis - this.spent);
     const chunks: Buffer[] = [];
@@ -352,7 +353,7 @@ export class ConntrackTable {
       const b = Buffer.alloc(Math.min(64 * 1024, limit));
       for (let n; read < limit && (n = readSync(this.fd, b, 0, Math.min(b.length, limit - read), read)) > 0; read += n) chunks.push(Buffer.from(b.subarray(0, n)));
     } catch { return undefined; } finally { this.spent += read; }
-    const reply = ` src=${listener} dst=${remoteAddress} sport=${SESSION_PORT} dport=${remotePort} `;
+    const reply = ` src=${listener} dst=${remoteAddress} sport=${listenerPort} dport=${remotePort} `;
     for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
       const at = line.indexOf(reply);
       if (at < 0 || !line.includes(` ${proto} `)) continue;
