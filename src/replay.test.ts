@@ -83,11 +83,11 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
       { format: 'sandtrace.events.end', events: 1, stats, dns }].map((o) => JSON.stringify(o)).join('\n') + '\n');
     return file;
   };
-  const dns = { queries: [{ name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 2 }], omitted: 0, malformed: 1 };
+  const dns = { queries: [{ name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 2 }, { name: 'shop.example.test', type: 'MX', answer: 'shop.example.test', rcode: 'NOERROR', count: 1 }], omitted: 0, malformed: 1 };
   const ok = await replay({ file: write('dns.events', dns), outDir: join(tmp, 'dns') });
   assert.deepEqual(ok.report.dns, dns.queries);
   assert.ok(ok.report.analysis.warnings.some((w) => w.code === 'DNS_MALFORMED'), 'the recorded counts are reported as live');
-  for (const [i, bad] of [{ ...dns, queries: [{ name: 'x', type: 'A', answer: '<script>', rcode: 'NOERROR', count: 1 }] }, { ...dns, queries: [{ ...dns.queries[0], rcode: 'SERVFAIL' }] }, { ...dns, omitted: -1 }, { queries: 'many' }].entries()) {
+  for (const [i, bad] of [{ ...dns, queries: [{ name: 'x', type: 'A', answer: '<script>', rcode: 'NOERROR', count: 1 }] }, { ...dns, queries: [{ ...dns.queries[0], rcode: 'SERVFAIL' }] }, { ...dns, omitted: -1 }, { queries: 'many' }, { ...dns, queries: [{ ...dns.queries[1], answer: 'elsewhere.example' }] }].entries()) {
     const r = await replay({ file: write(`bad-dns-${i}.events`, bad), outDir: join(tmp, `bad-dns-${i}`) });
     assert.equal(r.report.dns, undefined);
     assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));

@@ -181,7 +181,7 @@ function recordedDns(d: unknown): SandboxDns | undefined {
   if (typeof o !== 'object' || o === null || !Array.isArray(o.queries) || !count(o.omitted) || !count(o.malformed)) return undefined;
   if (o.unavailable !== undefined && typeof o.unavailable !== 'string') return undefined;
   const ok = o.queries.every((q: Partial<DnsRecord> | null) => typeof q === 'object' && q !== null && typeof q.name === 'string' && typeof q.type === 'string'
-    && (q.answer === null || (typeof q.answer === 'string' && isIPv4(q.answer))) && (q.rcode === 'NOERROR' || q.rcode === 'NXDOMAIN') && count(q.count));
+    && (q.answer === null || (typeof q.answer === 'string' && (q.type === 'MX' ? q.answer === q.name : isIPv4(q.answer)))) && (q.rcode === 'NOERROR' || q.rcode === 'NXDOMAIN') && count(q.count));
   if (!ok) return undefined;
   if (o.sessionsUnavailable !== undefined && typeof o.sessionsUnavailable !== 'string') return undefined;
   if (o.sessionsOmitted !== undefined && !count(o.sessionsOmitted)) return undefined;

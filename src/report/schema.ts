@@ -68,7 +68,7 @@ export interface ReportDns {
   name: string;
   /** 'A', 'AAAA', 'TXT', ... or TYPEnnn. */
   type: string;
-  /** The address answered (A), or null (no records, or NXDOMAIN). */
+  /** The address answered (A), the mail exchanger (MX, since 1.7: the name itself, whose A answer leads to the catcher), or null (no records, or NXDOMAIN). */
   answer: string | null;
   /** NOERROR, or NXDOMAIN when the analysis asked for every name to fail (`analyze --dns nxdomain`). */
   rcode: 'NOERROR' | 'NXDOMAIN';
@@ -155,7 +155,7 @@ export interface Report {
   network: ReportNetwork[];
   /**
    * Since 1.5: the names the sample looked up, as the sandbox's DNS sinkhole answered them (A: an
-   * address of 198.18.0.0/15 of the name's own, which leads only to sandtrace's catcher in the namespace; other types: no records; all
+   * address of 198.18.0.0/15 of the name's own, which leads only to sandtrace's catcher in the namespace; MX: the name itself; other types: no records; all
    * NXDOMAIN with `analyze --dns nxdomain`). Absent where the sandbox has no sinkhole (VM).
    */
   dns?: ReportDns[];

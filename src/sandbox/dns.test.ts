@@ -41,6 +41,19 @@ test('each name gets an address of its own from 198.18.0.0/15, the same one when
   ], omitted: 0, malformed: 0 });
 });
 
+test('an MX question names the name itself as its mail exchanger (preference 10), so a mailer comes on to its A answer; under --dns nxdomain it gets NXDOMAIN', () => {
+  const s = new DnsSinkhole();
+  const q = query('Shop.Example.test', 15);
+  const r = s.answer(q)!;
+  assert.equal(r.readUInt16BE(6), 1, 'one answer');
+  // the record: the question's name (pointer 0xc00c), MX, IN, TTL 60, RDATA preference 10 and the question's name again
+  assert.deepEqual([...r.subarray(q.length)], [0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 60, 0, 4, 0, 10, 0xc0, 0x0c]);
+  assert.deepEqual(answers(s.answer(query('shop.example.test'))!).addresses, ['198.18.0.1'], 'the exchanger\'s A answer');
+  assert.deepEqual(s.log().queries.map((x) => [x.type, x.name, x.answer]), [['MX', 'shop.example.test', 'shop.example.test'], ['A', 'shop.example.test', '198.18.0.1']]);
+  const nx = new DnsSinkhole('nxdomain');
+  assert.deepEqual(answers(nx.answer(query('shop.example.test', 15))!), { id: 0x1234, rcode: 3, qd: 1, addresses: [] });
+});
+
 test('other questions (AAAA, TXT, an unknown type) get no records, so resolvers fall back to A; they are logged by type', () => {
   const s = new DnsSinkhole();
   for (const t of [28, 16, 4242]) assert.deepEqual(answers(s.answer(query('x.example.test', t))!), { id: 0x1234, rcode: 0, qd: 1, addresses: [] });
@@ -270,6 +283,9 @@ print('sent')
       assert.deepEqual(sessions.log().sessions.slice(3).map(({ address, port, domain, protocol, smtp }) => ({ address, port, domain, protocol, from: smtp?.from, subject: smtp?.subject })),
         [{ address: '198.18.0.1', port: 587, domain: 'c2.example.test', protocol: 'smtp', from: 'promo@shop.example.test', subject: 'You won' }]);
       assert.match(rules, /tcp dport \{ 25, 587, 2525 \} dnat to 192\.0\.2\.53:25\n/, rules);
+      // busybox's resolver, asked for the mail exchanger of a name, is given the name itself
+      const mx = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=mx', 'shop.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(mx.stdout, /shop\.example\.test\s+mail exchanger = 10 shop\.example\.test/, mx.stdout + mx.stderr);
       assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
       assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');

@@ -4,7 +4,8 @@
 // domains, are in the report, and its next step (a connect to the answer) is seen too. Every A
 // question gets an address of its own from 198.18.0.0/15 (RFC 2544, benchmarking: never routed);
 // a connect to it names the domain in the report, and is caught inside the namespace, as every
-// TCP connection and datagram off its loopback is (sessions.ts): nothing leaves. Other questions get an empty answer (NOERROR, no records), so resolvers
+// TCP connection and datagram off its loopback is (sessions.ts): nothing leaves. An MX question is
+// answered with the name itself as the exchanger. Other questions get an empty answer (NOERROR, no records), so resolvers
 // fall back to A. In 'nxdomain' mode every question is answered NXDOMAIN instead (for a sample
 // that stops when a name that should not exist resolves, as WannaCry's kill switch did); the
 // names are listed all the same.
@@ -93,22 +94,29 @@ export function parseQuery(msg: Buffer): DnsQuestion | string {
   };
 }
 
-/** A response to `q`: rcode, and the A record's address if any. */
-export function buildResponse(q: Pick<DnsQuestion, 'id' | 'question' | 'rd'>, rcode: number, address?: string): Buffer {
-  const answer = address === undefined ? Buffer.alloc(0) : Buffer.alloc(16);
-  if (address !== undefined) {
+/**
+ * A response to `q`: rcode, and its one record if any: an A record's address, or `'MX'`, a mail
+ * exchanger record naming the question's name itself (preference 10), whose A question then gets
+ * a sinkhole address as any name does.
+ */
+export function buildResponse(q: Pick<DnsQuestion, 'id' | 'question' | 'rd'>, rcode: number, record?: string): Buffer {
+  const answer = record === undefined ? Buffer.alloc(0) : Buffer.alloc(16);
+  if (record !== undefined) {
     answer.writeUInt16BE(0xc00c, 0); // the question's name
-    answer.writeUInt16BE(1, 2); // A
+    answer.writeUInt16BE(record === 'MX' ? 15 : 1, 2);
     answer.writeUInt16BE(1, 4); // IN
     answer.writeUInt32BE(60, 6); // TTL
     answer.writeUInt16BE(4, 10);
-    address.split('.').forEach((o, i) => answer.writeUInt8(Number(o), 12 + i));
+    if (record === 'MX') {
+      answer.writeUInt16BE(10, 12); // preference
+      answer.writeUInt16BE(0xc00c, 14); // exchange: the question's name
+    } else record.split('.').forEach((o, i) => answer.writeUInt8(Number(o), 12 + i));
   }
   const h = Buffer.alloc(12);
   h.writeUInt16BE(q.id, 0);
   h.writeUInt16BE(0x8000 | 0x0400 | (q.rd ? 0x0100 : 0) | 0x0080 | (rcode & 0xf), 2); // QR AA RD RA
   h.writeUInt16BE(1, 4);
-  h.writeUInt16BE(address === undefined ? 0 : 1, 6);
+  h.writeUInt16BE(record === undefined ? 0 : 1, 6);
   return Buffer.concat([h, q.question, answer]);
 }
 
@@ -118,7 +126,7 @@ export interface DnsRecord {
   name: string;
   /** 'A', 'AAAA', 'TXT', ... or TYPEnnn. */
   type: string;
-  /** The sinkhole address answered, for A; null for the empty answers. */
+  /** The sinkhole address answered, for A; for MX the mail exchanger named, the name itself; null for the empty answers. */
   answer: string | null;
   /** NOERROR (an address, or no records), or NXDOMAIN (mode 'nxdomain'). */
   rcode: 'NOERROR' | 'NXDOMAIN';
@@ -127,7 +135,7 @@ export interface DnsRecord {
 
 /** Address → name for the A answers of a log: the names behind fd.sip.name and the report's `domain`. */
 export function namesByAddress(queries: readonly DnsRecord[]): Map<string, string> {
-  return new Map(queries.flatMap((q) => (q.answer === null ? [] : [[q.answer, q.name] as const])));
+  return new Map(queries.flatMap((q) => (q.answer === null || q.type !== 'A' ? [] : [[q.answer, q.name] as const])));
 }
 
 export interface DnsLog {
@@ -169,12 +177,15 @@ export class DnsSinkhole {
       }
       address ??= SHARED_ADDRESS;
     }
+    // a mail exchanger: the name itself, so that a mailer that asks MX first (spam bots) comes on
+    // to the name's A answer and its port 25, where the catcher greets it (greetings.ts)
+    const mx = !nx && q.type === 15 && q.qclass === 1;
     const key = `${type} ${q.name}`;
     const rec = this.records.get(key);
     if (rec) rec.count++;
-    else if (this.records.size < this.maxNames) this.records.set(key, { name: q.name, type, answer: address ?? null, rcode: nx ? 'NXDOMAIN' : 'NOERROR', count: 1 });
+    else if (this.records.size < this.maxNames) this.records.set(key, { name: q.name, type, answer: address ?? (mx ? q.name : null), rcode: nx ? 'NXDOMAIN' : 'NOERROR', count: 1 });
     else this.omitted++;
-    return buildResponse(q, nx ? 3 : 0, address);
+    return buildResponse(q, nx ? 3 : 0, mx ? 'MX' : address);
   }
 
   /** The name a sinkhole address was given for. */
