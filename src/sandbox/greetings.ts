@@ -1,14 +1,15 @@
 // Protocols where the server speaks first (SMTP, FTP, POP3, IMAP), for the connection catcher
 // (sessions.ts): a sample that connects to one waits for a greeting before it sends anything, so
-// without one it would be listed as sending nothing. The catcher greets it, as INetSim does, by the
-// port it connected to (each protocol's ports are sent to a listener of its own, GREETED, so that
-// the protocol is known even where the port is not); FTP, POP3 and IMAP are then logged at the
-// client's first line (a login, as a rule), SMTP is led through one message (EHLO, MAIL FROM, RCPT
-// TO, DATA) so that the report has its envelope and subject: what a spam bot sends, or where a
-// stealer mails its loot.
+// without one it would be listed as sending nothing. The catcher greets it, as INetSim does: each
+// protocol's ports are sent to a listener of its own (GREETED), which names the protocol, so that
+// it is known even where the port is not. FTP, POP3 and IMAP are then logged at the client's
+// first line (a login, as a rule); SMTP is led through one message (EHLO, MAIL FROM, RCPT TO,
+// DATA) so that the report has its envelope and subject: what a spam bot sends, or where a stealer
+// mails its loot.
 //
 // Everything read is the sample's: lines are bounded by the catcher's read cap, fields cut and
 // escaped before they are kept.
+import { escaped } from './escape.js';
 
 export type ServerFirst = 'smtp' | 'ftp' | 'pop3' | 'imap';
 
@@ -22,9 +23,6 @@ export const GREETED: ReadonlyMap<ServerFirst, { listen: number; ports: readonly
   ['smtp', { listen: 25, ports: [25, 587, 2525] }], ['ftp', { listen: 21, ports: [21] }],
   ['pop3', { listen: 110, ports: [110] }], ['imap', { listen: 143, ports: [143] }],
 ] as const);
-
-/** The ports greeted, and as what. */
-export const SERVER_FIRST_PORTS: ReadonlyMap<number, ServerFirst> = new Map([...GREETED].flatMap(([p, { ports }]) => ports.map((n) => [n, p] as const)));
 
 /** The name the greetings give the server. */
 const SERVER = 'mail.example.test';
@@ -49,14 +47,9 @@ export interface SmtpEnvelope {
 const FIELD = 256;
 const RECIPIENTS = 16;
 
-/** Printable ASCII as it is, anything else \xNN, cut at FIELD characters. */
+/** The field as the report keeps it: cut at FIELD characters, then escaped. */
 function clean(s: string): string {
-  let out = '';
-  for (const ch of s.slice(0, FIELD)) {
-    const c = ch.charCodeAt(0);
-    out += c >= 0x20 && c < 0x7f && ch !== '\\' ? ch : ch === '\\' ? '\\\\' : `\\x${c.toString(16).padStart(2, '0')}`;
-  }
-  return out;
+  return escaped(Buffer.from(s.slice(0, FIELD), 'latin1'));
 }
 
 /** An address out of `MAIL FROM:<a@b> SIZE=1` or `RCPT TO:<c@d>` (the text after the colon when there are no brackets). */

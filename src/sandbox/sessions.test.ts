@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { catchSession, ConntrackTable, DatagramCatcher, parseClientHello, parseHttpHead, SESSION_MAX, SESSION_READ, SessionLog } from './sessions.js';
 import { selfSignedCertificate, sinkholeTlsContext } from './tls.js';
+import type { ServerFirst } from './greetings.js';
 
 /** The first bytes a real client sends to a listener on loopback (which never answers). */
 async function firstBytes(send: (port: number) => void, atLeast: number): Promise<Buffer> {
@@ -237,10 +238,10 @@ test('DatagramCatcher: one session per flow (source address and port), its first
   assert.equal(sessionsOmitted, 2);
 });
 
-test('catchSession greets server-first protocols by the port connected to: SMTP is led through one message (envelope and subject kept), FTP is logged at its first line; without a known port nothing is said first', async () => {
+test('catchSession greets the server-first protocol its listener names: SMTP is led through one message (envelope and subject kept), FTP is logged at its first line; the catch-all listener says nothing first', async () => {
   const log = new SessionLog();
-  let port: number | null = 25;
-  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port, domain: 'mx.example.test' })));
+  let greet: ServerFirst | undefined = 'smtp';
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mx.example.test' }), greet ? { greet } : {}));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const listening = (server.address() as { port: number }).port;
   /** Waits for the greeting (if any comes within `wait` ms), sends `lines`, returns all that was said back. */
@@ -257,10 +258,10 @@ test('catchSession greets server-first protocols by the port connected to: SMTP 
   try {
     const smtp = await talk('EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n');
     assert.match(smtp, /^220 mail\.example\.test ESMTP ready\r\n250-[\s\S]*354 [\s\S]*250 2\.0\.0 OK: queued\r\n$/);
-    port = 21;
+    greet = 'ftp';
     assert.match(await talk('USER anonymous\r\n'), /^220 FTP server ready\r\n$/);
-    port = null;
-    assert.equal(await talk('EHLO quiet\r\n', 200), '', 'an unknown port: no greeting');
+    greet = undefined;
+    assert.equal(await talk('EHLO quiet\r\n', 200), '', 'the catch-all: no greeting');
     const s = log.log().sessions;
     assert.deepEqual(s.map((x) => x.protocol), ['smtp', 'ftp', 'other']);
     assert.deepEqual(s[0]?.smtp, { helo: 'bot', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' });

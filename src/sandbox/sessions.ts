@@ -17,8 +17,9 @@
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import { GREETING, SERVER_FIRST_PORTS, SmtpDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 import { closeSync, readSync } from 'node:fs';
+import { escaped } from './escape.js';
+import { GREETING, SmtpDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
 export const SESSION_PORT = 1;
@@ -68,19 +69,6 @@ export interface SinkholeSession {
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
-
-/** Printable ASCII as it is, anything else \xNN (a newline \n): safe to print and to put in JSON or HTML. */
-function escaped(b: Buffer): string {
-  let s = '';
-  for (const c of b) {
-    if (c === 0x0a) s += '\\n';
-    else if (c === 0x0d) s += '\\r';
-    else if (c === 0x5c) s += '\\\\';
-    else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
-    else s += `\\x${c.toString(16).padStart(2, '0')}`;
-  }
-  return s;
-}
 
 /** An HTTP/1 request head, once it is whole (up to the empty line); undefined before, or for anything else. */
 export function parseHttpHead(buf: Buffer): HttpRequestHead | undefined {
@@ -204,17 +192,17 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * and log it. `where` names the original destination from the connection's remote end.
  * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
- * A connection to a port whose server speaks first (greetings.ts; `opts.greet`, or known from its
- * port) is greeted at once: SMTP is answered through its first message, FTP, POP3 and IMAP are
- * logged at the client's first line.
+ * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
+ * (greetings.ts) and is greeted at once: SMTP is answered through its first message, FTP, POP3 and
+ * IMAP are logged at the client's first line.
  */
 export function catchSession(
   conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
   opts: { tls?: () => SecureContext; greet?: ServerFirst } = {},
 ): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
-  // a server-first protocol, by the listener it came to or the port it was made to: greeted first
-  const greeted = opts.greet ?? (dest.port === null ? undefined : SERVER_FIRST_PORTS.get(dest.port));
+  // a server-first protocol (named by the listener it came to): greeted first
+  const greeted = opts.greet;
   const smtp = greeted === 'smtp' ? new SmtpDialogue() : undefined;
   if (greeted) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
