@@ -179,9 +179,10 @@ test('the anomaly detector flags the process that deviates from its program mode
   // the shell runs the same script both times; only what ls is asked to do differs
   const script = 'for i in 1 2 3 4 5 6; do cat /etc/hostname > /dev/null; ls $LSARGS $DIR > /dev/null; done';
   const normalEnv = { LSARGS: '', DIR: '/' };
-  // eight runs: the shell's calls interleave with its children's exits (SIGCHLD, wait4) as the
-  // scheduler has it, and fewer runs than that left a normal run of the shell unlike all of them
-  const logs = Array.from({ length: 8 }, (_, i) => strace(`n${i + 1}`, script, normalEnv));
+  // 24 runs (70 ms each): the shell's calls interleave with its children's exits (SIGCHLD, wait4)
+  // as the scheduler has it, and fewer runs left a normal run of the shell unlike all of them (with
+  // eight, STIDE flagged one in 2 of 16 runs of this test; with 24, in none of 12)
+  const logs = Array.from({ length: 24 }, (_, i) => strace(`n${i + 1}`, script, normalEnv));
   const byExe = new Map<string, string[][]>();
   for (const l of logs) {
     for (const t of (await readTraces(l)).traces) {
