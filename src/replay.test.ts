@@ -98,13 +98,16 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   const https = { address: '198.18.0.2', port: 443, protocol: 'tls', sni: 'c2.example.test', http: { method: 'POST', path: '/up' }, bytes: 517, preview: '\\x16\\x03\\x01', decrypted: { bytes: 40, preview: 'POST /up HTTP/1.1' } };
   const datagrams = { address: '203.0.113.9', port: 7000, transport: 'udp', protocol: 'other', bytes: 11, preview: 'HELLO bot-7' };
   const mail = { address: '198.18.0.3', port: 25, protocol: 'smtp', bytes: 90, preview: 'EHLO bot', smtp: { helo: 'bot', from: 'a@b.test', to: ['c@d.test'], recipients: 1, subject: 'hi' } };
-  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
-  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail]);
+  const stealer = { ...mail, port: 587, smtp: { ...mail.smtp, auth: { mechanism: 'LOGIN', user: 'logs@mail.example.test', password: 'Hunter2!' }, starttls: true, messages: 3 }, decrypted: { bytes: 400, preview: 'EHLO bot' } };
+  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
+  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer]);
   assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 caught connections are not listed/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
   const uncaught = await replay({ file: write('uncaught.events', { ...dns, sessionsUnavailable: 'nft: not found' }), outDir: join(tmp, 'uncaught') });
   assert.equal(uncaught.report.sessions, undefined);
   assert.ok(uncaught.report.analysis.warnings.some((w) => w.code === 'SESSIONS_UNAVAILABLE' && /nft: not found/.test(w.message)), JSON.stringify(uncaught.report.analysis.warnings));
-  for (const [i, bad] of [{ ...session, address: '<b>' }, { ...session, preview: 7 }, { ...session, port: 70000 }, { ...session, http: { method: 'GET' } }, { ...https, decrypted: { bytes: -1, preview: '' } }, { ...https, decrypted: { bytes: 1 } }, { ...datagrams, transport: 'sctp' }, { ...mail, smtp: { ...mail.smtp, recipients: 0 } }, { ...mail, smtp: { ...mail.smtp, to: 'c@d.test' } }].entries()) {
+  for (const [i, bad] of [{ ...session, address: '<b>' }, { ...session, preview: 7 }, { ...session, port: 70000 }, { ...session, http: { method: 'GET' } }, { ...https, decrypted: { bytes: -1, preview: '' } }, { ...https, decrypted: { bytes: 1 } }, { ...datagrams, transport: 'sctp' }, { ...mail, smtp: { ...mail.smtp, recipients: 0 } }, { ...mail, smtp: { ...mail.smtp, to: 'c@d.test' } },
+    { ...stealer, smtp: { ...stealer.smtp, auth: { ...stealer.smtp.auth, mechanism: 'XOAUTH2' } } }, { ...stealer, smtp: { ...stealer.smtp, auth: { mechanism: 'LOGIN', user: 'u' } } },
+    { ...stealer, smtp: { ...stealer.smtp, starttls: 'yes' } }, { ...stealer, smtp: { ...stealer.smtp, messages: 1 } }].entries()) {
     const r = await replay({ file: write(`bad-session-${i}.events`, { ...dns, sessions: [bad] }), outDir: join(tmp, `bad-session-${i}`) });
     assert.deepEqual([r.report.dns, r.report.sessions], [undefined, undefined]);
     assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));

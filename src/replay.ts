@@ -212,13 +212,17 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     if (d !== undefined && (typeof d !== 'object' || d === null || !Number.isInteger(d.bytes) || d.bytes < 0 || !str(d.preview, 4096))) return undefined;
     const m = s.smtp;
     if (m !== undefined && (typeof m !== 'object' || m === null || !opt(m.helo, 2048) || !opt(m.from, 2048) || !opt(m.subject, 2048)
-      || !Array.isArray(m.to) || m.to.length > 16 || !m.to.every((t) => str(t, 2048)) || !Number.isInteger(m.recipients) || m.recipients < m.to.length)) return undefined;
+      || !Array.isArray(m.to) || m.to.length > 16 || !m.to.every((t) => str(t, 2048)) || !Number.isInteger(m.recipients) || m.recipients < m.to.length
+      || !(m.starttls === undefined || m.starttls === true) || !(m.messages === undefined || (Number.isInteger(m.messages) && m.messages >= 2))
+      || !(m.auth === undefined || (typeof m.auth === 'object' && m.auth !== null && ['PLAIN', 'LOGIN'].includes(m.auth.mechanism) && str(m.auth.user, 2048) && str(m.auth.password, 2048))))) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
       ...(s.sni !== undefined ? { sni: s.sni } : {}), bytes: s.bytes as number, preview: s.preview as string,
       ...(d ? { decrypted: { bytes: d.bytes, preview: d.preview } } : {}),
-      ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}) } } : {}),
+      ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}),
+        ...(m.auth ? { auth: { mechanism: m.auth.mechanism, user: m.auth.user, password: m.auth.password } } : {}), ...(m.starttls ? { starttls: true as const } : {}),
+        ...(m.messages !== undefined ? { messages: m.messages } : {}) } } : {}),
     });
   }
   return out;

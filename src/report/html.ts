@@ -196,9 +196,9 @@ export function renderHtml(r: Report): string {
   const sessions = (r.sessions ?? []).slice(0, MAX_ROWS).map((c) => [
     `${esc(c.domain ?? c.address)}${c.port === null ? '' : `:${esc(c.port)}`}`, esc(c.transport === 'udp' ? `udp ${c.protocol === 'none' ? 'empty' : 'datagrams'}` : c.protocol),
     `<span class="argv">${esc(c.http ? `${c.http.method} ${c.http.path}${c.http.host !== undefined ? ` · Host: ${c.http.host}` : ''}${c.http.userAgent !== undefined ? ` · User-Agent: ${c.http.userAgent}` : ''}`
-      : c.smtp?.from !== undefined ? `mail from ${c.smtp.from} to ${c.smtp.to.join(', ')}${c.smtp.recipients > c.smtp.to.length ? ` (${c.smtp.recipients} recipients)` : ''}${c.smtp.subject !== undefined ? ` · Subject: ${c.smtp.subject}` : ''}${c.smtp.helo !== undefined ? ` · HELO ${c.smtp.helo}` : ''}`
+      : c.smtp?.from !== undefined ? `mail from ${c.smtp.from} to ${c.smtp.to.join(', ')}${c.smtp.recipients > c.smtp.to.length ? ` (${c.smtp.recipients} recipients)` : ''}${c.smtp.subject !== undefined ? ` · Subject: ${c.smtp.subject}` : ''}${c.smtp.helo !== undefined ? ` · HELO ${c.smtp.helo}` : ''}${c.smtp.auth ? ` · logged in as ${c.smtp.auth.user} (AUTH ${c.smtp.auth.mechanism}, password ${c.smtp.auth.password})` : ''}`
       : c.sni !== undefined ? `server name ${c.sni}` : c.preview.slice(0, 120))}</span>` +
-      (c.protocol !== 'tls' ? '' : c.decrypted === undefined ? '<div class="muted small">refused the sandbox\'s certificate: nothing decrypted</div>'
+      (c.smtp?.starttls ? '<div class="muted small">STARTTLS: decrypted (the sample accepted the sandbox\'s certificate)</div>' : c.protocol !== 'tls' ? '' : c.decrypted === undefined ? '<div class="muted small">refused the sandbox\'s certificate: nothing decrypted</div>'
         : `<div class="muted small">${c.sni !== undefined && c.http ? `server name ${esc(c.sni)} · ` : ''}decrypted (the sample accepted the sandbox's certificate)${c.http ? '' : `: <span class="argv">${esc(c.decrypted.preview.slice(0, 120))}</span>`}</div>`),
     `${esc(c.bytes)}${c.decrypted ? ` <span class="muted small">(${esc(c.decrypted.bytes)} in the clear)</span>` : ''}`,
   ]);

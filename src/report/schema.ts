@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.7.0';
+export const REPORT_VERSION = '1.8.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -98,16 +98,23 @@ export interface ReportSession {
   /** The first 256 bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
   /**
-   * Since 1.7, TLS: what the sample sent in the clear after it accepted the catcher's certificate
-   * (it did not check it): bytes, and the first 256 as `preview` shows them; `http` is then the
-   * request it made (HTTPS). Absent when the sample refused the certificate.
+   * Since 1.7, TLS (since 1.8 also SMTP after STARTTLS): what the sample sent in the clear after it
+   * accepted the catcher's certificate (it did not check it): bytes, and the first 256 as `preview`
+   * shows them; `http` is then the request it made (HTTPS). Absent when the sample refused the certificate.
    */
   decrypted?: { bytes: number; preview: string };
   /**
-   * Since 1.7, SMTP: the catcher answered as a mail server through the first message; its HELO
-   * name, sender, first 16 recipients (`recipients` counts all) and subject, each escaped.
+   * Since 1.7, SMTP: the catcher answered as a mail server; the first message's HELO
+   * name, sender, first 16 recipients (`recipients` counts all) and subject, each escaped. Since
+   * 1.8: `auth`, the account it logged in with (AUTH PLAIN or LOGIN: the catcher accepts any
+   * password), `starttls`, the dialogue went on inside TLS (the sample accepted the catcher's
+   * certificate), and `messages`, how many it sent on the connection when more than one (the
+   * catcher now answers until the client quits, not only the first message).
    */
-  smtp?: { helo?: string; from?: string; to: string[]; recipients: number; subject?: string };
+  smtp?: {
+    helo?: string; from?: string; to: string[]; recipients: number; subject?: string;
+    auth?: { mechanism: 'PLAIN' | 'LOGIN'; user: string; password: string }; starttls?: true; messages?: number;
+  };
 }
 
 export interface ReportDiagnostic {

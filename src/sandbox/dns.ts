@@ -357,7 +357,8 @@ s.bind(53, '${DNS_SERVER}', () => {
       g.on('drop', () => log.refuse());
       g.on('connection', (conn: TcpSocket) => {
         track(conn);
-        catchSession(conn, log, where('tcp', GREETED.get(protocol)!.listen), { greet: protocol });
+        // SMTP offers STARTTLS, answered with the catch-all's certificate
+        catchSession(conn, log, where('tcp', GREETED.get(protocol)!.listen), { greet: protocol, ...(protocol === 'smtp' ? { tls: sinkholeTlsContext } : {}) });
       });
       g.on('error', () => undefined);
     }

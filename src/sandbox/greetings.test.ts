@@ -7,28 +7,45 @@ import { GREETED, SmtpDialogue } from './greetings.js';
 const DIALOGUE = 'EHLO bot.example.test\r\nMAIL FROM:<promo@shop.example.test> SIZE=120\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
   + 'From: promo@shop.example.test\r\nSubject: You won a prize\r\n\r\nClick here.\r\n.\r\nQUIT\r\n';
 
-test('SmtpDialogue: answers each command and takes the envelope and subject of the first message, whole or fed a byte at a time; it ends at the message', () => {
+test('SmtpDialogue: answers each command and takes the envelope and subject of the first message, whole or fed a byte at a time; it ends at QUIT', () => {
   const whole = new SmtpDialogue();
   const replies = whole.feed(Buffer.from(DIALOGUE));
-  assert.deepEqual(replies.split('\r\n').filter(Boolean).map((l) => l.slice(0, 3)), ['250', '250', '250', '250', '250', '354', '250']);
+  assert.deepEqual(replies.split('\r\n').filter(Boolean).map((l) => l.slice(0, 3)), ['250', '250', '250', '250', '250', '250', '354', '250', '221']);
   assert.equal(whole.done, true);
   assert.deepEqual(whole.envelope, { helo: 'bot.example.test', from: 'promo@shop.example.test', to: ['a@example.test', 'b@example.test'], recipients: 2, subject: 'You won a prize' });
   const piecemeal = new SmtpDialogue();
   let said = '';
-  for (let i = 1; i <= DIALOGUE.length && !piecemeal.done; i++) said += piecemeal.feed(Buffer.from(DIALOGUE.slice(0, i)));
+  for (let i = 0; i < DIALOGUE.length && !piecemeal.done; i++) said += piecemeal.feed(Buffer.from(DIALOGUE[i]!));
   assert.equal(said, replies);
   assert.deepEqual(piecemeal.envelope, whole.envelope);
   assert.ok(GREETED.get('smtp')?.ports.includes(25));
   assert.ok(GREETED.get('ftp')?.ports.includes(21));
 });
 
-test('SmtpDialogue: STARTTLS is refused, unknown commands get 502, an empty message and QUIT end it; hostile fields are cut, escaped and the recipients counted past 16', () => {
+test('SmtpDialogue: a message of any size streams through (nothing of it kept but the subject) and later messages are answered and counted, the envelope staying the first one\'s; a lone dot ends a message only as a whole line', () => {
+  const d = new SmtpDialogue();
+  d.feed(Buffer.from('EHLO pc\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<ops@example.test>\r\nDATA\r\nSubject: loot\r\nContent-Type: application/zip\r\n\r\n'));
+  const line = `${'QUFB'.repeat(19)}\r\n`;
+  let said = '';
+  for (let i = 0; i < 40_000; i++) said += d.feed(Buffer.from(line)); // 3 MB of base64
+  said += d.feed(Buffer.from(`${'x'.repeat(10_000)}.\r\n..\r\n`)); // a dot at the end of a long line, a stuffed dot: neither ends it
+  assert.equal(said, '');
+  assert.match(d.feed(Buffer.from('.\r\n')), /^250 2\.0\.0 OK: queued\r\n$/);
+  const second = d.feed(Buffer.from('MAIL FROM:<b@example.test>\r\nRCPT TO:<c@example.test>\r\nDATA\r\nSubject: again\r\n\r\n.\r\nQUIT\r\n'));
+  assert.match(second, /^250 2\.1\.0 OK\r\n250 2\.1\.5 OK\r\n354 [^\n]*\n250 2\.0\.0 OK: queued\r\n221 /);
+  assert.deepEqual(d.envelope, { helo: 'pc', from: 'a@example.test', to: ['ops@example.test'], recipients: 1, subject: 'loot', messages: 2 });
+  const long = new SmtpDialogue();
+  assert.match(long.feed(Buffer.from(`EHLO ${'a'.repeat(5000)}\r\nNOOP\r\n`)), /^500 5\.5\.6 Line too long\r\n250 2\.0\.0 OK\r\n$/);
+  assert.equal(long.envelope.helo, undefined);
+});
+
+test('SmtpDialogue: STARTTLS is refused without a certificate, unknown commands get 502, an empty message is taken, QUIT ends it; hostile fields are cut, escaped and the recipients counted past 16', () => {
   const d = new SmtpDialogue();
   assert.match(d.feed(Buffer.from('STARTTLS\r\nXYZZY\r\n')), /^454 [\s\S]*\r\n502 /);
   assert.equal(d.done, false);
   const empty = new SmtpDialogue();
-  empty.feed(Buffer.from('HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n'));
-  assert.equal(empty.done, true);
+  assert.match(empty.feed(Buffer.from('HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n')), /250 2\.0\.0 OK: queued\r\n$/);
+  assert.equal(empty.done, false, 'the dialogue goes on after a message, until QUIT');
   assert.equal(empty.envelope.subject, undefined);
   const quit = new SmtpDialogue();
   assert.match(quit.feed(Buffer.from('QUIT\r\n')), /^221 /);
@@ -41,4 +58,46 @@ test('SmtpDialogue: STARTTLS is refused, unknown commands get 502, an empty mess
   assert.equal(hostile.envelope.from, 'no-brackets@example.test');
   assert.equal(hostile.envelope.to.length, 16);
   assert.equal(hostile.envelope.recipients, 20);
+});
+
+const b64 = (s: string): string => Buffer.from(s, 'latin1').toString('base64');
+
+test('SmtpDialogue: AUTH PLAIN and LOGIN are accepted (with the first answer on the command line or after a 334) and the account kept; other mechanisms get 504, `*` cancels, a second AUTH gets 503', () => {
+  const plain = new SmtpDialogue();
+  assert.match(plain.feed(Buffer.from(`EHLO pc\r\nAUTH PLAIN ${b64('\0logs@mail.example.test\0hunter2')}\r\n`)), /250 AUTH PLAIN LOGIN\r\n235 2\.7\.0/);
+  assert.deepEqual(plain.envelope.auth, { mechanism: 'PLAIN', user: 'logs@mail.example.test', password: 'hunter2' });
+  assert.match(plain.feed(Buffer.from('AUTH LOGIN\r\n')), /^503 /);
+  const asked = new SmtpDialogue();
+  assert.equal(asked.feed(Buffer.from('AUTH PLAIN\r\n')), '334 \r\n');
+  assert.match(asked.feed(Buffer.from(`${b64('admin\0\0pw')}\r\n`)), /^235 /);
+  assert.deepEqual(asked.envelope.auth, { mechanism: 'PLAIN', user: 'admin', password: 'pw' }, 'the authorization identity when the authentication identity is empty');
+  const login = new SmtpDialogue();
+  const said = login.feed(Buffer.from(`AUTH LOGIN\r\n${b64('stealer@example.test')}\r\n${b64('p\x1bss')}\r\n`, 'latin1'));
+  assert.equal(said, '334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n');
+  assert.deepEqual(login.envelope.auth, { mechanism: 'LOGIN', user: 'stealer@example.test', password: 'p\\x1bss' }, 'escaped as every field is');
+  const initial = new SmtpDialogue();
+  assert.match(initial.feed(Buffer.from(`AUTH LOGIN ${b64('u')}\r\n${b64('p')}\r\n`)), /^334 UGFzc3dvcmQ6\r\n235 /);
+  assert.deepEqual(initial.envelope.auth, { mechanism: 'LOGIN', user: 'u', password: 'p' });
+  const other = new SmtpDialogue();
+  assert.match(other.feed(Buffer.from(`AUTH CRAM-MD5\r\nAUTH LOGIN\r\n*\r\nMAIL FROM:<a@b>\r\n`)), /^504 [\s\S]*\r\n334 [\s\S]*\r\n501 [\s\S]*\r\n250 2\.1\.0/);
+  assert.equal(other.envelope.auth, undefined);
+  assert.equal(other.envelope.from, 'a@b', 'commands are read again after a cancelled AUTH');
+});
+
+test('SmtpDialogue with STARTTLS offered: EHLO lists it, STARTTLS stops the dialogue at `upgrade` with what followed the line as `rest`, and restart() goes on with the bytes inside the TLS, where it is no longer offered', () => {
+  const d = new SmtpDialogue({ starttls: true });
+  const said = d.feed(Buffer.from('EHLO pc\r\nSTARTTLS\r\n\x16\x03\x01 hello', 'latin1'));
+  assert.match(said, /250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n/);
+  assert.match(said, /220 2\.0\.0 Ready to start TLS\r\n$/);
+  assert.equal(d.upgrade, true);
+  assert.equal(d.rest.toString('latin1'), '\x16\x03\x01 hello', 'the TLS starts right after the STARTTLS line');
+  assert.equal(d.feed(Buffer.from('MAIL FROM:<x@y>\r\n')), '', 'nothing is read in the clear after STARTTLS');
+  d.restart();
+  const inside = d.feed(Buffer.from(`EHLO pc\r\nSTARTTLS\r\nMAIL FROM:<loot@example.test>\r\nRCPT TO:<ops@example.test>\r\nDATA\r\nSubject: passwords\r\n\r\n..\r\n.\r\nQUIT\r\n`));
+  assert.doesNotMatch(inside, /STARTTLS/);
+  assert.match(inside, /^250-mail\.example\.test[\s\S]*\r\n503 5\.5\.1 TLS already active\r\n250 2\.1\.0/);
+  assert.equal(d.done, true);
+  assert.deepEqual(d.envelope, { helo: 'pc', from: 'loot@example.test', to: ['ops@example.test'], recipients: 1, subject: 'passwords', starttls: true });
+  const refused = new SmtpDialogue();
+  assert.doesNotMatch(refused.feed(Buffer.from('EHLO pc\r\n')), /STARTTLS/, 'not offered when the catcher cannot answer TLS');
 });

