@@ -176,3 +176,16 @@ test('a sample run by an interpreter shows what it was run with beside its type'
   const [again] = await renderOutputs(r, scratchDir('sandtrace-html-'));
   assert.match(await readFile(again!, 'utf8'), /<b>run with<\/b><span class="argv">\/usr\/bin\/env python3 -u<\/span>/);
 });
+
+test('caught mail sessions show the account the sample logged in with and whether the dialogue was read inside TLS (STARTTLS, or an implicit-TLS port), the sample\'s strings escaped', async () => {
+  const r = await hostileReport();
+  r.sessions = [
+    { address: '198.18.0.3', port: 587, domain: 'smtp.example.test', protocol: 'smtp', bytes: 30, preview: 'EHLO pc\\r\\nSTARTTLS\\r\\n', decrypted: { bytes: 300, preview: 'EHLO pc' },
+      smtp: { helo: 'pc', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'PW', auth: { mechanism: 'LOGIN', user: 'logs@mail.example.test', password: XSS_NAME }, starttls: true } },
+    { address: '198.18.0.4', port: 995, domain: 'pop.example.test', protocol: 'pop3', sni: 'pop.example.test', bytes: 517, preview: '\\x16\\x03\\x01', decrypted: { bytes: 12, preview: 'USER victim\\r\\n' } },
+  ];
+  const [html] = await renderOutputs(r, scratchDir('sandtrace-html-'));
+  const page = await readFile(html!, 'utf8');
+  assert.match(page, /mail from pc@example\.test to ops@example\.test · Subject: PW · HELO pc · logged in as logs@mail\.example\.test \(AUTH LOGIN, password &#60;script&#62;alert\(1\)&#60;\/script&#62;\)<\/span><div class="muted small">STARTTLS: decrypted/);
+  assert.match(page, /<td>pop3<\/td><td><span class="argv">server name pop\.example\.test<\/span><div class="muted small">TLS: decrypted \(the sample accepted the sandbox's certificate\): <span class="argv">USER victim\\r\\n<\/span>/);
+});

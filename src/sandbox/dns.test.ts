@@ -283,6 +283,20 @@ print('sent')
       assert.deepEqual(sessions.log().sessions.slice(3).map(({ address, port, domain, protocol, smtp }) => ({ address, port, domain, protocol, from: smtp?.from, subject: smtp?.subject })),
         [{ address: '198.18.0.1', port: 587, domain: 'c2.example.test', protocol: 'smtp', from: 'promo@shop.example.test', subject: 'You won' }]);
       assert.match(rules, /tcp dport \{ 25, 587, 2525 \} dnat to 192\.0\.2\.53:25\n/, rules);
+      // SMTPS (port 465, implicit TLS) goes to a listener of its own, which answers the TLS first and greets inside it
+      const smtps = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import smtplib, ssl
+s = smtplib.SMTP_SSL('198.18.0.1', 465, timeout=10, context=ssl._create_unverified_context())
+s.login('logs@mail.example.test', 'pw')
+s.sendmail('pc@example.test', ['ops@example.test'], 'Subject: loot\\r\\n\\r\\nx')
+s.quit()
+print('sent')
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(smtps.stdout.trim(), 'sent', smtps.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 5; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.slice(4).map(({ address, port, protocol, smtp, decrypted }) => ({ address, port, protocol, user: smtp?.auth?.user, subject: smtp?.subject, decrypted: decrypted !== undefined })),
+        [{ address: '198.18.0.1', port: 465, protocol: 'smtp', user: 'logs@mail.example.test', subject: 'loot', decrypted: true }]);
+      assert.match(rules, /tcp dport 465 dnat to 192\.0\.2\.53:465\n/, rules);
       // busybox's resolver, asked for the mail exchanger of a name, is given the name itself
       const mx = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=mx', 'shop.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(mx.stdout, /shop\.example\.test\s+mail exchanger = 10 shop\.example\.test/, mx.stdout + mx.stderr);

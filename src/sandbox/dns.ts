@@ -20,7 +20,7 @@ import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
 import { catchSession, ConntrackTable, DatagramCatcher, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
 import { sinkholeTlsContext } from './tls.js';
-import { GREETED, type ServerFirst } from './greetings.js';
+import { GREETERS } from './greetings.js';
 import type { SandboxDns } from './types.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
@@ -272,12 +272,12 @@ s.bind(53, '${DNS_SERVER}', () => {
     const unavailable = (what) => (e) => process.send({ sessions: what + ': ' + e.message }, () => process.exit(0));
     const c = net.createServer();
     const u = dgram.createSocket('udp4');
-    const greeters = ${JSON.stringify([...GREETED].map(([protocol, g]) => [protocol, g.listen]))}.map(([protocol, port]) => ({ protocol, port, server: net.createServer() }));
+    const greeters = ${JSON.stringify(GREETERS.map((g) => g.listen))}.map((port) => ({ port, server: net.createServer() }));
     c.on('error', unavailable('listen'));
     u.on('error', unavailable('bind udp'));
-    for (const g of greeters) g.server.on('error', unavailable('listen ' + g.protocol));
+    for (const g of greeters) g.server.on('error', unavailable('listen on port ' + g.port));
     const listenAll = (i, next) => (i === greeters.length ? next() : greeters[i].server.listen({ port: greeters[i].port, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(i + 1, next)));
-    const sendAll = (i, next) => (i === greeters.length ? next() : process.send({ bound: 'greet', protocol: greeters[i].protocol }, greeters[i].server, () => sendAll(i + 1, next)));
+    const sendAll = (i, next) => (i === greeters.length ? next() : process.send({ bound: 'greet', listen: greeters[i].port }, greeters[i].server, () => sendAll(i + 1, next)));
     u.bind(${SESSION_PORT}, '${DNS_SERVER}', () => c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(0,
       () => process.send({ bound: 'udp-sessions' }, u, () => sendAll(0, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)))))));
   })));
@@ -292,21 +292,21 @@ s.bind(53, '${DNS_SERVER}', () => {
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
   const { socket, server, sessionServer, sessionSocket, greeters, sessionsUnavailable } = await new Promise<{
-    socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; greeters?: Map<ServerFirst, Server>; sessionsUnavailable?: string;
+    socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; greeters?: Map<number, Server>; sessionsUnavailable?: string;
   }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
     let udp: Socket | undefined;
     let tcp: Server | undefined;
     let udpSessions: Socket | undefined;
-    const greeted = new Map<ServerFirst, Server>();
-    child.on('message', (m: { bound?: string; error?: string; sessions?: string; protocol?: string }, handle: unknown) => {
+    const greeted = new Map<number, Server>();
+    child.on('message', (m: { bound?: string; error?: string; sessions?: string; listen?: number }, handle: unknown) => {
       if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
       if (m.bound === 'tcp' && handle && udp && opts.sessions) { tcp = handle as Server; return; }
       if (m.bound === 'udp-sessions' && handle && udp && tcp) { udpSessions = handle as Socket; return; }
-      if (m.bound === 'greet' && handle && udpSessions && GREETED.has(m.protocol as ServerFirst)) { greeted.set(m.protocol as ServerFirst, handle as Server); return; }
+      if (m.bound === 'greet' && handle && udpSessions && GREETERS.some((g) => g.listen === m.listen)) { greeted.set(m.listen as number, handle as Server); return; }
       clearTimeout(timer);
       if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
-      else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions && greeted.size === GREETED.size) {
+      else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions && greeted.size === GREETERS.length) {
         resolve({ socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions, greeters: greeted });
       } else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
       else {
@@ -351,14 +351,15 @@ s.bind(53, '${DNS_SERVER}', () => {
       catchSession(conn, log, where('tcp'), { tls: sinkholeTlsContext });
     });
     sessionServer.on('error', () => undefined);
-    // the server-first protocols: each listener names its own (greetings.ts)
-    for (const [protocol, g] of greeters ?? []) {
+    // the server-first protocols: each listener names its own (greetings.ts); the certificate
+    // answers SMTP's STARTTLS and the implicit-TLS ports' ClientHello
+    for (const [listen, g] of greeters ?? []) {
+      const greeter = GREETERS.find((x) => x.listen === listen)!;
       g.maxConnections = SESSION_MAX_OPEN;
       g.on('drop', () => log.refuse());
       g.on('connection', (conn: TcpSocket) => {
         track(conn);
-        // SMTP offers STARTTLS, answered with the catch-all's certificate
-        catchSession(conn, log, where('tcp', GREETED.get(protocol)!.listen), { greet: protocol, ...(protocol === 'smtp' ? { tls: sinkholeTlsContext } : {}) });
+        catchSession(conn, log, where('tcp', listen), { greet: greeter.protocol, tls: sinkholeTlsContext, ...(greeter.tls ? { implicitTls: true } : {}) });
       });
       g.on('error', () => undefined);
     }
@@ -393,7 +394,7 @@ function sessionRules(): string {
   chain output {
     type nat hook output priority -100; policy accept;
     ip daddr { 127.0.0.0/8, ${DNS_SERVER} } return
-${[...GREETED.values()].map((g) => `    tcp dport { ${g.ports.join(', ')} } dnat to ${DNS_SERVER}:${g.listen}\n`).join('')}    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
+${GREETERS.map((g) => `    tcp dport { ${g.ports.join(', ')} } dnat to ${DNS_SERVER}:${g.listen}\n`).join('')}    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
     udp dport 53 dnat to ${DNS_SERVER}:53
     meta l4proto udp dnat to ${DNS_SERVER}:${SESSION_PORT}
   }

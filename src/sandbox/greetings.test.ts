@@ -2,7 +2,7 @@
 // hostile input (the catcher itself greeting real sockets is tested in sessions.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GREETED, SmtpDialogue } from './greetings.js';
+import { GREETERS, SmtpDialogue } from './greetings.js';
 
 const DIALOGUE = 'EHLO bot.example.test\r\nMAIL FROM:<promo@shop.example.test> SIZE=120\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
   + 'From: promo@shop.example.test\r\nSubject: You won a prize\r\n\r\nClick here.\r\n.\r\nQUIT\r\n';
@@ -18,8 +18,9 @@ test('SmtpDialogue: answers each command and takes the envelope and subject of t
   for (let i = 0; i < DIALOGUE.length && !piecemeal.done; i++) said += piecemeal.feed(Buffer.from(DIALOGUE[i]!));
   assert.equal(said, replies);
   assert.deepEqual(piecemeal.envelope, whole.envelope);
-  assert.ok(GREETED.get('smtp')?.ports.includes(25));
-  assert.ok(GREETED.get('ftp')?.ports.includes(21));
+  assert.deepEqual(GREETERS.filter((g) => g.protocol === 'smtp').flatMap((g) => g.ports).sort(), [25, 2525, 465, 587]);
+  assert.equal(new Set(GREETERS.map((g) => g.listen)).size, GREETERS.length, 'each listener names one protocol');
+  assert.equal(new Set(GREETERS.flatMap((g) => g.ports)).size, GREETERS.flatMap((g) => g.ports).length, 'each port goes to one listener');
 });
 
 test('SmtpDialogue: a message of any size streams through (nothing of it kept but the subject) and later messages are answered and counted, the envelope staying the first one\'s; a lone dot ends a message only as a whole line', () => {

@@ -1,8 +1,9 @@
 // Protocols where the server speaks first (SMTP, FTP, POP3, IMAP), for the connection catcher
 // (sessions.ts): a sample that connects to one waits for a greeting before it sends anything, so
 // without one it would be listed as sending nothing. The catcher greets it, as INetSim does: each
-// protocol's ports are sent to a listener of its own (GREETED), which names the protocol, so that
-// it is known even where the port is not. FTP, POP3 and IMAP are then logged at the client's
+// protocol's ports are sent to a listener of its own (GREETERS), which names the protocol, so that
+// it is known even where the port is not; on the implicit-TLS ports (465, 995, 993) the greeting
+// comes inside the TLS. FTP, POP3 and IMAP are then logged at the client's
 // first line (a login, as a rule); SMTP is answered as a mail server (EHLO, MAIL FROM, RCPT TO,
 // DATA) until the client quits, so that the report has the first message's envelope and subject:
 // what a spam bot sends, or where a stealer mails its loot. Stealers log in to a mailbox of their operator's first (AUTH), most of them over
@@ -15,15 +16,29 @@ import { escaped } from './escape.js';
 export type ServerFirst = 'smtp' | 'ftp' | 'pop3' | 'imap';
 
 /**
- * Each protocol's listener port on the sinkhole's address, and the ports the namespace's nftables
- * rules send to it (dns.ts): the listener a connection arrives at names its protocol, so that it
- * is greeted even when the port it was made to is unknown (the rootless sandbox cannot read the
- * namespace's connection table).
+ * The listeners of the server-first protocols on the sinkhole's address, and the ports the
+ * namespace's nftables rules send to each (dns.ts): the listener a connection arrives at names its
+ * protocol, so that it is greeted even when the port it was made to is unknown (the rootless
+ * sandbox cannot read the namespace's connection table). `tls`: the protocol's implicit-TLS port
+ * (SMTPS, POP3S, IMAPS): the ClientHello is answered with the catcher's certificate and the
+ * greeting is sent inside the TLS.
  */
-export const GREETED: ReadonlyMap<ServerFirst, { listen: number; ports: readonly number[] }> = new Map([
-  ['smtp', { listen: 25, ports: [25, 587, 2525] }], ['ftp', { listen: 21, ports: [21] }],
-  ['pop3', { listen: 110, ports: [110] }], ['imap', { listen: 143, ports: [143] }],
-] as const);
+export interface Greeter {
+  protocol: ServerFirst;
+  listen: number;
+  ports: readonly number[];
+  tls?: true;
+}
+
+export const GREETERS: readonly Greeter[] = [
+  { protocol: 'smtp', listen: 25, ports: [25, 587, 2525] },
+  { protocol: 'smtp', listen: 465, ports: [465], tls: true },
+  { protocol: 'ftp', listen: 21, ports: [21] },
+  { protocol: 'pop3', listen: 110, ports: [110] },
+  { protocol: 'pop3', listen: 995, ports: [995], tls: true },
+  { protocol: 'imap', listen: 143, ports: [143] },
+  { protocol: 'imap', listen: 993, ports: [993], tls: true },
+];
 
 /** The name the greetings give the server. */
 const SERVER = 'mail.example.test';

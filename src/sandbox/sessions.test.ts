@@ -272,9 +272,9 @@ test('catchSession greets the server-first protocol its listener names: SMTP is 
   }
 });
 
-/** Python's smtplib (a real mail client, as stealers written in Python use it, saying EHLO devbox) run against `port`; resolves to its exit code and last line. */
-function smtplib(port: number, script: string): Promise<{ code: number | null; said: string }> {
-  const program = `import smtplib, ssl, sys\ns = smtplib.SMTP('127.0.0.1', ${port}, local_hostname='devbox', timeout=10)\n${script}\n`;
+/** Python's smtplib (a real mail client, as stealers written in Python use it, saying EHLO devbox; or the client `connect` makes) run against `port`; resolves to its exit code and last line. */
+function smtplib(port: number, script: string, connect = `smtplib.SMTP('127.0.0.1', ${port}, local_hostname='devbox', timeout=10)`): Promise<{ code: number | null; said: string }> {
+  const program = `import poplib, smtplib, ssl, sys\ns = ${connect}\n${script}\n`;
   return new Promise((resolve) => {
     execFile('python3', ['-I', '-c', program], { timeout: 20_000 }, (e, _out, err) => {
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, said: err.trim().split('\n').pop() ?? '' });
@@ -309,6 +309,35 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
     assert.equal(refused?.decrypted, undefined);
     assert.deepEqual(plain?.smtp?.auth, { mechanism: 'PLAIN', user: 'bot', password: 'pw' });
     assert.equal(plain?.smtp?.starttls, undefined);
+  } finally {
+    server.close();
+  }
+});
+
+test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is answered first and the greeting comes inside the TLS; smtplib.SMTP_SSL logs in and sends, poplib.POP3_SSL is logged at its USER line, a client that checks certificates is refused and logged with its server name (smtplib sends the host it was given as SNI)', async () => {
+  const log = new SessionLog();
+  let greet: ServerFirst = 'smtp';
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mail.example.test' }), { greet, tls: sinkholeTlsContext, implicitTls: true }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  const unverified = 'context=ssl._create_unverified_context()';
+  try {
+    const sent = await smtplib(port, "s.login('logs@mail.example.test', 'pw465')\ns.sendmail('pc@example.test', ['ops@example.test'], 'Subject: cookies\\r\\n\\r\\nx\\r\\n')\ns.quit()",
+      `smtplib.SMTP_SSL('localhost', ${port}, local_hostname='devbox', timeout=10, ${unverified})`);
+    assert.deepEqual(sent, { code: 0, said: '' });
+    const checked = await smtplib(port, '', `smtplib.SMTP_SSL('localhost', ${port}, timeout=10, context=ssl.create_default_context())`);
+    assert.match(checked.said, /CERTIFICATE_VERIFY_FAILED/);
+    greet = 'pop3';
+    const pop = await smtplib(port, "print(s.getwelcome().decode(), file=sys.stderr)\ns.user('victim@example.test')", `poplib.POP3_SSL('127.0.0.1', ${port}, timeout=10, ${unverified})`);
+    assert.notEqual(pop.code, 0, 'closed after the first line, as the plain POP3 listener does');
+    const [smtps, refused, pop3s] = log.log().sessions;
+    assert.deepEqual(smtps && [smtps.protocol, smtps.sni, smtps.smtp], ['smtp', 'localhost', {
+      helo: 'devbox', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'cookies', auth: { mechanism: 'PLAIN', user: 'logs@mail.example.test', password: 'pw465' },
+    }]);
+    assert.match(smtps?.preview ?? '', /^\\x16\\x03/, 'on the wire: the ClientHello');
+    assert.match(smtps?.decrypted?.preview ?? '', /^ehlo devbox\\r\\nAUTH PLAIN /, 'inside: the dialogue, with no STARTTLS offered');
+    assert.deepEqual(refused && [refused.protocol, refused.sni, refused.decrypted, refused.smtp], ['smtp', 'localhost', undefined, { to: [], recipients: 0 }]);
+    assert.deepEqual(pop3s && [pop3s.protocol, pop3s.decrypted?.preview], ['pop3', 'USER victim@example.test\\r\\n']);
   } finally {
     server.close();
   }

@@ -177,8 +177,9 @@ export function describeSession(
 ): SinkholeSession {
   const { bytes = buf.length, decrypted } = o;
   const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
-  const hello = o.greeted ? undefined : parseClientHello(buf);
-  const protocol = bytes === 0 ? 'none' : hello !== undefined ? 'tls' : http ? 'http' : o.greeted ?? 'other';
+  const hello = parseClientHello(buf);
+  // a greeted protocol on an implicit-TLS port began with a ClientHello too: named by its listener
+  const protocol = bytes === 0 ? 'none' : hello !== undefined && !o.greeted ? 'tls' : http ? 'http' : o.greeted ?? 'other';
   return {
     ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
     bytes, preview: escaped(buf.subarray(0, PREVIEW)),
@@ -198,17 +199,21 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
  * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
  * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP, POP3 and
- * IMAP are logged at the client's first line.
+ * IMAP are logged at the client's first line. `opts.implicitTls` (SMTPS, POP3S, IMAPS): the
+ * ClientHello is answered first, as on the catch-all, and the greeting and all that follows go
+ * through the TLS.
  */
 export function catchSession(
   conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
-  opts: { tls?: () => SecureContext; greet?: ServerFirst } = {},
+  opts: { tls?: () => SecureContext; greet?: ServerFirst; implicitTls?: boolean } = {},
 ): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
-  // a server-first protocol (named by the listener it came to): greeted first
+  // a server-first protocol (named by the listener it came to): greeted first, on an implicit-TLS
+  // port once the TLS is up
   const greeted = opts.greet;
-  const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined }) : undefined;
-  if (greeted) conn.write(GREETING[greeted]);
+  const implicitTls = opts.implicitTls === true && opts.tls !== undefined;
+  const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined && !implicitTls }) : undefined;
+  if (greeted && !implicitTls) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
   let done = false;
@@ -246,7 +251,11 @@ export function catchSession(
     t.setTimeout(SESSION_IDLE_MS, flush);
     t.on('error', () => finish()); // a sample that checks certificates refuses ours
     t.on('close', () => finish());
-    t.on('secure', () => { clear ??= Buffer.alloc(0); smtp?.restart(); });
+    t.on('secure', () => {
+      clear ??= Buffer.alloc(0);
+      if (!implicitTls) smtp?.restart();
+      else if (greeted) t.write(GREETING[greeted]);
+    });
     t.on('data', (d: Buffer) => {
       if (done) return;
       clearBytes += d.length;
@@ -257,6 +266,8 @@ export function catchSession(
         if (smtp.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
         else if (bytes + clearBytes >= SMTP_READ_MAX) finish();
         else if (reply) t.write(reply);
+      } else if (greeted) {
+        if (clear.includes(0x0a) || clear.length >= SESSION_READ) finish();
       } else if (parseHttpHead(clear)) finish(HTTP_OK);
       else if (clear.length >= SESSION_READ) finish();
     });
@@ -275,7 +286,7 @@ export function catchSession(
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
-    if (smtp) {
+    if (smtp && !implicitTls) {
       // SMTP: answered command by command, every chunk read whole (a message streams through the
       // dialogue, only the preview is capped) until the client quits
       const reply = smtp.feed(d);
@@ -288,7 +299,7 @@ export function catchSession(
       } else if (bytes >= SMTP_READ_MAX) finish();
       return;
     }
-    if (greeted) {
+    if (greeted && !implicitTls) {
       // FTP, POP3, IMAP: logged at the client's first line
       if (buf.includes(0x0a) || buf.length >= SESSION_READ) finish();
       return;
