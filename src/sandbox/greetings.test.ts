@@ -2,7 +2,7 @@
 // hostile input (the catcher itself greeting real sockets is tested in sessions.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GREETERS, SmtpDialogue } from './greetings.js';
+import { FtpDialogue, GREETERS, SmtpDialogue } from './greetings.js';
 
 const DIALOGUE = 'EHLO bot.example.test\r\nMAIL FROM:<promo@shop.example.test> SIZE=120\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
   + 'From: promo@shop.example.test\r\nSubject: You won a prize\r\n\r\nClick here.\r\n.\r\nQUIT\r\n';
@@ -101,4 +101,29 @@ test('SmtpDialogue with STARTTLS offered: EHLO lists it, STARTTLS stops the dial
   assert.deepEqual(d.envelope, { helo: 'pc', from: 'loot@example.test', to: ['ops@example.test'], recipients: 1, subject: 'passwords', starttls: true });
   const refused = new SmtpDialogue();
   assert.doesNotMatch(refused.feed(Buffer.from('EHLO pc\r\n')), /STARTTLS/, 'not offered when the catcher cannot answer TLS');
+});
+
+test('FtpDialogue: takes any login, names a passive port of the address connected to, answers each transfer 150 and 226 and keeps the files it names (uploads and downloads counted); a transfer without PASV gets 425; QUIT ends it; hostile paths are cut and escaped', () => {
+  const d = new FtpDialogue('198.18.0.4');
+  const said = d.feed(Buffer.from('USER ops@example.test\r\nPASS s3cret\r\nSYST\r\nTYPE I\r\nPASV\r\nSTOR PW_devbox.zip\r\nEPSV\r\nAPPE log.txt\r\nRETR cmd.txt\r\nSTOR no-pasv.bin\r\nPORT 10,0,0,1,4,1\r\nSTOR active.bin\r\n'));
+  const lines = said.split('\r\n').filter(Boolean);
+  assert.deepEqual(lines.map((l) => l.slice(0, 3)), ['331', '230', '215', '200', '227', '150', '226', '229', '150', '226', '425', '425', '200', '425'], 'each transfer takes a PASV of its own');
+  const pasv = /^227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)$/.exec(lines[4] ?? '');
+  assert.deepEqual(pasv?.slice(1, 5), ['198', '18', '0', '4'], 'the address the sample connected to');
+  const port = Number(pasv?.[5]) * 256 + Number(pasv?.[6]);
+  assert.ok(port >= 30000 && port < 40000, String(port));
+  assert.match(lines[7] ?? '', /^229 Entering Extended Passive Mode \(\|\|\|3\d{4}\|\)$/);
+  assert.equal(d.done, false);
+  assert.deepEqual(d.session, {
+    user: 'ops@example.test', password: 's3cret', uploads: 4, downloads: 1,
+    files: [{ command: 'STOR', path: 'PW_devbox.zip' }, { command: 'APPE', path: 'log.txt' }, { command: 'RETR', path: 'cmd.txt' }, { command: 'STOR', path: 'no-pasv.bin' }, { command: 'STOR', path: 'active.bin' }],
+  });
+  assert.match(d.feed(Buffer.from('QUIT\r\n')), /^221 /);
+  assert.equal(d.done, true);
+  const hostile = new FtpDialogue('not an address');
+  const stors = Array.from({ length: 20 }, (_, i) => `STOR f${i}\r\n`).join('');
+  assert.match(hostile.feed(Buffer.from(`USER \x1b]0;x\x07${'A'.repeat(600)}\r\nPASV\r\n${stors}MKD a"b\r\n${'X'.repeat(5000)}\r\n`, 'latin1')), /^331 [^\n]*\n425 [\s\S]*257 "ab" created\r\n500 /);
+  assert.equal(hostile.session.user?.startsWith('\\x1b]0;x\\x07AAA'), true, hostile.session.user);
+  assert.equal(hostile.session.files.length, 16);
+  assert.equal(hostile.session.uploads, 20);
 });

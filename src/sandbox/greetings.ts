@@ -3,14 +3,17 @@
 // without one it would be listed as sending nothing. The catcher greets it, as INetSim does: each
 // protocol's ports are sent to a listener of its own (GREETERS), which names the protocol, so that
 // it is known even where the port is not; on the implicit-TLS ports (465, 995, 993) the greeting
-// comes inside the TLS. FTP, POP3 and IMAP are then logged at the client's
-// first line (a login, as a rule); SMTP is answered as a mail server (EHLO, MAIL FROM, RCPT TO,
-// DATA) until the client quits, so that the report has the first message's envelope and subject:
-// what a spam bot sends, or where a stealer mails its loot. Stealers log in to a mailbox of their operator's first (AUTH), most of them over
-// STARTTLS: both are accepted, so that they go on to send, and the account they use is reported.
+// comes inside the TLS.
 //
-// Everything read is the sample's: lines are bounded by the catcher's read cap, fields cut and
-// escaped before they are kept.
+// SMTP is answered as a mail server (EHLO, MAIL FROM, RCPT TO, DATA) until the client quits, so
+// that the report has the first message's envelope and subject: what a spam bot sends, or where a
+// stealer mails its loot. Stealers log in to a mailbox of their operator's first (AUTH), most of
+// them over STARTTLS: both are accepted, so that they go on to send, and the account is reported.
+// FTP is answered as a server that takes any login and every file, for stealers that upload their
+// loot: the login and the files are kept. POP3 and IMAP are logged at the client's first line (a
+// login, as a rule).
+//
+// Everything read is the sample's: lines are bounded, fields cut and escaped before they are kept.
 import { escaped } from './escape.js';
 
 export type ServerFirst = 'smtp' | 'ftp' | 'pop3' | 'imap';
@@ -69,8 +72,20 @@ export interface SmtpEnvelope {
   messages?: number;
 }
 
+/** What an FTP client did (each field escaped, at most FIELD characters): how it logged in, and the files it moved. */
+export interface FtpSession {
+  user?: string;
+  password?: string;
+  /** The first FILES files named by a transfer (STOR, APPE: uploads; RETR: downloads), with the command. */
+  files: { command: 'STOR' | 'APPE' | 'RETR'; path: string }[];
+  /** Transfers asked for, all counted: uploads (STOR, APPE, STOU) and downloads (RETR). */
+  uploads: number;
+  downloads: number;
+}
+
 const FIELD = 256;
 const RECIPIENTS = 16;
+const FILES = 16;
 
 /** The field as the report keeps it: cut at FIELD characters, then escaped. */
 function clean(s: string): string {
@@ -94,45 +109,19 @@ const LINE_MAX = 4096;
 const HEAD_MAX = 16 * 1024;
 
 /**
- * One SMTP dialogue, fed the client's bytes as they come (each chunk once), line by line with a
- * bounded line buffer, so that a message of any size streams through without being kept: a
- * stealer mailing a large archive is answered to its end. Every message is answered `250`; the
- * first one's envelope and subject are kept, later ones counted. It ends at QUIT. AUTH PLAIN and
- * LOGIN are accepted whatever the password. STARTTLS is offered when the catcher can answer TLS
- * (`starttls`): the dialogue then stops at `upgrade`, the catcher starts TLS on the socket (with
- * `rest`, what followed the STARTTLS line) and calls `restart()`, and the dialogue goes on with the
- * bytes read inside the TLS. Without it STARTTLS is refused, so that the client goes on in the
- * clear or gives up.
+ * A dialogue of command lines, fed the client's bytes as they come (each chunk once), line by line
+ * with a bounded line buffer: whatever the client sends, at most LINE_MAX bytes are held.
  */
-export class SmtpDialogue {
-  readonly envelope: SmtpEnvelope = { to: [], recipients: 0 };
+export abstract class LineDialogue {
   /** The client quit: the catcher sends the last reply and closes. */
   done = false;
-  /** The client was told to start TLS (`220` to its STARTTLS): the catcher starts it on the socket, then calls restart(). */
+  /** The client was told to start TLS: the catcher starts it on the socket (SMTP's STARTTLS). */
   upgrade = false;
   /** What the last chunk held after the line that ended the dialogue's reading (STARTTLS: the start of the TLS). */
   rest: Buffer = Buffer.alloc(0);
   /** The line read so far (at most LINE_MAX bytes) and whether more of it was dropped. */
   private line: Buffer = Buffer.alloc(0);
   private long = false;
-  /** Message data being read (after DATA): the header so far, until its blank line (`head` undefined then). */
-  private data: { head: string | undefined } | undefined;
-  private messages = 0;
-  /** An AUTH exchange in progress: the next line is the client's base64 answer to a `334`. */
-  private auth: { mechanism: 'PLAIN' | 'LOGIN'; user?: string } | undefined;
-
-  constructor(private readonly opts: { starttls?: boolean } = {}) {}
-
-  /** TLS is up: the dialogue starts again inside it (RFC 3207: the client says EHLO again). */
-  restart(): void {
-    this.upgrade = false;
-    this.rest = Buffer.alloc(0);
-    this.line = Buffer.alloc(0);
-    this.long = false;
-    this.data = undefined;
-    this.auth = undefined;
-    this.envelope.starttls = true;
-  }
 
   /** The replies to the lines `chunk` completes. */
   feed(chunk: Buffer): string {
@@ -147,16 +136,63 @@ export class SmtpDialogue {
       const long = this.long;
       this.line = Buffer.alloc(0);
       this.long = false;
-      out += this.data ? this.dataLine(line, long) : long ? '500 5.5.6 Line too long\r\n' : this.auth ? this.answer(line) : this.command(line);
+      out += this.onLine(line, long);
     }
     this.rest = chunk.subarray(at);
     return out;
+  }
+
+  /** The reply to one whole line (`long`: more than LINE_MAX bytes of it were dropped). */
+  protected abstract onLine(line: string, long: boolean): string;
+
+  /** Forgets a line half read (the stream it came from is left for TLS). */
+  protected forgetLine(): void {
+    this.rest = Buffer.alloc(0);
+    this.line = Buffer.alloc(0);
+    this.long = false;
   }
 
   private keep(piece: Buffer): void {
     const room = LINE_MAX - this.line.length;
     if (piece.length > room) this.long = true;
     if (room > 0 && piece.length) this.line = Buffer.concat([this.line, piece.subarray(0, room)]);
+  }
+}
+
+/**
+ * One SMTP dialogue, fed the client's bytes as they come (each chunk once), line by line with a
+ * bounded line buffer, so that a message of any size streams through without being kept: a
+ * stealer mailing a large archive is answered to its end. Every message is answered `250`; the
+ * first one's envelope and subject are kept, later ones counted. It ends at QUIT. AUTH PLAIN and
+ * LOGIN are accepted whatever the password. STARTTLS is offered when the catcher can answer TLS
+ * (`starttls`): the dialogue then stops at `upgrade`, the catcher starts TLS on the socket (with
+ * `rest`, what followed the STARTTLS line) and calls `restart()`, and the dialogue goes on with the
+ * bytes read inside the TLS. Without it STARTTLS is refused, so that the client goes on in the
+ * clear or gives up.
+ */
+export class SmtpDialogue extends LineDialogue {
+  readonly envelope: SmtpEnvelope = { to: [], recipients: 0 };
+  /** Message data being read (after DATA): the header so far, until its blank line (`head` undefined then). */
+  private data: { head: string | undefined } | undefined;
+  private messages = 0;
+  /** An AUTH exchange in progress: the next line is the client's base64 answer to a `334`. */
+  private auth: { mechanism: 'PLAIN' | 'LOGIN'; user?: string } | undefined;
+
+  constructor(private readonly opts: { starttls?: boolean } = {}) {
+    super();
+  }
+
+  /** TLS is up (`upgrade` was the `220` to STARTTLS): the dialogue starts again inside it (RFC 3207: the client says EHLO again). */
+  restart(): void {
+    this.upgrade = false;
+    this.forgetLine();
+    this.data = undefined;
+    this.auth = undefined;
+    this.envelope.starttls = true;
+  }
+
+  protected onLine(line: string, long: boolean): string {
+    return this.data ? this.dataLine(line, long) : long ? '500 5.5.6 Line too long\r\n' : this.auth ? this.answer(line) : this.command(line);
   }
 
   /** A line of message data: a lone dot ends the message; the first message's header is read for its subject. */
@@ -256,5 +292,93 @@ export class SmtpDialogue {
     this.auth = undefined;
     this.envelope.auth = { mechanism: a.mechanism, user: clean(user), password: clean(password) };
     return '235 2.7.0 Authentication successful\r\n';
+  }
+}
+
+/** Ports the FTP dialogues name for their passive data connections, in turn (any port of the sample's destination reaches the catch-all). */
+let nextDataPort = 0;
+function dataPort(): number {
+  nextDataPort = (nextDataPort + 1) % 10000;
+  return 30000 + nextDataPort;
+}
+
+/**
+ * One FTP control dialogue (RFC 959), as a server that takes any login and every file: what
+ * stealers do that upload their loot over FTP. The login (USER, PASS) and the files named by
+ * transfers are kept. Passive mode (PASV, EPSV) names a port of the address the sample connected
+ * to: the data connection is caught there by the catch-all listener like any other, so an upload's
+ * first bytes are a session of their own (the port in `227` is the one it is listed with). A
+ * transfer is answered `150` and `226` at once: the data connection carries nothing from the
+ * catcher (a download reads an empty file). Active mode (PORT, EPRT) is accepted, but its transfers
+ * are refused (`425`): the catcher never connects out. It ends at QUIT.
+ */
+export class FtpDialogue extends LineDialogue {
+  readonly session: FtpSession = { files: [], uploads: 0, downloads: 0 };
+  private passive = false;
+
+  /** `address`: the IPv4 address the sample connected to, named in the passive reply. */
+  constructor(private readonly address: string) {
+    super();
+  }
+
+  protected onLine(line: string, long: boolean): string {
+    if (long) return '500 Line too long\r\n';
+    const verb = (/^\S*/.exec(line)?.[0] ?? '').toUpperCase();
+    const arg = line.slice(verb.length).replace(/^ /, '');
+    const s = this.session;
+    switch (verb) {
+      case 'USER':
+        s.user = clean(arg);
+        return '331 Password required\r\n';
+      case 'PASS':
+        s.password = clean(arg);
+        return '230 Logged in\r\n';
+      case 'SYST':
+        return '215 UNIX Type: L8\r\n';
+      case 'FEAT':
+        return '211-Features:\r\n PASV\r\n EPSV\r\n UTF8\r\n211 End\r\n';
+      case 'PWD': case 'XPWD':
+        return '257 "/" is the current directory\r\n';
+      case 'CWD': case 'CDUP': case 'DELE': case 'RMD': case 'RNTO':
+        return '250 OK\r\n';
+      case 'RNFR':
+        return '350 Ready for RNTO\r\n';
+      case 'MKD': case 'XMKD':
+        return `257 "${arg.replace(/["\r\n]/g, '')}" created\r\n`;
+      case 'TYPE': case 'MODE': case 'STRU': case 'NOOP': case 'OPTS': case 'ALLO':
+        return '200 OK\r\n';
+      case 'SIZE': case 'MDTM':
+        return '550 No such file\r\n';
+      case 'PASV': {
+        const octets = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(this.address);
+        if (!octets) return '425 Passive mode not available\r\n';
+        const port = dataPort();
+        this.passive = true;
+        return `227 Entering Passive Mode (${octets.slice(1).join(',')},${port >> 8},${port & 0xff})\r\n`;
+      }
+      case 'EPSV':
+        this.passive = true;
+        return `229 Entering Extended Passive Mode (|||${dataPort()}|)\r\n`;
+      case 'PORT': case 'EPRT':
+        this.passive = false;
+        return '200 PORT command successful\r\n';
+      case 'STOR': case 'APPE': case 'STOU': case 'RETR':
+        if (verb === 'RETR') s.downloads++; else s.uploads++;
+        if (verb !== 'STOU' && s.files.length < FILES) s.files.push({ command: verb, path: clean(arg) });
+        return this.transfer();
+      case 'LIST': case 'NLST': case 'MLSD':
+        return this.transfer();
+      case 'QUIT':
+        this.done = true;
+        return '221 Goodbye\r\n';
+      default:
+        return '502 Command not implemented\r\n';
+    }
+  }
+
+  private transfer(): string {
+    if (!this.passive) return '425 Use PASV first\r\n';
+    this.passive = false;
+    return '150 Opening data connection\r\n226 Transfer complete\r\n';
   }
 }

@@ -239,7 +239,7 @@ test('DatagramCatcher: one session per flow (source address and port), its first
   assert.equal(sessionsOmitted, 2);
 });
 
-test('catchSession greets the server-first protocol its listener names: SMTP is led through one message (envelope and subject kept), FTP is logged at its first line; the catch-all listener says nothing first', async () => {
+test('catchSession greets the server-first protocol its listener names: SMTP is led through one message (envelope and subject kept), FTP is answered line by line; the catch-all listener says nothing first', async () => {
   const log = new SessionLog();
   let greet: ServerFirst | undefined = 'smtp';
   const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mx.example.test' }), greet ? { greet } : {}));
@@ -260,13 +260,14 @@ test('catchSession greets the server-first protocol its listener names: SMTP is 
     const smtp = await talk('EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n');
     assert.match(smtp, /^220 mail\.example\.test ESMTP ready\r\n250-[\s\S]*354 [\s\S]*250 2\.0\.0 OK: queued\r\n$/);
     greet = 'ftp';
-    assert.match(await talk('USER anonymous\r\n'), /^220 FTP server ready\r\n$/);
+    assert.match(await talk('USER anonymous\r\n'), /^220 FTP server ready\r\n331 Password required\r\n$/);
     greet = undefined;
     assert.equal(await talk('EHLO quiet\r\n', 200), '', 'the catch-all: no greeting');
     const s = log.log().sessions;
     assert.deepEqual(s.map((x) => x.protocol), ['smtp', 'ftp', 'other']);
     assert.deepEqual(s[0]?.smtp, { helo: 'bot', from: 'promo@shop.example.test', to: ['victim@example.test'], recipients: 1, subject: 'You won' });
     assert.equal(s[1]?.preview, 'USER anonymous\\r\\n');
+    assert.deepEqual(s[1]?.ftp, { user: 'anonymous', files: [], uploads: 0, downloads: 0 });
   } finally {
     server.close();
   }

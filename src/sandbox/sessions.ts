@@ -11,7 +11,8 @@
 // answered with the catcher's own certificate (tls.ts): a sample that checks certificates refuses
 // it and is logged with its server name; one that does not goes on, and its request (HTTPS) is
 // read in the clear and answered as HTTP is. A port whose server speaks first (SMTP, FTP, POP3,
-// IMAP) is greeted as that server (greetings.ts). Everything else on TCP is closed once its first
+// IMAP) is greeted as that server (greetings.ts); an FTP upload's data connection comes back to the
+// catch-all as a session of its own. Everything else on TCP is closed once its first
 // message is in; datagrams are never answered.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
@@ -19,7 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
-import { GREETING, SmtpDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
+import { FtpDialogue, GREETING, SmtpDialogue, type FtpSession, type LineDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
 export const SESSION_PORT = 1;
@@ -29,8 +30,8 @@ export const SESSION_MAX = 1000;
 export const SESSION_MAX_OPEN = 64;
 /** Bytes read per connection. */
 export const SESSION_READ = 16 * 1024;
-/** Bytes an SMTP connection may send (its messages stream through the dialogue unkept); it is closed past them. */
-export const SMTP_READ_MAX = 32 << 20;
+/** Bytes an SMTP or FTP control connection may send (SMTP's messages stream through the dialogue unkept); it is closed past them. */
+export const DIALOGUE_READ_MAX = 32 << 20;
 /** Characters of the first bytes kept, escaped. */
 const PREVIEW = 256;
 /** A connection that sends nothing, or stops sending before its message is whole, is closed after this. */
@@ -69,6 +70,8 @@ export interface SinkholeSession {
   decrypted?: { bytes: number; preview: string };
   /** SMTP: the first message's envelope and subject (the catcher answered the sample as a mail server). */
   smtp?: SmtpEnvelope;
+  /** FTP: the login and the files named by transfers (the catcher answered the sample as an FTP server). */
+  ftp?: FtpSession;
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
@@ -168,12 +171,12 @@ export class SessionLog {
 /**
  * What a caught connection is, from where it went and the first bytes read (`bytes` received in
  * all, default the bytes given); `decrypted`: what a TLS sample sent after accepting the catcher's
- * certificate; `greeted`: the protocol the catcher greeted the sample as, and `smtp` what an SMTP
+ * certificate; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, and `smtp` what an SMTP
  * dialogue took.
  */
 export function describeSession(
   dest: { address: string; port: number | null; domain?: string }, buf: Buffer,
-  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope } = {},
+  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession } = {},
 ): SinkholeSession {
   const { bytes = buf.length, decrypted } = o;
   const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
@@ -185,6 +188,7 @@ export function describeSession(
     bytes, preview: escaped(buf.subarray(0, PREVIEW)),
     ...(decrypted ? { decrypted: { bytes: decrypted.bytes, preview: escaped(decrypted.buf.subarray(0, PREVIEW)) } } : {}),
     ...(o.smtp && protocol === 'smtp' ? { smtp: o.smtp } : {}),
+    ...(o.ftp && protocol === 'ftp' ? { ftp: o.ftp } : {}),
   };
 }
 
@@ -198,8 +202,9 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
  * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
- * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP, POP3 and
- * IMAP are logged at the client's first line. `opts.implicitTls` (SMTPS, POP3S, IMAPS): the
+ * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP as a server
+ * taking every file (passive data connections come back to the catch-all), POP3 and IMAP are
+ * logged at the client's first line. `opts.implicitTls` (SMTPS, POP3S, IMAPS): the
  * ClientHello is answered first, as on the catch-all, and the greeting and all that follows go
  * through the TLS.
  */
@@ -213,6 +218,9 @@ export function catchSession(
   const greeted = opts.greet;
   const implicitTls = opts.implicitTls === true && opts.tls !== undefined;
   const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined && !implicitTls }) : undefined;
+  const ftp = greeted === 'ftp' ? new FtpDialogue(dest.address) : undefined;
+  // SMTP and FTP are answered line by line until the client quits; POP3 and IMAP end at the first line
+  const dialogue: LineDialogue | undefined = smtp ?? ftp;
   if (greeted && !implicitTls) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
@@ -227,7 +235,7 @@ export function catchSession(
     done = true;
     log.open.delete(flush);
     log.add(describeSession(dest, buf, {
-      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}),
+      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}),
     }));
     const out = secure ?? conn;
     if (reply) out.end(reply); else out.end();
@@ -261,10 +269,10 @@ export function catchSession(
       clearBytes += d.length;
       const had: Buffer = clear ?? Buffer.alloc(0);
       clear = Buffer.concat([had, d.subarray(0, Math.max(0, SESSION_READ - had.length))]);
-      if (smtp) {
-        const reply = smtp.feed(d);
-        if (smtp.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
-        else if (bytes + clearBytes >= SMTP_READ_MAX) finish();
+      if (dialogue) {
+        const reply = dialogue.feed(d);
+        if (dialogue.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
+        else if (bytes + clearBytes >= DIALOGUE_READ_MAX) finish();
         else if (reply) t.write(reply);
       } else if (greeted) {
         if (clear.includes(0x0a) || clear.length >= SESSION_READ) finish();
@@ -286,21 +294,21 @@ export function catchSession(
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
-    if (smtp && !implicitTls) {
-      // SMTP: answered command by command, every chunk read whole (a message streams through the
-      // dialogue, only the preview is capped) until the client quits
-      const reply = smtp.feed(d);
-      if (smtp.done) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
+    if (dialogue && !implicitTls) {
+      // SMTP, FTP: answered command by command, every chunk read whole (a message streams through
+      // the dialogue, only the preview is capped) until the client quits
+      const reply = dialogue.feed(d);
+      if (dialogue.done) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
       if (reply) conn.write(reply);
-      if (smtp.upgrade) {
+      if (dialogue.upgrade) {
         // STARTTLS, told to go ahead: what followed its line is the start of the TLS
         const context = tlsContext();
-        if (context) intercept(context, smtp.rest); else finish();
-      } else if (bytes >= SMTP_READ_MAX) finish();
+        if (context) intercept(context, dialogue.rest); else finish();
+      } else if (bytes >= DIALOGUE_READ_MAX) finish();
       return;
     }
     if (greeted && !implicitTls) {
-      // FTP, POP3, IMAP: logged at the client's first line
+      // POP3, IMAP: logged at the client's first line
       if (buf.includes(0x0a) || buf.length >= SESSION_READ) finish();
       return;
     }

