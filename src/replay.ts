@@ -219,6 +219,8 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     if (f !== undefined && (typeof f !== 'object' || f === null || !opt(f.user, 2048) || !opt(f.password, 2048) || !Array.isArray(f.files) || f.files.length > 16
       || !f.files.every((x) => typeof x === 'object' && x !== null && ['STOR', 'APPE', 'RETR'].includes(x.command) && str(x.path, 2048))
       || !Number.isInteger(f.uploads) || f.uploads < 0 || !Number.isInteger(f.downloads) || f.downloads < 0 || f.files.length > f.uploads + f.downloads)) return undefined;
+    const l = s.login;
+    if (l !== undefined && (typeof l !== 'object' || l === null || !['USER', 'APOP', 'LOGIN', 'PLAIN'].includes(l.mechanism) || !str(l.user, 2048) || !str(l.password, 2048))) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
@@ -227,6 +229,7 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
       ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}),
         ...(m.auth ? { auth: { mechanism: m.auth.mechanism, user: m.auth.user, password: m.auth.password } } : {}), ...(m.starttls ? { starttls: true as const } : {}),
         ...(m.messages !== undefined ? { messages: m.messages } : {}) } } : {}),
+      ...(l ? { login: { mechanism: l.mechanism, user: l.user, password: l.password } } : {}),
       ...(f ? { ftp: { ...(f.user !== undefined ? { user: f.user } : {}), ...(f.password !== undefined ? { password: f.password } : {}), files: f.files.map((x) => ({ command: x.command, path: x.path })), uploads: f.uploads, downloads: f.downloads } } : {}),
     });
   }

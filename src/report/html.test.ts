@@ -182,12 +182,12 @@ test('caught mail sessions show the account the sample logged in with and whethe
   r.sessions = [
     { address: '198.18.0.3', port: 587, domain: 'smtp.example.test', protocol: 'smtp', bytes: 30, preview: 'EHLO pc\\r\\nSTARTTLS\\r\\n', decrypted: { bytes: 300, preview: 'EHLO pc' },
       smtp: { helo: 'pc', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'PW', auth: { mechanism: 'LOGIN', user: 'logs@mail.example.test', password: XSS_NAME }, starttls: true } },
-    { address: '198.18.0.4', port: 995, domain: 'pop.example.test', protocol: 'pop3', sni: 'pop.example.test', bytes: 517, preview: '\\x16\\x03\\x01', decrypted: { bytes: 12, preview: 'USER victim\\r\\n' } },
+    { address: '198.18.0.4', port: 995, domain: 'pop.example.test', protocol: 'pop3', sni: 'pop.example.test', bytes: 517, preview: '\\x16\\x03\\x01', decrypted: { bytes: 12, preview: 'USER victim\\r\\n' }, login: { mechanism: 'USER', user: 'victim', password: 'pop-pw' } },
     { address: '198.18.0.5', port: 21, domain: 'ftp.example.test', protocol: 'ftp', bytes: 80, preview: 'USER ops', ftp: { user: 'ops', password: 'pw', files: [{ command: 'STOR', path: 'PW_devbox.zip' }, { command: 'RETR', path: 'cmd.txt' }], uploads: 1, downloads: 1 } },
   ];
   const [html] = await renderOutputs(r, scratchDir('sandtrace-html-'));
   const page = await readFile(html!, 'utf8');
   assert.match(page, /mail from pc@example\.test to ops@example\.test · Subject: PW · HELO pc · logged in as logs@mail\.example\.test \(AUTH LOGIN, password &#60;script&#62;alert\(1\)&#60;\/script&#62;\)<\/span><div class="muted small">STARTTLS: decrypted/);
   assert.match(page, /<td>ftp<\/td><td><span class="argv">logged in as ops \(password pw\) · 1 upload · 1 download · STOR PW_devbox\.zip, RETR cmd\.txt<\/span><\/td>/);
-  assert.match(page, /<td>pop3<\/td><td><span class="argv">server name pop\.example\.test<\/span><div class="muted small">TLS: decrypted \(the sample accepted the sandbox's certificate\): <span class="argv">USER victim\\r\\n<\/span>/);
+  assert.match(page, /<td>pop3<\/td><td><span class="argv">logged in as victim \(USER, password pop-pw\)<\/span><div class="muted small">TLS: decrypted \(the sample accepted the sandbox's certificate\): <span class="argv">USER victim\\r\\n<\/span>/);
 });

@@ -122,6 +122,12 @@ export interface ReportSession {
    * another session (to the port the passive reply named).
    */
   ftp?: { user?: string; password?: string; files: { command: 'STOR' | 'APPE' | 'RETR'; path: string }[]; uploads: number; downloads: number };
+  /**
+   * Since 1.8, POP3 and IMAP: the catcher answered as a server that takes any login and holds no
+   * mail; the account the sample logged in with (USER and PASS, APOP with its digest as the
+   * password, IMAP's LOGIN, or SASL PLAIN). Before 1.8 these were closed at their first line.
+   */
+  login?: { mechanism: 'USER' | 'APOP' | 'LOGIN' | 'PLAIN'; user: string; password: string };
 }
 
 export interface ReportDiagnostic {

@@ -2,7 +2,7 @@
 // hostile input (the catcher itself greeting real sockets is tested in sessions.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FtpDialogue, GREETERS, SmtpDialogue } from './greetings.js';
+import { FtpDialogue, GREETERS, ImapDialogue, Pop3Dialogue, SmtpDialogue } from './greetings.js';
 
 const DIALOGUE = 'EHLO bot.example.test\r\nMAIL FROM:<promo@shop.example.test> SIZE=120\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
   + 'From: promo@shop.example.test\r\nSubject: You won a prize\r\n\r\nClick here.\r\n.\r\nQUIT\r\n';
@@ -126,4 +126,32 @@ test('FtpDialogue: takes any login, names a passive port of the address connecte
   assert.equal(hostile.session.user?.startsWith('\\x1b]0;x\\x07AAA'), true, hostile.session.user);
   assert.equal(hostile.session.files.length, 16);
   assert.equal(hostile.session.uploads, 20);
+});
+
+test('Pop3Dialogue and ImapDialogue: take any login (USER and PASS, APOP, AUTH PLAIN; LOGIN with quoted or atom arguments, AUTHENTICATE PLAIN) and hold no mail; each ends at QUIT or LOGOUT; a LOGIN they cannot read is refused, not guessed', () => {
+  const pop = new Pop3Dialogue();
+  const said = pop.feed(Buffer.from('CAPA\r\nUSER victim@example.test\r\nPASS s3cret\r\nSTAT\r\nLIST\r\nRETR 1\r\nQUIT\r\n'));
+  assert.equal(said, '+OK\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n+OK\r\n+OK logged in\r\n+OK 0 0\r\n+OK 0 messages\r\n.\r\n-ERR no such message\r\n+OK bye\r\n');
+  assert.deepEqual(pop.login, { mechanism: 'USER', user: 'victim@example.test', password: 's3cret' });
+  assert.equal(pop.done, true);
+  const apop = new Pop3Dialogue();
+  apop.feed(Buffer.from('APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n'));
+  assert.deepEqual(apop.login, { mechanism: 'APOP', user: 'mrose', password: 'c4c9334bac560ecc979e58001b3e22fb' });
+  const sasl = new Pop3Dialogue();
+  assert.equal(sasl.feed(Buffer.from(`PASS early\r\nAUTH PLAIN\r\n${b64('\0u\0p')}\r\n`)), '-ERR USER first\r\n+ \r\n+OK logged in\r\n');
+  assert.deepEqual(sasl.login, { mechanism: 'PLAIN', user: 'u', password: 'p' });
+  const imap = new ImapDialogue();
+  const replies = imap.feed(Buffer.from('a1 CAPABILITY\r\na2 LOGIN "ops@example.test" "pa\\"ss word"\r\na3 SELECT INBOX\r\na4 LOGOUT\r\n'));
+  assert.match(replies, /^\* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na1 OK [^\n]*\na2 OK LOGIN completed\r\n\* 0 EXISTS\r\n[\s\S]*a3 OK \[READ-WRITE\] SELECT completed\r\n\* BYE\r\na4 OK LOGOUT completed\r\n$/);
+  assert.deepEqual(imap.login, { mechanism: 'LOGIN', user: 'ops@example.test', password: 'pa"ss word' });
+  assert.equal(imap.done, true);
+  const atoms = new ImapDialogue();
+  atoms.feed(Buffer.from('x LOGIN bot hunter2\r\n'));
+  assert.deepEqual(atoms.login, { mechanism: 'LOGIN', user: 'bot', password: 'hunter2' });
+  const literal = new ImapDialogue();
+  assert.match(literal.feed(Buffer.from('x LOGIN {3}\r\n')), /^x BAD /);
+  assert.equal(literal.login, undefined);
+  const auth = new ImapDialogue();
+  assert.equal(auth.feed(Buffer.from(`t1 AUTHENTICATE PLAIN\r\n${b64('\0admin\0admin')}\r\nt2 NOOP\r\n`)), '+ \r\nt1 OK AUTHENTICATE completed\r\nt2 OK NOOP completed\r\n');
+  assert.deepEqual(auth.login, { mechanism: 'PLAIN', user: 'admin', password: 'admin' });
 });

@@ -10,8 +10,8 @@
 // stealer mails its loot. Stealers log in to a mailbox of their operator's first (AUTH), most of
 // them over STARTTLS: both are accepted, so that they go on to send, and the account is reported.
 // FTP is answered as a server that takes any login and every file, for stealers that upload their
-// loot: the login and the files are kept. POP3 and IMAP are logged at the client's first line (a
-// login, as a rule).
+// loot: the login and the files are kept. POP3 and IMAP are answered as servers that take any
+// login and hold no mail (credential checkers, implants polling a mailbox): the login is kept.
 //
 // Everything read is the sample's: lines are bounded, fields cut and escaped before they are kept.
 import { escaped } from './escape.js';
@@ -101,6 +101,20 @@ function addressOf(arg: string): string {
 /** A base64 line of the client's, decoded (Node's decoder skips what is not base64). */
 function base64(line: string): string {
   return Buffer.from(line.trim(), 'base64').toString('latin1');
+}
+
+/** SASL PLAIN's decoded answer (RFC 4616: `authzid NUL authcid NUL password`): the authentication identity, else the authorization one. */
+function plainCredentials(text: string): { user: string; password: string } {
+  const [authzid = '', authcid = '', password = ''] = text.split('\0');
+  return { user: clean(authcid || authzid), password: clean(password) };
+}
+
+/** A login to a mailbox (POP3, IMAP): how, and the account. */
+export interface MailboxLogin {
+  /** USER and PASS, APOP (the password is then its digest), LOGIN (IMAP's command), or SASL PLAIN. */
+  mechanism: 'USER' | 'APOP' | 'LOGIN' | 'PLAIN';
+  user: string;
+  password: string;
 }
 
 /** Bytes of one command line kept (RFC 5321 allows 512; longer ones are answered 500 and skipped). */
@@ -282,15 +296,8 @@ export class SmtpDialogue extends LineDialogue {
       a.user = text;
       return '334 UGFzc3dvcmQ6\r\n';
     }
-    let user = a.user ?? '';
-    let password = text;
-    if (a.mechanism === 'PLAIN') {
-      const [authzid = '', authcid = '', pass = ''] = text.split('\0');
-      user = authcid || authzid;
-      password = pass;
-    }
     this.auth = undefined;
-    this.envelope.auth = { mechanism: a.mechanism, user: clean(user), password: clean(password) };
+    this.envelope.auth = { mechanism: a.mechanism, ...(a.mechanism === 'PLAIN' ? plainCredentials(text) : { user: clean(a.user ?? ''), password: clean(text) }) };
     return '235 2.7.0 Authentication successful\r\n';
   }
 }
@@ -380,5 +387,141 @@ export class FtpDialogue extends LineDialogue {
     if (!this.passive) return '425 Use PASV first\r\n';
     this.passive = false;
     return '150 Opening data connection\r\n226 Transfer complete\r\n';
+  }
+}
+
+/**
+ * One POP3 dialogue (RFC 1939), as a server that takes any login and holds no mail: what a
+ * credential checker or a mailbox-polling implant does. The login (USER and PASS, APOP, or AUTH
+ * PLAIN) is kept. It ends at QUIT.
+ */
+export class Pop3Dialogue extends LineDialogue {
+  login: MailboxLogin | undefined;
+  private user: string | undefined;
+  /** AUTH PLAIN sent without its answer: the next line is it. */
+  private plain = false;
+
+  protected onLine(line: string, long: boolean): string {
+    if (long) return '-ERR line too long\r\n';
+    if (this.plain) {
+      this.plain = false;
+      if (line.trim() === '*') return '-ERR authentication cancelled\r\n';
+      this.login = { mechanism: 'PLAIN', ...plainCredentials(base64(line)) };
+      return '+OK logged in\r\n';
+    }
+    const verb = (/^\S*/.exec(line)?.[0] ?? '').toUpperCase();
+    const arg = line.slice(verb.length).replace(/^ /, '');
+    switch (verb) {
+      case 'CAPA':
+        return '+OK\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n';
+      case 'USER':
+        this.user = arg;
+        return '+OK\r\n';
+      case 'PASS':
+        if (this.user === undefined) return '-ERR USER first\r\n';
+        this.login = { mechanism: 'USER', user: clean(this.user), password: clean(arg) };
+        return '+OK logged in\r\n';
+      case 'APOP': {
+        const [name = '', digest = ''] = arg.split(/\s+/, 2);
+        this.login = { mechanism: 'APOP', user: clean(name), password: clean(digest) };
+        return '+OK logged in\r\n';
+      }
+      case 'AUTH': {
+        const [mechanism = '', initial] = arg.split(/\s+/, 2);
+        if (mechanism.toUpperCase() !== 'PLAIN') return '-ERR unsupported mechanism\r\n';
+        if (initial === undefined) {
+          this.plain = true;
+          return '+ \r\n';
+        }
+        this.login = { mechanism: 'PLAIN', ...plainCredentials(base64(initial)) };
+        return '+OK logged in\r\n';
+      }
+      case 'STAT':
+        return '+OK 0 0\r\n';
+      case 'LIST': case 'UIDL':
+        return arg ? '-ERR no such message\r\n' : '+OK 0 messages\r\n.\r\n';
+      case 'NOOP': case 'RSET':
+        return '+OK\r\n';
+      case 'QUIT':
+        this.done = true;
+        return '+OK bye\r\n';
+      case 'RETR': case 'TOP': case 'DELE':
+        return '-ERR no such message\r\n';
+      default:
+        return '-ERR unknown command\r\n';
+    }
+  }
+}
+
+/** An IMAP astring (RFC 3501): a quoted string (with its escapes) or an atom; `rest` what follows it. */
+function astring(s: string): { value: string; rest: string } | undefined {
+  const t = s.replace(/^ +/, '');
+  if (t.startsWith('"')) {
+    const m = /^"((?:[^"\\]|\\.)*)"(.*)$/.exec(t);
+    return m ? { value: m[1]!.replace(/\\(.)/g, '$1'), rest: m[2]! } : undefined;
+  }
+  const m = /^([^\s"(){]+)(.*)$/.exec(t);
+  return m ? { value: m[1]!, rest: m[2]! } : undefined;
+}
+
+/**
+ * One IMAP dialogue (RFC 3501), as a server that takes any login and holds an empty INBOX: what a
+ * credential checker or an implant that takes its orders from a mailbox does. The login (LOGIN,
+ * or AUTHENTICATE PLAIN) is kept. Literals (`{n}`) are refused: clients send logins as quoted
+ * strings unless they hold line breaks. It ends at LOGOUT.
+ */
+export class ImapDialogue extends LineDialogue {
+  login: MailboxLogin | undefined;
+  /** The tag of an AUTHENTICATE PLAIN waiting for its answer. */
+  private plain: string | undefined;
+
+  protected onLine(line: string, long: boolean): string {
+    if (long) return '* BAD line too long\r\n';
+    if (this.plain !== undefined) {
+      const tag = this.plain;
+      this.plain = undefined;
+      if (line.trim() === '*') return `${tag} BAD authentication cancelled\r\n`;
+      this.login = { mechanism: 'PLAIN', ...plainCredentials(base64(line)) };
+      return `${tag} OK AUTHENTICATE completed\r\n`;
+    }
+    const m = /^(\S+) +(\S+) ?(.*)$/.exec(line);
+    if (!m) return '* BAD no command\r\n';
+    const tag = clean(m[1]!).replace(/[^\x21-\x7e]/g, '');
+    const command = m[2]!.toUpperCase();
+    const args = m[3]!;
+    switch (command) {
+      case 'CAPABILITY':
+        return `* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n${tag} OK CAPABILITY completed\r\n`;
+      case 'LOGIN': {
+        const user = astring(args);
+        const password = user && astring(user.rest);
+        if (!user || !password) return `${tag} BAD LOGIN needs a user name and a password, quoted or atoms\r\n`;
+        this.login = { mechanism: 'LOGIN', user: clean(user.value), password: clean(password.value) };
+        return `${tag} OK LOGIN completed\r\n`;
+      }
+      case 'AUTHENTICATE': {
+        const [mechanism = '', initial] = args.split(/\s+/, 2);
+        if (mechanism.toUpperCase() !== 'PLAIN') return `${tag} NO unsupported mechanism\r\n`;
+        if (initial === undefined || initial === '') {
+          this.plain = tag;
+          return '+ \r\n';
+        }
+        this.login = { mechanism: 'PLAIN', ...plainCredentials(base64(initial)) };
+        return `${tag} OK AUTHENTICATE completed\r\n`;
+      }
+      case 'SELECT': case 'EXAMINE':
+        return `* 0 EXISTS\r\n* 0 RECENT\r\n* FLAGS (\\Seen \\Deleted)\r\n${tag} OK [READ-WRITE] ${command} completed\r\n`;
+      case 'SEARCH': case 'UID':
+        return `* SEARCH\r\n${tag} OK ${command} completed\r\n`;
+      case 'ID':
+        return `* ID NIL\r\n${tag} OK ID completed\r\n`;
+      case 'LIST': case 'LSUB': case 'NOOP': case 'CHECK': case 'CLOSE': case 'EXPUNGE': case 'FETCH': case 'STATUS': case 'CREATE': case 'SUBSCRIBE':
+        return `${tag} OK ${command} completed\r\n`;
+      case 'LOGOUT':
+        this.done = true;
+        return `* BYE\r\n${tag} OK LOGOUT completed\r\n`;
+      default:
+        return `${tag} BAD unknown command\r\n`;
+    }
   }
 }

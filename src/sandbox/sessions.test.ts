@@ -273,9 +273,13 @@ test('catchSession greets the server-first protocol its listener names: SMTP is 
   }
 });
 
-/** Python's smtplib (a real mail client, as stealers written in Python use it, saying EHLO devbox; or the client `connect` makes) run against `port`; resolves to its exit code and last line. */
-function smtplib(port: number, script: string, connect = `smtplib.SMTP('127.0.0.1', ${port}, local_hostname='devbox', timeout=10)`): Promise<{ code: number | null; said: string }> {
-  const program = `import poplib, smtplib, ssl, sys\ns = ${connect}\n${script}\n`;
+/**
+ * A real mail client from Python's library, as stealers written in Python use them: `script` run
+ * with `s` the client `connect` makes (by default smtplib's, saying EHLO devbox, to `port`);
+ * resolves to its exit code and last line on stderr.
+ */
+function mailClient(port: number, script: string, connect = `smtplib.SMTP('127.0.0.1', ${port}, local_hostname='devbox', timeout=10)`): Promise<{ code: number | null; said: string }> {
+  const program = `import imaplib, poplib, smtplib, ssl, sys\ns = ${connect}\n${script}\n`;
   return new Promise((resolve) => {
     execFile('python3', ['-I', '-c', program], { timeout: 20_000 }, (e, _out, err) => {
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, said: err.trim().split('\n').pop() ?? '' });
@@ -290,12 +294,12 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
   const { port } = server.address() as { port: number };
   const send = "s.sendmail('pc@example.test', ['ops@example.test'], 'Subject: PW_devbox\\r\\n\\r\\nchrome logins attached\\r\\n')\ns.quit()";
   try {
-    const unverified = await smtplib(port, `s.ehlo('devbox')\ns.starttls(context=ssl._create_unverified_context())\ns.login('logs@mail.example.test', 'Hunter2!')\n${send}`);
+    const unverified = await mailClient(port, `s.ehlo('devbox')\ns.starttls(context=ssl._create_unverified_context())\ns.login('logs@mail.example.test', 'Hunter2!')\n${send}`);
     assert.deepEqual(unverified, { code: 0, said: '' });
-    const verified = await smtplib(port, 's.ehlo(\'devbox\')\ns.starttls(context=ssl.create_default_context())');
+    const verified = await mailClient(port, 's.ehlo(\'devbox\')\ns.starttls(context=ssl.create_default_context())');
     assert.notEqual(verified.code, 0);
     assert.match(verified.said, /CERTIFICATE_VERIFY_FAILED/);
-    const clear = await smtplib(port, `s.login('bot', 'pw')\n${send}`);
+    const clear = await mailClient(port, `s.login('bot', 'pw')\n${send}`);
     assert.deepEqual(clear, { code: 0, said: '' });
     const [tls, refused, plain] = log.log().sessions;
     assert.equal(tls?.protocol, 'smtp');
@@ -315,7 +319,7 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
   }
 });
 
-test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is answered first and the greeting comes inside the TLS; smtplib.SMTP_SSL logs in and sends, poplib.POP3_SSL is logged at its USER line, a client that checks certificates is refused and logged with its server name (smtplib sends the host it was given as SNI)', async () => {
+test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is answered first and the greeting comes inside the TLS; smtplib.SMTP_SSL logs in and sends, poplib.POP3_SSL logs in (the account kept), a client that checks certificates is refused and logged with its server name (smtplib sends the host it was given as SNI)', async () => {
   const log = new SessionLog();
   let greet: ServerFirst = 'smtp';
   const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mail.example.test' }), { greet, tls: sinkholeTlsContext, implicitTls: true }));
@@ -323,14 +327,14 @@ test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is an
   const { port } = server.address() as { port: number };
   const unverified = 'context=ssl._create_unverified_context()';
   try {
-    const sent = await smtplib(port, "s.login('logs@mail.example.test', 'pw465')\ns.sendmail('pc@example.test', ['ops@example.test'], 'Subject: cookies\\r\\n\\r\\nx\\r\\n')\ns.quit()",
+    const sent = await mailClient(port, "s.login('logs@mail.example.test', 'pw465')\ns.sendmail('pc@example.test', ['ops@example.test'], 'Subject: cookies\\r\\n\\r\\nx\\r\\n')\ns.quit()",
       `smtplib.SMTP_SSL('localhost', ${port}, local_hostname='devbox', timeout=10, ${unverified})`);
     assert.deepEqual(sent, { code: 0, said: '' });
-    const checked = await smtplib(port, '', `smtplib.SMTP_SSL('localhost', ${port}, timeout=10, context=ssl.create_default_context())`);
+    const checked = await mailClient(port, '', `smtplib.SMTP_SSL('localhost', ${port}, timeout=10, context=ssl.create_default_context())`);
     assert.match(checked.said, /CERTIFICATE_VERIFY_FAILED/);
     greet = 'pop3';
-    const pop = await smtplib(port, "print(s.getwelcome().decode(), file=sys.stderr)\ns.user('victim@example.test')", `poplib.POP3_SSL('127.0.0.1', ${port}, timeout=10, ${unverified})`);
-    assert.notEqual(pop.code, 0, 'closed after the first line, as the plain POP3 listener does');
+    const pop = await mailClient(port, "s.user('victim@example.test')\ns.pass_('pop-pw')\nassert s.stat() == (0, 0)\ns.quit()", `poplib.POP3_SSL('127.0.0.1', ${port}, timeout=10, ${unverified})`);
+    assert.deepEqual(pop, { code: 0, said: '' });
     const [smtps, refused, pop3s] = log.log().sessions;
     assert.deepEqual(smtps && [smtps.protocol, smtps.sni, smtps.smtp], ['smtp', 'localhost', {
       helo: 'devbox', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'cookies', auth: { mechanism: 'PLAIN', user: 'logs@mail.example.test', password: 'pw465' },
@@ -338,7 +342,22 @@ test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is an
     assert.match(smtps?.preview ?? '', /^\\x16\\x03/, 'on the wire: the ClientHello');
     assert.match(smtps?.decrypted?.preview ?? '', /^ehlo devbox\\r\\nAUTH PLAIN /, 'inside: the dialogue, with no STARTTLS offered');
     assert.deepEqual(refused && [refused.protocol, refused.sni, refused.decrypted, refused.smtp], ['smtp', 'localhost', undefined, { to: [], recipients: 0 }]);
-    assert.deepEqual(pop3s && [pop3s.protocol, pop3s.decrypted?.preview], ['pop3', 'USER victim@example.test\\r\\n']);
+    assert.deepEqual(pop3s && [pop3s.protocol, pop3s.login], ['pop3', { mechanism: 'USER', user: 'victim@example.test', password: 'pop-pw' }]);
+    assert.match(pop3s?.decrypted?.preview ?? '', /^USER victim@example\.test\\r\\nPASS pop-pw\\r\\nSTAT/);
+  } finally {
+    server.close();
+  }
+});
+
+test('catchSession on the IMAP listener: Python imaplib logs in, selects the empty INBOX and logs out; the account is kept', async () => {
+  const log = new SessionLog();
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.8', port: 143, domain: 'imap.example.test' }), { greet: 'imap' }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  try {
+    const run = await mailClient(port, "s.login('orders@example.test', 'pw 1')\nassert s.select('INBOX') == ('OK', [b'0'])\ns.logout()", `imaplib.IMAP4('127.0.0.1', ${port}, timeout=10)`);
+    assert.deepEqual(run, { code: 0, said: '' });
+    assert.deepEqual(log.log().sessions.map((x) => [x.protocol, x.login]), [['imap', { mechanism: 'LOGIN', user: 'orders@example.test', password: 'pw 1' }]]);
   } finally {
     server.close();
   }

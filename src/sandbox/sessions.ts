@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
-import { FtpDialogue, GREETING, SmtpDialogue, type FtpSession, type LineDialogue, type ServerFirst, type SmtpEnvelope } from './greetings.js';
+import { FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
 export const SESSION_PORT = 1;
@@ -30,7 +30,7 @@ export const SESSION_MAX = 1000;
 export const SESSION_MAX_OPEN = 64;
 /** Bytes read per connection. */
 export const SESSION_READ = 16 * 1024;
-/** Bytes an SMTP or FTP control connection may send (SMTP's messages stream through the dialogue unkept); it is closed past them. */
+/** Bytes a greeted connection may send (SMTP's messages stream through the dialogue unkept); it is closed past them. */
 export const DIALOGUE_READ_MAX = 32 << 20;
 /** Characters of the first bytes kept, escaped. */
 const PREVIEW = 256;
@@ -72,6 +72,8 @@ export interface SinkholeSession {
   smtp?: SmtpEnvelope;
   /** FTP: the login and the files named by transfers (the catcher answered the sample as an FTP server). */
   ftp?: FtpSession;
+  /** POP3, IMAP: the login to the mailbox (the catcher answered the sample as a mail server that takes any). */
+  login?: MailboxLogin;
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
@@ -171,12 +173,12 @@ export class SessionLog {
 /**
  * What a caught connection is, from where it went and the first bytes read (`bytes` received in
  * all, default the bytes given); `decrypted`: what a TLS sample sent after accepting the catcher's
- * certificate; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, and `smtp` what an SMTP
+ * certificate; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, `login` a POP3 or IMAP one, and `smtp` what an SMTP
  * dialogue took.
  */
 export function describeSession(
   dest: { address: string; port: number | null; domain?: string }, buf: Buffer,
-  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession } = {},
+  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession; login?: MailboxLogin } = {},
 ): SinkholeSession {
   const { bytes = buf.length, decrypted } = o;
   const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
@@ -189,6 +191,7 @@ export function describeSession(
     ...(decrypted ? { decrypted: { bytes: decrypted.bytes, preview: escaped(decrypted.buf.subarray(0, PREVIEW)) } } : {}),
     ...(o.smtp && protocol === 'smtp' ? { smtp: o.smtp } : {}),
     ...(o.ftp && protocol === 'ftp' ? { ftp: o.ftp } : {}),
+    ...(o.login && (protocol === 'pop3' || protocol === 'imap') ? { login: o.login } : {}),
   };
 }
 
@@ -203,8 +206,8 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
  * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
  * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP as a server
- * taking every file (passive data connections come back to the catch-all), POP3 and IMAP are
- * logged at the client's first line. `opts.implicitTls` (SMTPS, POP3S, IMAPS): the
+ * taking every file (passive data connections come back to the catch-all), POP3 and IMAP as
+ * servers taking any login. `opts.implicitTls` (SMTPS, POP3S, IMAPS): the
  * ClientHello is answered first, as on the catch-all, and the greeting and all that follows go
  * through the TLS.
  */
@@ -219,8 +222,9 @@ export function catchSession(
   const implicitTls = opts.implicitTls === true && opts.tls !== undefined;
   const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined && !implicitTls }) : undefined;
   const ftp = greeted === 'ftp' ? new FtpDialogue(dest.address) : undefined;
-  // SMTP and FTP are answered line by line until the client quits; POP3 and IMAP end at the first line
-  const dialogue: LineDialogue | undefined = smtp ?? ftp;
+  const mailbox = greeted === 'pop3' ? new Pop3Dialogue() : greeted === 'imap' ? new ImapDialogue() : undefined;
+  // each is answered line by line until the client quits
+  const dialogue: LineDialogue | undefined = smtp ?? ftp ?? mailbox;
   if (greeted && !implicitTls) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
@@ -235,7 +239,7 @@ export function catchSession(
     done = true;
     log.open.delete(flush);
     log.add(describeSession(dest, buf, {
-      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}),
+      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}), ...(mailbox?.login ? { login: mailbox.login } : {}),
     }));
     const out = secure ?? conn;
     if (reply) out.end(reply); else out.end();
@@ -274,8 +278,6 @@ export function catchSession(
         if (dialogue.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
         else if (bytes + clearBytes >= DIALOGUE_READ_MAX) finish();
         else if (reply) t.write(reply);
-      } else if (greeted) {
-        if (clear.includes(0x0a) || clear.length >= SESSION_READ) finish();
       } else if (parseHttpHead(clear)) finish(HTTP_OK);
       else if (clear.length >= SESSION_READ) finish();
     });
@@ -295,8 +297,8 @@ export function catchSession(
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
     if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
     if (dialogue && !implicitTls) {
-      // SMTP, FTP: answered command by command, every chunk read whole (a message streams through
-      // the dialogue, only the preview is capped) until the client quits
+      // answered command by command, every chunk read whole (an SMTP message streams through the
+      // dialogue, only the preview is capped) until the client quits
       const reply = dialogue.feed(d);
       if (dialogue.done) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
       if (reply) conn.write(reply);
@@ -305,11 +307,6 @@ export function catchSession(
         const context = tlsContext();
         if (context) intercept(context, dialogue.rest); else finish();
       } else if (bytes >= DIALOGUE_READ_MAX) finish();
-      return;
-    }
-    if (greeted && !implicitTls) {
-      // POP3, IMAP: logged at the client's first line
-      if (buf.includes(0x0a) || buf.length >= SESSION_READ) finish();
       return;
     }
     const hello = parseClientHello(buf);

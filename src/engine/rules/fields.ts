@@ -431,6 +431,9 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'ftp.uploads': ['num', (s) => s.ftp?.uploads ?? null],
   'ftp.downloads': ['num', (s) => s.ftp?.downloads ?? null],
   'ftp.files': ['str', (s) => (s.ftp && s.ftp.files.length ? s.ftp.files.map((f) => f.path).join(',') : null)],
+  // the account the sample logged in with, whatever the protocol: SMTP's AUTH, FTP's USER and PASS, a POP3 or IMAP login
+  'session.user': ['str', (s) => s.smtp?.auth?.user ?? s.ftp?.user ?? s.login?.user ?? null],
+  'session.password': ['str', (s) => s.smtp?.auth?.password ?? s.ftp?.password ?? s.login?.password ?? null],
 };
 
 /** A field only events of source `session` have (a syscall rule naming one is refused). */
