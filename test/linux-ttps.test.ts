@@ -13,7 +13,7 @@ import { ROOT, tempDir } from './helpers.js';
 
 const EXPECT: Record<string, { what: string; rules: string[] }> = {
   v01: { what: 'bash /dev/tcp reverse shell', rules: ['ST-EXE-011', 'ST-EXE-012'] },
-  v02: { what: 'python pty reverse shell one-liner', rules: ['ST-EXE-010', 'ST-EXE-002'] },
+  v02: { what: 'python pty reverse shell one-liner', rules: ['ST-EXE-010', 'ST-EXE-002', 'ST-EXE-014'] },
   v03: { what: 'python dup2, then a shell child', rules: ['ST-EXE-010', 'ST-EXE-012'] },
   v04: { what: 'python dup2, then exec sh', rules: ['ST-EXE-011'] },
   v05: { what: 'mkfifo + nc reverse shell (script)', rules: ['ST-EXE-012'] },

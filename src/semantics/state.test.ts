@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SyscallEvent, TraceEvent } from '../capture/events.js';
 import { syscallNumber } from './syscalls.js';
-import { SemanticState } from './state.js';
+import { SemanticState, ttyNumber } from './state.js';
 import { decodeArgs } from './args.js';
 
 let seq = 0;
@@ -447,4 +447,40 @@ test('utimensat(fd, NULL, times), as touch and os.utime(fd) call it, names the f
   assert.equal(s.apply(sc(1, 'futimesat', [3, 0, 0x7ffc0000], 0)).path, '/usr/local/bin/dbus-launch');
   assert.equal(s.apply(sc(1, 'utimensat', [-100, 0x7ffd0000, 0x7ffc0000, 0], 0, { path: 'x' })).path, '/tmp/x');
   assert.equal(s.apply(sc(1, 'utimensat', [9, 0, 0x7ffc0000, 0], -9)).path, undefined, 'a descriptor it does not know: no name made up');
+});
+
+test('controlling terminal: a new session has none; ioctl TIOCSCTTY gives the terminal the descriptor names (a pseudo-terminal\'s unnamed other end reads as /dev/pts/0), a session leader opening one without O_NOCTTY takes it, children and execs keep it, TIOCNOTTY drops it', () => {
+  assert.deepEqual([ttyNumber('/dev/pts/3'), ttyNumber('/dev/pts/300'), ttyNumber('/dev/tty2'), ttyNumber('/dev/ttyS0'), ttyNumber('/dev/null'), ttyNumber(undefined)], [34819, (137 << 8) | 44, 1026, 1088, 0, 0]);
+  const s = new SemanticState();
+  s.apply(exec(1, '/usr/bin/python3', ['python3']));
+  s.apply(sc(1, 'openat', [-100, 0, 2, 0], 3, { path: '/dev/ptmx' }));
+  s.apply(sc(1, 'ioctl', [3, 0x5441, 0x102], 4)); // TIOCGPTPEER: the other end, unnamed
+  s.apply(fork(1, 2));
+  s.apply(sc(2, 'ioctl', [4, 0x540e, 0], -1)); // not a session leader yet: EPERM
+  assert.equal(s.process(2)?.tty, 0);
+  s.apply(sc(2, 'setsid', [], 2));
+  s.apply(sc(2, 'ioctl', [4, 0x540e, 0], 0));
+  assert.equal(s.process(2)?.tty, 34816, 'the unnamed end reads as /dev/pts/0');
+  assert.equal(s.process(1)?.tty, 0, 'the parent has none');
+  const shell = s.apply(exec(2, '/bin/sh', ['/bin/sh']));
+  assert.equal(shell.proc.tty, 34816, 'kept across exec');
+  s.apply(fork(2, 5));
+  assert.equal(s.process(5)?.tty, 34816, 'inherited');
+  s.apply(sc(5, 'ioctl', [0, 0x5422, 0], 0)); // TIOCNOTTY
+  assert.equal(s.process(5)?.tty, 0);
+  // a new session that opens a terminal by name takes it, unless O_NOCTTY
+  s.apply(fork(1, 3));
+  s.apply(sc(3, 'setsid', [], 3));
+  s.apply(sc(3, 'openat', [-100, 0, 0o402, 0], 5, { path: '/dev/pts/7' }));
+  assert.equal(s.process(3)?.tty, 0, 'O_NOCTTY');
+  s.apply(sc(3, 'openat', [-100, 0, 2, 0], 6, { path: '/etc/hostname' }));
+  assert.equal(s.process(3)?.tty, 0, 'not a terminal');
+  s.apply(sc(3, 'openat', [-100, 0, 2, 0], 7, { path: '/dev/pts/7' }));
+  assert.equal(s.process(3)?.tty, 34823);
+  s.apply(sc(3, 'ioctl', [5, 0x540e, 0], 0));
+  assert.equal(s.process(3)?.tty, 34823, 'TIOCSCTTY through a named descriptor: its number');
+  // not a session leader: opening a terminal gives nothing
+  s.apply(fork(1, 4));
+  s.apply(sc(4, 'openat', [-100, 0, 2, 0], 5, { path: '/dev/pts/9' }));
+  assert.equal(s.process(4)?.tty, 0);
 });

@@ -87,6 +87,34 @@ interface DeepDir { up: DeepDir | string; name: string; length: number }
 /** Directory renames re-key the links and aliases under the directory only while there are at most this many. */
 const REKEY_MAX = 4096;
 const O_NOFOLLOW = 0o400000;
+const O_NOCTTY = 0o400;
+/** ioctl requests that give or take a controlling terminal. */
+const TIOCSCTTY = 0x540e;
+const TIOCNOTTY = 0x5422;
+
+/** A controlling-terminal number as /proc/PID/stat's tty_nr writes it. */
+function ttyNr(major: number, minor: number): number {
+  return (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+}
+
+/** The controlling-terminal number of the terminal device a path names (/dev/pts/N, /dev/ttyN, /dev/ttySN), else 0. */
+export function ttyNumber(path: string | undefined): number {
+  if (path === undefined || !path.startsWith('/dev/')) return 0;
+  const pts = /^\/dev\/pts\/(\d{1,7})$/.exec(path);
+  if (pts) return ttyNr(136 + (Math.floor(Number(pts[1]) / 256) % 8), Number(pts[1]) % 256);
+  const vt = /^\/dev\/tty(\d{1,2})$/.exec(path);
+  if (vt && Number(vt[1]) < 64) return ttyNr(4, Number(vt[1]));
+  const serial = /^\/dev\/ttyS(\d{1,3})$/.exec(path);
+  if (serial && Number(serial[1]) < 192) return ttyNr(4, 64 + Number(serial[1]));
+  return 0;
+}
+
+/**
+ * A terminal taken with ioctl TIOCSCTTY through a descriptor whose name the capture did not see (a
+ * pseudo-terminal's other end from ioctl TIOCGPTPEER, as glibc's openpty gets it): a terminal it
+ * is (the call succeeded), its number is unknown, so it reads as the first pseudo-terminal's.
+ */
+const UNNAMED_TTY = ttyNr(136, 0);
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_SYMLINK_FOLLOW = 0x400;
 const RENAME_EXCHANGE = 2;
@@ -303,6 +331,8 @@ export class SemanticState {
         st.fds.set(ret, fd);
         if (flags & O_CLOEXEC) st.cloexec.add(ret);
         else st.cloexec.delete(ret);
+        // a session leader without a terminal that opens one (without O_NOCTTY) is given it
+        if (st.info.tty === 0 && st.info.sid === st.info.pid && !(flags & O_NOCTTY)) st.info.tty = ttyNumber(fd.real ?? p);
       }
     } else if (FD_ARG0.has(name)) {
       const num = name === 'execveat' && !(((a[4] ?? 0) & AT_EMPTY_PATH) !== 0) ? -1 : (a[0] ?? -1);
@@ -321,7 +351,12 @@ export class SemanticState {
       const cwd = st.info.cwd ?? st.deepCwd;
       const to = name === 'chdir' && path !== undefined && !path.startsWith('/') && ev.path !== undefined && cwd !== undefined ? deepJoin(cwd, ev.path) : path;
       if (name === 'chdir' || name === 'fchdir') this.chdir(st, name === 'chdir' ? to : fd?.path, name === 'chdir' ? phys : fd?.real);
-      else if (name === 'setsid') st.info.sid = ret;
+      else if (name === 'setsid') {
+        // a new session has no controlling terminal until its leader takes one
+        st.info.sid = ret;
+        st.info.tty = 0;
+      } else if (name === 'ioctl' && a[1] === TIOCSCTTY) st.info.tty = ttyNumber(fd?.real ?? fd?.path) || UNNAMED_TTY;
+      else if (name === 'ioctl' && a[1] === TIOCNOTTY) st.info.tty = 0;
       else if ((name === 'setuid' || name === 'setresuid' || name === 'setreuid') && ret === 0) {
         const uid = name === 'setreuid' ? a[1] : a[0];
         if (uid !== undefined && uid >= 0 && uid < 0xffffffff) st.info.uid = uid;

