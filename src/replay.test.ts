@@ -101,8 +101,9 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   const stealer = { ...mail, port: 587, smtp: { ...mail.smtp, auth: { mechanism: 'LOGIN', user: 'logs@mail.example.test', password: 'Hunter2!' }, starttls: true, messages: 3 }, decrypted: { bytes: 400, preview: 'EHLO bot' } };
   const upload = { address: '198.18.0.5', port: 21, protocol: 'ftp', bytes: 80, preview: 'USER ops', ftp: { user: 'ops', password: 'pw', files: [{ command: 'STOR', path: 'loot.zip' }], uploads: 1, downloads: 0 } };
   const mailbox = { address: '198.18.0.6', port: 143, protocol: 'imap', bytes: 40, preview: 'a1 LOGIN', login: { mechanism: 'LOGIN', user: 'ops', password: 'pw' } };
-  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
-  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox]);
+  const post = { ...session, http: { method: 'POST', path: '/gate.php', body: { bytes: 300, sha256: 'ab'.repeat(32), preview: 'PK\\x03\\x04', incomplete: true } } };
+  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox, post], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
+  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox, post]);
   assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 caught connections are not listed/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
   const uncaught = await replay({ file: write('uncaught.events', { ...dns, sessionsUnavailable: 'nft: not found' }), outDir: join(tmp, 'uncaught') });
   assert.equal(uncaught.report.sessions, undefined);
@@ -111,7 +112,8 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
     { ...stealer, smtp: { ...stealer.smtp, auth: { ...stealer.smtp.auth, mechanism: 'XOAUTH2' } } }, { ...stealer, smtp: { ...stealer.smtp, auth: { mechanism: 'LOGIN', user: 'u' } } },
     { ...stealer, smtp: { ...stealer.smtp, starttls: 'yes' } }, { ...stealer, smtp: { ...stealer.smtp, messages: 1 } },
     { ...upload, ftp: { ...upload.ftp, files: [{ command: 'DELE', path: 'x' }] } }, { ...upload, ftp: { ...upload.ftp, uploads: 0 } }, { ...upload, ftp: { ...upload.ftp, password: 7 } },
-    { ...mailbox, login: { ...mailbox.login, mechanism: 'GSSAPI' } }, { ...mailbox, login: { mechanism: 'LOGIN', user: 'ops' } }].entries()) {
+    { ...mailbox, login: { ...mailbox.login, mechanism: 'GSSAPI' } }, { ...mailbox, login: { mechanism: 'LOGIN', user: 'ops' } },
+    { ...post, http: { ...post.http, body: { ...post.http.body, sha256: 'not a hash' } } }, { ...post, http: { ...post.http, body: { ...post.http.body, bytes: -1 } } }].entries()) {
     const r = await replay({ file: write(`bad-session-${i}.events`, { ...dns, sessions: [bad] }), outDir: join(tmp, `bad-session-${i}`) });
     assert.deepEqual([r.report.dns, r.report.sessions], [undefined, undefined]);
     assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));

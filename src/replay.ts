@@ -208,6 +208,9 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096) || !(s.transport === undefined || s.transport === 'udp')) return undefined;
     const h = s.http;
     if (h !== undefined && (typeof h !== 'object' || h === null || !str(h.method, 16) || !str(h.path, 16384) || !opt(h.host, 4096) || !opt(h.userAgent, 4096))) return undefined;
+    const b = h?.body;
+    if (b !== undefined && (typeof b !== 'object' || b === null || !Number.isInteger(b.bytes) || b.bytes < 0 || typeof b.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(b.sha256)
+      || !str(b.preview, 4096) || !(b.incomplete === undefined || b.incomplete === true))) return undefined;
     const d = s.decrypted;
     if (d !== undefined && (typeof d !== 'object' || d === null || !Number.isInteger(d.bytes) || d.bytes < 0 || !str(d.preview, 4096))) return undefined;
     const m = s.smtp;
@@ -223,7 +226,12 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     if (l !== undefined && (typeof l !== 'object' || l === null || !['USER', 'APOP', 'LOGIN', 'PLAIN'].includes(l.mechanism) || !str(l.user, 2048) || !str(l.password, 2048))) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
-      ...(h ? { http: { method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}) } } : {}),
+      ...(h ? {
+        http: {
+          method: h.method, path: h.path, ...(h.host !== undefined ? { host: h.host } : {}), ...(h.userAgent !== undefined ? { userAgent: h.userAgent } : {}),
+          ...(b ? { body: { bytes: b.bytes, sha256: b.sha256, preview: b.preview, ...(b.incomplete ? { incomplete: true as const } : {}) } } : {}),
+        },
+      } : {}),
       ...(s.sni !== undefined ? { sni: s.sni } : {}), bytes: s.bytes as number, preview: s.preview as string,
       ...(d ? { decrypted: { bytes: d.bytes, preview: d.preview } } : {}),
       ...(m ? { smtp: { ...(m.helo !== undefined ? { helo: m.helo } : {}), ...(m.from !== undefined ? { from: m.from } : {}), to: [...m.to], recipients: m.recipients, ...(m.subject !== undefined ? { subject: m.subject } : {}),

