@@ -7,7 +7,8 @@
 // up). Nothing leaves the namespace, which has no other device. What the sample sends first is
 // kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
 // or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
-// answered `200 OK` with an empty body, so the sample goes on to its next step. A ClientHello is
+// answered `200 OK` with an empty body, so the sample goes on to its next step, once its own body
+// is whole (http-body.ts: what an upload carried is kept by size, SHA-256 and first bytes). A ClientHello is
 // answered with the catcher's own certificate (tls.ts): a sample that checks certificates refuses
 // it and is logged with its server name; one that does not goes on, and its request (HTTPS) is
 // read in the clear and answered as HTTP is. A port whose server speaks first (SMTP, FTP, POP3,
