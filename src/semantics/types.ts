@@ -2,6 +2,7 @@
 // ancestry) and, for calls on a file descriptor, what that descriptor refers to.
 import type { TraceEvent } from '../capture/events.js';
 import type { SinkholeSession } from '../sandbox/sessions.js';
+import type { DnsDomainActivity } from '../sandbox/dns.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -97,4 +98,9 @@ export interface EnrichedEvent {
    * sandbox caught, the rest of the event being the connect that made it.
    */
   session?: SinkholeSession;
+  /**
+   * Only on the event a rule of source `dns` sees (engine/rules/detector.ts): what the sample asked
+   * the DNS sinkhole about one domain, once per domain after the capture's last event.
+   */
+  dns?: DnsDomainActivity;
 }

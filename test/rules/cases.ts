@@ -193,6 +193,10 @@ export const CASES: RuleCase[] = [
     benign: (s) => mail(s, 'EHLO bot\r\nQUIT\r\n') },
   { id: 'ST-EXF-004', trigger: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER ops\r\nPASS pw\r\nTYPE I\r\nPASV\r\nSTOR PW_devbox_2026.zip\r\nQUIT\r\n'),
     benign: (s) => s.caughtFtp(s.lookup('ftp.example.test'), 21, 'USER anonymous\r\nPASS guest\r\nPASV\r\nRETR pub/readme.txt\r\nQUIT\r\n') },
+  { id: 'ST-C2-018', trigger: (s) => { for (let i = 0; i < 12; i++) s.lookup(`${'3f9a'.repeat(10)}${i}.t.tunnel.test`); },
+    // many short names of one domain, one long name of another, 19 TXT questions: none a tunnel (a domain is the last two labels)
+    benign: (s) => { for (let i = 0; i < 12; i++) s.lookup(`host-${i}.cdn.test`); s.lookup(`${'a'.repeat(40)}.other.test`); for (let i = 0; i < 19; i++) s.ask('spf.example.test', 16); } },
+  { id: 'ST-C2-018', trigger: (s) => { for (let i = 0; i < 20; i++) s.ask(`c${i % 3}.cmd.example.test`, 16); }, benign: (s) => { for (let i = 0; i < 19; i++) s.ask(`c${i % 3}.cmd.example.test`, 16); } },
   { id: 'ST-C2-017', trigger: (s) => { const a = s.lookup('imap.example.test'); s.connect(1, a, 143, -115); s.caughtMailbox(a, 143, 'imap', 'a1 CAPABILITY\r\na2 LOGIN "orders@example.test" "pw 1"\r\na3 SELECT INBOX\r\n'); },
     benign: (s) => { const a = s.lookup('imap.example.test'); s.connect(1, a, 143, -115); s.caughtMailbox(a, 143, 'imap', 'a1 CAPABILITY\r\na2 LOGOUT\r\n'); } },
   { id: 'ST-CRD-013', trigger: (s) => ftpLogins(s, 10), benign: (s) => ftpLogins(s, 9) },

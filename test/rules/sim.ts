@@ -171,6 +171,13 @@ export class Sim {
   }
 
   /** A lookup of `name` answered by the sinkhole (as the sample's resolver gets it): its address. */
+  /** A question of `type` (16: TXT) about `name`, asked of the sinkhole (the answer is not looked at). */
+  ask(name: string, type: number): this {
+    this.dns.answer(Buffer.concat([Buffer.from([0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, type >> 8, type & 0xff, 0, 1])]));
+    return this;
+  }
+
   lookup(name: string): string {
     const q = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
       ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
@@ -223,5 +230,6 @@ export function firedRules(pack: RuleSet, run: (s: Sim) => void): Set<string> {
   const d = createRuleDetector(pack, { dnsName: (a) => s.dns.nameOf(a) });
   for (const e of s.events) d.onEvent(e);
   d.onSessions?.(s.sessions);
+  d.onDns?.(s.dns.log().queries);
   return new Set(d.finish().map((f) => f.rule));
 }

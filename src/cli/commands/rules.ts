@@ -20,7 +20,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
     else {
       for (const r of rows) {
-        const notes = [r.source === 'session' ? 'caught connections' : undefined, r.stateful].filter(Boolean);
+        const notes = [r.source === 'session' ? 'caught connections' : r.source === 'dns' ? 'DNS lookups' : undefined, r.stateful].filter(Boolean);
         process.stdout.write(`${r.id.padEnd(11)} ${r.severity.padEnd(8)} ${r.attack.join(',').padEnd(24)} ${r.name}${notes.length ? ` (${notes.join(', ')})` : ''}\n`);
       }
     }

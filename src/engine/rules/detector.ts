@@ -1,8 +1,10 @@
 // Runs a RuleSet over enriched events: rules indexed by event type, one finding per rule and
 // process (evidence keeps the first matches), and the stateful extension's windows and sequences.
-// Rules of source `session` see the connections the sandbox caught, after the last event.
+// Rules of source `session` see the connections the sandbox caught, after the last event; rules of
+// source `dns` the domains the sample asked the DNS sinkhole about, after those.
 import type { EnrichedEvent, ProcessInfo } from '../../semantics/types.js';
 import type { SinkholeSession } from '../../sandbox/sessions.js';
+import { dnsActivity, type DnsRecord } from '../../sandbox/dns.js';
 import { messageViews } from '../../semantics/state.js';
 import type { Detector, Evidence, Finding } from '../types.js';
 import { evtType, type EvalCtx, type Scalar } from './fields.js';
@@ -91,6 +93,7 @@ function planOf(ix: Index, rs: RuleSet, t: string): Plan {
 
 function eventName(e: EnrichedEvent): string {
   if (e.session) return 'session';
+  if (e.dns) return 'dns';
   return e.ev.type === 'syscall' ? e.ev.name : e.ev.type;
 }
 
@@ -151,6 +154,7 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
   const windows = new Map<CompiledRule, Map<number, Window>>();
   const seqs = new Map<CompiledRule, Map<number, SeqState>>();
   const sessionRules = ruleset.rules.filter((r) => r.source === 'session');
+  const dnsRules = ruleset.rules.filter((r) => r.source === 'dns');
   // the connects (UDP: the first send of each socket to each destination) the caught sessions are
   // matched with, for their process and descriptor
   const connects = new Map<string, { events: EnrichedEvent[]; used: number }>();
@@ -378,6 +382,20 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
         ctx.cur = e;
         ctx.type = 'session';
         for (const r of sessionRules) if (r.pred(e, ctx)) hit(r, e);
+      }
+      ctx.cur = null;
+    },
+    onDns(queries: readonly DnsRecord[]): void {
+      if (dnsRules.length === 0) return;
+      // which process asked is not known (the resolver's datagrams are not matched to the sample's sends)
+      for (const a of dnsActivity(queries)) {
+        const e: EnrichedEvent = {
+          ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'dns', args: [], ret: null },
+          proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined, fd: undefined, dns: a,
+        };
+        ctx.cur = e;
+        ctx.type = 'dns';
+        for (const r of dnsRules) if (r.pred(e, ctx)) hit(r, e);
       }
       ctx.cur = null;
     },

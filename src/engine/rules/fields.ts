@@ -4,6 +4,7 @@
 import type { ContainerImage, EnrichedEvent, FdInfo, ProcessInfo } from '../../semantics/types.js';
 import type { SyscallEvent } from '../../capture/events.js';
 import type { SinkholeSession } from '../../sandbox/sessions.js';
+import type { DnsDomainActivity } from '../../sandbox/dns.js';
 import { errnoName } from '../../semantics/syscalls.js';
 import { decodeArgs } from '../../semantics/args.js';
 import { openFlags as renderOpenFlags } from '../../semantics/flags.js';
@@ -39,6 +40,7 @@ const OPEN = new Set(['open', 'openat', 'openat2', 'creat']);
 
 export function evtType(e: EnrichedEvent): string {
   if (e.session !== undefined) return 'session';
+  if (e.dns !== undefined) return 'dns';
   const ev = e.ev;
   switch (ev.type) {
     case 'syscall':
@@ -440,10 +442,22 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'session.password': ['str', (s) => s.smtp?.auth?.password ?? s.ftp?.password ?? s.login?.password ?? null],
 };
 
-/** A field only events of source `session` have (a syscall rule naming one is refused). */
-export function isSessionField(name: string): boolean {
-  return Object.hasOwn(SESSION, name);
+/** The fields of what the sample asked the DNS sinkhole about one domain (rules of source `dns`). */
+const DNS: Record<string, [FieldKind, (a: DnsDomainActivity) => Scalar]> = {
+  'dns.domain': ['str', (a) => a.domain],
+  'dns.names': ['num', (a) => a.names],
+  'dns.queries': ['num', (a) => a.queries],
+  'dns.label_max': ['num', (a) => a.labelMax],
+  'dns.longest': ['str', (a) => a.longest],
+  'dns.types': ['str', (a) => a.types.join(',')],
+  'dns.txt_queries': ['num', (a) => a.txt],
+};
+
+/** The source whose events alone have a field: `session` (a caught connection) or `dns` (a domain asked of the sinkhole); undefined for the capture's fields. */
+export function fieldSource(name: string): 'session' | 'dns' | undefined {
+  return Object.hasOwn(SESSION, name) ? 'session' : Object.hasOwn(DNS, name) ? 'dns' : undefined;
 }
+
 
 /** A process field of the event's process (rel 0), its Nth ancestor, or any ancestor. */
 function procField(sub: string, rel: number | 'any'): FieldResult | null {
@@ -484,6 +498,8 @@ const NA: FieldDef = { kind: 'str', get: () => null };
 export function resolveField(name: string, arg?: string): FieldResult {
   const sf = Object.hasOwn(SESSION, name) ? SESSION[name]! : undefined;
   if (sf) return { ok: true, def: { kind: sf[0], get: (e) => (e.session ? sf[1](e.session) : null) } };
+  const df = Object.hasOwn(DNS, name) ? DNS[name]! : undefined;
+  if (df) return { ok: true, def: { kind: df[0], get: (e) => (e.dns ? df[1](e.dns) : null) } };
   const [ns, ...rest] = name.split('.');
   const sub = rest.join('.');
   if (ns === 'proc' || ns === 'thread') {

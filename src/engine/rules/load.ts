@@ -7,7 +7,7 @@ import { CST, Composer, LineCounter, Parser, isMap, isScalar, isSeq, type Docume
 import type { Severity } from '../types.js';
 import { CompileError, compileCondition, cyclePath, expandLists, isCycle, listEdges, stronglyConnected, type Env, type MacroDef, type Pred } from './compile.js';
 import { ConditionDepthError, ConditionSyntaxError, parseCondition, type Node, type Value } from './parse.js';
-import { isSessionField, resolveField, type FieldDef } from './fields.js';
+import { fieldSource, resolveField, type FieldDef } from './fields.js';
 import { compileOutput } from './output.js';
 
 export type DiagnosticCode =
@@ -56,7 +56,8 @@ export interface CompiledRule {
   types: Set<string> | null;
   fields: Map<string, FieldDef>;
   /** `syscall`: the rule sees the capture's events; `session`: the connections the sandbox caught,
-   *  once each after the capture's last event (see detector.ts). */
+   *  once each after the capture's last event; `dns`: the domains the sample asked the DNS sinkhole
+   *  about, once each after that (see detector.ts). */
   source: RuleSource;
   threshold?: ThresholdSpec;
   sequence?: SequenceSpec;
@@ -64,8 +65,8 @@ export interface CompiledRule {
   line: number;
 }
 
-export type RuleSource = 'syscall' | 'session';
-const SOURCES: readonly string[] = ['syscall', 'session'];
+export type RuleSource = 'syscall' | 'session' | 'dns';
+const SOURCES: readonly string[] = ['syscall', 'session', 'dns'];
 
 export interface RuleSet {
   rules: CompiledRule[];
@@ -538,7 +539,7 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       diagnostics.push({ code, severity: level, file: where.file, line: where.line, rule: name, message: reason });
     };
     if (!SOURCES.includes(r.source)) {
-      disable('UNSUPPORTED_SOURCE', `event source '${r.source}' is neither syscall nor session`, 'warning');
+      disable('UNSUPPORTED_SOURCE', `event source '${r.source}' is none of syscall, session and dns`, 'warning');
       continue;
     }
     const source = r.source as RuleSource;
@@ -557,12 +558,15 @@ export function loadRuleSources(sources: SourceText[]): { ruleset: RuleSet; diag
       const ex = exceptionsAst(r.exceptions);
       if (ex) ast = { k: 'and', items: [ast, { k: 'not', item: ex }] };
       const c = compileCondition(env, ast, r.id ?? name);
-      const foreign = source === 'syscall' ? [...c.fields.keys()].find(isSessionField) : undefined;
+      // a field of another source's events: never there on this rule's events
+      const foreign = [...c.fields.keys()].find((f) => { const s = fieldSource(f); return s !== undefined && s !== source; });
       if (foreign) {
-        disable('UNSUPPORTED_FIELD', `${foreign} is a field of the connections the sandbox caught: the rule needs \`source: session\``, 'error');
+        const of = fieldSource(foreign) === 'session' ? 'the connections the sandbox caught' : 'the names the sample asked the DNS sinkhole about';
+        disable('UNSUPPORTED_FIELD', `${foreign} is a field of ${of}: the rule needs \`source: ${fieldSource(foreign)}\``, 'error');
         continue;
       }
       if (source === 'session' && r.sequence) throw new StatefulError('sequence applies to rules of source syscall; a rule of source session sees each caught connection once, after the capture');
+      if (source === 'dns' && r.sequence) throw new StatefulError('sequence applies to rules of source syscall; a rule of source dns sees each domain asked about once, after the capture');
       const rule: CompiledRule = {
         name, id: r.id ?? name, description: r.desc.trim().replace(/\s+/g, ' '), severity,
         priority: r.priority.toUpperCase(), attack: r.tags.filter((t) => /^T\d{4}(\.\d{3})?$/.test(t)),

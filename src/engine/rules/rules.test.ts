@@ -758,6 +758,36 @@ test('rules of source session: session fields in a syscall rule, a sequence on a
   assert.deepEqual(ruleset.rules.map((r) => [r.name, r.source]), [['ok', 'session']]);
 });
 
+test('rules of source dns: each domain asked of the sinkhole once, after the last event, as the unknown process; dns fields in a syscall or session rule, session fields in a dns rule and a sequence on a dns rule are refused by name', () => {
+  const yaml = [
+    rule('tunnel', 'dns.names >= 3 and dns.label_max >= 20', '  source: dns\n'),
+    rule('types', 'dns.types contains TXT and evt.type = dns', '  source: dns\n'),
+    rule('sys_with_dns', 'evt.type = connect and dns.names > 1'),
+    rule('session_with_dns', 'dns.names > 1', '  source: session\n'),
+    rule('dns_with_http', 'http.method = POST', '  source: dns\n'),
+    rule('dns_seq', 'dns.names > 1', '  source: dns\n  sequence:\n    after: [evt.type = connect]\n'),
+  ].join('\n');
+  const { ruleset, diagnostics } = loadRuleStrings(yaml);
+  const by = new Map(diagnostics.map((d) => [d.rule, d]));
+  assert.deepEqual([by.get('sys_with_dns')?.code, by.get('session_with_dns')?.code, by.get('dns_with_http')?.code, by.get('dns_seq')?.code],
+    ['UNSUPPORTED_FIELD', 'UNSUPPORTED_FIELD', 'UNSUPPORTED_FIELD', 'BAD_STATEFUL']);
+  assert.match(by.get('sys_with_dns')?.message ?? '', /dns\.names is a field of the names the sample asked the DNS sinkhole about: the rule needs `source: dns`/);
+  assert.match(by.get('dns_with_http')?.message ?? '', /http\.method .*source: session/);
+  assert.deepEqual(ruleset.rules.map((r) => [r.name, r.source]), [['tunnel', 'dns'], ['types', 'dns']]);
+  const s = new Sim();
+  for (const l of ['aaaaaaaaaaaaaaaaaaaaaaaa1', 'aaaaaaaaaaaaaaaaaaaaaaaa2', 'aaaaaaaaaaaaaaaaaaaaaaaa3']) s.lookup(`${l}.x.tunnel.test`);
+  s.lookup('www.tunnel.test');
+  s.lookup('www.other.test');
+  s.ask('other.test', 16).ask('other.test', 16);
+  const d = createRuleDetector(ruleset);
+  for (const e of s.events) d.onEvent(e);
+  assert.deepEqual(d.drain(), [], 'no syscall event is a dns event');
+  d.onDns?.(s.dns.log().queries);
+  const found = d.finish();
+  assert.deepEqual(found.map((f) => [f.rule, f.pid, f.evidence[0]?.event]), [['tunnel', 0, 'dns'], ['types', 0, 'dns']]);
+  assert.deepEqual(found[0]?.evidence[0]?.fields, { 'dns.names': 4, 'dns.label_max': 25 });
+});
+
 test('a session rule sees each caught connection once, with the process and descriptor of the connect that made it; syscall rules never see it', () => {
   const yaml = [
     rule('post', 'http.method = POST', '  source: session\n'),
