@@ -3,6 +3,7 @@
 // report has the same): the names looked up, the hard-coded endpoints, the URLs, user agents and
 // TLS server names of the requests caught, the accounts logged in with, mail addresses, and the
 // SHA-256 of every file written and every upload.
+import { DNS_SERVER, isSinkholeAddress } from '../sandbox/dns.js';
 import type { Report, ReportIndicators } from './schema.js';
 
 /** Entries kept per list (the rest of the report holds them all). */
@@ -10,10 +11,8 @@ export const INDICATORS_MAX = 1000;
 
 /** Addresses that are the sandbox's own or the sample's loopback: never an indicator. */
 function sandboxAddress(address: string): boolean {
-  if (address === '::1' || address === '::' || address === '0.0.0.0' || address === '192.0.2.53') return true;
-  const m = /^(\d+)\.(\d+)\./.exec(address);
-  // 127.0.0.0/8, and the sinkhole's answers 198.18.0.0/15 (named by their domain instead)
-  return m !== null && (m[1] === '127' || (m[1] === '198' && (m[2] === '18' || m[2] === '19')));
+  // the sinkhole's answers are named by their domain instead
+  return address === '::1' || address === '::' || address === '0.0.0.0' || address === DNS_SERVER || address.startsWith('127.') || isSinkholeAddress(address);
 }
 
 /** A list that keeps each value once, in the order first given, up to INDICATORS_MAX. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
-import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, parseQuery, serveDns, serveTcp } from './dns.js';
+import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, isSinkholeAddress, parseQuery, serveDns, serveTcp } from './dns.js';
 import { SessionLog } from './sessions.js';
 
 const execFileAsync = promisify(execFile);
@@ -58,6 +58,10 @@ test('other questions (AAAA, TXT, an unknown type) get no records, so resolvers 
   const s = new DnsSinkhole();
   for (const t of [28, 16, 4242]) assert.deepEqual(answers(s.answer(query('x.example.test', t))!), { id: 0x1234, rcode: 0, qd: 1, addresses: [] });
   assert.deepEqual(s.log().queries.map((q) => [q.type, q.answer]), [['AAAA', null], ['TXT', null], ['TYPE4242', null]]);
+});
+
+test('isSinkholeAddress: 198.18.0.0/15 and nothing around it', () => {
+  assert.deepEqual(['198.18.0.1', '198.19.255.254', '198.17.255.255', '198.20.0.0', '192.0.2.53', '::1', 'x'].map(isSinkholeAddress), [true, true, false, false, false, false, false]);
 });
 
 test('dnsActivity: the log domain by domain (the last two labels), in the order first asked: distinct names, every question counted, the longest label and name, the types and the TXT questions', () => {

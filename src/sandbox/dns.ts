@@ -36,6 +36,14 @@ const SINKHOLE_SIZE = 1 << 17;
 /** The address every name past DNS_MAX_NAMES gets: the last of the range. */
 const SHARED_ADDRESS = ipv4(SINKHOLE_BASE + SINKHOLE_SIZE - 2);
 
+/** An address the sinkhole gives out (198.18.0.0/15): it leads to sandtrace inside the namespace, and stands for the name asked. */
+export function isSinkholeAddress(address: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (!m) return false;
+  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  return n - (SINKHOLE_BASE >>> 0) >= 0 && n - (SINKHOLE_BASE >>> 0) < SINKHOLE_SIZE;
+}
+
 const TYPES: Readonly<Record<number, string>> = {
   1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 35: 'NAPTR', 64: 'SVCB', 65: 'HTTPS', 255: 'ANY',
 };

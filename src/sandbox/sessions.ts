@@ -251,7 +251,8 @@ export function catchSession(
       body.feed(chunk);
       return body.done ? 'answer' : 'wait';
     }
-    if (body === null || !parseHttpHead(stream)) return body === null ? 'answer' : 'no';
+    if (body === null) return 'answer';
+    if (!parseHttpHead(stream)) return 'no';
     const end = stream.indexOf('\r\n\r\n');
     body = HttpBodyReader.of(stream.subarray(0, end)) ?? null;
     if (!body) return 'answer';
