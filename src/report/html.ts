@@ -216,6 +216,8 @@ export function renderHtml(r: Report): string {
       : c.login ? `logged in as ${c.login.user} (${c.login.mechanism}, password ${c.login.password})`
       : c.sni !== undefined ? `server name ${c.sni}` : c.preview.slice(0, 120))}</span>` +
       (c.protocol !== 'tls' ? (c.decrypted === undefined ? '' : `<div class="muted small">${c.smtp?.starttls ? 'STARTTLS: ' : 'TLS: '}decrypted (the sample accepted the sandbox's certificate)${c.http || c.smtp?.from !== undefined ? '' : `: <span class="argv">${esc(c.decrypted.preview.slice(0, 120))}</span>`}</div>`) : c.decrypted === undefined ? '<div class="muted small">refused the sandbox\'s certificate: nothing decrypted</div>'
+        // a client that checks a pinned key does so once the handshake is done, then closes
+        : c.decrypted.bytes === 0 ? '<div class="muted small">handshake completed, then nothing sent through it (a sample that pins its server\'s key refuses the certificate only then)</div>'
         : `<div class="muted small">${c.sni !== undefined && c.http ? `server name ${esc(c.sni)} · ` : ''}decrypted (the sample accepted the sandbox's certificate)${c.http ? '' : `: <span class="argv">${esc(c.decrypted.preview.slice(0, 120))}</span>`}</div>`),
     `${esc(c.bytes)}${c.decrypted ? ` <span class="muted small">(${esc(c.decrypted.bytes)} in the clear)</span>` : ''}`,
   ]);

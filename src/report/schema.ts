@@ -78,8 +78,8 @@ export interface ReportDns {
 /**
  * Since 1.6: a TCP connection (since 1.7 also a UDP flow) the sample made off its loopback, caught
  * inside its namespace (src/sandbox/sessions.ts): what it sent first. HTTP requests were answered 200 with an empty body;
- * a TLS ClientHello with the catcher's own certificate (since 1.7); anything else was closed after
- * its first message.
+ * a TLS ClientHello with the catcher's certificate (since 1.7; since 1.8 one issued for the name
+ * asked by an authority the container trusts); anything else was closed after its first message.
  */
 export interface ReportSession {
   address: string;
@@ -104,8 +104,10 @@ export interface ReportSession {
   preview: string;
   /**
    * Since 1.7, TLS (since 1.8 also SMTP after STARTTLS): what the sample sent in the clear after it
-   * accepted the catcher's certificate (it did not check it): bytes, and the first 256 as `preview`
-   * shows them; `http` is then the request it made (HTTPS). Absent when the sample refused the certificate.
+   * accepted the catcher's certificate (it checked it against the container's CAs, or not at all):
+   * bytes, and the first 256 as `preview` shows them; `http` is then the request it made (HTTPS).
+   * Absent when the sample refused the certificate during the handshake; 0 bytes when it completed
+   * the handshake and sent nothing (a client that pins a key checks it only then).
    */
   decrypted?: { bytes: number; preview: string };
   /**

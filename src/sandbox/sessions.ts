@@ -9,9 +9,10 @@
 // or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
 // answered `200 OK` with an empty body, so the sample goes on to its next step, once its own body
 // is whole (http-body.ts: what an upload carried is kept by size, SHA-256 and first bytes). A ClientHello is
-// answered with the catcher's own certificate (tls.ts): a sample that checks certificates refuses
-// it and is logged with its server name; one that does not goes on, and its request (HTTPS) is
-// read in the clear and answered as HTTP is. A port whose server speaks first (SMTP, FTP, POP3,
+// answered with a certificate for the name it asks for, issued by the sandbox's authority, which
+// the container trusts (tls.ts, trust.ts): a sample that checks certificates against the system's
+// trust store, or not at all, goes on, and its request (HTTPS) is read in the clear and answered as
+// HTTP is; one that pins a key or brings its own CAs refuses it and is logged with its server name. A port whose server speaks first (SMTP, FTP, POP3,
 // IMAP) is greeted as that server (greetings.ts); an FTP upload's data connection comes back to the
 // catch-all as a session of its own. Everything else on TCP is closed once its first
 // message is in; datagrams are never answered.
@@ -21,6 +22,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
+import type { SinkholeTls } from './tls.js';
 import { HttpBodyReader, type HttpBody } from './http-body.js';
 import { FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
@@ -66,8 +68,8 @@ export interface SinkholeSession {
   /** The first bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
   /**
-   * TLS, or SMTP after STARTTLS: what the sample sent after it accepted the catcher's own
-   * certificate (it did not check it): bytes received in the clear and their first bytes; `http`
+   * TLS, or SMTP after STARTTLS: what the sample sent after it accepted the catcher's
+   * certificate (issued by the authority the container trusts, or not checked): bytes received in the clear and their first bytes; `http`
    * is then the request it made, `smtp` what it said inside the TLS. Absent when the handshake was
    * not completed (the sample refused the certificate).
    */
@@ -206,7 +208,7 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * One caught connection: read until its first message is whole (an HTTP head, a TLS record),
  * SESSION_READ bytes, or SESSION_IDLE_MS without more; answer HTTP with an empty 200; then close
  * and log it. `where` names the original destination from the connection's remote end.
- * `opts.tls`: the certificate to answer a ClientHello with (tls.ts); the first message inside the
+ * `opts.tls`: the authority whose certificates answer a ClientHello (tls.ts); the first message inside the
  * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
  * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
@@ -218,7 +220,7 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  */
 export function catchSession(
   conn: Socket, log: SessionLog, where: (remoteAddress: string, remotePort: number) => { address: string; port: number | null; domain?: string },
-  opts: { tls?: () => SecureContext; greet?: ServerFirst; implicitTls?: boolean } = {},
+  opts: { tls?: () => SinkholeTls; greet?: ServerFirst; implicitTls?: boolean } = {},
 ): void {
   const dest = where(conn.remoteAddress ?? '', conn.remotePort ?? 0);
   // a server-first protocol (named by the listener it came to): greeted first, on an implicit-TLS
@@ -234,7 +236,7 @@ export function catchSession(
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
   let done = false;
-  // TLS (opts.tls): the catcher answers the ClientHello with its own certificate; once the sample
+  // TLS (opts.tls): the catcher answers the ClientHello with a certificate for its name; once the sample
   // has accepted it, `clear` holds what the sample sends through it
   let secure: TLSSocket | undefined;
   let clear: Buffer | undefined;
@@ -276,18 +278,36 @@ export function catchSession(
   conn.setTimeout(SESSION_IDLE_MS, flush);
   conn.on('error', () => finish());
   conn.on('close', () => finish());
-  // TLS on the connection, the catcher's certificate answering: `pending` (a ClientHello, or what
+  // TLS on the connection, the authority's certificates answering: `pending` (a ClientHello, or what
   // followed an SMTP STARTTLS) goes back to the socket for the TLS server to read first; what the
   // sample then sends through it is read as `clear`, as HTTP (answered 200) or SMTP
-  const intercept = (context: SecureContext, pending: Buffer) => {
+  const intercept = (identity: SinkholeTls, pending: Buffer) => {
     conn.removeListener('data', onData);
     conn.setTimeout(0); // the TLS socket's own idle timeout takes over
     conn.pause();
     if (pending.length) conn.unshift(pending);
-    const t = new TLSSocket(conn, { isServer: true, secureContext: context });
+    // a certificate for the name the hello asks for; without SNI, for the name the sinkhole gave
+    // the address (a client that connects by name but sends no SNI still checks that name)
+    let secureContext: SecureContext;
+    try {
+      secureContext = identity.context(dest.domain, dest.address);
+    } catch {
+      finish();
+      return;
+    }
+    const t = new TLSSocket(conn, {
+      isServer: true, secureContext,
+      SNICallback: (serverName, cb) => {
+        try {
+          cb(null, identity.context(serverName, dest.address));
+        } catch (e) {
+          cb(e instanceof Error ? e : new Error(String(e)), undefined);
+        }
+      },
+    });
     secure = t;
     t.setTimeout(SESSION_IDLE_MS, flush);
-    t.on('error', () => finish()); // a sample that checks certificates refuses ours
+    t.on('error', () => finish()); // a sample that pins a key or brings its own CAs refuses ours
     t.on('close', () => finish());
     t.on('secure', () => {
       clear ??= Buffer.alloc(0);
@@ -311,8 +331,8 @@ export function catchSession(
       }
     });
   };
-  /** The certificate to answer TLS with, if the catcher has one (never throws: no TLS then). */
-  const tlsContext = (): SecureContext | undefined => {
+  /** The authority that answers TLS, if the catcher has one (never throws: no TLS then). */
+  const tlsIdentity = (): SinkholeTls | undefined => {
     try {
       return opts.tls?.();
     } catch {
@@ -335,8 +355,8 @@ export function catchSession(
       if (reply) conn.write(reply);
       if (dialogue.upgrade) {
         // STARTTLS, told to go ahead: what followed its line is the start of the TLS
-        const context = tlsContext();
-        if (context) intercept(context, dialogue.rest); else finish();
+        const identity = tlsIdentity();
+        if (identity) intercept(identity, dialogue.rest); else finish();
       } else if (bytes >= DIALOGUE_READ_MAX) finish();
       return;
     }
@@ -344,8 +364,8 @@ export function catchSession(
     if (hello !== undefined && hello !== 'incomplete') {
       // a ClientHello whose bytes were all kept can be answered; else (or without a certificate)
       // it is logged and closed
-      const context = bytes === buf.length ? tlsContext() : undefined;
-      if (context) intercept(context, buf); else finish();
+      const identity = bytes === buf.length ? tlsIdentity() : undefined;
+      if (identity) intercept(identity, buf); else finish();
       return;
     }
     if (buf.length >= SESSION_READ) finish();

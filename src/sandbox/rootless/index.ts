@@ -17,6 +17,8 @@ import { homeDecoys } from '../decoys.js';
 import { DEFAULT_LIMITS } from '../config.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
 import { SandboxSinkhole } from '../dns.js';
+import { sandboxCa } from '../tls.js';
+import { trustAuthority } from '../trust.js';
 import { ChangeWalk, DEFAULT_CHANGE_LIMITS, type KnownContent, type LayerRules } from '../changes.js';
 
 /** The sample runs as this user of the image (uid 1000 'user', as in the runc sandbox's image). */
@@ -42,6 +44,7 @@ export function rootlessGuarantees(): { guarantees: string[]; weaker: string[] }
       'bubblewrap sandbox in unprivileged user, pid, mount, network, ipc, uts and cgroup namespaces; nothing runs as root on the host',
       'network namespace with loopback only: no route off the machine, host loopback unreachable',
       'DNS answered by sandtrace\'s sinkhole inside that namespace (names listed; every TCP connection off loopback caught there, nothing leaves it)',
+      'TLS caught there is answered with a certificate for the name asked, issued by a certificate authority that sandtrace made in memory and added to the CA bundles of the sandbox\'s copy of /etc (its key is never on disk or in the sandbox)',
       'root filesystem is the cached base image, read-only; host files invisible',
       'no new user namespaces inside (bwrap --disable-userns); no capabilities on the host',
       `seccomp: the root sandbox's policy (${DENIED_SYSCALLS.length} system calls such as mount, bpf, module loading, ptrace, keyrings and io_uring fail with EPERM; namespace clones and x32 calls refused)`,
@@ -175,6 +178,9 @@ class RootlessSandbox implements Sandbox {
       if (SEEDED.has(inside)) seedCopy(join(rootfs, inside), d, '', this.seeded);
     }
     this.plantDecoys();
+    // the sinkhole's TLS authority, trusted in the writable copy of /etc (at <workDir>/etc, so the
+    // work dir stands for the root of every CA bundle path, all under /etc)
+    for (const [path, content] of trustAuthority(this.workDir, sandboxCa().certPem)) this.seeded.set(path, content);
     chmodSync(join(this.workDir, 'tmp'), 0o1777);
     const name = safeName(this.opts.sample);
     this.samplePath = `/tmp/${name}`;

@@ -283,6 +283,7 @@ test('rootless guarantees name what is weaker than the root sandbox', () => {
   assert.ok(g.guarantees.some((w) => /^seccomp: /.test(w)));
   assert.ok(g.guarantees.some((w) => /loopback only/.test(w)));
   assert.ok(g.guarantees.some((w) => /DNS answered by sandtrace's sinkhole/.test(w)));
+  assert.ok(g.guarantees.some((w) => /^TLS caught there is answered .* certificate authority that sandtrace made in memory/.test(w)));
 });
 
 test('rootless: sparse files past the hashing budget are listed with their size and first bytes, unhashed, in bounded time', { timeout: 120_000 }, async () => {
