@@ -6,7 +6,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
 import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, isSinkholeAddress, parseQuery, serveDns, serveTcp } from './dns.js';
-import { SessionLog } from './sessions.js';
+import { SESSION_IDLE_MS, SessionLog } from './sessions.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -331,6 +331,19 @@ f.quit()
       const data = ftpSessions.find((x) => x.protocol === 'other');
       assert.deepEqual(data && [data.address, data.preview], ['198.18.0.1', 'chrome: admin / letmein\\n'], JSON.stringify(ftpSessions));
       assert.ok(data?.port !== null && data!.port! >= 30000 && data!.port! < 40000, 'the data connection is listed with the port the passive reply named');
+      // a download and a listing, as a loader fetching its next stage does: their data connections
+      // are ended as soon as the command comes, so both complete (an empty file, an empty list)
+      // within a client timeout shorter than the catch-all's idle close (SESSION_IDLE_MS)
+      const fetch = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import ftplib
+f = ftplib.FTP('198.18.0.1', 'anonymous', 'x', timeout=${SESSION_IDLE_MS / 2000})
+got = []
+print(f.retrbinary('RETR bins/x86', got.append), len(b''.join(got)), f.nlst())
+f.quit()
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(fetch.stdout.trim(), '226 Transfer complete 0 []', fetch.stderr);
+      for (let i = 0; i < 50 && !sessions.log().sessions.some((x) => x.ftp?.downloads === 1); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.find((x) => x.ftp?.downloads === 1)?.ftp?.files, [{ command: 'RETR', path: 'bins/x86' }]);
       // busybox's resolver, asked for the mail exchanger of a name, is given the name itself
       const mx = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=mx', 'shop.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(mx.stdout, /shop\.example\.test\s+mail exchanger = 10 shop\.example\.test/, mx.stdout + mx.stderr);

@@ -2,7 +2,7 @@
 // hostile input (the catcher itself greeting real sockets is tested in sessions.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FtpDialogue, GREETERS, ImapDialogue, Pop3Dialogue, SmtpDialogue } from './greetings.js';
+import { FtpDataPorts, FtpDialogue, GREETERS, ImapDialogue, Pop3Dialogue, SmtpDialogue } from './greetings.js';
 
 const DIALOGUE = 'EHLO bot.example.test\r\nMAIL FROM:<promo@shop.example.test> SIZE=120\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
   + 'From: promo@shop.example.test\r\nSubject: You won a prize\r\n\r\nClick here.\r\n.\r\nQUIT\r\n';
@@ -126,6 +126,41 @@ test('FtpDialogue: takes any login, names a passive port of the address connecte
   assert.equal(hostile.session.user?.startsWith('\\x1b]0;x\\x07AAA'), true, hostile.session.user);
   assert.equal(hostile.session.files.length, 16);
   assert.equal(hostile.session.uploads, 20);
+});
+
+test('FtpDataPorts: each analysis hands out passive ports from 30000 in turn; a connection to one is claimed once as its data connection, any other is not; at most 64 wait', () => {
+  const ports = new FtpDataPorts();
+  const a = ports.open('198.18.0.4');
+  const b = ports.open('198.18.0.4');
+  assert.deepEqual([a.port, b.port], [30000, 30001]);
+  assert.equal(new FtpDataPorts().open('198.18.0.4').port, 30000, 'a new analysis starts again');
+  assert.equal(ports.claim('198.18.0.5', 30000), undefined, 'another address');
+  assert.equal(ports.claim('198.18.0.4', null), undefined, 'a port the catcher could not tell');
+  assert.equal(ports.claim('198.18.0.4', 30000), a.transfer);
+  assert.equal(ports.claim('198.18.0.4', 30000), undefined, 'claimed once');
+  for (let i = 0; i < 64; i++) ports.open('198.18.0.6');
+  assert.equal(ports.claim('198.18.0.4', 30001), undefined, 'the oldest waiting port was forgotten');
+  assert.ok(ports.claim('198.18.0.6', 30065));
+});
+
+test('FtpDialogue with the analysis\'s ports: a download or a listing ends its data connection as soon as its command comes (or marks it, when the connection has not come yet); an upload leaves it to be read', () => {
+  const ports = new FtpDataPorts();
+  const d = new FtpDialogue('198.18.0.4', ports);
+  const passive = (said: string) => Number(/\|\|\|(\d+)\|/.exec(said)?.[1]);
+  const ended: string[] = [];
+  // the download's connection came before RETR: ended at RETR
+  const retr = ports.claim('198.18.0.4', passive(d.feed(Buffer.from('USER u\r\nPASS p\r\nEPSV\r\n'))))!;
+  retr.end = () => ended.push('retr');
+  assert.match(d.feed(Buffer.from('RETR stage2.bin\r\n')), /^150 [^\n]*\n226 /);
+  assert.deepEqual([ended, retr.download], [['retr'], true]);
+  // an upload's connection is never ended by the dialogue
+  const stor = ports.claim('198.18.0.4', passive(d.feed(Buffer.from('EPSV\r\n'))))!;
+  stor.end = () => ended.push('stor');
+  d.feed(Buffer.from('STOR loot.zip\r\n'));
+  assert.deepEqual([ended, stor.download], [['retr'], false]);
+  // a listing whose connection comes after the command: marked, so the catcher ends it on arrival
+  const port = passive(d.feed(Buffer.from('EPSV\r\nNLST\r\n')));
+  assert.equal(ports.claim('198.18.0.4', port)?.download, true);
 });
 
 test('Pop3Dialogue and ImapDialogue: take any login (USER and PASS, APOP, AUTH PLAIN; LOGIN with quoted or atom arguments, AUTHENTICATE PLAIN) and hold no mail; each ends at QUIT or LOGOUT; a LOGIN they cannot read is refused, not guessed', () => {

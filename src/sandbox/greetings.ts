@@ -302,29 +302,66 @@ export class SmtpDialogue extends LineDialogue {
   }
 }
 
-/** Ports the FTP dialogues name for their passive data connections, in turn (any port of the sample's destination reaches the catch-all). */
-let nextDataPort = 0;
-function dataPort(): number {
-  nextDataPort = (nextDataPort + 1) % 10000;
-  return 30000 + nextDataPort;
+/** Passive ports waiting for their data connection, per analysis; past this the oldest is forgotten (its connection is then read as any other). */
+const PASSIVE_WAITING = 64;
+
+/** One passive port an FTP dialogue named: what its transfer is, once the command came, and how to end its connection. */
+export interface PassiveTransfer {
+  /** Set by the control dialogue: RETR, LIST, NLST, MLSD send from the server; anything else sends to it. */
+  download?: boolean;
+  /** Set by the catcher once the data connection came: ends it (the download is then complete). */
+  end?: () => void;
+}
+
+/**
+ * The passive data ports of one analysis's FTP dialogues (30000-39999, in turn from 30000 for each
+ * analysis), so that the catch-all can tell a data connection when it comes: an upload's is read
+ * as any connection is; a download's (or a listing's) is ended as soon as the command came, so the
+ * sample reads an empty file at once instead of waiting for the catch-all's idle close.
+ */
+export class FtpDataPorts {
+  private next = 0;
+  private readonly waiting = new Map<string, PassiveTransfer>();
+
+  /** A port of `address` for the next data connection, and its transfer. */
+  open(address: string): { port: number; transfer: PassiveTransfer } {
+    const port = 30000 + (this.next++ % 10000);
+    const transfer: PassiveTransfer = {};
+    const key = `${address}:${port}`;
+    this.waiting.delete(key);
+    this.waiting.set(key, transfer);
+    if (this.waiting.size > PASSIVE_WAITING) this.waiting.delete(this.waiting.keys().next().value as string);
+    return { port, transfer };
+  }
+
+  /** The transfer a connection to `address`:`port` is the data connection of, taken once; undefined for any other connection. */
+  claim(address: string, port: number | null): PassiveTransfer | undefined {
+    if (port === null) return undefined;
+    const key = `${address}:${port}`;
+    const t = this.waiting.get(key);
+    this.waiting.delete(key);
+    return t;
+  }
 }
 
 /**
  * One FTP control dialogue (RFC 959), as a server that takes any login and every file: what
  * stealers do that upload their loot over FTP. The login (USER, PASS) and the files named by
  * transfers are kept. Passive mode (PASV, EPSV) names a port of the address the sample connected
- * to: the data connection is caught there by the catch-all listener like any other, so an upload's
- * first bytes are a session of their own (the port in `227` is the one it is listed with). A
- * transfer is answered `150` and `226` at once: the data connection carries nothing from the
- * catcher (a download reads an empty file). Active mode (PORT, EPRT) is accepted, but its transfers
+ * to (`ports`, the analysis's FtpDataPorts): the data connection is caught there by the catch-all
+ * listener like any other, so an upload's first bytes are a session of their own (the port in
+ * `227` is the one it is listed with). A transfer is answered `150` and `226` at once: the data
+ * connection carries nothing from the catcher, and a download's is ended as soon as its command
+ * came (the sample reads an empty file). Active mode (PORT, EPRT) is accepted, but its transfers
  * are refused (`425`): the catcher never connects out. It ends at QUIT.
  */
 export class FtpDialogue extends LineDialogue {
   readonly session: FtpSession = { files: [], uploads: 0, downloads: 0 };
-  private passive = false;
+  /** The data connection PASV or EPSV announced, until a transfer uses it. */
+  private passive: PassiveTransfer | undefined;
 
   /** `address`: the IPv4 address the sample connected to, named in the passive reply. */
-  constructor(private readonly address: string) {
+  constructor(private readonly address: string, private readonly ports = new FtpDataPorts()) {
     super();
   }
 
@@ -359,22 +396,24 @@ export class FtpDialogue extends LineDialogue {
       case 'PASV': {
         const octets = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(this.address);
         if (!octets) return '425 Passive mode not available\r\n';
-        const port = dataPort();
-        this.passive = true;
+        const { port, transfer } = this.ports.open(this.address);
+        this.passive = transfer;
         return `227 Entering Passive Mode (${octets.slice(1).join(',')},${port >> 8},${port & 0xff})\r\n`;
       }
-      case 'EPSV':
-        this.passive = true;
-        return `229 Entering Extended Passive Mode (|||${dataPort()}|)\r\n`;
+      case 'EPSV': {
+        const { port, transfer } = this.ports.open(this.address);
+        this.passive = transfer;
+        return `229 Entering Extended Passive Mode (|||${port}|)\r\n`;
+      }
       case 'PORT': case 'EPRT':
-        this.passive = false;
+        this.passive = undefined;
         return '200 PORT command successful\r\n';
       case 'STOR': case 'APPE': case 'STOU': case 'RETR':
         if (verb === 'RETR') s.downloads++; else s.uploads++;
         if (verb !== 'STOU' && s.files.length < FILES) s.files.push({ command: verb, path: clean(arg) });
-        return this.transfer();
+        return this.transfer(verb === 'RETR');
       case 'LIST': case 'NLST': case 'MLSD':
-        return this.transfer();
+        return this.transfer(true);
       case 'QUIT':
         this.done = true;
         return '221 Goodbye\r\n';
@@ -383,9 +422,13 @@ export class FtpDialogue extends LineDialogue {
     }
   }
 
-  private transfer(): string {
-    if (!this.passive) return '425 Use PASV first\r\n';
-    this.passive = false;
+  private transfer(download: boolean): string {
+    const t = this.passive;
+    if (!t) return '425 Use PASV first\r\n';
+    this.passive = undefined;
+    // a download's data connection is ended now if it came already, else as soon as it comes
+    t.download = download;
+    if (download) t.end?.();
     return '150 Opening data connection\r\n226 Transfer complete\r\n';
   }
 }

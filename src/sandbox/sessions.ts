@@ -24,7 +24,7 @@ import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
 import type { SinkholeTls } from './tls.js';
 import { HttpBodyReader, type HttpBody } from './http-body.js';
-import { FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
+import { FtpDataPorts, FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
 export const SESSION_PORT = 1;
@@ -39,7 +39,7 @@ export const DIALOGUE_READ_MAX = 32 << 20;
 /** Characters of the first bytes kept, escaped. */
 const PREVIEW = 256;
 /** A connection that sends nothing, or stops sending before its message is whole, is closed after this. */
-const SESSION_IDLE_MS = 5000;
+export const SESSION_IDLE_MS = 5000;
 
 export interface HttpRequestHead {
   method: string;
@@ -159,6 +159,8 @@ export class SessionLog {
   private omitted = 0;
   /** Sessions still open: log() ends them first, so one the sample left open is listed too. */
   readonly open = new Set<() => void>();
+  /** The passive data ports the analysis's FTP dialogues named, for the catch-all to tell their connections. */
+  readonly ftpData = new FtpDataPorts();
 
   add(s: SinkholeSession): void {
     if (this.sessions.length < SESSION_MAX) this.sessions.push(s);
@@ -228,7 +230,7 @@ export function catchSession(
   const greeted = opts.greet;
   const implicitTls = opts.implicitTls === true && opts.tls !== undefined;
   const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined && !implicitTls }) : undefined;
-  const ftp = greeted === 'ftp' ? new FtpDialogue(dest.address) : undefined;
+  const ftp = greeted === 'ftp' ? new FtpDialogue(dest.address, log.ftpData) : undefined;
   const mailbox = greeted === 'pop3' ? new Pop3Dialogue() : greeted === 'imap' ? new ImapDialogue() : undefined;
   // each is answered line by line until the client quits
   const dialogue: LineDialogue | undefined = smtp ?? ftp ?? mailbox;
@@ -371,6 +373,12 @@ export function catchSession(
     if (buf.length >= SESSION_READ) finish();
   };
   conn.on('data', onData);
+  // the data connection of a passive port an FTP dialogue named: an upload's is read as above; a
+  // download's (or a listing's) ends as soon as its command came, so the sample reads an empty
+  // file at once
+  const transfer = greeted ? undefined : log.ftpData.claim(dest.address, dest.port);
+  if (transfer?.download) finish();
+  else if (transfer) transfer.end = () => finish();
 }
 
 /** UDP flows followed (their later datagrams added to their bytes); a flow past these is only counted. */
