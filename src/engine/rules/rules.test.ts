@@ -2,7 +2,7 @@
 // diagnostics for bad input, and compatibility with Falco's own rule files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinRulePaths, createRuleDetector, falcoRulePaths, loadRuleFiles, loadRules, loadRuleStrings } from './index.js';
@@ -11,6 +11,7 @@ import { compileGlob } from './compile.js';
 import { isSandtraceError } from '../../errors.js';
 import { runCli } from '../models/testutil.js';
 import { O, Sim } from '../../../test/rules/sim.js';
+import { DNS_SERVER } from '../../sandbox/dns.js';
 
 const rule = (name: string, condition: string, extra = '') =>
   `- rule: ${name}\n  desc: test rule ${name}\n  condition: ${condition}\n  output: "%proc.name %fd.name"\n  priority: WARNING\n${extra}`;
@@ -184,7 +185,7 @@ test('a sendmmsg is judged per destination: an outside address after a loopback 
   assert.ok(!fire(out, (s) => { const fd = s.socket(1, 2, 1); s.sys(1, 'connect', [fd, 0, 16], 0, { addr: at('127.0.0.1', 80) }); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('203.0.113.9', 80) }); }).has('out'));
 });
 
-test('the built-in sweep and scan rules count datagram destinations too, each message of a sendmmsg batch as its own', async () => {
+test('the built-in sweep and scan rules count datagram destinations too, each message of a sendmmsg batch as its own; lookups through the sandbox\'s resolver count as neither, nor as datagrams out', async () => {
   const { ruleset } = await loadRuleFiles(builtinRulePaths());
   const fired = (scenario: (s: Sim) => void) => {
     const s = new Sim();
@@ -203,6 +204,10 @@ test('the built-in sweep and scan rules count datagram destinations too, each me
   // many datagrams to one resolver: neither
   const dns = fired((s) => { const fd = s.socket(1, 2, 2); for (let i = 0; i < 30; i++) s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: at('192.0.2.53', 53) }); });
   assert.ok(!dns.has('ST-DIS-010') && !dns.has('ST-DIS-011'), [...dns].join(' '));
+  // and, that resolver being the sandbox's own, no datagram out either
+  assert.ok(!dns.has('ST-C2-009'), [...dns].join(' '));
+  const base = readFileSync(builtinRulePaths().find((p) => p.endsWith('00-base.yaml'))!, 'utf8');
+  assert.match(base, new RegExp(`macro: st_sandbox_resolver\\n  condition: \\(fd\\.sip = "${DNS_SERVER.replace(/\./g, '\\.')}" and fd\\.sport = 53\\)`), 'the rules name the address the sinkhole serves on');
 });
 
 test('stateful: threshold counts distinct values per process within the window; sequences run in order', () => {
