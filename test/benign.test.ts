@@ -1,7 +1,7 @@
 // The false-positive corpus: ordinary work (archiving, compiling, CSV processing, find/sort/grep
-// pipelines, package-manager queries) analysed in the real sandbox must come out benign with no
-// finding of severity high or above. A small malicious control, analysed the same way, must
-// not, so the corpus cannot pass because detection is broken.
+// pipelines, package-manager queries, fetching files with wget and curl) analysed in the real
+// sandbox must come out benign with no finding of severity high or above. A small malicious
+// control, analysed the same way, must not, so the corpus cannot pass because detection is broken.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, writeFile, chmod } from 'node:fs/promises';
@@ -19,6 +19,7 @@ const EXPECT: Record<string, string[]> = {
   'csv.py': ['python3'],
   'pipeline.sh': ['find', 'sort', 'grep', 'uniq', 'cut'],
   'packages.sh': ['dpkg-query', 'apt-cache'],
+  'fetch.sh': ['wget', 'curl', 'ls'],
 };
 
 const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);

