@@ -117,7 +117,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     }
     await collector.start();
     const consuming = runPipeline({
-      collector, semantics, report: builder, detectors, startAtFirstExec: true,
+      collector, semantics, report: builder, detectors, startAtFirstExec: true, ...(info.hiddenPid !== undefined ? { hidePid: info.hiddenPid } : {}),
       normalize: (ev) => {
         if (ev.type === 'exec' && ev.uid !== undefined) ev.uid = run.facts.uidMap(ev.uid);
       },
@@ -178,7 +178,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       message: `the sample never started${result ? ` (exit status ${result.exitCode ?? `signal ${result.signal}`}${said ? `: ${said}` : ''})` : ''}`,
     });
   }
-  if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample was still running after ${timeout} s and was killed` });
+  if (result?.timedOut) warnings.push({ code: 'TIMEOUT', message: `the sample's processes were still running after ${timeout} s and were killed` });
   // Back-pressure pauses the sample; the sandbox gives that time back, up to the timeout again
   // (wait()). A sample that flooded the capture for longer ran less than its timeout: said.
   const paused = stats?.paused ?? 0;

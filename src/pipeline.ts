@@ -27,6 +27,11 @@ export interface PipelineOptions {
    * init until it execs the sample, and its set-up calls are not the sample's behaviour.
    */
   startAtFirstExec?: boolean;
+  /**
+   * A process whose events are dropped, all of them (counted in `skipped`): the sandbox's own init,
+   * pid 1 of the container, which runs the sample and reaps what it leaves (src/sandbox/init.c).
+   */
+  hidePid?: number;
   /** Called after each batch with the running event count. */
   onProgress?: (events: number) => void;
   /** Live findings, drained from the detectors after each batch. */
@@ -36,7 +41,7 @@ export interface PipelineOptions {
 export interface PipelineResult {
   /** Events that went through semantics and detectors. */
   events: number;
-  /** Events dropped before the first exec (runtime set-up). */
+  /** Events dropped before the first exec (runtime set-up), and the hidden process's. */
   skipped: number;
 }
 
@@ -47,15 +52,19 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const { semantics, report, detectors } = o;
   for await (const batch of o.collector.events()) {
     let kept = batch;
+    if (o.hidePid !== undefined) {
+      kept = batch.filter((e) => e.pid !== o.hidePid);
+      skipped += batch.length - kept.length;
+    }
     if (!started) {
-      const i = batch.findIndex((e) => e.type === 'exec');
+      const i = kept.findIndex((e) => e.type === 'exec');
       if (i < 0) {
-        skipped += batch.length;
+        skipped += kept.length;
         continue;
       }
       started = true;
       skipped += i;
-      kept = batch.slice(i);
+      kept = kept.slice(i);
     }
     if (o.normalize) for (const ev of kept) o.normalize(ev);
     o.sink?.write(kept);

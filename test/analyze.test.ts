@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { analyze } from '../src/analyze.js';
 import type { Report } from '../src/report/schema.js';
-import { assertOneLineError, cli, CLI, ROOT, tempDir } from './helpers.js';
+import { assertOneLineError, cli, CLI, ROOT, sampleProcess, tempDir } from './helpers.js';
 
 const sample = (name: string) => join(ROOT, 'test', 'samples', name);
 
@@ -29,14 +29,16 @@ test('fork/exec chain: the process tree is sample -> sh -> ls with argv, parents
   const r = await run('fork_exec_chain.sh');
   assert.equal(r.capture.backend, 'ebpf');
   assert.equal(r.capture.lost, 0);
-  const root = r.processes.find((p) => p.pid === 1);
-  assert.ok(root, 'the sample is pid 1 of its namespace');
+  const root = sampleProcess(r);
+  assert.ok(root, 'the sample is the first process');
   assert.match(root.exe, /\/fork_exec_chain\.sh$/);
+  assert.ok(root.pid > 1, 'it is not pid 1: the sandbox\'s init is, and is hidden');
+  assert.ok(!r.processes.some((p) => p.exe === '/dev/init'), JSON.stringify(r.processes.map((p) => p.exe)));
   const ls = proc(r, '/bin/ls').concat(proc(r, '/usr/bin/ls'));
   assert.equal(ls.length, 1, 'exactly one ls');
   assert.deepEqual(ls[0]?.argv, ['/bin/ls', '-la', '/etc/hostname']);
   const sh = r.processes.find((p) => p.pid === ls[0]?.pid);
-  assert.equal(sh?.ppid, 1, 'ls is the exec of the sh that the sample forked');
+  assert.equal(sh?.ppid, root.pid, 'ls is the exec of the sh that the sample forked');
   assert.equal(ls[0]?.exit, 0);
   // the working directory: the sandbox starts the sample in /root; fork and exec keep it
   assert.equal(root.cwd, '/root');
@@ -284,7 +286,7 @@ test('credential theft: reading /etc/passwd and the decoy SSH key is reported an
 
 test('self-deletion: the sample unlinking its own file is reported', async () => {
   const r = await run('self_delete.sh');
-  const self = r.processes.find((p) => p.pid === 1)?.exe;
+  const self = sampleProcess(r)?.exe;
   assert.ok(self);
   assert.ok(file(r, self)?.ops.includes('delete'), `delete of ${self}`);
   assert.ok(r.deleted.length === 0 || !r.deleted.includes(self), 'the sample was never part of the image');
@@ -295,6 +297,17 @@ test('a sample that outlives the timeout is killed: the report says so and lists
   assert.equal(r.analysis.timedOut, true);
   assert.ok(r.analysis.warnings.some((w) => w.code === 'TIMEOUT'));
   assert.ok(r.processes.filter((p) => p.exe.endsWith('/sleep')).length >= 2);
+});
+
+test('a sample that forks into the background and exits: its child lives on and what it does is in the report (the sample is not the container\'s pid 1, whose exit would kill every process); the analysis ends with the last process, not at the timeout', async () => {
+  const r = await run('daemonize.sh', [], 30);
+  const root = sampleProcess(r);
+  assert.deepEqual(root && [root.exit, root.exe.endsWith('/daemonize.sh')], [0, true]);
+  const cat = r.processes.find((p) => p.exe.endsWith('/cat'));
+  assert.ok(cat && root && root.end !== null && cat.start > root.end, `the child ran after the sample exited: ${JSON.stringify(r.processes.map((p) => [p.pid, p.exe, p.start, p.end, p.exit]))}`);
+  assert.equal(cat?.exit, 0);
+  assert.ok(r.dropped.some((d) => d.path === '/tmp/daemon.out' && d.size === 'alive\n'.length), JSON.stringify(r.dropped));
+  assert.deepEqual([r.analysis.status, r.analysis.timedOut, r.analysis.warnings.some((w) => w.code === 'TIMEOUT')], ['completed', false, false]);
 });
 
 test('a sample that makes an exabyte sparse file and floods the report with names still gets a complete, bounded report in time', { timeout: 120_000 }, async () => {
@@ -316,7 +329,7 @@ test('a sample that buries its payload under 20,000 junk files, 64 MiB of junk c
   try {
     const { report: r } = await analyze({ sample: sample('bury_payload.sh'), outDir: t.path, timeout: 60 });
     assert.equal(r.analysis.status, 'completed');
-    assert.equal(r.processes.find((p) => p.pid === 1)?.exit, 0, 'the sample ran to its end');
+    assert.equal(sampleProcess(r)?.exit, 0, 'the sample ran to its end');
     const bytes = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.from('sandtrace buried payload\n')]);
     const payload = r.dropped.find((d) => d.path === '/tmp/payload');
     assert.deepEqual(payload && [payload.change, payload.size, payload.sha256, payload.truncated], ['created', bytes.length, createHash('sha256').update(bytes).digest('hex'), false], JSON.stringify(payload));
@@ -335,7 +348,7 @@ test('a sample that floods the capture is frozen to drain it, losing nothing, an
   assert.equal(r.capture.lost, 0);
   const paused = r.capture.paused ?? 0;
   assert.ok(paused >= 1, `the flood was frozen (${paused} s): on a machine whose analysis keeps up with it, there is nothing to give back`);
-  const root = r.processes.find((p) => p.pid === 1);
+  const root = sampleProcess(r);
   assert.ok(root && root.end !== null, 'the sample was killed at its (extended) timeout');
   // without the time given back it was killed after T seconds, most of them frozen
   assert.ok(root.end - root.start >= T + Math.min(T, paused) / 2, `the sample lived ${root.end - root.start} s with ${paused} s frozen`);
@@ -418,7 +431,7 @@ test('a dropper script without #! (as honeypots collect them) runs under /bin/sh
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
     assert.deepEqual(report.sample.interpreter, ['/bin/sh']);
     assert.ok(report.analysis.warnings.some((w) => w.code === 'SAMPLE_INTERPRETED'));
-    const root = report.processes.find((p) => p.pid === 1);
+    const root = sampleProcess(report);
     assert.deepEqual(root?.argv, ['/bin/sh', '/tmp/bins.sh'], 'the sandbox ran /bin/sh with the script');
     assert.ok(report.processes.some((p) => /\/chmod$/.test(p.exe) && p.argv.includes('.x86')), 'the script\'s commands ran');
     assert.ok(report.dropped.some((d) => d.path === '/tmp/.x86'), 'its dropped file is listed');
@@ -471,7 +484,7 @@ test('--interpreter runs the sample with the program given: a python payload sav
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
     assert.deepEqual(report.sample.interpreter, ['/usr/bin/python3']);
-    assert.match(report.processes.find((p) => p.pid === 1)?.exe ?? '', /python3/);
+    assert.match(sampleProcess(report)?.exe ?? '', /python3/);
     assert.ok(report.dropped.some((d) => d.path === '/tmp/py-ran'));
     const bad = cli(['analyze', payload, '--out', join(t.path, 'o2'), '--interpreter', 'python3']);
     assert.equal(bad.code, 2);

@@ -61,3 +61,11 @@ export async function unblocking<T>(p: Promise<T>, fifo: string): Promise<T> {
     clearTimeout(timer);
   }
 }
+
+/**
+ * The sample's own process in a report: the first one it lists (the container's init, which runs
+ * it, is hidden, and nothing else starts before it). Its pid is whatever the namespace gave it.
+ */
+export function sampleProcess<P extends { pid: number; ppid: number }>(r: { processes: P[] }): P | undefined {
+  return r.processes[0];
+}

@@ -1,6 +1,7 @@
 # The sandbox's base image, built once and cached at $SANDTRACE_CACHE/images/base: a debootstrap
 # minbase of bookworm, owned by the user-namespace range (uid 0 -> 100000) and personalised with a
-# user and decoy credentials; plus the subreaper shim that reports the sample's exit status.
+# user and decoy credentials; plus the subreaper shim that reports the container's exit status, and
+# the init the container runs the sample under.
 IMG_SUITE=bookworm
 IMG_PKGS=bash,coreutils,python3,ca-certificates,curl,wget,netcat-openbsd,cron,procps,gcc,libc6-dev,xz-utils,bzip2,file,findutils,grep,gzip,tar
 IMG_SHIFT=100000
@@ -16,6 +17,12 @@ shim=$SANDTRACE_CACHE/bin/sandtrace-shim
 if [ ! -x "$shim" ] || [ "$ROOT/src/sandbox/shim.c" -nt "$shim" ]; then
   log "image: building $shim"
   gcc -O2 -Wall -Wextra -o "$shim.tmp" "$ROOT/src/sandbox/shim.c" && mv -f "$shim.tmp" "$shim"
+fi
+# the container's first process, bound read-only into every container: static, so any image runs it
+init=$SANDTRACE_CACHE/bin/sandtrace-init
+if [ ! -x "$init" ] || [ "$ROOT/src/sandbox/init.c" -nt "$init" ]; then
+  log "image: building $init"
+  gcc -static -O2 -Wall -Wextra -o "$init.tmp" "$ROOT/src/sandbox/init.c" && chmod 755 "$init.tmp" && mv -f "$init.tmp" "$init"
 fi
 
 img_have=""

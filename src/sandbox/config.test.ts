@@ -2,7 +2,7 @@
 // the deny list the engine relies on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConfig, CAPABILITIES, DEFAULT_LIMITS, ID_SHIFT } from './config.js';
+import { buildConfig, CAPABILITIES, DEFAULT_LIMITS, ID_SHIFT, INIT_PATH } from './config.js';
 import { DENIED_SYSCALLS, seccompProfile } from './seccomp.js';
 import { syscallNumber } from '../semantics/syscalls.js';
 
@@ -27,6 +27,14 @@ test('limits map onto cgroup resources; process has no terminal and no new privi
   assert.equal(cfg.process.noNewPrivileges, true);
   assert.deepEqual(cfg.process.args, ['/tmp/s', 'a']);
   assert.ok(DEFAULT_LIMITS.pids > 0 && DEFAULT_LIMITS.memoryMiB > 0 && DEFAULT_LIMITS.cpus > 0);
+});
+
+test('with an init, the sample runs under it: the init is the first process, bound read-only from the host onto the /dev tmpfs', () => {
+  const withInit = buildConfig({ rootfs: '/x/rootfs', args: ['/tmp/s', 'a'], cgroupsPath: '/sandtrace/st-1', limits: DEFAULT_LIMITS, init: '/var/cache/sandtrace/bin/sandtrace-init' });
+  assert.deepEqual(withInit.process.args, [INIT_PATH, '--', '/tmp/s', 'a']);
+  assert.deepEqual(withInit.mounts.find((m) => m.destination === INIT_PATH), { destination: INIT_PATH, type: 'bind', source: '/var/cache/sandtrace/bin/sandtrace-init', options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  assert.ok(withInit.mounts.findIndex((m) => m.destination === INIT_PATH) > withInit.mounts.findIndex((m) => m.destination === '/dev'), 'bound after the /dev tmpfs it sits on');
+  assert.equal(cfg.mounts.some((m) => m.destination === INIT_PATH), false);
 });
 
 test('capabilities are at most Docker\'s default set, without the dangerous ones', () => {

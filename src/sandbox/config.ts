@@ -36,7 +36,18 @@ export interface ConfigParams {
   limits: SandboxLimits;
   cwd?: string;
   env?: string[];
+  /**
+   * Host path of the init (init.c) to run `args` under as the container's first process, bound
+   * read-only at INIT_PATH: the sample is then not pid 1, whose exit would kill every process it
+   * left running. Without it, `args` are the first process.
+   */
+  init?: string;
 }
+
+/** Where the container sees its init: on the /dev tmpfs, so that no file of the image is touched or added. */
+export const INIT_PATH = '/dev/init';
+/** The init's pid in the container's pid namespace (its first process); the sample is its child. */
+export const CONTAINER_INIT_PID = 1;
 
 export interface OciConfig {
   ociVersion: string;
@@ -74,7 +85,7 @@ export function buildConfig(p: ConfigParams): OciConfig {
     process: {
       terminal: false,
       user: { uid: 0, gid: 0, additionalGids: [] },
-      args: p.args,
+      args: p.init ? [INIT_PATH, '--', ...p.args] : p.args,
       env: p.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8', 'USER=root'],
       cwd: p.cwd ?? '/root',
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
@@ -94,6 +105,7 @@ export function buildConfig(p: ConfigParams): OciConfig {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       // no cgroupfs at all: the sample cannot see or move between cgroups
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      ...(p.init ? [{ destination: INIT_PATH, type: 'bind', source: p.init, options: ['bind', 'ro', 'nosuid', 'nodev'] }] : []),
     ],
     linux: {
       uidMappings: [{ containerID: 0, hostID: ID_SHIFT, size: ID_RANGE }],

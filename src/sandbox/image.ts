@@ -14,6 +14,11 @@ export function baseImageDir(): string {
   return join(cacheDir(), 'images', 'base');
 }
 
+/** The init both sandboxes run the sample under (init.c), built by setup next to the shim. */
+export function initPath(): string {
+  return join(cacheDir(), 'bin', 'sandtrace-init');
+}
+
 /** Decoy credentials in the base image: reading any of them is credential access. */
 export const DECOY_PATHS: readonly string[] = Object.freeze(
   [USER.home, '/root'].flatMap((h) => [

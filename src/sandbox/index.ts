@@ -8,9 +8,9 @@ import { basename, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SandtraceError } from '../errors.js';
 import { containerCgroups, killAll, pidsIn, removeCgroups, setFrozen, CGROUP_PARENT, type ContainerCgroups } from './cgroups.js';
-import { buildConfig, DEFAULT_LIMITS, ID_SHIFT } from './config.js';
+import { buildConfig, CONTAINER_INIT_PID, DEFAULT_LIMITS, ID_SHIFT } from './config.js';
 import { execFile } from './exec.js';
-import { baseImageDir, baseRootfs, cacheDir } from './image.js';
+import { baseImageDir, baseRootfs, cacheDir, initPath } from './image.js';
 import { USER } from './decoys.js';
 import { sandboxCa } from './tls.js';
 import { trustAuthority } from './trust.js';
@@ -114,7 +114,9 @@ class RuncSandbox implements Sandbox {
 
   private async doCreate(): Promise<SandboxStartInfo> {
     if (process.getuid?.() !== 0) throw new SandtraceError('NOT_ROOT', 'the container sandbox needs root (runc, mounts, cgroups)');
-    if (!existsSync(shimPath())) throw new SandtraceError('SETUP_INCOMPLETE', `missing ${shimPath()}: run make setup`);
+    for (const needed of [shimPath(), initPath()]) {
+      if (!existsSync(needed)) throw new SandtraceError('SETUP_INCOMPLETE', `missing ${needed}: run make setup`);
+    }
     this.checkSample();
     await reapStale();
     // the run dir holds every container's work dir: runc's init runs as the mapped uid and must be
@@ -158,6 +160,7 @@ class RuncSandbox implements Sandbox {
       args: [...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args],
       cgroupsPath: `/${CGROUP_PARENT}/${this.id}`,
       limits: this.limits,
+      init: initPath(),
     });
     writeFileSync(join(this.bundle, 'config.json'), JSON.stringify(config, null, 2));
 
@@ -231,7 +234,7 @@ class RuncSandbox implements Sandbox {
     }
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
     this.sinkhole.start(hostPid);
-    const info: SandboxStartInfo = { id: this.id, cgroupPath: this.cg.unified, hostPid, samplePath: this.samplePath };
+    const info: SandboxStartInfo = { id: this.id, cgroupPath: this.cg.unified, hostPid, samplePath: this.samplePath, hiddenPid: CONTAINER_INIT_PID };
     if (this.cg.freezer) info.freezerPath = this.cg.freezer;
     return info;
   }

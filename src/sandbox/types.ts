@@ -55,6 +55,12 @@ export interface SandboxStartInfo {
   samplePath: string;
   /** cgroup v1 freezer directory of the container, where the host has one (capture back-pressure). */
   freezerPath?: string;
+  /**
+   * The pid (in the container's pid namespace) of the sandbox's own process that runs the sample
+   * and reaps what it leaves (src/sandbox/init.c): captured with the rest, and none of its events
+   * are the sample's behaviour. Absent when the sample is the first process.
+   */
+  hiddenPid?: number;
 }
 
 export interface FileChange {
@@ -132,8 +138,8 @@ export interface Sandbox {
   /** Let the sample run. */
   start(): Promise<void>;
   /**
-   * Resolve when the sample's first process exits, or at the timeout after freezing and killing
-   * everything. `paused`: seconds the sample has spent frozen by the capture so far; the timeout
+   * Resolve when the sample's processes have all exited (the first one and what it left running),
+   * or at the timeout after freezing and killing everything. `paused`: seconds the sample has spent frozen by the capture so far; the timeout
    * is extended by them (up to the timeout again), so a sample that floods the capture cannot
    * spend its own time frozen and end the analysis before it shows what it does.
    */

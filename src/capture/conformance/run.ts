@@ -27,7 +27,12 @@ export async function runSample(
     await c.start();
     const events: TraceEvent[] = [];
     const consuming = (async () => {
-      for await (const b of c.events()) { events.push(...b); onBatch?.(b); }
+      // the sandbox's own init is not the sample (as analyze() hides it)
+      for await (const all of c.events()) {
+        const b = info.hiddenPid === undefined ? all : all.filter((e) => e.pid !== info.hiddenPid);
+        events.push(...b);
+        onBatch?.(b);
+      }
     })();
     let result: SandboxResult;
     try {

@@ -4,17 +4,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync, copyFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync,
+  closeSync, copyFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync,
   openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable, Readable } from 'node:stream';
 import { SandtraceError } from '../../errors.js';
-import { baseRootfs } from '../image.js';
+import { baseRootfs, initPath } from '../image.js';
 import { DENIED_SYSCALLS, seccompFilter } from '../seccomp.js';
 import { homeDecoys } from '../decoys.js';
-import { DEFAULT_LIMITS } from '../config.js';
+import { CONTAINER_INIT_PID, DEFAULT_LIMITS, INIT_PATH } from '../config.js';
 import type { ChangeList, Sandbox, SandboxDns, SandboxOptions, SandboxResult, SandboxStartInfo } from '../types.js';
 import { SandboxSinkhole } from '../dns.js';
 import { sandboxCa } from '../tls.js';
@@ -169,6 +169,7 @@ class RootlessSandbox implements Sandbox {
     const { rootfs } = baseRootfs();
     const avail = rootlessAvailable();
     if (!avail.ok) throw new SandtraceError('DEPENDENCY_MISSING', avail.reason);
+    if (!existsSync(initPath())) throw new SandtraceError('SETUP_INCOMPLETE', `missing ${initPath()}: run make setup`);
 
     if (this.opts.workDir) { this.workDir = this.opts.workDir; mkdirSync(this.workDir, { recursive: true, mode: 0o700 }); }
     else { this.workDir = mkdtempSync(join(tmpdir(), 'sandtrace-rootless-')); this.ownWorkDir = true; }
@@ -200,6 +201,8 @@ class RootlessSandbox implements Sandbox {
       '--die-with-parent', '--as-pid-1', '--new-session',
       '--ro-bind', rootfs, '/',
       '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/run',
+      // the sample runs under the init (init.c), pid 1, so that its own exit kills nothing it left running
+      '--ro-bind', initPath(), INIT_PATH,
       ...WRITABLE.flatMap(([inside, dir]) => ['--bind', join(this.workDir, dir), inside]),
       '--chdir', ROOTLESS_CWD, '--clearenv',
       '--setenv', 'PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -207,7 +210,7 @@ class RootlessSandbox implements Sandbox {
       '--info-fd', '3', '--block-fd', '4',
       // the root sandbox's seccomp policy, loaded by bwrap just before it execs the sample
       '--seccomp', '5',
-      '--', ...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args,
+      '--', INIT_PATH, '--', ...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args,
     ];
     const filterPath = join(this.workDir, 'seccomp.bpf');
     writeFileSync(filterPath, seccompFilter(), { mode: 0o600 });
@@ -252,7 +255,7 @@ class RootlessSandbox implements Sandbox {
     // the DNS sinkhole starts while the capture attaches; the sample waits for both
     this.sinkhole.start(childPid, { viaOwner: true });
     this.state = 'created';
-    return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath };
+    return { id: this.id, cgroupPath: '', hostPid: childPid, samplePath: this.samplePath, hiddenPid: CONTAINER_INIT_PID };
   }
 
   async start(): Promise<void> {

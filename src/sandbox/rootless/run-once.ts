@@ -30,7 +30,8 @@ export async function runOnce(sample: string, args: string[], timeout = 20, pids
     const c = new StraceCollector({ attachPid: info.hostPid });
     await c.start();
     const events: TraceEvent[] = [];
-    const consuming = (async () => { for await (const b of c.events()) events.push(...b); })();
+    // the sandbox's init is not the sample (as analyze() hides it)
+    const consuming = (async () => { for await (const b of c.events()) events.push(...b.filter((e) => e.pid !== info.hiddenPid)); })();
     await sb.start();
     const result = await sb.wait();
     await c.stop();
