@@ -170,6 +170,7 @@ if touch /sys/x 2>/dev/null; then echo SYS-WRITTEN; else echo sys-readonly; fi
 ls /sys/fs/cgroup | wc -l
 if mknod /tmp/sda b 8 0 2>/dev/null; then echo MKNOD-OK; else echo mknod-denied; fi
 echo "dev: $(ls /dev | tr '\\n' ' ')"
+if echo x > /dev/init 2>/dev/null || cp /bin/true /dev/init 2>/dev/null; then echo INIT-WRITABLE; else echo init-readonly; fi
 `);
   const r = await run(s);
   const c = r.result.console;
@@ -189,7 +190,9 @@ echo "dev: $(ls /dev | tr '\\n' ' ')"
   assert.match(c, /^0$/m, 'no cgroupfs inside');
   assert.match(c, /mknod-denied/);
   const dev = (/dev: (.*)/.exec(c)?.[1] ?? '').trim().split(' ');
-  for (const n of dev) assert.ok(['console', 'core', 'fd', 'full', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].includes(n), `unexpected /dev/${n}`);
+  // init: sandtrace's init (init.c), which runs the sample, bound read-only from the host
+  for (const n of dev) assert.ok(['console', 'core', 'fd', 'full', 'init', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].includes(n), `unexpected /dev/${n}`);
+  assert.match(c, /^init-readonly$/m, 'the init the host binds in cannot be overwritten');
 });
 
 test('a sample that forks and sleeps forever is killed at the timeout, with every process and cgroup gone', async () => {

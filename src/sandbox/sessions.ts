@@ -8,14 +8,15 @@
 // kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
 // or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
 // answered `200 OK` with an empty body, so the sample goes on to its next step, once its own body
-// is whole (http-body.ts: what an upload carried is kept by size, SHA-256 and first bytes). A ClientHello is
-// answered with a certificate for the name it asks for, issued by the sandbox's authority, which
-// the container trusts (tls.ts, trust.ts): a sample that checks certificates against the system's
-// trust store, or not at all, goes on, and its request (HTTPS) is read in the clear and answered as
-// HTTP is; one that pins a key or brings its own CAs refuses it and is logged with its server name. A port whose server speaks first (SMTP, FTP, POP3,
-// IMAP) is greeted as that server (greetings.ts); an FTP upload's data connection comes back to the
-// catch-all as a session of its own. Everything else on TCP is closed once its first
-// message is in; datagrams are never answered.
+// is whole (http-body.ts: what an upload carried is kept by size, SHA-256 and first bytes). A
+// ClientHello is answered with a certificate for the name it asks for, issued by the sandbox's
+// authority, which the container trusts (tls.ts, trust.ts): a sample that checks certificates
+// against the system's trust store, or not at all, goes on, and its request (HTTPS) is read in the
+// clear and answered as HTTP is; one that pins a key or brings its own CAs refuses it and is logged
+// with its server name. A port whose server speaks first (SMTP, FTP, POP3, IMAP) is greeted as that
+// server (greetings.ts); an FTP upload's data connection comes back to the catch-all as a session
+// of its own. Everything else on TCP is closed once its first message is in; datagrams are never
+// answered.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
 import type { Socket } from 'node:net';
@@ -68,10 +69,11 @@ export interface SinkholeSession {
   /** The first bytes, printable ASCII as it is, anything else as \xNN. */
   preview: string;
   /**
-   * TLS, or SMTP after STARTTLS: what the sample sent after it accepted the catcher's
-   * certificate (issued by the authority the container trusts, or not checked): bytes received in the clear and their first bytes; `http`
-   * is then the request it made, `smtp` what it said inside the TLS. Absent when the handshake was
-   * not completed (the sample refused the certificate).
+   * TLS, or SMTP after STARTTLS: what the sample sent after it accepted the catcher's certificate
+   * (issued by the authority the container trusts, or not checked): bytes received in the clear
+   * and their first bytes; `http` is then the request it made, `smtp` what it said inside the TLS.
+   * Absent when the handshake was not completed (the sample refused the certificate); 0 bytes
+   * when it was and nothing came (a client that pins a key checks it only then).
    */
   decrypted?: { bytes: number; preview: string };
   /** SMTP: the first message's envelope and subject (the catcher answered the sample as a mail server). */
@@ -210,8 +212,9 @@ const HTTP_OK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConte
  * One caught connection: read until its first message is whole (an HTTP head, a TLS record),
  * SESSION_READ bytes, or SESSION_IDLE_MS without more; answer HTTP with an empty 200; then close
  * and log it. `where` names the original destination from the connection's remote end.
- * `opts.tls`: the authority whose certificates answer a ClientHello (tls.ts); the first message inside the
- * TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed at the hello.
+ * `opts.tls`: the authority whose certificates answer a ClientHello (tls.ts); the first message
+ * inside the TLS is then read as above (an HTTPS request answered 200). Without it, TLS is closed
+ * at the hello.
  * `opts.greet`: the connection came to the listener of a protocol whose server speaks first
  * (greetings.ts) and is greeted at once: SMTP is answered as a mail server until the client quits
  * (with `opts.tls`, STARTTLS is offered and the dialogue goes on inside the TLS), FTP as a server
@@ -238,8 +241,8 @@ export function catchSession(
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
   let done = false;
-  // TLS (opts.tls): the catcher answers the ClientHello with a certificate for its name; once the sample
-  // has accepted it, `clear` holds what the sample sends through it
+  // TLS (opts.tls): the catcher answers the ClientHello with a certificate for its name; once the
+  // sample has accepted it, `clear` holds what the sample sends through it
   let secure: TLSSocket | undefined;
   let clear: Buffer | undefined;
   let clearBytes = 0;
