@@ -208,7 +208,7 @@ class RootlessSandbox implements Sandbox {
       '--setenv', 'PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       '--setenv', 'HOME', HOME, '--setenv', 'USER', 'user', '--setenv', 'LOGNAME', 'user', '--setenv', 'LANG', 'C.UTF-8',
       '--info-fd', '3', '--block-fd', '4',
-      // the root sandbox's seccomp policy, loaded by bwrap just before it execs the sample
+      // the root sandbox's seccomp policy, loaded by bwrap just before it execs the init (and so the sample)
       '--seccomp', '5',
       '--', INIT_PATH, '--', ...(this.opts.interpreter ?? []), this.samplePath, ...this.opts.args,
     ];
