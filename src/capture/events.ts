@@ -30,8 +30,9 @@ interface EventBase {
    * The program the process was already running when the source first saw it without seeing its
    * fork or exec (a process running before a live capture attached, named from /proc). Set on
    * that process's first event only; consumers adopt it when they know no program for the pid.
+   * `tty`: its controlling terminal as the kernel encodes it (/proc/PID/stat tty_nr), when it has one.
    */
-  running?: { exe: string; argv: string[] };
+  running?: { exe: string; argv: string[]; tty?: number };
 }
 
 /** One completed (or unfinished, ret === null) system call. */

@@ -168,7 +168,7 @@ test('container identity and image reach every process, the first one and forked
   assert.equal('containerImage' in (new SemanticState().apply(exec(1, '/bin/sh', ['sh'])).proc), false, 'no image given: none invented');
 });
 
-test('a process found mid-life takes the program the capture named (`running`); an exec or a known program wins', () => {
+test('a process found mid-life takes the program and terminal the capture named (`running`); an exec or a known program wins', () => {
   const s = new SemanticState();
   const first = s.apply(sc(30, 'read', [0, 0, 0], 0, { comm: 'python3', running: { exe: '/usr/bin/python3.11', argv: ['python3', 'svc.py'] } }));
   assert.equal(first.proc.exe, '/usr/bin/python3.11');
@@ -180,6 +180,12 @@ test('a process found mid-life takes the program the capture named (`running`); 
   // a process whose program is known is not renamed by a later `running`
   s.apply(exec(32, '/usr/bin/ls', ['ls']));
   assert.equal(s.apply(sc(32, 'read', [0, 0, 0], 0, { running: { exe: '/usr/bin/other', argv: [] } })).proc.exe, '/usr/bin/ls');
+  // a shell found on a terminal (taken before the capture attached) keeps it, and its children too
+  const shell = s.apply(sc(40, 'read', [0, 0, 0], 0, { running: { exe: '/usr/bin/bash', argv: ['bash'], tty: 34817 } }));
+  assert.equal(shell.proc.tty, 34817);
+  s.apply(fork(40, 41));
+  assert.equal(s.process(41)?.tty, 34817);
+  assert.equal(first.proc.tty, 0, 'one found without a terminal has none');
 });
 
 test('copy provenance: a program run from a copy, move or link of another file knows the file it came from', () => {

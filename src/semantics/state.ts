@@ -239,7 +239,7 @@ export class SemanticState {
     return { ev, proc: st.info, fd, user: this.userName(st.info.uid), path, path2, real };
   }
 
-  private stateOf(pid: number, ts: number, comm: string | undefined, running?: { exe: string; argv: string[] }): ProcState {
+  private stateOf(pid: number, ts: number, comm: string | undefined, running?: { exe: string; argv: string[]; tty?: number }): ProcState {
     let st = this.procs.get(pid);
     if (!st) {
       const info = this.newProcess(pid, 0, undefined, ts);
@@ -255,6 +255,8 @@ export class SemanticState {
       st.info.exe = running.exe;
       st.info.argv = running.argv;
       st.info.name ||= basename15(running.exe);
+      // and its terminal, which no event of the capture will say (it was taken before)
+      if (running.tty) st.info.tty = running.tty;
     }
     return st;
   }

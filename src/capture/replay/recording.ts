@@ -485,7 +485,7 @@ const may = (name: string, [what, ok]: Check): Field => ({ name, required: false
  */
 const COMMON: readonly Field[] = [
   need('seq', integer), need('ts', ['a number', finite]), need('pid', integer), need('tid', integer), may('comm', text),
-  may('running', ['an object {exe, argv}', (v) => record(v) && typeof v['exe'] === 'string' && strings(v['argv'])]),
+  may('running', ['an object {exe, argv, tty?}', (v) => record(v) && typeof v['exe'] === 'string' && strings(v['argv']) && (v['tty'] === undefined || (Number.isSafeInteger(v['tty']) && (v['tty'] as number) >= 0))]),
 ];
 const TABLE: readonly (readonly [string, readonly Field[]])[] = [
   ['syscall', [...COMMON,

@@ -177,7 +177,7 @@ test('threads are separate traces of the same process (they interleave arbitrari
   assert.ok(worker?.calls.includes('openat'), 'the worker opened the file');
 });
 
-test('a process found mid-life is named by its `running` program in a recording; a malformed one is a bad line', async () => {
+test('a process found mid-life is named by its `running` program (and terminal) in a recording; a malformed one is a bad line', async () => {
   const sc = (seq: number, pid: number, name: string, extra: Partial<TraceEvent> = {}): TraceEvent =>
     ({ type: 'syscall', seq, ts: seq * 1000, pid, tid: pid, abi: 'x86_64', nr: 0, name, args: [], ret: 0, ...extra }) as TraceEvent;
   const events: TraceEvent[] = [
@@ -202,10 +202,14 @@ test('a process found mid-life is named by its `running` program in a recording;
 
   const bad = join(tmp, 'bad-running.events');
   writeFileSync(bad, [JSON.stringify({ format: 'sandtrace.events', version: 1, created: 'x' }),
-    JSON.stringify(sc(1, 40, 'read', { running: { exe: '/bin/x' } as never })), JSON.stringify(sc(2, 40, 'read'))].join('\n') + '\n');
+    JSON.stringify(sc(1, 40, 'read', { running: { exe: '/bin/x' } as never })), JSON.stringify(sc(2, 40, 'read')),
+    JSON.stringify(sc(3, 41, 'read', { running: { exe: '/bin/y', argv: [], tty: 'pts/0' } as never })),
+    JSON.stringify(sc(4, 42, 'read', { running: { exe: '/bin/bash', argv: ['bash'], tty: 34816 } }))].join('\n') + '\n');
   const c = new RecordingCollector(bad);
-  assert.deepEqual((await collect(c)).map((e) => e.seq), [2]);
-  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'syscall event: running is not an object {exe, argv}']]);
+  const read = await collect(c);
+  assert.deepEqual(read.map((e) => e.seq), [2, 4]);
+  assert.deepEqual(read[1]?.running, { exe: '/bin/bash', argv: ['bash'], tty: 34816 }, 'the terminal of a process found mid-life is kept');
+  assert.deepEqual(c.issues().map((i) => [i.line, i.message]), [[2, 'syscall event: running is not an object {exe, argv, tty?}'], [4, 'syscall event: running is not an object {exe, argv, tty?}']]);
 });
 
 test('every field the engine reads is type-checked: a line with one wrong or missing is a bad line with its number, never a crash', async () => {

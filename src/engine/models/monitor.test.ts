@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EbpfCollector } from '../../capture/ebpf/collector.js';
 import { makeCgroup, runInCgroup } from '../../capture/ebpf/testutil.js';
-import { cgroupOfPid, ExecNamer, monitor, resolveInRoot, cgroup2Root, TraceLearner, type MonitorResult } from './monitor.js';
+import { cgroupOfPid, ExecNamer, monitor, procTty, resolveInRoot, cgroup2Root, TraceLearner, type MonitorResult } from './monitor.js';
 import type { ExecEvent, TraceEvent } from '../../capture/events.js';
 import { AnomalyModel, loadModel, saveModel, trainModelFile } from './model.js';
 import { createAnomalyDetector } from './detector.js';
@@ -543,4 +543,29 @@ test('monitor: a program whose exec path was swapped is judged by the global mod
   const like = judge('/tmp/svc', ['svc'], true).found;
   assert.deepEqual(like.map((f) => f.rule), ['model.unverified_program', 'model.anomalous_process']);
   assert.ok(like.every((f) => !/named svc|judged_as/.test(`${f.description} ${f.output}`)), JSON.stringify(like));
+});
+
+test('procTty: a process on a pseudo-terminal (util-linux script) reads its pts (major 136); one without a terminal, even named "x) R 1 1 1 3481" to mislead a parser, reads 0; a gone one undefined', async () => {
+  const onPty = spawn('script', ['-qfec', 'sleep 30', '/dev/null'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const decoy = spawn('python3', ['-c', "import ctypes, time\nctypes.CDLL(None).prctl(15, b'x) R 1 1 1 34816', 0, 0, 0)\ntime.sleep(30)"], { stdio: 'ignore', detached: true });
+  try {
+    // script's child shell runs sleep on the pty it made: find that sleep
+    let sleepPid: number | undefined;
+    for (let i = 0; i < 50 && sleepPid === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const kids = readFileSync(`/proc/${onPty.pid}/task/${onPty.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      for (const k of kids) if (readFileSync(`/proc/${k}/comm`, 'utf8').trim() === 'sleep') sleepPid = k;
+    }
+    assert.ok(sleepPid, 'script ran sleep');
+    const tty = procTty(sleepPid);
+    assert.equal(tty !== undefined && tty >> 8, 136, `tty_nr ${tty}`);
+    // its name (15 bytes of it) reads as the end of the name and a terminal field to a naive parser
+    for (let i = 0; i < 50 && !readFileSync(`/proc/${decoy.pid}/comm`, 'utf8').startsWith('x) R '); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(readFileSync(`/proc/${decoy.pid}/comm`, 'utf8').trim(), 'x) R 1 1 1 3481');
+    assert.equal(procTty(decoy.pid!), 0);
+    assert.equal(procTty(2 ** 22 + 1), undefined);
+  } finally {
+    onPty.kill('SIGKILL');
+    decoy.kill('SIGKILL');
+  }
 });

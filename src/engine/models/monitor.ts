@@ -279,7 +279,8 @@ export class ExecNamer {
     if (/^runc:\[/.test(ev.comm ?? '') && this.atAttach !== undefined && !this.atAttach.has(ev.pid)) { this.runtime.add(ev.pid); return; }
     const exe = procExe(ev.pid);
     if (!exe) return; // gone already, or a kernel thread
-    ev.running = { exe, argv: procArgv(ev.pid) };
+    const tty = procTty(ev.pid);
+    ev.running = { exe, argv: procArgv(ev.pid), ...(tty ? { tty } : {}) };
     this.exeOf.set(ev.pid, exe);
   }
 
@@ -652,6 +653,21 @@ function innermostPid(pid: number): number | undefined {
     const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
     const last = line?.trim().split(/\s+/).pop();
     return last === undefined ? undefined : Number(last);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A process's controlling terminal as the kernel encodes it (tty_nr, the 7th field of
+ * /proc/PID/stat; 0: none), read after the last ')' since the name before it may hold any byte;
+ * undefined when the process is gone.
+ */
+export function procTty(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const n = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[4]);
+    return Number.isInteger(n) && n >= 0 ? n : undefined;
   } catch {
     return undefined;
   }
