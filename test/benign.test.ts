@@ -18,7 +18,7 @@ const EXPECT: Record<string, string[]> = {
   'compile.sh': ['gcc', 'cc1', 'as', 'ld', 'hello'],
   'csv.py': ['python3'],
   'pipeline.sh': ['find', 'sort', 'grep', 'uniq', 'cut'],
-  'packages.sh': ['dpkg-query', 'apt-cache'],
+  'packages.sh': ['dpkg-query', 'apt-cache', 'apt-get', 'http'],
   'fetch.sh': ['wget', 'curl', 'ls'],
 };
 

@@ -106,6 +106,11 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-004', trigger: (s) => s.sys(s.run('/tmp/busybox', ['sleep', '1']), 'prctl', [15, 0], 0), benign: (s) => s.sys(s.run('/bin/busybox', ['sleep', '1']), 'prctl', [15, 0], 0) },
   { id: 'ST-DEF-005', trigger: (s) => s.run('/tmp/.x/bot', ['[kworker/0:1]']), benign: (s) => s.run('/usr/bin/sleep', ['sleep', '1']) },
   { id: 'ST-DEF-006', trigger: (s) => s.open(1, '/tmp/.cache-x', O.w), benign: (s) => s.open(1, '/tmp/report.txt', O.w) },
+  // apt's own test file in its lists directory; the same name from a program the sample wrote, or hidden elsewhere by apt, still fires
+  { id: 'ST-DEF-006', trigger: (s) => { s.open(1, '/tmp/apt-get', O.w); s.open(s.run('/tmp/apt-get', ['apt-get', 'update']), '/var/lib/apt/lists/partial/.apt-acquire-privs-test.Cyhxb2', O.w); },
+    benign: (s) => s.open(s.run('/usr/bin/apt-get', ['apt-get', 'update']), '/var/lib/apt/lists/partial/.apt-acquire-privs-test.Cyhxb2', O.w) },
+  { id: 'ST-DEF-006', trigger: (s) => s.open(s.run('/usr/bin/apt-get', ['apt-get', 'update']), '/tmp/.x', O.w),
+    benign: (s) => s.open(s.run('/usr/bin/dpkg', ['dpkg', '-i', 'x.deb']), '/var/lib/dpkg/.dpkg-new', O.w) },
   { id: 'ST-DEF-007', trigger: (s) => s.run('/usr/sbin/iptables', ['iptables', '-F']), benign: (s) => s.run('/usr/sbin/iptables', ['iptables', '-L']) },
   { id: 'ST-DEF-008', trigger: (s) => { const p = s.run('/root/dropper', ['./dropper']); s.unlink(s.run('/usr/bin/rm', ['rm', '-f', '/root/dropper'], { ppid: p }), '/root/dropper'); },
     benign: (s) => { const p = s.run('/root/dropper', ['./dropper']); s.unlink(p, '/root/tmpfile'); } },
