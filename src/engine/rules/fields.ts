@@ -307,14 +307,17 @@ const FD: Record<string, [FieldKind, Getter]> = {
   is_server: ['bool', (e) => (e.fd ? e.fd.role === 'server' : null)],
   // Falco: the file is in an overlay's upper layer; ours, as proc.is_exe_upper_layer: the file
   // (by its name or the name it leads to) was written during this capture
-  is_upper_layer: ['bool', (e, ctx) => {
-    const n = fdName(e);
-    if (n === null || !n.startsWith('/')) return null;
-    if (ctx.written.has(n)) return true;
-    const r = fdRealName(e);
-    return r !== null && r !== n && ctx.written.has(r);
-  }],
+  is_upper_layer: ['bool', (e, ctx) => writtenFile(fdName(e), fdRealName(e), ctx)],
 };
+
+/** The file `name` names, or the file it leads to (`real`), was written during this capture; null without an absolute name. */
+function writtenFile(name: string | null, real: string | null | undefined, ctx: EvalCtx): boolean | null {
+  if (name === null || !name.startsWith('/')) return null;
+  return ctx.written.has(name) || (real != null && real !== name && ctx.written.has(real));
+}
+
+/** The path argument of a call, as the semantics resolved it. */
+const pathArg = (e: EnrichedEvent): string | null => (e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null);
 
 let lastIp = '';
 let lastIpV: number | null = null;
@@ -593,7 +596,7 @@ export function resolveField(name: string, arg?: string): FieldResult {
     }
   }
   if (name === 'fs.path.name' || name === 'fs.path.source') {
-    return { ok: true, def: { kind: 'str', get: (e) => (e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null) } };
+    return { ok: true, def: { kind: 'str', get: pathArg } };
   }
   // sandtrace's own: the file the path names (symlinks, /proc's magic links, renames and hard links
   // of the capture resolved; a symlink's target from the link's directory), else fs.path.name
@@ -604,11 +607,7 @@ export function resolveField(name: string, arg?: string): FieldResult {
   // sandtrace's own, as fd.is_upper_layer for the path a call names (an exec the kernel refused
   // has no descriptor): the file, by its name or the name it leads to, was written during this capture
   if (name === 'fs.path.is_upper_layer') {
-    return { ok: true, def: { kind: 'bool', get: (e, ctx) => {
-      const n = e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null;
-      if (n === null || !n.startsWith('/')) return null;
-      return ctx.written.has(n) || (e.real !== undefined && e.real !== n && ctx.written.has(e.real));
-    } } };
+    return { ok: true, def: { kind: 'bool', get: (e, ctx) => writtenFile(pathArg(e), e.real, ctx) } };
   }
   if (name === 'user.uid') return { ok: true, def: { kind: 'num', get: (e) => e.proc.uid } };
   if (name === 'user.name') return { ok: true, def: { kind: 'str', get: (e) => e.user || null } };
