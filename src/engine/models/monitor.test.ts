@@ -545,18 +545,20 @@ test('monitor: a program whose exec path was swapped is judged by the global mod
   assert.ok(like.every((f) => !/named svc|judged_as/.test(`${f.description} ${f.output}`)), JSON.stringify(like));
 });
 
-test('procTty: a process on a pseudo-terminal (util-linux script) reads its pts (major 136); one without a terminal, even named "x) R 1 1 1 3481" to mislead a parser, reads 0; a gone one undefined', async () => {
-  const onPty = spawn('script', ['-qfec', 'sleep 30', '/dev/null'], { stdio: ['ignore', 'ignore', 'ignore'] });
+test('procTty: a process on a pseudo-terminal (made by python\'s pty.fork) reads its pts (major 136); one without a terminal, even named "x) R 1 1 1 3481" to mislead a parser, reads 0; a gone one undefined', async () => {
+  // pty.fork's child is a session leader on the new pty and execs sleep itself: no shell in between whose
+  // choice ($SHELL, or dash when it is unset) decides whether sleep is a child or a grandchild
+  const onPty = spawn('python3', ['-c', "import os, pty, time\npid, fd = pty.fork()\nif pid == 0: os.execvp('sleep', ['sleep', '30'])\ntime.sleep(30)"], { stdio: 'ignore' });
   const decoy = spawn('python3', ['-c', "import ctypes, time\nctypes.CDLL(None).prctl(15, b'x) R 1 1 1 34816', 0, 0, 0)\ntime.sleep(30)"], { stdio: 'ignore', detached: true });
   try {
-    // script's child shell runs sleep on the pty it made: find that sleep
+    // the child on the pty is sleep once it has exec'd: find it
     let sleepPid: number | undefined;
     for (let i = 0; i < 50 && sleepPid === undefined; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const kids = readFileSync(`/proc/${onPty.pid}/task/${onPty.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
       for (const k of kids) if (readFileSync(`/proc/${k}/comm`, 'utf8').trim() === 'sleep') sleepPid = k;
     }
-    assert.ok(sleepPid, 'script ran sleep');
+    assert.ok(sleepPid, 'pty.fork\'s child ran sleep');
     const tty = procTty(sleepPid);
     assert.equal(tty !== undefined && tty >> 8, 136, `tty_nr ${tty}`);
     // its name (15 bytes of it) reads as the end of the name and a terminal field to a naive parser
