@@ -1,7 +1,8 @@
-// End to end: test/samples/linux_ttps.sh runs 56 common Linux malware techniques (reverse and
+// End to end: test/samples/linux_ttps.sh runs 61 common Linux malware techniques (reverse and
 // bind shells, fileless execution, download and run, masquerading, LD_PRELOAD, log and history
 // tampering, timestomping, miners, persistence, discovery, defence evasion, container-escape
-// probes, ptrace, module loads, raw sockets) in the real sandbox (runc, the eBPF probe), each in
+// probes, ptrace, module loads, raw sockets, hosts-file and watchdog tampering, shell ransomware,
+// rival-miner clean-up) in the real sandbox (runc, the eBPF probe), each in
 // its own process tree under `sh linux_ttps.sh vNN`. Every variant must yield the rules named
 // here in that tree; test/rules/linux-ttps.test.ts holds the same techniques as event sequences.
 import { test } from 'node:test';
@@ -68,6 +69,11 @@ const EXPECT: Record<string, { what: string; rules: string[] }> = {
   v52: { what: 'sysrq-trigger', rules: ['ST-IMP-008'] },
   v53: { what: 'useradd -o -u 0, /etc/passwd appended', rules: ['ST-PER-008', 'ST-PER-009'] },
   v54: { what: 'setuid shell', rules: ['ST-PRV-001'] },
+  v57: { what: '/etc/hosts appended', rules: ['ST-DEF-017'] },
+  v58: { what: 'watchdog opened', rules: ['ST-DEF-018'] },
+  v59: { what: 'openssl enc per file, originals removed', rules: ['ST-IMP-010'] },
+  v60: { what: 'pkill and ps | grep of rival miners', rules: ['ST-IMP-011'] },
+  v61: { what: 'SELINUX=disabled written', rules: ['ST-DEF-007'] },
 };
 
 test('Linux malware techniques: every variant of linux_ttps.sh yields its rules in its own process tree', { timeout: 300_000 }, async () => {

@@ -115,6 +115,10 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-006', trigger: (s) => s.open(s.run('/usr/bin/apt-get', ['apt-get', 'update']), '/tmp/.x', O.w),
     benign: (s) => s.open(s.run('/usr/bin/dpkg', ['dpkg', '-i', 'x.deb']), '/var/lib/dpkg/.dpkg-new', O.w) },
   { id: 'ST-DEF-007', trigger: (s) => s.run('/usr/sbin/iptables', ['iptables', '-F']), benign: (s) => s.run('/usr/sbin/iptables', ['iptables', '-L']) },
+  // SELinux's configuration written (a redirect; sed -i's rename of its copy), tried where it does not exist too
+  { id: 'ST-DEF-007', trigger: (s) => s.open(1, '/etc/selinux/config', O.w, -2), benign: (s) => s.open(1, '/etc/selinux/config', O.r, -2) },
+  { id: 'ST-DEF-007', trigger: (s) => s.rename(s.run('/usr/bin/sed', ['sed', '-i', 's/enforcing/disabled/', '/etc/selinux/config']), '/etc/selinux/sedX1b2c3', '/etc/selinux/config'),
+    benign: (s) => s.rename(s.run('/usr/bin/sed', ['sed', '-i', 's/a/b/', '/etc/app.conf']), '/etc/sedX1b2c3', '/etc/app.conf') },
   { id: 'ST-DEF-008', trigger: (s) => { const p = s.run('/root/dropper', ['./dropper']); s.unlink(s.run('/usr/bin/rm', ['rm', '-f', '/root/dropper'], { ppid: p }), '/root/dropper'); },
     benign: (s) => { const p = s.run('/root/dropper', ['./dropper']); s.unlink(p, '/root/tmpfile'); } },
   { id: 'ST-DEF-009', trigger: (s) => s.chmod(1, '/tmp/payload', 0o755), benign: (s) => s.chmod(1, '/tmp/data.txt', 0o644) },
@@ -132,6 +136,15 @@ export const CASES: RuleCase[] = [
   { id: 'ST-DEF-016', trigger: (s) => { s.open(1, '/usr/local/lib/libsys.so', O.w); const p = s.run('/usr/bin/id', ['id']); const fd = s.open(p, '/usr/local/lib/libsys.so', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); },
     benign: (s) => { const p = s.run('/usr/bin/id', ['id']); const fd = s.open(p, '/lib/x86_64-linux-gnu/libc.so.6', O.r | 0o2000000); s.sys(p, 'mmap', [0, 8192, 5, 2050, fd, 0], 0x7f0000000000); s.open(1, '/usr/local/lib/data.bin', O.w); const d = s.open(p, '/usr/local/lib/data.bin', O.r); s.sys(p, 'mmap', [0, 8192, 1, 2, d, 0], 0x7f0000100000); } },
   // python setting /bin/ls's times on its implant; useradd keeping its backup's times
+  // echo ... >> /etc/hosts, sed -i on it; the resolver's read is no change
+  { id: 'ST-DEF-017', trigger: (s) => s.open(1, '/etc/hosts', O.a), benign: (s) => s.open(s.run('/usr/bin/getent', ['getent', 'hosts', 'db']), '/etc/hosts', O.r | 0o2000000) },
+  { id: 'ST-DEF-017', trigger: (s) => s.rename(s.run('/usr/bin/sed', ['sed', '-i', '$a 127.0.0.1 pool.example.test', '/etc/hosts']), '/etc/sedQ9x8y7', '/etc/hosts'),
+    benign: (s) => s.rename(1, '/etc/hosts', '/tmp/hosts.copy') },
+  // a bot opening the watchdog (absent here: the attempt counts), and one that calls itself watchdog;
+  // the image's watchdog daemon is no bot
+  { id: 'ST-DEF-018', trigger: (s) => s.open(1, '/dev/watchdog', O.rw, -2), benign: (s) => s.open(1, '/dev/urandom', O.r) },
+  { id: 'ST-DEF-018', trigger: (s) => { s.open(1, '/tmp/watchdog', O.w); s.open(s.run('/tmp/watchdog', ['watchdog']), '/dev/watchdog0', O.w, -2); },
+    benign: (s) => s.open(s.run('/usr/sbin/watchdog', ['watchdog']), '/dev/watchdog', O.w) },
   { id: 'ST-DEF-015', trigger: (s) => s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/usr/local/bin/dbus-daemon' }),
     benign: (s) => { s.sys(s.run('/usr/sbin/useradd', ['useradd', 'svc']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/etc/passwd-' }); s.sys(s.run('/usr/bin/python3', ['python3', '-']), 'utimensat', [-100, 0, 0x7ffc0000, 0], 0, { path: '/root/build/out.txt' }); } },
   // credential access
@@ -245,6 +258,16 @@ export const CASES: RuleCase[] = [
   { id: 'ST-IMP-008', trigger: (s) => s.run('/usr/sbin/reboot', ['reboot', '-f']), benign: (s) => s.run('/usr/bin/uptime', ['uptime']) },
   { id: 'ST-IMP-009', trigger: (s) => s.run('/usr/bin/killall', ['killall', 'sshd']), benign: (s) => s.run('/usr/bin/kill', ['kill', '-0', '1']) },
   // container escape and kernel
+  // shell ransomware: one openssl per file; decryptions and digests, however many, are not it
+  { id: 'ST-IMP-010', trigger: (s) => { for (const f of ['a.txt', 'b.doc', 'c.pdf', 'd.jpg', 'e.sql']) s.run('/usr/bin/openssl', ['openssl', 'enc', '-aes-256-cbc', '-pass', 'pass:k', '-in', `/home/user/${f}`, '-out', `/home/user/${f}.locked`]); },
+    benign: (s) => { for (const f of ['a', 'b', 'c', 'd', 'e', 'f']) { s.run('/usr/bin/openssl', ['openssl', 'enc', '-d', '-aes-256-cbc', '-in', `${f}.enc`]); s.run('/usr/bin/openssl', ['openssl', 'dgst', '-sha256', f]); } } },
+  { id: 'ST-IMP-010', trigger: (s) => { for (let i = 0; i < 5; i++) s.run('/usr/bin/gpg', ['gpg', '--batch', '--passphrase', 'k', '-c', `/srv/db${i}.sql`]); },
+    benign: (s) => { for (let i = 0; i < 4; i++) s.run('/usr/bin/gpg', ['gpg', '--batch', '--passphrase', 'k', '-c', `/srv/db${i}.sql`]); } },
+  // Kinsing's clean-up of the miners already there
+  { id: 'ST-IMP-011', trigger: (s) => s.run('/usr/bin/pkill', ['pkill', '-f', 'kdevtmpfsi']), benign: (s) => s.run('/usr/bin/pkill', ['pkill', '-f', 'gunicorn']) },
+  { id: 'ST-IMP-011', trigger: (s) => s.run('/usr/bin/grep', ['grep', '-E', 'xmrig|minerd'], { ppid: s.run('/bin/sh', ['sh', '-c', "ps aux | grep -E 'xmrig|minerd'"]) }),
+    benign: (s) => s.run('/usr/bin/grep', ['grep', '-E', 'nginx|php-fpm']) },
+  { id: 'ST-IMP-011', trigger: (s) => s.run('/usr/bin/killall', ['killall', '-9', 'xmrig']), benign: (s) => s.run('/usr/bin/rm', ['rm', '--', '/tmp/kinsing.sh'], { ppid: s.run('/bin/sh', ['sh', '/tmp/kinsing.sh']) }) },
   { id: 'ST-ESC-001', trigger: (s) => s.sys(1, 'mount', [0, 0, 0, 4096, 0], -1, { path: '/', path2: '/mnt' }), benign: (s) => s.sys(1, 'statfs', [0, 0], 0, { path: '/' }) },
   { id: 'ST-ESC-002', trigger: (s) => s.sys(1, 'unshare', [0x10000000], -1), benign: (s) => s.sys(1, 'clone', [0x1200011], 555) },
   // the same modprobe and module load, run by the sample vs. by the kernel's own usermode helper (autoload)

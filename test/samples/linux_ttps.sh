@@ -163,6 +163,11 @@ os.utime(fd, (st.st_atime, st.st_mtime))
 EOF
 }
 v56() { printf 'int y;\n' >$T.c && gcc -shared -fPIC -o /usr/local/lib/libsys.so $T.c && LD_PRELOAD=/usr/local/lib/libsys.so /bin/true; }  # LD_PRELOAD of a library dropped outside /tmp
+v57() { echo '127.0.0.1 pool.minexmr.com' >>/etc/hosts; }                           # a rival's pool sent to loopback in /etc/hosts
+v58() { python3 -c "import os; os.open('/dev/watchdog', os.O_RDWR)"; }                # Mirai's watchdog (absent here: the attempt)
+v59() { for f in a b c d e; do echo "$f" >$T.$f.txt; openssl enc -aes-256-cbc -pbkdf2 -pass pass:k -in $T.$f.txt -out $T.$f.txt.locked && rm -f $T.$f.txt; done; }  # shell ransomware, one openssl per file
+v60() { pkill -f kdevtmpfsi; ps aux | grep -v grep | grep -E 'xmrig|kdevtmpfsi' | awk '{print $2}' | xargs -r kill -9; }  # rival miners killed
+v61() { echo SELINUX=disabled >/etc/selinux/config; }                                 # SELinux disabled in its configuration (absent here)
 
 if [ $# -gt 0 ]; then "$1" >/dev/null 2>&1 </dev/null; exit 0; fi
 
