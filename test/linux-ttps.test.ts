@@ -1,8 +1,8 @@
-// End to end: test/samples/linux_ttps.sh runs 61 common Linux malware techniques (reverse and
+// End to end: test/samples/linux_ttps.sh runs 64 common Linux malware techniques (reverse and
 // bind shells, fileless execution, download and run, masquerading, LD_PRELOAD, log and history
 // tampering, timestomping, miners, persistence, discovery, defence evasion, container-escape
 // probes, ptrace, module loads, raw sockets, hosts-file and watchdog tampering, shell ransomware,
-// rival-miner clean-up) in the real sandbox (runc, the eBPF probe), each in
+// rival-miner clean-up, cloud and pod credentials) in the real sandbox (runc, the eBPF probe), each in
 // its own process tree under `sh linux_ttps.sh vNN`. Every variant must yield the rules named
 // here in that tree; test/rules/linux-ttps.test.ts holds the same techniques as event sequences.
 import { test } from 'node:test';
@@ -74,6 +74,9 @@ const EXPECT: Record<string, { what: string; rules: string[] }> = {
   v59: { what: 'openssl enc per file, originals removed', rules: ['ST-IMP-010'] },
   v60: { what: 'pkill and ps | grep of rival miners', rules: ['ST-IMP-011'] },
   v61: { what: 'SELINUX=disabled written', rules: ['ST-DEF-007'] },
+  v62: { what: 'service account token read', rules: ['ST-CRD-016'] },
+  v63: { what: '/proc/1/environ read', rules: ['ST-CRD-017'] },
+  v64: { what: 'metadata service asked for role credentials', rules: ['ST-CRD-014', 'ST-CRD-015'] },
 };
 
 test('Linux malware techniques: every variant of linux_ttps.sh yields its rules in its own process tree', { timeout: 300_000 }, async () => {

@@ -172,6 +172,20 @@ export const CASES: RuleCase[] = [
   { id: 'ST-CRD-012', trigger: (s) => s.sys(1, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/tmp/x' }),
     benign: (s) => { const p = s.run('/usr/sbin/useradd', ['useradd', 'svc']); s.sys(p, 'linkat', [-100, 0, -100, 0, 0], 0, { path: '/etc/shadow', path2: '/etc/shadow-' }); s.rename(1, '/tmp/a', '/tmp/b'); } },
   // discovery
+  // the instance metadata service: contacted (a warning), and asked for the instance's credentials
+  { id: 'ST-CRD-014', trigger: (s) => s.connect(s.run('/usr/bin/curl', ['curl', 'http://169.254.169.254/latest/meta-data/']), '169.254.169.254', 80, -115),
+    benign: (s) => s.connect(s.run('/usr/bin/curl', ['curl', 'http://169.254.1.1/']), '169.254.1.1', 80, -115) },
+  { id: 'ST-CRD-014', trigger: (s) => s.connect(1, s.lookup('metadata.google.internal'), 80, -115), benign: (s) => s.connect(1, s.lookup('metadata.example.test'), 80, -115) },
+  { id: 'ST-CRD-015', trigger: (s) => { s.connect(1, '169.254.169.254', 80, -115); s.caught('169.254.169.254', 80, http('GET', '/latest/meta-data/iam/security-credentials/', '169.254.169.254')); },
+    benign: (s) => { s.connect(1, '169.254.169.254', 80, -115); s.caught('169.254.169.254', 80, http('GET', '/latest/meta-data/instance-id', '169.254.169.254')); } },
+  { id: 'ST-CRD-015', trigger: (s) => web(s, 'metadata.google.internal', 80, http('GET', '/computeMetadata/v1/instance/service-accounts/default/token', 'metadata.google.internal')),
+    benign: (s) => web(s, 'www.example.test', 80, http('GET', '/computeMetadata/v1/instance/service-accounts/default/token', 'www.example.test')) },
+  // a pod's token, by cat and by kubectl (its own client)
+  { id: 'ST-CRD-016', trigger: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/var/run/secrets/kubernetes.io/serviceaccount/token']), '/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    benign: (s) => s.open(s.run('/usr/local/bin/kubectl', ['kubectl', 'get', 'pods']), '/var/run/secrets/kubernetes.io/serviceaccount/token') },
+  // another process's environment, by cat and by the image's ps e
+  { id: 'ST-CRD-017', trigger: (s) => s.open(s.run('/usr/bin/cat', ['cat', '/proc/1/environ']), '/proc/1/environ'),
+    benign: (s) => { const ps = s.run('/usr/bin/ps', ['ps', 'e']); s.open(ps, '/proc/1/environ'); s.open(ps, '/proc/1/cmdline'); } },
   { id: 'ST-DIS-001', trigger: (s) => s.run('/usr/bin/uname', ['uname', '-a']), benign: (s) => s.run('/usr/bin/date', ['date']) },
   { id: 'ST-DIS-002', trigger: (s) => s.run('/usr/bin/whoami', ['whoami']), benign: (s) => s.run('/usr/bin/wc', ['wc', '-l', 'x']) },
   { id: 'ST-DIS-003', trigger: (s) => s.run('/usr/sbin/ip', ['ip', 'addr']), benign: (s) => s.run('/usr/bin/cut', ['cut', '-d,', '-f1']) },

@@ -3,9 +3,11 @@
 # test/linux-ttps.test.ts. Run without arguments, the script starts two loopback helpers (a
 # listener that answers each connection with "exit" and an HTTP server), then re-runs itself once
 # per variant (`sh linux_ttps.sh vNN`) so that each finding can be traced to its variant by the
-# vNN in an ancestor's argv. Nothing leaves the sandbox: every connection is to 127.0.0.1, the
-# kernel interfaces (core_pattern, release_agent, binfmt_misc, sysrq-trigger) are only opened for
-# writing, never written, and the sandbox refuses mount, ptrace, module loads and namespaces.
+# vNN in an ancestor's argv. Nothing leaves the sandbox: every connection is to 127.0.0.1 (but
+# v64's, to the cloud metadata address, which the sandbox catches in the sample's own network
+# namespace, where there is no route out), the kernel interfaces (core_pattern, release_agent,
+# binfmt_misc, sysrq-trigger) are only opened for writing, never written, and the sandbox refuses
+# mount, ptrace, module loads and namespaces.
 H=127.0.0.1; RS=7001; WEB=7080; T=/tmp/ttps
 
 py() { python3 - "$@"; }  # python from a here-document: its argv is only "-"
@@ -168,6 +170,9 @@ v58() { python3 -c "import os; os.open('/dev/watchdog', os.O_RDWR)"; }          
 v59() { for f in a b c d e; do echo "$f" >$T.$f.txt; openssl enc -aes-256-cbc -pbkdf2 -pass pass:k -in $T.$f.txt -out $T.$f.txt.locked && rm -f $T.$f.txt; done; }  # shell ransomware, one openssl per file
 v60() { pkill -f kdevtmpfsi; ps aux | grep -v grep | grep -E 'xmrig|kdevtmpfsi' | awk '{print $2}' | xargs -r kill -9; }  # rival miners killed
 v61() { echo SELINUX=disabled >/etc/selinux/config; }                                 # SELinux disabled in its configuration (absent here)
+v62() { cat /var/run/secrets/kubernetes.io/serviceaccount/token; }                    # a pod's service account token (absent here: the attempt)
+v63() { tr '\0' '\n' </proc/1/environ; }                                              # another process's environment
+v64() { curl -s -m 3 http://169.254.169.254/latest/meta-data/iam/security-credentials/; }  # the instance's role credentials, caught in the sample's namespace
 
 if [ $# -gt 0 ]; then "$1" >/dev/null 2>&1 </dev/null; exit 0; fi
 
