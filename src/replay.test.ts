@@ -102,8 +102,9 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   const upload = { address: '198.18.0.5', port: 21, protocol: 'ftp', bytes: 80, preview: 'USER ops', ftp: { user: 'ops', password: 'pw', files: [{ command: 'STOR', path: 'loot.zip' }], uploads: 1, downloads: 0 } };
   const mailbox = { address: '198.18.0.6', port: 143, protocol: 'imap', bytes: 40, preview: 'a1 LOGIN', login: { mechanism: 'LOGIN', user: 'ops', password: 'pw' } };
   const post = { ...session, http: { method: 'POST', path: '/gate.php', body: { bytes: 300, sha256: 'ab'.repeat(32), preview: 'PK\\x03\\x04', incomplete: true } } };
-  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox, post], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
-  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox, post]);
+  const bot = { address: '198.18.0.7', port: 6667, protocol: 'irc', bytes: 50, preview: 'NICK a1', irc: { nick: 'a1', user: 'a1', password: 'pw', channels: [{ name: '#cmd', key: 'k' }, { name: '#x' }], messages: [{ command: 'PRIVMSG', target: '#cmd', text: 'up' }], lines: 4 } };
+  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox, post, bot], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
+  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox, post, bot]);
   assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 caught connections are not listed/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
   const uncaught = await replay({ file: write('uncaught.events', { ...dns, sessionsUnavailable: 'nft: not found' }), outDir: join(tmp, 'uncaught') });
   assert.equal(uncaught.report.sessions, undefined);
@@ -113,7 +114,9 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
     { ...stealer, smtp: { ...stealer.smtp, starttls: 'yes' } }, { ...stealer, smtp: { ...stealer.smtp, messages: 1 } },
     { ...upload, ftp: { ...upload.ftp, files: [{ command: 'DELE', path: 'x' }] } }, { ...upload, ftp: { ...upload.ftp, uploads: 0 } }, { ...upload, ftp: { ...upload.ftp, password: 7 } },
     { ...mailbox, login: { ...mailbox.login, mechanism: 'GSSAPI' } }, { ...mailbox, login: { mechanism: 'LOGIN', user: 'ops' } },
-    { ...post, http: { ...post.http, body: { ...post.http.body, sha256: 'not a hash' } } }, { ...post, http: { ...post.http, body: { ...post.http.body, bytes: -1 } } }].entries()) {
+    { ...post, http: { ...post.http, body: { ...post.http.body, sha256: 'not a hash' } } }, { ...post, http: { ...post.http, body: { ...post.http.body, bytes: -1 } } },
+    { ...bot, protocol: 'gopher' }, { ...bot, irc: { ...bot.irc, channels: '#cmd' } }, { ...bot, irc: { ...bot.irc, messages: [{ command: 'KICK', target: '#cmd', text: '' }] } },
+    { ...bot, irc: { ...bot.irc, lines: -1 } }, { ...bot, irc: { ...bot.irc, nick: 7 } }].entries()) {
     const r = await replay({ file: write(`bad-session-${i}.events`, { ...dns, sessions: [bad] }), outDir: join(tmp, `bad-session-${i}`) });
     assert.deepEqual([r.report.dns, r.report.sessions], [undefined, undefined]);
     assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));

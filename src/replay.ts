@@ -204,7 +204,7 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
     const s = item as Partial<SinkholeSession> | null;
     if (typeof s !== 'object' || s === null || typeof s.address !== 'string' || !isIPv4(s.address)) return undefined;
     if (!(s.port === null || (Number.isInteger(s.port) && (s.port as number) >= 0 && (s.port as number) <= 65535))) return undefined;
-    if (!['http', 'tls', 'smtp', 'ftp', 'pop3', 'imap', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
+    if (!['http', 'tls', 'smtp', 'ftp', 'pop3', 'imap', 'irc', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
     if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096) || !(s.transport === undefined || s.transport === 'udp')) return undefined;
     const h = s.http;
     if (h !== undefined && (typeof h !== 'object' || h === null || !str(h.method, 16) || !str(h.path, 16384) || !opt(h.host, 4096) || !opt(h.userAgent, 4096))) return undefined;
@@ -224,6 +224,12 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
       || !Number.isInteger(f.uploads) || f.uploads < 0 || !Number.isInteger(f.downloads) || f.downloads < 0 || f.files.length > f.uploads + f.downloads)) return undefined;
     const l = s.login;
     if (l !== undefined && (typeof l !== 'object' || l === null || !['USER', 'APOP', 'LOGIN', 'PLAIN'].includes(l.mechanism) || !str(l.user, 2048) || !str(l.password, 2048))) return undefined;
+    const i = s.irc;
+    if (i !== undefined && (typeof i !== 'object' || i === null || !opt(i.nick, 2048) || !opt(i.user, 2048) || !opt(i.realname, 2048) || !opt(i.password, 2048)
+      || !Array.isArray(i.channels) || i.channels.length > 16 || !i.channels.every((c) => typeof c === 'object' && c !== null && str(c.name, 2048) && opt(c.key, 2048))
+      || !Array.isArray(i.messages) || i.messages.length > 16
+      || !i.messages.every((m) => typeof m === 'object' && m !== null && ['PRIVMSG', 'NOTICE'].includes(m.command) && str(m.target, 2048) && str(m.text, 2048))
+      || !Number.isInteger(i.lines) || i.lines < 0)) return undefined;
     out.push({
       address: s.address, port: s.port as number | null, ...(s.transport ? { transport: s.transport } : {}), ...(s.domain !== undefined ? { domain: s.domain } : {}), protocol: s.protocol as SinkholeSession['protocol'],
       ...(h ? {
@@ -238,6 +244,12 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
         ...(m.auth ? { auth: { mechanism: m.auth.mechanism, user: m.auth.user, password: m.auth.password } } : {}), ...(m.starttls ? { starttls: true as const } : {}),
         ...(m.messages !== undefined ? { messages: m.messages } : {}) } } : {}),
       ...(l ? { login: { mechanism: l.mechanism, user: l.user, password: l.password } } : {}),
+      ...(i ? { irc: {
+        ...(i.nick !== undefined ? { nick: i.nick } : {}), ...(i.user !== undefined ? { user: i.user } : {}), ...(i.realname !== undefined ? { realname: i.realname } : {}),
+        ...(i.password !== undefined ? { password: i.password } : {}),
+        channels: i.channels.map((c) => ({ name: c.name, ...(c.key !== undefined ? { key: c.key } : {}) })),
+        messages: i.messages.map((m) => ({ command: m.command, target: m.target, text: m.text })), lines: i.lines,
+      } } : {}),
       ...(f ? { ftp: { ...(f.user !== undefined ? { user: f.user } : {}), ...(f.password !== undefined ? { password: f.password } : {}), files: f.files.map((x) => ({ command: x.command, path: x.path })), uploads: f.uploads, downloads: f.downloads } } : {}),
     });
   }

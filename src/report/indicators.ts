@@ -62,6 +62,9 @@ export function indicatorsOf(r: Omit<Report, 'indicators'>): ReportIndicators {
     if (s.smtp?.auth) accounts.add({ protocol: 'smtp', user: s.smtp.auth.user, password: s.smtp.auth.password });
     if (s.ftp?.user !== undefined) accounts.add({ protocol: 'ftp', user: s.ftp.user, password: s.ftp.password ?? '' });
     if (s.login) accounts.add({ protocol: s.protocol, user: s.login.user, password: s.login.password });
+    // an IRC server's password, and each channel's key (the channel as the account it opens)
+    if (s.irc?.password !== undefined) accounts.add({ protocol: 'irc', user: s.irc.nick ?? s.irc.user ?? '', password: s.irc.password });
+    for (const c of s.irc?.channels ?? []) if (c.key !== undefined) accounts.add({ protocol: 'irc', user: c.name, password: c.key });
     mailAddresses.add(s.smtp?.from || undefined);
     for (const to of s.smtp?.to ?? []) mailAddresses.add(to);
   }

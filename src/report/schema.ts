@@ -4,7 +4,7 @@ import type { Backend } from '../capture/collector.js';
 import type { Finding, Verdict } from '../engine/types.js';
 
 export const REPORT_SCHEMA = 'sandtrace.report';
-export const REPORT_VERSION = '1.8.0';
+export const REPORT_VERSION = '1.9.0';
 
 export type FileOp = 'read' | 'write' | 'create' | 'delete' | 'rename' | 'chmod' | 'chown' | 'exec' | 'mkdir' | 'link' | 'stat' | 'truncate' | 'mmap-exec';
 
@@ -88,8 +88,12 @@ export interface ReportSession {
   /** Since 1.7: 'udp' for datagrams (one socket of the sample to one destination: the first kept, never answered); absent for TCP. */
   transport?: 'udp';
   domain?: string;
-  /** Since 1.7 also smtp, ftp, pop3 and imap: the port's server speaks first, and the catcher greeted the sample as one. */
-  protocol: 'http' | 'tls' | 'smtp' | 'ftp' | 'pop3' | 'imap' | 'other' | 'none';
+  /**
+   * Since 1.7 also smtp, ftp, pop3 and imap: the port's server speaks first, and the catcher
+   * greeted the sample as one. Since 1.9 irc: the sample's first line was IRC registration, on any
+   * port, and the catcher answered as an IRC server (`irc`).
+   */
+  protocol: 'http' | 'tls' | 'smtp' | 'ftp' | 'pop3' | 'imap' | 'irc' | 'other' | 'none';
   /**
    * An HTTP (or decrypted HTTPS) request. Since 1.8 `body`: a POST's or PUT's body (by
    * Content-Length or chunked), read whole before the 200 was sent: its size, SHA-256 and first
@@ -135,6 +139,18 @@ export interface ReportSession {
    * password, IMAP's LOGIN, or SASL PLAIN). Before 1.8 these were closed at their first line.
    */
   login?: { mechanism: 'USER' | 'APOP' | 'LOGIN' | 'PLAIN'; user: string; password: string };
+  /**
+   * Since 1.9, IRC (protocol irc, or tls when it came inside the catcher's TLS): the catcher
+   * answered as a server that welcomes any nick; the nick, USER's user and real name, the server
+   * password (PASS), the first 16 channels joined with their keys, the first 16 messages sent
+   * (PRIVMSG, NOTICE), and the lines sent in all. Each field escaped, at most 256 characters.
+   */
+  irc?: {
+    nick?: string; user?: string; realname?: string; password?: string;
+    channels: { name: string; key?: string }[];
+    messages: { command: 'PRIVMSG' | 'NOTICE'; target: string; text: string }[];
+    lines: number;
+  };
 }
 
 /**

@@ -88,7 +88,7 @@ const RECIPIENTS = 16;
 const FILES = 16;
 
 /** The field as the report keeps it: cut at FIELD characters, then escaped. */
-function clean(s: string): string {
+export function clean(s: string): string {
   return escaped(Buffer.from(s.slice(0, FIELD), 'latin1'));
 }
 

@@ -414,3 +414,45 @@ test('catchSession reads an HTTP upload\'s body before it answers: curl\'s POST 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('catchSession answers IRC on the catch-all, in the clear and inside TLS: a Python bot registers, waits for the end of the MOTD, joins its channel with a key, says it is ready and quits; what it said is kept and the session is irc (tls inside TLS)', async () => {
+  const log = new SessionLog();
+  const server = createServer((c) => catchSession(c, log, () => ({ address: '198.18.0.12', port: 6667, domain: 'irc.botnet.example.test' }), { tls: sandboxCa }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-irc-'));
+  try {
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, sandboxCa().certPem);
+    const bot = `
+import socket, ssl, sys
+s = socket.create_connection(('127.0.0.1', ${port}), timeout=10)
+if sys.argv[1] == 'tls':
+    s = ssl.create_default_context(cafile=${JSON.stringify(ca)}).wrap_socket(s, server_hostname='irc.botnet.example.test')
+f = s.makefile('rb')
+def until(code):
+    for line in f:
+        if line.split(b' ')[1:2] == [code] or line.startswith(code): return
+    sys.exit('no ' + code.decode())
+s.sendall(b'NICK [x86|US]a1b2\\r\\nUSER a1b2 0 * :Linux x86_64\\r\\n')
+until(b'376')
+s.sendall(b'JOIN #cmd k3y\\r\\n')
+until(b'366')
+s.sendall(b'PRIVMSG #cmd :ready\\r\\nQUIT\\r\\n')
+until(b'ERROR')
+print('ok')
+`;
+    for (const mode of ['plain', 'tls']) {
+      const out = await new Promise<string>((resolve) => execFile('python3', ['-c', bot, mode], { timeout: 20_000 }, (e, stdout, stderr) => resolve(e ? `${stderr}${e.message}` : stdout)));
+      assert.equal(out, 'ok\n', mode);
+    }
+    const s = log.log().sessions;
+    const irc = { nick: '[x86|US]a1b2', user: 'a1b2', realname: 'Linux x86_64', channels: [{ name: '#cmd', key: 'k3y' }], messages: [{ command: 'PRIVMSG', target: '#cmd', text: 'ready' }], lines: 5 };
+    assert.deepEqual(s.map((x) => [x.protocol, x.irc]), [['irc', irc], ['tls', irc]]);
+    assert.equal(s[1]?.sni, 'irc.botnet.example.test');
+    assert.match(s[0]?.preview ?? '', /^NICK \[x86\|US\]a1b2\\r\\nUSER /);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -25,6 +25,7 @@ import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
 import type { SinkholeTls } from './tls.js';
 import { HttpBodyReader, type HttpBody } from './http-body.js';
+import { IrcDialogue, isIrcStart, type IrcSession } from './irc.js';
 import { FtpDataPorts, FtpDialogue, GREETING, ImapDialogue, Pop3Dialogue, SmtpDialogue, type FtpSession, type LineDialogue, type MailboxLogin, type ServerFirst, type SmtpEnvelope } from './greetings.js';
 
 /** The listener's port on DNS_SERVER (below 1024: a sample that is no root in its namespace cannot take it). */
@@ -59,8 +60,8 @@ export interface SinkholeSession {
   transport?: 'udp';
   /** The name the DNS sinkhole gave the address for. */
   domain?: string;
-  /** smtp, ftp, pop3, imap: the port's server speaks first, and the catcher greeted the sample as one (greetings.ts). */
-  protocol: 'http' | 'tls' | ServerFirst | 'other' | 'none';
+  /** smtp, ftp, pop3, imap: the port's server speaks first, and the catcher greeted the sample as one (greetings.ts); irc: the sample registered as an IRC client (irc.ts). */
+  protocol: 'http' | 'tls' | ServerFirst | 'irc' | 'other' | 'none';
   http?: HttpRequestHead;
   /** TLS: the server name of the ClientHello. */
   sni?: string;
@@ -82,6 +83,8 @@ export interface SinkholeSession {
   ftp?: FtpSession;
   /** POP3, IMAP: the login to the mailbox (the catcher answered the sample as a mail server that takes any). */
   login?: MailboxLogin;
+  /** IRC: what the client registered as, the channels it joined and the messages it sent (the catcher answered as an IRC server). */
+  irc?: IrcSession;
 }
 
 const METHOD = /^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PROPFIND) /;
@@ -184,18 +187,18 @@ export class SessionLog {
  * What a caught connection is, from where it went and the first bytes read (`bytes` received in
  * all, default the bytes given); `decrypted`: what a TLS sample sent after accepting the catcher's
  * certificate; `httpBody`: what the request's body carried; `greeted`: the protocol the catcher greeted the sample as, `ftp` what an FTP dialogue took, `login` a POP3 or IMAP one, and `smtp` what an SMTP
- * dialogue took.
+ * dialogue took; `irc`: what an IRC client said (in the clear, or inside TLS).
  */
 export function describeSession(
   dest: { address: string; port: number | null; domain?: string }, buf: Buffer,
-  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession; login?: MailboxLogin; httpBody?: HttpBody } = {},
+  o: { bytes?: number; decrypted?: { buf: Buffer; bytes: number }; greeted?: ServerFirst; smtp?: SmtpEnvelope; ftp?: FtpSession; login?: MailboxLogin; irc?: IrcSession; httpBody?: HttpBody } = {},
 ): SinkholeSession {
   const { bytes = buf.length, decrypted } = o;
   const head = parseHttpHead(buf) ?? (decrypted ? parseHttpHead(decrypted.buf) : undefined);
   const http = head && o.httpBody ? { ...head, body: o.httpBody } : head;
   const hello = parseClientHello(buf);
   // a greeted protocol on an implicit-TLS port began with a ClientHello too: named by its listener
-  const protocol = bytes === 0 ? 'none' : hello !== undefined && !o.greeted ? 'tls' : http ? 'http' : o.greeted ?? 'other';
+  const protocol = bytes === 0 ? 'none' : hello !== undefined && !o.greeted ? 'tls' : http ? 'http' : o.greeted ?? (o.irc ? 'irc' : 'other');
   return {
     ...dest, protocol, ...(http ? { http } : {}), ...(typeof hello === 'object' && hello.sni !== undefined ? { sni: hello.sni } : {}),
     bytes, preview: escaped(buf.subarray(0, PREVIEW)),
@@ -203,6 +206,7 @@ export function describeSession(
     ...(o.smtp && protocol === 'smtp' ? { smtp: o.smtp } : {}),
     ...(o.ftp && protocol === 'ftp' ? { ftp: o.ftp } : {}),
     ...(o.login && (protocol === 'pop3' || protocol === 'imap') ? { login: o.login } : {}),
+    ...(o.irc && (protocol === 'irc' || protocol === 'tls') ? { irc: o.irc } : {}),
   };
 }
 
@@ -235,8 +239,16 @@ export function catchSession(
   const smtp = greeted === 'smtp' ? new SmtpDialogue({ starttls: opts.tls !== undefined && !implicitTls }) : undefined;
   const ftp = greeted === 'ftp' ? new FtpDialogue(dest.address, log.ftpData) : undefined;
   const mailbox = greeted === 'pop3' ? new Pop3Dialogue() : greeted === 'imap' ? new ImapDialogue() : undefined;
-  // each is answered line by line until the client quits
-  const dialogue: LineDialogue | undefined = smtp ?? ftp ?? mailbox;
+  // each is answered line by line until the client quits; so is IRC, known by its first line on
+  // the catch-all (irc.ts), in the clear or inside the TLS
+  let irc: IrcDialogue | undefined;
+  let dialogue: LineDialogue | undefined = smtp ?? ftp ?? mailbox;
+  /** On the catch-all, `stream` (all bytes so far) begins as IRC does: the dialogue is IRC's from now on. */
+  const startsIrc = (stream: Buffer): boolean => {
+    if (greeted || dialogue || !isIrcStart(stream)) return false;
+    dialogue = irc = new IrcDialogue();
+    return true;
+  };
   if (greeted && !implicitTls) conn.write(GREETING[greeted]);
   let buf: Buffer = Buffer.alloc(0);
   let bytes = 0;
@@ -273,6 +285,7 @@ export function catchSession(
     log.open.delete(flush);
     log.add(describeSession(dest, buf, {
       bytes, ...(clear === undefined ? {} : { decrypted: { buf: clear, bytes: clearBytes } }), ...(body ? { httpBody: body.result() } : {}), ...(greeted ? { greeted } : {}), ...(smtp ? { smtp: smtp.envelope } : {}), ...(ftp ? { ftp: ftp.session } : {}), ...(mailbox?.login ? { login: mailbox.login } : {}),
+      ...(irc ? { irc: irc.session } : {}),
     }));
     const out = secure ?? conn;
     if (reply) out.end(reply); else out.end();
@@ -324,8 +337,9 @@ export function catchSession(
       clearBytes += d.length;
       const had: Buffer = clear ?? Buffer.alloc(0);
       clear = Buffer.concat([had, d.subarray(0, Math.max(0, SESSION_READ - had.length))]);
+      const first = !dialogue && clearBytes === clear.length && startsIrc(clear) ? clear : undefined;
       if (dialogue) {
-        const reply = dialogue.feed(d);
+        const reply = dialogue.feed(first ?? d);
         if (dialogue.done) finish(reply ? Buffer.from(reply, 'latin1') : undefined);
         else if (bytes + clearBytes >= DIALOGUE_READ_MAX) finish();
         else if (reply) t.write(reply);
@@ -352,10 +366,12 @@ export function catchSession(
     const step = http(buf, d, bytes, conn);
     if (step === 'answer') { finish(HTTP_OK); return; }
     if (step === 'wait') return;
+    // IRC's first line: the dialogue reads all that came so far (every byte of it was kept)
+    const first = !dialogue && bytes === buf.length && startsIrc(buf) ? buf : undefined;
     if (dialogue && !implicitTls) {
       // answered command by command, every chunk read whole (an SMTP message streams through the
       // dialogue, only the preview is capped) until the client quits
-      const reply = dialogue.feed(d);
+      const reply = dialogue.feed(first ?? d);
       if (dialogue.done) { finish(reply ? Buffer.from(reply, 'latin1') : undefined); return; }
       if (reply) conn.write(reply);
       if (dialogue.upgrade) {

@@ -238,6 +238,9 @@ export const CASES: RuleCase[] = [
     benign: (s) => web(s, 'cdn.example.test', 80, http('GET', '/index.html', 'cdn.example.test')) },
   { id: 'ST-C2-013', trigger: (s) => web(s, 'cdn.example.test', 443, '\x00\x07BEACON devbox'), benign: (s) => web(s, 'cdn.example.test', 80, http('GET', '/', 'cdn.example.test')) },
   { id: 'ST-C2-014', trigger: (s) => web(s, null, 80, http('GET', '/x.sh', '203.0.113.7')), benign: (s) => web(s, 'www.example.test', 80, http('GET', '/x.sh', 'www.example.test')) },
+  // a bot registering and joining its channel; a client that only sends text beginning with NICK's letters is no IRC
+  { id: 'ST-C2-019', trigger: (s) => { const a = s.lookup('irc.botnet.example.test'); s.connect(1, a, 6667, -115); s.caughtIrc(a, 6667, 'NICK [x86]bot\r\nUSER bot 0 * :bot\r\nJOIN #cmd k3y\r\n'); },
+    benign: (s) => web(s, 'chat.example.test', 6667, 'NICKNAME please\r\n') },
   { id: 'ST-C2-015', trigger: (s) => web(s, 'api.telegram.org', 80, http('POST', '/bot123:AAE/sendMessage', 'api.telegram.org', 'chat_id=1&text=devbox')),
     benign: (s) => web(s, 'telegram.org.example.test', 80, http('GET', '/api/status', 'telegram.org.example.test')) },
   { id: 'ST-C2-016', trigger: (s) => mail(s, 'EHLO bot\r\nMAIL FROM:<promo@shop.example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: You won\r\n\r\nclick\r\n.\r\n'),

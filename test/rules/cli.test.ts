@@ -57,7 +57,7 @@ test('rules list shows the built-in pack with ids, severities, ATT&CK ids and ea
   const rows = JSON.parse(r.stdout) as { id: string; severity: string; attack: string[]; source: string }[];
   assert.ok(rows.length >= 60);
   assert.ok(rows.every((x) => /^ST-/.test(x.id) && x.attack.length > 0));
-  assert.deepEqual(rows.filter((x) => x.source === 'session').map((x) => x.id).sort(), ['ST-C2-012', 'ST-C2-013', 'ST-C2-014', 'ST-C2-015', 'ST-C2-016', 'ST-C2-017', 'ST-CRD-013', 'ST-CRD-015', 'ST-EXF-002', 'ST-EXF-003', 'ST-EXF-004']);
+  assert.deepEqual(rows.filter((x) => x.source === 'session').map((x) => x.id).sort(), ['ST-C2-012', 'ST-C2-013', 'ST-C2-014', 'ST-C2-015', 'ST-C2-016', 'ST-C2-017', 'ST-C2-019', 'ST-CRD-013', 'ST-CRD-015', 'ST-EXF-002', 'ST-EXF-003', 'ST-EXF-004']);
   assert.deepEqual(rows.filter((x) => x.source === 'dns').map((x) => x.id), ['ST-C2-018']);
   assert.ok(rows.every((x) => x.source === 'session' || x.source === 'syscall' || x.source === 'dns'));
   const text = run('rules', 'list');

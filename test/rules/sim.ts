@@ -9,6 +9,7 @@ import { createRuleDetector, type RuleSet } from '../../src/engine/rules/index.j
 import { DnsSinkhole } from '../../src/sandbox/dns.js';
 import { DatagramCatcher, describeSession, SessionLog, type SinkholeSession } from '../../src/sandbox/sessions.js';
 import { FtpDialogue, ImapDialogue, Pop3Dialogue, SmtpDialogue } from '../../src/sandbox/greetings.js';
+import { IrcDialogue } from '../../src/sandbox/irc.js';
 
 export const O = { r: 0, w: 0o1101, a: 0o2101, rw: 0o2, wc: 0o101, rwc: 0o102, dir: 0o200000 } as const;
 
@@ -145,6 +146,16 @@ export class Sim {
     dialogue.feed(bytes);
     const domain = this.dns.nameOf(address);
     this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, bytes, { greeted: 'ftp', ftp: dialogue.session }));
+    return this;
+  }
+
+  /** An IRC session the sandbox caught on its catch-all: the catcher answered `client`'s lines as an IRC server. */
+  caughtIrc(address: string, port: number, client: string): this {
+    const dialogue = new IrcDialogue();
+    const bytes = Buffer.from(client, 'latin1');
+    dialogue.feed(bytes);
+    const domain = this.dns.nameOf(address);
+    this.sessions.push(describeSession({ address, port, ...(domain !== undefined ? { domain } : {}) }, bytes, { irc: dialogue.session }));
     return this;
   }
 

@@ -444,6 +444,14 @@ const SESSION: Record<string, [FieldKind, (s: SinkholeSession) => Scalar]> = {
   'ftp.uploads': ['num', (s) => s.ftp?.uploads ?? null],
   'ftp.downloads': ['num', (s) => s.ftp?.downloads ?? null],
   'ftp.files': ['str', (s) => (s.ftp && s.ftp.files.length ? s.ftp.files.map((f) => f.path).join(',') : null)],
+  // what an IRC client registered as, the channels it joined (comma-separated, each with its key
+  // after a space) and the messages it sent (target, then the text)
+  'irc.nick': ['str', (s) => s.irc?.nick ?? null],
+  'irc.user': ['str', (s) => s.irc?.user ?? null],
+  'irc.realname': ['str', (s) => s.irc?.realname ?? null],
+  'irc.password': ['str', (s) => s.irc?.password ?? null],
+  'irc.channels': ['str', (s) => (s.irc && s.irc.channels.length ? s.irc.channels.map((c) => (c.key !== undefined ? `${c.name} ${c.key}` : c.name)).join(',') : null)],
+  'irc.messages': ['str', (s) => (s.irc && s.irc.messages.length ? s.irc.messages.map((m) => `${m.target} ${m.text}`).join('\n') : null)],
   // the account the sample logged in with, whatever the protocol: SMTP's AUTH, FTP's USER and PASS, a POP3 or IMAP login
   'session.user': ['str', (s) => s.smtp?.auth?.user ?? s.ftp?.user ?? s.login?.user ?? null],
   'session.password': ['str', (s) => s.smtp?.auth?.password ?? s.ftp?.password ?? s.login?.password ?? null],
