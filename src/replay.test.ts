@@ -102,13 +102,18 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
   const upload = { address: '198.18.0.5', port: 21, protocol: 'ftp', bytes: 80, preview: 'USER ops', ftp: { user: 'ops', password: 'pw', files: [{ command: 'STOR', path: 'loot.zip' }], uploads: 1, downloads: 0 } };
   const mailbox = { address: '198.18.0.6', port: 143, protocol: 'imap', bytes: 40, preview: 'a1 LOGIN', login: { mechanism: 'LOGIN', user: 'ops', password: 'pw' } };
   const post = { ...session, http: { method: 'POST', path: '/gate.php', body: { bytes: 300, sha256: 'ab'.repeat(32), preview: 'PK\\x03\\x04', incomplete: true } } };
+  const six = { address: '2001:db8:1::7', port: 8443, protocol: 'other', bytes: 8, preview: 'HELLO6' };
   const bot = { address: '198.18.0.7', port: 6667, protocol: 'irc', bytes: 50, preview: 'NICK a1', irc: { nick: 'a1', user: 'a1', password: 'pw', channels: [{ name: '#cmd', key: 'k' }, { name: '#x' }], messages: [{ command: 'PRIVMSG', target: '#cmd', text: 'up' }], lines: 4 } };
-  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox, post, bot], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
-  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox, post, bot]);
+  const withSessions = await replay({ file: write('sessions.events', { ...dns, sessions: [session, https, datagrams, mail, stealer, upload, mailbox, post, bot, six], sessionsOmitted: 3 }), outDir: join(tmp, 'sessions') });
+  assert.deepEqual(withSessions.report.sessions, [session, https, datagrams, mail, stealer, upload, mailbox, post, bot, six]);
   assert.ok(withSessions.report.analysis.warnings.some((w) => w.code === 'REPORT_LIMITED' && /3 caught connections are not listed/.test(w.message)), JSON.stringify(withSessions.report.analysis.warnings));
   const uncaught = await replay({ file: write('uncaught.events', { ...dns, sessionsUnavailable: 'nft: not found' }), outDir: join(tmp, 'uncaught') });
   assert.equal(uncaught.report.sessions, undefined);
   assert.ok(uncaught.report.analysis.warnings.some((w) => w.code === 'SESSIONS_UNAVAILABLE' && /nft: not found/.test(w.message)), JSON.stringify(uncaught.report.analysis.warnings));
+  // IPv4 caught, IPv6 not (a namespace without IPv6): the sessions are kept and the warning says which
+  const no6 = await replay({ file: write('no6.events', { ...dns, sessions: [session], ipv6Unavailable: 'setup: RTNETLINK answers: Permission denied' }), outDir: join(tmp, 'no6') });
+  assert.deepEqual(no6.report.sessions, [session]);
+  assert.ok(no6.report.analysis.warnings.some((w) => w.code === 'SESSIONS_UNAVAILABLE' && /IPv6 connections were not caught \(setup: RTNETLINK answers: Permission denied\).*IPv4 ones were caught/.test(w.message)), JSON.stringify(no6.report.analysis.warnings));
   for (const [i, bad] of [{ ...session, address: '<b>' }, { ...session, preview: 7 }, { ...session, port: 70000 }, { ...session, http: { method: 'GET' } }, { ...https, decrypted: { bytes: -1, preview: '' } }, { ...https, decrypted: { bytes: 1 } }, { ...datagrams, transport: 'sctp' }, { ...mail, smtp: { ...mail.smtp, recipients: 0 } }, { ...mail, smtp: { ...mail.smtp, to: 'c@d.test' } },
     { ...stealer, smtp: { ...stealer.smtp, auth: { ...stealer.smtp.auth, mechanism: 'XOAUTH2' } } }, { ...stealer, smtp: { ...stealer.smtp, auth: { mechanism: 'LOGIN', user: 'u' } } },
     { ...stealer, smtp: { ...stealer.smtp, starttls: 'yes' } }, { ...stealer, smtp: { ...stealer.smtp, messages: 1 } },
@@ -116,7 +121,7 @@ test('replay: the DNS lookups of a trailer are listed as recorded; a malformed D
     { ...mailbox, login: { ...mailbox.login, mechanism: 'GSSAPI' } }, { ...mailbox, login: { mechanism: 'LOGIN', user: 'ops' } },
     { ...post, http: { ...post.http, body: { ...post.http.body, sha256: 'not a hash' } } }, { ...post, http: { ...post.http, body: { ...post.http.body, bytes: -1 } } },
     { ...bot, protocol: 'gopher' }, { ...bot, irc: { ...bot.irc, channels: '#cmd' } }, { ...bot, irc: { ...bot.irc, messages: [{ command: 'KICK', target: '#cmd', text: '' }] } },
-    { ...bot, irc: { ...bot.irc, lines: -1 } }, { ...bot, irc: { ...bot.irc, nick: 7 } }].entries()) {
+    { ...bot, irc: { ...bot.irc, lines: -1 } }, { ...bot, irc: { ...bot.irc, nick: 7 } }, { ...session, address: '2001:db8::1::2' }].entries()) {
     const r = await replay({ file: write(`bad-session-${i}.events`, { ...dns, sessions: [bad] }), outDir: join(tmp, `bad-session-${i}`) });
     assert.deepEqual([r.report.dns, r.report.sessions], [undefined, undefined]);
     assert.ok(r.report.analysis.warnings.some((w) => w.code === 'INPUT_CORRUPT' && /DNS lookups/.test(w.message)), JSON.stringify(r.report.analysis.warnings));

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { namesByAddress, type DnsRecord } from './sandbox/dns.js';
 import type { SinkholeSession } from './sandbox/sessions.js';
 import type { SandboxDns } from './sandbox/types.js';
@@ -184,6 +184,7 @@ function recordedDns(d: unknown): SandboxDns | undefined {
     && (q.answer === null || (typeof q.answer === 'string' && (q.type === 'MX' ? q.answer === q.name : isIPv4(q.answer)))) && (q.rcode === 'NOERROR' || q.rcode === 'NXDOMAIN') && count(q.count));
   if (!ok) return undefined;
   if (o.sessionsUnavailable !== undefined && typeof o.sessionsUnavailable !== 'string') return undefined;
+  if (o.ipv6Unavailable !== undefined && typeof o.ipv6Unavailable !== 'string') return undefined;
   if (o.sessionsOmitted !== undefined && !count(o.sessionsOmitted)) return undefined;
   const sessions = o.sessions === undefined ? undefined : Array.isArray(o.sessions) ? recordedSessions(o.sessions) : undefined;
   if (o.sessions !== undefined && sessions === undefined) return undefined;
@@ -192,6 +193,7 @@ function recordedDns(d: unknown): SandboxDns | undefined {
     ...(o.unavailable !== undefined ? { unavailable: o.unavailable } : {}),
     ...(sessions ? { sessions } : {}), ...(o.sessionsOmitted !== undefined ? { sessionsOmitted: o.sessionsOmitted } : {}),
     ...(o.sessionsUnavailable !== undefined ? { sessionsUnavailable: o.sessionsUnavailable } : {}),
+    ...(o.ipv6Unavailable !== undefined ? { ipv6Unavailable: o.ipv6Unavailable } : {}),
   };
 }
 
@@ -202,7 +204,7 @@ function recordedSessions(list: unknown[]): SinkholeSession[] | undefined {
   const out: SinkholeSession[] = [];
   for (const item of list) {
     const s = item as Partial<SinkholeSession> | null;
-    if (typeof s !== 'object' || s === null || typeof s.address !== 'string' || !isIPv4(s.address)) return undefined;
+    if (typeof s !== 'object' || s === null || typeof s.address !== 'string' || !(isIPv4(s.address) || isIPv6(s.address))) return undefined;
     if (!(s.port === null || (Number.isInteger(s.port) && (s.port as number) >= 0 && (s.port as number) <= 65535))) return undefined;
     if (!['http', 'tls', 'smtp', 'ftp', 'pop3', 'imap', 'irc', 'other', 'none'].includes(s.protocol as string) || !Number.isInteger(s.bytes) || (s.bytes as number) < 0) return undefined;
     if (!opt(s.domain, 1024) || !opt(s.sni, 2048) || !str(s.preview, 4096) || !(s.transport === undefined || s.transport === 'udp')) return undefined;

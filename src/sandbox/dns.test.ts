@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createConnection, createServer, type Socket as TcpSocket } from 'node:net';
-import { DNS_SERVER, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, isSinkholeAddress, parseQuery, serveDns, serveTcp } from './dns.js';
+import { DNS_SERVER, DNS_SERVER6, DNS_TCP_MAX_CONNECTIONS, dnsActivity, DnsSinkhole, domainOf, isSinkholeAddress, parseQuery, serveDns, serveTcp } from './dns.js';
 import { SESSION_IDLE_MS, SessionLog } from './sessions.js';
 
 const execFileAsync = promisify(execFile);
@@ -356,5 +356,82 @@ f.quit()
   } finally {
     holder.kill('SIGKILL');
     spawnSync('ip', ['netns', 'del', ns]);
+  }
+});
+
+/** A network namespace made for one test, with its loopback up, held by a sleep; `sysctls` set in it first. */
+async function testNamespace(name: string, sysctls: string[] = []): Promise<{ ns: string; pid: number; close: () => void }> {
+  const ns = `sandtrace-${name}-${process.pid}`;
+  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
+  const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
+  for (const s of sysctls) assert.equal(spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', s]).status, 0, s);
+  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  await new Promise((r) => setTimeout(r, 200));
+  const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
+  return { ns, pid, close: () => { holder.kill('SIGKILL'); spawnSync('ip', ['netns', 'del', ns]); } };
+}
+
+test('serveDns catches IPv6 as it does IPv4 (addresses of 2001:db8::/32, the documentation prefix, inside a namespace made for this test): a TCP connection and datagrams to a hard-coded address with their ports, SMTP on its own listener, DNS asked of a resolver the sample names', { timeout: 60_000 }, async () => {
+  const { ns, pid, close } = await testNamespace('dns6');
+  try {
+    const s = new DnsSinkhole();
+    const sessions = new SessionLog();
+    const server = await serveDns(pid, s, { sessions });
+    try {
+      assert.deepEqual([server.sessionsUnavailable, server.ipv6Unavailable], [undefined, undefined]);
+      const run = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import socket, smtplib
+c = socket.create_connection(('2001:db8:1::7', 443), timeout=10)
+c.sendall(b'\\x00\\x01HELLO6')
+c.close()
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.sendto(b'BEACON6', ('2001:db8:1::7', 7000))
+smtplib.SMTP('2001:db8:1::25', 25, timeout=10).sendmail('a@example.test', ['b@example.test'], 'Subject: six\\r\\n\\r\\nx')
+print('done')
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(run.stdout.trim(), 'done', run.stderr);
+      const own = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=a', 'six.example.test', '2001:db8:1::53'], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(own.stdout, /six\.example\.test[\s\S]*198\.18\.0\.\d+/, own.stdout + own.stderr);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      const got = sessions.log().sessions.map(({ address, port, transport, protocol, preview, smtp }) => ({ address, port, transport, protocol, preview, subject: smtp?.subject }));
+      assert.deepEqual(got.sort((a, b) => (a.port ?? 0) - (b.port ?? 0)), [
+        { address: '2001:db8:1::25', port: 25, transport: undefined, protocol: 'smtp', preview: got.find((x) => x.port === 25)?.preview ?? '', subject: 'six' },
+        { address: '2001:db8:1::7', port: 443, transport: undefined, protocol: 'other', preview: '\\x00\\x01HELLO6', subject: undefined },
+        { address: '2001:db8:1::7', port: 7000, transport: 'udp', protocol: 'other', preview: 'BEACON6', subject: undefined },
+      ]);
+      const rules = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout;
+      assert.match(rules, new RegExp(`table ip6 sandtrace[\\s\\S]*tcp dnat to \\[${DNS_SERVER6}\\]:1\\n`), rules);
+    } finally {
+      server.close();
+    }
+  } finally {
+    close();
+  }
+});
+
+test('serveDns in a namespace without IPv6 (disabled by sysctl): IPv4 is caught as ever, IPv6 is left unrouted and the reason given', { timeout: 60_000 }, async () => {
+  const { ns, pid, close } = await testNamespace('dns-no6', ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv6.conf.lo.disable_ipv6=1']);
+  try {
+    const sessions = new SessionLog();
+    const server = await serveDns(pid, new DnsSinkhole(), { sessions });
+    try {
+      assert.equal(server.sessionsUnavailable, undefined);
+      assert.match(server.ipv6Unavailable ?? '', /^setup: /);
+      const run = await execFileAsync('ip', ['netns', 'exec', ns, 'python3', '-c', `
+import socket
+c = socket.create_connection(('203.0.113.7', 4444), timeout=10)
+c.sendall(b'four')
+c.close()
+try: socket.create_connection(('2001:db8:1::7', 443), timeout=3)
+except OSError as e: print(e.errno)
+`], { encoding: 'utf8', timeout: 20_000 });
+      assert.match(run.stdout.trim(), /^(97|99|101)$/, `EAFNOSUPPORT, EADDRNOTAVAIL or ENETUNREACH: ${run.stdout}${run.stderr}`);
+      for (let i = 0; i < 50 && sessions.log().sessions.length < 1; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(sessions.log().sessions.map((x) => [x.address, x.port, x.preview]), [['203.0.113.7', 4444, 'four']]);
+    } finally {
+      server.close();
+    }
+  } finally {
+    close();
   }
 });

@@ -15,6 +15,7 @@
 // resolver retries there, and some samples ask there from the start), answered alike.
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
 import type { Server, Socket as TcpSocket } from 'node:net';
 import { SandtraceError } from '../errors.js';
@@ -25,6 +26,11 @@ import type { SandboxDns } from './types.js';
 
 /** The resolver the base image's /etc/resolv.conf names. */
 export const DNS_SERVER = '192.0.2.53';
+/**
+ * The sinkhole's IPv6 address (2001:db8::/32, the documentation prefix, as TEST-NET-1 for IPv4):
+ * IPv6 connections and datagrams are caught on its listeners, as IPv4 ones are on DNS_SERVER's.
+ */
+export const DNS_SERVER6 = '2001:db8::53';
 /** Names remembered (and given an address of their own) per analysis; later ones share one address and are counted. */
 export const DNS_MAX_NAMES = 10_000;
 /** DNS over TCP: connections open at once (more are closed at once), and how long one may sit idle. */
@@ -267,6 +273,8 @@ os.execvp('nsenter', ['nsenter', '--preserve-credentials', '--user=/proc/self/fd
 export interface ServedSinkhole {
   close(): void;
   sessionsUnavailable?: string;
+  /** Why IPv6 connections are not caught (the namespace has no IPv6, say) while IPv4 ones are. */
+  ipv6Unavailable?: string;
 }
 
 /**
@@ -285,6 +293,9 @@ export interface ServedSinkhole {
  * server speaks first goes to that protocol's own listener instead (greetings.ts: DNS_SERVER:25
  * for SMTP's ports, :21, :110, :143), which greets it without having to know the port. Without nftables
  * the route is taken back, the connections fail as unrouted, and `sessionsUnavailable` says why.
+ * IPv6 is set up the same way after IPv4 (DNS_SERVER6 on the loopback, a local default route, an
+ * ip6 table, the same listeners on DNS_SERVER6); where it cannot be (IPv6 disabled in the
+ * namespace), IPv6 stays unrouted and `ipv6Unavailable` says why.
  *
  * `viaOwner` (the rootless sandbox, run without root): the helper first enters the user namespace
  * that owns the network namespace, which only that gives the right to configure. bwrap
@@ -330,9 +341,39 @@ s.bind(53, '${DNS_SERVER}', () => {
     const listenAll = (i, next) => (i === greeters.length ? next() : greeters[i].server.listen({ port: greeters[i].port, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(i + 1, next)));
     const sendAll = (i, next) => (i === greeters.length ? next() : process.send({ bound: 'greet', listen: greeters[i].port }, greeters[i].server, () => sendAll(i + 1, next)));
     u.bind(${SESSION_PORT}, '${DNS_SERVER}', () => c.listen({ port: ${SESSION_PORT}, host: '${DNS_SERVER}', backlog: 64 }, () => listenAll(0,
-      () => process.send({ bound: 'udp-sessions' }, u, () => sendAll(0, () => process.send({ bound: 'sessions' }, c, () => process.exit(0)))))));
+      () => process.send({ bound: 'udp-sessions' }, u, () => sendAll(0, () => six(() => process.send({ bound: 'sessions' }, c, () => process.exit(0))))))));
   })));
 });
+// IPv6: the same listeners on DNS_SERVER6, every IPv6 address made local and sent to them; where
+// the namespace has no IPv6 (disabled), it stays unrouted and the parent is told why
+const six = (next) => {
+  const skip = (what) => (e) => process.send({ ipv6: what + ': ' + String((e && (e.stderr || e.message)) || e).trim().split('\\n')[0] }, next);
+  let routed = false;
+  try {
+    run('ip', ['-6', 'addr', 'add', '${DNS_SERVER6}/128', 'dev', 'lo', 'nodad']);
+    run('ip', ['-6', 'route', 'add', 'local', 'default', 'dev', 'lo']);
+    routed = true;
+    run('nft', ['-f', '-'], ${JSON.stringify(sessionRules6())});
+  } catch (e) {
+    if (routed) { try { run('ip', ['-6', 'route', 'del', 'local', 'default', 'dev', 'lo']); } catch { /* gone */ } }
+    skip('setup')(e);
+    return;
+  }
+  const list = [['dns-udp', 53, dgram.createSocket({ type: 'udp6', ipv6Only: true })], ['dns-tcp', 53, net.createServer()],
+    ['udp-sessions', ${SESSION_PORT}, dgram.createSocket({ type: 'udp6', ipv6Only: true })], ['sessions', ${SESSION_PORT}, net.createServer()],
+    ...${JSON.stringify(GREETERS.map((g) => g.listen))}.map((port) => ['greet', port, net.createServer()])];
+  let failed = false;
+  for (const [, port, h] of list) h.once('error', (e) => { if (!failed) { failed = true; skip('listen on port ' + port)(e); } });
+  const bindAll = (i, done) => {
+    if (failed) return;
+    if (i === list.length) { done(); return; }
+    const [, port, h] = list[i];
+    if (h instanceof net.Server) h.listen({ port, host: '${DNS_SERVER6}', backlog: 64, ipv6Only: true }, () => bindAll(i + 1, done));
+    else h.bind(port, '${DNS_SERVER6}', () => bindAll(i + 1, done));
+  };
+  const sendAll6 = (i) => (i === list.length ? next() : process.send({ bound: list[i][0], family: 6, listen: list[i][1] }, list[i][2], () => sendAll6(i + 1)));
+  bindAll(0, () => sendAll6(0));
+};
 })();`;
   const node = [process.execPath, '-e', helper];
   // nft and ip live in sbin, which an unprivileged user's PATH may lack
@@ -342,15 +383,21 @@ s.bind(53, '${DNS_SERVER}', () => {
     : spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...node], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
-  const { socket, server, sessionServer, sessionSocket, greeters, sessionsUnavailable } = await new Promise<{
+  const { socket, server, sessionServer, sessionSocket, greeters, sessionsUnavailable, six, ipv6Unavailable } = await new Promise<{
     socket: Socket; server: Server; sessionServer?: Server; sessionSocket?: Socket; greeters?: Map<number, Server>; sessionsUnavailable?: string;
+    six?: Map<string, Socket | Server>; ipv6Unavailable?: string;
   }>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('no answer from the helper in 10 s')); }, 10_000);
     let udp: Socket | undefined;
     let tcp: Server | undefined;
     let udpSessions: Socket | undefined;
     const greeted = new Map<number, Server>();
-    child.on('message', (m: { bound?: string; error?: string; sessions?: string; listen?: number }, handle: unknown) => {
+    // the IPv6 listeners, by role and port ('sessions:1', 'greet:25', 'dns-udp:53' ...), or why there are none
+    const six = new Map<string, Socket | Server>();
+    let ipv6Unavailable: string | undefined;
+    child.on('message', (m: { bound?: string; error?: string; sessions?: string; listen?: number; family?: number; ipv6?: string }, handle: unknown) => {
+      if (m.family === 6 && handle && udpSessions && SIX_ROLES.has(`${m.bound}:${m.listen}`)) { six.set(`${m.bound}:${m.listen}`, handle as Socket | Server); return; }
+      if (m.ipv6 !== undefined && udpSessions) { ipv6Unavailable = m.ipv6 || 'no reason given'; return; }
       if (m.bound === 'udp' && handle) { udp = handle as Socket; return; }
       if (m.bound === 'tcp' && handle && udp && opts.sessions) { tcp = handle as Server; return; }
       if (m.bound === 'udp-sessions' && handle && udp && tcp) { udpSessions = handle as Socket; return; }
@@ -358,11 +405,18 @@ s.bind(53, '${DNS_SERVER}', () => {
       clearTimeout(timer);
       if (m.bound === 'tcp' && handle && udp) resolve({ socket: udp, server: handle as Server });
       else if (m.bound === 'sessions' && handle && udp && tcp && udpSessions && greeted.size === GREETERS.length) {
-        resolve({ socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions, greeters: greeted });
+        // IPv6 whole or not at all: a listener missing leaves it unrouted, as before it was asked for
+        const whole = six.size === SIX_ROLES.size;
+        if (!whole) for (const h of six.values()) h.close();
+        resolve({
+          socket: udp, server: tcp, sessionServer: handle as Server, sessionSocket: udpSessions, greeters: greeted,
+          ...(whole ? { six } : { ipv6Unavailable: ipv6Unavailable ?? 'the helper bound only some of the IPv6 listeners' }),
+        });
       } else if (m.sessions !== undefined && udp && tcp) resolve({ socket: udp, server: tcp, sessionsUnavailable: m.sessions || 'no reason given' });
       else {
         udp?.close(); tcp?.close(); udpSessions?.close(); (handle as Server | undefined)?.close();
         for (const g of greeted.values()) g.close();
+        for (const h of six.values()) h.close();
         reject(new Error(m.error ?? 'no socket'));
       }
     });
@@ -372,16 +426,23 @@ s.bind(53, '${DNS_SERVER}', () => {
   }).catch((e: unknown) => {
     throw new SandtraceError('SANDBOX_RUNTIME_FAILED', `cannot start the DNS sinkhole in the sandbox: ${(e as Error).message}`, { cause: e });
   });
-  socket.on('message', (msg, rinfo) => {
-    const reply = sinkhole.answer(msg);
-    if (reply) socket.send(reply, rinfo.port, rinfo.address);
-  });
-  socket.on('error', () => undefined); // a send to a socket the sample closed: nothing to do
+  const sixUdp = (key: string) => six?.get(key) as Socket | undefined;
+  const sixTcp = (key: string) => six?.get(key) as Server | undefined;
+  for (const dns of [socket, sixUdp('dns-udp:53')]) {
+    dns?.on('message', (msg, rinfo) => {
+      const reply = sinkhole.answer(msg);
+      if (reply) dns.send(reply, rinfo.port, rinfo.address);
+    });
+    dns?.on('error', () => undefined); // a send to a socket the sample closed: nothing to do
+  }
   const connections = new Set<TcpSocket>();
   const track = (conn: TcpSocket) => { connections.add(conn); conn.once('close', () => connections.delete(conn)); };
-  server.maxConnections = DNS_TCP_MAX_CONNECTIONS;
-  server.on('connection', (conn: TcpSocket) => { track(conn); serveTcp(conn, sinkhole); });
-  server.on('error', () => undefined);
+  for (const dns of [server, sixTcp('dns-tcp:53')]) {
+    if (!dns) continue;
+    dns.maxConnections = DNS_TCP_MAX_CONNECTIONS;
+    dns.on('connection', (conn: TcpSocket) => { track(conn); serveTcp(conn, sinkhole); });
+    dns.on('error', () => undefined);
+  }
   // the namespace's connection table, opened while its first process lives (sessions.ts)
   let conntrack: ConntrackTable | undefined;
   if (sessionServer && opts.sessions) {
@@ -389,50 +450,53 @@ s.bind(53, '${DNS_SERVER}', () => {
     let fd: number | undefined;
     try { fd = openSync(`/proc/${pid}/net/nf_conntrack`, 'r'); } catch { /* not root: ports unknown here, taken from the capture by the report */ }
     conntrack = new ConntrackTable(fd);
-    sessionServer.maxConnections = SESSION_MAX_OPEN;
-    sessionServer.on('drop', () => log.refuse());
+    // the listener a connection came to is the sinkhole's address of its family
     const where = (proto: 'tcp' | 'udp', listener = SESSION_PORT) => (address: string, port: number) => {
-      const orig = conntrack?.lookup(DNS_SERVER, address, port, proto, listener);
+      const orig = conntrack?.lookup(isIPv6(address) ? DNS_SERVER6 : DNS_SERVER, address, port, proto, listener);
       const to = orig?.address ?? address;
       const domain = sinkhole.nameOf(to);
       return { address: to, port: orig?.port ?? null, ...(domain !== undefined ? { domain } : {}) };
     };
-    sessionServer.on('connection', (conn: TcpSocket) => {
-      track(conn);
-      catchSession(conn, log, where('tcp'), { tls: sandboxCa });
-    });
-    sessionServer.on('error', () => undefined);
+    const listen = (srv: Server | undefined, serve: (conn: TcpSocket) => void) => {
+      if (!srv) return;
+      srv.maxConnections = SESSION_MAX_OPEN;
+      srv.on('drop', () => log.refuse());
+      srv.on('connection', (conn: TcpSocket) => { track(conn); serve(conn); });
+      srv.on('error', () => undefined);
+    };
+    for (const srv of [sessionServer, sixTcp(`sessions:${SESSION_PORT}`)]) listen(srv, (conn) => catchSession(conn, log, where('tcp'), { tls: sandboxCa }));
     // the server-first protocols: each listener names its own (greetings.ts); the authority's
     // certificates answer SMTP's STARTTLS and the implicit-TLS ports' ClientHello
-    for (const [listen, g] of greeters ?? []) {
-      const greeter = GREETERS.find((x) => x.listen === listen)!;
-      g.maxConnections = SESSION_MAX_OPEN;
-      g.on('drop', () => log.refuse());
-      g.on('connection', (conn: TcpSocket) => {
-        track(conn);
-        catchSession(conn, log, where('tcp', listen), { greet: greeter.protocol, tls: sandboxCa, ...(greeter.tls ? { implicitTls: true } : {}) });
-      });
-      g.on('error', () => undefined);
+    for (const greeter of GREETERS) {
+      for (const srv of [greeters?.get(greeter.listen), sixTcp(`greet:${greeter.listen}`)]) {
+        listen(srv, (conn) => catchSession(conn, log, where('tcp', greeter.listen), { greet: greeter.protocol, tls: sandboxCa, ...(greeter.tls ? { implicitTls: true } : {}) }));
+      }
     }
-    if (sessionSocket) {
-      const datagrams = new DatagramCatcher(log, where('udp'));
-      sessionSocket.on('message', (msg, rinfo) => datagrams.onDatagram(msg, rinfo));
-      sessionSocket.on('error', () => undefined);
+    const datagrams = new DatagramCatcher(log, where('udp'));
+    for (const u of [sessionSocket, sixUdp(`udp-sessions:${SESSION_PORT}`)]) {
+      u?.on('message', (msg, rinfo) => datagrams.onDatagram(msg, rinfo));
+      u?.on('error', () => undefined);
     }
   }
   return {
     ...(sessionsUnavailable !== undefined ? { sessionsUnavailable } : {}),
+    ...(ipv6Unavailable !== undefined ? { ipv6Unavailable } : {}),
     close: () => {
-      try { socket.close(); } catch { /* closed */ }
+      for (const u of [socket, sessionSocket, sixUdp('dns-udp:53'), sixUdp(`udp-sessions:${SESSION_PORT}`)]) {
+        try { u?.close(); } catch { /* closed */ }
+      }
       server.close();
       sessionServer?.close();
       for (const g of greeters?.values() ?? []) g.close();
-      try { sessionSocket?.close(); } catch { /* closed */ }
+      for (const [key, h] of six ?? []) if (!key.startsWith('dns-udp') && !key.startsWith('udp-sessions')) (h as Server).close();
       for (const c of connections) c.destroy();
       conntrack?.close();
     },
   };
 }
+
+/** The IPv6 listeners the helper hands over, by role and port. */
+const SIX_ROLES = new Set(['dns-udp:53', 'dns-tcp:53', `udp-sessions:${SESSION_PORT}`, `sessions:${SESSION_PORT}`, ...GREETERS.map((g) => `greet:${g.listen}`)]);
 
 /**
  * The nftables rules of the sample's namespace: every TCP connection off its loopback goes to the
@@ -448,6 +512,20 @@ function sessionRules(): string {
 ${GREETERS.map((g) => `    tcp dport { ${g.ports.join(', ')} } dnat to ${DNS_SERVER}:${g.listen}\n`).join('')}    meta l4proto tcp dnat to ${DNS_SERVER}:${SESSION_PORT}
     udp dport 53 dnat to ${DNS_SERVER}:53
     meta l4proto udp dnat to ${DNS_SERVER}:${SESSION_PORT}
+  }
+}
+`;
+}
+
+/** sessionRules for IPv6: the same, to DNS_SERVER6's listeners (the namespace's own ::1 left alone). */
+function sessionRules6(): string {
+  return `table ip6 sandtrace {
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ip6 daddr { ::1, ${DNS_SERVER6} } return
+${GREETERS.map((g) => `    tcp dport { ${g.ports.join(', ')} } dnat to [${DNS_SERVER6}]:${g.listen}\n`).join('')}    meta l4proto tcp dnat to [${DNS_SERVER6}]:${SESSION_PORT}
+    udp dport 53 dnat to [${DNS_SERVER6}]:53
+    meta l4proto udp dnat to [${DNS_SERVER6}]:${SESSION_PORT}
   }
 }
 `;
@@ -493,6 +571,7 @@ export class SandboxSinkhole {
   private served: Promise<ServedSinkhole | Error> | undefined;
   private unavailable: string | undefined;
   private sessionsUnavailable: string | undefined;
+  private ipv6Unavailable: string | undefined;
 
   constructor(mode: DnsMode = 'sinkhole') {
     this.sinkhole = new DnsSinkhole(mode);
@@ -507,7 +586,10 @@ export class SandboxSinkhole {
   async ready(): Promise<void> {
     const served = await this.served;
     if (served instanceof Error) this.unavailable = served.message;
-    else this.sessionsUnavailable = served?.sessionsUnavailable;
+    else {
+      this.sessionsUnavailable = served?.sessionsUnavailable;
+      this.ipv6Unavailable = served?.ipv6Unavailable;
+    }
   }
 
   nameOf(address: string): string | undefined {
@@ -518,6 +600,7 @@ export class SandboxSinkhole {
     return {
       ...this.sinkhole.log(), ...(this.unavailable ? { unavailable: this.unavailable } : {}),
       ...(this.unavailable ? {} : this.sessionsUnavailable ? { sessionsUnavailable: this.sessionsUnavailable } : this.sessions.log()),
+      ...(this.unavailable || this.sessionsUnavailable || !this.ipv6Unavailable ? {} : { ipv6Unavailable: this.ipv6Unavailable }),
     };
   }
 

@@ -10,7 +10,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { catchSession, ConntrackTable, DatagramCatcher, parseClientHello, parseHttpHead, SESSION_MAX, SESSION_READ, SessionLog } from './sessions.js';
+import { catchSession, ConntrackTable, DatagramCatcher, fullIpv6, parseClientHello, parseHttpHead, SESSION_MAX, SESSION_READ, SessionLog } from './sessions.js';
 import { sandboxCa } from './tls.js';
 import type { ServerFirst } from './greetings.js';
 
@@ -118,7 +118,8 @@ test('catchSession: HTTP gets an empty 200 once its head is whole; TLS is closed
   }
 });
 
-test('ConntrackTable: the original address and port of the connection whose reply comes from the listener to the sample\'s port; reading is bounded per lookup and per analysis', () => {
+test('ConntrackTable: the original address and port (IPv4 or IPv6) of the connection whose reply comes from the listener to the sample\'s port; reading is bounded per lookup and per analysis', () => {
+  assert.deepEqual(['2001:db8::53', '::1', '2001:DB8:1::', 'fe80::1:2:3:4:5:6'].map(fullIpv6), ['2001:0db8:0000:0000:0000:0000:0000:0053', '0000:0000:0000:0000:0000:0000:0000:0001', '2001:0db8:0001:0000:0000:0000:0000:0000', 'fe80:0000:0001:0002:0003:0004:0005:0006']);
   const dir = mkdtempSync(join(tmpdir(), 'sandtrace-ct-'));
   try {
     const file = join(dir, 'nf_conntrack');
@@ -127,6 +128,9 @@ test('ConntrackTable: the original address and port of the connection whose repl
       'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.5 dst=198.18.0.5 sport=56370 dport=443 src=192.0.2.53 dst=198.18.0.5 sport=1 dport=56370 [ASSURED] mark=0 zone=0 use=2',
       'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.6 dst=198.18.0.6 sport=56371 dport=8080 src=192.0.2.53 dst=198.18.0.6 sport=1 dport=56371 [ASSURED] mark=0 zone=0 use=2',
       'ipv4     2 udp      17 29 src=203.0.113.7 dst=203.0.113.7 sport=56371 dport=5000 [UNREPLIED] src=192.0.2.53 dst=203.0.113.7 sport=1 dport=56371 mark=0 zone=0 use=2',
+      // IPv6, as the table writes it (every group whole), and an IPv4 line with the same ports
+      'ipv6     10 tcp      6 432000 ESTABLISHED src=2001:0db8:0000:0000:0000:0000:0000:0053 dst=2001:4860:4860:0000:0000:0000:0000:8888 sport=34880 dport=443 src=2001:0db8:0000:0000:0000:0000:0000:0053 dst=2001:0db8:0000:0000:0000:0000:0000:0053 sport=1 dport=34880 [ASSURED] mark=0 zone=0 use=2',
+      'ipv6     10 udp      17 29 src=2001:0db8:0000:0000:0000:0000:0000:0053 dst=2001:0db8:0001:0000:0000:0000:0000:0007 sport=50000 dport=7000 [UNREPLIED] src=2001:0db8:0000:0000:0000:0000:0000:0053 dst=2001:0db8:0000:0000:0000:0000:0000:0053 sport=1 dport=50000 mark=0 zone=0 use=2',
       '',
     ].join('\n'));
     const table = new ConntrackTable(openSync(file, 'r'));
@@ -136,6 +140,10 @@ test('ConntrackTable: the original address and port of the connection whose repl
       assert.equal(table.lookup('192.0.2.53', '198.18.0.5', 5637), undefined, 'a port is matched whole');
       assert.deepEqual(table.lookup('192.0.2.53', '203.0.113.7', 56371, 'udp'), { address: '203.0.113.7', port: 5000 }, 'a datagram flow, by its protocol');
       assert.equal(table.lookup('192.0.2.53', '203.0.113.7', 56371), undefined, 'TCP does not take the UDP entry');
+      // IPv6: the listener and the sample's end given short, the original destination given back short
+      assert.deepEqual(table.lookup('2001:db8::53', '2001:db8::53', 34880), { address: '2001:4860:4860::8888', port: 443 });
+      assert.deepEqual(table.lookup('2001:db8::53', '2001:db8::53', 50000, 'udp'), { address: '2001:db8:1::7', port: 7000 });
+      assert.equal(table.lookup('2001:db8::53', '2001:db8::53', 56371), undefined, 'an IPv4 entry is no IPv6 one');
     } finally {
       table.close();
     }

@@ -4,7 +4,7 @@
 // the sample's own network namespace, by one listener of sandtrace's: every address is local to the
 // namespace's loopback, and an nftables rule of the namespace sends every such TCP connection to
 // DNS_SERVER:SESSION_PORT, and every UDP datagram but DNS to the same port on UDP (dns.ts sets both
-// up). Nothing leaves the namespace, which has no other device. What the sample sends first is
+// up; IPv6 alike, to DNS_SERVER6's listeners). Nothing leaves the namespace, which has no other device. What the sample sends first is
 // kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
 // or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
 // answered `200 OK` with an empty body, so the sample goes on to its next step, once its own body
@@ -19,7 +19,7 @@
 // answered.
 //
 // The bytes are the sample's: parsed with bounds on everything, never trusted, never executed.
-import type { Socket } from 'node:net';
+import { isIPv6, SocketAddress, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { closeSync, readSync } from 'node:fs';
 import { escaped } from './escape.js';
@@ -431,6 +431,15 @@ export class DatagramCatcher {
   }
 }
 
+/** An IPv6 address as the conntrack table writes it: eight groups of four hex digits ('::' and short groups expanded). */
+export function fullIpv6(address: string): string {
+  const [head = '', tail] = address.toLowerCase().split('::', 2);
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0')).join(':');
+}
+
 /** Bytes of the namespace's conntrack table read per lookup, and per analysis. */
 export const CONNTRACK_READ = { lookup: 4 << 20, analysis: 64 << 20 };
 
@@ -459,12 +468,14 @@ export class ConntrackTable {
       const b = Buffer.alloc(Math.min(64 * 1024, limit));
       for (let n; read < limit && (n = readSync(this.fd, b, 0, Math.min(b.length, limit - read), read)) > 0; read += n) chunks.push(Buffer.from(b.subarray(0, n)));
     } catch { return undefined; } finally { this.spent += read; }
-    const reply = ` src=${listener} dst=${remoteAddress} sport=${listenerPort} dport=${remotePort} `;
+    // the table writes IPv6 addresses whole (2001:0db8:0000:...); the one found is given back short
+    const v6 = isIPv6(listener);
+    const reply = ` src=${v6 ? fullIpv6(listener) : listener} dst=${v6 ? fullIpv6(remoteAddress) : remoteAddress} sport=${listenerPort} dport=${remotePort} `;
     for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
       const at = line.indexOf(reply);
-      if (at < 0 || !line.includes(` ${proto} `)) continue;
-      const m = / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /.exec(line.slice(0, at + 1));
-      if (m) return { address: m[1] as string, port: Number(m[2]) };
+      if (at < 0 || !line.includes(` ${proto} `) || !line.startsWith(v6 ? 'ipv6 ' : 'ipv4 ')) continue;
+      const m = (v6 ? / dst=([0-9a-f:]{39}) sport=\d+ dport=(\d+) / : / dst=(\d+\.\d+\.\d+\.\d+) sport=\d+ dport=(\d+) /).exec(line.slice(0, at + 1));
+      if (m) return { address: v6 ? new SocketAddress({ address: m[1] as string, family: 'ipv6' }).address : m[1] as string, port: Number(m[2]) };
     }
     return undefined;
   }

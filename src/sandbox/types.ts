@@ -120,6 +120,8 @@ export interface SandboxDns extends DnsLog {
   sessionsOmitted?: number;
   /** Why connections were not caught (no nftables): they failed as unrouted. */
   sessionsUnavailable?: string;
+  /** Why IPv6 connections were not caught while IPv4 ones were (the namespace has no IPv6): they failed as unrouted. */
+  ipv6Unavailable?: string;
 }
 
 export interface SandboxResult {

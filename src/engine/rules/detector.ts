@@ -163,7 +163,7 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
   let kept = 0;
   const rememberConnect = (e: EnrichedEvent, t: string): void => {
     const fd = e.fd;
-    if (fd?.type !== 'ipv4' || fd.rip === undefined || fd.rip.startsWith('127.') || kept >= MAX_CONNECTS_KEPT) return;
+    if ((fd?.type !== 'ipv4' && fd?.type !== 'ipv6') || fd.rip === undefined || fd.rip.startsWith('127.') || fd.rip === '::1' || kept >= MAX_CONNECTS_KEPT) return;
     const udp = fd.l4proto === 'udp';
     if (t !== 'connect' && !udp) return;
     if (udp) {
@@ -194,7 +194,7 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
   const orphan = (s: SinkholeSession): EnrichedEvent => ({
     ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'connect', args: [], ret: null },
     proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined,
-    fd: { num: -1, type: 'ipv4', name: `->${s.address}:${s.port ?? ''}`, l4proto: s.transport ?? 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
+    fd: { num: -1, type: s.address.includes(':') ? 'ipv6' : 'ipv4', name: s.address.includes(':') ? `->[${s.address}]:${s.port ?? ''}` : `->${s.address}:${s.port ?? ''}`, l4proto: s.transport ?? 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
   });
 
   // Sequence rules: their earlier steps must see every event of the types they name.
