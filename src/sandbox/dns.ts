@@ -311,6 +311,8 @@ const dgram = require('node:dgram');
 const net = require('node:net');
 const run = (cmd, args, input) => execFileSync(cmd, args, { stdio: 'pipe', ...(input ? { input } : {}) });
 const catchSessions = ${opts.sessions ? 'true' : 'false'};
+// why IPv6 is not caught (undefined while it is)
+let noSix;
 try { run('ip', ['addr', 'add', '${DNS_SERVER}/32', 'dev', 'lo']); }
 catch (e) { process.send({ error: 'ip addr add: ' + String(e.stderr || e.message).trim() }, () => process.exit(1)); return; }
 const fail = (what) => (e) => process.send({ error: what + ': ' + e.message }, () => process.exit(1));
@@ -325,9 +327,25 @@ s.bind(53, '${DNS_SERVER}', () => {
     try {
       run('ip', ['route', 'add', 'local', 'default', 'dev', 'lo']);
       routed = true;
-      run('nft', ['-f', '-'], ${JSON.stringify(sessionRules())});
+      // IPv6 in one more exec (both lines, or the reason), its table in the same nft run as IPv4's
+      try {
+        run('ip', ['-batch', '-'], 'addr add ${DNS_SERVER6}/128 dev lo nodad\\nroute add local ::/0 dev lo\\n');
+      } catch (e) {
+        noSix = 'setup: ' + String(e.stderr || e.message).trim().split('\\n')[0];
+        try { run('ip', ['-6', 'route', 'del', 'local', '::/0', 'dev', 'lo']); } catch { /* not added */ }
+      }
+      try {
+        run('nft', ['-f', '-'], ${JSON.stringify(sessionRules())} + (noSix ? '' : ${JSON.stringify(sessionRules6())}));
+      } catch (e) {
+        // a kernel without IPv6 NAT refuses the whole run: IPv4's table alone, IPv6 left unrouted
+        if (noSix) throw e;
+        noSix = 'nft: ' + String(e.stderr || e.message).trim().split('\\n')[0];
+        try { run('ip', ['-6', 'route', 'del', 'local', '::/0', 'dev', 'lo']); } catch { /* gone */ }
+        run('nft', ['-f', '-'], ${JSON.stringify(sessionRules())});
+      }
     } catch (e) {
       if (routed) { try { run('ip', ['route', 'del', 'local', 'default', 'dev', 'lo']); } catch { /* gone */ } }
+      if (routed && !noSix) { try { run('ip', ['-6', 'route', 'del', 'local', '::/0', 'dev', 'lo']); } catch { /* gone */ } }
       process.send({ sessions: String(e.stderr || e.message).trim().split('\\n')[0] }, () => process.exit(0));
       return;
     }
@@ -348,17 +366,7 @@ s.bind(53, '${DNS_SERVER}', () => {
 // the namespace has no IPv6 (disabled), it stays unrouted and the parent is told why
 const six = (next) => {
   const skip = (what) => (e) => process.send({ ipv6: what + ': ' + String((e && (e.stderr || e.message)) || e).trim().split('\\n')[0] }, next);
-  let routed = false;
-  try {
-    run('ip', ['-6', 'addr', 'add', '${DNS_SERVER6}/128', 'dev', 'lo', 'nodad']);
-    run('ip', ['-6', 'route', 'add', 'local', 'default', 'dev', 'lo']);
-    routed = true;
-    run('nft', ['-f', '-'], ${JSON.stringify(sessionRules6())});
-  } catch (e) {
-    if (routed) { try { run('ip', ['-6', 'route', 'del', 'local', 'default', 'dev', 'lo']); } catch { /* gone */ } }
-    skip('setup')(e);
-    return;
-  }
+  if (noSix) { process.send({ ipv6: noSix }, next); return; }
   const list = [['dns-udp', 53, dgram.createSocket({ type: 'udp6', ipv6Only: true })], ['dns-tcp', 53, net.createServer()],
     ['udp-sessions', ${SESSION_PORT}, dgram.createSocket({ type: 'udp6', ipv6Only: true })], ['sessions', ${SESSION_PORT}, net.createServer()],
     ...${JSON.stringify(GREETERS.map((g) => g.listen))}.map((port) => ['greet', port, net.createServer()])];
