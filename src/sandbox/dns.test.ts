@@ -179,14 +179,9 @@ test('DNS over TCP: length-framed queries are answered in order, whether pipelin
 });
 
 test('serveDns: when connections cannot be caught (here the range is routed already), DNS is still answered and the reason is given', { timeout: 60_000 }, async () => {
-  const ns = `sandtrace-dns-nocatch-${process.pid}`;
-  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
-  const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
+  const { ns, pid, close } = await testNamespace('dns-nocatch');
   try {
-    spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     assert.equal(spawnSync('ip', ['-n', ns, 'route', 'add', 'local', 'default', 'dev', 'lo']).status, 0);
-    await new Promise((r) => setTimeout(r, 200));
-    const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
     const s = new DnsSinkhole();
     const server = await serveDns(pid, s, { sessions: new SessionLog() });
     try {
@@ -199,19 +194,13 @@ test('serveDns: when connections cannot be caught (here the range is routed alre
       server.close();
     }
   } finally {
-    holder.kill('SIGKILL');
-    spawnSync('ip', ['netns', 'del', ns]);
+    close();
   }
 });
 
 test('serveDns answers inside a network namespace made for this test, asked by busybox nslookup over UDP and by python over TCP (at most DNS_TCP_MAX_CONNECTIONS connections at once); connections and datagrams off the loopback are caught; the host\'s own namespace never sees the address', { timeout: 60_000 }, async () => {
-  const ns = `sandtrace-dns-${process.pid}`;
-  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0, 'ip netns add');
-  const holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '60'], { stdio: 'ignore' });
+  const { ns, pid, close } = await testNamespace('dns');
   try {
-    spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await new Promise((r) => setTimeout(r, 200));
-    const pid = Number(spawnSync('pgrep', ['-P', String(holder.pid), '-x', 'sleep'], { encoding: 'utf8' }).stdout.trim() || holder.pid);
     const s = new DnsSinkhole();
     const sessions = new SessionLog();
     const server = await serveDns(pid, s, { sessions });
@@ -347,15 +336,14 @@ f.quit()
       // busybox's resolver, asked for the mail exchanger of a name, is given the name itself
       const mx = await execFileAsync('ip', ['netns', 'exec', ns, 'busybox', 'nslookup', '-type=mx', 'shop.example.test', DNS_SERVER], { encoding: 'utf8', timeout: 20_000 });
       assert.match(mx.stdout, /shop\.example\.test\s+mail exchanger = 10 shop\.example\.test/, mx.stdout + mx.stderr);
-      assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip sandtrace/, 'the rule is the namespace\'s only');
+      assert.doesNotMatch(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, /table ip6? sandtrace/, 'the rules (IPv4\'s and IPv6\'s) are the namespace\'s only');
       const host = spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;
-      assert.ok(!host.includes(DNS_SERVER), 'the address is added in the namespace only');
+      assert.ok(!host.includes(DNS_SERVER) && !host.includes(DNS_SERVER6), 'the addresses are added in the namespace only');
     } finally {
       server.close();
     }
   } finally {
-    holder.kill('SIGKILL');
-    spawnSync('ip', ['netns', 'del', ns]);
+    close();
   }
 });
 

@@ -4,9 +4,10 @@
 // the sample's own network namespace, by one listener of sandtrace's: every address is local to the
 // namespace's loopback, and an nftables rule of the namespace sends every such TCP connection to
 // DNS_SERVER:SESSION_PORT, and every UDP datagram but DNS to the same port on UDP (dns.ts sets both
-// up; IPv6 alike, to DNS_SERVER6's listeners). Nothing leaves the namespace, which has no other device. What the sample sends first is
-// kept: an HTTP request's method, path, Host and User-Agent, a TLS ClientHello's server name (SNI),
-// or the first bytes of anything else (of a UDP flow: its first datagram). An HTTP request is
+// up; IPv6 alike, to DNS_SERVER6's listeners). Nothing leaves the namespace, which has no other
+// device. What the sample sends first is kept: an HTTP request's method, path, Host and
+// User-Agent, a TLS ClientHello's server name (SNI), or the first bytes of anything else (of a UDP
+// flow: its first datagram). An HTTP request is
 // answered `200 OK` with an empty body, so the sample goes on to its next step, once its own body
 // is whole (http-body.ts: what an upload carried is kept by size, SHA-256 and first bytes). A
 // ClientHello is answered with a certificate for the name it asks for, issued by the sandbox's

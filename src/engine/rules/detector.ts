@@ -191,11 +191,17 @@ export function createRuleDetector(ruleset: RuleSet, opts: { dnsName?: (address:
     if (!c) return undefined;
     return c.events[Math.min(c.used++, c.events.length - 1)];
   };
-  const orphan = (s: SinkholeSession): EnrichedEvent => ({
-    ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'connect', args: [], ret: null },
-    proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined,
-    fd: { num: -1, type: s.address.includes(':') ? 'ipv6' : 'ipv4', name: s.address.includes(':') ? `->[${s.address}]:${s.port ?? ''}` : `->${s.address}:${s.port ?? ''}`, l4proto: s.transport ?? 'tcp', role: 'client', rip: s.address, ...(s.port !== null ? { rport: s.port } : {}) },
-  });
+  const orphan = (s: SinkholeSession): EnrichedEvent => {
+    const v6 = s.address.includes(':');
+    return {
+      ev: { type: 'syscall', seq: 0, ts: lastTs, pid: 0, tid: 0, abi: 'x86_64', nr: -1, name: 'connect', args: [], ret: null },
+      proc: UNKNOWN_PROCESS, user: '', path: undefined, path2: undefined,
+      fd: {
+        num: -1, type: v6 ? 'ipv6' : 'ipv4', name: `->${v6 ? `[${s.address}]` : s.address}:${s.port ?? ''}`, l4proto: s.transport ?? 'tcp', role: 'client',
+        rip: s.address, ...(s.port !== null ? { rport: s.port } : {}),
+      },
+    };
+  };
 
   // Sequence rules: their earlier steps must see every event of the types they name.
   // (Each event type's plan lists the sequence rules whose steps can see it.)
