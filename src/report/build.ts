@@ -12,6 +12,7 @@ import type { FileChange, Place, SandboxDns } from '../sandbox/types.js';
 import { isOpenRead, isOpenWrite, O_CREAT, O_EXCL } from '../semantics/flags.js';
 import { errnoName } from '../semantics/syscalls.js';
 import type { EnrichedEvent, ProcessInfo } from '../semantics/types.js';
+import { mappedIpv4 } from '../semantics/state.js';
 import {
   REPORT_SCHEMA, REPORT_VERSION, type FileOp, type Report, type ReportDiagnostic, type ReportDropped,
   type ReportFile, type ReportNetwork, type ReportProcess,
@@ -653,7 +654,9 @@ export class ReportBuilder {
       dropped,
       deleted,
       network: [...this.network.values()].map((n) => {
-        const domain = n.entry.family === 'inet' ? domainOf.get(n.entry.address) : undefined;
+        // an IPv4-mapped address (a dual-stack socket's) is named by the IPv4 one it stands for
+        const v4 = n.entry.family === 'inet' ? n.entry.address : mappedIpv4(n.entry.address);
+        const domain = v4 !== undefined ? domainOf.get(v4) : undefined;
         return domain === undefined ? n.entry : { ...n.entry, domain };
       }),
       ...(dns ? { dns: dns.queries.map(({ name, type, answer, rcode, count }) => ({ name, type, answer, rcode, count })) } : {}),

@@ -3,7 +3,8 @@
 // report has the same): the names looked up, the hard-coded endpoints, the URLs, user agents and
 // TLS server names of the requests caught, the accounts logged in with, mail addresses, and the
 // SHA-256 of every file written and every upload.
-import { DNS_SERVER, isSinkholeAddress } from '../sandbox/dns.js';
+import { DNS_SERVER, DNS_SERVER6, isSinkholeAddress } from '../sandbox/dns.js';
+import { mappedIpv4 } from '../semantics/state.js';
 import type { Report, ReportIndicators } from './schema.js';
 
 /** Entries kept per list (the rest of the report holds them all). */
@@ -12,7 +13,8 @@ export const INDICATORS_MAX = 1000;
 /** Addresses that are the sandbox's own or the sample's loopback: never an indicator. */
 function sandboxAddress(address: string): boolean {
   // the sinkhole's answers are named by their domain instead
-  return address === '::1' || address === '::' || address === '0.0.0.0' || address === DNS_SERVER || address.startsWith('127.') || isSinkholeAddress(address);
+  const v4 = mappedIpv4(address) ?? address;
+  return address === '::1' || address === '::' || v4 === '0.0.0.0' || v4 === DNS_SERVER || v4.startsWith('127.') || isSinkholeAddress(v4) || address === DNS_SERVER6;
 }
 
 /** A list that keeps each value once, in the order first given, up to INDICATORS_MAX. */

@@ -56,3 +56,27 @@ test('a sendmmsg counts each sent message under its own destination, a recvmmsg 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a dual-stack socket\'s connect to an IPv4-mapped address is listed as the sample made it, named by the domain the sinkhole gave its IPv4 form, and is no hard-coded endpoint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sandtrace-net-'));
+  try {
+    const base = { ts: 1, pid: 1, tid: 1, comm: 'java', abi: 'x86_64' as const };
+    const events: TraceEvent[] = [
+      { ...base, type: 'exec', seq: 1, exe: '/usr/bin/java', argv: ['java', '-jar', 'bot.jar'], uid: 0 },
+      { ...base, type: 'syscall', seq: 2, nr: 41, name: 'socket', args: [10, 1, 0], ret: 3 },
+      { ...base, type: 'syscall', seq: 3, nr: 42, name: 'connect', args: [3, 0, 28], ret: -115, addr: { family: 'inet6', address: '::ffff:198.18.0.1', port: 443 } },
+      { ...base, type: 'syscall', seq: 4, nr: 41, name: 'socket', args: [10, 1, 0], ret: 4 },
+      { ...base, type: 'syscall', seq: 5, nr: 42, name: 'connect', args: [4, 0, 28], ret: -115, addr: { family: 'inet6', address: '::ffff:203.0.113.7', port: 4444 } },
+    ];
+    const rec = join(dir, 'events.jsonl.gz');
+    const w = await RecordingWriter.create(rec, { backend: 'ebpf' });
+    w.write(events);
+    await w.close(undefined, undefined, { queries: [{ name: 'c2.example.test', type: 'A', answer: '198.18.0.1', rcode: 'NOERROR', count: 1 }], omitted: 0, malformed: 0 });
+    const { report } = await replay({ file: rec, outDir: join(dir, 'out') });
+    assert.deepEqual(report.network.map((n) => [n.family, n.address, n.port, n.domain]), [['inet6', '::ffff:198.18.0.1', 443, 'c2.example.test'], ['inet6', '::ffff:203.0.113.7', 4444, undefined]]);
+    assert.deepEqual(report.indicators?.endpoints, ['[::ffff:203.0.113.7]:4444']);
+    assert.match(report.findings.find((f) => f.rule === 'ST-C2-001')?.output ?? '', /->198\.18\.0\.1:443 domain=c2\.example\.test /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

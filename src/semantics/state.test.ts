@@ -79,6 +79,26 @@ test('sockets: connect gives the fd its remote endpoint and a Falco-style name',
   assert.equal(d.fd?.rport, 4444);
 });
 
+test('sockets: an IPv6 socket that carries IPv4 (an IPv4-mapped peer, as Java\'s sockets and dual-stack servers have) is an IPv4 one, as Falco shows it; a true IPv6 peer stays IPv6', () => {
+  const s = new SemanticState();
+  s.apply(exec(1, '/usr/bin/java', ['java', '-jar', 'bot.jar']));
+  s.apply(sc(1, 'socket', [10, 1, 0], 3));
+  const c = s.apply(sc(1, 'connect', [3, 0, 28], -115, { addr: { family: 'inet6', address: '::ffff:198.18.0.1', port: 80 } }));
+  assert.deepEqual([c.fd?.type, c.fd?.rip, c.fd?.name], ['ipv4', '198.18.0.1', '0.0.0.0:0->198.18.0.1:80']);
+  // a server bound to [::]:8080 accepts an IPv4 client: that connection is IPv4, its own address 0.0.0.0
+  s.apply(sc(1, 'socket', [10, 1, 0], 4));
+  s.apply(sc(1, 'bind', [4, 0, 28], 0, { addr: { family: 'inet6', address: '::', port: 8080 } }));
+  s.apply(sc(1, 'listen', [4, 16], 0));
+  const a = s.apply(sc(1, 'accept4', [4, 0, 0, 0], 5, { addr: { family: 'inet6', address: '::ffff:198.51.100.3', port: 5555 } }));
+  assert.deepEqual([a.fd?.type, a.fd?.rip, a.fd?.name], ['ipv4', '198.51.100.3', '198.51.100.3:5555->0.0.0.0:8080']);
+  // and an IPv6 client of the same server stays IPv6
+  const b = s.apply(sc(1, 'accept4', [4, 0, 0, 0], 6, { addr: { family: 'inet6', address: '2001:db8::9', port: 5556 } }));
+  assert.deepEqual([b.fd?.type, b.fd?.name], ['ipv6', '[2001:db8::9]:5556->[::]:8080']);
+  s.apply(sc(1, 'socket', [10, 2, 0], 7));
+  const u = s.apply(sc(1, 'connect', [7, 0, 28], 0, { addr: { family: 'inet6', address: '2001:db8:1::7', port: 7000 } }));
+  assert.deepEqual([u.fd?.type, u.fd?.l4proto, u.fd?.name], ['ipv6', 'udp', '0.0.0.0:0->[2001:db8:1::7]:7000']);
+});
+
 test('decodeArgs names arguments like Falco', () => {
   const s = new SemanticState();
   s.apply(exec(1, '/bin/sh', ['sh']));

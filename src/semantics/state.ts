@@ -831,7 +831,18 @@ function basename15(exe: string): string {
   return posix.basename(exe).slice(0, 15);
 }
 
+/** The IPv4 address an IPv4-mapped IPv6 one (::ffff:a.b.c.d) stands for, else undefined. */
+export function mappedIpv4(address: string): string | undefined {
+  const m = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(address);
+  return m?.[1];
+}
+
 function addrOf(addr: SockAddr): { ip: string; port: number; type: FdType } {
+  if (addr.family === 'inet6') {
+    // a dual-stack socket's IPv4 peer (Java's sockets, a server bound to ::): IPv4, as Falco shows it
+    const v4 = mappedIpv4(addr.address);
+    if (v4 !== undefined) return { ip: v4, port: addr.port, type: 'ipv4' };
+  }
   if (addr.family === 'inet' || addr.family === 'inet6') return { ip: addr.address, port: addr.port, type: addr.family === 'inet' ? 'ipv4' : 'ipv6' };
   if (addr.family === 'unix') return { ip: addr.abstract ? `@${addr.path}` : addr.path, port: 0, type: 'unix' };
   return { ip: '', port: 0, type: addr.family === 'netlink' ? 'netlink' : 'socket' };
@@ -868,6 +879,7 @@ function withRemote(fd: FdInfo, addr: SockAddr, role: 'client' | 'server' = 'cli
   const { ip, port, type } = addrOf(addr);
   const out: FdInfo = { ...fd, role, rip: ip, rport: port };
   if (out.type === 'unknown' || out.type === 'socket') out.type = type;
+  else if (out.type === 'ipv6' && type === 'ipv4') asIpv4(out);
   if (type === 'unix') out.path = ip;
   out.name = socketName(out);
   return out;
@@ -877,9 +889,25 @@ function withLocal(fd: FdInfo, addr: SockAddr): FdInfo {
   const { ip, port, type } = addrOf(addr);
   const out: FdInfo = { ...fd, role: 'server', lip: ip, lport: port };
   if (out.type === 'unknown' || out.type === 'socket') out.type = type;
+  else if (out.type === 'ipv6' && type === 'ipv4') asIpv4(out);
   if (type === 'unix') out.path = ip;
   out.name = socketName(out);
   return out;
+}
+
+/**
+ * An IPv6 socket that carries IPv4 (its peer or its own address IPv4-mapped) becomes an IPv4 one,
+ * as Falco makes it: its other address too, when it is mapped or unspecified (::, as a dual-stack
+ * server binds).
+ */
+function asIpv4(fd: FdInfo): void {
+  fd.type = 'ipv4';
+  for (const k of ['lip', 'rip'] as const) {
+    const a = fd[k];
+    if (a === undefined) continue;
+    if (a === '::') fd[k] = '0.0.0.0';
+    else fd[k] = mappedIpv4(a) ?? a;
+  }
 }
 
 /** Falco's fd.name for sockets: "cip:cport->sip:sport"; for unix sockets the path. */

@@ -209,6 +209,8 @@ export const CASES: RuleCase[] = [
   { id: 'ST-C2-001', trigger: (s) => s.connect(1, '8.8.8.8', 53), benign: (s) => s.connect(1, '192.0.2.53', 53, 0) },
   { id: 'ST-C2-002', trigger: (s) => s.connect(1, '203.0.113.9', 3333), benign: (s) => s.connect(1, '203.0.113.9', 443) },
   { id: 'ST-C2-010', trigger: (s) => s.connect(1, s.lookup('gulf.moneroocean.stream'), 443), benign: (s) => s.connect(1, s.lookup('www.moneroocean-news.example'), 443) },
+  // a Java miner: its dual-stack socket connects to the IPv4-mapped form of the pool's answer
+  { id: 'ST-C2-010', trigger: (s) => s.connect(1, `::ffff:${s.lookup('gulf.moneroocean.stream')}`, 443), benign: (s) => s.connect(1, `::ffff:${s.lookup('www.moneroocean-news.example')}`, 443) },
   { id: 'ST-C2-011', trigger: (s) => s.connect(1, s.lookup('c2-x8k.duckdns.org'), 8080), benign: (s) => { s.lookup('c2-x8k.duckdns.org'); s.connect(1, s.lookup('duckdns.org.example'), 8080); } },
   { id: 'ST-C2-003', trigger: (s) => s.connect(1, '203.0.113.9', 4444), benign: (s) => s.connect(1, '203.0.113.9', 80) },
   { id: 'ST-C2-004', trigger: (s) => s.run('/usr/sbin/iodine', ['iodine', '-f', 't.example.org']), benign: (s) => s.run('/usr/bin/dig', ['dig', 'example.org']) },
@@ -232,6 +234,9 @@ export const CASES: RuleCase[] = [
   { id: 'ST-LAT-002', trigger: (s) => s.sys(1, 'socket', [17, 3, 768], -1), benign: (s) => s.sys(1, 'socket', [2, 1, 0], 3) },
   { id: 'ST-ESC-005', trigger: (s) => s.connectUnix(1, '/var/run/docker.sock', -2), benign: (s) => s.connectUnix(1, '/run/dbus/system_bus_socket', -2) },
   // what the sample sent over a connection the sandbox caught (rules of source session)
+  // the Stratum login a Java miner sent over its dual-stack socket: the caught session (IPv4) is matched to its connect (IPv4-mapped)
+  { id: 'ST-C2-012', trigger: (s) => { const a = s.lookup('pool.example.test'); s.connect(s.run('/usr/bin/java', ['java', '-jar', 'm.jar']), `::ffff:${a}`, 3333, -115); s.caught(a, 3333, '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\n'); },
+    benign: (s) => { const a = s.lookup('pool.example.test'); s.connect(s.run('/usr/bin/java', ['java', '-jar', 'm.jar']), `::ffff:${a}`, 3333, -115); s.caught(a, 3333, '{"id":1,"method":"status"}\n'); } },
   { id: 'ST-C2-012', trigger: (s) => web(s, 'pool.example.test', 3333, '{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4AbCwallet","pass":"x","agent":"XMRig/6.21.0"}}\n'),
     benign: (s) => web(s, 'node.example.test', 8545, '{"id":1,"jsonrpc":"2.0","method":"eth_blockNumber","params":[]}\n') },
   { id: 'ST-EXF-002', trigger: (s) => web(s, 'cdn.example.test', 80, http('POST', '/gate.php', 'cdn.example.test', 'secret=1')),

@@ -97,6 +97,21 @@ test('ST-C2-007 names the file run in both of its branches: the program a succes
   assert.match(chain((s) => s.sys(1, 'execve', [0, 0, 0], -8, { path: '/tmp/bot', argv: ['/tmp/bot'] })), /file=\/tmp\/bot result=ENOEXEC /);
 });
 
+test('a session caught from a dual-stack socket (Java\'s: an IPv4-mapped connect) is judged with the process that connected, and its connect names the domain', () => {
+  const s = new Sim();
+  const java = s.run('/usr/bin/java', ['java', '-jar', 'm.jar']);
+  const a = s.lookup('pool.example.test');
+  s.connect(java, `::ffff:${a}`, 3333, -115);
+  s.caught(a, 3333, '{"id":1,"method":"login","params":{"login":"4AbC","pass":"x"}}\n');
+  const d = createRuleDetector(pack, { dnsName: (ip) => s.dns.nameOf(ip) });
+  for (const e of s.events) d.onEvent(e);
+  d.onSessions?.(s.sessions);
+  const found = d.finish();
+  const stratum = found.find((f) => f.rule === 'ST-C2-012');
+  assert.equal(stratum?.pid, java, JSON.stringify(stratum));
+  assert.match(found.find((f) => f.rule === 'ST-C2-001')?.output ?? '', /->198\.18\.\d+\.\d+:3333 domain=pool\.example\.test /);
+});
+
 test('a rule matching many events yields one finding per process with a count and capped evidence', () => {
   const s = new Sim();
   for (let i = 0; i < 50; i++) s.open(1, '/root/.aws/credentials');
